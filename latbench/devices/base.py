@@ -1,0 +1,74 @@
+"""The device interface: every kind of device answers the same four questions.
+
+A device is opened from a DeviceProfile, tells who it is (fingerprint, which
+must match for two LUTs to be merged), and times a .tflite file under the
+measurement protocol, returning a Measurement.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..measure import Measurement, Protocol
+
+
+class ModelRunError(Exception):
+    """This one model failed to load or run; the device is fine, go on."""
+
+
+class DeviceLost(Exception):
+    """The device went away (crash loop, unplugged phone, dropped link): stop, resume later."""
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """One file in device_profiles/: how to reach a device and how to time on it."""
+
+    name: str
+    kind: str  # host | adb | emulated
+    description: str = ""
+    threads: int = 1
+    cpus: tuple[int, ...] = ()  # CPU set to pin to; () = no pinning
+    delegate: str = "cpu"  # cpu (XNNPACK) | gpu | nnapi
+    protocol: Protocol = field(default_factory=Protocol)
+    options: dict[str, Any] = field(default_factory=dict)  # kind-specific (serial, paths, temps)
+    source: str = ""  # where the profile file lives
+
+    @property
+    def cpu_mask(self) -> str:
+        """Hex CPU mask for `taskset` (e.g. cpus (4,5,6,7) -> 'f0')."""
+        return format(sum(1 << c for c in self.cpus), "x") if self.cpus else ""
+
+
+class Device(abc.ABC):
+    """A place where a .tflite file can be timed."""
+
+    def __init__(self, profile: DeviceProfile):
+        self.profile = profile
+
+    @abc.abstractmethod
+    def fingerprint(self) -> dict[str, str]:
+        """Identity and settings that must match for measurements to be comparable."""
+
+    @abc.abstractmethod
+    def measure(self, model: Path) -> Measurement:
+        """Time one model under the profile's protocol.
+
+        Raises ModelRunError when the model fails, DeviceLost when the device does.
+        """
+
+    def health(self) -> dict[str, Any]:
+        """Temperatures, governors, frequencies: recorded, not compared."""
+        return {}
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Device":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

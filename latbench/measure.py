@@ -1,0 +1,107 @@
+"""The measurement protocol: warm up, time until the median is pinned down.
+
+Pure statistics plus one loop (`run_protocol`) that any device can drive with
+its own timer. The stopping rule: the 95 % confidence interval of the median
+(distribution-free, from order statistics) is within `target_ci` of the median
+on each side, or a run / time cap is hit. Every Measurement records how many
+timed runs it took and how tight it got.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Protocol:
+    warmup_runs: int = 5
+    min_runs: int = 15
+    max_runs: int = 400
+    batch_runs: int = 10
+    max_seconds: float = 3.0
+    target_ci: float = 0.01  # half-width of the 95 % CI of the median, relative
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Protocol":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            from .errors import InputError
+
+            raise InputError(f"unknown field(s) {sorted(unknown)}; known: {sorted(known)}", "protocol")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Latency of one model on one device, in milliseconds."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    std_ms: float
+    mean_ms: float
+    runs: int
+    ci_rel: float  # achieved relative half-width of the 95 % CI of the median
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def median_ci(samples: Sequence[float], z: float = 1.96) -> tuple[float, float]:
+    """Distribution-free CI of the median from order statistics (binomial)."""
+    x = np.sort(np.asarray(samples, dtype=float))
+    n = len(x)
+    if n < 3:
+        return float(x[0]), float(x[-1])
+    half = z * math.sqrt(n) / 2
+    lo = max(0, int(math.floor(n / 2 - half)))
+    hi = min(n - 1, int(math.ceil(n / 2 + half)))
+    return float(x[lo]), float(x[hi])
+
+
+def ci_rel(samples: Sequence[float]) -> float:
+    med = float(np.median(samples))
+    lo, hi = median_ci(samples)
+    return max(med - lo, hi - med) / med if med > 0 else math.inf
+
+
+def summarize(samples_ms: Sequence[float], extra: dict[str, Any] | None = None) -> Measurement:
+    x = np.asarray(samples_ms, dtype=float)
+    return Measurement(
+        median_ms=float(np.median(x)),
+        p10_ms=float(np.percentile(x, 10)),
+        p90_ms=float(np.percentile(x, 90)),
+        std_ms=float(np.std(x, ddof=1)) if len(x) > 1 else 0.0,
+        mean_ms=float(np.mean(x)),
+        runs=int(len(x)),
+        ci_rel=ci_rel(x),
+        extra=dict(extra or {}),
+    )
+
+
+def run_protocol(time_once: Callable[[], float], protocol: Protocol,
+                 clock: Callable[[], float] = time.monotonic) -> Measurement:
+    """Warm up, then time in batches until the median's CI is tight or a cap hits.
+
+    `time_once` runs the model once and returns its latency in ms.
+    """
+    for _ in range(protocol.warmup_runs):
+        time_once()
+    samples: list[float] = []
+    start = clock()
+    while True:
+        for _ in range(protocol.batch_runs):
+            samples.append(time_once())
+        n = len(samples)
+        if n >= protocol.max_runs or clock() - start >= protocol.max_seconds:
+            break
+        if n >= protocol.min_runs and ci_rel(samples) <= protocol.target_ci:
+            break
+    return summarize(samples)

@@ -1,0 +1,148 @@
+"""The MnasNet factorized hierarchical search space over the MobileNetV2 skeleton.
+
+Seven blocks; each chooses ConvOp, kernel, SE ratio, skip, output filters (as a
+multiple of the skeleton's) and layer count (the skeleton's -1, 0, +1). All
+layers of a block share its choices. A network is a flat list of integer
+tokens, six per block, which is what the search controller emits.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+from .arch import Arch, Block, Head, LayerSpec, Stem, make_divisible, unique_specs
+from .errors import InputError
+
+# (ConvOp name, block op, expansion)
+CONV_OPS = (("conv", "conv", 1.0), ("dconv", "mbconv", 1.0),
+            ("mbconv3", "mbconv", 3.0), ("mbconv6", "mbconv", 6.0))
+KERNELS = (3, 5)
+SE_RATIOS = (0.0, 0.25)
+SKIPS = (True, False)  # identity residual, none
+WIDTH_MULTS = (0.75, 1.0, 1.25)
+DEPTH_DELTAS = (-1, 0, 1)
+
+DECISIONS: tuple[tuple[str, tuple], ...] = (
+    ("op", tuple(o[0] for o in CONV_OPS)),
+    ("kernel", KERNELS),
+    ("se", SE_RATIOS),
+    ("skip", SKIPS),
+    ("filters", WIDTH_MULTS),
+    ("layers", DEPTH_DELTAS),
+)
+TOKENS_PER_BLOCK = len(DECISIONS)
+
+# MobileNetV2 skeleton: (filters, layers, stride) per block.
+MOBILENET_V2_SKELETON = ((16, 1, 1), (24, 2, 2), (32, 3, 2), (64, 4, 2),
+                         (96, 3, 1), (160, 3, 2), (320, 1, 1))
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A skeleton plus fixed stem/head; decode(tokens) gives an Arch."""
+
+    name: str = "mnasnet"
+    skeleton: tuple[tuple[int, int, int], ...] = MOBILENET_V2_SKELETON
+    resolution: int = 224
+    classes: int = 1000
+    channels: int = 3
+    act: str = "relu"
+    stem: Stem = field(default_factory=lambda: Stem(32))
+    head: Head = field(default_factory=lambda: Head("conv", 1280))
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.skeleton)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.num_blocks * TOKENS_PER_BLOCK
+
+    @property
+    def vocab_sizes(self) -> list[int]:
+        """Number of choices for each token position, in order."""
+        return [len(c) for _ in self.skeleton for _, c in DECISIONS]
+
+    def size(self) -> int:
+        """Number of distinct token sequences (networks) in the space."""
+        return math.prod(self.vocab_sizes)
+
+    def sample(self, rng: random.Random) -> list[int]:
+        return [rng.randrange(n) for n in self.vocab_sizes]
+
+    def decode(self, tokens: Sequence[int], name: str | None = None) -> Arch:
+        """Tokens -> Arch, with concrete filters (width 1.0)."""
+        if len(tokens) != self.num_tokens:
+            raise InputError(f"expected {self.num_tokens} tokens, got {len(tokens)}", "tokens")
+        sizes = self.vocab_sizes
+        for i, (t, n) in enumerate(zip(tokens, sizes)):
+            if not (isinstance(t, int) and 0 <= t < n):
+                raise InputError(f"must be an int in [0, {n}), got {t!r}", f"tokens[{i}]")
+        blocks = []
+        prev = self.stem.filters
+        for b, (base_f, base_n, stride) in enumerate(self.skeleton):
+            t = tokens[b * TOKENS_PER_BLOCK:(b + 1) * TOKENS_PER_BLOCK]
+            _, op, expand = CONV_OPS[t[0]]
+            out = make_divisible(base_f * WIDTH_MULTS[t[4]], 8)
+            blocks.append(Block(
+                repeats=max(1, base_n + DEPTH_DELTAS[t[5]]), kernel=KERNELS[t[1]],
+                stride=stride, expand=expand, in_filters=prev, out_filters=out,
+                se_ratio=SE_RATIOS[t[2]], skip=SKIPS[t[3]], op=op,
+            ))
+            prev = out
+        return Arch(
+            name=name or f"{self.name}_" + "".join(map(str, tokens)),
+            resolution=self.resolution, act=self.act, stem=self.stem, blocks=tuple(blocks),
+            head=self.head, classes=self.classes, channels=self.channels,
+        )
+
+    def describe(self, tokens: Sequence[int]) -> list[dict]:
+        """Human-readable per-block choices (for CSVs and plots)."""
+        out = []
+        for b in range(self.num_blocks):
+            t = tokens[b * TOKENS_PER_BLOCK:(b + 1) * TOKENS_PER_BLOCK]
+            out.append({name: choices[i] for (name, choices), i in zip(DECISIONS, t)})
+        return out
+
+    def enumerate_specs(self, precision: str = "fp32") -> list[LayerSpec]:
+        """Every distinct LayerSpec any network of the space can contain.
+
+        Deterministic (sorted by key). Built by decoding, for each block, every
+        (previous filters, own choices) pair with two layers, so the same decode
+        path that builds networks defines the set.
+        """
+        per_block = [list(range(len(c))) for _, c in DECISIONS]
+        archs = []
+        base = [1] * self.num_tokens  # op dconv k5 se.25 noskip x1.0 +0 everywhere
+        deepest = DEPTH_DELTAS.index(max(DEPTH_DELTAS))
+        for b in range(self.num_blocks):
+            prev_choices = range(len(WIDTH_MULTS)) if b > 0 else [None]
+            for prev in prev_choices:
+                for op in per_block[0]:
+                    for k in per_block[1]:
+                        for se in per_block[2]:
+                            for skip in per_block[3]:
+                                for f in per_block[4]:
+                                    t = list(base)
+                                    if prev is not None:
+                                        t[(b - 1) * TOKENS_PER_BLOCK + 4] = prev
+                                    t[b * TOKENS_PER_BLOCK:(b + 1) * TOKENS_PER_BLOCK] = \
+                                        [op, k, se, skip, f, deepest]
+                                    archs.append(self.decode(t))
+        return unique_specs(archs, precision)
+
+    def with_input(self, resolution: int, classes: int, channels: int) -> "SearchSpace":
+        """The same space at another input size (proxy training on small images)."""
+        return replace(self, resolution=resolution, classes=classes, channels=channels)
+
+
+SPACES = {"mnasnet": SearchSpace()}
+
+
+def get_space(name: str) -> SearchSpace:
+    if name not in SPACES:
+        raise InputError(f"unknown search space {name!r}; known: {', '.join(SPACES)}", "space")
+    return SPACES[name]
