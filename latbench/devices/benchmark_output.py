@@ -1,0 +1,245 @@
+"""Parse the stdout of TFLite's `benchmark_model` tool (pure text in, dataclass out).
+
+Why a parser of our own: the tool has no machine-readable output that every
+release supports, and its summary line changed form across releases:
+
+- current (TF >= 2.2 / LiteRT):
+  `Inference timings in us: Init: I, First inference: F, Warmup (avg): W, Inference (avg): A`
+- older (TF 1.x - 2.1; the Android benchmark app even later):
+  `Average inference timings in us: Warmup: W, Init: I, Inference: A`
+  (some releases say `no stats:` where others say `Inference:`).
+
+Each timed phase also logs one stats line from tensorflow's `Stat<int64>`:
+`count=N first=F curr=C min=m max=M avg=A std=S` (or `count=N curr=C(all same)`
+when every run took the same time). Lines may carry an `INFO: ` prefix
+(newer releases) or a glog-style `I0101 12:00:00.0 123 file.cc:42] ` prefix.
+With `--enable_op_profiling=true` the tool appends tables, each introduced by a
+`===== Title =====` banner and a header row of `[column]` cells; they are read
+by header name so that added or removed columns ([start] went away) don't matter.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..measure import Measurement
+
+_PREFIX = re.compile(
+    r"^\s*(?:(?:INFO|WARN|WARNING|ERROR|VERBOSE):\s*"  # TFLITE_LOG in newer releases
+    r"|[IWEF]\d{4}\s+\S+\s+\d+\s+\S+\]\s*"  # glog
+    r"|\d\d-\d\d\s+[\d:.]+\s+\d+\s+\d+\s+[VDIWEF]\s+\S+\s*:\s*)")  # logcat (Android app)
+_NUM = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_CURRENT = re.compile(
+    rf"Inference timings in us:\s*Init:\s*(?P<init>{_NUM}),\s*First inference:\s*(?P<first>{_NUM}),"
+    rf"\s*Warmup \(avg\):\s*(?P<warmup>{_NUM}),\s*Inference \(avg\):\s*(?P<avg>{_NUM})")
+_LEGACY = re.compile(r"Average inference timings in us:(?P<body>.*)")
+_LEGACY_FIELD = re.compile(rf"(?P<name>[A-Za-z][A-Za-z ()]*?):\s*(?P<val>{_NUM})")
+_STATS = re.compile(r"^count=\d+")
+_KV = re.compile(rf"(?P<k>[A-Za-z][A-Za-z0-9_]*)=(?P<v>{_NUM})")
+_BANNER = re.compile(r"^=+\s*(?P<title>.*?)\s*=+$")
+_RUNNING = re.compile(r"Running benchmark for at least (?P<n>\d+) iterations")
+_PCTL = re.compile(r"^p(?P<q>\d{1,2}(?:\.\d+)?)$")
+
+
+class BenchmarkOutputError(ValueError):
+    """The text is not benchmark_model output we understand (garbage, crash, truncation)."""
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """One `count= first= curr= min= max= avg= std=` line, in microseconds."""
+
+    count: int
+    first: float | None
+    curr: float | None
+    min: float
+    max: float
+    avg: float
+    std: float
+    percentiles: dict[float, float] = field(default_factory=dict)  # q -> us, where printed
+
+    @classmethod
+    def parse(cls, line: str) -> "RunStats":
+        kv = {m["k"]: float(m["v"]) for m in _KV.finditer(line)}
+        count = int(kv.get("count", 0))
+        pct = {}
+        for k, v in kv.items():
+            m = _PCTL.match(k)
+            if m:
+                pct[float(m["q"])] = v
+        if "median" in kv:
+            pct[50.0] = kv["median"]
+        if "all same" in line or ("avg" not in kv and "curr" in kv):
+            c = kv.get("curr", 0.0)
+            return cls(count, c, c, c, c, c, 0.0, pct)
+        if count == 0:
+            return cls(0, None, None, 0.0, 0.0, 0.0, 0.0, pct)
+        missing = [k for k in ("min", "max", "avg", "std") if k not in kv]
+        if missing:
+            raise BenchmarkOutputError(f"stats line lacks {missing}: {line.strip()!r}")
+        return cls(count, kv.get("first"), kv.get("curr"), kv["min"], kv["max"], kv["avg"], kv["std"], pct)
+
+
+@dataclass(frozen=True)
+class OpTable:
+    """One op-profiling table: its banner title, column names, rows as dicts."""
+
+    title: str
+    section: str  # e.g. "Profiling Info for Benchmark Initialization" or ""
+    columns: tuple[str, ...]
+    rows: tuple[dict[str, str], ...]
+
+    def column(self, name: str, as_float: bool = True) -> list[Any]:
+        vals = [r.get(name, "") for r in self.rows]
+        return [_to_float(v) for v in vals] if as_float else vals
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    """What one benchmark_model invocation printed, times in microseconds."""
+
+    init_us: float
+    first_us: float | None
+    warmup_avg_us: float | None
+    inference_avg_us: float
+    warmup: RunStats | None
+    inference: RunStats | None
+    form: str  # "current" | "legacy"
+    op_tables: tuple[OpTable, ...] = ()
+    model_size_mb: float | None = None
+
+    def table(self, title: str, section: str | None = None) -> OpTable | None:
+        """The first op table whose banner title contains `title`."""
+        for t in self.op_tables:
+            if title.lower() in t.title.lower() and (section is None or section.lower() in t.section.lower()):
+                return t
+        return None
+
+    def to_measurement(self) -> Measurement:
+        """Latency in ms under latbench's Measurement.
+
+        benchmark_model prints no per-run samples, so the median is its printed
+        median/p50 when present, else the mean; p10/p90 come from printed
+        percentiles, else a normal approximation (mean +- 1.2816 std) clipped
+        to [min, max]. ci_rel is that of the mean: 1.96 std / sqrt(n) / mean.
+        """
+        s = self.inference
+        avg = self.inference_avg_us
+        if s is None or s.count == 0:
+            raise BenchmarkOutputError("no timed runs were reported (count=0)")
+        pct = s.percentiles
+        median = pct.get(50.0, avg)
+        spread = "printed" if (10.0 in pct and 90.0 in pct) else "normal-approx"
+        p10 = pct.get(10.0, max(s.min, avg - 1.2816 * s.std))
+        p90 = pct.get(90.0, min(s.max, avg + 1.2816 * s.std))
+        ci = 1.96 * s.std / math.sqrt(s.count) / avg if avg > 0 else math.inf
+        extra: dict[str, Any] = {
+            "source": "benchmark_model", "output_form": self.form,
+            "init_ms": round(self.init_us / 1e3, 4), "min_ms": s.min / 1e3, "max_ms": s.max / 1e3,
+            "spread": spread, "median_from": "p50" if 50.0 in pct else "mean",
+        }
+        if self.first_us is not None:
+            extra["first_ms"] = self.first_us / 1e3
+        if self.warmup_avg_us is not None:
+            extra["warmup_avg_ms"] = self.warmup_avg_us / 1e3
+        return Measurement(median_ms=median / 1e3, p10_ms=p10 / 1e3, p90_ms=p90 / 1e3,
+                           std_ms=s.std / 1e3, mean_ms=avg / 1e3, runs=s.count, ci_rel=ci,
+                           extra=extra)
+
+
+def _to_float(v: str) -> float:
+    v = v.strip().rstrip("%")
+    try:
+        return float(v)
+    except ValueError:
+        return math.nan
+
+
+def _strip(line: str) -> str:
+    return _PREFIX.sub("", line.rstrip("\r\n"))
+
+
+def _parse_tables(lines: list[str]) -> tuple[OpTable, ...]:
+    """Tables: banner line, then a header of `[col]` cells, then tab-separated rows."""
+    tables: list[OpTable] = []
+    section = ""
+    i = 0
+    while i < len(lines):
+        line = lines[i].strip()
+        if line.endswith(":") and ("Profiling Info" in line or "Operator-wise" in line):
+            section = line.rstrip(":")
+        m = _BANNER.match(line)
+        if m and i + 1 < len(lines) and "[" in lines[i + 1]:
+            header = lines[i + 1]
+            cols = tuple(c.strip("[] ") for c in re.findall(r"\[[^\]]+\]", header))
+            rows = []
+            j = i + 2
+            while j < len(lines):
+                raw = lines[j]
+                if not raw.strip() or _BANNER.match(raw.strip()) or "\t" not in raw and "  " not in raw.strip():
+                    break
+                cells = [c.strip() for c in re.split(r"\t+", raw.strip())] if "\t" in raw else raw.split()
+                if len(cells) < len(cols):
+                    break
+                if len(cells) > len(cols):  # a name with spaces: glue the tail back together
+                    cells = cells[: len(cols) - 1] + [" ".join(cells[len(cols) - 1:])]
+                rows.append(dict(zip(cols, cells)))
+                j += 1
+            tables.append(OpTable(m["title"], section, cols, tuple(rows)))
+            i = j
+            continue
+        i += 1
+    return tuple(tables)
+
+
+def parse_benchmark_output(text: str) -> BenchmarkResult:
+    """Parse a whole benchmark_model run; raises BenchmarkOutputError on anything else."""
+    if not text or not text.strip():
+        raise BenchmarkOutputError("benchmark_model printed nothing")
+    lines = [_strip(ln) for ln in text.splitlines()]
+    stats: list[tuple[int | None, RunStats]] = []
+    expected: int | None = None
+    summary = None
+    form = ""
+    model_size = None
+    for ln in lines:
+        s = ln.strip()
+        m = _RUNNING.search(s)
+        if m:
+            expected = int(m["n"])
+            continue
+        if _STATS.match(s):
+            stats.append((expected, RunStats.parse(s)))
+            continue
+        m = _CURRENT.search(s)
+        if m:
+            summary, form = {k: float(v) for k, v in m.groupdict().items()}, "current"
+            continue
+        m = _LEGACY.search(s)
+        if m and summary is None:
+            f = {x["name"].strip().lower(): float(x["val"]) for x in _LEGACY_FIELD.finditer(m["body"])}
+            avg = f.get("inference", f.get("no stats"))
+            if avg is None or "init" not in f:
+                raise BenchmarkOutputError(f"cannot read the legacy summary line: {s!r}")
+            summary, form = {"init": f["init"], "first": None, "warmup": f.get("warmup"), "avg": avg}, "legacy"
+            continue
+        if s.startswith("The input model file size (MB):"):
+            model_size = _to_float(s.split(":", 1)[1])
+    if summary is None:
+        tail = " | ".join(x.strip() for x in lines if x.strip())[-300:]
+        raise BenchmarkOutputError(
+            "no 'Inference timings in us' or 'Average inference timings in us' line found; "
+            f"the tool failed or its output is not benchmark_model's. Output tail: {tail!r}")
+    # The timed phase is the last stats line before the summary; warm-up the one before it.
+    warm = stats[-2][1] if len(stats) >= 2 else None
+    inf = stats[-1][1] if stats else None
+    if inf is not None and inf.count and summary["avg"] and abs(inf.avg - summary["avg"]) > 0.01 * summary["avg"] + 1:
+        raise BenchmarkOutputError(
+            f"stats line avg={inf.avg} disagrees with the summary's {summary['avg']}: mixed or corrupt output")
+    return BenchmarkResult(
+        init_us=summary["init"], first_us=summary["first"], warmup_avg_us=summary["warmup"],
+        inference_avg_us=summary["avg"], warmup=warm, inference=inf, form=form,
+        op_tables=_parse_tables(lines), model_size_mb=model_size)

@@ -1,0 +1,120 @@
+"""benchmark_model output parser: fixtures written from the documented format of several releases."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from latbench.devices.benchmark_output import (BenchmarkOutputError, RunStats,
+                                               parse_benchmark_output)
+
+FIX = Path(__file__).parent / "fixtures" / "benchmark_model"
+
+
+def load(name: str) -> str:
+    return (FIX / name).read_text()
+
+
+def test_current_form_with_info_prefix():
+    r = parse_benchmark_output(load("litert_current_info_prefix.txt"))
+    assert r.form == "current"
+    assert (r.init_us, r.first_us, r.warmup_avg_us, r.inference_avg_us) == (3412, 611, 289.7, 283.9)
+    assert r.warmup.count == 1720 and r.inference.count == 30
+    assert (r.inference.min, r.inference.max, r.inference.std) == (271, 322, 9)
+    assert r.model_size_mb == pytest.approx(0.0215)
+    m = r.to_measurement()
+    assert m.runs == 30
+    assert m.median_ms == pytest.approx(0.2839)
+    assert m.mean_ms == pytest.approx(0.2839)
+    assert m.std_ms == pytest.approx(0.009)
+    assert m.ci_rel == pytest.approx(1.96 * 9 / math.sqrt(30) / 283.9)
+    assert 0.271 <= m.p10_ms < m.median_ms < m.p90_ms <= 0.322
+    assert m.extra["init_ms"] == pytest.approx(3.412) and m.extra["first_ms"] == pytest.approx(0.611)
+    assert m.extra["spread"] == "normal-approx" and m.extra["median_from"] == "mean"
+
+
+def test_current_form_without_prefix():
+    r = parse_benchmark_output(load("tf2_4_current_no_prefix.txt"))
+    assert r.form == "current" and r.inference_avg_us == 23208.5 and r.inference.count == 50
+    assert r.warmup.first == 48122
+
+
+@pytest.mark.parametrize("name,avg,init,warm", [
+    ("tf1_14_legacy_no_stats.txt", 88102.6, 5207, 89540.2),
+    ("android_app_logcat_legacy.txt", 18634.9, 8100, 18890.5),
+    ("tf1_13_with_start_column.txt", 137722, 4452, 139420),
+])
+def test_legacy_forms(name, avg, init, warm):
+    r = parse_benchmark_output(load(name))
+    assert r.form == "legacy"
+    assert (r.inference_avg_us, r.init_us, r.warmup_avg_us, r.first_us) == (avg, init, warm, None)
+    assert r.inference.avg == avg
+    assert r.to_measurement().runs == r.inference.count
+
+
+def test_all_same_and_single_run():
+    r = parse_benchmark_output(load("single_run_all_same.txt"))
+    assert r.warmup.count == 1 and r.warmup.avg == 1503
+    assert r.inference.count == 5 and r.inference.std == 0 and r.inference.min == 1200
+    m = r.to_measurement()
+    assert m.median_ms == m.p10_ms == m.p90_ms == pytest.approx(1.2) and m.ci_rel == 0
+
+
+def test_op_profiling_tables_by_header():
+    r = parse_benchmark_output(load("op_profiling.txt"))
+    assert r.inference_avg_us == 996.2 and r.inference.count == 40  # the Timings line is not a phase
+    init = r.table("Run Order", section="Initialization")
+    assert init.column("node type", as_float=False) == ["ModifyGraphWithDelegate", "AllocateTensors"]
+    run = r.table("Run Order", section="Regular")
+    assert "start" not in run.columns and run.columns[0] == "node type"
+    assert run.column("node type", as_float=False) == ["CONV_2D", "DEPTHWISE_CONV_2D", "MEAN"]
+    assert run.column("avg ms") == pytest.approx([0.604, 0.296, 0.090])
+    assert run.column("%") == pytest.approx([61.0, 29.9, 9.1])
+    assert run.rows[0]["Name"] == "[model/conv/Relu6;model/bn/FusedBatchNormV3]:0"
+    summ = r.table("Summary by node type")
+    assert summ.column("count") == [1, 1, 1]
+
+
+def test_old_table_with_start_column():
+    r = parse_benchmark_output(load("tf1_13_with_start_column.txt"))
+    t = r.table("Run Order")
+    assert t.columns[:3] == ("node type", "start", "first")
+    assert t.column("avg ms") == pytest.approx([4.269, 2.150])
+
+
+def test_percentiles_when_printed():
+    s = RunStats.parse("count=100 first=10 curr=9 min=8 max=20 avg=10 std=2 p5=8.5 p10=8.8 median=9.6 p90=12 p95=14")
+    assert s.percentiles == {5.0: 8.5, 10.0: 8.8, 50.0: 9.6, 90.0: 12.0, 95.0: 14.0}
+    text = ("Running benchmark for at least 100 iterations\n"
+            "count=100 first=10 curr=9 min=8 max=20 avg=10 std=2 p10=8.8 median=9.6 p90=12\n"
+            "Inference timings in us: Init: 5, First inference: 10, Warmup (avg): 10, Inference (avg): 10\n")
+    m = parse_benchmark_output(text).to_measurement()
+    assert (m.median_ms, m.p10_ms, m.p90_ms) == pytest.approx((0.0096, 0.0088, 0.012))
+    assert m.extra["spread"] == "printed" and m.extra["median_from"] == "p50"
+
+
+@pytest.mark.parametrize("name", ["garbage.txt", "crashed_after_warmup.txt"])
+def test_garbage_and_crashes_raise(name):
+    with pytest.raises(BenchmarkOutputError, match="no 'Inference timings"):
+        parse_benchmark_output(load(name))
+
+
+@pytest.mark.parametrize("text", ["", "   \n", "\x00\x01\xff binary junk", "Inference timings in us: Init: x"])
+def test_more_garbage(text):
+    with pytest.raises(BenchmarkOutputError):
+        parse_benchmark_output(text)
+
+
+def test_inconsistent_stats_rejected():
+    text = ("count=10 first=1 curr=1 min=1 max=3 avg=2 std=1\n"
+            "Inference timings in us: Init: 5, First inference: 10, Warmup (avg): 10, Inference (avg): 900\n")
+    with pytest.raises(BenchmarkOutputError, match="disagrees"):
+        parse_benchmark_output(text)
+
+
+def test_zero_runs_cannot_become_a_measurement():
+    text = "count=0\nInference timings in us: Init: 5, First inference: 0, Warmup (avg): 0, Inference (avg): 0\n"
+    with pytest.raises(BenchmarkOutputError, match="count=0"):
+        parse_benchmark_output(text).to_measurement()
