@@ -1,0 +1,217 @@
+"""The latency lookup table: one CSV row per LayerSpec key, with a metadata header.
+
+File layout: `# key: value` comment lines (device fingerprint, runtime and
+converter versions, threads, CPU set, delegate, precision, dates) followed by
+a CSV table. The file is created atomically and then appended one flushed,
+fsynced row at a time, so a Ctrl-C or `kill -9` loses at most the row in
+flight; a torn last line is ignored on load and the next run resumes. A LUT
+whose settings differ from the device's is refused, never mixed in.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from .arch import LayerSpec
+from .fileio import append_line, write_atomic
+from .errors import InputError
+from .measure import Measurement
+
+SPEC_COLUMNS = [f.name for f in fields(LayerSpec)]
+STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "std_ms", "mean_ms", "runs", "ci_rel"]
+COLUMNS = ["key", *SPEC_COLUMNS, "status", *STAT_COLUMNS, "error", "measured_at"]
+# Metadata that must match for two sets of measurements to be comparable.
+IDENTITY_KEYS = ("fingerprint", "converter", "precision")
+
+
+def lut_path(lut_dir: Path, device: str, space: str, precision: str) -> Path:
+    return Path(lut_dir) / f"{device}_{space}_{precision}.csv"
+
+
+@dataclass
+class Row:
+    spec: LayerSpec
+    status: str  # ok | failed
+    measurement: Measurement | None = None
+    error: str = ""
+    measured_at: str = ""
+
+    def to_csv(self) -> list[str]:
+        s = self.spec
+        m = self.measurement
+        stats = ["" for _ in STAT_COLUMNS] if m is None else [
+            f"{m.median_ms:.6g}", f"{m.p10_ms:.6g}", f"{m.p90_ms:.6g}", f"{m.std_ms:.6g}",
+            f"{m.mean_ms:.6g}", str(m.runs), f"{m.ci_rel:.4g}"]
+        spec_vals = [str(getattr(s, c)) for c in SPEC_COLUMNS]
+        return [s.key, *spec_vals, self.status, *stats, self.error.replace("\n", " "),
+                self.measured_at]
+
+
+def _parse_spec(rec: dict[str, str]) -> LayerSpec:
+    kinds = {f.name: f.type for f in fields(LayerSpec)}
+    vals: dict[str, Any] = {}
+    for c in SPEC_COLUMNS:
+        raw = rec[c]
+        t = kinds[c]
+        if t in ("int", int):
+            vals[c] = int(raw)
+        elif t in ("float", float):
+            vals[c] = float(raw)
+        elif t in ("bool", bool):
+            if raw not in ("True", "False"):
+                raise ValueError(f"{c}={raw!r} is not True/False")
+            vals[c] = raw == "True"
+        else:
+            vals[c] = raw
+    return LayerSpec(**vals)
+
+
+@dataclass
+class LUT:
+    """Rows by key, plus the metadata they were measured under."""
+
+    meta: dict[str, Any]
+    rows: dict[str, Row] = field(default_factory=dict)
+    path: Path | None = None
+
+    def ok(self) -> dict[str, Row]:
+        return {k: r for k, r in self.rows.items() if r.status == "ok"}
+
+    def failed(self) -> dict[str, Row]:
+        return {k: r for k, r in self.rows.items() if r.status != "ok"}
+
+    def median(self, key: str) -> float:
+        return self.rows[key].measurement.median_ms  # type: ignore[union-attr]
+
+    def check_compatible(self, meta: dict[str, Any], what: str = "this device") -> None:
+        """Refuse to mix measurements taken under other settings."""
+        diffs = [k for k in IDENTITY_KEYS if self.meta.get(k) != meta.get(k)]
+        if diffs:
+            lines = [f"  {k}: file has {self.meta.get(k)!r}, {what} has {meta.get(k)!r}"
+                     for k in diffs]
+            raise InputError(
+                f"{self.path or 'LUT'} was measured under other settings and is not mixed in:\n"
+                + "\n".join(lines)
+                + "\nUse another --lut-dir, or delete the file to measure again.")
+
+    # ---- files -----------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: Path, meta: dict[str, Any]) -> "LUT":
+        """A new, empty LUT file: header plus column names, written atomically."""
+        buf = io.StringIO()
+        for k, v in meta.items():
+            buf.write(f"# {k}: {json.dumps(v, sort_keys=True)}\n")
+        csv.writer(buf, lineterminator="\n").writerow(COLUMNS)
+        write_atomic(Path(path), buf.getvalue().encode())
+        return cls(meta=dict(meta), path=Path(path))
+
+    @classmethod
+    def load(cls, path: Path) -> "LUT":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise InputError(f"cannot read LUT {path}: {exc.strerror}") from None
+        lines = text.split("\n")
+        meta: dict[str, Any] = {}
+        i = 0
+        while i < len(lines) and lines[i].startswith("# "):
+            k, _, v = lines[i][2:].partition(": ")
+            try:
+                meta[k] = json.loads(v)
+            except json.JSONDecodeError:
+                raise InputError(f"{path}: bad metadata line {i + 1}: {lines[i]!r}") from None
+            i += 1
+        body = lines[i:]
+        if not body or body[0].split(",") != COLUMNS:
+            raise InputError(f"{path}: not a latbench LUT (expected columns {COLUMNS})")
+        complete = body[1:-1]  # the last piece is "" after a final newline, else a torn row
+        lut = cls(meta=meta, path=path)
+        for n, rec in enumerate(csv.DictReader(io.StringIO("\n".join([body[0], *complete])))):
+            try:
+                spec = _parse_spec(rec)
+                m = None
+                if rec["status"] == "ok":
+                    m = Measurement(**{c: float(rec[c]) for c in STAT_COLUMNS if c != "runs"},
+                                    runs=int(rec["runs"]))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None
+            if spec.key != rec["key"]:
+                raise InputError(f"{path}: row {n + 1} key {rec['key']!r} does not match its "
+                                 f"fields ({spec.key!r})")
+            lut.rows[spec.key] = Row(spec, rec["status"], m, rec["error"], rec["measured_at"])
+        return lut
+
+    @classmethod
+    def open(cls, path: Path, meta: dict[str, Any]) -> "LUT":
+        """Resume an existing LUT (after checking its settings) or start a new one."""
+        path = Path(path)
+        if path.exists():
+            lut = cls.load(path)
+            lut.check_compatible(meta)
+            return lut
+        return cls.create(path, meta)
+
+    def append(self, row: Row) -> None:
+        """Add one row to memory and to disk, durably, before the next is measured."""
+        if not row.measured_at:
+            row.measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.rows[row.spec.key] = row
+        if self.path is None:
+            return
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(row.to_csv())
+        append_line(self.path, buf.getvalue())
+
+    def save(self, path: Path | None = None) -> None:
+        """Rewrite the whole file atomically (used after merging or dropping rows)."""
+        path = Path(path or self.path)
+        buf = io.StringIO()
+        for k, v in self.meta.items():
+            buf.write(f"# {k}: {json.dumps(v, sort_keys=True)}\n")
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(COLUMNS)
+        for r in self.rows.values():
+            w.writerow(r.to_csv())
+        write_atomic(path, buf.getvalue().encode())
+
+    def to_frame(self):
+        """The table as a pandas DataFrame (ok and failed rows)."""
+        import pandas as pd
+
+        recs = []
+        for r in self.rows.values():
+            d = {"key": r.spec.key, **r.spec.to_dict(), "status": r.status, "error": r.error}
+            d.update({c: getattr(r.measurement, c) if r.measurement else None
+                      for c in STAT_COLUMNS})
+            d["macs"] = r.spec.macs()
+            recs.append(d)
+        return pd.DataFrame.from_records(recs)
+
+
+def load_luts(paths: Iterable[Path]) -> LUT:
+    """Merge several compatible LUT files (e.g. space + zoo) into one table."""
+    merged: LUT | None = None
+    for p in paths:
+        lut = LUT.load(p)
+        if merged is None:
+            merged = LUT(meta=dict(lut.meta), path=None)
+        else:
+            lut.check_compatible(merged.meta, what=f"the other LUTs")
+        for k, r in lut.rows.items():
+            if r.status == "ok" or k not in merged.rows:
+                merged.rows[k] = r
+    if merged is None:
+        raise InputError("no LUT files given")
+    return merged
+
+
+def find_luts(lut_dir: Path, device: str, precision: str) -> list[Path]:
+    return sorted(Path(lut_dir).glob(f"{device}_*_{precision}.csv"))
