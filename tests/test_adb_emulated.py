@@ -206,3 +206,56 @@ def test_usb_busy_is_explained():
     err = t._classify(USBErrorBusy("LIBUSB_ERROR_BUSY [-6]"), "connect")
     assert isinstance(err, UsbBusy)
     assert "adb kill-server" in str(err) and 'transport = "server"' in str(err)
+
+
+def test_devices_command_lists_the_emulated_phone(adbkey):
+    from click.testing import CliRunner
+
+    from latbench.devices.cli_devices import devices_command
+
+    r = CliRunner().invoke(devices_command, ["--no-server", "--with-emulated", "--adbkey", str(adbkey)])
+    assert r.exit_code == 0, r.output
+    assert "latbench emulated phone" in r.output and "emulated" in r.output and "30.1 C" in r.output
+    r = CliRunner().invoke(devices_command, ["--no-server", "--adbkey", str(adbkey)])
+    assert r.exit_code == 1 and "no phone found" in r.output
+    r = CliRunner().invoke(devices_command, ["--no-server", "--connect", "nonsense"])
+    assert r.exit_code == 2
+
+
+@pytest.mark.skipif(not __import__("shutil").which("adb"), reason="Debian's adb client is not installed")
+def test_google_adb_client_and_server_route(phone, tmp_path, monkeypatch, tflite):
+    """Google's own adb (server + client) against the emulated phone: the wire protocol is faithful,
+    and latbench's server transport works end to end."""
+    import socket
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from latbench.devices.adb import AdbDevice, make_transport
+    from latbench.devices.cli_devices import devices_command
+    from latbench.devices.emulated_phone import standin_script
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(port))  # a private server, never the user's
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    try:
+        subprocess.run(["adb", "start-server"], capture_output=True, timeout=30, check=True)
+        subprocess.run(["adb", "connect", phone.address], capture_output=True, timeout=30)
+        stub = tmp_path / "stub"
+        stub.write_bytes(standin_script())
+        prof = parse_profile({"name": "via-server", "kind": "adb", "cpus": [0], "protocol": FAST,
+                              "options": {"transport": "server", "serial": phone.address,
+                                          "benchmark_model": str(stub)}})
+        dev = AdbDevice(prof, make_transport(prof), stub)
+        try:
+            assert dev.fingerprint()["model"] == "latbench emulated phone"
+            assert dev.measure(tflite).runs >= 10
+        finally:
+            dev.close()
+        r = CliRunner().invoke(devices_command, [])
+        assert r.exit_code == 0 and phone.address in r.output and "adb-server" in r.output, r.output
+    finally:
+        subprocess.run(["adb", "kill-server"], capture_output=True, timeout=30)

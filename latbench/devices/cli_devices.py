@@ -1,0 +1,167 @@
+"""`latbench devices`: which phones are reachable, what they are, which profile fits.
+
+Sources: the `adb` server (`adb devices`), phones reachable over TCP named
+with --connect or in a profile (options.host / options.connect), and, with
+--with-emulated, an in-process emulated phone. Exit 0 when at least one phone
+is ready, 1 when none is, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass
+
+import click
+
+from .adb_transport import (AdbServerTransport, AdbShellTransport, Transport, TransportError,
+                            adb_binary, list_server_devices, sh_join)
+from .base import DeviceProfile
+from .profiles import known_profiles, load_profile
+
+
+@dataclass
+class PhoneInfo:
+    serial: str
+    state: str  # device | unauthorized | offline | error
+    via: str
+    model: str = ""
+    device: str = ""
+    soc: str = ""
+    android: str = ""
+    battery_c: float | None = None
+    profile: str = ""
+    note: str = ""
+
+
+def _query(t: Transport, info: PhoneInfo) -> PhoneInfo:
+    try:
+        t.connect()
+        out = t.shell(sh_join(["getprop"]), 15).output
+        props = dict(re.findall(r"^\[([^\]]+)\]: \[(.*)\]\s*$", out, flags=re.M))
+        bat = t.shell(sh_join(["dumpsys", "battery"]), 15).output
+    except TransportError as exc:
+        info.state, info.note = "error", str(exc)
+        return info
+    finally:
+        t.close()
+    m = re.search(r"^\s*temperature:\s*(-?\d+)", bat, flags=re.M)
+    info.model = props.get("ro.product.model", "")
+    info.device = props.get("ro.product.device", "")
+    info.soc = props.get("ro.soc.model") or props.get("ro.board.platform") or props.get("ro.hardware", "")
+    info.android = props.get("ro.build.version.release", "")
+    info.battery_c = int(m[1]) / 10 if m else None
+    return info
+
+
+def _profiles() -> list[DeviceProfile]:
+    out = []
+    for name in known_profiles():
+        try:
+            p = load_profile(name)
+        except Exception:  # noqa: BLE001 - a broken profile must not hide the phones
+            continue
+        if p.kind in ("adb", "emulated"):
+            out.append(p)
+    return out
+
+
+def match_profile(info: PhoneInfo, profiles: list[DeviceProfile]) -> str:
+    """Best profile: same serial, else same codename, else same model name; '' if none."""
+    for key in ("serial", "product", "model"):
+        want = {"serial": info.serial, "product": info.device, "model": info.model}[key]
+        if not want:
+            continue
+        hits = [p.name for p in profiles if str(p.options.get(key, "")) == want]
+        if hits:
+            return ",".join(sorted(hits))
+    if info.device == "emulated":
+        return ",".join(sorted(p.name for p in profiles if p.kind == "emulated"))
+    return ""
+
+
+def discover(connect: tuple[str, ...] = (), adbkey: str | None = None, use_server: bool = True) -> list[PhoneInfo]:
+    phones: list[PhoneInfo] = []
+    if use_server and adb_binary():
+        for serial, state in list_server_devices():
+            info = PhoneInfo(serial, state, "adb-server")
+            if state == "device":
+                _query(AdbServerTransport(serial=serial), info)
+            elif state == "unauthorized":
+                info.note = "accept the 'Allow USB debugging?' prompt on the phone"
+            phones.append(info)
+    seen = {p.serial for p in phones}
+    targets = list(connect)
+    for p in _profiles():
+        if p.options.get("host"):
+            targets.append(f"{p.options['host']}:{p.options.get('port', 5555)}")
+        elif p.kind == "emulated" and p.options.get("connect"):
+            targets.append(str(p.options["connect"]))
+    for target in dict.fromkeys(targets):
+        host, _, port = target.rpartition(":")
+        if not host or not port.isdigit():
+            raise click.BadParameter(f"{target!r} is not HOST:PORT", param_hint="--connect")
+        if target in seen:
+            continue
+        t = AdbShellTransport(host=host, port=int(port), key_path=adbkey, connect_timeout_s=3, auth_timeout_s=10)
+        info = _query(t, PhoneInfo(target, "device", f"tcp {target}"))
+        if info.state == "error" and "Connection refused" in info.note:
+            continue  # a profile's phone that is simply not up
+        phones.append(info)
+    return phones
+
+
+@click.command("devices")
+@click.option("--connect", multiple=True, metavar="HOST:PORT",
+              help="also query a phone over TCP (adb tcpip / the emulated phone)")
+@click.option("--with-emulated", is_flag=True, help="start an in-process emulated phone and list it too")
+@click.option("--no-server", is_flag=True, help="do not ask the adb server")
+@click.option("--adbkey", type=click.Path(dir_okay=False), default=None, help="ADB private key (default ~/.android/adbkey)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def devices_command(connect: tuple[str, ...], with_emulated: bool, no_server: bool, adbkey: str | None,
+                    as_json: bool) -> None:
+    """List connected phones: serial, model, SoC, Android, battery temperature, matching profile."""
+    phone = None
+    if with_emulated:
+        import tempfile
+
+        from .emulated_phone import EmulatedPhone
+
+        phone = EmulatedPhone(tempfile.mkdtemp(prefix="latbench-devices-")).start()
+        connect = connect + (phone.address,)
+    try:
+        phones = discover(connect, adbkey, use_server=not no_server)
+    finally:
+        if phone is not None:
+            phone.stop()
+    profiles = _profiles()
+    for p in phones:
+        if p.state == "device":
+            p.profile = match_profile(p, profiles)
+    if as_json:
+        click.echo(json.dumps([asdict(p) for p in phones], indent=2))
+    elif phones:
+        rows = [("SERIAL", "STATE", "MODEL", "SOC", "ANDROID", "BATTERY", "PROFILE", "VIA")]
+        for p in phones:
+            bat = f"{p.battery_c:.1f} C" if p.battery_c is not None else "-"
+            rows.append((p.serial, p.state, p.model or "-", p.soc or "-", p.android or "-", bat,
+                         p.profile or "(none)", p.via))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        for p in phones:
+            if p.note:
+                click.echo(f"{p.serial}: {p.note}", err=True)
+    ready = [p for p in phones if p.state == "device"]
+    if not ready:
+        why = "" if adb_binary() or no_server else " (the `adb` client is not installed: apt install adb)"
+        click.echo("no phone found" + why + ". Plug in a phone with USB debugging on and accept the prompt, "
+                   "or `adb connect HOST:5555` after `adb tcpip 5555`; for a demo without a phone use "
+                   "--with-emulated, or start one with `python -m latbench.devices.emulated_phone "
+                   "--port 5555 --sandbox DIR` and pass --connect 127.0.0.1:5555.", err=True)
+        sys.exit(1)
+    unmatched = [p.serial for p in ready if not p.profile]
+    if unmatched and not as_json:
+        click.echo(f"no profile in device_profiles/ matches {', '.join(unmatched)}: copy the closest "
+                   "pixelN.toml and set options.model / options.product", err=True)
