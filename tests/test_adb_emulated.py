@@ -222,6 +222,7 @@ def test_devices_command_lists_the_emulated_phone(adbkey):
     assert r.exit_code == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not __import__("shutil").which("adb"), reason="Debian's adb client is not installed")
 def test_google_adb_client_and_server_route(phone, tmp_path, monkeypatch, tflite):
     """Google's own adb (server + client) against the emulated phone: the wire protocol is faithful,
@@ -259,3 +260,20 @@ def test_google_adb_client_and_server_route(phone, tmp_path, monkeypatch, tflite
         assert r.exit_code == 0 and phone.address in r.output and "adb-server" in r.output, r.output
     finally:
         subprocess.run(["adb", "kill-server"], capture_output=True, timeout=30)
+
+
+def test_split_needs_identical_phones(tmp_path, adbkey):
+    from latbench.devices.fleet import WorkQueue, split_fingerprint
+    from latbench.errors import InputError
+
+    with EmulatedPhone(tmp_path / "a", serial="emu-a") as a, EmulatedPhone(tmp_path / "b", serial="emu-b") as b:
+        pa, pb = profile(a, adbkey, tmp_path / "ha"), profile(b, adbkey, tmp_path / "hb")
+        pc = parse_profile({**_as_dict(pb), "name": "other", "threads": 2})
+        with open_device(pa) as da, open_device(pb) as db, open_device(pc) as dc:
+            assert split_fingerprint([da, db])["model"] == "latbench emulated phone"
+            with pytest.raises(InputError, match="differ in threads"):
+                split_fingerprint([da, dc])
+    q = WorkQueue(range(5))
+    first = q.take()
+    q.put_back(first)
+    assert list(q) == [0, 1, 2, 3, 4] and len(q) == 0
