@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
 
 from .arch import Arch, LayerSpec  # noqa: E402
 from .build import arch_model, layer_model  # noqa: E402
@@ -26,6 +27,7 @@ from .fileio import write_atomic  # noqa: E402
 from .tflite_split import split_model  # noqa: E402
 
 REPRESENTATIVE_SAMPLES = 4
+absl_logging.set_verbosity(absl_logging.ERROR)  # the converter's deprecation chatter
 
 
 def _convert(fn: "tf.types.experimental.ConcreteFunction", precision: str,

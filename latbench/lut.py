@@ -156,6 +156,8 @@ class LUT:
         if path.exists():
             lut = cls.load(path)
             lut.check_compatible(meta)
+            if not path.read_bytes().endswith(b"\n"):
+                lut.save()  # drop the row torn by a kill, before appending after it
             return lut
         return cls.create(path, meta)
 

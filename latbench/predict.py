@@ -1,0 +1,333 @@
+"""Latency predictors behind one interface: fit / predict on per-network features.
+
+Every feature is a sum over the network's layers (LUT latency, latency by op
+kind, MACs, parameters, activation bytes, layer count), so a network's feature
+vector is the sum of its layers' vectors. That makes three things cheap:
+- the LUT-sum predictor is one column of it;
+- a linear regression on it (calibrated on whole networks measured end to end)
+  corrects the isolated-layer bias per layer kind (each layer's fixed overhead,
+  cache effects of big activations) without leaving the LUT's key space;
+- for a search space, the per-block vectors are tabulated once, so predicting
+  a batch of token sequences is a few numpy gathers (see SpaceTable).
+
+Predictor files are JSON (coefficients, scaler, the LUT identity they were
+fitted against): loading one cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .arch import Arch, LayerSpec
+from .errors import InputError
+from .fileio import write_atomic
+from .lut import LUT, find_luts, load_luts
+from .space import DEPTH_DELTAS, TOKENS_PER_BLOCK, SearchSpace
+
+FEATURES = ("lut_ms", "lut_ms_conv", "lut_ms_mbconv", "lut_ms_se", "lut_ms_other",
+            "macs_m", "params_m", "act_mb", "layers")
+PREDICTOR_KINDS = ("flops", "lut", "regression")
+
+
+def layer_features(spec: LayerSpec, lut_ms: float) -> np.ndarray:
+    """The additive feature vector of one layer (see FEATURES)."""
+    act = (spec.in_hw**2 * spec.cin + spec.out_hw**2 * spec.cout) * 4 / 1e6
+    if spec.op == "mbconv":
+        act += spec.in_hw**2 * spec.mid * 4 / 1e6 if spec.expand != 1 else 0.0
+    return np.array([
+        lut_ms,
+        lut_ms if spec.op == "conv" else 0.0,
+        lut_ms if spec.op == "mbconv" else 0.0,
+        lut_ms if spec.se else 0.0,
+        lut_ms if spec.op in ("pool", "fc") else 0.0,
+        spec.macs() / 1e6,
+        spec.params() / 1e6,
+        act,
+        1.0,
+    ])
+
+
+class MissingKeys(InputError):
+    def __init__(self, keys: list[str], device: str, precision: str):
+        self.keys = keys
+        shown = "\n  ".join(keys[:20]) + (f"\n  ... and {len(keys) - 20} more" if len(keys) > 20 else "")
+        super().__init__(
+            f"{len(keys)} layer(s) missing from the {device} {precision} LUT:\n  {shown}\n"
+            f"measure them with: latbench profile --device {device} --precision {precision} "
+            f"--arch ARCH.json   (or add --profile-missing to predict)")
+
+
+@dataclass
+class LayerTable:
+    """LUT medians by key, and network features from them."""
+
+    lut: LUT
+    device: str
+    precision: str
+
+    def missing(self, archs: Sequence[Arch]) -> list[str]:
+        ok = self.lut.ok()
+        seen: dict[str, None] = {}
+        for a in archs:
+            for s in a.layers(self.precision):
+                if s.key not in ok:
+                    seen.setdefault(s.key)
+        return list(seen)
+
+    def layer_ms(self, spec: LayerSpec) -> float:
+        row = self.lut.rows.get(spec.key)
+        if row is None or row.status != "ok":
+            raise MissingKeys([spec.key], self.device, self.precision)
+        return row.measurement.median_ms  # type: ignore[union-attr]
+
+    def features(self, archs: Sequence[Arch]) -> np.ndarray:
+        """(N, F) feature matrix; every missing key is reported at once."""
+        missing = self.missing(archs)
+        if missing:
+            raise MissingKeys(missing, self.device, self.precision)
+        return np.stack([self.layer_breakdown(a).sum(axis=0) for a in archs])
+
+    def layer_breakdown(self, arch: Arch) -> np.ndarray:
+        return np.stack([layer_features(s, self.layer_ms(s)) for s in arch.layers(self.precision)])
+
+
+class SpaceTable:
+    """Per-block feature vectors of a search space, for vectorised prediction.
+
+    features(tokens) for an (N, 42) token matrix is stem + head[last filters]
+    + sum over blocks of first-layer[block, prev filters, choice]
+    + (layers - 1) * repeat-layer[block, choice].
+    """
+
+    def __init__(self, space: SearchSpace, table: LayerTable):
+        self.space = space
+        nb = space.num_blocks
+        sizes = space.vocab_sizes[:TOKENS_PER_BLOCK]
+        self.block_sizes = sizes
+        n_own = int(np.prod(sizes[:5]))  # op, kernel, se, skip, filters
+        nf = len(FEATURES)
+        nwidth = sizes[4]
+        self.first = np.zeros((nb, nwidth, n_own, nf))
+        self.repeat = np.zeros((nb, n_own, nf))
+        self.head = np.zeros((nwidth, nf))
+        self.stem = np.zeros(nf)
+        deepest = DEPTH_DELTAS.index(max(DEPTH_DELTAS))
+        archs_idx = []
+        for b in range(nb):
+            for prev in range(nwidth if b > 0 else 1):
+                for own in range(n_own):
+                    choice = list(np.unravel_index(own, sizes[:5]))
+                    t = [1] * space.num_tokens
+                    if b > 0:
+                        t[(b - 1) * TOKENS_PER_BLOCK + 4] = prev
+                    t[b * TOKENS_PER_BLOCK:(b + 1) * TOKENS_PER_BLOCK] = [*map(int, choice), deepest]
+                    archs_idx.append((b, prev, own, space.decode(t)))
+        missing = table.missing([a for *_, a in archs_idx])
+        if missing:
+            raise MissingKeys(missing, table.device, table.precision)
+        for b, prev, own, a in archs_idx:
+            rows = table.layer_breakdown(a)
+            start = 1 + sum(blk.repeats for blk in a.blocks[:b])
+            self.first[b, prev, own] = rows[start]
+            self.repeat[b, own] = rows[start + 1]
+            if b == 0:
+                self.stem = rows[0]
+            if b == nb - 1:
+                self.head[choice_width(own, sizes)] = rows[start + a.blocks[b].repeats:].sum(axis=0)
+        self.base_layers = np.array([blk[1] for blk in space.skeleton])
+
+    def features(self, tokens: np.ndarray) -> np.ndarray:
+        t = np.asarray(tokens, dtype=np.int64).reshape(len(tokens), self.space.num_blocks,
+                                                       TOKENS_PER_BLOCK)
+        s = self.block_sizes
+        own = np.ravel_multi_index(tuple(t[:, :, i] for i in range(5)), s[:5])  # (N, B)
+        width = t[:, :, 4]
+        prev = np.concatenate([np.zeros((len(t), 1), np.int64), width[:, :-1]], axis=1)
+        layers = np.maximum(1, self.base_layers[None, :] + np.asarray(DEPTH_DELTAS)[t[:, :, 5]])
+        b_idx = np.arange(self.space.num_blocks)[None, :]
+        f = self.first[b_idx, prev, own].sum(axis=1)
+        f += ((layers - 1)[:, :, None] * self.repeat[b_idx, own]).sum(axis=1)
+        return f + self.stem + self.head[width[:, -1]]
+
+
+def choice_width(own: int, sizes: Sequence[int]) -> int:
+    return int(np.unravel_index(own, sizes[:5])[4])
+
+
+# ---------------------------------------------------------------------------
+# Predictors on feature matrices (scikit-learn style: parameters in __init__)
+# ---------------------------------------------------------------------------
+
+
+class LutSumPredictor:
+    """Sum of isolated-layer LUT medians: no fitting, biased by design."""
+
+    kind = "lut"
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "LutSumPredictor":
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X)[:, FEATURES.index("lut_ms")]
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind}
+
+
+class LinearPredictor:
+    """Linear regression on chosen features (standardised, ridge-regularised).
+
+    FLOPs baseline: features=("macs_m",). Calibrated LUT: all FEATURES.
+    """
+
+    def __init__(self, features: Sequence[str] = FEATURES, alpha: float = 1e-3,
+                 kind: str = "regression"):
+        self.features = tuple(features)
+        self.alpha = alpha
+        self.kind = kind
+        self.mean_: np.ndarray | None = None
+        self.scale_: np.ndarray | None = None
+        self.coef_: np.ndarray | None = None
+        self.intercept_: float = 0.0
+
+    def _cols(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X)[:, [FEATURES.index(f) for f in self.features]]
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "LinearPredictor":
+        from sklearn.linear_model import Ridge
+
+        Z = self._cols(X)
+        self.mean_ = Z.mean(axis=0)
+        self.scale_ = np.where(Z.std(axis=0) > 0, Z.std(axis=0), 1.0)
+        model = Ridge(alpha=self.alpha).fit((Z - self.mean_) / self.scale_, np.asarray(y))
+        self.coef_ = np.asarray(model.coef_, dtype=float)
+        self.intercept_ = float(model.intercept_)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if self.coef_ is None:
+            raise InputError("predictor is not fitted; run latbench calibrate first")
+        return ((self._cols(X) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "features": list(self.features), "alpha": self.alpha,
+                "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
+                "coef": self.coef_.tolist(), "intercept": self.intercept_}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LinearPredictor":
+        try:
+            p = cls(d["features"], float(d["alpha"]), d["kind"])
+            unknown = set(p.features) - set(FEATURES)
+            if unknown:
+                raise InputError(f"unknown feature(s) {sorted(unknown)}", "predictor.features")
+            p.mean_ = np.asarray(d["mean"], dtype=float)
+            p.scale_ = np.asarray(d["scale"], dtype=float)
+            p.coef_ = np.asarray(d["coef"], dtype=float)
+            p.intercept_ = float(d["intercept"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed predictor: {exc}") from None
+        if not (len(p.mean_) == len(p.scale_) == len(p.coef_) == len(p.features)):
+            raise InputError("malformed predictor: coefficient lengths differ")
+        return p
+
+
+def make_predictors() -> dict[str, object]:
+    """The three predictors compared by validate, unfitted."""
+    return {"flops": LinearPredictor(("macs_m",), kind="flops"), "lut": LutSumPredictor(),
+            "regression": LinearPredictor(FEATURES)}
+
+
+# ---------------------------------------------------------------------------
+# On disk, and the object the rest of latbench uses
+# ---------------------------------------------------------------------------
+
+
+def lut_identity(lut: LUT) -> str:
+    ident = {k: lut.meta.get(k) for k in ("fingerprint", "converter", "precision")}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def predictor_path(lut_dir: Path, device: str, precision: str) -> Path:
+    return Path(lut_dir) / f"{device}_{precision}.predictor.json"
+
+
+def save_predictors(path: Path, lut: LUT, fitted: dict[str, object], n_train: int) -> None:
+    doc = {"format": "latbench-predictor/1", "lut_identity": lut_identity(lut),
+           "device": lut.meta.get("fingerprint", {}).get("device"),
+           "precision": lut.meta.get("precision"), "trained_on": n_train,
+           "predictors": {k: p.to_dict() for k, p in fitted.items()}}
+    write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode())
+
+
+def load_predictor_file(path: Path, lut: LUT) -> dict[str, object]:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read predictor {path}: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != "latbench-predictor/1":
+        raise InputError(f"{path} is not a latbench predictor file")
+    if doc.get("lut_identity") != lut_identity(lut):
+        raise InputError(f"{path} was fitted against another LUT (device, runtime, converter or "
+                         f"precision differ); run latbench calibrate again")
+    out: dict[str, object] = {}
+    for k, d in doc.get("predictors", {}).items():
+        out[k] = LutSumPredictor() if d.get("kind") == "lut" else LinearPredictor.from_dict(d)
+    return out
+
+
+class LatencyModel:
+    """What callers use: predict(archs) and predict_tokens(tokens), in ms."""
+
+    def __init__(self, table: LayerTable, predictor: object, name: str):
+        self.table = table
+        self.predictor = predictor
+        self.name = name  # which predictor is in use: "regression" or "lut"
+        self._spaces: dict[SearchSpace, SpaceTable] = {}
+
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+        return self.predictor.predict(self.table.features(archs))
+
+    def breakdown(self, arch: Arch) -> list[tuple[LayerSpec, float]]:
+        return [(s, self.table.layer_ms(s)) for s in arch.layers(self.table.precision)]
+
+    def space_table(self, space: SearchSpace) -> SpaceTable:
+        if space not in self._spaces:
+            self._spaces[space] = SpaceTable(space, self.table)
+        return self._spaces[space]
+
+    def predict_tokens(self, space: SearchSpace, tokens: np.ndarray) -> np.ndarray:
+        return self.predictor.predict(self.space_table(space).features(tokens))
+
+
+def load_table(device: str, precision: str = "fp32", lut_dir: Path = Path("lut")) -> LayerTable:
+    paths = find_luts(lut_dir, device, precision)
+    if not paths:
+        raise InputError(f"no {precision} LUT for device {device!r} in {lut_dir}/; measure one with: "
+                         f"latbench profile --device {device} --space mnasnet --precision {precision}")
+    lut = load_luts(paths)
+    if lut.meta.get("precision") != precision:
+        raise InputError(f"LUT {paths[0]} holds {lut.meta.get('precision')} measurements, "
+                         f"not {precision}")
+    return LayerTable(lut, device, precision)
+
+
+def load_predictor(device_name: str, precision: str = "fp32", lut_dir: Path = Path("lut"),
+                   require_calibrated: bool = False) -> LatencyModel:
+    """The device's LUT plus its calibrated regression (or the plain LUT sum)."""
+    table = load_table(device_name, precision, lut_dir)
+    ppath = predictor_path(lut_dir, device_name, precision)
+    if ppath.exists():
+        fitted = load_predictor_file(ppath, table.lut)
+        if "regression" in fitted:
+            return LatencyModel(table, fitted["regression"], "regression")
+    if require_calibrated:
+        raise InputError(f"no calibrated predictor at {ppath}; run: "
+                         f"latbench calibrate --device {device_name} --precision {precision}")
+    return LatencyModel(table, LutSumPredictor(), "lut")

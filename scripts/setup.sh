@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian machine: system packages, virtualenv, latbench.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+need=()
+[ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
+command -v adb >/dev/null 2>&1 || need+=(adb)
+if [ ${#need[@]} -gt 0 ]; then
+  $SUDO apt-get install -y "${need[@]}" || { $SUDO apt-get update -q && $SUDO apt-get install -y "${need[@]}"; }
+fi
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+if ! .venv/bin/python -c "import latbench, tensorflow, ai_edge_litert, pytest" 2>/dev/null; then
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e ".[test]"
+fi

@@ -1,0 +1,69 @@
+import os
+import signal
+import threading
+
+import pytest
+
+from latbench import convert
+from latbench.arch import LayerSpec
+from latbench.devices import DeviceLost, ModelRunError, load_profile, open_device
+from latbench.devices.base import DeviceProfile
+from latbench.errors import InputError
+from latbench.measure import Protocol
+
+
+@pytest.fixture(scope="module")
+def model_path():
+    spec = LayerSpec("mbconv", 28, 16, 28, 16, 3, 1, 6.0, skip=True)
+    return next(iter(convert.convert_layers([spec]))).path
+
+
+def _fast_profile(**protocol):
+    p = dict(warmup_runs=2, min_runs=10, max_runs=50, max_seconds=1)
+    p.update(protocol)
+    return DeviceProfile("host", "host", threads=1, cpus=(0,), protocol=Protocol(**p))
+
+
+def _kill_mid_measure(dev, model_path):
+    """SIGKILL the runtime process while it is timing a model."""
+    pid = dev._worker().pid
+    threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
+    dev.measure(model_path)
+
+
+def test_host_measures_a_real_model(model_path):
+    with open_device(_fast_profile()) as dev:
+        m = dev.measure(model_path)
+        fp = dev.fingerprint()
+    assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms
+    assert 10 <= m.runs <= 50
+    assert fp["runtime"] in ("ai-edge-litert", "tflite-runtime", "tensorflow")
+    assert fp["threads"] == "1" and fp["cpus"] == "0"
+
+
+def test_runtime_crash_costs_one_entry_not_the_profiler(model_path, tmp_path):
+    bad = tmp_path / "garbage.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    with open_device(_fast_profile()) as dev:
+        with pytest.raises(ModelRunError):
+            dev.measure(bad)
+        dev.measure(model_path)
+    with open_device(_fast_profile(max_runs=10**6, max_seconds=3, target_ci=0)) as dev:
+        with pytest.raises(ModelRunError, match="crashed"):
+            _kill_mid_measure(dev, model_path)  # the runtime process dies mid-run
+        assert dev.measure(model_path).runs >= 10  # a fresh worker took over
+
+
+def test_repeated_crashes_mean_the_device_is_lost(model_path):
+    with open_device(_fast_profile(max_runs=10**6, max_seconds=3, target_ci=0)) as dev:
+        dev.max_consecutive_crashes = 2
+        with pytest.raises(ModelRunError):
+            _kill_mid_measure(dev, model_path)
+        with pytest.raises(DeviceLost):
+            _kill_mid_measure(dev, model_path)
+
+
+def test_unknown_device_lists_known_profiles():
+    with pytest.raises(InputError) as e:
+        load_profile("pixel99")
+    assert "host" in str(e.value) and "pixel99" in str(e.value)

@@ -1,0 +1,65 @@
+import pytest
+
+from latbench.arch import LayerSpec
+from latbench.errors import InputError
+from latbench.lut import LUT, Row, load_luts
+from latbench.measure import summarize
+
+META = {"fingerprint": {"device": "host", "cpu": "x"}, "converter": "tf-1/recipe-1",
+        "precision": "fp32", "space": "t"}
+
+
+def _spec(c):
+    return LayerSpec("mbconv", 14, c, 14, c, 3, 1, 6.0, skip=True)
+
+
+def test_append_load_round_trip(tmp_path):
+    p = tmp_path / "host_t_fp32.csv"
+    lut = LUT.create(p, META)
+    lut.append(Row(_spec(16), "ok", summarize([1.0, 1.1, 1.2])))
+    lut.append(Row(_spec(24), "failed", error="run: boom,\nwith comma"))
+    back = LUT.load(p)
+    assert back.meta == META
+    assert list(back.rows) == [_spec(16).key, _spec(24).key]
+    assert back.rows[_spec(16).key].measurement.median_ms == pytest.approx(1.1)
+    assert back.rows[_spec(16).key].spec == _spec(16)
+    assert back.failed()[_spec(24).key].error == "run: boom, with comma"
+
+
+def test_torn_last_line_is_ignored_and_resume_appends(tmp_path):
+    p = tmp_path / "l.csv"
+    lut = LUT.create(p, META)
+    lut.append(Row(_spec(16), "ok", summarize([1.0])))
+    with open(p, "a") as f:
+        f.write("mbconv:i14x14x24:o14x14")  # a kill -9 in the middle of a write
+    back = LUT.open(p, META)
+    assert list(back.rows) == [_spec(16).key]
+    # the next append must not be glued onto the torn fragment
+    back.append(Row(_spec(32), "ok", summarize([2.0])))
+    again = LUT.load(p)
+    assert set(again.rows) == {_spec(16).key, _spec(32).key}
+
+
+def test_other_settings_are_refused(tmp_path):
+    p = tmp_path / "l.csv"
+    LUT.create(p, META)
+    other = {**META, "fingerprint": {"device": "host", "cpu": "y"}}
+    with pytest.raises(InputError, match="fingerprint"):
+        LUT.open(p, other)
+    q = tmp_path / "m.csv"
+    LUT.create(q, {**META, "precision": "int8"})
+    with pytest.raises(InputError, match="precision"):
+        load_luts([p, q])
+
+
+def test_malformed_files_are_clear_errors(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("hello\n")
+    with pytest.raises(InputError, match="not a latbench LUT"):
+        LUT.load(p)
+    lut = LUT.create(tmp_path / "k.csv", META)
+    lut.append(Row(_spec(16), "ok", summarize([1.0])))
+    text = (tmp_path / "k.csv").read_text().replace("mbconv:i14x14x16", "mbconv:i99x14x16")
+    (tmp_path / "k.csv").write_text(text)
+    with pytest.raises(InputError, match="does not match its fields"):
+        LUT.load(tmp_path / "k.csv")
