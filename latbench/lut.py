@@ -10,16 +10,13 @@ whose settings differ from the device's is refused, never mixed in.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
 from .arch import LayerSpec
-from .fileio import append_line, write_atomic
+from . import records
 from .errors import InputError
 from .measure import Measurement
 
@@ -28,6 +25,19 @@ STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "std_ms", "mean_ms", "runs", "c
 COLUMNS = ["key", *SPEC_COLUMNS, "status", *STAT_COLUMNS, "error", "measured_at"]
 # Metadata that must match for two sets of measurements to be comparable.
 IDENTITY_KEYS = ("fingerprint", "converter", "precision")
+
+
+def check_compatible(file_meta: dict[str, Any], meta: dict[str, Any], source: object,
+                     what: str = "this device") -> None:
+    """Refuse to mix measurements taken under other settings."""
+    diffs = [k for k in IDENTITY_KEYS if file_meta.get(k) != meta.get(k)]
+    if diffs:
+        lines = [f"  {k}: file has {file_meta.get(k)!r}, {what} has {meta.get(k)!r}"
+                 for k in diffs]
+        raise InputError(
+            f"{source} was measured under other settings and is not mixed in:\n"
+            + "\n".join(lines)
+            + "\nUse another --lut-dir, or delete the file to measure again.")
 
 
 def lut_path(lut_dir: Path, device: str, space: str, precision: str) -> Path:
@@ -90,51 +100,22 @@ class LUT:
         return self.rows[key].measurement.median_ms  # type: ignore[union-attr]
 
     def check_compatible(self, meta: dict[str, Any], what: str = "this device") -> None:
-        """Refuse to mix measurements taken under other settings."""
-        diffs = [k for k in IDENTITY_KEYS if self.meta.get(k) != meta.get(k)]
-        if diffs:
-            lines = [f"  {k}: file has {self.meta.get(k)!r}, {what} has {meta.get(k)!r}"
-                     for k in diffs]
-            raise InputError(
-                f"{self.path or 'LUT'} was measured under other settings and is not mixed in:\n"
-                + "\n".join(lines)
-                + "\nUse another --lut-dir, or delete the file to measure again.")
+        check_compatible(self.meta, meta, self.path or "LUT", what)
 
     # ---- files -----------------------------------------------------------
 
     @classmethod
     def create(cls, path: Path, meta: dict[str, Any]) -> "LUT":
         """A new, empty LUT file: header plus column names, written atomically."""
-        buf = io.StringIO()
-        for k, v in meta.items():
-            buf.write(f"# {k}: {json.dumps(v, sort_keys=True)}\n")
-        csv.writer(buf, lineterminator="\n").writerow(COLUMNS)
-        write_atomic(Path(path), buf.getvalue().encode())
+        records.create(path, meta, COLUMNS)
         return cls(meta=dict(meta), path=Path(path))
 
     @classmethod
     def load(cls, path: Path) -> "LUT":
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise InputError(f"cannot read LUT {path}: {exc.strerror}") from None
-        lines = text.split("\n")
-        meta: dict[str, Any] = {}
-        i = 0
-        while i < len(lines) and lines[i].startswith("# "):
-            k, _, v = lines[i][2:].partition(": ")
-            try:
-                meta[k] = json.loads(v)
-            except json.JSONDecodeError:
-                raise InputError(f"{path}: bad metadata line {i + 1}: {lines[i]!r}") from None
-            i += 1
-        body = lines[i:]
-        if not body or body[0].split(",") != COLUMNS:
-            raise InputError(f"{path}: not a latbench LUT (expected columns {COLUMNS})")
-        complete = body[1:-1]  # the last piece is "" after a final newline, else a torn row
+        meta, recs = records.read(path, COLUMNS)
         lut = cls(meta=meta, path=path)
-        for n, rec in enumerate(csv.DictReader(io.StringIO("\n".join([body[0], *complete])))):
+        for n, rec in enumerate(recs):
             try:
                 spec = _parse_spec(rec)
                 m = None
@@ -156,8 +137,7 @@ class LUT:
         if path.exists():
             lut = cls.load(path)
             lut.check_compatible(meta)
-            if not path.read_bytes().endswith(b"\n"):
-                lut.save()  # drop the row torn by a kill, before appending after it
+            records.drop_torn_tail(path)
             return lut
         return cls.create(path, meta)
 
@@ -166,23 +146,13 @@ class LUT:
         if not row.measured_at:
             row.measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.rows[row.spec.key] = row
-        if self.path is None:
-            return
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(row.to_csv())
-        append_line(self.path, buf.getvalue())
+        if self.path is not None:
+            records.append(self.path, row.to_csv())
 
     def save(self, path: Path | None = None) -> None:
         """Rewrite the whole file atomically (used after merging or dropping rows)."""
-        path = Path(path or self.path)
-        buf = io.StringIO()
-        for k, v in self.meta.items():
-            buf.write(f"# {k}: {json.dumps(v, sort_keys=True)}\n")
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(COLUMNS)
-        for r in self.rows.values():
-            w.writerow(r.to_csv())
-        write_atomic(path, buf.getvalue().encode())
+        records.create(Path(path or self.path), self.meta, COLUMNS,
+                       [r.to_csv() for r in self.rows.values()])
 
     def to_frame(self):
         """The table as a pandas DataFrame (ok and failed rows)."""

@@ -139,7 +139,12 @@ class SearchSpace:
         return replace(self, resolution=resolution, classes=classes, channels=channels)
 
 
-SPACES = {"mnasnet": SearchSpace()}
+SPACES = {
+    "mnasnet": SearchSpace(),
+    # Two blocks at 32x32: the same decisions on a small skeleton, for tests and demos.
+    "tiny": SearchSpace(name="tiny", skeleton=((16, 1, 1), (24, 2, 2)), resolution=32,
+                        classes=10, stem=Stem(16), head=Head("conv", 64)),
+}
 
 
 def get_space(name: str) -> SearchSpace:

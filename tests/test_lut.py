@@ -55,7 +55,7 @@ def test_other_settings_are_refused(tmp_path):
 def test_malformed_files_are_clear_errors(tmp_path):
     p = tmp_path / "bad.csv"
     p.write_text("hello\n")
-    with pytest.raises(InputError, match="not a latbench LUT"):
+    with pytest.raises(InputError, match="not a latbench table"):
         LUT.load(p)
     lut = LUT.create(tmp_path / "k.csv", META)
     lut.append(Row(_spec(16), "ok", summarize([1.0])))

@@ -1,0 +1,71 @@
+"""Append-only CSV tables with a metadata header: LUTs and whole-network measurements.
+
+`# key: json` lines, then a CSV header and rows. Created atomically, appended
+one fsynced row at a time; a row torn by a kill is ignored on read and cut off
+before the next append, so resuming never glues two rows together.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import InputError
+from .fileio import append_line, write_atomic
+
+
+def _render(meta: dict[str, Any], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
+    buf = io.StringIO()
+    for k, v in meta.items():
+        buf.write(f"# {k}: {json.dumps(v, sort_keys=True)}\n")
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    w.writerows(rows)
+    return buf.getvalue().encode()
+
+
+def create(path: Path, meta: dict[str, Any], columns: Sequence[str],
+           rows: Sequence[Sequence[Any]] = ()) -> None:
+    """Write a whole table atomically (new file, or a rewrite after a merge)."""
+    write_atomic(Path(path), _render(meta, columns, rows))
+
+
+def read(path: Path, columns: Sequence[str]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """(meta, rows as dicts); the columns must be exactly `columns`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    lines = text.split("\n")
+    meta: dict[str, Any] = {}
+    i = 0
+    while i < len(lines) and lines[i].startswith("# "):
+        k, _, v = lines[i][2:].partition(": ")
+        try:
+            meta[k] = json.loads(v)
+        except json.JSONDecodeError:
+            raise InputError(f"{path}: bad metadata line {i + 1}: {lines[i]!r}") from None
+        i += 1
+    body = lines[i:]
+    if not body or next(csv.reader([body[0]]), []) != list(columns):
+        raise InputError(f"{path}: not a latbench table (expected columns {list(columns)})")
+    complete = body[1:-1]  # the last piece is "" after a final newline, else a torn row
+    rows = list(csv.DictReader(io.StringIO("\n".join([body[0], *complete]))))
+    return meta, rows
+
+
+def drop_torn_tail(path: Path) -> None:
+    """Cut a partial last row (left by a kill) so appends start on a fresh line."""
+    data = Path(path).read_bytes()
+    if data and not data.endswith(b"\n"):
+        write_atomic(Path(path), data[: data.rfind(b"\n") + 1])
+
+
+def append(path: Path, values: Sequence[Any]) -> None:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    append_line(Path(path), buf.getvalue())

@@ -1,0 +1,86 @@
+"""End to end on the host: profile -> calibrate -> validate -> predict -> export (slow)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from latbench.lut import LUT
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def run(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "latbench.cli", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=900, **kw)
+
+
+def test_tiny_space_end_to_end(tmp_path, tiny_arch_dict):
+    lut = tmp_path / "lut"
+    r = run("profile", "--space", "tiny", "--lut-dir", lut, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    table = LUT.load(lut / "host_tiny_fp32.csv")
+    assert len(table.ok()) == 213 and not table.failed()
+    assert all(row.measurement.median_ms > 0 for row in table.ok().values())
+    # a second run measures nothing new
+    r = run("profile", "--space", "tiny", "--lut-dir", lut, "--no-progress")
+    assert "0 measured, 0 failed, 213 already" in r.stdout
+
+    r = run("calibrate", "--space", "tiny", "--archs", "16", "--no-zoo", "--lut-dir", lut,
+            "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert (lut / "host_fp32.predictor.json").exists()
+    out = tmp_path / "val"
+    r = run("validate", "--space", "tiny", "--archs", "8", "--lut-dir", lut, "--out", out,
+            "--no-progress")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m) == {"flops", "lut", "regression"} and m["regression"]["n"] == 8
+    assert (out / "predicted_vs_measured.png").stat().st_size > 10_000
+
+    # predict and export a network of the tiny space
+    from latbench.space import get_space
+
+    arch = get_space("tiny").decode([2, 0, 0, 0, 1, 1] * 2, name="t")
+    af = tmp_path / "t.json"
+    af.write_text(arch.to_json())
+    r = run("predict", af, "--lut-dir", lut, "--json")
+    assert r.returncode == 0, r.stderr
+    p = json.loads(r.stdout)
+    assert p["predictor"] == "regression" and len(p["layers"]) == len(arch.layers())
+    assert p["lut_sum_ms"] == pytest.approx(sum(x["ms"] for x in p["layers"]))
+    r = run("export", af, "-o", tmp_path / "t.tflite", "--precision", "int8")
+    assert r.returncode == 0 and (tmp_path / "t.tflite").read_bytes()[4:8] == b"TFL3"
+
+
+def test_kill_9_mid_profile_loses_nothing_and_resumes(tmp_path, tiny_arch_dict):
+    af = tmp_path / "a.json"
+    af.write_text(json.dumps({**tiny_arch_dict, "resolution": 96}))
+    lut = tmp_path / "lut"
+    csv = lut / "host_tiny_fp32.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "latbench.cli", "profile", "--arch", af,
+                             "--lut-dir", lut, "--no-progress"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if csv.exists() and len(LUT.load(csv).rows) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = LUT.load(csv).rows
+    assert 3 <= len(before) < 8
+    r = run("profile", "--arch", af, "--lut-dir", lut, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    after = LUT.load(csv)
+    assert len(after.rows) == 8 and not after.failed()
+    for k, row in before.items():  # what was measured before the kill is kept as it was
+        assert after.rows[k].measured_at == row.measured_at
+    assert csv.read_text().count("\n") == len(after.meta) + 1 + 8  # no duplicates
