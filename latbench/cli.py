@@ -107,10 +107,12 @@ def _profile_specs(space_name: str | None, use_zoo: bool, arch_files: tuple[Path
               help="Conversion processes.")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N layers (by key).")
 @click.option("--retry-failed", is_flag=True, help="Measure again entries recorded as failed.")
+@click.option("--split", is_flag=True,
+              help="Identical phones share the work and one LUT (named after the first).")
 @click.option("--dry-run", is_flag=True, help="Only report what would be profiled.")
 @click.option("--no-progress", is_flag=True)
 def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, workers, limit,
-            retry_failed, dry_run, no_progress) -> None:
+            retry_failed, split, dry_run, no_progress) -> None:
     """Time every layer of a space / the zoo / arch files into a LUT per device."""
     from .devices import load_profile, open_device
     from .lut import lut_path
@@ -130,7 +132,7 @@ def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, w
     try:
         summaries = run_profile(devices, specs, space_label, precision, lut_dir,
                                 workers=workers, retry_failed=retry_failed,
-                                progress=not no_progress)
+                                progress=not no_progress, split=split)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: every entry measured so far is in the LUT; "
                    "run the same command again to resume", err=True)
@@ -140,6 +142,8 @@ def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, w
             d.close()
     for s in summaries:
         click.echo(s.line())
+        if s.health_before or s.health_after:
+            click.echo(f"  health before: {s.health_before}  after: {s.health_after}")
         for e in s.errors[:5]:
             click.echo(f"  failed: {e}", err=True)
         if len(s.errors) > 5:

@@ -10,6 +10,7 @@ whose settings differ from the device's is refused, never mixed in.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -89,6 +90,7 @@ class LUT:
     meta: dict[str, Any]
     rows: dict[str, Row] = field(default_factory=dict)
     path: Path | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def ok(self) -> dict[str, Row]:
         return {k: r for k, r in self.rows.items() if r.status == "ok"}
@@ -145,9 +147,10 @@ class LUT:
         """Add one row to memory and to disk, durably, before the next is measured."""
         if not row.measured_at:
             row.measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.rows[row.spec.key] = row
-        if self.path is not None:
-            records.append(self.path, row.to_csv())
+        with self._lock:  # several phones of a --split run share one LUT
+            self.rows[row.spec.key] = row
+            if self.path is not None:
+                records.append(self.path, row.to_csv())
 
     def save(self, path: Path | None = None) -> None:
         """Rewrite the whole file atomically (used after merging or dropping rows)."""

@@ -24,6 +24,7 @@ from . import __version__
 from .arch import LayerSpec
 from .cache import converter_version, spec_path
 from .devices import Device, DeviceLost, ModelRunError
+from .devices.fleet import WorkQueue, split_fingerprint
 from .lut import LUT, Row, lut_path
 
 
@@ -38,6 +39,8 @@ class Summary:
     wall_s: float = 0.0
     stopped: str = ""  # why the run stopped early, if it did
     errors: list[str] = field(default_factory=list)
+    health_before: dict = field(default_factory=dict)
+    health_after: dict = field(default_factory=dict)
 
     @property
     def per_minute(self) -> float:
@@ -115,14 +118,19 @@ def _convert_worker(specs: list[LayerSpec], batch_size: int):
     return convert_to_cache(specs, batch_size)
 
 
-def measure_pending(device: Device, lut: LUT, specs: Sequence[LayerSpec],
+def measure_pending(device: Device, lut: LUT, queue: WorkQueue[LayerSpec],
                     converted: dict[str, tuple[Path | None, str | None]],
                     summary: Summary, progress: bool = True, position: int = 0) -> None:
-    """Time each spec and append its row at once; stops cleanly if the device is lost."""
-    bar = tqdm(total=len(specs), desc=f"time {device.profile.name}", unit="layer",
+    """Time specs from the queue, appending each row at once.
+
+    If the device is lost, the spec in flight goes back to the queue (another
+    phone of a --split run may take it) and this device stops cleanly.
+    """
+    bar = tqdm(total=len(queue), desc=f"time {device.profile.name}", unit="layer",
                disable=not progress, position=position, dynamic_ncols=True)
+    summary.health_before = device.health()
     try:
-        for s in specs:
+        for s in queue:
             path, err = converted.get(s.key, (None, "not converted"))
             if path is None:
                 lut.append(Row(s, "failed", error=f"convert: {err}"))
@@ -135,6 +143,9 @@ def measure_pending(device: Device, lut: LUT, specs: Sequence[LayerSpec],
                     lut.append(Row(s, "failed", error=f"run: {exc}"))
                     summary.failed += 1
                     summary.errors.append(f"{s.key}: run: {exc}")
+                except DeviceLost:
+                    queue.put_back(s)
+                    raise
                 else:
                     lut.append(Row(s, "ok", m))
                     summary.measured += 1
@@ -144,37 +155,63 @@ def measure_pending(device: Device, lut: LUT, specs: Sequence[LayerSpec],
         summary.stopped = f"device lost: {exc}"
     finally:
         bar.close()
+    try:
+        summary.health_after = device.health()
+    except Exception:  # a lost device may not answer
+        pass
 
 
-def profile(devices: Sequence[Device], specs: Sequence[LayerSpec], space: str, precision: str,
-            lut_dir: Path, workers: int = 2, retry_failed: bool = False,
-            progress: bool = True) -> list[Summary]:
-    """Profile `specs` on every device, each into its own LUT file."""
-    t0 = time.monotonic()
-    plans = []
-    for d in devices:
-        path = lut_path(lut_dir, d.profile.name, space, precision)
-        lut = LUT.open(path, lut_meta(d, precision, space))
-        done = lut.ok() if retry_failed else lut.rows
-        pending = [s for s in specs if s.key not in done]
-        plans.append((d, lut, pending, Summary(d.profile.name, path, total=len(specs),
-                                               skipped=len(specs) - len(pending))))
-    union: dict[str, LayerSpec] = {s.key: s for *_, pending, _ in plans for s in pending}
-    converted = convert_pending(list(union.values()), workers=workers, progress=progress)
-    if len(plans) == 1:
-        d, lut, pending, summary = plans[0]
-        try:
-            measure_pending(d, lut, pending, converted, summary, progress)
-        finally:
-            summary.wall_s = time.monotonic() - t0
-        return [summary]
-    threads = [threading.Thread(target=measure_pending, args=(d, lut, pending, converted, s,
-                                                              progress, i), daemon=True)
-               for i, (d, lut, pending, s) in enumerate(plans)]
+def _run_threads(jobs: list[tuple], progress: bool) -> None:
+    threads = [threading.Thread(target=measure_pending, args=(*job, progress, i), daemon=True)
+               for i, job in enumerate(jobs)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for *_, s in plans:
-        s.wall_s = time.monotonic() - t0
-    return [p[3] for p in plans]
+
+
+def profile(devices: Sequence[Device], specs: Sequence[LayerSpec], space: str, precision: str,
+            lut_dir: Path, workers: int = 2, retry_failed: bool = False,
+            progress: bool = True, split: bool = False) -> list[Summary]:
+    """Profile `specs` on every device, each into its own LUT file.
+
+    With split=True the devices must be identical (same fingerprint but for
+    the name); they share one LUT, named after the first, and one work queue.
+    """
+    t0 = time.monotonic()
+    if split and len(devices) > 1:
+        split_fingerprint(devices)
+        owners = [devices[0]]
+    else:
+        owners = list(devices)
+    plans = []
+    for d in owners:
+        path = lut_path(lut_dir, d.profile.name, space, precision)
+        lut = LUT.open(path, lut_meta(d, precision, space))
+        done = lut.ok() if retry_failed else lut.rows
+        pending = [s for s in specs if s.key not in done]
+        plans.append((d, lut, pending))
+    union: dict[str, LayerSpec] = {s.key: s for *_, pending in plans for s in pending}
+    converted = convert_pending(list(union.values()), workers=workers, progress=progress)
+    jobs, summaries = [], []
+    if split and len(devices) > 1:
+        _, lut, pending = plans[0]
+        queue = WorkQueue(pending)
+        for d in devices:
+            summaries.append(Summary(d.profile.name, lut.path, total=len(specs),
+                                     skipped=len(specs) - len(pending)))
+            jobs.append((d, lut, queue, converted, summaries[-1]))
+    else:
+        for d, lut, pending in plans:
+            summaries.append(Summary(d.profile.name, lut.path, total=len(specs),
+                                     skipped=len(specs) - len(pending)))
+            jobs.append((d, lut, WorkQueue(pending), converted, summaries[-1]))
+    try:
+        if len(jobs) == 1:
+            measure_pending(*jobs[0], progress)
+        else:
+            _run_threads(jobs, progress)
+    finally:
+        for s in summaries:
+            s.wall_s = time.monotonic() - t0
+    return summaries
