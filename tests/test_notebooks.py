@@ -1,0 +1,223 @@
+"""The analysis notebooks in notebooks/ run headless on results the CLI writes.
+
+A module-scoped fixture generates a small LUT, calibration, validation report and
+search run with the `latbench` command line (tiny search space), then each notebook
+is executed with nbclient, pointed at those files through its environment
+variables. A notebook that raises fails the test; so does one that does not save
+its figures or whose printed summary disagrees with the CSV files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+NOTEBOOK_NAMES = ("lut_explorer.ipynb", "predictor_accuracy.ipynb")
+# What a notebook may import from latbench: public, documented entry points only.
+PUBLIC_IMPORTS = {"from latbench.lut import LUT", "from latbench.arch import arch_from_dict",
+                  "from latbench.space import get_space"}
+
+nbformat = pytest.importorskip("nbformat")
+
+
+def _code_cells(name: str):
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    return nb, [c for c in nb.cells if c.cell_type == "code"]
+
+
+# ---- static checks (fast) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_committed_notebook_is_stripped_and_parametrised(name):
+    nb, cells = _code_cells(name)
+    nbformat.validate(nb)
+    for i, c in enumerate(cells):
+        assert c.outputs == [], f"{name}: code cell {i} has outputs; strip them before commit"
+        assert c.execution_count is None, f"{name}: code cell {i} has an execution count"
+    first = cells[0]
+    assert "parameters" in first.metadata.get("tags", []), f"{name}: no parameters cell"
+    assert "os.environ.get(" in first.source and "LATBENCH_NB_OUT" in first.source
+    for c in cells:
+        for line in c.source.splitlines():
+            s = line.strip()
+            if "latbench" in s and (s.startswith("import ") or s.startswith("from ")):
+                assert s in PUBLIC_IMPORTS, f"{name}: {s!r} is not a public latbench API"
+
+
+# ---- executing them on generated data (slow) -------------------------------------------
+
+
+def _cli(*args: str, timeout: int = 1200) -> str:
+    proc = subprocess.run([sys.executable, "-m", "latbench.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"latbench {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def _read_records(path: Path):
+    """A latbench CSV (LUT or network file) read with plain pandas: drop `# ` header lines."""
+    import pandas as pd
+
+    lines = [l for l in path.read_text().splitlines() if not l.startswith("# ")]
+    return pd.read_csv(io.StringIO("\n".join(lines)))
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """A tiny LUT, calibration and validate report, made by the CLI."""
+    root = tmp_path_factory.mktemp("nbdata")
+    lut_dir, val_dir = root / "lut", root / "validate"
+    _cli("profile", "--space", "tiny", "--lut-dir", str(lut_dir), "--no-progress")
+    _cli("calibrate", "--space", "tiny", "--archs", "16", "--no-zoo", "--lut-dir", str(lut_dir),
+         "--no-progress")
+    _cli("validate", "--space", "tiny", "--archs", "8", "--lut-dir", str(lut_dir),
+         "--out", str(val_dir), "--no-progress")
+    return {"root": root, "lut": lut_dir / "host_tiny_fp32.csv",
+            "nets": lut_dir / "host_fp32.validate.csv", "validate": val_dir}
+
+
+@contextlib.contextmanager
+def _environ(env: dict[str, str]):
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _kernel_name() -> str:
+    """The venv's python3 kernel (installed into the venv when the spec is missing)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if "python3" not in KernelSpecManager().find_kernel_specs():
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix"],
+                       check=True, capture_output=True)
+    return "python3"
+
+
+def run_notebook(name: str, env: dict[str, str], out_dir: Path) -> str:
+    """Execute notebooks/NAME headless; return everything it printed."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name=_kernel_name(),
+                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _environ({**env, "LATBENCH_NB_OUT": str(out_dir), "MPLBACKEND": "Agg"}):
+        try:
+            client.execute()
+        except CellExecutionError as exc:
+            nbformat.write(nb, out_dir / f"failed_{name}")
+            pytest.fail(f"{name} raised while running (executed copy: "
+                        f"{out_dir / ('failed_' + name)}):\n{str(exc)[-4000:]}")
+    text = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            assert o.output_type != "error", f"{name}: {o.ename}: {o.evalue}"
+            if o.output_type == "stream" and o.name == "stdout":
+                text.append(o.text)
+    return "".join(text)
+
+
+def assert_pngs(out_dir: Path, names: list[str]) -> None:
+    """Each figure was saved, is a real PNG of some size, and is not a blank canvas."""
+    import matplotlib.image as mpimg
+
+    for n in names:
+        p = out_dir / f"{n}.png"
+        assert p.exists(), f"{p.name} was not saved; saved: {sorted(os.listdir(out_dir))}"
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert p.stat().st_size > 10_000, f"{p.name} is only {p.stat().st_size} bytes"
+        img = mpimg.imread(p)
+        assert img.shape[0] > 200 and img.shape[1] > 300
+        assert img[..., :3].std() > 0.02, f"{p.name} is blank"
+
+
+@pytest.mark.slow
+def test_lut_explorer(generated, tmp_path):
+    out = tmp_path / "lut_explorer"
+    stdout = run_notebook("lut_explorer.ipynb", {"LATBENCH_LUT": str(generated["lut"])}, out)
+    assert_pngs(out, ["latency_vs_flops", "costliest_layers", "kernel_se_by_stage"])
+
+    table = _read_records(generated["lut"])
+    ok = table[table.status == "ok"]
+    top = ok.loc[ok.median_ms.idxmax()]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["layers_ok"] == len(ok) > 100
+    assert summary["layers_failed"] == int((table.status != "ok").sum())
+    assert summary["total_ms"] == pytest.approx(ok.median_ms.sum(), rel=1e-9)
+    assert summary["costliest_key"] == top.key
+    assert summary["costliest_ms"] == pytest.approx(top.median_ms, rel=1e-9)
+    assert sum(summary["kinds"].values()) == len(ok)
+    # The tiny space has every block with kernel 3 and 5, with and without SE.
+    assert summary["k5_over_k3_pairs"] > 0 and summary["se_pairs"] > 0
+    assert summary["k5_over_k3_latency_ratio"] > 1.0
+    assert f"LUT: {len(ok)} ok layers" in stdout
+    assert f"costliest layer: {top.key} " in stdout
+
+
+@pytest.mark.slow
+def test_predictor_accuracy(generated, tmp_path):
+    out = tmp_path / "predictor_accuracy"
+    env = {"LATBENCH_VALIDATE": str(generated["validate"]), "LATBENCH_NETS": str(generated["nets"])}
+    stdout = run_notebook("predictor_accuracy.ipynb", env, out)
+    assert_pngs(out, ["predicted_vs_measured", "error_by_size"])
+    assert not (out / "zoo_errors.png").exists()  # calibrated with --no-zoo: no zoo rows
+
+    import pandas as pd
+
+    held = pd.read_csv(generated["validate"] / "heldout.csv")
+    reported = json.loads((generated["validate"] / "metrics.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["heldout"] == len(held) > 0
+    assert summary["size"] == "mmacs"  # sizes came from the networks file's arch column
+    assert set(summary["mape"]) == {"flops", "lut", "regression"}
+    for k, m in summary["mape"].items():
+        mape = float(((held[f"{k}_ms"] - held.measured_ms).abs() / held.measured_ms).mean() * 100)
+        assert m == pytest.approx(mape, rel=1e-9)
+        assert m == pytest.approx(reported[k]["mape"], rel=1e-6)
+        assert f"MAPE {k}: {mape:.4f} %" in stdout
+    assert summary["best"] == min(summary["mape"], key=summary["mape"].get)
+    assert summary["zoo"] == 0
+    assert "zoo networks: 0" in stdout
+
+
+@pytest.mark.slow
+def test_predictor_accuracy_with_zoo_rows(generated, tmp_path):
+    """The zoo section, on a report whose zoo.csv has rows (the CLI's column layout)."""
+    import pandas as pd
+
+    vdir = tmp_path / "validate"
+    shutil.copytree(generated["validate"], vdir)
+    held = pd.read_csv(vdir / "heldout.csv").head(3)
+    zoo = pd.DataFrame({"name": ["mobilenet_v2_1.0", "mnasnet_a1", "mobilenet_v3_small"],
+                        "measured_ms": held.measured_ms.values})
+    for k in ("flops", "lut", "regression"):
+        zoo[f"{k}_ms"] = held[f"{k}_ms"].values
+        zoo[f"{k}_err_pct"] = (zoo[f"{k}_ms"] - zoo.measured_ms) / zoo.measured_ms * 100
+    zoo.to_csv(vdir / "zoo.csv", index=False)
+    out = tmp_path / "out"
+    # Without the networks file: network size falls back to measured latency.
+    stdout = run_notebook("predictor_accuracy.ipynb",
+                          {"LATBENCH_VALIDATE": str(vdir), "LATBENCH_NETS": ""}, out)
+    assert_pngs(out, ["predicted_vs_measured", "error_by_size", "zoo_errors"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["zoo"] == 3 and summary["size"] == "measured_ms"
+    assert "zoo networks: 3" in stdout
