@@ -142,7 +142,7 @@ def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, w
             d.close()
     for s in summaries:
         click.echo(s.line())
-        if s.health_before or s.health_after:
+        if s.measured + s.failed and (s.health_before or s.health_after):
             click.echo(f"  health before: {s.health_before}  after: {s.health_after}")
         for e in s.errors[:5]:
             click.echo(f"  failed: {e}", err=True)

@@ -10,13 +10,14 @@ the same command resumes an interrupted profile.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tqdm import tqdm
 
@@ -73,49 +74,80 @@ def _batches(specs: Sequence[LayerSpec], size: int) -> list[list[LayerSpec]]:
     return [list(specs[i:i + size]) for i in range(0, len(specs), size)]
 
 
-def convert_pending(specs: Sequence[LayerSpec], workers: int = 2, batch_size: int = 48,
-                    progress: bool = True) -> dict[str, tuple[Path | None, str | None]]:
-    """Convert every spec not in the cache; key -> (path, error)."""
-    out: dict[str, tuple[Path | None, str | None]] = {}
-    todo = []
-    for s in specs:
-        p = spec_path(s)
-        if p.exists():
-            out[s.key] = (p, None)
-        else:
-            todo.append(s)
-    if not todo:
-        return out
-    bar = tqdm(total=len(todo), desc="convert", unit="layer", disable=not progress,
-               dynamic_ncols=True)
-    # Interleave the work so both workers get a similar mix of big and small layers.
-    jobs = _batches(todo, batch_size)
-    with ProcessPoolExecutor(max_workers=max(1, workers),
-                             mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_convert_worker, b, batch_size): b for b in jobs}
-        try:
-            for fut in as_completed(futures):
-                batch = futures[fut]
-                try:
-                    results = fut.result()
-                except Exception as exc:  # a worker died: record the batch as failed
-                    results = [(s.key, None, f"conversion worker died: {exc}") for s in batch]
-                for key, path, err in results:
-                    out[key] = (Path(path) if path else None, err)
-                bar.update(len(batch))
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
-        finally:
-            bar.close()
-    return out
+def converter_cpus(devices: Sequence[Device]) -> set[int] | None:
+    """CPUs a converter may use while devices are timing, or None if it must wait.
+
+    Phones time on their own CPUs. A host device times on its pinned CPU set,
+    so converters may run on the other CPUs; an unpinned host needs them all.
+    """
+    free = set(os.sched_getaffinity(0))
+    for d in devices:
+        if d.profile.kind == "host":
+            if not d.profile.cpus:
+                return None
+            free -= set(d.profile.cpus)
+    return free or None
+
+
+def _pin(cpus: set[int] | None) -> None:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
 
 
 def _convert_worker(specs: list[LayerSpec], batch_size: int):
     from .convert import convert_to_cache
 
     return convert_to_cache(specs, batch_size)
+
+
+@dataclass
+class Converter:
+    """Converts specs in worker processes, reporting each finished batch.
+
+    Runs in a thread so devices can time what is ready while the rest converts.
+    """
+
+    workers: int = 2
+    batch_size: int = 48
+    cpus: set[int] | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+
+    def run(self, todo: Sequence[LayerSpec],
+            on_done: Callable[[LayerSpec, Path | None, str | None], None]) -> None:
+        if not todo:
+            return
+        bar = tqdm(total=len(todo), desc="convert", unit="layer", disable=not self.progress,
+                   dynamic_ncols=True, position=0)
+        pool = ProcessPoolExecutor(max_workers=max(1, self.workers),
+                                   mp_context=mp.get_context("spawn"),
+                                   initializer=_pin, initargs=(self.cpus,))
+        try:
+            futures = {pool.submit(_convert_worker, b, self.batch_size): b
+                       for b in _batches(todo, self.batch_size)}
+            for fut in as_completed(futures):
+                if self._stop.is_set():
+                    break
+                batch = futures[fut]
+                try:
+                    results = {k: (p, e) for k, p, e in fut.result()}
+                except Exception as exc:  # a worker died: the batch is recorded as failed
+                    results = {s.key: (None, f"conversion worker died: {exc}") for s in batch}
+                for s in batch:
+                    path, err = results.get(s.key, (None, "lost in conversion"))
+                    on_done(s, Path(path) if path else None, err)
+                bar.update(len(batch))
+        finally:
+            bar.close()
+            if self._stop.is_set():
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    proc.kill()  # Ctrl-C: do not wait for a batch in flight
+            pool.shutdown(wait=not self._stop.is_set(), cancel_futures=True)
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def measure_pending(device: Device, lut: LUT, queue: WorkQueue[LayerSpec],
@@ -126,7 +158,7 @@ def measure_pending(device: Device, lut: LUT, queue: WorkQueue[LayerSpec],
     If the device is lost, the spec in flight goes back to the queue (another
     phone of a --split run may take it) and this device stops cleanly.
     """
-    bar = tqdm(total=len(queue), desc=f"time {device.profile.name}", unit="layer",
+    bar = tqdm(total=queue.total, desc=f"time {device.profile.name}", unit="layer",
                disable=not progress, position=position, dynamic_ncols=True)
     summary.health_before = device.health()
     try:
@@ -149,6 +181,7 @@ def measure_pending(device: Device, lut: LUT, queue: WorkQueue[LayerSpec],
                 else:
                     lut.append(Row(s, "ok", m))
                     summary.measured += 1
+            bar.total = queue.total
             bar.update(1)
             bar.set_postfix(failed=summary.failed, refresh=False)
     except DeviceLost as exc:
@@ -162,7 +195,7 @@ def measure_pending(device: Device, lut: LUT, queue: WorkQueue[LayerSpec],
 
 
 def _run_threads(jobs: list[tuple], progress: bool) -> None:
-    threads = [threading.Thread(target=measure_pending, args=(*job, progress, i), daemon=True)
+    threads = [threading.Thread(target=measure_pending, args=(*job, progress, i + 1), daemon=True)
                for i, job in enumerate(jobs)]
     for t in threads:
         t.start()
@@ -175,43 +208,77 @@ def profile(devices: Sequence[Device], specs: Sequence[LayerSpec], space: str, p
             progress: bool = True, split: bool = False) -> list[Summary]:
     """Profile `specs` on every device, each into its own LUT file.
 
-    With split=True the devices must be identical (same fingerprint but for
-    the name); they share one LUT, named after the first, and one work queue.
+    Conversion and timing overlap when the converters can be kept off the
+    timing CPUs (phones, or a host pinned to a CPU subset); otherwise all
+    conversion finishes first. With split=True the devices must be identical
+    (same fingerprint but the name): they share one LUT, named after the
+    first, and one work queue.
     """
     t0 = time.monotonic()
-    if split and len(devices) > 1:
+    split = split and len(devices) > 1
+    if split:
         split_fingerprint(devices)
-        owners = [devices[0]]
-    else:
-        owners = list(devices)
-    plans = []
-    for d in owners:
+    plans = []  # (device that owns the LUT, LUT, pending specs, feed of specs ready to time)
+    for d in (devices[:1] if split else devices):
         path = lut_path(lut_dir, d.profile.name, space, precision)
         lut = LUT.open(path, lut_meta(d, precision, space))
         done = lut.ok() if retry_failed else lut.rows
         pending = [s for s in specs if s.key not in done]
-        plans.append((d, lut, pending))
-    union: dict[str, LayerSpec] = {s.key: s for *_, pending in plans for s in pending}
-    converted = convert_pending(list(union.values()), workers=workers, progress=progress)
-    jobs, summaries = [], []
-    if split and len(devices) > 1:
-        _, lut, pending = plans[0]
-        queue = WorkQueue(pending)
-        for d in devices:
-            summaries.append(Summary(d.profile.name, lut.path, total=len(specs),
-                                     skipped=len(specs) - len(pending)))
-            jobs.append((d, lut, queue, converted, summaries[-1]))
+        plans.append((d, lut, pending, WorkQueue(closed=False)))
+    converted: dict[str, tuple[Path | None, str | None]] = {}
+    waiting: dict[str, list[WorkQueue]] = {}
+    for _, _, pending, feed in plans:
+        for s in pending:
+            p = spec_path(s)
+            if p.exists():
+                converted[s.key] = (p, None)
+                feed.add(s)
+            else:
+                waiting.setdefault(s.key, []).append(feed)
+    todo = list({s.key: s for _, _, pending, _ in plans for s in pending
+                 if s.key in waiting}.values())
+
+    def on_done(s: LayerSpec, path: Path | None, err: str | None) -> None:
+        converted[s.key] = (path, err)
+        for feed in waiting.pop(s.key, []):
+            feed.add(s)
+
+    if split:
+        _, lut, pending, feed = plans[0]
+        jobs = [(d, lut, feed) for d in devices]
     else:
-        for d, lut, pending in plans:
-            summaries.append(Summary(d.profile.name, lut.path, total=len(specs),
-                                     skipped=len(specs) - len(pending)))
-            jobs.append((d, lut, WorkQueue(pending), converted, summaries[-1]))
+        jobs = [(d, lut, feed) for d, lut, _, feed in plans]
+    skipped = {lut.path: len(specs) - len(pending) for _, lut, pending, _ in plans}
+    summaries = [Summary(d.profile.name, lut.path, total=len(specs), skipped=skipped[lut.path])
+                 for d, lut, _ in jobs]
+    cpus = converter_cpus(devices)
+    converter = Converter(workers if cpus is None else min(workers, len(cpus)), cpus=cpus,
+                          progress=progress)
+
+    def convert_then_close() -> None:
+        try:
+            converter.run(todo, on_done)
+        finally:
+            for *_, feed in plans:
+                feed.close()
+
     try:
-        if len(jobs) == 1:
-            measure_pending(*jobs[0], progress)
+        conv_thread = None
+        if cpus is None:
+            convert_then_close()  # converting would disturb the timing: finish it first
         else:
-            _run_threads(jobs, progress)
+            conv_thread = threading.Thread(target=convert_then_close, daemon=True)
+            conv_thread.start()
+        measure_jobs = [(d, lut, feed, converted, summ)
+                        for (d, lut, feed), summ in zip(jobs, summaries)]
+        if len(measure_jobs) == 1:
+            measure_pending(*measure_jobs[0], progress, 1)
+        else:
+            _run_threads(measure_jobs, progress)
+        if conv_thread is not None:
+            conv_thread.join()
     finally:
+        converter.stop()
         for s in summaries:
             s.wall_s = time.monotonic() - t0
     return summaries

@@ -34,24 +34,45 @@ def split_fingerprint(devices: Sequence[Device]) -> dict[str, str]:
 
 
 class WorkQueue(Generic[T]):
-    """Thread-safe hand-out of items; `put_back` returns what a lost device did not finish."""
+    """Thread-safe hand-out of items; `put_back` returns what a lost device did not finish.
 
-    def __init__(self, items: Iterable[T]):
+    An open queue (closed=False) is fed while it is consumed (`add`, then
+    `close`): take() waits for the next item until the queue is closed and empty.
+    That is how the profiler times layers while later ones are still converting.
+    """
+
+    def __init__(self, items: Iterable[T] = (), closed: bool = True):
         self._items = list(items)
-        self._lock = threading.Lock()
+        self._closed = closed
+        self._cond = threading.Condition()
+        self.total = len(self._items)
+
+    def add(self, item: T) -> None:
+        with self._cond:
+            self._items.append(item)
+            self.total += 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def take(self) -> T | None:
-        with self._lock:
+        with self._cond:
+            while not self._items and not self._closed:
+                self._cond.wait()
             return self._items.pop(0) if self._items else None
 
     def put_back(self, item: T) -> None:
-        with self._lock:
+        with self._cond:
             self._items.insert(0, item)
+            self._cond.notify_all()
 
     def __iter__(self) -> Iterator[T]:
         while (item := self.take()) is not None:
             yield item
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._cond:
             return len(self._items)
