@@ -77,12 +77,13 @@ def _batches(specs: Sequence[LayerSpec], size: int) -> list[list[LayerSpec]]:
 def converter_cpus(devices: Sequence[Device]) -> set[int] | None:
     """CPUs a converter may use while devices are timing, or None if it must wait.
 
-    Phones time on their own CPUs. A host device times on its pinned CPU set,
-    so converters may run on the other CPUs; an unpinned host needs them all.
+    Phones time on their own CPUs. A host device (or the emulated phone, whose
+    stand-in runs here) times on its pinned CPU set, so converters may run on
+    the other CPUs; an unpinned one needs them all.
     """
     free = set(os.sched_getaffinity(0))
     for d in devices:
-        if d.profile.kind == "host":
+        if d.profile.kind in ("host", "emulated"):
             if not d.profile.cpus:
                 return None
             free -= set(d.profile.cpus)
