@@ -1,0 +1,1 @@
+"""MnasNet-style search: controller, reward, proxy accuracy, Pareto front, the loop."""

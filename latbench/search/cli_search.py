@@ -1,0 +1,160 @@
+"""`latbench search`: the click command; wiring only (see run.py for the loop)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+
+
+def _latency_source(cfg, lut_dir: Path, device):
+    from ..e2e import measure_arch
+    from .run import LatencySource
+
+    predict = None
+    if cfg.latency == "lut":
+        from ..predict import load_predictor
+
+        model = load_predictor(cfg.device, cfg.precision, lut_dir)
+        predict = model.predict
+    measure = (lambda arch: measure_arch(device, arch, cfg.precision).median_ms) if device else None
+    return LatencySource(predict=predict, measure=measure)
+
+
+def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list[dict]:
+    """Zoo networks through the same proxy recipe and latency source as the search."""
+    from .. import zoo
+
+    out = []
+    for name in names:
+        arch = zoo.get(name)
+        res = evaluator.evaluate(arch)
+        pred = float(latency.predict([arch])[0]) if latency.predict else None
+        meas = float(latency.measure(arch)) if latency.measure else None
+        lat = pred if pred is not None else meas
+        out.append({"name": name, "accuracy": res.accuracy, "pred_ms": pred, "meas_ms": meas,
+                    "lat_ms": lat, "train_s": res.train_s})
+        log(f"baseline {name}: proxy accuracy {res.accuracy:.4f}, latency {lat:.3g} ms"
+            + (f" (measured {meas:.3g} ms)" if meas is not None and pred is not None else ""))
+    return out
+
+
+@click.command("search")
+@click.option("--device", default="host", show_default=True, help="Device profile name.")
+@click.option("--latency", type=click.Choice(["lut", "device"]), default="lut", show_default=True,
+              help="lut: the predictor (spot-checked on the device); device: measure every network.")
+@click.option("--target-ms", type=float, help="Target latency T in ms (required for a new run).")
+@click.option("--samples", type=click.IntRange(1), default=400, show_default=True,
+              help="Networks to sample in total (on --resume: a new, larger total extends the run).")
+@click.option("--batch", type=click.IntRange(1), default=8, show_default=True,
+              help="Networks per controller update.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Continue an interrupted run from its directory (its config.json applies).")
+@click.option("--controller", type=click.Choice(["ppo", "random"]), default="ppo", show_default=True)
+@click.option("--constraint", type=click.Choice(["soft", "hard"]), default=None,
+              help="soft: alpha=beta=-0.07; hard: alpha=0, beta=-1 (default soft).")
+@click.option("--alpha", type=float, help="Explicit exponent when LAT <= T (with --beta).")
+@click.option("--beta", type=float, help="Explicit exponent when LAT > T (with --alpha).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--space", "space_name", default="mnasnet", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lut"),
+              show_default=True)
+@click.option("--spot-every", type=click.IntRange(0), default=10, show_default=True,
+              help="--latency lut: also measure every k-th sample on the device (0: never).")
+@click.option("--drift-threshold", type=float, default=0.10, show_default=True,
+              help="Warn when the recent mean |predicted/measured - 1| exceeds this.")
+@click.option("--recalibrate", is_flag=True,
+              help="Scale predictions by the median measured/predicted ratio of the spot checks.")
+@click.option("--dataset", default="fashion_mnist", show_default=True,
+              help="fashion_mnist, folder (with --data-dir), or a tensorflow-datasets name.")
+@click.option("--data-dir", help="IDX folder for fashion_mnist, image folder, or tfds data_dir.")
+@click.option("--proxy-resolution", type=click.IntRange(8), default=28, show_default=True)
+@click.option("--proxy-width", type=float, default=0.35, show_default=True)
+@click.option("--proxy-train", type=click.IntRange(10), default=4000, show_default=True,
+              help="Training images per proxy run.")
+@click.option("--proxy-epochs", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--baselines", default="mobilenet_v2_x1", show_default=True,
+              help="Comma-separated zoo networks drawn in the Pareto plot ('' for none).")
+@click.option("--no-progress", is_flag=True)
+def search_command(device, latency, target_ms, samples, batch, out_dir, resume_dir, controller,
+                   constraint, alpha, beta, seed, space_name, precision, lut_dir, spot_every,
+                   drift_threshold, recalibrate, dataset, data_dir, proxy_resolution, proxy_width,
+                   proxy_train, proxy_epochs, baselines, no_progress):
+    """MnasNet search: RL controller, proxy-trained accuracy, measured or predicted latency."""
+    from ..devices import load_profile, open_device
+    from ..space import get_space
+    from .accuracy import ProxyEvaluator, ProxyRecipe
+    from .data import load_dataset
+    from .reward import resolve
+    from .run import Search, SearchConfig
+
+    if resume_dir:
+        cfg_path = resume_dir / "config.json"
+        if not cfg_path.exists():
+            raise InputError(f"{resume_dir} is not a search run (no config.json); start one with --out",
+                             "--resume")
+        cfg = SearchConfig.from_json(cfg_path.read_text())
+        if samples != 400 and samples != cfg.samples:  # an explicit new total extends the run
+            cfg = replace(cfg, samples=samples)
+            cfg_path.write_text(cfg.to_json())
+        out_dir = resume_dir
+    else:
+        if out_dir is None:
+            raise InputError("give --out DIR for a new run, or --resume DIR", "--out")
+        if target_ms is None:
+            raise InputError("a new search needs --target-ms (e.g. the measured latency of "
+                             "mobilenet_v2_x1: latbench predict zoo/... or latbench validate)",
+                             "--target-ms")
+        if (out_dir / "config.json").exists():
+            raise InputError(f"{out_dir} already holds a run; continue it with --resume {out_dir} "
+                             f"or choose another --out", "--out")
+        a, b = resolve(constraint, alpha, beta)
+        recipe = ProxyRecipe(resolution=proxy_resolution, width=proxy_width,
+                             train_images=proxy_train, epochs=proxy_epochs)
+        cfg = SearchConfig(target_ms=target_ms, alpha=a, beta=b, samples=samples, batch=batch,
+                           seed=seed, controller=controller, latency=latency, device=device,
+                           precision=precision, space=space_name, spot_every=spot_every,
+                           drift_threshold=drift_threshold, recalibrate=recalibrate,
+                           dataset=dataset, data_dir=data_dir, recipe=asdict(recipe),
+                           baselines=tuple(x for x in baselines.split(",") if x))
+    space = get_space(cfg.space)
+    recipe = ProxyRecipe(**cfg.recipe)
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    ds = load_dataset(cfg.dataset, cfg.data_dir, recipe.resolution, cfg.seed)
+    evaluator = ProxyEvaluator(ds, recipe)
+    dev = open_device(load_profile(cfg.device))
+    try:
+        lat = _latency_source(cfg, lut_dir, dev)
+        runner = Search(out_dir, cfg, evaluator, lat, space, log=log, progress=not no_progress)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        bpath = out_dir / "baselines.json"
+        if not (out_dir / "samples.csv").exists():
+            runner.check_feasible()  # before any training: fail fast on an unreachable target
+        if bpath.exists():
+            base = json.loads(bpath.read_text())
+        else:
+            base = evaluate_baselines(cfg.baselines, evaluator, lat, cfg.target_ms, log)
+            bpath.write_text(json.dumps(base, indent=2) + "\n")
+        try:
+            summary = runner.run(base)
+        except KeyboardInterrupt:
+            from .run import read_samples
+
+            n = len(read_samples(out_dir / "samples.csv"))
+            click.echo(f"\ninterrupted after {n} completed samples; continue with: "
+                       f"latbench search --resume {out_dir}", err=True)
+            sys.exit(130)
+    finally:
+        dev.close()
+    click.echo(json.dumps({k: summary[k] for k in ("samples", "best_reward", "best", "best_under_target",
+                                                   "pareto_size", "hypervolume",
+                                                   "mean_wall_s_per_sample")}, indent=2))
+    click.echo(f"outputs in {out_dir}/ (samples.csv, pareto.csv, pareto.png, reward.png, best/arch.json)",
+               err=True)

@@ -1,0 +1,67 @@
+"""The run's two figures (matplotlib, Agg): the Pareto front and reward over samples."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def pareto_png(rows: list[dict], front: list[int], baselines: list[dict], target_ms: float,
+               path: Path) -> None:
+    """All samples, the front as a staircase, zoo baselines as labelled stars."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ok = [r for r in rows if math.isfinite(r["lat_ms"]) and math.isfinite(r["accuracy"])]
+    if ok:
+        ax.scatter([r["lat_ms"] for r in ok], [r["accuracy"] for r in ok], s=10, alpha=0.4,
+                   color="tab:blue", label="sampled")
+    if front:
+        fx = [rows[i]["lat_ms"] for i in front]
+        fy = [rows[i]["accuracy"] for i in front]
+        ax.step(fx, fy, where="post", color="tab:red", lw=1.2)
+        ax.scatter(fx, fy, s=24, color="tab:red", label="Pareto front", zorder=3)
+    for b in baselines:
+        if b.get("lat_ms") is not None and b.get("accuracy") is not None:
+            ax.scatter([b["lat_ms"]], [b["accuracy"]], marker="*", s=120, color="black", zorder=4)
+            ax.annotate(b["name"], (b["lat_ms"], b["accuracy"]), textcoords="offset points",
+                        xytext=(5, -10), fontsize=8)
+    ax.axvline(target_ms, color="gray", ls="--", lw=1, label=f"target {target_ms:g} ms")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("proxy accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def reward_png(rows: list[dict], path: Path, window: int = 16) -> None:
+    """Each sample's reward, its running mean and the best so far."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    r = np.array([x["reward"] for x in rows], float)
+    if len(r):
+        idx = np.arange(len(r))
+        ax.scatter(idx, r, s=8, alpha=0.4, label="reward")
+        k = min(window, len(r))
+        ax.plot(idx[k - 1:], np.convolve(np.nan_to_num(r), np.ones(k) / k, "valid"),
+                color="tab:orange", label=f"mean of {k}")
+        ax.plot(idx, np.fmax.accumulate(np.nan_to_num(r)), color="tab:green", label="best so far")
+    ax.set_xlabel("sample")
+    ax.set_ylabel("reward")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

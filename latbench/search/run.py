@@ -1,0 +1,423 @@
+"""The search loop: sample -> evaluate -> update, with every step on disk.
+
+State lives in the run directory and nowhere else:
+  config.json        the search's settings (a resume reads them back)
+  samples.csv        one row per completed sample, appended and fsynced
+  controller/        controller checkpoint after each completed batch (npz + json)
+  baselines.csv      zoo networks evaluated the same way (for the plot)
+  pareto.csv, pareto/, best/arch.json, summary.json, *.png   rewritten each batch
+A resume loads the last checkpoint, re-samples the interrupted batch (same
+RNG state, so the same tokens) and reuses its rows already in samples.csv,
+so an interruption loses at most the sample that was in flight.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from ..arch import Arch, save_arch
+from ..errors import InputError, LatbenchError
+from ..space import DEPTH_DELTAS, DECISIONS, TOKENS_PER_BLOCK, WIDTH_MULTS, SearchSpace, get_space
+from .controller import make_controller
+from .pareto import hypervolume, pareto_front
+from .reward import RewardSpec
+
+COLUMNS = ["sample", "batch", "digest", "tokens", "arch", "accuracy", "pred_ms", "meas_ms",
+           "lat_ms", "reward", "train_s", "wall_s", "cached", "error"]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    target_ms: float
+    alpha: float = -0.07
+    beta: float = -0.07
+    samples: int = 400
+    batch: int = 8
+    seed: int = 0
+    controller: str = "ppo"
+    latency: str = "lut"  # lut | device
+    device: str = "host"
+    precision: str = "fp32"
+    space: str = "mnasnet"
+    spot_every: int = 10  # lut mode: measure every k-th sample on the device (0: never)
+    drift_threshold: float = 0.10  # warn when recent |pred/meas - 1| exceeds this
+    recalibrate: bool = False  # lut mode: rescale predictions by median(meas/pred)
+    dataset: str = "fashion_mnist"
+    data_dir: str | None = None
+    recipe: dict = field(default_factory=dict)  # ProxyRecipe fields
+    baselines: tuple[str, ...] = ("mobilenet_v2_x1",)
+
+    def __post_init__(self) -> None:
+        if self.latency not in ("lut", "device"):
+            raise InputError(f"must be lut or device, got {self.latency!r}", "--latency")
+        if self.samples < 1 or self.batch < 1:
+            raise InputError("--samples and --batch must be >= 1")
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["baselines"] = list(self.baselines)
+        return json.dumps(d, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "SearchConfig":
+        d = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        if set(d) - known:
+            raise InputError(f"config.json has unknown fields {sorted(set(d) - known)}")
+        d["baselines"] = tuple(d.get("baselines", ()))
+        return cls(**d)
+
+
+class AccuracyFn(Protocol):
+    def evaluate(self, arch: Arch): ...  # -> object with .accuracy, .train_s, .cached
+
+
+@dataclass
+class LatencySource:
+    """Where latency comes from: a predictor (lut mode) and/or the device."""
+
+    predict: Callable[[list[Arch]], np.ndarray] | None = None
+    measure: Callable[[Arch], float] | None = None
+
+
+class Calibration:
+    """Running predictor-vs-device error; optional rescaling of predictions."""
+
+    window = 5
+
+    def __init__(self, threshold: float, recalibrate: bool):
+        self.threshold = threshold
+        self.recalibrate = recalibrate
+        self.pairs: list[tuple[float, float]] = []  # (raw prediction, measurement)
+
+    @property
+    def scale(self) -> float:
+        if not (self.recalibrate and self.pairs):
+            return 1.0
+        return float(np.median([m / p for p, m in self.pairs]))
+
+    def observe(self, pred_raw: float, meas: float) -> None:
+        if math.isfinite(pred_raw) and math.isfinite(meas) and pred_raw > 0:
+            self.pairs.append((pred_raw, meas))
+
+    def recent_error(self) -> float:
+        """Mean |pred/meas - 1| over the last few spot checks, with the current scale."""
+        recent = self.pairs[-self.window:]
+        if not recent:
+            return float("nan")
+        s = self.scale
+        return float(np.mean([abs(p * s / m - 1) for p, m in recent]))
+
+    def drifted(self) -> bool:
+        return len(self.pairs) >= 2 and self.recent_error() > self.threshold
+
+
+def fastest_candidates(space: SearchSpace) -> list[list[int]]:
+    """Networks at the cheap corner of the space: the target must be reachable by one."""
+    names = [n for n, _ in DECISIONS]
+    out = []
+    for op in (0, 1):  # conv, dconv
+        for skip in (0, 1):
+            block = [0] * TOKENS_PER_BLOCK
+            block[names.index("op")] = op
+            block[names.index("kernel")] = 0
+            block[names.index("se")] = 0
+            block[names.index("skip")] = skip
+            block[names.index("filters")] = int(np.argmin(WIDTH_MULTS))
+            block[names.index("layers")] = int(np.argmin(DEPTH_DELTAS))
+            out.append(block * space.num_blocks)
+    return out
+
+
+def _parse_row(row: dict) -> dict:
+    f = lambda k: float(row[k]) if row.get(k) not in (None, "") else float("nan")  # noqa: E731
+    return {**row, "sample": int(row["sample"]), "batch": int(row["batch"]),
+            "tokens": [int(t) for t in row["tokens"].split("-")],
+            "accuracy": f("accuracy"), "pred_ms": f("pred_ms"), "meas_ms": f("meas_ms"),
+            "lat_ms": f("lat_ms"), "reward": f("reward"), "train_s": f("train_s"),
+            "wall_s": f("wall_s"), "cached": row.get("cached") == "1"}
+
+
+def read_samples(path: Path) -> list[dict]:
+    """Completed rows; a torn last line (crash mid-write) is dropped from the file."""
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines(keepends=True)
+    rows, good = [], 0
+    for i, rec in enumerate(csv.DictReader(lines)):
+        try:
+            if None in rec.values() or not lines[i + 1].endswith("\n"):
+                raise ValueError("torn")
+            rows.append(_parse_row(rec))
+            good = i + 1
+        except (ValueError, KeyError, IndexError):
+            break
+    if good + 1 < len(lines):
+        path.write_text("".join(lines[:good + 1]))
+    return rows
+
+
+def _fmt(x: float) -> str:
+    return "" if not math.isfinite(x) else format(x, ".6g")
+
+
+class Search:
+    """One search run in one directory (new or resumed)."""
+
+    def __init__(self, out_dir: str | Path, config: SearchConfig, accuracy: AccuracyFn,
+                 latency: LatencySource, space: SearchSpace | None = None,
+                 log: Callable[[str], None] = print, progress: bool = True):
+        self.dir = Path(out_dir)
+        self.cfg = config
+        self.space = space or get_space(config.space)
+        self.accuracy = accuracy
+        self.latency = latency
+        self.log = log
+        self.progress = progress
+        self.reward = RewardSpec(config.target_ms, config.alpha, config.beta)
+        self.calib = Calibration(config.drift_threshold, config.recalibrate)
+        if config.latency == "lut" and latency.predict is None:
+            raise LatbenchError("--latency lut needs a predictor")
+        if config.latency == "device" and latency.measure is None:
+            raise LatbenchError("--latency device needs a device")
+        self.ctrl = make_controller(config.controller, self.space.vocab_sizes, config.seed)
+        self._feasible_checked = False
+
+    # -- files ----------------------------------------------------------------
+    @property
+    def samples_path(self) -> Path:
+        return self.dir / "samples.csv"
+
+    def _event(self, msg: str) -> None:
+        with open(self.dir / "events.log", "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
+        self.log(msg)
+
+    def _append(self, row: dict) -> None:
+        new = not self.samples_path.exists()
+        with open(self.samples_path, "a", newline="") as f:
+            w = csv.DictWriter(f, COLUMNS)
+            if new:
+                w.writeheader()
+            out = dict(row)
+            out["tokens"] = "-".join(map(str, row["tokens"]))
+            for k in ("accuracy", "pred_ms", "meas_ms", "lat_ms", "reward", "train_s", "wall_s"):
+                out[k] = _fmt(row[k])
+            out["cached"] = "1" if row["cached"] else "0"
+            w.writerow(out)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _checkpoint(self, batch: int) -> None:
+        d = self.dir / "controller"
+        d.mkdir(exist_ok=True)
+        self.ctrl.save(d / f"batch_{batch:05d}")
+        tmp = d / "latest.json.tmp"
+        tmp.write_text(json.dumps({"batch": batch, "kind": self.cfg.controller}))
+        os.replace(tmp, d / "latest.json")
+
+    def _load_checkpoint(self) -> int:
+        """Restore the controller; the number of completed batches."""
+        latest = self.dir / "controller" / "latest.json"
+        if not latest.exists():
+            return 0
+        b = json.loads(latest.read_text())["batch"]
+        self.ctrl.load(self.dir / "controller" / f"batch_{b:05d}")
+        return b + 1
+
+    # -- evaluation -----------------------------------------------------------
+    def check_feasible(self) -> None:
+        """Refuse a target that even the cheapest corner of the space misses."""
+        archs = [self.space.decode(t) for t in fastest_candidates(self.space)]
+        if self.latency.predict is not None:
+            lat = np.asarray(self.latency.predict(archs), float) * self.calib.scale
+            best = float(np.min(lat))
+        else:
+            best = float(self.latency.measure(min(archs, key=lambda a: a.macs())))
+        self._feasible_checked = True
+        if best > self.cfg.target_ms:
+            raise InputError(
+                f"no network in the {self.space.name} space can meet {self.cfg.target_ms:g} ms on "
+                f"{self.cfg.device}: its fastest corner takes {best:.3g} ms. Raise --target-ms to "
+                f"at least {best * 1.2:.3g} (or choose a faster device profile)", "--target-ms")
+
+    def _evaluate(self, tokens: list[int], index: int, batch: int, rows: list[dict]) -> dict:
+        t0 = time.monotonic()
+        arch = self.space.decode(tokens)
+        err = ""
+        try:
+            acc_res = self.accuracy.evaluate(arch)
+            acc, train_s, cached = acc_res.accuracy, acc_res.train_s, acc_res.cached
+        except LatbenchError:
+            raise
+        except Exception as exc:  # one unbuildable network must not end the search
+            acc, train_s, cached, err = float("nan"), 0.0, False, f"accuracy: {exc}"[:200]
+        pred_raw = meas = float("nan")
+        if self.cfg.latency == "lut":
+            pred_raw = float(self.latency.predict([arch])[0])
+            lat = pred_raw * self.calib.scale
+            spot = self.cfg.spot_every and index % self.cfg.spot_every == 0
+            if not spot and math.isfinite(acc) and self.latency.measure is not None:
+                front = pareto_front([r["lat_ms"] for r in rows] + [lat],
+                                     [r["accuracy"] for r in rows] + [acc])
+                spot = len(rows) in front  # a new Pareto member
+            if spot and self.latency.measure is not None:
+                meas = self._measure(arch)
+                if math.isfinite(meas):
+                    self.calib.observe(pred_raw, meas)
+                    self._report_drift(index, pred_raw * self.calib.scale, meas)
+        else:
+            meas = self._measure(arch)
+            lat = meas
+        return {"sample": index, "batch": batch, "digest": arch.digest(), "tokens": list(tokens),
+                "arch": " ".join(arch.to_dict()["blocks"]), "accuracy": acc, "pred_ms": pred_raw,
+                "meas_ms": meas, "lat_ms": lat, "reward": self.reward(acc, lat),
+                "train_s": train_s, "wall_s": time.monotonic() - t0, "cached": cached, "error": err}
+
+    def _measure(self, arch: Arch) -> float:
+        from ..devices import ModelRunError
+
+        try:
+            return float(self.latency.measure(arch))
+        except (LatbenchError, ModelRunError) as exc:  # DeviceLost propagates: stop, resume later
+            if isinstance(exc, InputError):
+                raise
+            self._event(f"measurement failed for {arch.name}: {exc}")
+            return float("nan")
+
+    def _report_drift(self, index: int, pred: float, meas: float) -> None:
+        e = self.calib.recent_error()
+        self._event(f"spot check #{index}: predicted {pred:.3g} ms, measured {meas:.3g} ms "
+                    f"({pred / meas - 1:+.1%}); recent mean |error| {e:.1%}")
+        if self.calib.drifted():
+            fix = (f"predictions now scaled by {self.calib.scale:.3f}" if self.cfg.recalibrate else
+                   f"pass --recalibrate, or run latbench calibrate --device {self.cfg.device}")
+            self._event(f"WARNING predictor drift: mean |error| {e:.1%} over the last "
+                        f"{min(len(self.calib.pairs), Calibration.window)} spot checks exceeds "
+                        f"{self.cfg.drift_threshold:.0%}; {fix}")
+
+    # -- the loop -------------------------------------------------------------
+    def run(self, baselines: list[dict] | None = None) -> dict:
+        """Run (or continue) until cfg.samples rows exist; returns the summary."""
+        from tqdm import tqdm
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        cfg_path = self.dir / "config.json"
+        if not cfg_path.exists():
+            cfg_path.write_text(self.cfg.to_json())
+        rows = read_samples(self.samples_path)
+        for r in rows:
+            if math.isfinite(r["pred_ms"]) and math.isfinite(r["meas_ms"]):
+                self.calib.observe(r["pred_ms"], r["meas_ms"])
+        batches_done = self._load_checkpoint()
+        if not rows and batches_done == 0 and not self._feasible_checked:
+            self.check_feasible()
+        self.baselines = baselines or []
+        B = self.cfg.batch
+        start = batches_done * B
+        if len(rows) < start:
+            raise LatbenchError(f"{self.samples_path} has {len(rows)} rows but the controller "
+                                f"checkpoint is after {start} samples; the run directory is damaged")
+        t_start = time.monotonic()
+        bar = tqdm(total=self.cfg.samples, initial=min(len(rows), self.cfg.samples), unit="net",
+                   desc="search", disable=not self.progress, dynamic_ncols=True)
+        self._postfix(bar, rows)
+        try:
+            b = batches_done
+            while b * B < self.cfg.samples:
+                n = min(B, self.cfg.samples - b * B)
+                tokens, logp = self.ctrl.sample(n)
+                for j, tk in enumerate(tokens):
+                    i = b * B + j
+                    if i < len(rows):
+                        if rows[i]["tokens"] != list(tk):
+                            raise LatbenchError(
+                                f"resume mismatch at sample {i}: the controller checkpoint does "
+                                f"not reproduce samples.csv (was the run directory edited?)")
+                        continue
+                    row = self._evaluate(list(tk), i, b, rows)
+                    self._append(row)
+                    rows.append(row)
+                    bar.update(1)
+                    self._postfix(bar, rows)
+                batch_rows = rows[b * B:b * B + n]
+                stats = self.ctrl.update(tokens, logp, [r["reward"] for r in batch_rows])
+                self._checkpoint(b)
+                self._write_outputs(rows, stats)
+                b += 1
+        finally:
+            bar.close()
+        summary = self._write_outputs(rows, {}, final=True)
+        summary["elapsed_s_this_call"] = time.monotonic() - t_start
+        return summary
+
+    def _postfix(self, bar, rows: list[dict]) -> None:
+        if not rows:
+            return
+        best = max(r["reward"] for r in rows)
+        front = pareto_front([r["lat_ms"] for r in rows], [r["accuracy"] for r in rows])
+        bar.set_postfix(best_reward=f"{best:.4f}", pareto=len(front))
+
+    def _write_outputs(self, rows: list[dict], stats: dict, final: bool = False) -> dict:
+        from . import plots
+
+        lat = [r["lat_ms"] for r in rows]
+        acc = [r["accuracy"] for r in rows]
+        front = pareto_front(lat, acc)
+        with open(self.dir / "pareto.csv.tmp", "w", newline="") as f:
+            w = csv.DictWriter(f, COLUMNS)
+            w.writeheader()
+            for i in front:
+                w.writerow({**rows[i], "tokens": "-".join(map(str, rows[i]["tokens"])),
+                            "cached": int(rows[i]["cached"])})
+        os.replace(self.dir / "pareto.csv.tmp", self.dir / "pareto.csv")
+        pdir = self.dir / "pareto"
+        pdir.mkdir(exist_ok=True)
+        for old in pdir.glob("*.json"):
+            old.unlink()
+        for rank, i in enumerate(front):
+            save_arch(self.space.decode(rows[i]["tokens"], name=f"pareto_{rank:02d}_{rows[i]['digest']}"),
+                      pdir / f"{rank:02d}_{rows[i]['digest']}.arch.json")
+        finite = [r for r in rows if math.isfinite(r["reward"])]
+        best = max(finite, key=lambda r: r["reward"]) if finite else None
+        if best is not None:
+            (self.dir / "best").mkdir(exist_ok=True)
+            save_arch(self.space.decode(best["tokens"], name=f"best_{best['digest']}"),
+                      self.dir / "best" / "arch.json")
+        feasible = [r for r in finite if r["lat_ms"] <= self.cfg.target_ms]
+        best_feasible = max(feasible, key=lambda r: r["accuracy"]) if feasible else None
+        if best_feasible is not None:
+            save_arch(self.space.decode(best_feasible["tokens"], name=f"best_under_target_{best_feasible['digest']}"),
+                      self.dir / "best" / "under_target.arch.json")
+        ref_ms = 2 * self.cfg.target_ms
+        wall = [r["wall_s"] for r in rows if math.isfinite(r["wall_s"])]
+        summary = {
+            "samples": len(rows), "target_ms": self.cfg.target_ms,
+            "controller": self.cfg.controller, "seed": self.cfg.seed, "latency": self.cfg.latency,
+            "best_reward": best["reward"] if best else None,
+            "best": {k: best[k] for k in ("sample", "digest", "accuracy", "lat_ms", "meas_ms", "reward")}
+            if best else None,
+            "best_under_target": {k: best_feasible[k] for k in ("sample", "digest", "accuracy", "lat_ms",
+                                                                 "meas_ms", "reward")}
+            if best_feasible else None,
+            "pareto_size": len(front),
+            "hypervolume": hypervolume(lat, acc, ref_ms, 0.0), "hypervolume_ref": [ref_ms, 0.0],
+            "mean_wall_s_per_sample": float(np.mean(wall)) if wall else None,
+            "spot_checks": len(self.calib.pairs), "predictor_recent_error": self.calib.recent_error(),
+            "calibration_scale": self.calib.scale, "last_update": stats,
+            "baselines": self.baselines,
+        }
+        summary = json.loads(json.dumps(summary, default=float).replace("NaN", "null"))
+        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        plots.pareto_png(rows, front, self.baselines, self.cfg.target_ms, self.dir / "pareto.png")
+        plots.reward_png(rows, self.dir / "reward.png")
+        return summary
