@@ -167,7 +167,7 @@ def read_samples(path: Path) -> list[dict]:
 
 
 def _fmt(x: float) -> str:
-    return "" if not math.isfinite(x) else format(x, ".6g")
+    return "" if not math.isfinite(x) else repr(float(x))  # exact: a resume must see the same rewards
 
 
 class Search:
