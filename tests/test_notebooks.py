@@ -22,7 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-NOTEBOOK_NAMES = ("lut_explorer.ipynb", "predictor_accuracy.ipynb")
+NOTEBOOK_NAMES = ("lut_explorer.ipynb", "predictor_accuracy.ipynb", "search_run.ipynb")
 # What a notebook may import from latbench: public, documented entry points only.
 PUBLIC_IMPORTS = {"from latbench.lut import LUT", "from latbench.arch import arch_from_dict",
                   "from latbench.space import get_space"}
@@ -85,6 +85,26 @@ def generated(tmp_path_factory):
          "--out", str(val_dir), "--no-progress")
     return {"root": root, "lut": lut_dir / "host_tiny_fp32.csv",
             "nets": lut_dir / "host_fp32.validate.csv", "validate": val_dir}
+
+
+# A short search on the tiny space: predicted latency with a few device spot checks,
+# proxy accuracy from one epoch on 256 Fashion-MNIST images. No zoo baselines: their
+# layers are not in the tiny LUT.
+SEARCH_ARGS = ("search", "--space", "tiny", "--target-ms", "0.3", "--samples", "8", "--batch", "4",
+               "--proxy-train", "256", "--proxy-epochs", "1", "--baselines", "", "--spot-every", "4",
+               "--seed", "0", "--no-progress")
+
+
+@pytest.fixture(scope="module")
+def search_run(generated):
+    """A search run directory written by `latbench search` (on the generated predictor)."""
+    proc = subprocess.run([sys.executable, "-m", "latbench.cli", "search", "--help"], cwd=REPO,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip("this checkout has no `latbench search` command")
+    run_dir = generated["root"] / "search"
+    _cli(*SEARCH_ARGS, "--lut-dir", str(generated["lut"].parent), "--out", str(run_dir))
+    return run_dir
 
 
 @contextlib.contextmanager
@@ -221,3 +241,52 @@ def test_predictor_accuracy_with_zoo_rows(generated, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["zoo"] == 3 and summary["size"] == "measured_ms"
     assert "zoo networks: 3" in stdout
+
+
+@pytest.mark.slow
+def test_search_run(search_run, tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "search_run"
+    stdout = run_notebook("search_run.ipynb", {"LATBENCH_SEARCH_RUN": str(search_run)}, out)
+    assert_pngs(out, ["reward_over_samples", "pareto_front", "architectures"])
+
+    samples = pd.read_csv(search_run / "samples.csv", dtype={"digest": str})
+    pareto = pd.read_csv(search_run / "pareto.csv", dtype={"digest": str})
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["samples"] == len(samples) == 8
+    assert summary["best_reward"] == pytest.approx(samples.reward.max(), rel=1e-12)
+    assert summary["best_sample"] == int(samples.loc[samples.reward.idxmax(), "sample"])
+    # The notebook's own Pareto front agrees with the one the search wrote.
+    assert summary["pareto_samples"] == sorted(int(s) for s in pareto["sample"])
+    assert summary["pareto_size"] == len(pareto) > 0
+    n_archs = len(list((search_run / "pareto").glob("*.arch.json"))) + len(
+        list((search_run / "best").glob("*.json")))
+    assert summary["archs_drawn"] == min(n_archs, 6) > 0
+    assert summary["baselines"] == []
+    assert summary["spot_checks"] == int((samples.pred_ms.notna() & samples.meas_ms.notna()).sum())
+    assert f"samples: {len(samples)} " in stdout
+    assert f"pareto front: {len(pareto)} networks (pareto.csv: {len(pareto)})" in stdout
+
+
+@pytest.mark.slow
+def test_search_run_with_baselines(search_run, tmp_path):
+    """The zoo baselines on the Pareto plot, from a baselines.json in the CLI's layout."""
+    import pandas as pd
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(search_run, run_dir)
+    samples = pd.read_csv(run_dir / "samples.csv")
+    base = [{"name": "mobilenet_v2_x1", "accuracy": float(samples.accuracy.max()),
+             "pred_ms": 0.25, "meas_ms": None, "lat_ms": 0.25, "train_s": 1.0},
+            {"name": "mnasnet_small", "accuracy": float(samples.accuracy.min()),
+             "pred_ms": 0.1, "meas_ms": 0.11, "lat_ms": 0.1, "train_s": 1.0}]
+    (run_dir / "baselines.json").write_text(json.dumps(base, indent=2))
+    out = tmp_path / "out"
+    stdout = run_notebook("search_run.ipynb",
+                          {"LATBENCH_SEARCH_RUN": str(run_dir), "LATBENCH_MAX_ARCHS": "2"}, out)
+    assert_pngs(out, ["reward_over_samples", "pareto_front", "architectures"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["baselines"] == ["mobilenet_v2_x1", "mnasnet_small"]
+    assert summary["archs_drawn"] == 2
+    assert "zoo baselines: 2" in stdout
