@@ -27,17 +27,20 @@ from ..errors import InputError
 from .data import Dataset
 
 
+TRAINER_VERSION = 2  # bump when training or evaluation changes: old cache entries then miss
+
+
 @dataclass(frozen=True)
 class ProxyRecipe:
     """How every network is trained for the search (same for baselines)."""
 
     resolution: int = 28
     width: float = 0.35
-    train_images: int = 4000
+    train_images: int = 3000
     val_images: int = 2000
     epochs: int = 2
-    batch: int = 128
-    lr: float = 5e-3
+    batch: int = 64
+    lr: float = 3e-3
     bn_momentum: float = 0.9  # few steps: BN statistics must settle fast
     seed: int = 0
 
@@ -117,7 +120,8 @@ class ProxyEvaluator:
 
     def cache_key(self, arch: Arch) -> str:
         p = proxy_arch(arch, self.recipe, self.classes, self.channels)
-        text = f"{p.digest()}|{self.recipe.key()}|{self.dataset_name}|{len(self.x_train)}"
+        text = (f"{p.digest()}|{self.recipe.key()}|{self.dataset_name}|{len(self.x_train)}"
+                f"|trainer-{TRAINER_VERSION}")
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
     def cached(self, arch: Arch) -> AccuracyResult | None:
@@ -197,7 +201,9 @@ class ProxyEvaluator:
                 return 0.0, model.count_params()  # diverged: as bad as chance, never NaN
             correct = 0
             for i in range(0, len(self.x_val), 500):
-                logits = model(self.x_val[i:i + 500], training=False)
+                # batch statistics, not the moving averages: after ~100 steps those are
+                # still settling and would score every network near chance
+                logits = model(self.x_val[i:i + 500], training=True)
                 correct += int(np.sum(np.argmax(np.asarray(logits), 1) == self.y_val[i:i + 500]))
         params = model.count_params()
         keras.backend.clear_session()

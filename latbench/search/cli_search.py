@@ -77,7 +77,7 @@ def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list
 @click.option("--data-dir", help="IDX folder for fashion_mnist, image folder, or tfds data_dir.")
 @click.option("--proxy-resolution", type=click.IntRange(8), default=28, show_default=True)
 @click.option("--proxy-width", type=float, default=0.35, show_default=True)
-@click.option("--proxy-train", type=click.IntRange(10), default=4000, show_default=True,
+@click.option("--proxy-train", type=click.IntRange(10), default=3000, show_default=True,
               help="Training images per proxy run.")
 @click.option("--proxy-epochs", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--baselines", default="mobilenet_v2_x1", show_default=True,
@@ -95,15 +95,24 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
     from .reward import resolve
     from .run import Search, SearchConfig
 
+    ctx = click.get_current_context()
+    given = {p.name for p in ctx.command.params
+             if ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE}
     if resume_dir:
         cfg_path = resume_dir / "config.json"
         if not cfg_path.exists():
             raise InputError(f"{resume_dir} is not a search run (no config.json); start one with --out",
                              "--resume")
         cfg = SearchConfig.from_json(cfg_path.read_text())
-        if samples != 400 and samples != cfg.samples:  # an explicit new total extends the run
+        if "samples" in given and samples != cfg.samples:  # a new total extends (or ends) the run
             cfg = replace(cfg, samples=samples)
             cfg_path.write_text(cfg.to_json())
+        if "lut_dir" in given:
+            cfg = replace(cfg, lut_dir=str(lut_dir))
+        ignored = sorted(given - {"resume_dir", "samples", "no_progress", "lut_dir"})
+        if ignored:
+            click.echo(f"note: --resume continues with {cfg_path}; ignoring "
+                       f"{', '.join('--' + n.replace('_', '-') for n in ignored)}", err=True)
         out_dir = resume_dir
     else:
         if out_dir is None:
@@ -123,7 +132,7 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
                            precision=precision, space=space_name, spot_every=spot_every,
                            drift_threshold=drift_threshold, recalibrate=recalibrate,
                            dataset=dataset, data_dir=data_dir, recipe=asdict(recipe),
-                           baselines=tuple(x for x in baselines.split(",") if x))
+                           baselines=tuple(x for x in baselines.split(",") if x), lut_dir=str(lut_dir))
     space = get_space(cfg.space)
     recipe = ProxyRecipe(**cfg.recipe)
     log = lambda m: click.echo(m, err=True)  # noqa: E731
@@ -131,7 +140,7 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
     evaluator = ProxyEvaluator(ds, recipe)
     dev = open_device(load_profile(cfg.device))
     try:
-        lat = _latency_source(cfg, lut_dir, dev)
+        lat = _latency_source(cfg, Path(cfg.lut_dir), dev)
         runner = Search(out_dir, cfg, evaluator, lat, space, log=log, progress=not no_progress)
         out_dir.mkdir(parents=True, exist_ok=True)
         bpath = out_dir / "baselines.json"

@@ -55,6 +55,7 @@ class SearchConfig:
     data_dir: str | None = None
     recipe: dict = field(default_factory=dict)  # ProxyRecipe fields
     baselines: tuple[str, ...] = ("mobilenet_v2_x1",)
+    lut_dir: str = "lut"
 
     def __post_init__(self) -> None:
         if self.latency not in ("lut", "device"):

@@ -1,0 +1,48 @@
+"""Bad input to `latbench search`: each a clear error that says what to do."""
+
+import pytest
+from click.testing import CliRunner
+
+from latbench.errors import InputError
+from latbench.search.cli_search import search_command
+
+
+def invoke(*args):
+    return CliRunner().invoke(search_command, list(args), catch_exceptions=True)
+
+
+def test_new_run_needs_target_and_out(tmp_path):
+    r = invoke("--out", str(tmp_path / "a"))
+    assert isinstance(r.exception, InputError) and "--target-ms" in str(r.exception)
+    r = invoke("--target-ms", "8")
+    assert isinstance(r.exception, InputError) and "--out" in str(r.exception)
+
+
+def test_missing_debian_dataset(tmp_path):
+    r = invoke("--target-ms", "8", "--out", str(tmp_path / "a"), "--data-dir", str(tmp_path))
+    assert isinstance(r.exception, InputError)
+    assert "apt-get install dataset-fashion-mnist" in str(r.exception)
+
+
+def test_empty_image_folder(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    r = invoke("--target-ms", "8", "--out", str(tmp_path / "a"), "--dataset", "folder",
+               "--data-dir", str(tmp_path / "imgs"))
+    assert isinstance(r.exception, InputError) and "sub-folder" in str(r.exception)
+
+
+def test_resume_of_a_non_run(tmp_path):
+    r = invoke("--resume", str(tmp_path))
+    assert isinstance(r.exception, InputError) and "start one with --out" in str(r.exception)
+
+
+def test_half_explicit_reward_exponents(tmp_path):
+    r = invoke("--target-ms", "8", "--out", str(tmp_path / "a"), "--alpha", "-0.1")
+    assert isinstance(r.exception, InputError) and "--beta" in str(r.exception)
+
+
+@pytest.mark.parametrize("missing_lut", [True])
+def test_lut_mode_without_a_lut_says_which_command(tmp_path, missing_lut):
+    r = invoke("--target-ms", "8", "--out", str(tmp_path / "a"), "--lut-dir", str(tmp_path / "nolut"))
+    assert isinstance(r.exception, InputError)
+    assert "latbench" in str(r.exception)  # names the command that builds the LUT
