@@ -26,3 +26,35 @@ def tiny_arch_dict():
                     "in_filters": 16, "out_filters": 16, "op": "conv"}],
         "head": {"filters": 64}, "classes": 10,
     }
+
+
+def latbench_cli(*args, timeout: int = 1200):
+    """Run the real command line (as a user would) from the repository root."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "latbench.cli", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory):
+    """profile -> calibrate -> validate on the tiny space, once per test session.
+
+    Shared by the end-to-end CLI tests and the notebook tests (it takes minutes).
+    Returns the paths and each command's CompletedProcess.
+    """
+    root = tmp_path_factory.mktemp("tiny")
+    lut_dir, val_dir = root / "lut", root / "validate"
+    steps = {}
+    for name, args in (
+        ("profile", ("profile", "--space", "tiny", "--lut-dir", lut_dir, "--no-progress")),
+        ("calibrate", ("calibrate", "--space", "tiny", "--archs", "16", "--no-zoo",
+                       "--lut-dir", lut_dir, "--no-progress")),
+        ("validate", ("validate", "--space", "tiny", "--archs", "8", "--lut-dir", lut_dir,
+                      "--out", val_dir, "--no-progress")),
+    ):
+        steps[name] = r = latbench_cli(*args)
+        assert r.returncode == 0, f"latbench {name} failed:\n{r.stdout}\n{r.stderr}"
+    return {"root": root, "lut_dir": lut_dir, "lut": lut_dir / "host_tiny_fp32.csv",
+            "nets": lut_dir / "host_fp32.validate.csv", "validate": val_dir, "steps": steps}

@@ -21,25 +21,19 @@ def run(*args, **kw):
                           capture_output=True, text=True, timeout=900, **kw)
 
 
-def test_tiny_space_end_to_end(tmp_path, tiny_arch_dict):
-    lut = tmp_path / "lut"
-    r = run("profile", "--space", "tiny", "--lut-dir", lut, "--no-progress")
-    assert r.returncode == 0, r.stderr
+def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
+    lut = tiny_pipeline["lut_dir"]
     table = LUT.load(lut / "host_tiny_fp32.csv")
     assert len(table.ok()) == 213 and not table.failed()
     assert all(row.measurement.median_ms > 0 for row in table.ok().values())
+    assert "213 measured, 0 failed" in tiny_pipeline["steps"]["profile"].stdout
     # a second run measures nothing new
     r = run("profile", "--space", "tiny", "--lut-dir", lut, "--no-progress")
     assert "0 measured, 0 failed, 213 already" in r.stdout
 
-    r = run("calibrate", "--space", "tiny", "--archs", "16", "--no-zoo", "--lut-dir", lut,
-            "--no-progress")
-    assert r.returncode == 0, r.stderr
     assert (lut / "host_fp32.predictor.json").exists()
-    out = tmp_path / "val"
-    r = run("validate", "--space", "tiny", "--archs", "8", "--lut-dir", lut, "--out", out,
-            "--no-progress")
-    assert r.returncode == 0, r.stderr
+    assert "measured 16 networks" in tiny_pipeline["steps"]["calibrate"].stdout
+    out = tiny_pipeline["validate"]
     m = json.loads((out / "metrics.json").read_text())
     assert set(m) == {"flops", "lut", "regression"} and m["regression"]["n"] == 8
     assert (out / "predicted_vs_measured.png").stat().st_size > 10_000

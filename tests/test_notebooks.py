@@ -74,17 +74,9 @@ def _read_records(path: Path):
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    """A tiny LUT, calibration and validate report, made by the CLI."""
-    root = tmp_path_factory.mktemp("nbdata")
-    lut_dir, val_dir = root / "lut", root / "validate"
-    _cli("profile", "--space", "tiny", "--lut-dir", str(lut_dir), "--no-progress")
-    _cli("calibrate", "--space", "tiny", "--archs", "16", "--no-zoo", "--lut-dir", str(lut_dir),
-         "--no-progress")
-    _cli("validate", "--space", "tiny", "--archs", "8", "--lut-dir", str(lut_dir),
-         "--out", str(val_dir), "--no-progress")
-    return {"root": root, "lut": lut_dir / "host_tiny_fp32.csv",
-            "nets": lut_dir / "host_fp32.validate.csv", "validate": val_dir}
+def generated(tiny_pipeline):
+    """A tiny LUT, calibration and validate report, made by the CLI (shared with test_e2e_cli)."""
+    return {k: tiny_pipeline[k] for k in ("root", "lut", "nets", "validate")}
 
 
 # A short search on the tiny space: predicted latency with a few device spot checks,
