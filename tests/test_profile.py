@@ -1,0 +1,53 @@
+import os
+from dataclasses import replace
+
+import pytest
+
+from latbench.arch import arch_from_dict
+from latbench.devices import open_device
+from latbench.devices.base import DeviceProfile
+from latbench.errors import InputError
+from latbench.lut import LUT
+from latbench.measure import Protocol
+from latbench.profile import converter_cpus, profile
+
+FAST = Protocol(warmup_runs=1, min_runs=5, max_runs=20, batch_runs=5, max_seconds=0.5)
+
+
+def _host(name, cpus=(0,), threads=1):
+    return DeviceProfile(name, "host", threads=threads, cpus=cpus, protocol=FAST)
+
+
+def test_converters_stay_off_the_timing_cpus():
+    all_cpus = set(os.sched_getaffinity(0))
+    with open_device(_host("a", cpus=())) as unpinned:
+        assert converter_cpus([unpinned]) is None
+    with open_device(_host("a", cpus=(min(all_cpus),))) as pinned:
+        free = converter_cpus([pinned])
+        assert free == (all_cpus - {min(all_cpus)} or None)
+
+
+def test_two_devices_two_luts_and_split_shares_one(tmp_path, tiny_arch_dict):
+    specs = arch_from_dict(tiny_arch_dict).layers()
+    a, b = open_device(_host("hosta")), open_device(_host("hostb"))
+    try:
+        sums = profile([a, b], specs, "t", "fp32", tmp_path / "own", progress=False)
+        assert [s.measured for s in sums] == [8, 8]
+        assert len(LUT.load(tmp_path / "own" / "hosta_t_fp32.csv").ok()) == 8
+        assert len(LUT.load(tmp_path / "own" / "hostb_t_fp32.csv").ok()) == 8
+
+        sums = profile([a, b], specs, "t", "fp32", tmp_path / "split", progress=False, split=True)
+        assert sum(s.measured for s in sums) == 8
+        assert not (tmp_path / "split" / "hostb_t_fp32.csv").exists()
+        lut = LUT.load(tmp_path / "split" / "hosta_t_fp32.csv")
+        assert len(lut.ok()) == 8
+    finally:
+        a.close()
+        b.close()
+
+
+def test_split_refuses_different_devices(tmp_path, tiny_arch_dict):
+    specs = arch_from_dict(tiny_arch_dict).layers()
+    with open_device(_host("a")) as a, open_device(_host("b", threads=2)) as b:
+        with pytest.raises(InputError, match="threads"):
+            profile([a, b], specs, "t", "fp32", tmp_path, progress=False, split=True)
