@@ -25,6 +25,7 @@ class Protocol:
     batch_runs: int = 10
     max_seconds: float = 3.0
     target_ci: float = 0.01  # half-width of the 95 % CI of the median, relative
+    clock: str = "auto"  # host only: auto | wall | thread_cpu (see devices/host_worker.py)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Protocol":

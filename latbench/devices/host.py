@@ -14,6 +14,7 @@ from typing import Any
 
 from ..measure import Measurement
 from .base import Device, DeviceLost, DeviceProfile, ModelRunError
+from .host_worker import resolve_clock
 from .litert import interpreter_class
 
 
@@ -68,6 +69,7 @@ class HostDevice(Device):
             "threads": str(self.profile.threads),
             "cpus": ",".join(map(str, self.profile.cpus)) or "all",
             "delegate": self.profile.delegate,
+            "clock": resolve_clock(self.profile.protocol.clock, self.profile.threads),
         }
 
     def health(self) -> dict[str, Any]:
