@@ -326,19 +326,16 @@ def validate(device_name, precision, n_archs, seed, space_name, lut_dir, out_dir
                f"predicted_vs_measured.png)")
 
 
-def _register_optional_commands() -> None:
+def _register_subsystem_commands() -> None:
     """Commands that live beside their subsystem."""
     from .devices.cli_devices import devices_command
+    from .search.cli_search import search_command
 
     cli.add_command(devices_command, "devices")
-    try:
-        from .search.cli_search import search_command
-    except ImportError:
-        return
     cli.add_command(search_command, "search")
 
 
-_register_optional_commands()
+_register_subsystem_commands()
 
 
 def main() -> None:
