@@ -46,3 +46,15 @@ def test_lut_mode_without_a_lut_says_which_command(tmp_path, missing_lut):
     r = invoke("--target-ms", "8", "--out", str(tmp_path / "a"), "--lut-dir", str(tmp_path / "nolut"))
     assert isinstance(r.exception, InputError)
     assert "latbench" in str(r.exception)  # names the command that builds the LUT
+
+
+def test_resume_warns_when_the_latency_model_changed(tmp_path):
+    from latbench.search.cli_search import _check_latency_model
+
+    logged = []
+    _check_latency_model(tmp_path, {"predictor": "lut", "lut": "a"}, logged.append)
+    _check_latency_model(tmp_path, {"predictor": "lut", "lut": "a"}, logged.append)
+    assert logged == []
+    _check_latency_model(tmp_path, {"predictor": "regression", "lut": "a"}, logged.append)
+    assert len(logged) == 1 and "latency model changed" in logged[0]
+    assert "latency model changed" in (tmp_path / "events.log").read_text()

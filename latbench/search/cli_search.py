@@ -16,14 +16,35 @@ def _latency_source(cfg, lut_dir: Path, device):
     from ..e2e import measure_arch
     from .run import LatencySource
 
-    predict = None
+    predict, identity = None, {"latency": cfg.latency, "device": cfg.device}
     if cfg.latency == "lut":
-        from ..predict import load_predictor
+        import hashlib
+
+        from ..predict import load_predictor, lut_identity, predictor_path
 
         model = load_predictor(cfg.device, cfg.precision, lut_dir)
         predict = model.predict
+        ppath = predictor_path(lut_dir, cfg.device, cfg.precision)
+        identity.update(predictor=model.name, lut=lut_identity(model.table.lut),
+                        predictor_sha=hashlib.sha256(ppath.read_bytes()).hexdigest()[:16]
+                        if model.name != "lut" and ppath.exists() else None)
     measure = (lambda arch: measure_arch(device, arch, cfg.precision).median_ms) if device else None
-    return LatencySource(predict=predict, measure=measure)
+    return LatencySource(predict=predict, measure=measure), identity
+
+
+def _check_latency_model(out_dir: Path, identity: dict, log) -> None:
+    """Record which latency model a run uses; warn when a resume gets another one."""
+    path = out_dir / "latency_model.json"
+    if not path.exists():
+        path.write_text(json.dumps(identity, indent=2) + "\n")
+        return
+    old = json.loads(path.read_text())
+    if old != identity:
+        msg = (f"WARNING the latency model changed since this run started ({old} -> {identity}): "
+               f"samples before and after are not on the same latency scale")
+        log(msg)
+        with open(out_dir / "events.log", "a") as f:
+            f.write(msg + "\n")
 
 
 def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list[dict]:
@@ -140,9 +161,10 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
     evaluator = ProxyEvaluator(ds, recipe)
     dev = open_device(load_profile(cfg.device))
     try:
-        lat = _latency_source(cfg, Path(cfg.lut_dir), dev)
+        lat, identity = _latency_source(cfg, Path(cfg.lut_dir), dev)
         runner = Search(out_dir, cfg, evaluator, lat, space, log=log, progress=not no_progress)
         out_dir.mkdir(parents=True, exist_ok=True)
+        _check_latency_model(out_dir, identity, log)
         bpath = out_dir / "baselines.json"
         if not (out_dir / "samples.csv").exists():
             runner.check_feasible()  # before any training: fail fast on an unreachable target
