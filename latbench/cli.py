@@ -215,6 +215,17 @@ def export(arch_file, output, precision) -> None:
     click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, {precision})")
 
 
+def _runnable(nets, table, precision):
+    """Leave out networks holding a layer the device failed to run (LUT status=failed)."""
+    failed = set(table.lut.failed())
+    keep = [n for n in nets if not any(s.key in failed for s in n.arch.layers(precision))]
+    if len(keep) < len(nets):
+        click.echo(f"skipping {len(nets) - len(keep)} network(s) with layers that failed on this "
+                   f"device (status=failed in the LUT; --retry-failed to measure them again)",
+                   err=True)
+    return keep
+
+
 @cli.command()
 @click.option("--device", "device_name", default="host", show_default=True)
 @click.option("--precision", type=PRECISIONS, default="fp32", show_default=True)
@@ -240,6 +251,7 @@ def calibrate(device_name, precision, n_archs, seed, space_name, with_zoo, lut_d
     nets = sample_networks(get_space(space_name), n_archs, seed)
     if with_zoo:
         nets += zoo_networks()
+    nets = _runnable(nets, table, precision)
     missing = table.missing([n.arch for n in nets])
     if missing:
         from .predict import MissingKeys
@@ -293,6 +305,7 @@ def validate(device_name, precision, n_archs, seed, space_name, lut_dir, out_dir
     train = load_results(calib)
     nets = [n for n in sample_networks(get_space(space_name), n_archs, seed)
             if n.arch.digest() not in train]
+    nets = _runnable(nets, table, precision)
     path = nets_path(lut_dir, device_name, precision, "validate")
     with open_device(profile_) as dev:
         results = measure_networks(dev, nets, path, precision, workers, not no_progress)
