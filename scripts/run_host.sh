@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-CAL=${CAL:-100}; VAL=${VAL:-50}; SAMPLES=${SAMPLES:-60}
-if [ "${QUICK:-0}" = 1 ]; then CAL=30; VAL=15; SAMPLES=12; fi
+CAL=${CAL:-100}; VAL=${VAL:-50}; SAMPLES=${SAMPLES:-24}
+if [ "${QUICK:-0}" = 1 ]; then CAL=30; VAL=15; SAMPLES=8; fi
 
 latbench zoo
 latbench profile --device host --space mnasnet
