@@ -19,7 +19,11 @@ latbench predict examples/zoo/mnasnet_a1.json --device host | head -3
 if latbench search --help >/dev/null 2>&1; then
   T=$(latbench predict examples/zoo/mobilenet_v2_x1.json --device host --json \
       | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["latency_ms"], 3))')
-  latbench search --device host --latency lut --target-ms "$T" --samples "$SAMPLES" \
-      --out runs/search-host
+  if [ -f runs/search-host/config.json ]; then
+    latbench search --resume runs/search-host --samples "$SAMPLES"
+  else
+    latbench search --device host --latency lut --target-ms "$T" --samples "$SAMPLES" \
+        --out runs/search-host
+  fi
 fi
 echo "done: LUTs and predictor in lut/, reports in runs/"
