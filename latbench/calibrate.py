@@ -22,7 +22,6 @@ from .arch import Arch, arch_from_dict
 from .devices import Device
 from .e2e import measure_archs
 from .errors import InputError
-from .lut import check_compatible
 from .predict import LayerTable, make_predictors, predictor_path, save_predictors
 from .profile import lut_meta
 from .space import SearchSpace
@@ -89,12 +88,7 @@ def measure_networks(device: Device, nets: Sequence[Network], path: Path, precis
                      workers: int = 2, progress: bool = True) -> dict[str, NetResult]:
     """Measure the networks not yet in `path`, appending each row as it is measured."""
     meta = lut_meta(device, precision, space="networks")
-    if path.exists():
-        old_meta, _ = records.read(path, NET_COLUMNS)
-        check_compatible(old_meta, meta, path)
-        records.drop_torn_tail(path)
-    else:
-        records.create(path, meta, NET_COLUMNS)
+    records.open_for_append(path, meta, NET_COLUMNS)
     done = load_results(path)
     todo = [n for n in nets if n.arch.digest() not in done]
     for i, m, err in measure_archs(device, [n.arch for n in todo], precision, workers, progress):

@@ -24,23 +24,6 @@ from .measure import Measurement
 SPEC_COLUMNS = [f.name for f in fields(LayerSpec)]
 STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "std_ms", "mean_ms", "runs", "ci_rel"]
 COLUMNS = ["key", *SPEC_COLUMNS, "status", *STAT_COLUMNS, "error", "measured_at"]
-# Metadata that must match for two sets of measurements to be comparable.
-IDENTITY_KEYS = ("fingerprint", "converter", "precision")
-
-
-def check_compatible(file_meta: dict[str, Any], meta: dict[str, Any], source: object,
-                     what: str = "this device") -> None:
-    """Refuse to mix measurements taken under other settings."""
-    diffs = [k for k in IDENTITY_KEYS if file_meta.get(k) != meta.get(k)]
-    if diffs:
-        lines = [f"  {k}: file has {file_meta.get(k)!r}, {what} has {meta.get(k)!r}"
-                 for k in diffs]
-        raise InputError(
-            f"{source} was measured under other settings and is not mixed in:\n"
-            + "\n".join(lines)
-            + "\nUse another --lut-dir, or delete the file to measure again.")
-
-
 def lut_path(lut_dir: Path, device: str, space: str, precision: str) -> Path:
     return Path(lut_dir) / f"{device}_{space}_{precision}.csv"
 
@@ -102,7 +85,7 @@ class LUT:
         return self.rows[key].measurement.median_ms  # type: ignore[union-attr]
 
     def check_compatible(self, meta: dict[str, Any], what: str = "this device") -> None:
-        check_compatible(self.meta, meta, self.path or "LUT", what)
+        records.check_compatible(self.meta, meta, self.path or "LUT", what)
 
     # ---- files -----------------------------------------------------------
 
@@ -135,13 +118,8 @@ class LUT:
     @classmethod
     def open(cls, path: Path, meta: dict[str, Any]) -> "LUT":
         """Resume an existing LUT (after checking its settings) or start a new one."""
-        path = Path(path)
-        if path.exists():
-            lut = cls.load(path)
-            lut.check_compatible(meta)
-            records.drop_torn_tail(path)
-            return lut
-        return cls.create(path, meta)
+        records.open_for_append(path, meta, COLUMNS)
+        return cls.load(path)
 
     def append(self, row: Row) -> None:
         """Add one row to memory and to disk, durably, before the next is measured."""
@@ -179,7 +157,7 @@ def load_luts(paths: Iterable[Path]) -> LUT:
         if merged is None:
             merged = LUT(meta=dict(lut.meta), path=None)
         else:
-            lut.check_compatible(merged.meta, what=f"the other LUTs")
+            lut.check_compatible(merged.meta, what="the other LUTs")
         for k, r in lut.rows.items():
             if r.status == "ok" or k not in merged.rows:
                 merged.rows[k] = r

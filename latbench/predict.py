@@ -24,6 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import records
 from .arch import Arch, LayerSpec
 from .errors import InputError
 from .fileio import write_atomic
@@ -250,7 +251,7 @@ def make_predictors() -> dict[str, object]:
 
 
 def lut_identity(lut: LUT) -> str:
-    ident = {k: lut.meta.get(k) for k in ("fingerprint", "converter", "precision")}
+    ident = {k: lut.meta.get(k) for k in records.IDENTITY_KEYS}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 

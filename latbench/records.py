@@ -17,6 +17,34 @@ from .errors import InputError
 from .fileio import append_line, write_atomic
 
 
+# Metadata that must match for two sets of measurements to be comparable.
+IDENTITY_KEYS = ("fingerprint", "converter", "precision")
+
+
+def check_compatible(file_meta: dict[str, Any], meta: dict[str, Any], source: object,
+                     what: str = "this device") -> None:
+    """Refuse to mix measurements taken under other settings."""
+    diffs = [k for k in IDENTITY_KEYS if file_meta.get(k) != meta.get(k)]
+    if diffs:
+        lines = [f"  {k}: file has {file_meta.get(k)!r}, {what} has {meta.get(k)!r}"
+                 for k in diffs]
+        raise InputError(
+            f"{source} was measured under other settings and is not mixed in:\n"
+            + "\n".join(lines)
+            + "\nUse another --lut-dir, or delete the file to measure again.")
+
+
+def open_for_append(path: Path, meta: dict[str, Any], columns: Sequence[str]) -> None:
+    """Make `path` ready for appends: check an existing table's settings, or create it."""
+    path = Path(path)
+    if path.exists():
+        old_meta, _ = read(path, columns)
+        check_compatible(old_meta, meta, path)
+        drop_torn_tail(path)
+    else:
+        create(path, meta, columns)
+
+
 def _render(meta: dict[str, Any], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     buf = io.StringIO()
     for k, v in meta.items():

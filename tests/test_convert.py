@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from latbench import convert
 from latbench.arch import LayerSpec, arch_from_dict

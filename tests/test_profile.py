@@ -1,5 +1,4 @@
 import os
-from dataclasses import replace
 
 import pytest
 
