@@ -246,6 +246,9 @@ def test_google_adb_client_and_server_route(phone, tmp_path, monkeypatch, tflite
     try:
         subprocess.run(["adb", "start-server"], capture_output=True, timeout=30, check=True)
         subprocess.run(["adb", "connect", phone.address], capture_output=True, timeout=30)
+        # the server authenticates after `connect` returns: wait until it reports "device"
+        subprocess.run(["adb", "-s", phone.address, "wait-for-device"], capture_output=True,
+                       timeout=60)
         stub = tmp_path / "stub"
         stub.write_bytes(standin_script())
         prof = parse_profile({"name": "via-server", "kind": "adb", "cpus": [0], "protocol": FAST,
