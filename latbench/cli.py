@@ -217,8 +217,7 @@ def export(arch_file, output, precision) -> None:
 
 def _runnable(nets, table, precision):
     """Leave out networks holding a layer the device failed to run (LUT status=failed)."""
-    failed = set(table.lut.failed())
-    keep = [n for n in nets if not any(s.key in failed for s in n.arch.layers(precision))]
+    keep = [n for n in nets if not table.failed([n.arch])]
     if len(keep) < len(nets):
         click.echo(f"skipping {len(nets) - len(keep)} network(s) with layers that failed on this "
                    f"device (status=failed in the LUT; --retry-failed to measure them again)",

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import records
 from .arch import Arch, LayerSpec
-from .errors import InputError
+from .errors import InputError, LatbenchError
 from .fileio import write_atomic
 from .lut import LUT, find_luts, load_luts
 from .space import DEPTH_DELTAS, TOKENS_PER_BLOCK, SearchSpace
@@ -64,6 +64,15 @@ class MissingKeys(InputError):
             f"--arch ARCH.json   (or add --profile-missing to predict)")
 
 
+class FailedLayers(LatbenchError):
+    """A network holds layers the device failed to run: it has no latency there."""
+
+    def __init__(self, keys: list[str], device: str):
+        self.keys = keys
+        super().__init__(f"{len(keys)} layer(s) failed to run on {device} (status=failed in the "
+                         f"LUT), so this network cannot run there: {', '.join(keys[:3])}")
+
+
 @dataclass
 class LayerTable:
     """LUT medians by key, and network features from them."""
@@ -72,19 +81,28 @@ class LayerTable:
     device: str
     precision: str
 
-    def missing(self, archs: Sequence[Arch]) -> list[str]:
-        ok = self.lut.ok()
+    def _keys(self, archs: Sequence[Arch], wanted) -> list[str]:
         seen: dict[str, None] = {}
         for a in archs:
             for s in a.layers(self.precision):
-                if s.key not in ok:
+                if wanted(self.lut.rows.get(s.key)):
                     seen.setdefault(s.key)
         return list(seen)
 
+    def missing(self, archs: Sequence[Arch]) -> list[str]:
+        """Keys never measured: `latbench profile` can fill them in."""
+        return self._keys(archs, lambda row: row is None)
+
+    def failed(self, archs: Sequence[Arch]) -> list[str]:
+        """Keys the device failed to run: no measurement will fill them in."""
+        return self._keys(archs, lambda row: row is not None and row.status != "ok")
+
     def layer_ms(self, spec: LayerSpec) -> float:
         row = self.lut.rows.get(spec.key)
-        if row is None or row.status != "ok":
+        if row is None:
             raise MissingKeys([spec.key], self.device, self.precision)
+        if row.status != "ok":
+            raise FailedLayers([spec.key], self.device)
         return row.measurement.median_ms  # type: ignore[union-attr]
 
     def features(self, archs: Sequence[Arch]) -> np.ndarray:
@@ -92,6 +110,9 @@ class LayerTable:
         missing = self.missing(archs)
         if missing:
             raise MissingKeys(missing, self.device, self.precision)
+        failed = self.failed(archs)
+        if failed:
+            raise FailedLayers(failed, self.device)
         return np.stack([self.layer_breakdown(a).sum(axis=0) for a in archs])
 
     def layer_breakdown(self, arch: Arch) -> np.ndarray:

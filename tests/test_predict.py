@@ -90,3 +90,17 @@ def test_predictor_file_is_json_and_bound_to_its_lut(tiny):
 def test_no_lut_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="latbench profile --device host"):
         load_predictor("host", "fp32", tmp_path)
+
+
+def test_failed_layers_are_not_missing_ones(tiny):
+    """A layer the device could not run makes its networks unpredictable, not unmeasured."""
+    from latbench.lut import Row
+    from latbench.predict import FailedLayers
+
+    sp, table, _ = tiny
+    arch = sp.decode(sp.sample(random.Random(5)))
+    victim = arch.layers()[2]
+    table.lut.append(Row(victim, "failed", error="run: XNNPACK failed to prepare"))
+    assert table.failed([arch]) == [victim.key] and table.missing([arch]) == []
+    with pytest.raises(FailedLayers, match="failed to run on host"):
+        table.features([arch])

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..arch import Arch, save_arch
 from ..errors import InputError, LatbenchError
+from ..predict import FailedLayers
 from ..space import DEPTH_DELTAS, DECISIONS, TOKENS_PER_BLOCK, WIDTH_MULTS, SearchSpace, get_space
 from .controller import make_controller
 from .pareto import hypervolume, pareto_front
@@ -240,8 +241,13 @@ class Search:
         """Refuse a target that even the cheapest corner of the space misses."""
         archs = [self.space.decode(t) for t in fastest_candidates(self.space)]
         if self.latency.predict is not None:
-            lat = np.asarray(self.latency.predict(archs), float) * self.calib.scale
-            best = float(np.min(lat))
+            lat = []
+            for a in archs:
+                try:
+                    lat.append(float(self.latency.predict([a])[0]) * self.calib.scale)
+                except FailedLayers:  # a corner that cannot run on this device
+                    continue
+            best = float(np.min(lat)) if lat else math.inf
         else:
             best = float(self.latency.measure(min(archs, key=lambda a: a.macs())))
         self._feasible_checked = True
@@ -264,7 +270,10 @@ class Search:
             acc, train_s, cached, err = float("nan"), 0.0, False, f"accuracy: {exc}"[:200]
         pred_raw = meas = float("nan")
         if self.cfg.latency == "lut":
-            pred_raw = float(self.latency.predict([arch])[0])
+            try:
+                pred_raw = float(self.latency.predict([arch])[0])
+            except FailedLayers as exc:  # cannot run on this device: scores 0, search goes on
+                err = (err + "; " if err else "") + f"latency: {exc}"[:200]
             lat = pred_raw * self.calib.scale
             spot = self.cfg.spot_every and index % self.cfg.spot_every == 0
             if not spot and math.isfinite(acc) and self.latency.measure is not None:
