@@ -115,9 +115,11 @@ def training_set(table: LayerTable, results: Sequence[NetResult]) -> tuple[np.nd
     return X, y, ok
 
 
-def fit_and_save(table: LayerTable, results: Sequence[NetResult], lut_dir: Path) -> dict:
+def fit_and_save(table: LayerTable, results: Sequence[NetResult], lut_dir: Path
+                 ) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Fit every predictor on the measured networks and save them; (fitted, X, y)."""
     X, y, ok = training_set(table, results)
     fitted = {k: p.fit(X, y) for k, p in make_predictors().items()}
     save_predictors(predictor_path(lut_dir, table.device, table.precision), table.lut, fitted,
                     len(ok))
-    return fitted
+    return fitted, X, y

@@ -260,12 +260,10 @@ def calibrate(device_name, precision, n_archs, seed, space_name, with_zoo, lut_d
     with open_device(profile_) as dev:
         results = measure_networks(dev, nets, path, precision, workers, not no_progress)
     wanted = {n.arch.digest() for n in nets}
-    fitted = fit_and_save(table, [r for d, r in results.items() if d in wanted], lut_dir)
-    from .calibrate import training_set
+    fitted, X, y = fit_and_save(table, [r for d, r in results.items() if d in wanted], lut_dir)
     from .validate import metrics
 
-    X, y, ok = training_set(table, [r for d, r in results.items() if d in wanted])
-    click.echo(f"measured {len(ok)} networks -> {path}")
+    click.echo(f"measured {len(y)} networks -> {path}")
     for k, p in fitted.items():
         m = metrics(p.predict(X), y)
         click.echo(f"  {k:10} training MAPE {m.mape:5.2f} %  within 10 % {m.within10:5.1f} %")
