@@ -17,13 +17,15 @@ from typing import Any, Iterable
 
 from .errors import InputError
 
-OPS = ("conv", "mbconv", "pool", "fc")
+OPS = ("conv", "mbconv", "fbconv", "pool", "fc")
+BOTTLENECK_OPS = ("mbconv", "fbconv")  # 1x1 expand, depthwise, 1x1 project
 ACTIVATIONS = ("relu", "relu6", "hswish", "swish", "none")
 SE_GATES = ("sigmoid", "hsigmoid")
 SE_BASES = ("in", "mid")  # reduce from the layer's input channels (MnasNet) or expanded ones (V3)
 PRECISIONS = ("fp32", "int8")
 HEAD_KINDS = ("conv", "v3")
-BLOCK_OPS = ("mbconv", "conv")  # "ds" block strings are mbconv with e1
+# "ds" block strings are mbconv with e1; fbconv and skip are the FBNet space's ops
+BLOCK_OPS = ("mbconv", "conv", "fbconv", "skip")
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -46,8 +48,14 @@ class LayerSpec:
     """One layer as the LUT sees it: every field that changes its latency.
 
     op: conv (kxk conv + BN + act, optional SE and residual), mbconv (inverted
-    bottleneck; e1 is the depthwise-separable conv), pool (global average
-    pool), fc (1x1 conv on pooled features, with bias).
+    bottleneck; e1 is the depthwise-separable conv), fbconv (FBNet's inverted
+    bottleneck: the 1x1 expansion conv is always there, even at e1, its 1x1
+    convs have `groups` groups and a channel shuffle follows the expansion when
+    groups > 1), pool (global average pool), fc (1x1 conv on pooled features,
+    with bias).
+
+    Fields added after the first LUTs were written (groups) have a default
+    that leaves every existing key unchanged.
     """
 
     op: str
@@ -63,13 +71,21 @@ class LayerSpec:
     skip: bool = False
     act: str = "relu"
     precision: str = "fp32"
+    groups: int = 1  # groups of the 1x1 convs of an fbconv (key suffix :gN when > 1)
 
     @property
     def mid(self) -> int:
-        """Expanded channels of an mbconv (the depthwise width)."""
+        """Expanded channels of a bottleneck (the depthwise width)."""
+        if self.op == "fbconv":
+            return int(round(self.cin * self.expand))  # FBNet: C_in * e, not rounded to 8
         if self.op != "mbconv" or self.expand == 1:
             return self.cin
         return make_divisible(self.cin * self.expand, 8)
+
+    @property
+    def has_expand_conv(self) -> bool:
+        """Whether a 1x1 expansion conv (to `mid` channels) opens the layer."""
+        return self.op == "fbconv" or (self.op == "mbconv" and self.expand != 1)
 
     @property
     def key(self) -> str:
@@ -79,6 +95,7 @@ class LayerSpec:
             f"{self.op}:i{self.in_hw}x{self.in_hw}x{self.cin}:o{self.out_hw}x{self.out_hw}x{self.cout}"
             f":k{self.kernel}:s{self.stride}:e{_fmt_num(self.expand)}:{se}"
             f":{'skip' if self.skip else 'noskip'}:{self.act}:{self.precision}"
+            + (f":g{self.groups}" if self.groups != 1 else "")
         )
 
     def with_precision(self, precision: str) -> "LayerSpec":
@@ -91,11 +108,12 @@ class LayerSpec:
             return self.in_hw**2 * self.cin
         if self.op == "fc":
             return self.cin * self.cout
-        se_macs = 2 * self.se * (self.mid if self.op == "mbconv" else self.cout) if self.se else 0
+        se_macs = 2 * self.se * (self.mid if self.op in BOTTLENECK_OPS else self.cout) if self.se else 0
         if self.op == "conv":
             return o2 * k2 * self.cin * self.cout + se_macs
-        expand = self.in_hw**2 * self.cin * self.mid if self.expand != 1 else 0
-        return expand + o2 * k2 * self.mid + o2 * self.mid * self.cout + se_macs
+        g = self.groups
+        expand = self.in_hw**2 * self.cin * self.mid // g if self.has_expand_conv else 0
+        return expand + o2 * k2 * self.mid + o2 * self.mid * self.cout // g + se_macs
 
     def params(self, trainable: bool = False) -> int:
         """Parameters of the built layer.
@@ -112,9 +130,9 @@ class LayerSpec:
             width = self.cout
             n = k2 * self.cin * self.cout + bn * self.cout
         else:
-            width = self.mid
-            n = (self.cin * self.mid + bn * self.mid) if self.expand != 1 else 0
-            n += k2 * self.mid + bn * self.mid + self.mid * self.cout + bn * self.cout
+            width, g = self.mid, self.groups
+            n = (self.cin * self.mid // g + bn * self.mid) if self.has_expand_conv else 0
+            n += k2 * self.mid + bn * self.mid + self.mid * self.cout // g + bn * self.cout
         if self.se:
             n += width * self.se + self.se + self.se * width + width
         return n
@@ -125,7 +143,12 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class Block:
-    """A stage of identical layers (MnasNet's block): the unit of the search space."""
+    """A stage of identical layers (MnasNet's block): the unit of the search space.
+
+    op: mbconv, conv, fbconv (FBNet's bottleneck, `groups` groups in its 1x1
+    convs) or skip (FBNet's skip: the identity when the shape is kept, else a
+    1x1 conv with the stride + BN + ReLU).
+    """
 
     repeats: int
     kernel: int
@@ -137,6 +160,7 @@ class Block:
     skip: bool = True
     op: str = "mbconv"
     act: str | None = None  # None: the network's activation
+    groups: int = 1
 
 
 @dataclass(frozen=True)
@@ -194,15 +218,21 @@ class Arch:
             for r in range(b.repeats):
                 stride = b.stride if r == 0 else 1
                 o_hw = _out_hw(hw, stride)
+                if b.op == "skip":
+                    if stride != 1 or c != cout:  # else the identity: no layer to time
+                        specs.append(LayerSpec("conv", hw, c, o_hw, cout, 1, stride, act=act,
+                                               precision=precision))
+                    hw, c = o_hw, cout
+                    continue
                 expand = 1.0 if b.op == "conv" else float(b.expand)
                 spec = LayerSpec(
                     b.op, hw, c, o_hw, cout, b.kernel, stride, expand,
                     se=0, se_gate=self.se_gate,
                     skip=b.skip and stride == 1 and c == cout,
-                    act=act, precision=precision,
+                    act=act, precision=precision, groups=b.groups,
                 )
                 if b.se_ratio:
-                    base = c if self.se_base == "in" else (spec.mid if b.op == "mbconv" else cout)
+                    base = c if self.se_base == "in" else (spec.mid if b.op in BOTTLENECK_OPS else cout)
                     se = (max(1, int(base * b.se_ratio)) if self.se_base == "in"
                           else make_divisible(base * b.se_ratio, 8))
                     spec = replace(spec, se=se)
@@ -250,10 +280,12 @@ def _out_hw(hw: int, stride: int) -> int:
 # ---------------------------------------------------------------------------
 # Block strings: tensorflow/tpu MnasNet format, with two optional extensions:
 # a leading op (ir_ = mbconv, ds_ = depthwise-separable, cn_ = regular conv, as
-# in timm) and an activation token (_arelu, _arelu6, _ahswish, _aswish).
+# in timm; fb_ = FBNet bottleneck, sk_ = FBNet skip) and an activation token
+# (_arelu, _arelu6, _ahswish, _aswish); fb_ blocks may add a groups token (_g2).
 # ---------------------------------------------------------------------------
 
-_OP_PREFIX = {"ir": "mbconv", "ds": "mbconv", "cn": "conv"}
+_OP_PREFIX = {"ir": "mbconv", "ds": "mbconv", "cn": "conv", "fb": "fbconv", "sk": "skip"}
+_PREFIX_OF = {"conv": "cn_", "fbconv": "fb_", "skip": "sk_"}
 _TOKEN = re.compile(r"^([a-z]+)(.*)$")
 
 
@@ -281,8 +313,9 @@ def parse_block_string(s: str, where: str = "block") -> Block:
         if not m:
             raise InputError(f"cannot read token {p!r} in {s!r}", where)
         name, val = m.groups()
-        if name not in ("r", "k", "s", "e", "i", "o", "se"):
-            raise InputError(f"unknown token {p!r} in {s!r} (known: r k s e i o se noskip a)", where)
+        if name not in ("r", "k", "s", "e", "i", "o", "se", "g"):
+            raise InputError(f"unknown token {p!r} in {s!r} (known: r k s e i o se g noskip a)",
+                             where)
         if name in vals:
             raise InputError(f"token {name!r} given twice in {s!r}", where)
         vals[name] = val
@@ -304,6 +337,7 @@ def parse_block_string(s: str, where: str = "block") -> Block:
             skip=skip,
             op=op,
             act=act,
+            groups=int(vals.get("g", "1")),
         )
     except ValueError as exc:
         raise InputError(f"bad number in {s!r}: {exc}", where) from None
@@ -314,13 +348,15 @@ def parse_block_string(s: str, where: str = "block") -> Block:
 
 
 def format_block_string(b: Block) -> str:
-    prefix = "cn_" if b.op == "conv" else ""
+    prefix = _PREFIX_OF.get(b.op, "")
     s = (f"{prefix}r{b.repeats}_k{b.kernel}_s{b.stride}{b.stride}_e{_fmt_num(b.expand)}"
          f"_i{b.in_filters}_o{b.out_filters}")
     if b.se_ratio:
         s += f"_se{_fmt_num(b.se_ratio)}"
     if not b.skip:
         s += "_noskip"
+    if b.groups != 1:
+        s += f"_g{b.groups}"
     if b.act:
         s += f"_a{b.act}"
     return s
@@ -346,6 +382,15 @@ def _check_block(b: Block, where: str) -> None:
         bad("op", b.op, f"must be one of {BLOCK_OPS}")
     if b.act is not None and b.act not in ACTIVATIONS:
         bad("act", b.act, f"must be one of {ACTIVATIONS}")
+    if b.groups < 1:
+        bad("groups", b.groups, "must be >= 1")
+    if b.groups != 1 and b.op != "fbconv":
+        bad("groups", b.groups, "grouped 1x1 convs exist only in fbconv blocks")
+    if b.op == "fbconv" and (b.in_filters % b.groups or b.out_filters % b.groups):
+        bad("groups", b.groups, f"must divide in_filters and out_filters "
+            f"({b.in_filters}, {b.out_filters})")
+    if b.op == "skip" and (b.kernel != 1 or b.expand != 1 or b.se_ratio):
+        bad("op", b.op, "a skip block has kernel 1, no expansion and no SE")
 
 
 # ---------------------------------------------------------------------------
@@ -354,8 +399,9 @@ def _check_block(b: Block, where: str) -> None:
 
 _ARCH_FIELDS = {"name", "resolution", "width", "act", "se_gate", "se_base", "stem", "blocks",
                 "head", "classes", "channels", "dropout"}
+_TOKEN_FIELDS = {"name", "space", "tokens"}  # a network of a search space, by its tokens
 _BLOCK_FIELDS = {"repeats", "kernel", "stride", "expand", "in_filters", "out_filters",
-                 "se_ratio", "skip", "op", "act"}
+                 "se_ratio", "skip", "op", "act", "groups"}
 
 
 def _typed(d: dict, key: str, kind: type | tuple, where: str, default: Any = None) -> Any:
@@ -386,6 +432,8 @@ def arch_from_dict(d: Any) -> Arch:
     """Decode and validate an arch.json object; every error names its field."""
     if not isinstance(d, dict):
         raise InputError(f"an arch must be a JSON object, got {type(d).__name__}", "arch")
+    if "tokens" in d or "space" in d:
+        return _arch_from_tokens(d)
     _no_unknown(d, _ARCH_FIELDS, "arch")
     num = (int, float)
     act = _choice(_typed(d, "act", str, "", "relu"), ACTIVATIONS, "act")
@@ -438,6 +486,7 @@ def arch_from_dict(d: Any) -> Arch:
                 skip=_typed(b, "skip", bool, where, True),
                 op=_typed(b, "op", str, where, "mbconv"),
                 act=_typed(b, "act", str, where, None),
+                groups=_typed(b, "groups", int, where, 1),
             )
             _check_block(blk, where)
             blocks.append(blk)
@@ -475,6 +524,26 @@ def arch_from_dict(d: Any) -> Arch:
     return arch
 
 
+def _arch_from_tokens(d: dict) -> Arch:
+    """`{"space": "fbnet-cifar100", "tokens": "7-8-1-...", "name": ...}`: decode through the space."""
+    from .spaces import get_space  # spaces build on this module
+
+    _no_unknown(d, _TOKEN_FIELDS, "arch (a network given by its tokens takes only these)")
+    for req in ("space", "tokens"):
+        if req not in d:
+            raise InputError("a network given by its tokens needs both space and tokens", req)
+    space = get_space(_typed(d, "space", str, ""))
+    raw = d["tokens"]
+    if isinstance(raw, str):
+        tokens = space.parse_tokens(raw, "tokens")
+    elif isinstance(raw, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in raw):
+        tokens = list(raw)
+    else:
+        raise InputError(f"expected a string like '7-8-1-...' or a list of ints, got {raw!r}",
+                         "tokens")
+    return space.decode(tokens, name=_typed(d, "name", str, "", None))
+
+
 def arch_to_dict(a: Arch, block_strings: bool = True) -> dict[str, Any]:
     stem = {k: v for k, v in asdict(a.stem).items() if v is not None}
     head = {k: v for k, v in asdict(a.head).items() if v is not None}
@@ -485,7 +554,10 @@ def arch_to_dict(a: Arch, block_strings: bool = True) -> dict[str, Any]:
         if block_strings:
             blocks.append(format_block_string(b))
         else:
-            blocks.append({k: v for k, v in asdict(b).items() if v is not None})
+            d = {k: v for k, v in asdict(b).items() if v is not None}
+            if d["groups"] == 1:
+                d.pop("groups")  # the default: files stay as they were before the field
+            blocks.append(d)
     return {
         "name": a.name, "resolution": a.resolution, "width": a.width, "act": a.act,
         "se_gate": a.se_gate, "se_base": a.se_base, "stem": stem, "blocks": blocks,

@@ -40,10 +40,29 @@ def _hard_swish(x):
     return x * _hard_sigmoid(x)
 
 
-def _conv_bn(x, filters: int, kernel: int, stride: int, act: str, name: str):
-    x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+def _conv_bn(x, filters: int, kernel: int, stride: int, act: str, name: str, groups: int = 1):
+    x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, groups=groups,
+                      name=f"{name}_conv")(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return _act(x, act, f"{name}_act")
+
+
+def _channel_shuffle(x, groups: int, name: str):
+    """ShuffleNet's shuffle, NHWC: channel j*g + i <- i*(C/g) + j (reshape, transpose, reshape).
+
+    TFLite gets RESHAPE, a 5-D TRANSPOSE and RESHAPE; XNNPACK runs all three.
+    """
+    h, w, c = x.shape[1:]
+    x = layers.Reshape((h, w, groups, c // groups), name=f"{name}_shuffle_split")(x)
+    x = layers.Permute((1, 2, 4, 3), name=f"{name}_shuffle_swap")(x)
+    return layers.Reshape((h, w, c), name=f"{name}_shuffle_merge")(x)
+
+
+def _depthwise_bn(x, spec: LayerSpec, name: str):
+    x = layers.DepthwiseConv2D(spec.kernel, spec.stride, padding="same", use_bias=False,
+                               name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    return _act(x, spec.act, f"{name}_dw_act")
 
 
 def _se(x, width: int, reduced: int, gate: str, act: str, name: str):
@@ -74,13 +93,18 @@ def apply_layer(x, spec: LayerSpec, name: str):
     elif spec.op == "mbconv":
         if spec.expand != 1:
             x = _conv_bn(x, spec.mid, 1, 1, spec.act, f"{name}_expand")
-        x = layers.DepthwiseConv2D(spec.kernel, spec.stride, padding="same", use_bias=False,
-                                   name=f"{name}_dw")(x)
-        x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
-        x = _act(x, spec.act, f"{name}_dw_act")
+        x = _depthwise_bn(x, spec, name)
         if spec.se:
             x = _se(x, spec.mid, spec.se, spec.se_gate, spec.act, name)
         x = _conv_bn(x, spec.cout, 1, 1, "none", f"{name}_project")
+    elif spec.op == "fbconv":  # FBNet: the expansion conv stays at e1; grouped 1x1 + shuffle
+        x = _conv_bn(x, spec.mid, 1, 1, spec.act, f"{name}_expand", spec.groups)
+        if spec.groups > 1:
+            x = _channel_shuffle(x, spec.groups, name)
+        x = _depthwise_bn(x, spec, name)
+        if spec.se:
+            x = _se(x, spec.mid, spec.se, spec.se_gate, spec.act, name)
+        x = _conv_bn(x, spec.cout, 1, 1, "none", f"{name}_project", spec.groups)
     else:
         raise ValueError(f"unknown op {spec.op!r}")
     if spec.skip:

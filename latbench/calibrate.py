@@ -24,7 +24,7 @@ from .e2e import measure_archs
 from .errors import InputError
 from .predict import LayerTable, make_predictors, predictor_path, save_predictors
 from .profile import lut_meta
-from .space import SearchSpace
+from .spaces import SearchSpace
 from .zoo import all_archs
 
 NET_COLUMNS = ["digest", "name", "source", "tokens", "arch", "status", "median_ms", "p10_ms",

@@ -17,6 +17,12 @@ from .errors import InputError, LatbenchError
 PRECISIONS = click.Choice(["fp32", "int8"])
 
 
+def _space_choice():
+    from .spaces import SPACES  # light: arch dataclasses only
+
+    return click.Choice(list(SPACES))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="latbench")
 def cli() -> None:
@@ -53,22 +59,27 @@ def zoo(as_json: bool, write_dir: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--space", "space_name", default="mnasnet", show_default=True)
+@click.option("--space", "space_name", type=_space_choice(), default="mnasnet", show_default=True)
 @click.option("--precision", type=PRECISIONS, default="fp32", show_default=True)
 @click.option("--list", "list_keys", is_flag=True, help="Print every distinct layer key.")
-def space(space_name: str, precision: str, list_keys: bool) -> None:
+@click.option("--decode", "tokens", metavar="TOKENS",
+              help="Print the network these tokens (e.g. 7-8-1-...) decode to, as arch.json.")
+def space(space_name: str, precision: str, list_keys: bool, tokens: str | None) -> None:
     """Describe a search space: decisions, network count, distinct layers."""
-    from .space import DECISIONS, get_space
+    from .spaces import get_space
 
     sp = get_space(space_name)
+    if tokens is not None:
+        click.echo(sp.decode(sp.parse_tokens(tokens, "--decode")).to_json(), nl=False)
+        return
     specs = sp.enumerate_specs(precision)
     if list_keys:
         for s in specs:
             click.echo(s.key)
         return
-    click.echo(f"space {sp.name}: {sp.num_blocks} blocks x {len(DECISIONS)} decisions")
-    for name, choices in DECISIONS:
-        click.echo(f"  {name:8} {list(choices)}")
+    for line in sp.summary():
+        click.echo(line)
+    click.echo(f"tokens: {sp.num_tokens}")
     click.echo(f"networks: {sp.size():.3e}")
     click.echo(f"distinct layers ({precision}): {len(specs)}")
 
@@ -81,7 +92,7 @@ def _profile_specs(space_name: str | None, use_zoo: bool, arch_files: tuple[Path
     if sum(chosen) != 1:
         raise click.UsageError("give exactly one of --space NAME, --zoo, --arch FILE")
     if space_name:
-        from .space import get_space
+        from .spaces import get_space
 
         return space_name, get_space(space_name).enumerate_specs(precision)
     if use_zoo:
@@ -96,7 +107,8 @@ def _profile_specs(space_name: str | None, use_zoo: bool, arch_files: tuple[Path
 @cli.command()
 @click.option("--device", "device_names", multiple=True, default=("host",), show_default=True,
               help="Device profile name (device_profiles/NAME.toml); repeat for several.")
-@click.option("--space", "space_name", help="Every distinct layer of this search space.")
+@click.option("--space", "space_name", type=_space_choice(),
+              help="Every distinct layer of this search space.")
 @click.option("--zoo", "use_zoo", is_flag=True, help="Every layer of the zoo networks.")
 @click.option("--arch", "arch_files", multiple=True, type=click.Path(path_type=Path),
               help="Every layer of these arch.json files.")
@@ -231,7 +243,7 @@ def _runnable(nets, table, precision):
 @click.option("--archs", "n_archs", type=click.IntRange(1), default=100, show_default=True,
               help="Networks sampled from the space.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--space", "space_name", default="mnasnet", show_default=True)
+@click.option("--space", "space_name", type=_space_choice(), default="mnasnet", show_default=True)
 @click.option("--zoo/--no-zoo", "with_zoo", default=True, show_default=True,
               help="Also measure the zoo networks.")
 @_lut_dir_option
@@ -243,7 +255,7 @@ def calibrate(device_name, precision, n_archs, seed, space_name, with_zoo, lut_d
     from .calibrate import fit_and_save, measure_networks, nets_path, sample_networks, zoo_networks
     from .devices import load_profile, open_device
     from .predict import load_table, predictor_path
-    from .space import get_space
+    from .spaces import get_space
 
     profile_ = load_profile(device_name)
     table = load_table(device_name, precision, lut_dir)
@@ -275,7 +287,7 @@ def calibrate(device_name, precision, n_archs, seed, space_name, with_zoo, lut_d
 @click.option("--precision", type=PRECISIONS, default="fp32", show_default=True)
 @click.option("--archs", "n_archs", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--space", "space_name", default="mnasnet", show_default=True)
+@click.option("--space", "space_name", type=_space_choice(), default="mnasnet", show_default=True)
 @_lut_dir_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Report directory [runs/validate-DEVICE-PRECISION].")
@@ -290,7 +302,7 @@ def validate(device_name, precision, n_archs, seed, space_name, lut_dir, out_dir
     from .devices import load_profile, open_device
     from .errors import InputError
     from .predict import PREDICTOR_KINDS, load_table
-    from .space import get_space
+    from .spaces import get_space
     from .validate import metrics, predict_heldout, scatter_png, zoo_leave_one_out
 
     profile_ = load_profile(device_name)

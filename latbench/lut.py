@@ -24,6 +24,10 @@ from .measure import Measurement
 SPEC_COLUMNS = [f.name for f in fields(LayerSpec)]
 STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "std_ms", "mean_ms", "runs", "ci_rel"]
 COLUMNS = ["key", *SPEC_COLUMNS, "status", *STAT_COLUMNS, "error", "measured_at"]
+# LayerSpec fields added after LUTs were first written; a file without their
+# columns is read with the fields' defaults and rewritten with them on resume.
+ADDED_SPEC_FIELDS = ("groups",)
+LEGACY_COLUMNS = [c for c in COLUMNS if c not in ADDED_SPEC_FIELDS]
 def lut_path(lut_dir: Path, device: str, space: str, precision: str) -> Path:
     return Path(lut_dir) / f"{device}_{space}_{precision}.csv"
 
@@ -51,6 +55,8 @@ def _parse_spec(rec: dict[str, str]) -> LayerSpec:
     kinds = {f.name: f.type for f in fields(LayerSpec)}
     vals: dict[str, Any] = {}
     for c in SPEC_COLUMNS:
+        if c not in rec and c in ADDED_SPEC_FIELDS:
+            continue  # a LUT from before the field: its default
         raw = rec[c]
         t = kinds[c]
         if t in ("int", int):
@@ -95,10 +101,23 @@ class LUT:
         records.create(path, meta, COLUMNS)
         return cls(meta=dict(meta), path=Path(path))
 
+    @staticmethod
+    def _read(path: Path) -> tuple[dict[str, Any], list[dict[str, str]], bool]:
+        """(meta, rows, legacy): legacy files lack the columns of ADDED_SPEC_FIELDS."""
+        try:
+            meta, recs = records.read(path, COLUMNS)
+            return meta, recs, False
+        except InputError as current:
+            try:
+                meta, recs = records.read(path, LEGACY_COLUMNS)
+            except InputError:
+                raise current from None
+            return meta, recs, True
+
     @classmethod
     def load(cls, path: Path) -> "LUT":
         path = Path(path)
-        meta, recs = records.read(path, COLUMNS)
+        meta, recs, _ = cls._read(path)
         lut = cls(meta=meta, path=path)
         for n, rec in enumerate(recs):
             try:
@@ -118,6 +137,10 @@ class LUT:
     @classmethod
     def open(cls, path: Path, meta: dict[str, Any]) -> "LUT":
         """Resume an existing LUT (after checking its settings) or start a new one."""
+        if Path(path).exists() and cls._read(Path(path))[2]:
+            old = cls.load(path)
+            old.check_compatible(meta)
+            old.save()  # into today's columns, atomically, before appending to it
         records.open_for_append(path, meta, COLUMNS)
         return cls.load(path)
 

@@ -7,8 +7,9 @@ vector is the sum of its layers' vectors. That makes three things cheap:
 - a linear regression on it (calibrated on whole networks measured end to end)
   corrects the isolated-layer bias per layer kind (each layer's fixed overhead,
   cache effects of big activations) without leaving the LUT's key space;
-- for a search space, the per-block vectors are tabulated once, so predicting
-  a batch of token sequences is a few numpy gathers (see SpaceTable).
+- for a search space, the vectors of its additive terms (the space says what
+  they are) are tabulated once, so predicting a batch of token sequences is a
+  few numpy gathers (see SpaceTable).
 
 Predictor files are JSON (coefficients, scaler, the LUT identity they were
 fitted against): loading one cannot run code.
@@ -25,11 +26,11 @@ from typing import Sequence
 import numpy as np
 
 from . import records
-from .arch import Arch, LayerSpec
+from .arch import BOTTLENECK_OPS, Arch, LayerSpec
 from .errors import InputError, LatbenchError
 from .fileio import write_atomic
 from .lut import LUT, find_luts, load_luts
-from .space import DEPTH_DELTAS, TOKENS_PER_BLOCK, SearchSpace
+from .spaces import SearchSpace
 
 FEATURES = ("lut_ms", "lut_ms_conv", "lut_ms_mbconv", "lut_ms_se", "lut_ms_other",
             "macs_m", "params_m", "act_mb", "layers")
@@ -39,12 +40,12 @@ PREDICTOR_KINDS = ("flops", "lut", "regression")
 def layer_features(spec: LayerSpec, lut_ms: float) -> np.ndarray:
     """The additive feature vector of one layer (see FEATURES)."""
     act = (spec.in_hw**2 * spec.cin + spec.out_hw**2 * spec.cout) * 4 / 1e6
-    if spec.op == "mbconv":
-        act += spec.in_hw**2 * spec.mid * 4 / 1e6 if spec.expand != 1 else 0.0
+    if spec.has_expand_conv:
+        act += spec.in_hw**2 * spec.mid * 4 / 1e6
     return np.array([
         lut_ms,
         lut_ms if spec.op == "conv" else 0.0,
-        lut_ms if spec.op == "mbconv" else 0.0,
+        lut_ms if spec.op in BOTTLENECK_OPS else 0.0,
         lut_ms if spec.se else 0.0,
         lut_ms if spec.op in ("pool", "fc") else 0.0,
         spec.macs() / 1e6,
@@ -120,66 +121,31 @@ class LayerTable:
 
 
 class SpaceTable:
-    """Per-block feature vectors of a search space, for vectorised prediction.
+    """Feature vectors of a search space's additive terms, for vectorised prediction.
 
-    features(tokens) for an (N, 42) token matrix is stem + head[last filters]
-    + sum over blocks of first-layer[block, prev filters, choice]
-    + (layers - 1) * repeat-layer[block, choice].
+    features(tokens) for an (N, num_tokens) token matrix is the sum over the
+    space's terms of count(tokens) * table[term][index(tokens)]; each table row
+    is the summed layer features of one variant (see spaces.base.Term).
     """
 
     def __init__(self, space: SearchSpace, table: LayerTable):
         self.space = space
-        nb = space.num_blocks
-        sizes = space.vocab_sizes[:TOKENS_PER_BLOCK]
-        self.block_sizes = sizes
-        n_own = int(np.prod(sizes[:5]))  # op, kernel, se, skip, filters
-        nf = len(FEATURES)
-        nwidth = sizes[4]
-        self.first = np.zeros((nb, nwidth, n_own, nf))
-        self.repeat = np.zeros((nb, n_own, nf))
-        self.head = np.zeros((nwidth, nf))
-        self.stem = np.zeros(nf)
-        deepest = DEPTH_DELTAS.index(max(DEPTH_DELTAS))
-        archs_idx = []
-        for b in range(nb):
-            for prev in range(nwidth if b > 0 else 1):
-                for own in range(n_own):
-                    choice = list(np.unravel_index(own, sizes[:5]))
-                    t = [1] * space.num_tokens
-                    if b > 0:
-                        t[(b - 1) * TOKENS_PER_BLOCK + 4] = prev
-                    t[b * TOKENS_PER_BLOCK:(b + 1) * TOKENS_PER_BLOCK] = [*map(int, choice), deepest]
-                    archs_idx.append((b, prev, own, space.decode(t)))
-        missing = table.missing([a for *_, a in archs_idx])
+        self.terms = space.additive_terms(table.precision)
+        specs = {s.key: s for t in self.terms for v in t.variants for s in v}
+        missing = sorted(k for k in specs if k not in table.lut.rows)
         if missing:
             raise MissingKeys(missing, table.device, table.precision)
-        for b, prev, own, a in archs_idx:
-            rows = table.layer_breakdown(a)
-            start = 1 + sum(blk.repeats for blk in a.blocks[:b])
-            self.first[b, prev, own] = rows[start]
-            self.repeat[b, own] = rows[start + 1]
-            if b == 0:
-                self.stem = rows[0]
-            if b == nb - 1:
-                self.head[choice_width(own, sizes)] = rows[start + a.blocks[b].repeats:].sum(axis=0)
-        self.base_layers = np.array([blk[1] for blk in space.skeleton])
+        zero = np.zeros(len(FEATURES))
+        self.tables = [np.stack([sum((layer_features(s, table.layer_ms(s)) for s in v), zero)
+                                 for v in t.variants]) for t in self.terms]
 
     def features(self, tokens: np.ndarray) -> np.ndarray:
-        t = np.asarray(tokens, dtype=np.int64).reshape(len(tokens), self.space.num_blocks,
-                                                       TOKENS_PER_BLOCK)
-        s = self.block_sizes
-        own = np.ravel_multi_index(tuple(t[:, :, i] for i in range(5)), s[:5])  # (N, B)
-        width = t[:, :, 4]
-        prev = np.concatenate([np.zeros((len(t), 1), np.int64), width[:, :-1]], axis=1)
-        layers = np.maximum(1, self.base_layers[None, :] + np.asarray(DEPTH_DELTAS)[t[:, :, 5]])
-        b_idx = np.arange(self.space.num_blocks)[None, :]
-        f = self.first[b_idx, prev, own].sum(axis=1)
-        f += ((layers - 1)[:, :, None] * self.repeat[b_idx, own]).sum(axis=1)
-        return f + self.stem + self.head[width[:, -1]]
-
-
-def choice_width(own: int, sizes: Sequence[int]) -> int:
-    return int(np.unravel_index(own, sizes[:5])[4])
+        t = np.asarray(tokens, dtype=np.int64).reshape(len(tokens), self.space.num_tokens)
+        f = np.zeros((len(t), len(FEATURES)))
+        for term, tab in zip(self.terms, self.tables):
+            rows = tab[term.index(t)]
+            f += rows if term.count is None else term.count(t)[:, None] * rows
+        return f
 
 
 # ---------------------------------------------------------------------------

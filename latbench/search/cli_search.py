@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
+from ..spaces import SPACES
 
 
 def _latency_source(cfg, lut_dir: Path, device):
@@ -83,7 +84,8 @@ def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list
 @click.option("--alpha", type=float, help="Explicit exponent when LAT <= T (with --beta).")
 @click.option("--beta", type=float, help="Explicit exponent when LAT > T (with --alpha).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--space", "space_name", default="mnasnet", show_default=True)
+@click.option("--space", "space_name", type=click.Choice(list(SPACES)), default="mnasnet",
+              show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
 @click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lut"),
               show_default=True)
@@ -110,7 +112,7 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
                    proxy_train, proxy_epochs, baselines, no_progress):
     """MnasNet search: RL controller, proxy-trained accuracy, measured or predicted latency."""
     from ..devices import load_profile, open_device
-    from ..space import get_space
+    from ..spaces import get_space
     from .accuracy import ProxyEvaluator, ProxyRecipe
     from .data import load_dataset
     from .reward import resolve

@@ -27,7 +27,7 @@ import numpy as np
 from ..arch import Arch, save_arch
 from ..errors import InputError, LatbenchError
 from ..predict import FailedLayers
-from ..space import DEPTH_DELTAS, DECISIONS, TOKENS_PER_BLOCK, WIDTH_MULTS, SearchSpace, get_space
+from ..spaces import SearchSpace, get_space
 from .controller import make_controller
 from .pareto import hypervolume, pareto_front
 from .reward import RewardSpec
@@ -125,19 +125,7 @@ class Calibration:
 
 def fastest_candidates(space: SearchSpace) -> list[list[int]]:
     """Networks at the cheap corner of the space: the target must be reachable by one."""
-    names = [n for n, _ in DECISIONS]
-    out = []
-    for op in (0, 1):  # conv, dconv
-        for skip in (0, 1):
-            block = [0] * TOKENS_PER_BLOCK
-            block[names.index("op")] = op
-            block[names.index("kernel")] = 0
-            block[names.index("se")] = 0
-            block[names.index("skip")] = skip
-            block[names.index("filters")] = int(np.argmin(WIDTH_MULTS))
-            block[names.index("layers")] = int(np.argmin(DEPTH_DELTAS))
-            out.append(block * space.num_blocks)
-    return out
+    return space.cheapest_candidates()
 
 
 def _parse_row(row: dict) -> dict:
