@@ -63,3 +63,30 @@ def test_malformed_files_are_clear_errors(tmp_path):
     (tmp_path / "k.csv").write_text(text)
     with pytest.raises(InputError, match="does not match its fields"):
         LUT.load(tmp_path / "k.csv")
+
+
+def test_grouped_fbconv_rows_round_trip_through_the_file(tmp_path):
+    p = tmp_path / "host_t_fp32.csv"
+    g2 = LayerSpec("fbconv", 32, 24, 32, 24, 5, 1, 1.0, skip=True, groups=2)
+    LUT.create(p, META).append(Row(g2, "ok", summarize([0.5])))
+    back = LUT.load(p)
+    assert back.rows[g2.key].spec == g2 and g2.key.endswith(":g2")
+
+
+def test_a_lut_from_before_the_groups_column_loads_and_resumes(tmp_path):
+    """LUTs written before LayerSpec.groups existed: read with the default, upgraded on resume."""
+    from latbench import records
+    from latbench.lut import COLUMNS, LEGACY_COLUMNS
+
+    p = tmp_path / "host_t_fp32.csv"
+    old = Row(_spec(16), "ok", summarize([1.0]))
+    keep = [i for i, c in enumerate(COLUMNS) if c in LEGACY_COLUMNS]
+    records.create(p, META, LEGACY_COLUMNS, [[old.to_csv()[i] for i in keep]])
+    assert "groups" not in p.read_text().splitlines()[len(META)]
+    assert LUT.load(p).rows[_spec(16).key].spec == _spec(16)
+    lut = LUT.open(p, META)  # resuming rewrites it with today's columns, losing nothing
+    lut.append(Row(_spec(24), "ok", summarize([2.0])))
+    back = LUT.load(p)
+    assert set(back.rows) == {_spec(16).key, _spec(24).key}
+    assert back.rows[_spec(16).key].measurement.median_ms == pytest.approx(1.0)
+    assert "groups" in p.read_text().splitlines()[len(META)]
