@@ -54,3 +54,20 @@ def test_dry_run_reports_the_lut_file(tmp_path):
     r = run("profile", "--space", "mnasnet", "--dry-run", "--lut-dir", tmp_path)
     assert r.returncode == 0 and "1382 distinct layers" in r.stdout
     assert "host_mnasnet_fp32.csv" in r.stdout
+
+
+def test_every_space_is_a_choice_and_token_strings_decode_to_arch_json():
+    from latbench.arch import arch_from_dict
+    from latbench.spaces import get_space
+
+    r = run("space", "--space", "fbnet-cifar100")
+    assert r.returncode == 0 and "distinct layers (fp32): 106" in r.stdout
+    tokens = "7-8-1-8-4-8-8-8-7-4-1-4-7-3-2-7-3-2-4-2-4-5"
+    r = run("space", "--space", "fbnet-imagenet", "--decode", tokens)
+    assert r.returncode == 0, r.stderr
+    sp = get_space("fbnet-imagenet")
+    assert arch_from_dict(json.loads(r.stdout)) == sp.decode(sp.parse_tokens(tokens))
+    r = run("space", "--space", "fbnet-cifar100", "--decode", "7-8-9")
+    assert r.returncode == 2 and "--decode" in r.stderr and "22 tokens" in r.stderr
+    r = run("profile", "--space", "nasbench", "--dry-run")
+    assert r.returncode == 2 and "fbnet-cifar100" in r.stderr

@@ -103,8 +103,9 @@ def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list
 @click.option("--proxy-train", type=click.IntRange(10), default=3000, show_default=True,
               help="Training images per proxy run.")
 @click.option("--proxy-epochs", type=click.IntRange(1), default=2, show_default=True)
-@click.option("--baselines", default="mobilenet_v2_x1", show_default=True,
-              help="Comma-separated zoo networks drawn in the Pareto plot ('' for none).")
+@click.option("--baselines", default=None,
+              help="Comma-separated zoo networks drawn in the Pareto plot ('' for none) "
+                   "[default: the space's reference networks; mnasnet: mobilenet_v2_x1].")
 @click.option("--no-progress", is_flag=True)
 def search_command(device, latency, target_ms, samples, batch, out_dir, resume_dir, controller,
                    constraint, alpha, beta, seed, space_name, precision, lut_dir, spot_every,
@@ -155,7 +156,9 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
                            precision=precision, space=space_name, spot_every=spot_every,
                            drift_threshold=drift_threshold, recalibrate=recalibrate,
                            dataset=dataset, data_dir=data_dir, recipe=asdict(recipe),
-                           baselines=tuple(x for x in baselines.split(",") if x), lut_dir=str(lut_dir))
+                           baselines=(get_space(space_name).baselines if baselines is None else
+                                      tuple(x for x in baselines.split(",") if x)),
+                           lut_dir=str(lut_dir))
     space = get_space(cfg.space)
     recipe = ProxyRecipe(**cfg.recipe)
     log = lambda m: click.echo(m, err=True)  # noqa: E731

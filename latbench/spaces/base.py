@@ -41,6 +41,7 @@ class SearchSpace(ABC):
     """A search space: token positions, decoding, distinct layers, additive terms."""
 
     name: str
+    baselines: tuple[str, ...] = ()  # zoo networks a search of this space is compared with
 
     # -- what subclasses define ------------------------------------------------
     @property

@@ -53,6 +53,7 @@ class MnasNetSpace(SearchSpace):
     act: str = "relu"
     stem: Stem = field(default_factory=lambda: Stem(32))
     head: Head = field(default_factory=lambda: Head("conv", 1280))
+    baselines: tuple[str, ...] = ("mobilenet_v2_x1",)
 
     @property
     def num_blocks(self) -> int:
