@@ -526,13 +526,16 @@ def arch_from_dict(d: Any) -> Arch:
 
 def _arch_from_tokens(d: dict) -> Arch:
     """`{"space": "fbnet-cifar100", "tokens": "7-8-1-...", "name": ...}`: decode through the space."""
-    from .spaces import get_space  # spaces build on this module
+    from .spaces import SPACES  # spaces build on this module
 
     _no_unknown(d, _TOKEN_FIELDS, "arch (a network given by its tokens takes only these)")
     for req in ("space", "tokens"):
         if req not in d:
             raise InputError("a network given by its tokens needs both space and tokens", req)
-    space = get_space(_typed(d, "space", str, ""))
+    name = _typed(d, "space", str, "")
+    if name not in SPACES:
+        raise InputError(f"unknown search space {name!r}; known: {', '.join(SPACES)}", "space")
+    space = SPACES[name]
     raw = d["tokens"]
     if isinstance(raw, str):
         tokens = space.parse_tokens(raw, "tokens")
