@@ -250,3 +250,34 @@ def test_a_whole_fbnet_runs_under_litert_like_keras():
     it.invoke()
     out = it.get_tensor(it.get_output_details()[0]["index"])
     np.testing.assert_allclose(out, model(x, training=False).numpy(), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_profile_predict_and_export_an_fbnet_given_by_its_tokens(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def latbench_cli(*args):
+        return subprocess.run([sys.executable, "-m", "latbench.cli", *map(str, args)],
+                              cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                              text=True, timeout=900)
+
+    af = tmp_path / "fb.json"
+    af.write_text(json.dumps({"name": "example", "space": "fbnet-cifar100", "tokens": EXAMPLE}))
+    lut = tmp_path / "lut"
+    r = latbench_cli("profile", "--arch", af, "--lut-dir", lut, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    sp = get_space("fbnet-cifar100")
+    arch = sp.decode(sp.parse_tokens(EXAMPLE), name="example")
+    distinct = len({s.key for s in arch.layers()})
+    assert f"{distinct} measured, 0 failed" in r.stdout
+    r = latbench_cli("predict", af, "--lut-dir", lut, "--json")
+    assert r.returncode == 0, r.stderr
+    p = json.loads(r.stdout)
+    assert [x["key"] for x in p["layers"]] == [s.key for s in arch.layers()]
+    assert p["params"] == arch.params(trainable=True) and p["latency_ms"] > 0
+    assert any(x["key"].endswith(":g2") for x in p["layers"])
+    r = latbench_cli("export", af, "-o", tmp_path / "fb.tflite", "--precision", "int8")
+    assert r.returncode == 0 and (tmp_path / "fb.tflite").read_bytes()[4:8] == b"TFL3"
