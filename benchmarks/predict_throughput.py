@@ -1,7 +1,7 @@
 """Networks per second for the LUT-based predictors (vectorised over token matrices).
 
-usage: python benchmarks/predict_throughput.py [LUT_DIR] [DEVICE]
-Needs the mnasnet LUT (latbench profile --device host --space mnasnet) and, for the
+usage: python benchmarks/predict_throughput.py [LUT_DIR] [DEVICE] [SPACE]
+Needs the space's LUT (latbench profile --device host --space mnasnet) and, for the
 regression, latbench calibrate.
 """
 
@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from latbench.predict import LutSumPredictor, load_predictor
-from latbench.space import get_space
+from latbench.spaces import get_space
 
 lut_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("lut")
 device = sys.argv[2] if len(sys.argv) > 2 else "host"
-sp = get_space("mnasnet")
+sp = get_space(sys.argv[3] if len(sys.argv) > 3 else "mnasnet")
 model = load_predictor(device, "fp32", lut_dir)
 t = time.perf_counter()
 model.space_table(sp)
