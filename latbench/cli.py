@@ -244,8 +244,9 @@ def _runnable(nets, table, precision):
               help="Networks sampled from the space.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--space", "space_name", type=_space_choice(), default="mnasnet", show_default=True)
-@click.option("--zoo/--no-zoo", "with_zoo", default=True, show_default=True,
-              help="Also measure the zoo networks.")
+@click.option("--zoo/--no-zoo", "with_zoo", default=None,
+              help="Also measure the zoo networks [default: when the space's family is the "
+                   "zoo's (mnasnet: yes; fbnet-*: no)].")
 @_lut_dir_option
 @click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True)
 @click.option("--no-progress", is_flag=True)
@@ -259,8 +260,9 @@ def calibrate(device_name, precision, n_archs, seed, space_name, with_zoo, lut_d
 
     profile_ = load_profile(device_name)
     table = load_table(device_name, precision, lut_dir)
-    nets = sample_networks(get_space(space_name), n_archs, seed)
-    if with_zoo:
+    sp = get_space(space_name)
+    nets = sample_networks(sp, n_archs, seed)
+    if sp.calibrate_with_zoo if with_zoo is None else with_zoo:
         nets += zoo_networks()
     nets = _runnable(nets, table, precision)
     missing = table.missing([n.arch for n in nets])

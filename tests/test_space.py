@@ -165,3 +165,13 @@ def test_the_old_module_still_imports():
 
     assert space.get_space("mnasnet") is get_space("mnasnet")
     assert space.SearchSpace is MnasNetSpace and space.TOKENS_PER_BLOCK == 6
+
+
+@spaces
+def test_zoo_and_baselines_belong_only_to_the_zoos_family(name):
+    from latbench import zoo
+
+    sp = get_space(name)
+    family = isinstance(sp, MnasNetSpace)  # the zoo's networks are MobileNet-style
+    assert sp.calibrate_with_zoo == family
+    assert all(b in zoo.ZOO for b in sp.baselines) and bool(sp.baselines) == family

@@ -42,6 +42,7 @@ class SearchSpace(ABC):
 
     name: str
     baselines: tuple[str, ...] = ()  # zoo networks a search of this space is compared with
+    calibrate_with_zoo: bool = False  # the zoo is of this space's family: calibrate measures it too
 
     # -- what subclasses define ------------------------------------------------
     @property

@@ -54,6 +54,7 @@ class MnasNetSpace(SearchSpace):
     stem: Stem = field(default_factory=lambda: Stem(32))
     head: Head = field(default_factory=lambda: Head("conv", 1280))
     baselines: tuple[str, ...] = ("mobilenet_v2_x1",)
+    calibrate_with_zoo: bool = True
 
     @property
     def num_blocks(self) -> int:
