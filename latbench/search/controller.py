@@ -80,8 +80,8 @@ class PPOController:
 
     def _start(self, n: int):
         H = self.cfg.hidden
-        x = tf.gather(self.weights["embed"], tf.fill([n], int(self.offsets[-1])))
-        return x, tf.zeros([n, H]), tf.zeros([n, H])
+        x = tf.gather(self.weights["embed"], tf.fill(tf.stack([n]), int(self.offsets[-1])))
+        return x, tf.zeros(tf.stack([n, H])), tf.zeros(tf.stack([n, H]))
 
     def sample(self, n: int) -> tuple[list[list[int]], np.ndarray]:
         """n token sequences and their log-probabilities under the current policy."""
@@ -102,6 +102,8 @@ class PPOController:
     def _forward(self, tokens: np.ndarray):
         """Teacher-forced (log-prob, entropy) of each sequence, as tensors."""
         n = tokens.shape[0]
+        if n is None:  # a retrace relaxed the batch size (a partial last batch)
+            n = tf.shape(tokens)[0]
         x, h, c = self._start(n)
         logp = tf.zeros([n])
         ent = tf.zeros([n])
@@ -122,7 +124,8 @@ class PPOController:
     # -- PPO ------------------------------------------------------------------
     def update(self, tokens: Sequence[Sequence[int]], old_logp: np.ndarray,
                rewards: Sequence[float]) -> dict[str, float]:
-        """One PPO update on a batch; returns the loss terms for logging."""
+        """One PPO update on a batch; returns the loss terms of its last epoch for logging
+        (loss, pg, entropy, ratio_max, clip_frac: the share of clipped ratios)."""
         cfg = self.cfg
         r = np.asarray(rewards, np.float64)
         if self.baseline is None:
@@ -134,7 +137,8 @@ class PPOController:
         for _ in range(cfg.epochs):
             self.step += 1
             out = self._ppo_step(toks, old, adv, tf.constant(self._lr(), tf.float32))
-            stats = {k: float(v) for k, v in zip(("loss", "pg", "entropy", "ratio_max"), out)}
+            stats = {k: float(v) for k, v in zip(("loss", "pg", "entropy", "ratio_max",
+                                                  "clip_frac"), out)}
         stats["baseline"] = self.baseline
         stats["advantage_mean"] = float(np.mean(r - self.baseline))
         self.baseline = cfg.baseline_decay * self.baseline + (1 - cfg.baseline_decay) * float(r.mean())
@@ -164,7 +168,8 @@ class PPOController:
             m.assign(self._B1 * m + (1 - self._B1) * g)
             v.assign(self._B2 * v + (1 - self._B2) * tf.square(g))
             self.weights[k].assign_sub(lr * m / (tf.sqrt(v) + self._EPS))
-        return loss, pg, tf.reduce_mean(ent), tf.reduce_max(ratio)
+        clip_frac = tf.reduce_mean(tf.cast(tf.abs(ratio - 1) > cfg.clip, tf.float32))
+        return loss, pg, tf.reduce_mean(ent), tf.reduce_max(ratio), clip_frac
 
     # -- state ----------------------------------------------------------------
     def save(self, path: str | Path) -> None:
