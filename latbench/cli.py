@@ -69,7 +69,10 @@ def space(space_name: str, precision: str, list_keys: bool) -> None:
     click.echo(f"space {sp.name}: {sp.num_blocks} blocks x {len(DECISIONS)} decisions")
     for name, choices in DECISIONS:
         click.echo(f"  {name:8} {list(choices)}")
-    click.echo(f"networks: {sp.size():.3e}")
+    click.echo(f"networks: {sp.size():.3e} token sequences")
+    from .search.distinct import distinct_networks
+
+    click.echo(f"distinct networks: {distinct_networks(sp):.3e} (equivalent token values merged)")
     click.echo(f"distinct layers ({precision}): {len(specs)}")
 
 
