@@ -116,7 +116,8 @@ class RayExecutor(Executor):
         for k in ("PYTHONPATH", "LATBENCH_CACHE"):
             if os.environ.get(k):
                 env[k] = os.environ[k]
-        if not ray.is_initialized():
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
             if address:
                 ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
             else:
@@ -202,6 +203,8 @@ class RayExecutor(Executor):
 
     def close(self) -> None:
         self._source_refs.clear()
+        if self._owns_ray and self.ray.is_initialized():
+            self.ray.shutdown()  # a local Ray started for this run ends with it
 
 
 EXECUTORS: dict[str, type[Executor]] = {"serial": SerialExecutor, "ray": RayExecutor}
