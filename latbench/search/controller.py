@@ -11,6 +11,7 @@ State is saved as .npz (allow_pickle=False) plus JSON: loading cannot run code.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from ..fileio import write_atomic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
@@ -178,13 +181,13 @@ class PPOController:
         arrays = {f"w_{k}": v.numpy() for k, v in self.weights.items()}
         arrays.update({f"m_{k}": v.numpy() for k, v in self.adam_m.items()})
         arrays.update({f"v_{k}": v.numpy() for k, v in self.adam_v.items()})
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path.with_suffix(".npz"))
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        write_atomic(path.with_suffix(".npz"), buf.getvalue())
         state = {"kind": self.kind, "vocab_sizes": self.vocab_sizes, "config": asdict(self.cfg),
                  "step": self.step, "baseline": self.baseline, "updates": self.updates,
                  "rng": self.rng.bit_generator.state}
-        path.with_suffix(".json").write_text(json.dumps(state))
+        write_atomic(path.with_suffix(".json"), json.dumps(state).encode())
 
     def load(self, path: str | Path) -> None:
         path = Path(path)
