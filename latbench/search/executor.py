@@ -123,8 +123,11 @@ class RayExecutor(Executor):
             else:
                 if workers is None or workers < 1:
                     raise InputError(f"must be >= 1, got {workers}", "--workers")
+                # workers at the driver's priority (Ray's default nices them to 15, which
+                # starves them on a shared machine while the serial path runs at 0)
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                         runtime_env={"env_vars": env}, object_store_memory=200 * 2**20)
+                         runtime_env={"env_vars": env}, object_store_memory=200 * 2**20,
+                         _system_config={"worker_niceness": 0})
         self._task = ray.remote(num_cpus=1, max_retries=max_retries)(_train_child)
         self._source_refs: dict[int, object] = {}
 
@@ -156,6 +159,8 @@ class RayExecutor(Executor):
                         yield ChildResult(again, "", 0.0)
                         continue
                 try:
+                    while not ray.wait([pending[k]], timeout=0.5)[0]:
+                        pass  # back in Python twice a second, so Ctrl-C is seen at once
                     res, dt, pid = ray.get(pending[k])
                 except RayTaskError as exc:
                     cause = getattr(exc, "cause", None) or exc
