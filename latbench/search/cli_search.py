@@ -181,8 +181,9 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     evaluator = make_evaluator(cfg)
     executor = make_executor(workers, ray_address)
-    measure, close_device = executor.device_measure(cfg.device, cfg.precision)
+    close_device = lambda: None  # noqa: E731
     try:
+        measure, close_device = executor.device_measure(cfg.device, cfg.precision)
         lat, identity = _latency_source(cfg, Path(cfg.lut_dir), measure)
         runner = Search(out_dir, cfg, evaluator, lat, space, log=log, progress=not no_progress,
                         executor=executor)
