@@ -125,7 +125,9 @@ class RayExecutor(Executor):
                     raise InputError(f"must be >= 1, got {workers}", "--workers")
                 # workers at the driver's priority (Ray's default nices them to 15, which
                 # starves them on a shared machine while the serial path runs at 0)
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                # address="local": a new Ray of our own, even where `ray start` ran before
+                ray.init(address="local", num_cpus=workers, include_dashboard=False,
+                         log_to_driver=False,
                          runtime_env={"env_vars": env}, object_store_memory=200 * 2**20,
                          _system_config={"worker_niceness": 0})
         self._task = ray.remote(num_cpus=1, max_retries=max_retries)(_train_child)
