@@ -80,7 +80,8 @@ def space(space_name: str, precision: str, list_keys: bool, tokens: str | None) 
     for line in sp.summary():
         click.echo(line)
     click.echo(f"tokens: {sp.num_tokens}")
-    click.echo(f"networks: {sp.size():.3e}")
+    click.echo(f"networks: {sp.size():.3e} token sequences")
+    click.echo(f"distinct networks: {sp.distinct_networks():.3e} (equivalent token values merged)")
     click.echo(f"distinct layers ({precision}): {len(specs)}")
 
 

@@ -58,3 +58,23 @@ def test_resume_warns_when_the_latency_model_changed(tmp_path):
     _check_latency_model(tmp_path, {"predictor": "regression", "lut": "a"}, logged.append)
     assert len(logged) == 1 and "latency model changed" in logged[0]
     assert "latency model changed" in (tmp_path / "events.log").read_text()
+
+
+@pytest.mark.slow
+def test_search_with_workers_runs_children_on_ray_and_times_on_the_device(tmp_path):
+    pytest.importorskip("ray")
+    from latbench.search.data import FASHION_MNIST_DIR
+    from latbench.search.run import read_samples
+
+    if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("apt-get install dataset-fashion-mnist")
+    out = tmp_path / "run"
+    r = invoke("--space", "tiny", "--latency", "device", "--device", "host", "--target-ms", "5",
+               "--samples", "4", "--batch", "4", "--proxy-train", "256", "--proxy-epochs", "1",
+               "--baselines", "", "--workers", "2", "--no-progress", "--out", str(out))
+    assert r.exception is None, r.output
+    rows = read_samples(out / "samples.csv")
+    assert len(rows) == 4 and all(0 < x["accuracy"] <= 1 and x["meas_ms"] > 0 for x in rows)
+    import ray
+
+    assert not ray.is_initialized()  # the local Ray started for the run is gone

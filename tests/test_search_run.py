@@ -1,18 +1,16 @@
 """The search loop against real sources: host LiteRT latency and real proxy training."""
 
 import csv
-import random
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from latbench.errors import InputError
-from latbench.search.accuracy import ProxyEvaluator, ProxyRecipe, proxy_arch
+from latbench.search.accuracy import ProxyEvaluator, ProxyRecipe
 from latbench.search.data import FASHION_MNIST_DIR, load_fashion_mnist
 from latbench.search.run import LatencySource, Search, SearchConfig, read_samples
 from latbench.space import get_space
-from latbench.zoo import mobilenet_v2
 
 needs_fmnist = pytest.mark.skipif(not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
                                   reason="apt-get install dataset-fashion-mnist")
@@ -44,19 +42,6 @@ def memo_latency(host):
     return measure
 
 
-def test_proxy_arch_is_the_space_decode_at_proxy_input():
-    space = get_space("mnasnet")
-    tokens = space.sample(random.Random(4))
-    recipe = ProxyRecipe(resolution=28, width=0.35)
-    via_space = space.with_input(28, 10, 1).decode(tokens)
-    p = proxy_arch(space.decode(tokens), recipe, 10, 1)
-    assert p.blocks == via_space.blocks and p.resolution == 28 and p.classes == 10
-    assert p.width == pytest.approx(0.35) and p.channels == 1
-    # MobileNetV2 goes through the same transformation (its head shrinks like the rest)
-    m = proxy_arch(mobilenet_v2(), recipe, 10, 1)
-    assert m.blocks == mobilenet_v2().blocks and m.head.scale
-
-
 @needs_fmnist
 def test_accuracy_is_trained_once_and_cached(tmp_path):
     ev = ProxyEvaluator(load_fashion_mnist(), TINY_RECIPE, cache_dir=tmp_path)
@@ -83,12 +68,13 @@ class Interrupting:
 
     def __init__(self, inner, at):
         self.inner, self.at, self.calls = inner, at, 0
+        self.key, self.train, self.record = inner.key, inner.train, inner.record
 
-    def evaluate(self, arch):
+    def lookup(self, arch):
         if self.calls == self.at:
             raise KeyboardInterrupt
         self.calls += 1
-        return self.inner.evaluate(arch)
+        return self.inner.lookup(arch)
 
 
 @needs_fmnist
@@ -128,3 +114,153 @@ def test_torn_last_line_is_dropped(tmp_path):
     assert len(rows) == 1 and rows[0]["tokens"] == [1, 2]
     assert p.read_text() == head + good
     assert list(csv.reader(Path(p).open()))[1][0] == "0"
+
+
+# -- the loop's bookkeeping, with cheap deterministic stand-ins for training and timing --
+
+class FakeAccuracy:
+    """A deterministic accuracy per network (no training): the AccuracySource protocol."""
+
+    def __init__(self):
+        self.cache, self.trained = {}, 0
+
+    def key(self, arch):
+        return arch.digest()
+
+    def lookup(self, arch):
+        return self.cache.get(self.key(arch))
+
+    def train(self, arch):
+        from latbench.search.accuracy import AccuracyResult
+
+        self.trained += 1
+        return AccuracyResult(0.5 + int(arch.digest()[:4], 16) / 2**17, 0.01, 1)
+
+    def record(self, arch, res):
+        self.cache[self.key(arch)] = replace(res, cached=True)
+
+
+def fake_pred(archs):
+    import numpy as np
+
+    return np.array([a.macs() / 1e6 for a in archs])
+
+
+class CountingMeasure:
+    def __init__(self, factor):
+        self.factor, self.calls = factor, 0
+
+    def __call__(self, arch):
+        self.calls += 1
+        return arch.macs() / 1e6 * self.factor
+
+
+def tiny_cfg(**kw):
+    base = dict(target_ms=3.0, samples=5, batch=2, latency="lut", space="tiny", seed=3,
+                controller="random")
+    return SearchConfig(**{**base, **kw})
+
+
+def read_csv(path):
+    return list(csv.DictReader(Path(path).open()))
+
+
+def test_an_error_message_with_a_newline_keeps_every_row(tmp_path):
+    from latbench.search import samples
+
+    p = tmp_path / "samples.csv"
+    row = {"sample": 0, "batch": 0, "digest": "abc", "tokens": [1, 2], "arch": "r1",
+           "accuracy": float("nan"), "pred_ms": 1.0, "meas_ms": float("nan"), "lat_ms": 1.0,
+           "reward": 0.0, "train_s": 0.0, "wall_s": 0.1, "cached": False,
+           "error": "accuracy: line one\nline two, with a comma"}
+    samples.append(p, row)
+    samples.append(p, {**row, "sample": 1, "error": ""})
+    rows = read_samples(p)
+    assert [r["sample"] for r in rows] == [0, 1]
+    assert rows[0]["error"] == "accuracy: line one | line two, with a comma"
+    assert [r["error"] for r in read_samples(p)] == [r["error"] for r in rows]
+    assert len(p.read_text().splitlines()) == 3  # one physical line per row
+    # a file written by the old code (a quoted field spanning two lines) loses nothing
+    old = tmp_path / "old.csv"
+    with old.open("w", newline="") as f:
+        w = csv.DictWriter(f, samples.COLUMNS)
+        w.writeheader()
+        for r in (row, {**row, "sample": 1, "error": ""}):
+            w.writerow({**r, "tokens": "1-2", "cached": "0", "accuracy": "", "meas_ms": ""})
+    assert [r["sample"] for r in read_samples(old)] == [0, 1]
+    assert [r["sample"] for r in read_samples(old)] == [0, 1]  # and the file was not cut
+
+
+def test_extending_a_finished_run_whose_last_batch_was_partial(tmp_path):
+    acc = FakeAccuracy()
+    lat = LatencySource(predict=fake_pred)
+    Search(tmp_path, tiny_cfg(controller="ppo"), acc, lat, progress=False).run()
+    assert len(read_samples(tmp_path / "samples.csv")) == 5  # batches of 2, 2, 1
+    summary = Search(tmp_path, tiny_cfg(controller="ppo", samples=9), acc, lat,
+                     progress=False).run()
+    rows = read_samples(tmp_path / "samples.csv")
+    assert summary["samples"] == 9 and [r["sample"] for r in rows] == list(range(9))
+    assert [r["batch"] for r in rows] == [0, 0, 1, 1, 2, 3, 3, 4, 4]
+    # one row of PPO statistics per update, none lost or repeated by the extension
+    updates = read_csv_table(tmp_path / "updates.csv")
+    assert [u["batch"] for u in updates] == ["0", "1", "2", "3", "4"]
+    assert [u["samples"] for u in updates] == ["2", "4", "5", "7", "9"]
+    for u in updates:
+        assert 0.0 <= float(u["clip_frac"]) <= 1.0 and float(u["entropy"]) > 0
+        assert u["loss"] != ""
+
+
+def read_csv_table(path):
+    from latbench import records
+    from latbench.search.run import UPDATE_COLUMNS
+
+    return records.read(path, UPDATE_COLUMNS)[1]
+
+
+def test_spot_every_zero_never_measures(tmp_path):
+    measure = CountingMeasure(1.0)
+    Search(tmp_path, tiny_cfg(spot_every=0), FakeAccuracy(),
+           LatencySource(predict=fake_pred, measure=measure), progress=False).run()
+    rows = read_samples(tmp_path / "samples.csv")
+    assert measure.calls == 0 and all(r["meas_ms"] != r["meas_ms"] for r in rows)  # NaN
+
+
+def test_a_measured_latency_replaces_the_prediction_in_reward_and_front(tmp_path):
+    cfg = tiny_cfg(spot_every=1)
+    s = Search(tmp_path, cfg, FakeAccuracy(), LatencySource(predict=fake_pred,
+                                                            measure=CountingMeasure(2.0)),
+               progress=False)
+    s.run()
+    rows = read_samples(tmp_path / "samples.csv")
+    assert all(r["meas_ms"] == pytest.approx(2 * r["pred_ms"]) for r in rows)
+    assert all(r["lat_ms"] == r["meas_ms"] for r in rows)
+    assert all(r["reward"] == s.reward(r["accuracy"], r["meas_ms"]) for r in rows)
+    for p in read_csv(tmp_path / "pareto.csv"):
+        assert float(p["lat_ms"]) == float(p["meas_ms"])
+
+
+def test_recalibration_rescales_earlier_rows_and_baselines(tmp_path):
+    class Drifting(CountingMeasure):  # predictions are right for 3 checks, then 2x too slow
+        def __call__(self, arch):
+            self.factor = 1.0 if self.calls < 3 else 0.5
+            return super().__call__(arch)
+
+    cfg = tiny_cfg(spot_every=2, recalibrate=True, samples=14)
+    s = Search(tmp_path, cfg, FakeAccuracy(), LatencySource(predict=fake_pred, measure=Drifting(1)),
+               progress=False)
+    base = [{"name": "b", "accuracy": 0.7, "pred_ms": 2.0, "meas_ms": None, "lat_ms": 2.0}]
+    summary = s.run(base)
+    rows = read_samples(tmp_path / "samples.csv")
+    scale = summary["calibration_scale"]
+    assert scale < 1
+    assert all(r["lat_ms"] == r["meas_ms"] for r in rows if r["meas_ms"] == r["meas_ms"])
+    unmeasured = [r for r in rows if r["meas_ms"] != r["meas_ms"]]
+    # some were scored on an earlier scale...
+    assert any(r["lat_ms"] != pytest.approx(scale * r["pred_ms"]) for r in unmeasured)
+    view = {r["sample"]: r for r in s.view(rows)}
+    for r in unmeasured:  # ...and every output shows them on today's scale, reward to match
+        assert view[r["sample"]]["lat_ms"] == pytest.approx(scale * r["pred_ms"])
+        assert view[r["sample"]]["reward"] == s.reward(r["accuracy"], scale * r["pred_ms"])
+    for p in read_csv(tmp_path / "pareto.csv"):
+        assert float(p["lat_ms"]) == pytest.approx(view[int(p["sample"])]["lat_ms"])
+    assert summary["baselines"][0]["lat_ms"] == pytest.approx(2.0 * scale)

@@ -11,10 +11,13 @@ import click
 
 from ..errors import InputError
 from ..spaces import SPACES
+from .accuracy import ProxyRecipe
+
+_RECIPE = ProxyRecipe()  # CLI defaults come from the recipe, never from a copy
 
 
-def _latency_source(cfg, lut_dir: Path, device):
-    from ..e2e import measure_arch
+def _latency_source(cfg, lut_dir: Path, measure):
+    """The predictor (lut mode) and the device's measure function, plus their identity."""
     from .run import LatencySource
 
     predict, identity = None, {"latency": cfg.latency, "device": cfg.device}
@@ -29,7 +32,6 @@ def _latency_source(cfg, lut_dir: Path, device):
         identity.update(predictor=model.name, lut=lut_identity(model.table.lut),
                         predictor_sha=hashlib.sha256(ppath.read_bytes()).hexdigest()[:16]
                         if model.name != "lut" and ppath.exists() else None)
-    measure = (lambda arch: measure_arch(device, arch, cfg.precision).median_ms) if device else None
     return LatencySource(predict=predict, measure=measure), identity
 
 
@@ -48,6 +50,17 @@ def _check_latency_model(out_dir: Path, identity: dict, log) -> None:
             f.write(msg + "\n")
 
 
+def make_evaluator(cfg, cache_dir: Path | None = None):
+    """The proxy evaluator of a search config. A folder dataset's train/test split has
+    its own fixed seed: it is part of the dataset's identity, not of the search."""
+    from .accuracy import ProxyEvaluator
+    from .data import load_dataset
+
+    recipe = ProxyRecipe(**cfg.recipe)
+    ds = load_dataset(cfg.dataset, cfg.data_dir, recipe.resolution, seed=0)
+    return ProxyEvaluator(ds, recipe, cache_dir)
+
+
 def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list[dict]:
     """Zoo networks through the same proxy recipe and latency source as the search."""
     from .. import zoo
@@ -58,11 +71,11 @@ def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list
         res = evaluator.evaluate(arch)
         pred = float(latency.predict([arch])[0]) if latency.predict else None
         meas = float(latency.measure(arch)) if latency.measure else None
-        lat = pred if pred is not None else meas
+        lat = meas if meas is not None else pred  # a measurement beats a prediction
         out.append({"name": name, "accuracy": res.accuracy, "pred_ms": pred, "meas_ms": meas,
                     "lat_ms": lat, "train_s": res.train_s})
         log(f"baseline {name}: proxy accuracy {res.accuracy:.4f}, latency {lat:.3g} ms"
-            + (f" (measured {meas:.3g} ms)" if meas is not None and pred is not None else ""))
+            + (f" (predicted {pred:.3g} ms)" if meas is not None and pred is not None else ""))
     return out
 
 
@@ -98,24 +111,33 @@ def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list
 @click.option("--dataset", default="fashion_mnist", show_default=True,
               help="fashion_mnist, folder (with --data-dir), or a tensorflow-datasets name.")
 @click.option("--data-dir", help="IDX folder for fashion_mnist, image folder, or tfds data_dir.")
-@click.option("--proxy-resolution", type=click.IntRange(8), default=28, show_default=True)
-@click.option("--proxy-width", type=float, default=0.35, show_default=True)
-@click.option("--proxy-train", type=click.IntRange(10), default=3000, show_default=True,
-              help="Training images per proxy run.")
-@click.option("--proxy-epochs", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--proxy-resolution", type=click.IntRange(8), default=_RECIPE.resolution,
+              show_default=True)
+@click.option("--proxy-width", type=float, default=_RECIPE.width, show_default=True)
+@click.option("--proxy-min-map", type=click.IntRange(1), default=_RECIPE.min_map, show_default=True,
+              help="Proxy strides: a stride-2 stage that would shrink the map below this runs "
+                   "at stride 1.")
+@click.option("--proxy-train", type=click.IntRange(10), default=_RECIPE.train_images,
+              show_default=True, help="Training images per proxy run.")
+@click.option("--proxy-epochs", type=click.IntRange(1), default=_RECIPE.epochs, show_default=True)
 @click.option("--baselines", default=None,
               help="Comma-separated zoo networks drawn in the Pareto plot ('' for none) "
                    "[default: the space's reference networks; mnasnet: mobilenet_v2_x1].")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Train each batch's children in parallel on a local Ray with N workers "
+                   "(started on demand; default: serial, no Ray).")
+@click.option("--ray-address", default=None,
+              help="Join an existing Ray cluster (e.g. auto, or HEAD:6379) instead of a local Ray.")
 @click.option("--no-progress", is_flag=True)
 def search_command(device, latency, target_ms, samples, batch, out_dir, resume_dir, controller,
                    constraint, alpha, beta, seed, space_name, precision, lut_dir, spot_every,
                    drift_threshold, recalibrate, dataset, data_dir, proxy_resolution, proxy_width,
-                   proxy_train, proxy_epochs, baselines, no_progress):
+                   proxy_min_map, proxy_train, proxy_epochs, baselines, workers, ray_address,
+                   no_progress):
     """MnasNet search: RL controller, proxy-trained accuracy, measured or predicted latency."""
-    from ..devices import load_profile, open_device
+    from ..fileio import write_atomic
     from ..spaces import get_space
-    from .accuracy import ProxyEvaluator, ProxyRecipe
-    from .data import load_dataset
+    from .executor import make_executor
     from .reward import resolve
     from .run import Search, SearchConfig
 
@@ -133,7 +155,8 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
             cfg_path.write_text(cfg.to_json())
         if "lut_dir" in given:
             cfg = replace(cfg, lut_dir=str(lut_dir))
-        ignored = sorted(given - {"resume_dir", "samples", "no_progress", "lut_dir"})
+        ignored = sorted(given - {"resume_dir", "samples", "no_progress", "lut_dir", "workers",
+                                  "ray_address"})
         if ignored:
             click.echo(f"note: --resume continues with {cfg_path}; ignoring "
                        f"{', '.join('--' + n.replace('_', '-') for n in ignored)}", err=True)
@@ -150,7 +173,7 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
                              f"or choose another --out", "--out")
         a, b = resolve(constraint, alpha, beta)
         recipe = ProxyRecipe(resolution=proxy_resolution, width=proxy_width,
-                             train_images=proxy_train, epochs=proxy_epochs)
+                             min_map=proxy_min_map, train_images=proxy_train, epochs=proxy_epochs)
         cfg = SearchConfig(target_ms=target_ms, alpha=a, beta=b, samples=samples, batch=batch,
                            seed=seed, controller=controller, latency=latency, device=device,
                            precision=precision, space=space_name, spot_every=spot_every,
@@ -160,14 +183,15 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
                                       tuple(x for x in baselines.split(",") if x)),
                            lut_dir=str(lut_dir))
     space = get_space(cfg.space)
-    recipe = ProxyRecipe(**cfg.recipe)
     log = lambda m: click.echo(m, err=True)  # noqa: E731
-    ds = load_dataset(cfg.dataset, cfg.data_dir, recipe.resolution, cfg.seed)
-    evaluator = ProxyEvaluator(ds, recipe)
-    dev = open_device(load_profile(cfg.device))
+    evaluator = make_evaluator(cfg)
+    executor = make_executor(workers, ray_address)
+    close_device = lambda: None  # noqa: E731
     try:
-        lat, identity = _latency_source(cfg, Path(cfg.lut_dir), dev)
-        runner = Search(out_dir, cfg, evaluator, lat, space, log=log, progress=not no_progress)
+        measure, close_device = executor.device_measure(cfg.device, cfg.precision)
+        lat, identity = _latency_source(cfg, Path(cfg.lut_dir), measure)
+        runner = Search(out_dir, cfg, evaluator, lat, space, log=log, progress=not no_progress,
+                        executor=executor)
         out_dir.mkdir(parents=True, exist_ok=True)
         _check_latency_model(out_dir, identity, log)
         bpath = out_dir / "baselines.json"
@@ -177,7 +201,7 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
             base = json.loads(bpath.read_text())
         else:
             base = evaluate_baselines(cfg.baselines, evaluator, lat, cfg.target_ms, log)
-            bpath.write_text(json.dumps(base, indent=2) + "\n")
+            write_atomic(bpath, (json.dumps(base, indent=2) + "\n").encode())
         try:
             summary = runner.run(base)
         except KeyboardInterrupt:
@@ -188,7 +212,8 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
                        f"latbench search --resume {out_dir}", err=True)
             sys.exit(130)
     finally:
-        dev.close()
+        close_device()
+        executor.close()
     click.echo(json.dumps({k: summary[k] for k in ("samples", "best_reward", "best", "best_under_target",
                                                    "pareto_size", "hypervolume",
                                                    "mean_wall_s_per_sample")}, indent=2))

@@ -11,6 +11,7 @@ State is saved as .npz (allow_pickle=False) plus JSON: loading cannot run code.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from ..fileio import write_atomic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
@@ -80,8 +83,8 @@ class PPOController:
 
     def _start(self, n: int):
         H = self.cfg.hidden
-        x = tf.gather(self.weights["embed"], tf.fill([n], int(self.offsets[-1])))
-        return x, tf.zeros([n, H]), tf.zeros([n, H])
+        x = tf.gather(self.weights["embed"], tf.fill(tf.stack([n]), int(self.offsets[-1])))
+        return x, tf.zeros(tf.stack([n, H])), tf.zeros(tf.stack([n, H]))
 
     def sample(self, n: int) -> tuple[list[list[int]], np.ndarray]:
         """n token sequences and their log-probabilities under the current policy."""
@@ -102,6 +105,8 @@ class PPOController:
     def _forward(self, tokens: np.ndarray):
         """Teacher-forced (log-prob, entropy) of each sequence, as tensors."""
         n = tokens.shape[0]
+        if n is None:  # a retrace relaxed the batch size (a partial last batch)
+            n = tf.shape(tokens)[0]
         x, h, c = self._start(n)
         logp = tf.zeros([n])
         ent = tf.zeros([n])
@@ -122,7 +127,8 @@ class PPOController:
     # -- PPO ------------------------------------------------------------------
     def update(self, tokens: Sequence[Sequence[int]], old_logp: np.ndarray,
                rewards: Sequence[float]) -> dict[str, float]:
-        """One PPO update on a batch; returns the loss terms for logging."""
+        """One PPO update on a batch; returns the loss terms of its last epoch for logging
+        (loss, pg, entropy, ratio_max, clip_frac: the share of clipped ratios)."""
         cfg = self.cfg
         r = np.asarray(rewards, np.float64)
         if self.baseline is None:
@@ -134,7 +140,8 @@ class PPOController:
         for _ in range(cfg.epochs):
             self.step += 1
             out = self._ppo_step(toks, old, adv, tf.constant(self._lr(), tf.float32))
-            stats = {k: float(v) for k, v in zip(("loss", "pg", "entropy", "ratio_max"), out)}
+            stats = {k: float(v) for k, v in zip(("loss", "pg", "entropy", "ratio_max",
+                                                  "clip_frac"), out)}
         stats["baseline"] = self.baseline
         stats["advantage_mean"] = float(np.mean(r - self.baseline))
         self.baseline = cfg.baseline_decay * self.baseline + (1 - cfg.baseline_decay) * float(r.mean())
@@ -164,7 +171,8 @@ class PPOController:
             m.assign(self._B1 * m + (1 - self._B1) * g)
             v.assign(self._B2 * v + (1 - self._B2) * tf.square(g))
             self.weights[k].assign_sub(lr * m / (tf.sqrt(v) + self._EPS))
-        return loss, pg, tf.reduce_mean(ent), tf.reduce_max(ratio)
+        clip_frac = tf.reduce_mean(tf.cast(tf.abs(ratio - 1) > cfg.clip, tf.float32))
+        return loss, pg, tf.reduce_mean(ent), tf.reduce_max(ratio), clip_frac
 
     # -- state ----------------------------------------------------------------
     def save(self, path: str | Path) -> None:
@@ -173,13 +181,13 @@ class PPOController:
         arrays = {f"w_{k}": v.numpy() for k, v in self.weights.items()}
         arrays.update({f"m_{k}": v.numpy() for k, v in self.adam_m.items()})
         arrays.update({f"v_{k}": v.numpy() for k, v in self.adam_v.items()})
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path.with_suffix(".npz"))
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        write_atomic(path.with_suffix(".npz"), buf.getvalue())
         state = {"kind": self.kind, "vocab_sizes": self.vocab_sizes, "config": asdict(self.cfg),
                  "step": self.step, "baseline": self.baseline, "updates": self.updates,
                  "rng": self.rng.bit_generator.state}
-        path.with_suffix(".json").write_text(json.dumps(state))
+        write_atomic(path.with_suffix(".json"), json.dumps(state).encode())
 
     def load(self, path: str | Path) -> None:
         path = Path(path)

@@ -9,6 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..fileio import write_atomic
+
 
 class RandomController:
     """Samples every token uniformly; `update` learns nothing, by design."""
@@ -36,7 +38,7 @@ class RandomController:
         """JSON only: the RNG state and the update count."""
         state = {"kind": self.kind, "vocab_sizes": self.vocab_sizes, "updates": self.updates,
                  "rng": self.rng.bit_generator.state}
-        Path(path).with_suffix(".json").write_text(json.dumps(state))
+        write_atomic(Path(path).with_suffix(".json"), json.dumps(state).encode())
 
     def load(self, path: str | Path) -> None:
         state = json.loads(Path(path).with_suffix(".json").read_text())

@@ -2,38 +2,53 @@
 
 State lives in the run directory and nowhere else:
   config.json        the search's settings (a resume reads them back)
-  samples.csv        one row per completed sample, appended and fsynced
+  samples.csv        one row per completed sample, appended and fsynced (samples.py):
+                     what the controller saw (lat_ms = measured if measured, else
+                     the prediction times the calibration scale at that time)
+  updates.csv        one row per controller update (loss, entropy, clip fraction, ...)
   controller/        controller checkpoint after each completed batch (npz + json)
-  baselines.csv      zoo networks evaluated the same way (for the plot)
-  pareto.csv, pareto/, best/arch.json, summary.json, *.png   rewritten each batch
+  baselines.json     zoo networks evaluated the same way (for the plot)
+  pareto.csv, pareto/, best/arch.json, summary.json, *.png   rewritten each batch,
+                     from the current view: with --recalibrate every unmeasured
+                     latency (earlier rows and baselines too) is rescaled by the
+                     current scale and its reward recomputed
 A resume loads the last checkpoint, re-samples the interrupted batch (same
 RNG state, so the same tokens) and reuses its rows already in samples.csv,
-so an interruption loses at most the sample that was in flight.
+so an interruption loses at most the samples that were in flight. The batch's
+children are trained by an executor (executor.py: serial, or Ray tasks) and
+consumed in sample order, so results do not depend on how they were trained.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable
 
 import numpy as np
 
+from .. import records
 from ..arch import Arch, save_arch
 from ..errors import InputError, LatbenchError
+from ..fileio import append_line, write_atomic
 from ..predict import FailedLayers
 from ..spaces import SearchSpace, get_space
+from . import samples as samples_file
+from .accuracy import AccuracySource
 from .controller import make_controller
+from .executor import ChildResult, Executor, SerialExecutor
 from .pareto import hypervolume, pareto_front
 from .reward import RewardSpec
 
-COLUMNS = ["sample", "batch", "digest", "tokens", "arch", "accuracy", "pred_ms", "meas_ms",
-           "lat_ms", "reward", "train_s", "wall_s", "cached", "error"]
+COLUMNS = samples_file.COLUMNS
+read_samples = samples_file.read
+UPDATE_COLUMNS = ["batch", "samples", "reward_mean", "reward_max", "loss", "pg", "entropy",
+                  "clip_frac", "ratio_max", "baseline", "advantage_mean"]
 
 
 @dataclass(frozen=True)
@@ -77,10 +92,6 @@ class SearchConfig:
             raise InputError(f"config.json has unknown fields {sorted(set(d) - known)}")
         d["baselines"] = tuple(d.get("baselines", ()))
         return cls(**d)
-
-
-class AccuracyFn(Protocol):
-    def evaluate(self, arch: Arch): ...  # -> object with .accuracy, .train_s, .cached
 
 
 @dataclass
@@ -128,49 +139,19 @@ def fastest_candidates(space: SearchSpace) -> list[list[int]]:
     return space.cheapest_candidates()
 
 
-def _parse_row(row: dict) -> dict:
-    f = lambda k: float(row[k]) if row.get(k) not in (None, "") else float("nan")  # noqa: E731
-    return {**row, "sample": int(row["sample"]), "batch": int(row["batch"]),
-            "tokens": [int(t) for t in row["tokens"].split("-")],
-            "accuracy": f("accuracy"), "pred_ms": f("pred_ms"), "meas_ms": f("meas_ms"),
-            "lat_ms": f("lat_ms"), "reward": f("reward"), "train_s": f("train_s"),
-            "wall_s": f("wall_s"), "cached": row.get("cached") == "1"}
-
-
-def read_samples(path: Path) -> list[dict]:
-    """Completed rows; a torn last line (crash mid-write) is dropped from the file."""
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines(keepends=True)
-    rows, good = [], 0
-    for i, rec in enumerate(csv.DictReader(lines)):
-        try:
-            if None in rec.values() or not lines[i + 1].endswith("\n"):
-                raise ValueError("torn")
-            rows.append(_parse_row(rec))
-            good = i + 1
-        except (ValueError, KeyError, IndexError):
-            break
-    if good + 1 < len(lines):
-        path.write_text("".join(lines[:good + 1]))
-    return rows
-
-
-def _fmt(x: float) -> str:
-    return "" if not math.isfinite(x) else repr(float(x))  # exact: a resume must see the same rewards
-
-
 class Search:
     """One search run in one directory (new or resumed)."""
 
-    def __init__(self, out_dir: str | Path, config: SearchConfig, accuracy: AccuracyFn,
+    def __init__(self, out_dir: str | Path, config: SearchConfig, accuracy: AccuracySource,
                  latency: LatencySource, space: SearchSpace | None = None,
-                 log: Callable[[str], None] = print, progress: bool = True):
+                 log: Callable[[str], None] = print, progress: bool = True,
+                 executor: Executor | None = None):
         self.dir = Path(out_dir)
         self.cfg = config
         self.space = space or get_space(config.space)
         self.accuracy = accuracy
         self.latency = latency
+        self.executor = executor or SerialExecutor()
         self.log = log
         self.progress = progress
         self.reward = RewardSpec(config.target_ms, config.alpha, config.beta)
@@ -188,41 +169,41 @@ class Search:
         return self.dir / "samples.csv"
 
     def _event(self, msg: str) -> None:
-        with open(self.dir / "events.log", "a") as f:
-            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
+        append_line(self.dir / "events.log", f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
         self.log(msg)
 
     def _append(self, row: dict) -> None:
-        new = not self.samples_path.exists()
-        with open(self.samples_path, "a", newline="") as f:
-            w = csv.DictWriter(f, COLUMNS)
-            if new:
-                w.writeheader()
-            out = dict(row)
-            out["tokens"] = "-".join(map(str, row["tokens"]))
-            for k in ("accuracy", "pred_ms", "meas_ms", "lat_ms", "reward", "train_s", "wall_s"):
-                out[k] = _fmt(row[k])
-            out["cached"] = "1" if row["cached"] else "0"
-            w.writerow(out)
-            f.flush()
-            os.fsync(f.fileno())
+        samples_file.append(self.samples_path, row)
 
-    def _checkpoint(self, batch: int) -> None:
+    def _checkpoint(self, batch: int, samples_done: int) -> None:
         d = self.dir / "controller"
         d.mkdir(exist_ok=True)
         self.ctrl.save(d / f"batch_{batch:05d}")
-        tmp = d / "latest.json.tmp"
-        tmp.write_text(json.dumps({"batch": batch, "kind": self.cfg.controller}))
-        os.replace(tmp, d / "latest.json")
+        write_atomic(d / "latest.json", json.dumps(
+            {"batch": batch, "samples": samples_done, "kind": self.cfg.controller}).encode())
 
-    def _load_checkpoint(self) -> int:
-        """Restore the controller; the number of completed batches."""
+    def _load_checkpoint(self) -> tuple[int, int]:
+        """Restore the controller; (next batch index, samples consumed by completed batches)."""
         latest = self.dir / "controller" / "latest.json"
         if not latest.exists():
-            return 0
-        b = json.loads(latest.read_text())["batch"]
+            return 0, 0
+        state = json.loads(latest.read_text())
+        b = state["batch"]
         self.ctrl.load(self.dir / "controller" / f"batch_{b:05d}")
-        return b + 1
+        # checkpoints before the "samples" field: every batch was full
+        return b + 1, int(state.get("samples", (b + 1) * self.cfg.batch))
+
+    def _record_update(self, batch: int, samples_done: int, batch_rows: list[dict],
+                       stats: dict) -> None:
+        path = self.dir / "updates.csv"
+        if not path.exists():
+            records.create(path, {"controller": self.cfg.controller}, UPDATE_COLUMNS)
+        rewards = [r["reward"] for r in batch_rows]
+        values = {"batch": batch, "samples": samples_done, "reward_mean": float(np.mean(rewards)),
+                  "reward_max": float(np.max(rewards)), **stats}
+        records.append(path, [("" if values.get(c) is None else
+                               repr(values[c]) if isinstance(values[c], float) else values[c])
+                              for c in UPDATE_COLUMNS])
 
     # -- evaluation -----------------------------------------------------------
     def check_feasible(self) -> None:
@@ -245,17 +226,15 @@ class Search:
                 f"{self.cfg.device}: its fastest corner takes {best:.3g} ms. Raise --target-ms to "
                 f"at least {best * 1.2:.3g} (or choose a faster device profile)", "--target-ms")
 
-    def _evaluate(self, tokens: list[int], index: int, batch: int, rows: list[dict]) -> dict:
+    def _finish(self, tokens: list[int], index: int, batch: int, rows: list[dict],
+                arch: Arch, child: ChildResult) -> dict:
+        """Latency, spot check and reward of one trained child (in sample order)."""
         t0 = time.monotonic()
-        arch = self.space.decode(tokens)
-        err = ""
-        try:
-            acc_res = self.accuracy.evaluate(arch)
-            acc, train_s, cached = acc_res.accuracy, acc_res.train_s, acc_res.cached
-        except LatbenchError:
-            raise
-        except Exception as exc:  # one unbuildable network must not end the search
-            acc, train_s, cached, err = float("nan"), 0.0, False, f"accuracy: {exc}"[:200]
+        err = child.error
+        if child.result is not None:
+            acc, train_s, cached = child.result.accuracy, child.result.train_s, child.result.cached
+        else:
+            acc, train_s, cached = float("nan"), 0.0, False
         pred_raw = meas = float("nan")
         if self.cfg.latency == "lut":
             try:
@@ -263,23 +242,27 @@ class Search:
             except FailedLayers as exc:  # cannot run on this device: scores 0, search goes on
                 err = (err + "; " if err else "") + f"latency: {exc}"[:200]
             lat = pred_raw * self.calib.scale
-            spot = self.cfg.spot_every and index % self.cfg.spot_every == 0
-            if not spot and math.isfinite(acc) and self.latency.measure is not None:
-                front = pareto_front([r["lat_ms"] for r in rows] + [lat],
-                                     [r["accuracy"] for r in rows] + [acc])
-                spot = len(rows) in front  # a new Pareto member
-            if spot and self.latency.measure is not None:
+            spot = False
+            if self.cfg.spot_every and self.latency.measure is not None:  # 0: never measure
+                spot = index % self.cfg.spot_every == 0
+                if not spot and math.isfinite(acc) and math.isfinite(lat):
+                    front = pareto_front([r["lat_ms"] for r in rows] + [lat],
+                                         [r["accuracy"] for r in rows] + [acc])
+                    spot = len(rows) in front  # a new Pareto member
+            if spot:
                 meas = self._measure(arch)
                 if math.isfinite(meas):
                     self.calib.observe(pred_raw, meas)
                     self._report_drift(index, pred_raw * self.calib.scale, meas)
+                    lat = meas  # a measurement beats a prediction, in the reward and the front
         else:
             meas = self._measure(arch)
             lat = meas
         return {"sample": index, "batch": batch, "digest": arch.digest(), "tokens": list(tokens),
                 "arch": " ".join(arch.to_dict()["blocks"]), "accuracy": acc, "pred_ms": pred_raw,
                 "meas_ms": meas, "lat_ms": lat, "reward": self.reward(acc, lat),
-                "train_s": train_s, "wall_s": time.monotonic() - t0, "cached": cached, "error": err}
+                "train_s": train_s, "wall_s": child.elapsed_s + time.monotonic() - t0,
+                "cached": cached, "error": err}
 
     def _measure(self, arch: Arch) -> float:
         from ..devices import ModelRunError
@@ -311,17 +294,16 @@ class Search:
         self.dir.mkdir(parents=True, exist_ok=True)
         cfg_path = self.dir / "config.json"
         if not cfg_path.exists():
-            cfg_path.write_text(self.cfg.to_json())
+            write_atomic(cfg_path, self.cfg.to_json().encode())
         rows = read_samples(self.samples_path)
         for r in rows:
             if math.isfinite(r["pred_ms"]) and math.isfinite(r["meas_ms"]):
                 self.calib.observe(r["pred_ms"], r["meas_ms"])
-        batches_done = self._load_checkpoint()
-        if not rows and batches_done == 0 and not self._feasible_checked:
+        b, start = self._load_checkpoint()
+        if not rows and start == 0 and not self._feasible_checked:
             self.check_feasible()
         self.baselines = baselines or []
         B = self.cfg.batch
-        start = batches_done * B
         if len(rows) < start:
             raise LatbenchError(f"{self.samples_path} has {len(rows)} rows but the controller "
                                 f"checkpoint is after {start} samples; the run directory is damaged")
@@ -330,33 +312,63 @@ class Search:
                    desc="search", disable=not self.progress, dynamic_ncols=True)
         self._postfix(bar, rows)
         try:
-            b = batches_done
-            while b * B < self.cfg.samples:
-                n = min(B, self.cfg.samples - b * B)
+            while start < self.cfg.samples:
+                n = min(B, self.cfg.samples - start)
                 tokens, logp = self.ctrl.sample(n)
                 for j, tk in enumerate(tokens):
-                    i = b * B + j
-                    if i < len(rows):
-                        if rows[i]["tokens"] != list(tk):
-                            raise LatbenchError(
-                                f"resume mismatch at sample {i}: the controller checkpoint does "
-                                f"not reproduce samples.csv (was the run directory edited?)")
-                        continue
-                    row = self._evaluate(list(tk), i, b, rows)
-                    self._append(row)
-                    rows.append(row)
-                    bar.update(1)
-                    self._postfix(bar, rows)
-                batch_rows = rows[b * B:b * B + n]
+                    i = start + j
+                    if i < len(rows) and rows[i]["tokens"] != list(tk):
+                        raise LatbenchError(
+                            f"resume mismatch at sample {i}: the controller checkpoint does "
+                            f"not reproduce samples.csv (was the run directory edited?)")
+                first_new = max(0, len(rows) - start)
+                todo = [list(tk) for tk in tokens[first_new:]]
+                archs = [self.space.decode(t) for t in todo]
+                children = self.executor.accuracies(self.accuracy, archs)
+                try:
+                    for j, (tk, arch, child) in enumerate(zip(todo, archs, children)):
+                        row = self._finish(tk, start + first_new + j, b, rows, arch, child)
+                        self._append(row)
+                        rows.append(row)
+                        bar.update(1)
+                        self._postfix(bar, rows)
+                finally:
+                    children.close()  # cancels what is still in flight
+                batch_rows = rows[start:start + n]
                 stats = self.ctrl.update(tokens, logp, [r["reward"] for r in batch_rows])
-                self._checkpoint(b)
+                self._checkpoint(b, start + n)
+                self._record_update(b, start + n, batch_rows, stats)
                 self._write_outputs(rows, stats)
                 b += 1
+                start += n
         finally:
             bar.close()
         summary = self._write_outputs(rows, {}, final=True)
         summary["elapsed_s_this_call"] = time.monotonic() - t_start
         return summary
+
+    def view(self, rows: list[dict]) -> list[dict]:
+        """Rows as the outputs show them: a measurement where there is one, else the
+        prediction times the current calibration scale; rewards recomputed to match."""
+        if self.cfg.latency != "lut":
+            return rows
+        s = self.calib.scale
+        out = []
+        for r in rows:
+            lat = r["meas_ms"] if math.isfinite(r["meas_ms"]) else r["pred_ms"] * s
+            out.append({**r, "lat_ms": lat, "reward": self.reward(r["accuracy"], lat)})
+        return out
+
+    def view_baselines(self, baselines: list[dict]) -> list[dict]:
+        """Baselines on the same scale as `view`."""
+        s = self.calib.scale
+        out = []
+        for base in baselines:
+            meas, pred = base.get("meas_ms"), base.get("pred_ms")
+            lat = (meas if meas is not None and math.isfinite(meas) else
+                   pred * s if pred is not None else base.get("lat_ms"))
+            out.append({**base, "lat_ms": lat})
+        return out
 
     def _postfix(self, bar, rows: list[dict]) -> None:
         if not rows:
@@ -368,16 +380,19 @@ class Search:
     def _write_outputs(self, rows: list[dict], stats: dict, final: bool = False) -> dict:
         from . import plots
 
+        rows = self.view(rows)
+        baselines = self.view_baselines(self.baselines)
         lat = [r["lat_ms"] for r in rows]
         acc = [r["accuracy"] for r in rows]
         front = pareto_front(lat, acc)
-        with open(self.dir / "pareto.csv.tmp", "w", newline="") as f:
-            w = csv.DictWriter(f, COLUMNS)
-            w.writeheader()
-            for i in front:
-                w.writerow({**rows[i], "tokens": "-".join(map(str, rows[i]["tokens"])),
-                            "cached": int(rows[i]["cached"])})
-        os.replace(self.dir / "pareto.csv.tmp", self.dir / "pareto.csv")
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for i in front:
+            w.writerow({**rows[i], "tokens": "-".join(map(str, rows[i]["tokens"])),
+                        "cached": int(rows[i]["cached"]),
+                        "error": samples_file.one_line(rows[i]["error"])})
+        write_atomic(self.dir / "pareto.csv", buf.getvalue().encode())
         pdir = self.dir / "pareto"
         pdir.mkdir(exist_ok=True)
         for old in pdir.glob("*.json"):
@@ -412,10 +427,10 @@ class Search:
             "mean_wall_s_per_sample": float(np.mean(wall)) if wall else None,
             "spot_checks": len(self.calib.pairs), "predictor_recent_error": self.calib.recent_error(),
             "calibration_scale": self.calib.scale, "last_update": stats,
-            "baselines": self.baselines,
+            "baselines": baselines,
         }
         summary = json.loads(json.dumps(summary, default=float).replace("NaN", "null"))
-        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        plots.pareto_png(rows, front, self.baselines, self.cfg.target_ms, self.dir / "pareto.png")
+        write_atomic(self.dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+        plots.pareto_png(rows, front, baselines, self.cfg.target_ms, self.dir / "pareto.png")
         plots.reward_png(rows, self.dir / "reward.png")
         return summary

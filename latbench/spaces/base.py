@@ -80,8 +80,15 @@ class SearchSpace(ABC):
         return len(self.vocab_sizes)
 
     def size(self) -> int:
-        """Number of distinct token sequences (networks) in the space."""
+        """Number of token sequences in the space."""
         return math.prod(self.vocab_sizes)
+
+    def distinct_networks(self) -> int:
+        """Number of different networks: token sequences up to equivalent values.
+
+        Every sequence is its own network unless a space says otherwise.
+        """
+        return self.size()
 
     def sample(self, rng: random.Random) -> list[int]:
         """Uniform over the token sequences."""

@@ -125,6 +125,12 @@ class MnasNetSpace(SearchSpace):
         """The same space at another input size (proxy training on small images)."""
         return replace(self, resolution=resolution, classes=classes, channels=channels)
 
+    def distinct_networks(self) -> int:
+        """Equivalent filter, depth and skip values merged (see `search.distinct`)."""
+        from ..search.distinct import distinct_networks
+
+        return distinct_networks(self)
+
     def summary(self) -> list[str]:
         lines = [f"space {self.name}: {self.num_blocks} blocks x {len(DECISIONS)} decisions "
                  f"(MnasNet, over the MobileNetV2 skeleton)"]
