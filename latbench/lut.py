@@ -24,8 +24,14 @@ from .measure import Measurement
 SPEC_COLUMNS = [f.name for f in fields(LayerSpec)]
 STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "std_ms", "mean_ms", "runs", "ci_rel"]
 COLUMNS = ["key", *SPEC_COLUMNS, "status", *STAT_COLUMNS, "error", "measured_at"]
+
+
 def lut_path(lut_dir: Path, device: str, space: str, precision: str) -> Path:
-    return Path(lut_dir) / f"{device}_{space}_{precision}.csv"
+    """LUTDIR/DEVICE_SPACE_PRECISION.csv; each part is checked, so it cannot leave LUTDIR."""
+    from .fileio import safe_name
+
+    parts = [safe_name(device, "device"), safe_name(space, "space"), safe_name(precision, "precision")]
+    return Path(lut_dir) / ("_".join(parts) + ".csv")
 
 
 @dataclass

@@ -294,12 +294,12 @@ class Search:
                 "train_s": train_s, "wall_s": time.monotonic() - t0, "cached": cached, "error": err}
 
     def _measure(self, arch: Arch) -> float:
-        from ..devices import ModelRunError
+        from ..devices import DeviceLost, ModelRunError
 
         try:
             return float(self.latency.measure(arch))
         except (LatbenchError, ModelRunError) as exc:  # DeviceLost propagates: stop, resume later
-            if isinstance(exc, InputError):
+            if isinstance(exc, (InputError, DeviceLost)):
                 raise
             self._event(f"measurement failed for {arch.name}: {exc}")
             return float("nan")
