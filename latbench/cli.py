@@ -232,9 +232,12 @@ def _measurement_line(m) -> str:
                    "named after the network: LUTDIR/DEVICE_NAME_PRECISION.csv).")
 @click.option("--compare", is_flag=True,
               help="Also measure the whole network on the device and show predicted vs measured.")
+@click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw the per-layer breakdown and the totals (predicted, measured with "
+                   "--compare) into this PNG.")
 @click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
 def predict(arch_file, device_name, precision, lut_dir, as_json, profile_missing, compare,
-            no_progress) -> None:
+            png_path, no_progress) -> None:
     """Predict the latency of ARCH_FILE (total and per layer).
 
     The device's LUT files in --lut-dir (DEVICE_*_PRECISION.csv: a space, the zoo, single
@@ -276,6 +279,12 @@ def predict(arch_file, device_name, precision, lut_dir, as_json, profile_missing
 
         with open_device(profile_) as dev:
             measured = measure_network(dev, arch, precision, progress)
+    if png_path:
+        from .breakdown import breakdown_png
+
+        breakdown_png(png_path, f"{arch.name} on {device_name} ({precision})", rows, total,
+                      model.name, measured.median_ms if measured else None)
+        note(f"figure -> {png_path}")
     if as_json:
         doc = {"arch": arch.name, "device": device_name, "precision": precision,
                "predictor": model.name, "latency_ms": total, "lut_sum_ms": lut_sum,

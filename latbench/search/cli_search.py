@@ -74,19 +74,24 @@ def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list
               help="Networks to sample in total (on --resume: a new, larger total extends the run).")
 @click.option("--batch", type=click.IntRange(1), default=8, show_default=True,
               help="Networks per controller update.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory of a new run (samples.csv, pareto.csv, PNGs, checkpoints).")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Continue an interrupted run from its directory (its config.json applies).")
-@click.option("--controller", type=click.Choice(["ppo", "random"]), default="ppo", show_default=True)
+@click.option("--controller", type=click.Choice(["ppo", "random"]), default="ppo", show_default=True,
+              help="ppo: the LSTM controller trained with PPO; random: same-budget baseline.")
 @click.option("--constraint", type=click.Choice(["soft", "hard"]), default=None,
               help="soft: alpha=beta=-0.07; hard: alpha=0, beta=-1 (default soft).")
 @click.option("--alpha", type=float, help="Explicit exponent when LAT <= T (with --beta).")
 @click.option("--beta", type=float, help="Explicit exponent when LAT > T (with --alpha).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--space", "space_name", default="mnasnet", show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the controller, the sampling and the proxy data split.")
+@click.option("--space", "space_name", default="mnasnet", show_default=True,
+              help="Search space (mnasnet, or tiny for a quick trial).")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
+              help="Precision of the latency model / measured models.")
 @click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lut"),
-              show_default=True)
+              show_default=True, help="Folder of the LUT and predictor files.")
 @click.option("--spot-every", type=click.IntRange(0), default=10, show_default=True,
               help="--latency lut: also measure every k-th sample on the device (0: never).")
 @click.option("--drift-threshold", type=float, default=0.10, show_default=True,
@@ -96,25 +101,29 @@ def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list
 @click.option("--dataset", default="fashion_mnist", show_default=True,
               help="fashion_mnist, folder (with --data-dir), or a tensorflow-datasets name.")
 @click.option("--data-dir", help="IDX folder for fashion_mnist, image folder, or tfds data_dir.")
-@click.option("--proxy-resolution", type=click.IntRange(8), default=28, show_default=True)
-@click.option("--proxy-width", type=float, default=0.35, show_default=True)
+@click.option("--proxy-resolution", type=click.IntRange(8), default=28, show_default=True,
+              help="Input size of the proxy training (images are resized to it).")
+@click.option("--proxy-width", type=float, default=0.35, show_default=True,
+              help="Width multiplier of the proxy networks.")
 @click.option("--proxy-train", type=click.IntRange(10), default=3000, show_default=True,
               help="Training images per proxy run.")
-@click.option("--proxy-epochs", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--proxy-epochs", type=click.IntRange(1), default=2, show_default=True,
+              help="Epochs of proxy training per network.")
 @click.option("--baselines", default="mobilenet_v2_x1", show_default=True,
               help="Comma-separated zoo networks drawn in the Pareto plot ('' for none).")
-@click.option("--no-progress", is_flag=True)
+@click.option("--no-progress", is_flag=True,
+              help="No progress bars (they are shown only on a terminal anyway).")
 def search_command(device, latency, target_ms, samples, batch, out_dir, resume_dir, controller,
                    constraint, alpha, beta, seed, space_name, precision, lut_dir, spot_every,
                    drift_threshold, recalibrate, dataset, data_dir, proxy_resolution, proxy_width,
                    proxy_train, proxy_epochs, baselines, no_progress):
     """MnasNet search: RL controller, proxy-trained accuracy, measured or predicted latency."""
-    from ..devices import load_profile, open_device
+    # Only what checks the arguments is imported here: run.py brings TensorFlow (the
+    # controller), so a bad argument is rejected before it loads.
+    from ..devices import load_profile
     from ..space import get_space
-    from .accuracy import ProxyEvaluator, ProxyRecipe
-    from .data import load_dataset
+    from .accuracy import ProxyRecipe
     from .reward import resolve
-    from .run import Search, SearchConfig
 
     ctx = click.get_current_context()
     given = {p.name for p in ctx.command.params
@@ -124,6 +133,8 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
         if not cfg_path.exists():
             raise InputError(f"{resume_dir} is not a search run (no config.json); start one with --out",
                              "--resume")
+        from .run import SearchConfig
+
         cfg = SearchConfig.from_json(cfg_path.read_text())
         if "samples" in given and samples != cfg.samples:  # a new total extends (or ends) the run
             cfg = replace(cfg, samples=samples)
@@ -139,13 +150,21 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
         if out_dir is None:
             raise InputError("give --out DIR for a new run, or --resume DIR", "--out")
         if target_ms is None:
-            raise InputError("a new search needs --target-ms (e.g. the measured latency of "
-                             "mobilenet_v2_x1: latbench predict zoo/... or latbench validate)",
-                             "--target-ms")
+            raise InputError("a new search needs --target-ms (e.g. the latency of mobilenet_v2_x1: "
+                             "latbench measure examples/zoo/mobilenet_v2_x1.json, or latbench "
+                             "predict examples/zoo/mobilenet_v2_x1.json)", "--target-ms")
+        if target_ms <= 0:
+            raise InputError(f"must be > 0 ms, got {target_ms:g}", "--target-ms")
         if (out_dir / "config.json").exists():
             raise InputError(f"{out_dir} already holds a run; continue it with --resume {out_dir} "
                              f"or choose another --out", "--out")
         a, b = resolve(constraint, alpha, beta)
+        if not 0 < proxy_width <= 4:
+            raise InputError(f"must be in (0, 4], got {proxy_width:g}", "--proxy-width")
+        load_profile(device)  # an unknown device: exit 2 now, not after loading TensorFlow
+        get_space(space_name)
+        from .run import SearchConfig
+
         recipe = ProxyRecipe(resolution=proxy_resolution, width=proxy_width,
                              train_images=proxy_train, epochs=proxy_epochs)
         cfg = SearchConfig(target_ms=target_ms, alpha=a, beta=b, samples=samples, batch=batch,
@@ -154,15 +173,23 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
                            drift_threshold=drift_threshold, recalibrate=recalibrate,
                            dataset=dataset, data_dir=data_dir, recipe=asdict(recipe),
                            baselines=tuple(x for x in baselines.split(",") if x), lut_dir=str(lut_dir))
+    from ..devices import open_device
+    from .accuracy import ProxyEvaluator
+    from .data import load_dataset
+    from .run import Search
+
     space = get_space(cfg.space)
     recipe = ProxyRecipe(**cfg.recipe)
-    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    from ..console import note, progress_wanted
+
+    log = note
     ds = load_dataset(cfg.dataset, cfg.data_dir, recipe.resolution, cfg.seed)
     evaluator = ProxyEvaluator(ds, recipe)
     dev = open_device(load_profile(cfg.device))
     try:
         lat, identity = _latency_source(cfg, Path(cfg.lut_dir), dev)
-        runner = Search(out_dir, cfg, evaluator, lat, space, log=log, progress=not no_progress)
+        runner = Search(out_dir, cfg, evaluator, lat, space, log=log,
+                        progress=progress_wanted(no_progress))
         out_dir.mkdir(parents=True, exist_ok=True)
         _check_latency_model(out_dir, identity, log)
         bpath = out_dir / "baselines.json"

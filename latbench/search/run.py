@@ -428,6 +428,7 @@ class Search:
         }
         summary = json.loads(json.dumps(summary, default=float).replace("NaN", "null"))
         (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        plots.pareto_png(rows, front, self.baselines, self.cfg.target_ms, self.dir / "pareto.png")
+        plots.pareto_png(rows, front, self.baselines, self.cfg.target_ms, self.dir / "pareto.png",
+                         latency=self.cfg.latency)
         plots.reward_png(rows, self.dir / "reward.png")
         return summary
