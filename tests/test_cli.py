@@ -48,6 +48,8 @@ def test_usage_errors_exit_2():
 def test_predict_without_lut_says_how_to_measure(tmp_path):
     r = run("predict", REPO / "examples/zoo/mnasnet_a1.json", "--lut-dir", tmp_path)
     assert r.returncode == 2 and "latbench profile --device host" in r.stderr
+    assert "--arch ARCH.json" in r.stderr and f"--lut-dir {tmp_path}" in r.stderr
+    assert "--profile-missing" in r.stderr
 
 
 def test_dry_run_reports_the_lut_file(tmp_path):
