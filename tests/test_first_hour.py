@@ -90,3 +90,24 @@ def test_first_hour_predict_measure_compare_with_no_lut_and_no_tf_noise(tmp_path
     files = {e["file"]: e for e in json.loads(r.stdout)}
     assert files["host_tiny_fp32.csv"]["rows"] == n_a
     assert files["host_tiny_fp32.csv"]["identity"] == files["host_tiny_b_fp32.csv"]["identity"]
+
+
+def test_calibrate_and_validate_speak_json(tiny_pipeline, tmp_path):
+    """Re-running them on the networks already measured only refits and reports."""
+    lut_dir = tiny_pipeline["lut_dir"]
+    env = dict(os.environ)
+    r = cli(env, "calibrate", "--space", "tiny", "--archs", "16", "--no-zoo", "--lut-dir",
+            lut_dir, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["networks"] == 16 and set(doc["training"]) == {"flops", "lut", "regression"}
+    assert doc["training"]["regression"]["n"] == 16
+    r = cli(env, "validate", "--space", "tiny", "--archs", "8", "--lut-dir", lut_dir,
+            "--out", tmp_path / "v", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["heldout"] == 8 and doc["metrics"]["regression"]["n"] == 8
+    assert json.loads((tmp_path / "v" / "metrics.json").read_text()) == doc["metrics"]
+    r = cli(env, "--quiet", "lut", "list", "--lut-dir", lut_dir)
+    assert "host_fp32.calib.csv" in r.stdout and "networks" in r.stdout
+    assert "predictor" in r.stdout and not r.stderr
