@@ -223,16 +223,23 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     assert console.progress_wanted(True) is False
 
 
-def test_bad_search_arguments_are_rejected_before_tensorflow_loads(tmp_path):
+@pytest.mark.parametrize("bad, named", [
+    (["--target-ms", "-1"], "--target-ms"),
+    (["--target-ms", "5", "--device", "nokia3310"], "nokia3310"),
+    (["--target-ms", "5", "--space", "nope"], "nope"),
+    (["--target-ms", "5", "--constraint", "hard", "--alpha", "0.1"], "alpha"),
+    (["--target-ms", "5", "--data-dir", "/nonexistent/fmnist"], "/nonexistent/fmnist"),
+])
+def test_bad_search_arguments_are_rejected_before_tensorflow_loads(tmp_path, bad, named):
+    argv = ["latbench", "search", "--out", str(tmp_path / "r"), *bad]
     code = ("import sys\nfrom latbench.cli import main\n"
-            f"sys.argv = ['latbench', 'search', '--out', {str(tmp_path / 'r')!r}, "
-            "'--target-ms', '-1']\n"
+            f"sys.argv = {argv!r}\n"
             "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)\n"
             "print('tensorflow' in sys.modules)\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                        timeout=120)
     assert r.stdout.split() == ["exit", "2", "False"], r.stderr
-    assert "--target-ms" in r.stderr
+    assert named in r.stderr
 
 
 def test_the_target_ms_hint_points_at_the_example_files(tmp_path):

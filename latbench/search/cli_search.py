@@ -125,6 +125,9 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
     from .accuracy import ProxyRecipe
     from .reward import resolve
 
+    from .data import load_dataset
+
+    ds = None
     ctx = click.get_current_context()
     given = {p.name for p in ctx.command.params
              if ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE}
@@ -163,6 +166,7 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
             raise InputError(f"must be in (0, 4], got {proxy_width:g}", "--proxy-width")
         load_profile(device)  # an unknown device: exit 2 now, not after loading TensorFlow
         get_space(space_name)
+        ds = load_dataset(dataset, data_dir, proxy_resolution, seed)  # a missing data dir too
         from .run import SearchConfig
 
         recipe = ProxyRecipe(resolution=proxy_resolution, width=proxy_width,
@@ -175,7 +179,6 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
                            baselines=tuple(x for x in baselines.split(",") if x), lut_dir=str(lut_dir))
     from ..devices import open_device
     from .accuracy import ProxyEvaluator
-    from .data import load_dataset
     from .run import Search
 
     space = get_space(cfg.space)
@@ -183,7 +186,8 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
     from ..console import note, progress_wanted
 
     log = note
-    ds = load_dataset(cfg.dataset, cfg.data_dir, recipe.resolution, cfg.seed)
+    if ds is None:  # a resumed run: its own config says which data
+        ds = load_dataset(cfg.dataset, cfg.data_dir, recipe.resolution, cfg.seed)
     evaluator = ProxyEvaluator(ds, recipe)
     dev = open_device(load_profile(cfg.device))
     try:
