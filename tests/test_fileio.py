@@ -65,3 +65,12 @@ def test_a_lut_path_stays_in_its_folder(tmp_path):
     assert lut_path(tmp_path, "host", "mnasnet", "fp32") == tmp_path / "host_mnasnet_fp32.csv"
     with pytest.raises(InputError, match="space"):
         lut_path(tmp_path, "host", "../../escaped", "fp32")
+
+
+def test_a_device_profile_name_cannot_name_files_outside_the_folder(tmp_path):
+    from latbench.devices import load_profile
+
+    toml = tmp_path / "evil.toml"
+    toml.write_text('name = "../../escaped"\nkind = "host"\n')
+    with pytest.raises(InputError, match="name.*cannot be part of a file name"):
+        load_profile(str(toml))
