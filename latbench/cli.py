@@ -174,7 +174,8 @@ def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, w
                          "missing": todo, "lut": str(target)})
         if as_json:
             _echo_json(docs)
-        for d in docs if not as_json else ():
+            return
+        for d in docs:
             click.echo(f"{d['device']}: {d['distinct_layers']} distinct layers, {d['measured']} "
                        f"already measured, {d['missing']} to measure -> {d['lut']}")
         return
@@ -193,14 +194,16 @@ def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, w
             d.close()
     if as_json:
         _echo_json([_summary_doc(s) for s in summaries])
-    for s in summaries if not as_json else ():
-        click.echo(s.line())
-        if s.measured + s.failed and (s.health_before or s.health_after):
-            note(f"  health before: {s.health_before}  after: {s.health_after}")
-        for e in s.errors[:5]:
-            click.echo(f"  failed: {e}", err=True)
-        if len(s.errors) > 5:
-            click.echo(f"  ... and {len(s.errors) - 5} more failures (status=failed rows)", err=True)
+    else:
+        for s in summaries:
+            click.echo(s.line())
+            if s.measured + s.failed and (s.health_before or s.health_after):
+                note(f"  health before: {s.health_before}  after: {s.health_after}")
+            for e in s.errors[:5]:
+                click.echo(f"  failed: {e}", err=True)
+            if len(s.errors) > 5:
+                click.echo(f"  ... and {len(s.errors) - 5} more failures (status=failed rows)",
+                           err=True)
     if any(s.stopped for s in summaries):
         click.echo("stopped early; run the same command again to resume", err=True)
         sys.exit(1)
@@ -212,7 +215,7 @@ def _lut_dir_option(f):
 
 
 def _measurement_doc(m) -> dict:
-    return {k: v for k, v in m.to_dict().items()}
+    return m.to_dict()
 
 
 def _measurement_line(m) -> str:
