@@ -36,8 +36,21 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     ctx.meta["latbench.quiet"] = quiet
 
 
+def _json_safe(x):
+    """NaN and infinities (e.g. a rank correlation of two networks) become null: strict JSON."""
+    import math
+
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
+
+
 def _echo_json(doc) -> None:
-    click.echo(json.dumps(doc, indent=2))
+    click.echo(json.dumps(_json_safe(doc), indent=2, allow_nan=False))
 
 
 @cli.command()

@@ -265,3 +265,11 @@ def test_devices_says_a_connect_was_refused():
     assert "no phone found" not in r.stderr
     r = run("devices", "--no-server", "--connect", f"127.0.0.1:{port}", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)[0]["state"] == "refused"
+
+
+def test_json_output_is_strict_json_even_with_undefined_statistics(capsys):
+    from latbench.cli import _echo_json
+
+    _echo_json({"metrics": {"kendall_tau": float("nan"), "mape": 1.5}, "l": [float("inf")]})
+    assert json.loads(capsys.readouterr().out, parse_constant=lambda c: 1 / 0) == \
+        {"metrics": {"kendall_tau": None, "mape": 1.5}, "l": [None]}
