@@ -2,13 +2,15 @@
 
 One policy for every command: results go to stdout (as JSON with --json),
 progress and notes to stderr. A progress bar appears only when stderr is a
-terminal and neither --no-progress nor the group's --quiet was given, so a
-log file or a pipe never collects empty bars or carriage-return updates.
+terminal with a known width and neither --no-progress nor the group's --quiet
+was given, so a log file, a pipe or an unsized pty never collects empty bars
+or carriage-return updates.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -26,9 +28,24 @@ def quiet() -> bool:
     return False
 
 
+def _terminal_columns() -> int:
+    """Width of the terminal stderr is on; 0 when unknown (a pty nobody sized, e.g. `script`
+    or a CI runner: tqdm would then draw empty bars, one blank line each)."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
 def progress_wanted(no_progress: bool = False) -> bool:
-    """Show progress bars? Only on a terminal, and not when asked to be quiet."""
-    return not no_progress and not quiet() and sys.stderr.isatty()
+    """Show progress bars? Only on a terminal with a width, and not when asked to be quiet."""
+    if no_progress or quiet():
+        return False
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+    return tty and _terminal_columns() > 0
 
 
 def note(message: str) -> None:
