@@ -242,6 +242,13 @@ def test_no_bars_on_an_unsized_terminal(tmp_path):
     assert "tty no-bars" in out.read_text()
 
 
+@pytest.mark.parametrize("bad, named", [
+    (["--target-ms", "-1"], "--target-ms"),
+    (["--target-ms", "5", "--device", "nokia3310"], "nokia3310"),
+    (["--target-ms", "5", "--space", "nope"], "nope"),
+    (["--target-ms", "5", "--constraint", "hard", "--alpha", "0.1"], "alpha"),
+    (["--target-ms", "5", "--data-dir", "/nonexistent/fmnist"], "/nonexistent/fmnist"),
+])
 def test_bad_search_arguments_are_rejected_before_tensorflow_loads(tmp_path, bad, named):
     argv = ["latbench", "search", "--out", str(tmp_path / "r"), *bad]
     code = ("import sys\nfrom latbench.cli import main\n"
