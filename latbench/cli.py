@@ -285,7 +285,10 @@ def predict(arch_file, device_name, precision, lut_dir, as_json, profile_missing
             raise LatbenchError(f"profiling stopped: {summ[0].stopped}")
         model = load_predictor(device_name, precision, lut_dir)
     elif missing:
-        raise MissingKeys(missing, device_name, precision)
+        exc = MissingKeys(missing, device_name, precision)
+        exc.hint = (f"or in one step: latbench predict {arch_file} --device {device_name} "
+                    f"--precision {precision} --lut-dir {lut_dir} --profile-missing")
+        raise exc
     total = float(model.predict([arch])[0])
     rows = model.breakdown(arch)
     lut_sum = sum(ms for _, ms in rows)
@@ -419,7 +422,12 @@ def calibrate(device_name, precision, n_archs, seed, space_name, with_zoo, lut_d
     if missing:
         from .predict import MissingKeys
 
-        raise MissingKeys(missing, device_name, precision)
+        exc = MissingKeys(missing, device_name, precision)
+        exc.hint = (f"for the space's networks: latbench profile --device {device_name} --space "
+                    f"{space_name} --precision {precision} --lut-dir {lut_dir}"
+                    + (f"; for the zoo: the same with --zoo instead of --space {space_name}"
+                       if with_zoo else ""))
+        raise exc
     path = nets_path(lut_dir, device_name, precision, "calib")
     with open_device(profile_) as dev:
         results = measure_networks(dev, nets, path, precision, workers,

@@ -292,3 +292,19 @@ def test_json_output_is_strict_json_even_with_undefined_statistics(capsys):
     _echo_json({"metrics": {"kendall_tau": float("nan"), "mape": 1.5}, "l": [float("inf")]})
     assert json.loads(capsys.readouterr().out, parse_constant=lambda c: 1 / 0) == \
         {"metrics": {"kendall_tau": None, "mape": 1.5}, "l": [None]}
+
+
+def test_missing_layers_hint_names_the_one_step_fix(tmp_path, monkeypatch, capsys):
+    from latbench.arch import arch_from_dict
+    from latbench.lut import LUT, Row
+    from latbench.measure import summarize
+
+    spec = arch_from_dict(TINY).layers()[0]
+    lut = LUT.create(tmp_path / "host_t_fp32.csv",
+                     {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32"})
+    lut.append(Row(spec, "ok", summarize([1.0, 2.0])))
+    af = tmp_path / "a.json"
+    af.write_text(json.dumps(TINY))
+    code, _, err = _main(monkeypatch, capsys, "predict", af, "--lut-dir", tmp_path)
+    assert code == 2 and "missing from the host fp32 LUT" in err and spec.key not in err
+    assert f"latbench predict {af}" in err and f"--lut-dir {tmp_path} --profile-missing" in err
