@@ -16,7 +16,8 @@ from a process that never ran the CLI). It does two things:
   search's proxy training 1.5-1.8x here (oneDNN kernels off), so instead the
   first `import tensorflow` runs with file descriptor 2 captured: the known
   banner lines are dropped and anything else (a real import error, a Python
-  warning) is written back to stderr unchanged.
+  warning) is written back to stderr unchanged. convert.py runs each converter
+  call the same way (`filtered_stderr`): the int8 calibrator prints its settings.
 
 LATBENCH_TF_VERBOSE=1 leaves the import alone (with TF_CPP_MIN_LOG_LEVEL=0, everything
 TensorFlow says is shown).
@@ -35,16 +36,23 @@ from typing import Iterator
 
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}  # TensorFlow's C++ INFO/WARNING/ERROR lines
 
-# What TensorFlow prints while it is imported, regardless of TF_CPP_MIN_LOG_LEVEL.
-IMPORT_NOISE = re.compile(
+# What TensorFlow prints regardless of TF_CPP_MIN_LOG_LEVEL: while it is imported, and from
+# the int8 converter (its calibrator writes straight to fd 2; a UserWarning about input
+# statistics the representative dataset deliberately does not give).
+NOISE = re.compile(
     r"oneDNN custom operations are on|absl::InitializeLog\(\)|cpu_feature_guard|"
     r"This TensorFlow binary is optimized|To enable the following instructions|"
-    r"rebuild TensorFlow with the appropriate compiler flags")
+    r"rebuild TensorFlow with the appropriate compiler flags|"
+    r"^fully_quantize: \d+, inference_type: |"
+    r"Statistics for quantized inputs were expected|^\s*warnings\.warn\(")
 
 
 @contextmanager
-def _filtered_stderr_fd() -> Iterator[None]:
-    """Capture fd 2 (C++ and Python writes alike); on exit drop the known noise, replay the rest."""
+def filtered_stderr() -> Iterator[None]:
+    """Capture fd 2 (C++ and Python writes alike); on exit drop the known noise, replay the rest.
+
+    For the single-threaded stretches where TensorFlow talks: its import and a converter call.
+    """
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -64,7 +72,7 @@ def _filtered_stderr_fd() -> Iterator[None]:
             os.close(saved)
             tmp.seek(0)
             text = tmp.read().decode(errors="replace")
-            kept = [ln for ln in text.splitlines(keepends=True) if not IMPORT_NOISE.search(ln)]
+            kept = [ln for ln in text.splitlines(keepends=True) if not NOISE.search(ln)]
             if kept:
                 os.write(2, "".join(kept).encode())
 
@@ -82,7 +90,7 @@ class _FilteredLoader(importlib.abc.Loader):
         module.__loader__ = self.inner
         if module.__spec__ is not None:
             module.__spec__.loader = self.inner
-        with _filtered_stderr_fd():
+        with filtered_stderr():
             self.inner.exec_module(module)
 
 

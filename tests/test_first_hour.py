@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 
 # What TensorFlow, absl, oneDNN and LiteRT print when nobody silences them.
 TF_LOG = re.compile(r"^[IWEF]\d{4} |oneDNN|absl::|cpu_feature_guard|This TensorFlow binary|"
-                    r"tensorflow/|XNNPACK delegate|WARNING:tensorflow|rebuild TensorFlow", re.M)
+                    r"tensorflow/|XNNPACK delegate|WARNING:tensorflow|rebuild TensorFlow|"
+                    r"fully_quantize|UserWarning|warnings\.warn", re.M)
 
 
 @pytest.fixture
@@ -85,6 +86,8 @@ def test_first_hour_predict_measure_compare_with_no_lut_and_no_tf_noise(tmp_path
 
     r = cli(user_env, "export", a, "-o", tmp_path / "a.tflite")
     assert r.returncode == 0 and stat.S_IMODE((tmp_path / "a.tflite").stat().st_mode) == 0o644
+    r = cli(user_env, "export", a, "-o", tmp_path / "a8.tflite", "--precision", "int8")
+    assert r.returncode == 0 and not r.stderr  # the int8 calibrator's chatter is filtered too
 
     r = cli(user_env, "lut", "list", "--lut-dir", lut_dir, "--json")
     files = {e["file"]: e for e in json.loads(r.stdout)}

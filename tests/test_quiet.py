@@ -7,17 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from latbench.quiet import _filtered_stderr_fd
+from latbench.quiet import filtered_stderr
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_known_banner_lines_are_dropped_and_the_rest_is_replayed(capfd):
-    with _filtered_stderr_fd():
+    with filtered_stderr():
         os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are "
                     b"written to STDERR\n")
         os.write(2, b"I0000 00:00:1795495493.641436 5166 port.cc:153] oneDNN custom operations "
                     b"are on. You may see slightly different numerical results\n")
+        os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: INT8, "
+                    b"output_inference_type: INT8\n")
         os.write(2, b"ImportError: libfoo.so: cannot open shared object file\n")
         print("a Python warning", file=sys.stderr)
     err = capfd.readouterr().err
