@@ -282,7 +282,10 @@ def predict(arch_file, device_name, precision, lut_dir, as_json, profile_missing
             summ = run_profile([dev], specs, arch.name, precision, lut_dir, progress=progress,
                                reuse=True)
         if summ and summ[0].stopped:
-            raise LatbenchError(f"profiling stopped: {summ[0].stopped}")
+            exc = LatbenchError(f"profiling stopped: {summ[0].stopped}")
+            exc.hint = ("the layers measured so far are in the LUT; reconnect the device and run "
+                        "the same command again to resume")
+            raise exc
         model = load_predictor(device_name, precision, lut_dir)
     elif missing:
         exc = MissingKeys(missing, device_name, precision)
