@@ -513,6 +513,9 @@ def arch_from_dict(d: Any) -> Arch:
         channels=_typed(d, "channels", int, "", 3),
         dropout=float(_typed(d, "dropout", num, "", 0.2)),
     )
+    from .fileio import safe_name
+
+    safe_name(arch.name, "name")  # it names files (profile --arch): no paths, no empties
     if not 8 <= arch.resolution <= 2048:
         raise InputError(f"must be in [8, 2048], got {arch.resolution}", "resolution")
     if not 0.05 <= arch.width <= 4:
@@ -579,11 +582,16 @@ def load_arch(path: str | Path) -> Arch:
         d = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{p} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    return arch_from_dict(d)
+    try:
+        return arch_from_dict(d)
+    except InputError as exc:  # several files on one command line: say which one
+        raise InputError(f"{p}: {exc}") from None
 
 
 def save_arch(arch: Arch, path: str | Path) -> None:
-    Path(path).write_text(arch.to_json())
+    from .fileio import write_atomic
+
+    write_atomic(Path(path), arch.to_json().encode())
 
 
 def unique_specs(archs: Iterable[Arch], precision: str = "fp32") -> list[LayerSpec]:

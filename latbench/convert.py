@@ -47,7 +47,10 @@ def _convert(fn: "tf.types.experimental.ConcreteFunction", precision: str,
         conv.inference_output_type = tf.int8
     elif precision != "fp32":
         raise ValueError(f"unknown precision {precision!r}")
-    return conv.convert()
+    from .quiet import filtered_stderr
+
+    with filtered_stderr():  # the int8 calibrator's settings line and a UserWarning
+        return conv.convert()
 
 
 def convert_model(model: "tf.keras.Model", precision: str = "fp32") -> bytes:

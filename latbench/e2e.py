@@ -21,6 +21,9 @@ from .measure import Measurement
 
 
 def _convert_arch_worker(arch_json: dict, precision: str) -> tuple[str | None, str | None]:
+    from .quiet import quiet_tensorflow
+
+    quiet_tensorflow()
     from .convert import convert_arch
 
     try:
@@ -80,3 +83,23 @@ def measure_archs(device: Device, archs: Sequence[Arch], precision: str = "fp32"
             yield i, device.measure(path), None
         except ModelRunError as exc:
             yield i, None, f"run: {exc}"
+
+
+def measure_network(device: Device, arch: Arch, precision: str = "fp32",
+                    progress: bool = True) -> Measurement:
+    """One network end to end, exactly as calibrate measures each of its networks
+    (`measure_archs`: conversion in a worker process, then the device's protocol).
+
+    Raises LatbenchError when it cannot be converted, ModelRunError when it fails
+    on the device, DeviceLost when the device goes away.
+    """
+    from .devices import ModelRunError
+    from .errors import LatbenchError
+
+    for _, m, err in measure_archs(device, [arch], precision, workers=1, progress=progress):
+        if m is not None:
+            return m
+        if err and err.startswith("run: "):
+            raise ModelRunError(f"{arch.name} failed on {device.profile.name}: {err[5:]}")
+        raise LatbenchError(f"cannot convert {arch.name} ({precision}): {err}")
+    raise LatbenchError(f"{arch.name}: nothing was measured")

@@ -29,7 +29,11 @@ COLUMNS = ["key", *SPEC_COLUMNS, "status", *STAT_COLUMNS, "error", "measured_at"
 ADDED_SPEC_FIELDS = ("groups",)
 LEGACY_COLUMNS = [c for c in COLUMNS if c not in ADDED_SPEC_FIELDS]
 def lut_path(lut_dir: Path, device: str, space: str, precision: str) -> Path:
-    return Path(lut_dir) / f"{device}_{space}_{precision}.csv"
+    """LUTDIR/DEVICE_SPACE_PRECISION.csv; each part is checked, so it cannot leave LUTDIR."""
+    from .fileio import safe_name
+
+    parts = [safe_name(device, "device"), safe_name(space, "space"), safe_name(precision, "precision")]
+    return Path(lut_dir) / ("_".join(parts) + ".csv")
 
 
 @dataclass

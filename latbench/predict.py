@@ -297,8 +297,12 @@ class LatencyModel:
 def load_table(device: str, precision: str = "fp32", lut_dir: Path = Path("lut")) -> LayerTable:
     paths = find_luts(lut_dir, device, precision)
     if not paths:
-        raise InputError(f"no {precision} LUT for device {device!r} in {lut_dir}/; measure one with: "
-                         f"latbench profile --device {device} --space mnasnet --precision {precision}")
+        raise InputError(f"no {precision} LUT for device {device!r} in {lut_dir}/; measure the "
+                         f"layers of your networks with: latbench profile --device {device} "
+                         f"--arch ARCH.json --lut-dir {lut_dir} --precision {precision} (or "
+                         f"latbench predict ARCH.json --profile-missing --lut-dir {lut_dir}), or "
+                         f"a whole space: latbench profile --device {device} --space mnasnet "
+                         f"--lut-dir {lut_dir} --precision {precision}")
     lut = load_luts(paths)
     if lut.meta.get("precision") != precision:
         raise InputError(f"LUT {paths[0]} holds {lut.meta.get('precision')} measurements, "

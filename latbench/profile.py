@@ -35,6 +35,7 @@ class Summary:
     lut: Path
     total: int = 0
     skipped: int = 0
+    reused: int = 0  # rows copied from other LUT files of the device (same settings)
     measured: int = 0
     failed: int = 0
     wall_s: float = 0.0
@@ -49,7 +50,8 @@ class Summary:
         return 60.0 * done / self.wall_s if self.wall_s > 0 else 0.0
 
     def line(self) -> str:
-        s = (f"{self.device}: {self.measured} measured, {self.failed} failed, "
+        reused = f"{self.reused} reused from other LUT files, " if self.reused else ""
+        s = (f"{self.device}: {self.measured} measured, {self.failed} failed, {reused}"
              f"{self.skipped} already in {self.lut}, {self.wall_s:.0f} s wall, "
              f"{self.per_minute:.0f} entries/min")
         return s + (f" -- stopped: {self.stopped}" if self.stopped else "")
@@ -68,6 +70,71 @@ def lut_meta(device: Device, precision: str, space: str) -> dict:
         "health_at_start": device.health(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def other_luts(lut: LUT, lut_dir: Path, device: str, precision: str) -> list[LUT]:
+    """The device's other LUT files in lut_dir measured under the same settings as `lut`.
+
+    Files under other settings (another runtime, converter, clock...) and files that
+    do not parse are left out: they are never mixed in.
+    """
+    from .errors import InputError
+    from .lut import find_luts
+
+    out = []
+    for p in find_luts(lut_dir, device, precision):
+        if lut.path is not None and Path(p).resolve() == Path(lut.path).resolve():
+            continue
+        try:
+            other = LUT.load(p)
+            other.check_compatible(lut.meta)
+        except InputError:
+            continue
+        out.append(other)
+    return out
+
+
+def reuse_rows(lut: LUT, specs: Sequence[LayerSpec], sources: Sequence[LUT]) -> int:
+    """Copy the measured rows of `specs` that `sources` hold into `lut`; how many were copied.
+
+    A copied row keeps its measurement and its measured_at date: it is the same
+    measurement, now also found under this file's name.
+    """
+    n = 0
+    for s in specs:
+        if s.key in lut.rows and lut.rows[s.key].status == "ok":
+            continue
+        for src in sources:
+            row = src.rows.get(s.key)
+            if row is not None and row.status == "ok":
+                lut.append(Row(s, "ok", row.measurement, measured_at=row.measured_at))
+                n += 1
+                break
+    return n
+
+
+def count_missing(specs: Sequence[LayerSpec], lut_dir: Path, device: str, precision: str,
+                  target: Path, reuse: bool, retry_failed: bool = False) -> tuple[int, int]:
+    """(already measured, to measure) for a dry run: keys in `target` (and, with reuse,
+    the device's other LUT files) count as done. Settings are not compared here (that
+    needs the device); the real run refuses or skips files measured under others."""
+    from .errors import InputError
+    from .lut import find_luts
+
+    paths = find_luts(lut_dir, device, precision) if reuse else []
+    if Path(target).exists() and Path(target) not in paths:
+        paths.append(Path(target))
+    done: set[str] = set()
+    for p in paths:
+        try:
+            rows = LUT.load(p).rows
+        except InputError:
+            continue
+        mine = Path(p) == Path(target)
+        done |= {k for k, r in rows.items()
+                 if r.status == "ok" or (mine and not retry_failed)}
+    have = sum(1 for s in specs if s.key in done)
+    return have, len(specs) - have
 
 
 def _batches(specs: Sequence[LayerSpec], size: int) -> list[list[LayerSpec]]:
@@ -96,6 +163,9 @@ def _pin(cpus: set[int] | None) -> None:
 
 
 def _convert_worker(specs: list[LayerSpec], batch_size: int):
+    from .quiet import quiet_tensorflow
+
+    quiet_tensorflow()
     from .convert import convert_to_cache
 
     return convert_to_cache(specs, batch_size)
@@ -206,25 +276,33 @@ def _run_threads(jobs: list[tuple], progress: bool) -> None:
 
 def profile(devices: Sequence[Device], specs: Sequence[LayerSpec], space: str, precision: str,
             lut_dir: Path, workers: int = 2, retry_failed: bool = False,
-            progress: bool = True, split: bool = False) -> list[Summary]:
+            progress: bool = True, split: bool = False, reuse: bool = False) -> list[Summary]:
     """Profile `specs` on every device, each into its own LUT file.
 
     Conversion and timing overlap when the converters can be kept off the
     timing CPUs (phones, or a host pinned to a CPU subset); otherwise all
     conversion finishes first. With split=True the devices must be identical
     (same fingerprint but the name): they share one LUT, named after the
-    first, and one work queue.
+    first, and one work queue. With reuse=True, rows already measured in the
+    device's other LUT files under the same settings are copied, not measured again.
     """
     t0 = time.monotonic()
     split = split and len(devices) > 1
     if split:
         split_fingerprint(devices)
     plans = []  # (device that owns the LUT, LUT, pending specs, feed of specs ready to time)
+    reused: dict[Path, int] = {}
     for d in (devices[:1] if split else devices):
         path = lut_path(lut_dir, d.profile.name, space, precision)
         lut = LUT.open(path, lut_meta(d, precision, space))
         done = lut.ok() if retry_failed else lut.rows
         pending = [s for s in specs if s.key not in done]
+        n_reused = 0
+        if reuse and pending:
+            n_reused = reuse_rows(lut, pending, other_luts(lut, lut_dir, d.profile.name, precision))
+            pending = [s for s in pending
+                       if s.key not in lut.rows or lut.rows[s.key].status != "ok"]
+        reused[lut.path] = n_reused
         plans.append((d, lut, pending, WorkQueue(closed=False)))
     converted: dict[str, tuple[Path | None, str | None]] = {}
     waiting: dict[str, list[WorkQueue]] = {}
@@ -249,8 +327,10 @@ def profile(devices: Sequence[Device], specs: Sequence[LayerSpec], space: str, p
         jobs = [(d, lut, feed) for d in devices]
     else:
         jobs = [(d, lut, feed) for d, lut, _, feed in plans]
-    skipped = {lut.path: len(specs) - len(pending) for _, lut, pending, _ in plans}
-    summaries = [Summary(d.profile.name, lut.path, total=len(specs), skipped=skipped[lut.path])
+    skipped = {lut.path: len(specs) - len(pending) - reused[lut.path]
+               for _, lut, pending, _ in plans}
+    summaries = [Summary(d.profile.name, lut.path, total=len(specs), skipped=skipped[lut.path],
+                         reused=reused[lut.path])
                  for d, lut, _ in jobs]
     cpus = converter_cpus(devices)
     converter = Converter(workers if cpus is None else min(workers, len(cpus)), cpus=cpus,

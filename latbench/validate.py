@@ -7,6 +7,7 @@ network is predicted by predictors refitted without it (leave-one-out).
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -71,9 +72,22 @@ def zoo_leave_one_out(table: LayerTable, train: Sequence[NetResult], zoo: Sequen
     return out
 
 
+def axis_range(preds: dict[str, np.ndarray], meas: np.ndarray, zoo: Sequence[dict] = ()
+               ) -> tuple[float, float]:
+    """One range for both axes of every panel, holding every plotted point (held-out and
+    zoo, measured and predicted by every predictor), with a 10 % margin."""
+    vals = [np.asarray(meas, float).ravel(), *(np.asarray(p, float).ravel() for p in preds.values())]
+    for z in zoo:
+        vals.append(np.array([z["measured_ms"], *(z[f"{k}_ms"] for k in preds)], float))
+    allv = np.concatenate(vals)
+    allv = allv[np.isfinite(allv)]
+    return float(allv.min()) * 0.9, float(allv.max()) * 1.1
+
+
 def scatter_png(path: Path, preds: dict[str, np.ndarray], meas: np.ndarray, title: str,
                 zoo: Sequence[dict] = ()) -> None:
-    """Predicted vs measured, one panel per predictor, with the +-10 % band."""
+    """Predicted vs measured, one panel per predictor, with the +-10 % band; the axes hold
+    every plotted point (held-out and zoo)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,8 +95,7 @@ def scatter_png(path: Path, preds: dict[str, np.ndarray], meas: np.ndarray, titl
 
     kinds = list(preds)
     fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 4.2), squeeze=False)
-    lo = min(float(meas.min()), *(float(p.min()) for p in preds.values())) * 0.9
-    hi = max(float(meas.max()), *(float(p.max()) for p in preds.values())) * 1.1
+    lo, hi = axis_range(preds, meas, zoo)
     for ax, k in zip(axes[0], kinds):
         m = metrics(preds[k], meas)
         ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="0.9",
@@ -97,5 +110,9 @@ def scatter_png(path: Path, preds: dict[str, np.ndarray], meas: np.ndarray, titl
         ax.legend(loc="upper left", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from .fileio import write_atomic
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    write_atomic(path, buf.getvalue())
     plt.close(fig)

@@ -48,6 +48,8 @@ def test_usage_errors_exit_2():
 def test_predict_without_lut_says_how_to_measure(tmp_path):
     r = run("predict", REPO / "examples/zoo/mnasnet_a1.json", "--lut-dir", tmp_path)
     assert r.returncode == 2 and "latbench profile --device host" in r.stderr
+    assert "--arch ARCH.json" in r.stderr and f"--lut-dir {tmp_path}" in r.stderr
+    assert "--profile-missing" in r.stderr
 
 
 def test_dry_run_reports_the_lut_file(tmp_path):
@@ -71,3 +73,255 @@ def test_every_space_is_a_choice_and_token_strings_decode_to_arch_json():
     assert r.returncode == 2 and "--decode" in r.stderr and "22 tokens" in r.stderr
     r = run("profile", "--space", "nasbench", "--dry-run")
     assert r.returncode == 2 and "fbnet-cifar100" in r.stderr
+
+
+# ---- a user's first hour (issue 10) -------------------------------------------------------
+
+import os  # noqa: E402
+
+import click  # noqa: E402
+import pytest  # noqa: E402
+
+from latbench.cli import cli, main  # noqa: E402
+
+TINY = {"name": "tiny", "resolution": 32, "stem": {"filters": 16},
+        "blocks": ["r1_k3_s11_e1_i16_o8"], "head": {"filters": 64}, "classes": 10}
+
+
+def _all_commands(group=cli, prefix="latbench"):
+    for name, cmd in group.commands.items():
+        yield f"{prefix} {name}", cmd
+        if isinstance(cmd, click.Group):
+            yield from _all_commands(cmd, f"{prefix} {name}")
+
+
+def test_every_option_of_every_command_has_help_text():
+    missing = [f"{where} {p.opts[0]}" for where, cmd in _all_commands() for p in cmd.params
+               if isinstance(p, click.Option) and not p.help]
+    missing += [p.opts[0] for p in cli.params if isinstance(p, click.Option) and not p.help]
+    assert not missing, f"options without help: {missing}"
+
+
+def _main(monkeypatch, capsys, *args):
+    """Run the real entry point in this process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["latbench", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("name", ["../../../escaped", "/tmp/x", ""])
+def test_a_network_name_that_would_escape_the_lut_folder_is_refused(tmp_path, monkeypatch,
+                                                                      capsys, name):
+    af = tmp_path / "a.json"
+    af.write_text(json.dumps({**TINY, "name": name}))
+    code, out, err = _main(monkeypatch, capsys, "predict", af, "--profile-missing",
+                           "--lut-dir", tmp_path / "lut")
+    assert code == 2 and "name" in err and "cannot be part of a file name" in err
+    assert str(af) in err  # the error names the file
+    assert not (tmp_path / "lut").exists() and not list(tmp_path.parent.glob("escaped*"))
+
+
+def test_an_arch_error_names_the_file_it_came_from(tmp_path, monkeypatch, capsys):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(TINY))
+    bad.write_text(json.dumps({**TINY, "classes": 0}))
+    code, _, err = _main(monkeypatch, capsys, "profile", "--arch", good, "--arch", bad,
+                         "--dry-run", "--lut-dir", tmp_path)
+    assert code == 2 and f"{bad}: classes" in err and str(good) not in err
+
+
+def test_errors_are_json_when_json_is_asked_for(tmp_path, monkeypatch, capsys):
+    code, out, err = _main(monkeypatch, capsys, "predict", tmp_path / "none.json", "--json")
+    assert code == 2 and not err
+    doc = json.loads(out)
+    assert doc["exit_code"] == 2 and doc["kind"] == "InputError" and "none.json" in doc["error"]
+    code, out, _ = _main(monkeypatch, capsys, "space", "--space", "nope", "--json")
+    assert code == 2 and "nope" in json.loads(out)["error"]
+
+
+class _LostPhone:
+    """A device that goes away mid-measurement, as an unplugged phone does."""
+
+    def __init__(self, profile):
+        self.profile = profile
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("exc_name", ["DeviceLost", "ModelRunError"])
+def test_a_device_failure_ends_in_one_line_with_a_hint_not_a_traceback(
+        tmp_path, monkeypatch, capsys, exc_name):
+    import latbench.devices
+    import latbench.e2e
+    from latbench.devices import base
+
+    af = tmp_path / "a.json"
+    af.write_text(json.dumps(TINY))
+
+    def boom(*a, **k):
+        raise getattr(base, exc_name)("adb: device 'X1' not found\nerror: closed")
+
+    monkeypatch.setattr(latbench.devices, "open_device", _LostPhone)
+    monkeypatch.setattr(latbench.e2e, "measure_network", boom)
+    code, out, err = _main(monkeypatch, capsys, "measure", af)
+    assert code == 1 and not out
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: adb: device 'X1' not found error: closed -- ")
+    if exc_name == "DeviceLost":
+        assert "run the same command again" in err and "--resume" in err
+
+
+def test_space_and_dry_run_speak_json(tmp_path, monkeypatch, capsys):
+    code, out, _ = _main(monkeypatch, capsys, "space", "--space", "tiny", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["space"] == "tiny" and doc["distinct_layers"] > 0 and "op" in doc["decisions"]
+    af = tmp_path / "a.json"
+    af.write_text(json.dumps(TINY))
+    code, out, _ = _main(monkeypatch, capsys, "profile", "--arch", af, "--dry-run", "--json",
+                         "--lut-dir", tmp_path)
+    from latbench.arch import arch_from_dict, unique_specs
+
+    n = len(unique_specs([arch_from_dict(TINY)]))
+    assert json.loads(out) == [{"device": "host", "distinct_layers": n, "measured": 0,
+                                "missing": n, "lut": str(tmp_path / "host_tiny_fp32.csv")}]
+
+
+def test_lut_list_reads_the_folder(tmp_path, monkeypatch, capsys):
+    from latbench.arch import LayerSpec
+    from latbench.lut import LUT, Row
+    from latbench.measure import summarize
+
+    lut = LUT.create(tmp_path / "host_t_fp32.csv",
+                     {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32",
+                      "space": "t"})
+    lut.append(Row(LayerSpec("mbconv", 14, 16, 14, 16, 3, 1, 6.0, skip=True), "ok",
+                   summarize([1.0, 2.0])))
+    code, out, _ = _main(monkeypatch, capsys, "lut", "list", "--lut-dir", tmp_path)
+    assert code == 0 and "host_t_fp32.csv" in out and " 1 " in out
+    code, out, _ = _main(monkeypatch, capsys, "lut", "list", "--lut-dir", tmp_path, "--json")
+    assert [(e["file"], e["rows"]) for e in json.loads(out)] == [("host_t_fp32.csv", 1)]
+
+
+def test_quiet_keeps_notes_off_stderr(tmp_path, monkeypatch, capsys):
+    code, out, err = _main(monkeypatch, capsys, "lut", "list", "--lut-dir", tmp_path)
+    assert "no LUT or predictor files" in err
+    code, out, err = _main(monkeypatch, capsys, "--quiet", "lut", "list", "--lut-dir", tmp_path)
+    assert not err and not out
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    from click.testing import CliRunner
+
+    from latbench import console
+
+    seen = {}
+
+    @click.command()
+    def probe():
+        seen["bar"] = console.progress_wanted(False)
+
+    CliRunner().invoke(probe)  # CliRunner's stderr is not a terminal
+    assert seen["bar"] is False
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(console, "_terminal_columns", lambda: 80)
+    assert console.progress_wanted(False) is True
+    assert console.progress_wanted(True) is False
+    monkeypatch.setattr(console, "_terminal_columns", lambda: 0)  # a pty nobody sized
+    assert console.progress_wanted(False) is False
+
+
+def test_no_bars_on_an_unsized_terminal(tmp_path):
+    """`script` with no terminal of its own gives the command a pty of width 0 (as some CI
+    runners do): a bar there is a blank line per update, so none is drawn."""
+    import shutil
+
+    if not shutil.which("script"):
+        pytest.skip("no `script` here")
+    code = ("import sys\nfrom latbench import console\n"
+            "print('tty' if sys.stderr.isatty() else 'pipe', "
+            "'bars' if console.progress_wanted(False) else 'no-bars')")
+    out = tmp_path / "typescript"
+    subprocess.run(["script", "-qfc", f"{sys.executable} -c \"{code}\"", str(out)], cwd=REPO,
+                   capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert "tty no-bars" in out.read_text()
+
+
+@pytest.mark.parametrize("bad, named", [
+    (["--target-ms", "-1"], "--target-ms"),
+    (["--target-ms", "5", "--device", "nokia3310"], "nokia3310"),
+    (["--target-ms", "5", "--space", "nope"], "nope"),
+    (["--target-ms", "5", "--constraint", "hard", "--alpha", "0.1"], "alpha"),
+    (["--target-ms", "5", "--data-dir", "/nonexistent/fmnist"], "/nonexistent/fmnist"),
+])
+def test_bad_search_arguments_are_rejected_before_tensorflow_loads(tmp_path, bad, named):
+    argv = ["latbench", "search", "--out", str(tmp_path / "r"), *bad]
+    code = ("import sys\nfrom latbench.cli import main\n"
+            f"sys.argv = {argv!r}\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)\n"
+            "print('tensorflow' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+    assert r.stdout.split() == ["exit", "2", "False"], r.stderr
+    assert named in r.stderr
+
+
+def test_the_target_ms_hint_points_at_the_example_files(tmp_path):
+    r = run("search", "--out", tmp_path / "r")
+    assert r.returncode == 2 and "examples/zoo/mobilenet_v2_x1.json" in r.stderr
+    assert (REPO / "examples/zoo/mobilenet_v2_x1.json").exists()
+
+
+def test_devices_json_without_a_phone_is_an_empty_list_and_exit_0():
+    r = run("devices", "--no-server", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == []
+
+
+def test_devices_says_a_connect_was_refused():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    r = run("devices", "--no-server", "--connect", f"127.0.0.1:{port}")
+    assert r.returncode == 1 and "connection refused" in r.stderr
+    assert "no phone found" not in r.stderr
+    r = run("devices", "--no-server", "--connect", f"127.0.0.1:{port}", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["state"] == "refused"
+
+
+def test_json_output_is_strict_json_even_with_undefined_statistics(capsys):
+    from latbench.cli import _echo_json
+
+    _echo_json({"metrics": {"kendall_tau": float("nan"), "mape": 1.5}, "l": [float("inf")]})
+    assert json.loads(capsys.readouterr().out, parse_constant=lambda c: 1 / 0) == \
+        {"metrics": {"kendall_tau": None, "mape": 1.5}, "l": [None]}
+
+
+def test_missing_layers_hint_names_the_one_step_fix(tmp_path, monkeypatch, capsys):
+    from latbench.arch import arch_from_dict
+    from latbench.lut import LUT, Row
+    from latbench.measure import summarize
+
+    spec = arch_from_dict(TINY).layers()[0]
+    lut = LUT.create(tmp_path / "host_t_fp32.csv",
+                     {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32"})
+    lut.append(Row(spec, "ok", summarize([1.0, 2.0])))
+    af = tmp_path / "a.json"
+    af.write_text(json.dumps(TINY))
+    code, _, err = _main(monkeypatch, capsys, "predict", af, "--lut-dir", tmp_path)
+    assert code == 2 and "missing from the host fp32 LUT" in err and spec.key not in err
+    assert f"latbench predict {af}" in err and f"--lut-dir {tmp_path} --profile-missing" in err

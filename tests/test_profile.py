@@ -50,3 +50,56 @@ def test_split_refuses_different_devices(tmp_path, tiny_arch_dict):
     with open_device(_host("a")) as a, open_device(_host("b", threads=2)) as b:
         with pytest.raises(InputError, match="differ in (clock|threads)"):
             profile([a, b], specs, "t", "fp32", tmp_path, progress=False, split=True)
+
+
+# ---- reusing rows of the device's other LUT files (profile --arch) -------------------------
+
+from latbench.lut import Row  # noqa: E402
+from latbench.measure import summarize  # noqa: E402
+from latbench.profile import count_missing, other_luts, reuse_rows  # noqa: E402
+
+META = {"fingerprint": {"device": "host", "cpu": "x"}, "converter": "tf-1/recipe-1",
+        "precision": "fp32", "space": "t"}
+
+
+def _lut(path, meta, specs, status="ok"):
+    lut = LUT.create(path, meta)
+    for s in specs:
+        lut.append(Row(s, status, summarize([1.0, 2.0, 3.0]) if status == "ok" else None,
+                       error="" if status == "ok" else "run: boom"))
+    return lut
+
+
+def test_rows_measured_in_other_lut_files_of_the_device_are_copied(tmp_path, tiny_arch_dict):
+    specs = arch_from_dict(tiny_arch_dict).layers()
+    src = _lut(tmp_path / "host_space_fp32.csv", META, specs[:5])
+    _lut(tmp_path / "host_other_fp32.csv", {**META, "converter": "tf-2/recipe-1"}, specs)
+    mine = _lut(tmp_path / "host_tiny_fp32.csv", META, [])
+    sources = other_luts(mine, tmp_path, "host", "fp32")
+    assert [s.path.name for s in sources] == ["host_space_fp32.csv"]  # other settings: left out
+    assert reuse_rows(mine, specs, sources) == 5
+    back = LUT.load(tmp_path / "host_tiny_fp32.csv")
+    assert set(back.ok()) == {s.key for s in specs[:5]}
+    k = specs[0].key
+    assert back.rows[k].measured_at == src.rows[k].measured_at
+    assert back.rows[k].measurement.median_ms == src.rows[k].measurement.median_ms
+
+
+def test_failed_rows_elsewhere_are_not_reused(tmp_path, tiny_arch_dict):
+    specs = arch_from_dict(tiny_arch_dict).layers()
+    _lut(tmp_path / "host_space_fp32.csv", META, specs, status="failed")
+    mine = _lut(tmp_path / "host_tiny_fp32.csv", META, [])
+    assert reuse_rows(mine, specs, other_luts(mine, tmp_path, "host", "fp32")) == 0
+
+
+def test_dry_run_counts_only_what_is_missing(tmp_path, tiny_arch_dict):
+    specs = arch_from_dict(tiny_arch_dict).layers()
+    _lut(tmp_path / "host_space_fp32.csv", META, specs[:3])
+    _lut(tmp_path / "pixel4_space_fp32.csv", META, specs)  # another device: not counted
+    target = tmp_path / "host_tiny_fp32.csv"
+    assert count_missing(specs, tmp_path, "host", "fp32", target, reuse=True) == (3, len(specs) - 3)
+    assert count_missing(specs, tmp_path, "host", "fp32", target, reuse=False) == (0, len(specs))
+    _lut(target, META, specs[3:4], status="failed")
+    assert count_missing(specs, tmp_path, "host", "fp32", target, reuse=True) == (4, len(specs) - 4)
+    assert count_missing(specs, tmp_path, "host", "fp32", target, reuse=True,
+                         retry_failed=True) == (3, len(specs) - 3)

@@ -12,15 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import LatbenchError
 from ..measure import Measurement, Protocol
 
 
-class ModelRunError(Exception):
+class ModelRunError(LatbenchError):
     """This one model failed to load or run; the device is fine, go on."""
 
+    hint = "the device is fine; check the model (latbench export it and run it by hand)"
 
-class DeviceLost(Exception):
+
+class DeviceLost(LatbenchError):
     """The device went away (crash loop, unplugged phone, dropped link): stop, resume later."""
+
+    hint = ("what was measured is kept; reconnect the device (latbench devices) and run the "
+            "same command again to resume (a search: latbench search --resume DIR)")
 
 
 @dataclass(frozen=True)

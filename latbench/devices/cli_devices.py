@@ -93,6 +93,7 @@ def discover(connect: tuple[str, ...] = (), adbkey: str | None = None, use_serve
             phones.append(info)
     seen = {p.serial for p in phones}
     targets = list(connect)
+    asked = set(connect)  # named by the user: a refusal is reported, not hidden
     for p in _profiles():
         if p.options.get("host"):
             targets.append(f"{p.options['host']}:{p.options.get('port', 5555)}")
@@ -107,7 +108,11 @@ def discover(connect: tuple[str, ...] = (), adbkey: str | None = None, use_serve
         t = AdbShellTransport(host=host, port=int(port), key_path=adbkey, connect_timeout_s=3, auth_timeout_s=10)
         info = _query(t, PhoneInfo(target, "device", f"tcp {target}"))
         if info.state == "error" and "Connection refused" in info.note:
-            continue  # a profile's phone that is simply not up
+            if target not in asked:
+                continue  # a profile's phone that is simply not up
+            info.state = "refused"
+            info.note = (f"connection refused at {target}: nothing listens there (is `adb tcpip "
+                         f"5555` done on the phone, or the emulated phone started?)")
         phones.append(info)
     return phones
 
@@ -118,7 +123,9 @@ def discover(connect: tuple[str, ...] = (), adbkey: str | None = None, use_serve
 @click.option("--with-emulated", is_flag=True, help="start an in-process emulated phone and list it too")
 @click.option("--no-server", is_flag=True, help="do not ask the adb server")
 @click.option("--adbkey", type=click.Path(dir_okay=False), default=None, help="ADB private key (default ~/.android/adbkey)")
-@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@click.option("--json", "as_json", is_flag=True,
+              help="print JSON instead of a table ([] and exit 0 when no phone is found, as "
+                   "`adb devices` does)")
 def devices_command(connect: tuple[str, ...], with_emulated: bool, no_server: bool, adbkey: str | None,
                     as_json: bool) -> None:
     """List connected phones: serial, model, SoC, Android, battery temperature, matching profile."""
@@ -154,6 +161,12 @@ def devices_command(connect: tuple[str, ...], with_emulated: bool, no_server: bo
             if p.note:
                 click.echo(f"{p.serial}: {p.note}", err=True)
     ready = [p for p in phones if p.state == "device"]
+    if as_json:
+        return  # like `adb devices`: the list is the answer, exit 0
+    if not ready and phones:
+        click.echo(f"no phone ready: {len(phones)} found, none usable (see the notes above)",
+                   err=True)
+        sys.exit(1)
     if not ready:
         why = "" if adb_binary() or no_server else " (the `adb` client is not installed: apt install adb)"
         click.echo("no phone found" + why + ". Plug in a phone with USB debugging on and accept the prompt, "

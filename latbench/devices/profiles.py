@@ -48,6 +48,9 @@ def parse_profile(data: dict, source: str = "") -> DeviceProfile:
     for req in ("name", "kind"):
         if req not in data:
             raise InputError(f"missing field {req!r}", where)
+    from ..fileio import safe_name
+
+    safe_name(data["name"], f"{where}: name")  # it names LUT, predictor and report files
     if data["kind"] not in KINDS:
         raise InputError(f"kind must be one of {KINDS}, got {data['kind']!r}", f"{where}: kind")
     threads = data.get("threads", 1)

@@ -50,14 +50,16 @@ def _check_latency_model(out_dir: Path, identity: dict, log) -> None:
             f.write(msg + "\n")
 
 
-def make_evaluator(cfg, cache_dir: Path | None = None):
-    """The proxy evaluator of a search config. A folder dataset's train/test split has
-    its own fixed seed: it is part of the dataset's identity, not of the search."""
+def make_evaluator(cfg, cache_dir: Path | None = None, dataset=None):
+    """The proxy evaluator of a search config (`dataset`: the config's dataset, loaded already).
+
+    A folder dataset's train/test split has its own fixed seed: it is part of the
+    dataset's identity, not of the search."""
     from .accuracy import ProxyEvaluator
     from .data import load_dataset
 
     recipe = ProxyRecipe(**cfg.recipe)
-    ds = load_dataset(cfg.dataset, cfg.data_dir, recipe.resolution, seed=0)
+    ds = dataset or load_dataset(cfg.dataset, cfg.data_dir, recipe.resolution, seed=0)
     return ProxyEvaluator(ds, recipe, cache_dir)
 
 
@@ -88,20 +90,24 @@ def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list
               help="Networks to sample in total (on --resume: a new, larger total extends the run).")
 @click.option("--batch", type=click.IntRange(1), default=8, show_default=True,
               help="Networks per controller update.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory of a new run (samples.csv, pareto.csv, PNGs, checkpoints).")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Continue an interrupted run from its directory (its config.json applies).")
-@click.option("--controller", type=click.Choice(["ppo", "random"]), default="ppo", show_default=True)
+@click.option("--controller", type=click.Choice(["ppo", "random"]), default="ppo", show_default=True,
+              help="ppo: the LSTM controller trained with PPO; random: same-budget baseline.")
 @click.option("--constraint", type=click.Choice(["soft", "hard"]), default=None,
               help="soft: alpha=beta=-0.07; hard: alpha=0, beta=-1 (default soft).")
 @click.option("--alpha", type=float, help="Explicit exponent when LAT <= T (with --beta).")
 @click.option("--beta", type=float, help="Explicit exponent when LAT > T (with --alpha).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the controller and the sampling.")
 @click.option("--space", "space_name", type=click.Choice(list(SPACES)), default="mnasnet",
-              show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+              show_default=True, help="Search space (tiny for a quick trial).")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
+              help="Precision of the latency model / measured models.")
 @click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lut"),
-              show_default=True)
+              show_default=True, help="Folder of the LUT and predictor files.")
 @click.option("--spot-every", type=click.IntRange(0), default=10, show_default=True,
               help="--latency lut: also measure every k-th sample on the device (0: never).")
 @click.option("--drift-threshold", type=float, default=0.10, show_default=True,
@@ -112,14 +118,16 @@ def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list
               help="fashion_mnist, folder (with --data-dir), or a tensorflow-datasets name.")
 @click.option("--data-dir", help="IDX folder for fashion_mnist, image folder, or tfds data_dir.")
 @click.option("--proxy-resolution", type=click.IntRange(8), default=_RECIPE.resolution,
-              show_default=True)
-@click.option("--proxy-width", type=float, default=_RECIPE.width, show_default=True)
+              show_default=True, help="Input size of the proxy training (images are resized to it).")
+@click.option("--proxy-width", type=float, default=_RECIPE.width, show_default=True,
+              help="Width multiplier of the proxy networks.")
 @click.option("--proxy-min-map", type=click.IntRange(1), default=_RECIPE.min_map, show_default=True,
               help="Proxy strides: a stride-2 stage that would shrink the map below this runs "
                    "at stride 1.")
 @click.option("--proxy-train", type=click.IntRange(10), default=_RECIPE.train_images,
               show_default=True, help="Training images per proxy run.")
-@click.option("--proxy-epochs", type=click.IntRange(1), default=_RECIPE.epochs, show_default=True)
+@click.option("--proxy-epochs", type=click.IntRange(1), default=_RECIPE.epochs, show_default=True,
+              help="Epochs of proxy training per network.")
 @click.option("--baselines", default=None,
               help="Comma-separated zoo networks drawn in the Pareto plot ('' for none) "
                    "[default: the space's reference networks; mnasnet: mobilenet_v2_x1].")
@@ -128,19 +136,24 @@ def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list
                    "(started on demand; default: serial, no Ray).")
 @click.option("--ray-address", default=None,
               help="Join an existing Ray cluster (e.g. auto, or HEAD:6379) instead of a local Ray.")
-@click.option("--no-progress", is_flag=True)
+@click.option("--no-progress", is_flag=True,
+              help="No progress bars (they are shown only on a terminal anyway).")
 def search_command(device, latency, target_ms, samples, batch, out_dir, resume_dir, controller,
                    constraint, alpha, beta, seed, space_name, precision, lut_dir, spot_every,
                    drift_threshold, recalibrate, dataset, data_dir, proxy_resolution, proxy_width,
                    proxy_min_map, proxy_train, proxy_epochs, baselines, workers, ray_address,
                    no_progress):
     """MnasNet search: RL controller, proxy-trained accuracy, measured or predicted latency."""
+    # Only what checks the arguments is imported here: run.py brings TensorFlow (the
+    # controller), so a bad argument is rejected before it loads.
+    from ..devices import load_profile
     from ..fileio import write_atomic
     from ..spaces import get_space
-    from .executor import make_executor
     from .reward import resolve
-    from .run import Search, SearchConfig
 
+    from .data import load_dataset
+
+    ds = None
     ctx = click.get_current_context()
     given = {p.name for p in ctx.command.params
              if ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE}
@@ -149,6 +162,8 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
         if not cfg_path.exists():
             raise InputError(f"{resume_dir} is not a search run (no config.json); start one with --out",
                              "--resume")
+        from .run import SearchConfig
+
         cfg = SearchConfig.from_json(cfg_path.read_text())
         if "samples" in given and samples != cfg.samples:  # a new total extends (or ends) the run
             cfg = replace(cfg, samples=samples)
@@ -165,13 +180,22 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
         if out_dir is None:
             raise InputError("give --out DIR for a new run, or --resume DIR", "--out")
         if target_ms is None:
-            raise InputError("a new search needs --target-ms (e.g. the measured latency of "
-                             "mobilenet_v2_x1: latbench predict zoo/... or latbench validate)",
-                             "--target-ms")
+            raise InputError("a new search needs --target-ms (e.g. the latency of mobilenet_v2_x1: "
+                             "latbench measure examples/zoo/mobilenet_v2_x1.json, or latbench "
+                             "predict examples/zoo/mobilenet_v2_x1.json)", "--target-ms")
+        if target_ms <= 0:
+            raise InputError(f"must be > 0 ms, got {target_ms:g}", "--target-ms")
         if (out_dir / "config.json").exists():
             raise InputError(f"{out_dir} already holds a run; continue it with --resume {out_dir} "
                              f"or choose another --out", "--out")
         a, b = resolve(constraint, alpha, beta)
+        if not 0 < proxy_width <= 4:
+            raise InputError(f"must be in (0, 4], got {proxy_width:g}", "--proxy-width")
+        load_profile(device)  # an unknown device: exit 2 now, not after loading TensorFlow
+        get_space(space_name)
+        ds = load_dataset(dataset, data_dir, proxy_resolution, seed=0)  # a missing data dir too
+        from .run import SearchConfig
+
         recipe = ProxyRecipe(resolution=proxy_resolution, width=proxy_width,
                              min_map=proxy_min_map, train_images=proxy_train, epochs=proxy_epochs)
         cfg = SearchConfig(target_ms=target_ms, alpha=a, beta=b, samples=samples, batch=batch,
@@ -182,16 +206,20 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
                            baselines=(get_space(space_name).baselines if baselines is None else
                                       tuple(x for x in baselines.split(",") if x)),
                            lut_dir=str(lut_dir))
+    from ..console import note, progress_wanted
+    from .executor import make_executor
+    from .run import Search
+
     space = get_space(cfg.space)
-    log = lambda m: click.echo(m, err=True)  # noqa: E731
-    evaluator = make_evaluator(cfg)
+    log = note
+    evaluator = make_evaluator(cfg, dataset=ds)
     executor = make_executor(workers, ray_address)
     close_device = lambda: None  # noqa: E731
     try:
         measure, close_device = executor.device_measure(cfg.device, cfg.precision)
         lat, identity = _latency_source(cfg, Path(cfg.lut_dir), measure)
-        runner = Search(out_dir, cfg, evaluator, lat, space, log=log, progress=not no_progress,
-                        executor=executor)
+        runner = Search(out_dir, cfg, evaluator, lat, space, log=log,
+                        progress=progress_wanted(no_progress), executor=executor)
         out_dir.mkdir(parents=True, exist_ok=True)
         _check_latency_model(out_dir, identity, log)
         bpath = out_dir / "baselines.json"

@@ -17,9 +17,24 @@ def _plt():
     return plt
 
 
+LATENCY_LABELS = {"lut": "predicted latency (ms; LUT + calibrated regression)",
+                  "device": "measured latency (ms, end to end on the device)"}
+
+
+def baseline_latency(b: dict, latency: str) -> float | None:
+    """A baseline's latency of the same kind as the samples' (predicted or measured)."""
+    key = "pred_ms" if latency == "lut" else "meas_ms"
+    v = b.get(key)
+    return v if v is not None else (b.get("lat_ms") if key not in b else None)
+
+
 def pareto_png(rows: list[dict], front: list[int], baselines: list[dict], target_ms: float,
-               path: Path) -> None:
-    """All samples, the front as a staircase, zoo baselines as labelled stars."""
+               path: Path, latency: str = "lut") -> None:
+    """All samples, the front as a staircase, zoo baselines as labelled stars.
+
+    `latency` is the search's --latency: the x axis says whether it shows predicted or
+    measured latency, and the baselines use the same kind.
+    """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     ok = [r for r in rows if math.isfinite(r["lat_ms"]) and math.isfinite(r["accuracy"])]
@@ -32,12 +47,13 @@ def pareto_png(rows: list[dict], front: list[int], baselines: list[dict], target
         ax.step(fx, fy, where="post", color="tab:red", lw=1.2)
         ax.scatter(fx, fy, s=24, color="tab:red", label="Pareto front", zorder=3)
     for b in baselines:
-        if b.get("lat_ms") is not None and b.get("accuracy") is not None:
-            ax.scatter([b["lat_ms"]], [b["accuracy"]], marker="*", s=120, color="black", zorder=4)
-            ax.annotate(b["name"], (b["lat_ms"], b["accuracy"]), textcoords="offset points",
+        lat = baseline_latency(b, latency)
+        if lat is not None and b.get("accuracy") is not None:
+            ax.scatter([lat], [b["accuracy"]], marker="*", s=120, color="black", zorder=4)
+            ax.annotate(b["name"], (lat, b["accuracy"]), textcoords="offset points",
                         xytext=(5, -10), fontsize=8)
     ax.axvline(target_ms, color="gray", ls="--", lw=1, label=f"target {target_ms:g} ms")
-    ax.set_xlabel("latency (ms)")
+    ax.set_xlabel(LATENCY_LABELS.get(latency, "latency (ms)"))
     ax.set_ylabel("proxy accuracy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

@@ -265,12 +265,12 @@ class Search:
                 "cached": cached, "error": err}
 
     def _measure(self, arch: Arch) -> float:
-        from ..devices import ModelRunError
+        from ..devices import DeviceLost, ModelRunError
 
         try:
             return float(self.latency.measure(arch))
         except (LatbenchError, ModelRunError) as exc:  # DeviceLost propagates: stop, resume later
-            if isinstance(exc, InputError):
+            if isinstance(exc, (InputError, DeviceLost)):
                 raise
             self._event(f"measurement failed for {arch.name}: {exc}")
             return float("nan")
@@ -431,6 +431,7 @@ class Search:
         }
         summary = json.loads(json.dumps(summary, default=float).replace("NaN", "null"))
         write_atomic(self.dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
-        plots.pareto_png(rows, front, baselines, self.cfg.target_ms, self.dir / "pareto.png")
+        plots.pareto_png(rows, front, baselines, self.cfg.target_ms, self.dir / "pareto.png",
+                         latency=self.cfg.latency)
         plots.reward_png(rows, self.dir / "reward.png")
         return summary

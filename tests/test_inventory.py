@@ -1,0 +1,50 @@
+"""`latbench lut list`: a LUT folder read file by file, by each file's own header."""
+
+import json
+
+from latbench.arch import LayerSpec
+from latbench.inventory import identity_of, inventory
+from latbench.lut import LUT, Row
+from latbench.measure import summarize
+
+META = {"fingerprint": {"device": "host", "cpu": "x", "runtime": "ai-edge-litert",
+                        "runtime_version": "2.3.0"},
+        "converter": "tf-1/recipe-1", "precision": "fp32", "space": "t", "created": "2026-11-24"}
+
+
+def _spec(c):
+    return LayerSpec("mbconv", 14, c, 14, c, 3, 1, 6.0, skip=True)
+
+
+def test_luts_predictors_and_stray_files_are_listed_with_counts(tmp_path):
+    lut = LUT.create(tmp_path / "host_t_fp32.csv", META)
+    lut.append(Row(_spec(16), "ok", summarize([1.0, 1.1, 1.2])))
+    lut.append(Row(_spec(24), "failed", error="run: boom"))
+    (tmp_path / "whatever-name.json").write_text(json.dumps({
+        "format": "latbench-predictor/2", "device": "host", "precision": "fp32",
+        "trained_on": 116, "lut_identity": identity_of(META), "predictors": {"regression": {}}}))
+    (tmp_path / "README.md").write_text("not a table")
+    (tmp_path / "notes.json").write_text("[1, 2]")
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    entries = {e.file: e for e in inventory(tmp_path)}
+    assert set(entries) == {"host_t_fp32.csv", "whatever-name.json", "other.csv"}
+    t = entries["host_t_fp32.csv"]
+    assert (t.kind, t.device, t.space, t.precision, t.rows, t.ok, t.failed) == \
+        ("lut", "host", "t", "fp32", 2, 1, 1)
+    assert t.runtime == "ai-edge-litert 2.3.0" and t.last_measured.startswith("20")
+    p = entries["whatever-name.json"]
+    assert p.kind == "predictor" and p.rows == 116 and p.identity == t.identity
+    assert entries["other.csv"].kind == "unreadable"
+
+
+def test_identity_changes_with_the_settings_only():
+    other_space = {**META, "space": "zoo", "created": "later"}
+    other_runtime = {**META, "fingerprint": {**META["fingerprint"], "runtime_version": "2.4"}}
+    assert identity_of(META) == identity_of(other_space)
+    assert identity_of(META) != identity_of(other_runtime)
+
+
+def test_identity_is_the_one_predictor_files_are_bound_to():
+    from latbench.predict import lut_identity
+
+    assert identity_of(META) == lut_identity(LUT(meta=META))
