@@ -109,7 +109,7 @@ def space(space_name: str, precision: str, list_keys: bool, tokens: str | None,
         return
     specs = sp.enumerate_specs(precision)
     if as_json:
-        doc = {"space": sp.name, "precision": precision, "decisions": sp.summary(),
+        doc = {"space": sp.name, "precision": precision, "decisions": sp.decisions(),
                "tokens": sp.num_tokens, "vocab_sizes": list(sp.vocab_sizes),
                "networks": sp.size(), "distinct_networks": sp.distinct_networks(),
                "distinct_layers": len(specs)}

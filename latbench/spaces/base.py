@@ -83,6 +83,10 @@ class SearchSpace(ABC):
         """Number of token sequences in the space."""
         return math.prod(self.vocab_sizes)
 
+    def decisions(self) -> dict[str, list]:
+        """Each decision's name and its choices (repeated per block/layer by the tokens)."""
+        return {f"token{i}": list(range(n)) for i, n in enumerate(self.vocab_sizes)}
+
     def distinct_networks(self) -> int:
         """Number of different networks: token sequences up to equivalent values.
 

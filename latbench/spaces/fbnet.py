@@ -86,6 +86,9 @@ class FBNetSpace(SearchSpace):
     def describe(self, tokens: Sequence[int]) -> list[dict]:
         return [{"op": OP_NAMES[t]} for t in tokens]
 
+    def decisions(self) -> dict[str, list]:
+        return {"op": list(OP_NAMES)}
+
     def summary(self) -> list[str]:
         return [f"space {self.name}: {self.num_layers} layers x 1 decision (FBNet, HW-NAS-Bench; "
                 f"{self.resolution}x{self.resolution} input, {self.classes} classes)",

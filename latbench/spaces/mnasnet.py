@@ -131,6 +131,9 @@ class MnasNetSpace(SearchSpace):
 
         return distinct_networks(self)
 
+    def decisions(self) -> dict[str, list]:
+        return {name: list(choices) for name, choices in DECISIONS}
+
     def summary(self) -> list[str]:
         lines = [f"space {self.name}: {self.num_blocks} blocks x {len(DECISIONS)} decisions "
                  f"(MnasNet, over the MobileNetV2 skeleton)"]
