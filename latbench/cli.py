@@ -153,53 +153,6 @@ def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, w
         sys.exit(1)
 
 
-def _lut_dir_option(f):
-    return click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path),
-                        default=Path("lut"), show_default=True)(f)
-
-
-@cli.command()
-@click.argument("arch_file", type=click.Path(path_type=Path))
-@click.option("--device", "device_name", default="host", show_default=True)
-@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True)
-@_lut_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--profile-missing", is_flag=True, help="Measure missing LUT entries now.")
-def predict(arch_file, device_name, precision, lut_dir, as_json, profile_missing) -> None:
-    """Predict the latency of ARCH_FILE (total and per layer)."""
-    from .arch import load_arch, unique_specs
-    from .devices import load_profile, open_device
-    from .predict import MissingKeys, load_predictor
-
-    arch = load_arch(arch_file)
-    load_profile(device_name)  # unknown device: exit 2 listing the known ones
-    model = load_predictor(device_name, precision, lut_dir)
-    missing = model.table.missing([arch])
-    if missing and profile_missing:
-        from .profile import profile as run_profile
-
-        specs = [s for s in unique_specs([arch], precision) if s.key in set(missing)]
-        with open_device(load_profile(device_name)) as dev:
-            run_profile([dev], specs, arch.name, precision, lut_dir, progress=not as_json)
-        model = load_predictor(device_name, precision, lut_dir)
-    elif missing:
-        raise MissingKeys(missing, device_name, precision)
-    total = float(model.predict([arch])[0])
-    rows = model.breakdown(arch)
-    lut_sum = sum(ms for _, ms in rows)
-    if as_json:
-        click.echo(json.dumps({
-            "arch": arch.name, "device": device_name, "precision": precision,
-            "predictor": model.name, "latency_ms": total, "lut_sum_ms": lut_sum,
-            "macs": arch.macs(), "params": arch.params(trainable=True),
-            "layers": [{"key": s.key, "ms": ms} for s, ms in rows]}, indent=2))
-        return
-    click.echo(f"{arch.name} on {device_name} ({precision}): {total:.3f} ms "
-               f"[{model.name}]   LUT sum {lut_sum:.3f} ms")
-    for s, ms in rows:
-        click.echo(f"  {ms:8.3f} ms  {100 * ms / lut_sum:5.1f} %  {s.key}")
-
-
 @cli.command()
 @click.argument("arch_file", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
@@ -215,132 +168,15 @@ def export(arch_file, output, precision) -> None:
     click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, {precision})")
 
 
-def _runnable(nets, table, precision):
-    """Leave out networks holding a layer the device failed to run (LUT status=failed)."""
-    keep = [n for n in nets if not table.failed([n.arch])]
-    if len(keep) < len(nets):
-        click.echo(f"skipping {len(nets) - len(keep)} network(s) with layers that failed on this "
-                   f"device (status=failed in the LUT; --retry-failed to measure them again)",
-                   err=True)
-    return keep
-
-
-@cli.command()
-@click.option("--device", "device_name", default="host", show_default=True)
-@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True)
-@click.option("--archs", "n_archs", type=click.IntRange(1), default=100, show_default=True,
-              help="Networks sampled from the space.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--space", "space_name", default="mnasnet", show_default=True)
-@click.option("--zoo/--no-zoo", "with_zoo", default=True, show_default=True,
-              help="Also measure the zoo networks.")
-@_lut_dir_option
-@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True)
-@click.option("--no-progress", is_flag=True)
-def calibrate(device_name, precision, n_archs, seed, space_name, with_zoo, lut_dir, workers,
-              no_progress) -> None:
-    """Measure whole networks end to end and fit the latency regression."""
-    from .calibrate import fit_and_save, measure_networks, nets_path, sample_networks, zoo_networks
-    from .devices import load_profile, open_device
-    from .predict import load_table, predictor_path
-    from .space import get_space
-
-    profile_ = load_profile(device_name)
-    table = load_table(device_name, precision, lut_dir)
-    nets = sample_networks(get_space(space_name), n_archs, seed)
-    if with_zoo:
-        nets += zoo_networks()
-    nets = _runnable(nets, table, precision)
-    missing = table.missing([n.arch for n in nets])
-    if missing:
-        from .predict import MissingKeys
-
-        raise MissingKeys(missing, device_name, precision)
-    path = nets_path(lut_dir, device_name, precision, "calib")
-    with open_device(profile_) as dev:
-        results = measure_networks(dev, nets, path, precision, workers, not no_progress)
-    wanted = {n.arch.digest() for n in nets}
-    fitted, X, y = fit_and_save(table, [r for d, r in results.items() if d in wanted], lut_dir)
-    from .validate import metrics
-
-    click.echo(f"measured {len(y)} networks -> {path}")
-    for k, p in fitted.items():
-        m = metrics(p.predict(X), y)
-        click.echo(f"  {k:10} training MAPE {m.mape:5.2f} %  within 10 % {m.within10:5.1f} %")
-    click.echo(f"predictor -> {predictor_path(lut_dir, device_name, precision)}")
-
-
-@cli.command()
-@click.option("--device", "device_name", default="host", show_default=True)
-@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True)
-@click.option("--archs", "n_archs", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--space", "space_name", default="mnasnet", show_default=True)
-@_lut_dir_option
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Report directory [runs/validate-DEVICE-PRECISION].")
-@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True)
-@click.option("--no-progress", is_flag=True)
-def validate(device_name, precision, n_archs, seed, space_name, lut_dir, out_dir, workers,
-             no_progress) -> None:
-    """Held-out accuracy of every predictor against end-to-end measurements."""
-    import pandas as pd
-
-    from .calibrate import load_results, measure_networks, nets_path, sample_networks, zoo_networks
-    from .devices import load_profile, open_device
-    from .errors import InputError
-    from .predict import PREDICTOR_KINDS, load_table
-    from .space import get_space
-    from .validate import metrics, predict_heldout, scatter_png, zoo_leave_one_out
-
-    profile_ = load_profile(device_name)
-    table = load_table(device_name, precision, lut_dir)
-    calib = nets_path(lut_dir, device_name, precision, "calib")
-    if not calib.exists():
-        raise InputError(f"no calibration measurements at {calib}; run: latbench calibrate "
-                         f"--device {device_name} --precision {precision}")
-    train = load_results(calib)
-    nets = [n for n in sample_networks(get_space(space_name), n_archs, seed)
-            if n.arch.digest() not in train]
-    nets = _runnable(nets, table, precision)
-    path = nets_path(lut_dir, device_name, precision, "validate")
-    with open_device(profile_) as dev:
-        results = measure_networks(dev, nets, path, precision, workers, not no_progress)
-    test = [results[n.arch.digest()] for n in nets]
-    preds, meas, rows = predict_heldout(table, list(train.values()), test)
-    zoo_digests = {n.arch.digest() for n in zoo_networks()}
-    zoo = zoo_leave_one_out(table, list(train.values()),
-                            [r for d, r in train.items() if d in zoo_digests])
-    out_dir = out_dir or Path("runs") / f"validate-{device_name}-{precision}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame({"name": [r.network.arch.name for r in rows], "measured_ms": meas,
-                          **{f"{k}_ms": preds[k] for k in PREDICTOR_KINDS}})
-    frame.to_csv(out_dir / "heldout.csv", index=False)
-    pd.DataFrame(zoo).to_csv(out_dir / "zoo.csv", index=False)
-    summary = {k: metrics(preds[k], meas).__dict__ for k in PREDICTOR_KINDS}
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    scatter_png(out_dir / "predicted_vs_measured.png", preds, meas,
-                f"{device_name} {precision}: {len(meas)} held-out networks (seed {seed})", zoo)
-    click.echo(f"{len(meas)} held-out networks (seed {seed}), trained on {len(train)}:")
-    click.echo(f"{'predictor':11} {'MAPE %':>7} {'RMSE ms':>8} {'±5 %':>6} {'±10 %':>6} "
-               f"{'tau':>5} {'rho':>5}")
-    for k, m in summary.items():
-        click.echo(f"{k:11} {m['mape']:7.2f} {m['rmse_ms']:8.3f} {m['within5']:6.1f} "
-                   f"{m['within10']:6.1f} {m['kendall_tau']:5.2f} {m['spearman_rho']:5.2f}")
-    if zoo:
-        click.echo("zoo (leave-one-out):")
-        for z in zoo:
-            click.echo(f"  {z['name']:22} measured {z['measured_ms']:8.3f} ms   " + "  ".join(
-                f"{k} {z[f'{k}_err_pct']:+6.1f} %" for k in PREDICTOR_KINDS))
-    click.echo(f"report -> {out_dir}/ (metrics.json, heldout.csv, zoo.csv, "
-               f"predicted_vs_measured.png)")
-
-
 def _register_subsystem_commands() -> None:
     """Commands that live beside their subsystem."""
+    from .cli_predict import calibrate_command, predict_command, validate_command
     from .devices.cli_devices import devices_command
     from .search.cli_search import search_command
 
+    cli.add_command(predict_command, "predict")
+    cli.add_command(calibrate_command, "calibrate")
+    cli.add_command(validate_command, "validate")
     cli.add_command(devices_command, "devices")
     cli.add_command(search_command, "search")
 

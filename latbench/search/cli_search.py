@@ -18,16 +18,11 @@ def _latency_source(cfg, lut_dir: Path, device):
 
     predict, identity = None, {"latency": cfg.latency, "device": cfg.device}
     if cfg.latency == "lut":
-        import hashlib
+        from ..predictors import load_predictor
 
-        from ..predict import load_predictor, lut_identity, predictor_path
-
-        model = load_predictor(cfg.device, cfg.precision, lut_dir)
+        model = load_predictor(cfg.device, cfg.precision, lut_dir, cfg.space)
         predict = model.predict
-        ppath = predictor_path(lut_dir, cfg.device, cfg.precision)
-        identity.update(predictor=model.name, lut=lut_identity(model.table.lut),
-                        predictor_sha=hashlib.sha256(ppath.read_bytes()).hexdigest()[:16]
-                        if model.name != "lut" and ppath.exists() else None)
+        identity.update(model.identity())  # predictor, its file's hash, the LUT's settings+rows
     measure = (lambda arch: measure_arch(device, arch, cfg.precision).median_ms) if device else None
     return LatencySource(predict=predict, measure=measure), identity
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..arch import Arch, save_arch
 from ..errors import InputError, LatbenchError
-from ..predict import FailedLayers
+from ..predictors import FailedLayers
 from ..space import DEPTH_DELTAS, DECISIONS, TOKENS_PER_BLOCK, WIDTH_MULTS, SearchSpace, get_space
 from .controller import make_controller
 from .pareto import hypervolume, pareto_front

@@ -1,0 +1,288 @@
+"""`latbench predict / calibrate / validate`: the predictor's commands; wiring only.
+
+The work is in predictors/ (features, estimators, files), calibrate.py
+(measured networks, fitting) and validate.py (metrics, plots).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import InputError
+
+PRECISIONS = click.Choice(["fp32", "int8"])
+
+
+def _lut_dir_option(f):
+    return click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path),
+                        default=Path("lut"), show_default=True)(f)
+
+
+def _space_option(f):
+    return click.option("--space", "space_name", default="mnasnet", show_default=True,
+                        help="Search space the predictor is calibrated for (names its files).")(f)
+
+
+@click.command("predict")
+@click.argument("arch_file", type=click.Path(path_type=Path))
+@click.option("--device", "device_name", default="host", show_default=True)
+@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True)
+@_space_option
+@_lut_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--profile-missing", is_flag=True, help="Measure missing LUT entries now.")
+def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_json,
+                    profile_missing) -> None:
+    """Predict the latency of ARCH_FILE (total and per layer)."""
+    from .arch import load_arch, unique_specs
+    from .predictors import MissingKeys, load_predictor
+
+    arch = load_arch(arch_file)
+    model = load_predictor(device_name, precision, lut_dir, space_name)
+    missing = model.table.missing([arch])
+    if missing and profile_missing:
+        from .devices import load_profile, open_device
+        from .profile import profile as run_profile
+
+        lut_dev = model.table.device
+        specs = [s for s in unique_specs([arch], model.table.precision) if s.key in set(missing)]
+        with open_device(load_profile(lut_dev)) as dev:
+            run_profile([dev], specs, arch.name, model.table.precision, lut_dir,
+                        progress=not as_json)
+        model = load_predictor(device_name, precision, lut_dir, space_name)
+    elif missing:
+        raise MissingKeys(missing, model.table.device, model.table.precision)
+    total = float(model.predict([arch])[0])
+    outside = model.out_of_range([arch])[0]
+    rows = model.breakdown(arch)
+    lut_sum = sum(ms for _, ms in rows)
+    if as_json:
+        click.echo(json.dumps({
+            "arch": arch.name, "device": device_name, "precision": precision,
+            "predictor": model.name, "predictor_file": str(model.path) if model.path else None,
+            "lut_device": model.table.device, "latency_ms": total, "lut_sum_ms": lut_sum,
+            "in_calibration_range": not outside, "outside_range": outside,
+            "macs": arch.macs(), "params": arch.params(trainable=True),
+            "layers": [{"key": s.key, "ms": ms} for s, ms in rows]}, indent=2))
+        return
+    src = f"{model.table.device} LUT" + (f", {model.path}" if model.path else ", no calibration")
+    click.echo(f"{arch.name} on {device_name} ({precision}): {total:.3f} ms "
+               f"[{model.name}; {src}]   LUT sum {lut_sum:.3f} ms")
+    if outside:
+        click.echo("warning: outside the range the predictor was calibrated on ("
+                   + "; ".join(outside) + "): the prediction extrapolates", err=True)
+    for s, ms in rows:
+        click.echo(f"  {ms:8.3f} ms  {100 * ms / lut_sum:5.1f} %  {s.key}")
+
+
+def _runnable(nets, table):
+    """Leave out networks holding a layer the device failed to run (LUT status=failed)."""
+    keep = [n for n in nets if not table.failed([n.arch])]
+    if len(keep) < len(nets):
+        click.echo(f"skipping {len(nets) - len(keep)} network(s) with layers that failed on this "
+                   f"device (status=failed in the LUT; --retry-failed to measure them again)",
+                   err=True)
+    return keep
+
+
+def _report_fit(fitted, X, y, n_what: str, path: Path) -> None:
+    from .validate import metrics
+
+    click.echo(f"fitted on {len(y)} {n_what}")
+    for k, p in fitted.items():
+        m = metrics(p.predict(X), y)
+        click.echo(f"  {k:10} training MAPE {m.mape:5.2f} %  within 10 % {m.within10:5.1f} %")
+    d = fitted["scaled"].to_dict()
+    click.echo("  scaled coefficients: " + ", ".join(f"{k} {v:.4g}" for k, v in d["coef"].items())
+               + (f" (fell back to {d['fallback']})" if d["fallback"] else ""))
+    click.echo(f"predictor -> {path}")
+
+
+@click.command("calibrate")
+@click.option("--device", "device_name", default="host", show_default=True,
+              help="Whom the predictor is for (with --measurements: any name).")
+@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True)
+@click.option("--archs", "n_archs", type=click.IntRange(1), default=100, show_default=True,
+              help="Networks sampled from the space and measured on the device.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_space_option
+@click.option("--zoo/--no-zoo", "with_zoo", default=True, show_default=True,
+              help="Also measure the zoo networks (--no-zoo keeps them held out for validate).")
+@click.option("--measurements", type=click.Path(dir_okay=False, path_type=Path),
+              help="Few-shot: a CSV of network,latency_ms measured elsewhere (network = "
+                   "arch.json path or the space's tokens); nothing is measured here.")
+@click.option("--prior", "prior_device",
+              help="With --measurements: the device whose LUT gives the features [--device].")
+@click.option("--prior-precision", type=PRECISIONS,
+              help="Precision of the prior's LUT [--precision].")
+@_lut_dir_option
+@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True)
+@click.option("--no-progress", is_flag=True)
+def calibrate_command(device_name, precision, n_archs, seed, space_name, with_zoo, measurements,
+                      prior_device, prior_precision, lut_dir, workers, no_progress) -> None:
+    """Fit the device's predictor on whole networks measured end to end."""
+    from .calibrate import (fit_and_save, measure_networks, nets_path, read_measurements,
+                            sample_networks, zoo_networks)
+    from .predictors import MissingKeys, load_table
+    from .space import get_space
+
+    space = get_space(space_name)
+    if measurements is None:
+        if prior_device or prior_precision:
+            raise click.UsageError("--prior/--prior-precision go with --measurements")
+        from .devices import load_profile, open_device
+
+        profile_ = load_profile(device_name)
+        table = load_table(device_name, precision, lut_dir)
+        nets = sample_networks(space, n_archs, seed) + (zoo_networks() if with_zoo else [])
+        nets = _runnable(nets, table)
+        missing = table.missing([n.arch for n in nets])
+        if missing:
+            raise MissingKeys(missing, device_name, precision)
+        path = nets_path(lut_dir, device_name, space_name, precision, "calib")
+        with open_device(profile_) as dev:
+            results = measure_networks(dev, nets, path, precision, workers, not no_progress)
+        wanted = {n.arch.digest() for n in nets}
+        chosen = [r for d, r in results.items() if d in wanted]
+        mode = "measured"
+        click.echo(f"measured networks -> {path}")
+    else:
+        table = load_table(prior_device or device_name, prior_precision or precision, lut_dir)
+        chosen = read_measurements(measurements, space)
+        missing = table.missing([r.network.arch for r in chosen])
+        if missing:
+            raise MissingKeys(missing, table.device, table.precision)
+        failed = [r for r in chosen if table.failed([r.network.arch])]
+        if failed:
+            raise InputError(f"{measurements}: row {failed[0].network.source.split(':')[1]} "
+                             f"({failed[0].network.arch.name}) holds layers that failed on "
+                             f"{table.device} (status=failed in its LUT): the prior cannot "
+                             f"describe it; remove the row")
+        path = Path(measurements)
+        mode = "few-shot" if table.device != device_name or table.precision != precision \
+            else "measurements file"
+    fitted, X, y, ppath = fit_and_save(table, chosen, lut_dir, device=device_name,
+                                       space=space_name, precision=precision, measurements=path,
+                                       mode=mode)
+    _report_fit(fitted, X, y, f"networks ({mode}; features from the {table.device} "
+                f"{table.precision} LUT)", ppath)
+
+
+def _fmt_ci(share: float, ci) -> str:
+    return f"{share:5.1f} [{ci[0]:4.1f}-{ci[1]:5.1f}]"
+
+
+@click.command("validate")
+@click.option("--device", "device_name", default="host", show_default=True)
+@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True)
+@click.option("--archs", "n_archs", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@_space_option
+@click.option("--zoo/--no-zoo", "with_zoo", default=True, show_default=True,
+              help="Also report the zoo networks (measured here if calibration did not).")
+@click.option("--keras-refs", is_flag=True,
+              help="Also time Keras' own MobileNetV2/V3 and EfficientNet-B0 end to end.")
+@click.option("--measurements", type=click.Path(dir_okay=False, path_type=Path),
+              help="Held-out networks measured elsewhere (network,latency_ms CSV) instead of "
+                   "measuring here.")
+@_lut_dir_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Report directory [runs/validate-DEVICE-SPACE-PRECISION].")
+@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True)
+@click.option("--no-progress", is_flag=True)
+def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo, keras_refs,
+                     measurements, lut_dir, out_dir, workers, no_progress) -> None:
+    """Held-out accuracy of the device's predictor file (and the baselines in it)."""
+    import pandas as pd
+
+    from .calibrate import (load_results, measure_networks, nets_path, read_measurements,
+                            sample_networks, zoo_networks)
+    from .fileio import write_atomic
+    from .predictors import load_predictor
+    from .predictors.files import file_sha256
+    from .space import get_space
+    from .validate import (keras_rows, metrics, predict_all, scatter_png, zoo_from_file,
+                           zoo_leave_one_out)
+
+    model = load_predictor(device_name, precision, lut_dir, space_name, require_calibrated=True)
+    doc = model.doc or {}
+    cal = doc["calibration"]
+    calibrated_on = set(cal.get("digests", []))
+    click.echo(f"evaluating {model.path} (sha256 {file_sha256(model.path)[:16]}) as predict and "
+               f"search load it: {', '.join(model.fitted)} (default {model.name}), "
+               f"calibrated on {cal.get('networks')} networks ({cal.get('mode')})")
+    zoo_calibrated = [z for z in zoo_networks() if z.arch.digest() in calibrated_on]
+    zoo_held = [z for z in zoo_networks() if z.arch.digest() not in calibrated_on] if with_zoo \
+        else []
+    refs: dict = {}
+    if measurements is not None:
+        given = read_measurements(measurements, get_space(space_name))
+        test = [r for r in given if r.network.arch.digest() not in calibrated_on]
+        if len(test) < len(given):
+            click.echo(f"leaving out {len(given) - len(test)} network(s) of {measurements} that "
+                       f"the predictor was calibrated on", err=True)
+        zoo_res = []
+    else:
+        from .devices import load_profile, open_device
+
+        profile_ = load_profile(device_name)
+        nets = [n for n in sample_networks(get_space(space_name), n_archs, seed)
+                if n.arch.digest() not in calibrated_on]
+        nets = _runnable(nets + zoo_held, model.table)
+        path = nets_path(lut_dir, device_name, space_name, precision, "validate")
+        with open_device(profile_) as dev:
+            results = measure_networks(dev, nets, path, precision, workers, not no_progress)
+            if keras_refs:
+                from .keras_refs import measure_refs, refs_path
+                from .profile import lut_meta
+
+                refs = measure_refs(dev, refs_path(lut_dir, device_name, precision), precision,
+                                    lut_meta(dev, precision, space="keras"))
+        zoo_d = {z.arch.digest() for z in zoo_held}
+        test = [results[n.arch.digest()] for n in nets if n.arch.digest() not in zoo_d]
+        zoo_res = [results[n.arch.digest()] for n in nets if n.arch.digest() in zoo_d]
+    preds, meas, rows = predict_all(model, test)
+    zoo = zoo_from_file(model, zoo_res)
+    if zoo_calibrated and with_zoo:
+        calib_path = nets_path(lut_dir, device_name, space_name, precision, "calib")
+        train = load_results(calib_path)
+        zoo += zoo_leave_one_out(model.table, [r for d, r in train.items() if d in calibrated_on],
+                                 [train[z.arch.digest()] for z in zoo_calibrated
+                                  if z.arch.digest() in train])
+    keras = keras_rows(model, refs) if refs else []
+    out_dir = out_dir or Path("runs") / f"validate-{device_name}-{space_name}-{precision}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({"name": [r.network.arch.name for r in rows], "measured_ms": meas,
+                          **{f"{k}_ms": v for k, v in preds.items()}})
+    write_atomic(out_dir / "heldout.csv", frame.to_csv(index=False).encode())
+    write_atomic(out_dir / "zoo.csv", pd.DataFrame(zoo).to_csv(index=False).encode())
+    if keras:
+        write_atomic(out_dir / "keras.csv", pd.DataFrame(keras).to_csv(index=False).encode())
+    summary = {k: metrics(v, meas).__dict__ for k, v in preds.items()}
+    write_atomic(out_dir / "metrics.json", (json.dumps(
+        {**summary, "_file": {"path": str(model.path), "sha256": file_sha256(model.path),
+                              "default": model.name, "calibration": {
+                                  k: v for k, v in cal.items() if k != "digests"}}},
+        indent=2) + "\n").encode())
+    scatter_png(out_dir / "predicted_vs_measured.png", preds, meas,
+                f"{device_name} {space_name} {precision}: {len(meas)} held-out networks", zoo, keras)
+    click.echo(f"{len(meas)} held-out networks (seed {seed}); shares with 95 % Wilson intervals:")
+    click.echo(f"{'predictor':11} {'MAPE %':>7} {'max %':>6} {'±5 % [95 % CI]':>19} "
+               f"{'±10 % [95 % CI]':>19} {'tau':>5} {'rho':>5}")
+    for k, m in summary.items():
+        click.echo(f"{k:11} {m['mape']:7.2f} {m['max_abs_pct']:6.1f} "
+                   f"{_fmt_ci(m['within5'], m['within5_ci']):>19} "
+                   f"{_fmt_ci(m['within10'], m['within10_ci']):>19} "
+                   f"{m['kendall_tau']:5.2f} {m['spearman_rho']:5.2f}")
+    for title, tab in (("zoo", zoo), ("Keras applications (measured end to end)", keras)):
+        if tab:
+            click.echo(f"{title}:")
+            for z in tab:
+                click.echo(f"  {z['name']:22} measured {z['measured_ms']:8.3f} ms   " + "  ".join(
+                    f"{k} {z[f'{k}_err_pct']:+6.1f} %" for k in preds) + f"   ({z['how']})")
+    click.echo(f"report -> {out_dir}/ (metrics.json, heldout.csv, zoo.csv"
+               f"{', keras.csv' if keras else ''}, predicted_vs_measured.png)")
