@@ -218,6 +218,12 @@ def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo
     zoo_calibrated = [z for z in zoo_networks() if z.arch.digest() in calibrated_on]
     zoo_held = [z for z in zoo_networks() if z.arch.digest() not in calibrated_on] if with_zoo \
         else []
+    unprofiled = [z for z in zoo_held if model.table.missing([z.arch])]
+    if unprofiled:
+        click.echo(f"leaving out {len(unprofiled)} zoo network(s) whose layers are not in the "
+                   f"{model.table.device} LUT (measure them with: latbench profile --device "
+                   f"{model.table.device} --zoo)", err=True)
+        zoo_held = [z for z in zoo_held if z not in unprofiled]
     refs: dict = {}
     if measurements is not None:
         given = read_measurements(measurements, get_space(space_name))
@@ -263,11 +269,11 @@ def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo
     if keras:
         write_atomic(out_dir / "keras.csv", pd.DataFrame(keras).to_csv(index=False).encode())
     summary = {k: metrics(v, meas).__dict__ for k, v in preds.items()}
-    write_atomic(out_dir / "metrics.json", (json.dumps(
-        {**summary, "_file": {"path": str(model.path), "sha256": file_sha256(model.path),
-                              "default": model.name, "calibration": {
-                                  k: v for k, v in cal.items() if k != "digests"}}},
-        indent=2) + "\n").encode())
+    write_atomic(out_dir / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
+    write_atomic(out_dir / "predictor.json", (json.dumps(
+        {"path": str(model.path), "sha256": file_sha256(model.path), "default": model.name,
+         "calibration": {k: v for k, v in cal.items() if k != "digests"},
+         "identity": model.identity()}, indent=2) + "\n").encode())
     scatter_png(out_dir / "predicted_vs_measured.png", preds, meas,
                 f"{device_name} {space_name} {precision}: {len(meas)} held-out networks", zoo, keras)
     click.echo(f"{len(meas)} held-out networks (seed {seed}); shares with 95 % Wilson intervals:")
@@ -284,5 +290,5 @@ def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo
             for z in tab:
                 click.echo(f"  {z['name']:22} measured {z['measured_ms']:8.3f} ms   " + "  ".join(
                     f"{k} {z[f'{k}_err_pct']:+6.1f} %" for k in preds) + f"   ({z['how']})")
-    click.echo(f"report -> {out_dir}/ (metrics.json, heldout.csv, zoo.csv"
+    click.echo(f"report -> {out_dir}/ (metrics.json, predictor.json, heldout.csv, zoo.csv"
                f"{', keras.csv' if keras else ''}, predicted_vs_measured.png)")

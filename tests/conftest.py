@@ -57,7 +57,7 @@ def tiny_pipeline(tmp_path_factory):
         steps[name] = r = latbench_cli(*args)
         assert r.returncode == 0, f"latbench {name} failed:\n{r.stdout}\n{r.stderr}"
     return {"root": root, "lut_dir": lut_dir, "lut": lut_dir / "host_tiny_fp32.csv",
-            "nets": lut_dir / "host_fp32.validate.csv", "validate": val_dir, "steps": steps}
+            "nets": lut_dir / "host_tiny_fp32.validate.csv", "validate": val_dir, "steps": steps}
 
 
 SYNTHETIC_META = {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32",

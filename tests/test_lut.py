@@ -63,3 +63,18 @@ def test_malformed_files_are_clear_errors(tmp_path):
     (tmp_path / "k.csv").write_text(text)
     with pytest.raises(InputError, match="does not match its fields"):
         LUT.load(tmp_path / "k.csv")
+
+
+def test_content_hash_follows_row_values_and_protocol_is_part_of_the_settings(tmp_path):
+    p = tmp_path / "host_t_fp32.csv"
+    lut = LUT.create(p, {**META, "protocol": {"min_runs": 15}})
+    lut.append(Row(_spec(16), "ok", summarize([1.0])))
+    lut.append(Row(_spec(24), "failed", error="boom"))
+    before, settings = lut.content_hash(), lut.settings_identity()
+    assert lut.content() == {_spec(16).key: "1", _spec(24).key: "failed"}
+    assert LUT.load(p).content_hash() == before  # a load round trip changes nothing
+    lut.append(Row(_spec(16), "ok", summarize([1.01])))  # re-profiled row
+    assert lut.content_hash() != before
+    assert lut.content_hash([_spec(24).key]) == LUT.load(p).content_hash([_spec(24).key])
+    other = LUT(meta={**META, "protocol": {"min_runs": 30}})
+    assert other.settings_identity() != settings
