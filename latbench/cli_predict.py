@@ -288,7 +288,9 @@ def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo
         if tab:
             click.echo(f"{title}:")
             for z in tab:
+                twin = (f"; latbench's {z['zoo']} timed beside it: {z['zoo_twin_measured_ms']:.3f}"
+                        f" ms" if "zoo_twin_measured_ms" in z else "")
                 click.echo(f"  {z['name']:22} measured {z['measured_ms']:8.3f} ms   " + "  ".join(
-                    f"{k} {z[f'{k}_err_pct']:+6.1f} %" for k in preds) + f"   ({z['how']})")
+                    f"{k} {z[f'{k}_err_pct']:+6.1f} %" for k in preds) + f"   ({z['how']}{twin})")
     click.echo(f"report -> {out_dir}/ (metrics.json, predictor.json, heldout.csv, zoo.csv"
                f"{', keras.csv' if keras else ''}, predicted_vs_measured.png)")

@@ -113,7 +113,8 @@ def keras_rows(model: LatencyModel, refs: dict[str, dict]) -> list[dict]:
             continue
         X = model.table.features([zoo.get(r["zoo"])])
         preds = {k: float(p.predict(X)[0]) for k, p in model.fitted.items()}
-        out.append({**_row(name, float(r["median_ms"]), preds, "file"), "zoo": r["zoo"]})
+        out.append({**_row(name, float(r["median_ms"]), preds, "file"), "zoo": r["zoo"],
+                    "zoo_twin_measured_ms": float(r["zoo_median_ms"])})
     return out
 
 
