@@ -97,3 +97,13 @@ def test_few_shot_calibration_makes_a_predictor_predict_uses(synthetic_tiny, tmp
     r = latbench_cli("calibrate", "--device", "myphone", "--measurements", bad, "--prior", "host",
                      "--space", "tiny", "--lut-dir", lut_dir)
     assert r.returncode == 2 and "row 2" in r.stderr
+    # the search uses it like any other predictor (no profile for myphone: no spot checks)
+    run = tmp_path / "search"
+    r = latbench_cli("search", "--device", "myphone", "--space", "tiny", "--target-ms", "100",
+                     "--samples", "2", "--batch", "2", "--proxy-train", "64", "--proxy-epochs", "1",
+                     "--baselines", "", "--spot-every", "0", "--lut-dir", lut_dir, "--out", run,
+                     "--no-progress")
+    assert r.returncode == 0, r.stderr
+    ident = json.loads((run / "latency_model.json").read_text())
+    assert ident["predictor"] == "scaled" and ident["lut_device"] == "host"
+    assert ident["device"] == "myphone" and ident["predictor_sha"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from latbench.errors import InputError
-from latbench.predictors import FEATURES, LutSumPredictor, NotFitted, ScaledLutPredictor
+from latbench.predictors import FEATURES, KINDS, LutSumPredictor, NotFitted, ScaledLutPredictor
 
 
 def _col(X, name):
@@ -23,8 +23,8 @@ def nets(synthetic_tiny):
 
 def test_learns_a_per_kind_in_network_bias_the_lut_sum_cannot(nets):
     X = nets
-    y = 1.10 * _col(X, "lut_ms_mbconv") + 1.25 * _col(X, "lut_ms_se") + 1.15 * (
-        _col(X, "lut_ms_conv") + _col(X, "lut_ms_dconv") + _col(X, "lut_ms_other"))
+    factors = {k: 1.05 + 0.03 * i for i, k in enumerate(KINDS)}  # 1.05 .. 1.29
+    y = sum(f * _col(X, f"lut_ms_{k}") for k, f in factors.items())
     p = ScaledLutPredictor().fit(X[:40], y[:40])
     held = np.abs(p.predict(X[40:]) - y[40:]) / y[40:]
     assert held.max() < 0.01
@@ -44,7 +44,8 @@ def test_is_never_worse_than_the_lut_sum_on_its_calibration_networks(nets):
 def test_coefficients_stay_physically_sane(nets):
     X = nets
     # a target where unconstrained least squares wants a negative factor for one kind
-    y = _col(X, "lut_ms") * 1.2 - 0.9 * _col(X, "lut_ms_se") + 0.001
+    se = sum(_col(X, f"lut_ms_{k}") for k in KINDS if k.endswith("_se"))
+    y = _col(X, "lut_ms") * 1.2 - 0.9 * se + 0.001
     p = ScaledLutPredictor().fit(X, np.maximum(y, 1e-3))
     s = p.to_dict()["coef"]
     glob = p.scales_.mean()

@@ -20,8 +20,12 @@ from ..errors import InputError, LatbenchError
 from ..lut import LUT
 
 # The LUT latency split by layer kind: the kinds partition the layers, so the
-# kind columns add up to lut_ms.
-KINDS = ("conv", "dconv", "mbconv", "se", "other")
+# kind columns add up to lut_ms. Kinds separate what runs on different kernels
+# (full conv, depthwise-separable, inverted residuals with a narrow (e <= 4) or
+# wide (e > 4) expansion, each with or without SE): their in-network slowdown,
+# and their speed ratio across precisions or devices, differ.
+KINDS = ("conv", "conv_se", "dconv", "dconv_se", "mbconv_lo", "mbconv_lo_se", "mbconv_hi",
+         "mbconv_hi_se", "other")
 KIND_FEATURES = tuple(f"lut_ms_{k}" for k in KINDS)
 FEATURES = ("lut_ms", *KIND_FEATURES, "macs_m", "params_m", "act_mb", "layers")
 
@@ -30,11 +34,13 @@ def layer_kind(spec: LayerSpec) -> str:
     """Which scale factor a layer's LUT time gets (see KINDS)."""
     if spec.op in ("pool", "fc"):
         return "other"
-    if spec.se:
-        return "se"
     if spec.op == "conv":
-        return "conv"
-    return "dconv" if spec.expand == 1 else "mbconv"
+        base = "conv"
+    elif spec.expand == 1:
+        base = "dconv"
+    else:
+        base = "mbconv_hi" if spec.expand > 4 else "mbconv_lo"
+    return f"{base}_se" if spec.se else base
 
 
 def layer_features(spec: LayerSpec, lut_ms: float) -> np.ndarray:
