@@ -276,7 +276,8 @@ def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo
          "identity": model.identity()}, indent=2) + "\n").encode())
     scatter_png(out_dir / "predicted_vs_measured.png", preds, meas,
                 f"{device_name} {space_name} {precision}: {len(meas)} held-out networks", zoo, keras)
-    click.echo(f"{len(meas)} held-out networks (seed {seed}); shares with 95 % Wilson intervals:")
+    source = f"from {measurements}" if measurements is not None else f"seed {seed}"
+    click.echo(f"{len(meas)} held-out networks ({source}); shares with 95 % Wilson intervals:")
     click.echo(f"{'predictor':11} {'MAPE %':>7} {'max %':>6} {'±5 % [95 % CI]':>19} "
                f"{'±10 % [95 % CI]':>19} {'tau':>5} {'rho':>5}")
     for k, m in summary.items():
