@@ -55,7 +55,7 @@ def refs_path(lut_dir: Path, device: str, precision: str) -> Path:
 
 
 def _key(name: str, precision: str) -> str:
-    return f"keras-app:{name}:{SHAPE}:{precision}"
+    return f"keras-app:{name}:{SHAPE}:batch1:{precision}"
 
 
 def _convert(name: str, precision: str) -> Path:
@@ -65,7 +65,9 @@ def _convert(name: str, precision: str) -> Path:
 
         from .convert import convert_model
 
-        write_atomic(p, convert_model(KERAS_REFS[name].build(tf), precision))
+        net = KERAS_REFS[name].build(tf)
+        x = tf.keras.Input(SHAPE, batch_size=1)  # batch 1, like every latbench model
+        write_atomic(p, convert_model(tf.keras.Model(x, net(x)), precision))
     return p
 
 
@@ -82,7 +84,13 @@ def measure_refs(device: Device, path: Path, precision: str, meta: dict) -> dict
         if name in done and done[name]["status"] == "ok":
             continue
         try:
-            m = device.measure(_convert(name, precision))
+            path = _convert(name, precision)
+        except Exception as exc:  # a converter failure is recorded, the others go on
+            path, err = None, f"convert: {type(exc).__name__}: {str(exc)[:300]}"
+        try:
+            if path is None:
+                raise ModelRunError(err)
+            m = device.measure(path)
             # latbench's own twin, timed right after: builder differences without drift
             twin = measure_arch(device, zoo.get(ref.zoo), precision)
             vals = ["ok", f"{m.median_ms:.6g}", f"{m.p10_ms:.6g}", f"{m.p90_ms:.6g}", str(m.runs),
