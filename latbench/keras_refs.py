@@ -84,13 +84,13 @@ def measure_refs(device: Device, path: Path, precision: str, meta: dict) -> dict
         if name in done and done[name]["status"] == "ok":
             continue
         try:
-            path = _convert(name, precision)
+            model = _convert(name, precision)
         except Exception as exc:  # a converter failure is recorded, the others go on
-            path, err = None, f"convert: {type(exc).__name__}: {str(exc)[:300]}"
+            model, err = None, f"convert: {type(exc).__name__}: {str(exc)[:300]}"
         try:
-            if path is None:
+            if model is None:
                 raise ModelRunError(err)
-            m = device.measure(path)
+            m = device.measure(model)
             # latbench's own twin, timed right after: builder differences without drift
             twin = measure_arch(device, zoo.get(ref.zoo), precision)
             vals = ["ok", f"{m.median_ms:.6g}", f"{m.p10_ms:.6g}", f"{m.p90_ms:.6g}", str(m.runs),
