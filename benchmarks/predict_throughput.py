@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latbench.predict import LutSumPredictor, load_predictor
+from latbench.predictors import LutSumPredictor, load_predictor
 from latbench.spaces import get_space
 
 lut_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("lut")

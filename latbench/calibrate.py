@@ -1,28 +1,38 @@
-"""Whole-network measurements (resumable CSV) and fitting the predictors on them.
+"""Whole-network measurements and fitting the predictors on them.
 
-`latbench calibrate` samples networks from the search space (plus the zoo),
-measures each end to end, appends one row per network as it goes, and fits
-the regression that corrects the LUT sum. `validate` uses the same file format
-for its held-out networks.
+Two sources of measured networks, one fit:
+- `latbench calibrate --device D`: networks sampled from the search space (plus
+  the zoo unless --no-zoo) are measured end to end on D, one row appended per
+  network as it goes (resumable CSV, `D_SPACE_PRECISION.calib.csv`);
+- `latbench calibrate --device D --measurements FILE.csv [--prior P]`: networks
+  timed elsewhere (by hand with benchmark_model, another tool), listed as an
+  arch.json path or the space's tokens with their latency; the features come
+  from P's LUT (few-shot: a device with no LUT of its own).
+Either way the predictors are fitted on (features, measured ms) and written
+with their provenance to `D_SPACE_PRECISION.predictor.json` (predictors/files.py).
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from . import records
-from .arch import Arch, arch_from_dict
+from .arch import Arch, arch_from_dict, load_arch
 from .devices import Device
 from .e2e import measure_archs
 from .errors import InputError
-from .predict import LayerTable, make_predictors, predictor_path, save_predictors
+from .predictors import (DEFAULT, FEATURES, LayerTable, LinearPredictor, LutSumPredictor,
+                         Predictor, ScaledLutPredictor, predictor_path, save_predictors)
+from .predictors.files import file_sha256
 from .profile import lut_meta
 from .spaces import SearchSpace
 from .zoo import all_archs
@@ -31,14 +41,15 @@ NET_COLUMNS = ["digest", "name", "source", "tokens", "arch", "status", "median_m
                "p90_ms", "std_ms", "runs", "ci_rel", "error", "measured_at"]
 
 
-def nets_path(lut_dir: Path, device: str, precision: str, kind: str) -> Path:
-    return Path(lut_dir) / f"{device}_{precision}.{kind}.csv"
+def nets_path(lut_dir: Path, device: str, space: str, precision: str, kind: str) -> Path:
+    """Where a device's measured networks live: kind is calib or validate."""
+    return Path(lut_dir) / f"{device}_{space}_{precision}.{kind}.csv"
 
 
 @dataclass(frozen=True)
 class Network:
     arch: Arch
-    source: str  # "space:seed" or "zoo"
+    source: str  # "space:seed", "zoo" or "file:ROW"
     tokens: tuple[int, ...] = ()
 
 
@@ -104,6 +115,78 @@ def measure_networks(device: Device, nets: Sequence[Network], path: Path, precis
     return done
 
 
+# ---- a measurements file written by a person or another tool ----------------
+
+MEASUREMENT_COLUMNS = ("network", "latency_ms")
+
+
+def _network_from_text(text: str, space: SearchSpace, base: Path) -> tuple[Arch, tuple[int, ...]]:
+    """An arch.json path (relative to the measurements file) or the space's tokens."""
+    t = text.strip()
+    if t and all(p.strip().lstrip("-").isdigit() for p in t.replace(",", "-").split("-") if p):
+        parts = [p for p in t.replace(",", "-").replace(" ", "-").split("-") if p]
+        tokens = tuple(int(p) for p in parts)
+        return space.decode(list(tokens)), tokens
+    path = Path(t)
+    if not path.is_absolute():
+        path = base / path
+    if not t.endswith(".json") or not path.exists():
+        raise InputError(f"{t!r} is neither an existing arch.json file nor {space.num_tokens} "
+                         f"{space.name} tokens (like {'-'.join(['0'] * space.num_tokens)})")
+    return load_arch(path), ()
+
+
+def read_measurements(path: Path, space: SearchSpace) -> list[NetResult]:
+    """Rows of `network,latency_ms` (a header line first; other columns ignored).
+
+    Every problem is an InputError naming the file and row: an unknown network,
+    a missing, non-numeric, non-positive or non-finite latency, a network listed twice.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}", "--measurements") from None
+    reader = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    missing = [c for c in MEASUREMENT_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InputError(f"{path}: needs a header with columns {', '.join(MEASUREMENT_COLUMNS)} "
+                         f"(missing: {', '.join(missing)})", "--measurements")
+    out: list[NetResult] = []
+    seen: dict[str, int] = {}
+    for n, row in enumerate(reader, start=2):  # line 1 is the header
+        where = f"{path}: row {n}"
+        net = (row.get("network") or "").strip()
+        if not net:
+            raise InputError(f"{where}: empty network")
+        try:
+            arch, tokens = _network_from_text(net, space, path.parent)
+        except InputError as exc:
+            raise InputError(f"{where}: unknown network: {exc}") from None
+        raw = (row.get("latency_ms") or "").strip()
+        try:
+            ms = float(raw)
+        except ValueError:
+            raise InputError(f"{where} ({net}): latency_ms {raw!r} is missing or not a "
+                             f"number") from None
+        if not math.isfinite(ms) or ms <= 0:
+            raise InputError(f"{where} ({net}): latency_ms must be a positive number, got {raw}")
+        d = arch.digest()
+        if d in seen:
+            raise InputError(f"{where} ({net}): duplicate of row {seen[d]} (same network); "
+                             f"give each network once (e.g. the median of repeated timings)")
+        seen[d] = n
+        name = (row.get("name") or "").strip() or arch.name
+        if name != arch.name:
+            arch = arch_from_dict({**arch.to_dict(), "name": name})
+        out.append(NetResult(Network(arch, f"file:{n}", tokens), ms))
+    if not out:
+        raise InputError(f"{path}: no measurements", "--measurements")
+    return out
+
+
+# ---- fitting -----------------------------------------------------------------
+
 def training_set(table: LayerTable, results: Sequence[NetResult]) -> tuple[np.ndarray, np.ndarray,
                                                                            list[NetResult]]:
     """Feature matrix and measured latencies of the successfully measured networks."""
@@ -115,11 +198,34 @@ def training_set(table: LayerTable, results: Sequence[NetResult]) -> tuple[np.nd
     return X, y, ok
 
 
-def fit_and_save(table: LayerTable, results: Sequence[NetResult], lut_dir: Path
-                 ) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Fit every predictor on the measured networks and save them; (fitted, X, y)."""
+def make_predictors() -> dict[str, Predictor]:
+    """What a predictor file holds, unfitted: the default and the baselines it is judged against."""
+    return {DEFAULT: ScaledLutPredictor(), "lut": LutSumPredictor(),
+            "flops": LinearPredictor(("macs_m",)), "regression": LinearPredictor(FEATURES)}
+
+
+def fit_predictors(X: np.ndarray, y: np.ndarray) -> dict[str, Predictor]:
+    return {k: p.fit(X, y) for k, p in make_predictors().items()}
+
+
+def fit_and_save(table: LayerTable, results: Sequence[NetResult], lut_dir: Path, *, device: str,
+                 space: str, precision: str, measurements: Path, mode: str
+                 ) -> tuple[dict[str, Predictor], np.ndarray, np.ndarray, Path]:
+    """Fit every predictor on the measured networks and save them; (fitted, X, y, path).
+
+    `table` is the LUT the features come from (the device's own, or the prior's
+    for few-shot: `mode` "few-shot"); `device` and `precision` are what the
+    predictor is for.
+    """
     X, y, ok = training_set(table, results)
-    fitted = {k: p.fit(X, y) for k, p in make_predictors().items()}
-    save_predictors(predictor_path(lut_dir, table.device, table.precision), table.lut, fitted,
-                    len(ok))
-    return fitted, X, y
+    fitted = fit_predictors(X, y)
+    calibration: dict[str, Any] = {
+        "mode": mode, "measurements": Path(measurements).name,
+        "measurements_sha256": file_sha256(measurements), "networks": len(ok),
+        "digests": sorted(r.network.arch.digest() for r in ok),
+        "zoo": sorted(r.network.arch.name for r in ok if r.network.source == "zoo"),
+    }
+    path = predictor_path(lut_dir, device, space, precision)
+    save_predictors(path, device=device, space=space, precision=precision, lut=table.lut,
+                    lut_device=table.device, fitted=fitted, calibration=calibration)
+    return fitted, X, y, path

@@ -18,18 +18,9 @@ from . import __version__
 from .console import note, progress_wanted
 from .errors import InputError, LatbenchError
 
-PRECISIONS = click.Choice(["fp32", "int8"])
-PRECISION_HELP = "Numeric precision of the converted models (int8: full-integer quantized)."
-DEVICE_HELP = "Device profile name (device_profiles/NAME.toml; `latbench devices` lists phones)."
-LUT_DIR_HELP = "Folder of LUT and predictor files."
-NO_PROGRESS_HELP = "No progress bars (they are shown only on a terminal anyway)."
-JSON_HELP = "Machine-readable output on stdout (errors too)."
-
-
-def _space_choice():
-    from .spaces import SPACES  # light: arch dataclasses only
-
-    return click.Choice(list(SPACES))
+from .cli_common import (DEVICE_HELP, JSON_HELP, LUT_DIR_HELP, NO_PROGRESS_HELP, PRECISION_HELP,  # noqa: F401,E501
+                         PRECISIONS, echo_json as _echo_json, json_safe as _json_safe,
+                         lut_dir_option as _lut_dir_option, space_choice as _space_choice)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,23 +31,6 @@ def _space_choice():
 def cli(ctx: click.Context, quiet: bool) -> None:
     """Measured-latency, platform-aware NAS for mobile CNNs."""
     ctx.meta["latbench.quiet"] = quiet
-
-
-def _json_safe(x):
-    """NaN and infinities (e.g. a rank correlation of two networks) become null: strict JSON."""
-    import math
-
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    return x
-
-
-def _echo_json(doc) -> None:
-    click.echo(json.dumps(_json_safe(doc), indent=2, allow_nan=False))
 
 
 @cli.command()
@@ -237,11 +211,6 @@ def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, w
         sys.exit(1)
 
 
-def _lut_dir_option(f):
-    return click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path),
-                        default=Path("lut"), show_default=True, help=LUT_DIR_HELP)(f)
-
-
 def _measurement_doc(m) -> dict:
     return m.to_dict()
 
@@ -249,99 +218,6 @@ def _measurement_doc(m) -> dict:
 def _measurement_line(m) -> str:
     return (f"median {m.median_ms:.3f} ms  (p10 {m.p10_ms:.3f}, p90 {m.p90_ms:.3f}, "
             f"std {m.std_ms:.3f})  {m.runs} runs, 95 % CI of the median ±{100 * m.ci_rel:.1f} %")
-
-
-@cli.command()
-@click.argument("arch_file", type=click.Path(path_type=Path))
-@click.option("--device", "device_name", default="host", show_default=True, help=DEVICE_HELP)
-@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True,
-              help=PRECISION_HELP)
-@_lut_dir_option
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-@click.option("--profile-missing", is_flag=True,
-              help="Measure the layers missing from the LUT now (with no LUT at all, start one "
-                   "named after the network: LUTDIR/DEVICE_NAME_PRECISION.csv).")
-@click.option("--compare", is_flag=True,
-              help="Also measure the whole network on the device and show predicted vs measured.")
-@click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also draw the per-layer breakdown and the totals (predicted, measured with "
-                   "--compare) into this PNG.")
-@click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
-def predict(arch_file, device_name, precision, lut_dir, as_json, profile_missing, compare,
-            png_path, no_progress) -> None:
-    """Predict the latency of ARCH_FILE (total and per layer).
-
-    The device's LUT files in --lut-dir (DEVICE_*_PRECISION.csv: a space, the zoo, single
-    networks) are merged into one table; files measured under other settings are refused.
-    The total comes from the calibrated regression when `latbench calibrate` has written
-    one ([regression]), else it is the plain sum of the layers ([lut]).
-    """
-    from .arch import load_arch, unique_specs
-    from .devices import load_profile, open_device
-    from .lut import find_luts
-    from .predict import MissingKeys, load_predictor
-
-    arch = load_arch(arch_file)
-    profile_ = load_profile(device_name)  # unknown device: exit 2 listing the known ones
-    progress = progress_wanted(no_progress or as_json)
-    have_lut = bool(find_luts(lut_dir, device_name, precision))
-    model = load_predictor(device_name, precision, lut_dir) if have_lut or not profile_missing \
-        else None
-    missing = model.table.missing([arch]) if model else [s.key for s in arch.layers(precision)]
-    if missing and profile_missing:
-        from .profile import profile as run_profile
-
-        specs = [s for s in unique_specs([arch], precision) if s.key in set(missing)]
-        note(f"measuring {len(specs)} missing layer(s) of {arch.name} on {device_name}")
-        with open_device(profile_) as dev:
-            summ = run_profile([dev], specs, arch.name, precision, lut_dir, progress=progress,
-                               reuse=True)
-        if summ and summ[0].stopped:
-            exc = LatbenchError(f"profiling stopped: {summ[0].stopped}")
-            exc.hint = ("the layers measured so far are in the LUT; reconnect the device and run "
-                        "the same command again to resume")
-            raise exc
-        model = load_predictor(device_name, precision, lut_dir)
-    elif missing:
-        exc = MissingKeys(missing, device_name, precision)
-        exc.hint = (f"or in one step: latbench predict {arch_file} --device {device_name} "
-                    f"--precision {precision} --lut-dir {lut_dir} --profile-missing")
-        raise exc
-    total = float(model.predict([arch])[0])
-    rows = model.breakdown(arch)
-    lut_sum = sum(ms for _, ms in rows)
-    measured = None
-    if compare:
-        from .e2e import measure_network
-
-        with open_device(profile_) as dev:
-            measured = measure_network(dev, arch, precision, progress)
-    if png_path:
-        from .breakdown import breakdown_png
-
-        breakdown_png(png_path, f"{arch.name} on {device_name} ({precision})", rows, total,
-                      model.name, measured.median_ms if measured else None)
-        note(f"figure -> {png_path}")
-    if as_json:
-        doc = {"arch": arch.name, "device": device_name, "precision": precision,
-               "predictor": model.name, "latency_ms": total, "lut_sum_ms": lut_sum,
-               "macs": arch.macs(), "params": arch.params(trainable=True),
-               "layers": [{"key": s.key, "ms": ms} for s, ms in rows]}
-        if measured is not None:
-            doc["measured"] = _measurement_doc(measured)
-            doc["error_pct"] = 100 * (total - measured.median_ms) / measured.median_ms
-            doc["lut_sum_error_pct"] = 100 * (lut_sum - measured.median_ms) / measured.median_ms
-        _echo_json(doc)
-        return
-    click.echo(f"{arch.name} on {device_name} ({precision}): {total:.3f} ms "
-               f"[{model.name}]   LUT sum {lut_sum:.3f} ms")
-    for s, ms in rows:
-        click.echo(f"  {ms:8.3f} ms  {100 * ms / lut_sum:5.1f} %  {s.key}")
-    if measured is not None:
-        med = measured.median_ms
-        click.echo(f"measured end to end: {_measurement_line(measured)}")
-        click.echo(f"predicted [{model.name}] {total:.3f} ms vs measured {med:.3f} ms: "
-                   f"{100 * (total - med) / med:+.1f} %   (LUT sum {100 * (lut_sum - med) / med:+.1f} %)")
 
 
 @cli.command()
@@ -396,159 +272,6 @@ def export(arch_file, output, precision, as_json) -> None:
     click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, {precision})")
 
 
-def _runnable(nets, table, precision):
-    """Leave out networks holding a layer the device failed to run (LUT status=failed)."""
-    keep = [n for n in nets if not table.failed([n.arch])]
-    if len(keep) < len(nets):
-        note(f"skipping {len(nets) - len(keep)} network(s) with layers that failed on this "
-                   f"device (status=failed in the LUT; --retry-failed to measure them again)")
-    return keep
-
-
-@cli.command()
-@click.option("--device", "device_name", default="host", show_default=True, help=DEVICE_HELP)
-@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True,
-              help=PRECISION_HELP)
-@click.option("--archs", "n_archs", type=click.IntRange(1), default=100, show_default=True,
-              help="Networks sampled from the space.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the network sample (validate uses another one).")
-@click.option("--space", "space_name", type=_space_choice(), default="mnasnet", show_default=True,
-              help="Search space the networks are sampled from.")
-@click.option("--zoo/--no-zoo", "with_zoo", default=None,
-              help="Also measure the zoo networks [default: when the space's family is the "
-                   "zoo's (mnasnet: yes; fbnet-*: no)].")
-@_lut_dir_option
-@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
-              help="Conversion processes.")
-@click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def calibrate(device_name, precision, n_archs, seed, space_name, with_zoo, lut_dir, workers,
-              no_progress, as_json) -> None:
-    """Measure whole networks end to end and fit the latency regression."""
-    from .calibrate import fit_and_save, measure_networks, nets_path, sample_networks, zoo_networks
-    from .devices import load_profile, open_device
-    from .predict import load_table, predictor_path
-    from .spaces import get_space
-
-    profile_ = load_profile(device_name)
-    table = load_table(device_name, precision, lut_dir)
-    sp = get_space(space_name)
-    nets = sample_networks(sp, n_archs, seed)
-    if sp.calibrate_with_zoo if with_zoo is None else with_zoo:
-        nets += zoo_networks()
-    nets = _runnable(nets, table, precision)
-    missing = table.missing([n.arch for n in nets])
-    if missing:
-        from .predict import MissingKeys
-
-        exc = MissingKeys(missing, device_name, precision)
-        exc.hint = (f"for the space's networks: latbench profile --device {device_name} --space "
-                    f"{space_name} --precision {precision} --lut-dir {lut_dir}"
-                    + (f"; for the zoo: the same with --zoo instead of --space {space_name}"
-                       if with_zoo else ""))
-        raise exc
-    path = nets_path(lut_dir, device_name, precision, "calib")
-    with open_device(profile_) as dev:
-        results = measure_networks(dev, nets, path, precision, workers,
-                                   progress_wanted(no_progress))
-    wanted = {n.arch.digest() for n in nets}
-    fitted, X, y = fit_and_save(table, [r for d, r in results.items() if d in wanted], lut_dir)
-    from .validate import metrics
-
-    if as_json:
-        _echo_json({"device": device_name, "precision": precision, "networks": int(len(y)),
-                    "measurements": str(path),
-                    "predictor": str(predictor_path(lut_dir, device_name, precision)),
-                    "training": {k: metrics(p.predict(X), y).__dict__
-                                 for k, p in fitted.items()}})
-        return
-    click.echo(f"measured {len(y)} networks -> {path}")
-    for k, p in fitted.items():
-        m = metrics(p.predict(X), y)
-        click.echo(f"  {k:10} training MAPE {m.mape:5.2f} %  within 10 % {m.within10:5.1f} %")
-    click.echo(f"predictor -> {predictor_path(lut_dir, device_name, precision)}")
-
-
-@cli.command()
-@click.option("--device", "device_name", default="host", show_default=True, help=DEVICE_HELP)
-@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True,
-              help=PRECISION_HELP)
-@click.option("--archs", "n_archs", type=click.IntRange(1), default=50, show_default=True,
-              help="Held-out networks sampled from the space (those calibrate used are left out).")
-@click.option("--seed", type=int, default=7, show_default=True,
-              help="Seed of the held-out sample.")
-@click.option("--space", "space_name", type=_space_choice(), default="mnasnet", show_default=True,
-              help="Search space the networks are sampled from.")
-@_lut_dir_option
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Report directory [runs/validate-DEVICE-PRECISION].")
-@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
-              help="Conversion processes.")
-@click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def validate(device_name, precision, n_archs, seed, space_name, lut_dir, out_dir, workers,
-             no_progress, as_json) -> None:
-    """Held-out accuracy of every predictor against end-to-end measurements."""
-    import pandas as pd
-
-    from .calibrate import load_results, measure_networks, nets_path, sample_networks, zoo_networks
-    from .devices import load_profile, open_device
-    from .errors import InputError
-    from .fileio import write_atomic
-    from .predict import PREDICTOR_KINDS, load_table
-    from .spaces import get_space
-    from .validate import metrics, predict_heldout, scatter_png, zoo_leave_one_out
-
-    profile_ = load_profile(device_name)
-    table = load_table(device_name, precision, lut_dir)
-    calib = nets_path(lut_dir, device_name, precision, "calib")
-    if not calib.exists():
-        raise InputError(f"no calibration measurements at {calib}; run: latbench calibrate "
-                         f"--device {device_name} --precision {precision}")
-    train = load_results(calib)
-    nets = [n for n in sample_networks(get_space(space_name), n_archs, seed)
-            if n.arch.digest() not in train]
-    nets = _runnable(nets, table, precision)
-    path = nets_path(lut_dir, device_name, precision, "validate")
-    with open_device(profile_) as dev:
-        results = measure_networks(dev, nets, path, precision, workers,
-                                   progress_wanted(no_progress))
-    test = [results[n.arch.digest()] for n in nets]
-    preds, meas, rows = predict_heldout(table, list(train.values()), test)
-    zoo_digests = {n.arch.digest() for n in zoo_networks()}
-    zoo = zoo_leave_one_out(table, list(train.values()),
-                            [r for d, r in train.items() if d in zoo_digests])
-    out_dir = out_dir or Path("runs") / f"validate-{device_name}-{precision}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame({"name": [r.network.arch.name for r in rows], "measured_ms": meas,
-                          **{f"{k}_ms": preds[k] for k in PREDICTOR_KINDS}})
-    write_atomic(out_dir / "heldout.csv", frame.to_csv(index=False).encode())
-    write_atomic(out_dir / "zoo.csv", pd.DataFrame(zoo).to_csv(index=False).encode())
-    summary = {k: metrics(preds[k], meas).__dict__ for k in PREDICTOR_KINDS}
-    write_atomic(out_dir / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
-    scatter_png(out_dir / "predicted_vs_measured.png", preds, meas,
-                f"{device_name} {precision}: {len(meas)} held-out networks (seed {seed})", zoo)
-    if as_json:
-        _echo_json({"device": device_name, "precision": precision, "seed": seed,
-                    "heldout": len(meas), "trained_on": len(train), "metrics": summary,
-                    "zoo": zoo, "report": str(out_dir)})
-        return
-    click.echo(f"{len(meas)} held-out networks (seed {seed}), trained on {len(train)}:")
-    click.echo(f"{'predictor':11} {'MAPE %':>7} {'RMSE ms':>8} {'±5 %':>6} {'±10 %':>6} "
-               f"{'tau':>5} {'rho':>5}")
-    for k, m in summary.items():
-        click.echo(f"{k:11} {m['mape']:7.2f} {m['rmse_ms']:8.3f} {m['within5']:6.1f} "
-                   f"{m['within10']:6.1f} {m['kendall_tau']:5.2f} {m['spearman_rho']:5.2f}")
-    if zoo:
-        click.echo("zoo (leave-one-out):")
-        for z in zoo:
-            click.echo(f"  {z['name']:22} measured {z['measured_ms']:8.3f} ms   " + "  ".join(
-                f"{k} {z[f'{k}_err_pct']:+6.1f} %" for k in PREDICTOR_KINDS))
-    click.echo(f"report -> {out_dir}/ (metrics.json, heldout.csv, zoo.csv, "
-               f"predicted_vs_measured.png)")
-
-
 @cli.group()
 def lut() -> None:
     """Inspect the LUT folder."""
@@ -591,9 +314,13 @@ def lut_list(lut_dir: Path, as_json: bool) -> None:
 
 def _register_subsystem_commands() -> None:
     """Commands that live beside their subsystem."""
+    from .cli_predict import calibrate_command, predict_command, validate_command
     from .devices.cli_devices import devices_command
     from .search.cli_search import search_command
 
+    cli.add_command(predict_command, "predict")
+    cli.add_command(calibrate_command, "calibrate")
+    cli.add_command(validate_command, "validate")
     cli.add_command(devices_command, "devices")
     cli.add_command(search_command, "search")
 

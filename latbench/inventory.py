@@ -10,14 +10,12 @@ keeps working when file names change. Nothing is executed or unpickled.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .records import IDENTITY_KEYS
 
 
 @dataclass
@@ -45,9 +43,11 @@ class Entry:
 
 
 def identity_of(meta: dict[str, Any]) -> str:
-    """Same hash as a predictor file's `lut_identity` (settings that must match)."""
-    ident = {k: meta.get(k) for k in IDENTITY_KEYS}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    """The LUT settings a predictor file is bound to (`LUT.settings_identity`: fingerprint,
+    converter, precision, protocol)."""
+    from .lut import LUT
+
+    return LUT(meta=meta).settings_identity()
 
 
 def _read_table(path: Path) -> Entry:
@@ -90,10 +90,13 @@ def _read_predictor(path: Path) -> Entry | None:
     if not isinstance(doc, dict) or not str(doc.get("format", "")).startswith("latbench-predictor"):
         return None
     kinds = doc.get("predictors")
+    cal = doc.get("calibration") if isinstance(doc.get("calibration"), dict) else {}
+    lut = doc.get("lut") if isinstance(doc.get("lut"), dict) else {}
     return Entry(
         file=path.name, kind="predictor", device=str(doc.get("device") or ""),
         space=str(doc.get("space") or ""), precision=str(doc.get("precision") or ""),
-        rows=int(doc.get("trained_on") or 0), identity=str(doc.get("lut_identity") or ""),
+        rows=int(cal.get("networks") or 0), identity=str(lut.get("settings") or ""),
+        created=str(doc.get("created") or ""),
         extra={"format": doc.get("format"),
                "predictors": sorted(kinds) if isinstance(kinds, dict) else kinds})
 

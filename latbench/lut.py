@@ -10,6 +10,8 @@ whose settings differ from the device's is refused, never mixed in.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -94,6 +96,35 @@ class LUT:
     def median(self, key: str) -> float:
         return self.rows[key].measurement.median_ms  # type: ignore[union-attr]
 
+    def settings_identity(self) -> str:
+        """Hash of what the rows were measured under: device fingerprint, converter,
+        precision and the measurement protocol (a LUT timed with other warm-up or run
+        counts is another LUT)."""
+        ident = {k: self.meta.get(k) for k in (*records.IDENTITY_KEYS, "protocol")}
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+    def content(self, keys: Iterable[str] | None = None) -> dict[str, str]:
+        """key -> "median_ms" (or "failed") for the given keys (default: every row).
+
+        What a predictor is bound to: a re-profiled or edited row changes its
+        entry. Values are the CSV's own 6-digit text, so a load/save round trip
+        does not change them.
+        """
+        out = {}
+        for k in sorted(self.rows if keys is None else keys):
+            r = self.rows.get(k)
+            if r is None:
+                out[k] = "missing"
+            elif r.status != "ok" or r.measurement is None:
+                out[k] = "failed"
+            else:
+                out[k] = f"{r.measurement.median_ms:.6g}"
+        return out
+
+    def content_hash(self, keys: Iterable[str] | None = None) -> str:
+        """sha256 of content(keys) (16 hex digits)."""
+        return content_hash(self.content(keys))
+
     def check_compatible(self, meta: dict[str, Any], what: str = "this device") -> None:
         records.check_compatible(self.meta, meta, self.path or "LUT", what)
 
@@ -174,6 +205,11 @@ class LUT:
             d["macs"] = r.spec.macs()
             recs.append(d)
         return pd.DataFrame.from_records(recs)
+
+
+def content_hash(content: dict[str, str]) -> str:
+    """The hash of LUT.content(): equal iff every listed row has the same value."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_luts(paths: Iterable[Path]) -> LUT:

@@ -13,8 +13,8 @@ if [ "${QUICK:-0}" = 1 ]; then CAL=30; VAL=15; SAMPLES=8; fi
 latbench zoo
 latbench profile --device host --space mnasnet
 latbench profile --device host --zoo
-latbench calibrate --device host --archs "$CAL" --seed 0
-latbench validate --device host --archs "$VAL" --seed 7
+latbench calibrate --device host --archs "$CAL" --seed 0 --no-zoo   # zoo stays held out
+latbench validate --device host --archs "$VAL" --seed 7 --keras-refs
 latbench predict examples/zoo/mnasnet_a1.json --device host | head -3
 if latbench search --help >/dev/null 2>&1; then
   T=$(latbench predict examples/zoo/mobilenet_v2_x1.json --device host --json \

@@ -57,4 +57,28 @@ def tiny_pipeline(tmp_path_factory):
         steps[name] = r = latbench_cli(*args)
         assert r.returncode == 0, f"latbench {name} failed:\n{r.stdout}\n{r.stderr}"
     return {"root": root, "lut_dir": lut_dir, "lut": lut_dir / "host_tiny_fp32.csv",
-            "nets": lut_dir / "host_fp32.validate.csv", "validate": val_dir, "steps": steps}
+            "nets": lut_dir / "host_tiny_fp32.validate.csv", "validate": val_dir, "steps": steps}
+
+
+SYNTHETIC_META = {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32",
+                  "space": "tiny", "protocol": {"min_runs": 15}}
+
+
+@pytest.fixture
+def synthetic_tiny(tmp_path):
+    """(space, LayerTable, lut_dir): a LUT of the tiny space whose values are a known
+    function of each layer (0.01 ms + MACs / 1e7).
+
+    An arithmetic fixture: it checks predictors' bookkeeping and fitting, not
+    latency; real latencies are exercised in tests/test_e2e_cli.py.
+    """
+    from latbench.lut import LUT, Row
+    from latbench.measure import summarize
+    from latbench.predictors import LayerTable
+    from latbench.space import get_space
+
+    sp = get_space("tiny")
+    lut = LUT.create(tmp_path / "host_tiny_fp32.csv", SYNTHETIC_META)
+    for s in sp.enumerate_specs():
+        lut.append(Row(s, "ok", summarize([0.01 + s.macs() / 1e7])))
+    return sp, LayerTable(lut, "host", "fp32"), tmp_path

@@ -31,11 +31,14 @@ def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
     r = run("profile", "--space", "tiny", "--lut-dir", lut, "--no-progress")
     assert "0 measured, 0 failed, 213 already" in r.stdout
 
-    assert (lut / "host_fp32.predictor.json").exists()
-    assert "measured 16 networks" in tiny_pipeline["steps"]["calibrate"].stdout
+    assert (lut / "host_tiny_fp32.predictor.json").exists()
+    assert "fitted on 16 networks" in tiny_pipeline["steps"]["calibrate"].stdout
     out = tiny_pipeline["validate"]
     m = json.loads((out / "metrics.json").read_text())
-    assert set(m) == {"flops", "lut", "regression"} and m["regression"]["n"] == 8
+    assert set(m) == {"scaled", "flops", "lut", "regression"} and m["scaled"]["n"] == 8
+    # validate evaluated the very file predict and search load
+    assert json.loads((out / "predictor.json").read_text())["path"] == str(
+        lut / "host_tiny_fp32.predictor.json")
     assert (out / "predicted_vs_measured.png").stat().st_size > 10_000
 
     # predict and export a network of the tiny space
@@ -44,10 +47,10 @@ def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
     arch = get_space("tiny").decode([2, 0, 0, 0, 1, 1] * 2, name="t")
     af = tmp_path / "t.json"
     af.write_text(arch.to_json())
-    r = run("predict", af, "--lut-dir", lut, "--json")
+    r = run("predict", af, "--space", "tiny", "--lut-dir", lut, "--json")
     assert r.returncode == 0, r.stderr
     p = json.loads(r.stdout)
-    assert p["predictor"] == "regression" and len(p["layers"]) == len(arch.layers())
+    assert p["predictor"] == "scaled" and len(p["layers"]) == len(arch.layers())
     assert p["lut_sum_ms"] == pytest.approx(sum(x["ms"] for x in p["layers"]))
     r = run("export", af, "-o", tmp_path / "t.tflite", "--precision", "int8")
     assert r.returncode == 0 and (tmp_path / "t.tflite").read_bytes()[4:8] == b"TFL3"

@@ -21,8 +21,9 @@ def test_luts_predictors_and_stray_files_are_listed_with_counts(tmp_path):
     lut.append(Row(_spec(16), "ok", summarize([1.0, 1.1, 1.2])))
     lut.append(Row(_spec(24), "failed", error="run: boom"))
     (tmp_path / "whatever-name.json").write_text(json.dumps({
-        "format": "latbench-predictor/2", "device": "host", "precision": "fp32",
-        "trained_on": 116, "lut_identity": identity_of(META), "predictors": {"regression": {}}}))
+        "format": "latbench-predictor/2", "device": "host", "space": "t", "precision": "fp32",
+        "calibration": {"networks": 116}, "lut": {"settings": identity_of(META)},
+        "predictors": {"scaled": {}}}))
     (tmp_path / "README.md").write_text("not a table")
     (tmp_path / "notes.json").write_text("[1, 2]")
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
@@ -45,6 +46,6 @@ def test_identity_changes_with_the_settings_only():
 
 
 def test_identity_is_the_one_predictor_files_are_bound_to():
-    from latbench.predict import lut_identity
+    from latbench.predictors import lut_identity
 
-    assert identity_of(META) == lut_identity(LUT(meta=META))
+    assert lut_identity(LUT(meta=META)).startswith(identity_of(META) + "-")

@@ -90,3 +90,18 @@ def test_a_lut_from_before_the_groups_column_loads_and_resumes(tmp_path):
     assert set(back.rows) == {_spec(16).key, _spec(24).key}
     assert back.rows[_spec(16).key].measurement.median_ms == pytest.approx(1.0)
     assert "groups" in p.read_text().splitlines()[len(META)]
+
+
+def test_content_hash_follows_row_values_and_protocol_is_part_of_the_settings(tmp_path):
+    p = tmp_path / "host_t_fp32.csv"
+    lut = LUT.create(p, {**META, "protocol": {"min_runs": 15}})
+    lut.append(Row(_spec(16), "ok", summarize([1.0])))
+    lut.append(Row(_spec(24), "failed", error="boom"))
+    before, settings = lut.content_hash(), lut.settings_identity()
+    assert lut.content() == {_spec(16).key: "1", _spec(24).key: "failed"}
+    assert LUT.load(p).content_hash() == before  # a load round trip changes nothing
+    lut.append(Row(_spec(16), "ok", summarize([1.01])))  # re-profiled row
+    assert lut.content_hash() != before
+    assert lut.content_hash([_spec(24).key]) == LUT.load(p).content_hash([_spec(24).key])
+    other = LUT(meta={**META, "protocol": {"min_runs": 30}})
+    assert other.settings_identity() != settings

@@ -11,7 +11,7 @@ from latbench.arch import arch_from_dict
 from latbench.errors import InputError
 from latbench.lut import LUT, Row
 from latbench.measure import summarize
-from latbench.predict import LayerTable, SpaceTable
+from latbench.predictors import LayerTable, SpaceTable
 from latbench.spaces import SPACES, get_space
 from latbench.spaces.mnasnet import DECISIONS, MnasNetSpace
 

@@ -22,16 +22,11 @@ def _latency_source(cfg, lut_dir: Path, measure):
 
     predict, identity = None, {"latency": cfg.latency, "device": cfg.device}
     if cfg.latency == "lut":
-        import hashlib
+        from ..predictors import load_predictor
 
-        from ..predict import load_predictor, lut_identity, predictor_path
-
-        model = load_predictor(cfg.device, cfg.precision, lut_dir)
+        model = load_predictor(cfg.device, cfg.precision, lut_dir, cfg.space)
         predict = model.predict
-        ppath = predictor_path(lut_dir, cfg.device, cfg.precision)
-        identity.update(predictor=model.name, lut=lut_identity(model.table.lut),
-                        predictor_sha=hashlib.sha256(ppath.read_bytes()).hexdigest()[:16]
-                        if model.name != "lut" and ppath.exists() else None)
+        identity.update(model.identity())  # predictor, its file's hash, the LUT's settings+rows
     return LatencySource(predict=predict, measure=measure), identity
 
 
@@ -191,7 +186,12 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
         a, b = resolve(constraint, alpha, beta)
         if not 0 < proxy_width <= 4:
             raise InputError(f"must be in (0, 4], got {proxy_width:g}", "--proxy-width")
-        load_profile(device)  # an unknown device: exit 2 now, not after loading TensorFlow
+        from ..devices import known_profiles
+
+        # an unknown device: exit 2 now, not after loading TensorFlow (unless a few-shot
+        # predictor exists for it: such a device may have no profile)
+        if device not in known_profiles() and not (latency == "lut" and any(lut_dir.glob(f"{device}_*"))):
+            load_profile(device)
         get_space(space_name)
         ds = load_dataset(dataset, data_dir, proxy_resolution, seed=0)  # a missing data dir too
         from .run import SearchConfig
@@ -215,8 +215,15 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
     evaluator = make_evaluator(cfg, dataset=ds)
     executor = make_executor(workers, ray_address)
     close_device = lambda: None  # noqa: E731
+    from ..devices import known_profiles
+
+    no_device = cfg.latency == "lut" and cfg.device not in known_profiles()
+    if no_device:  # e.g. a few-shot predictor for a device latbench cannot reach
+        log(f"note: no device profile {cfg.device!r}: predicted latency only, no spot checks")
     try:
-        measure, close_device = executor.device_measure(cfg.device, cfg.precision)
+        measure = None
+        if not no_device:
+            measure, close_device = executor.device_measure(cfg.device, cfg.precision)
         lat, identity = _latency_source(cfg, Path(cfg.lut_dir), measure)
         runner = Search(out_dir, cfg, evaluator, lat, space, log=log,
                         progress=progress_wanted(no_progress), executor=executor)

@@ -36,7 +36,7 @@ from .. import records
 from ..arch import Arch, save_arch
 from ..errors import InputError, LatbenchError
 from ..fileio import append_line, write_atomic
-from ..predict import FailedLayers
+from ..predictors import FailedLayers
 from ..spaces import SearchSpace, get_space
 from . import samples as samples_file
 from .accuracy import AccuracySource

@@ -1,0 +1,93 @@
+"""The Python API: predicted latency for notebooks and other NAS code bases.
+
+    import latbench
+    latbench.predict("arch.json", device="host")          # ms, one network
+    p = latbench.Predictor(device="host")                 # load once, predict many
+    p.predict(["a.json", arch, "0-1-0-0-1-1-...", ...])   # paths, Arch, dicts, tokens
+    p.predict_tokens(token_matrix)                        # vectorised over a search space
+
+It loads exactly what `latbench predict` and `latbench search` load (the
+device's predictor file, checked against its LUT), so numbers agree with the
+command line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+import numpy as np
+
+from .arch import Arch, arch_from_dict, load_arch
+from .errors import InputError
+
+NetworkLike = Union[str, Path, Arch, dict, Sequence[int]]
+
+
+class Predictor:
+    """One device's latency predictor, loaded once (see the module docstring)."""
+
+    def __init__(self, device: str = "host", precision: str = "fp32", space: str = "mnasnet",
+                 lut_dir: str | Path = "lut"):
+        from .predictors import load_predictor
+        from .space import get_space
+
+        self.device, self.precision = device, precision
+        self.space = get_space(space)
+        self.model = load_predictor(device, precision, Path(lut_dir), space)
+
+    @property
+    def kind(self) -> str:
+        """Which predictor answers: "scaled" (calibrated) or "lut" (plain LUT sum)."""
+        return self.model.name
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """The predictor file's path, calibration and LUT identity (what a paper should cite)."""
+        doc = self.model.doc or {}
+        return {"file": str(self.model.path) if self.model.path else None,
+                "calibration": {k: v for k, v in doc.get("calibration", {}).items()
+                                if k != "digests"},
+                **self.model.identity()}
+
+    def to_arch(self, net: NetworkLike) -> Arch:
+        """A path to arch.json, an Arch, an arch dict, or the space's tokens ("0-1-..." or ints)."""
+        if isinstance(net, Arch):
+            return net
+        if isinstance(net, dict):
+            return arch_from_dict(net)
+        if isinstance(net, Path) or (isinstance(net, str) and net.endswith(".json")):
+            return load_arch(Path(net))
+        if isinstance(net, str):
+            try:
+                net = [int(t) for t in net.replace(",", "-").split("-") if t.strip()]
+            except ValueError:
+                raise InputError(f"{net!r} is neither an arch.json path nor tokens",
+                                 "network") from None
+        return self.space.decode([int(t) for t in net])
+
+    def predict(self, nets: NetworkLike | Sequence[NetworkLike]) -> float | np.ndarray:
+        """Latency in ms: a float for one network, an array for a list of them."""
+        one = isinstance(nets, (str, Path, Arch, dict)) or (
+            len(nets) > 0 and all(isinstance(t, (int, np.integer)) for t in nets))
+        archs = [self.to_arch(nets)] if one else [self.to_arch(n) for n in nets]
+        out = self.model.predict(archs)
+        return float(out[0]) if one else out
+
+    def predict_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        """Vectorised over an (N, tokens) matrix of the space; NaN where a layer failed."""
+        return self.model.predict_tokens(self.space, np.asarray(tokens))
+
+    def breakdown(self, net: NetworkLike) -> list[tuple[str, float]]:
+        """(layer key, LUT ms) per layer, in network order (uncalibrated)."""
+        return [(s.key, ms) for s, ms in self.model.breakdown(self.to_arch(net))]
+
+    def __repr__(self) -> str:
+        return (f"latbench.Predictor(device={self.device!r}, precision={self.precision!r}, "
+                f"space={self.space.name!r}, kind={self.kind!r})")
+
+
+def predict(net: NetworkLike, device: str = "host", precision: str = "fp32",
+            space: str = "mnasnet", lut_dir: str | Path = "lut") -> float:
+    """Predicted latency (ms) of one network on a device; see Predictor to predict many."""
+    return Predictor(device, precision, space, lut_dir).predict(net)

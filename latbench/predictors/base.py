@@ -1,0 +1,42 @@
+"""The predictor interface: a scikit-learn-style estimator on feature matrices.
+
+Settings go to the constructor, learned state ends in `_` and first appears in
+fit(), fit() returns self, predicting before fitting raises NotFitted. A
+predictor serialises to and from a plain dict (JSON), never to pickle.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from ..errors import InputError
+
+
+class NotFitted(InputError):
+    def __init__(self, kind: str):
+        super().__init__(f"the {kind} predictor is not fitted; run latbench calibrate first")
+
+
+class Predictor(ABC):
+    """fit(X, y) / predict(X) on (N, len(FEATURES)) feature matrices, latencies in ms."""
+
+    kind: str = ""
+
+    @abstractmethod
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "Predictor":
+        """Learn from measured whole networks; returns self."""
+
+    @abstractmethod
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted latency (ms) per row; NaN where the features are NaN."""
+
+    @abstractmethod
+    def to_dict(self) -> dict:
+        """Settings and learned state as JSON-able data (with "kind")."""
+
+    @classmethod
+    @abstractmethod
+    def from_dict(cls, d: dict) -> "Predictor":
+        """Inverse of to_dict; malformed input is an InputError naming the field."""

@@ -1,0 +1,132 @@
+"""Per-network feature vectors from a LUT: the input every predictor takes.
+
+Every feature is a sum over the network's layers (LUT latency in total and by
+layer kind, MACs, parameters, activation bytes, layer count), so a network's
+vector is the sum of its layers' vectors: the LUT sum is one column, a
+calibrated predictor corrects the isolated-layer bias per kind without leaving
+the LUT's key space, and a search space can be tabulated per block
+(space_table.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..arch import Arch, LayerSpec
+from ..errors import InputError, LatbenchError
+from ..lut import LUT
+
+# The LUT latency split by layer kind: the kinds partition the layers, so the
+# kind columns add up to lut_ms. Kinds separate what runs on different kernels
+# (full conv, depthwise-separable, inverted residuals with a narrow (e <= 4) or
+# wide (e > 4) expansion, each with or without SE): their in-network slowdown,
+# and their speed ratio across precisions or devices, differ.
+KINDS = ("conv", "conv_se", "dconv", "dconv_se", "mbconv_lo", "mbconv_lo_se", "mbconv_hi",
+         "mbconv_hi_se", "other")
+KIND_FEATURES = tuple(f"lut_ms_{k}" for k in KINDS)
+FEATURES = ("lut_ms", *KIND_FEATURES, "macs_m", "params_m", "act_mb", "layers")
+
+
+def layer_kind(spec: LayerSpec) -> str:
+    """Which scale factor a layer's LUT time gets (see KINDS)."""
+    if spec.op in ("pool", "fc"):
+        return "other"
+    if spec.op == "conv":
+        base = "conv"
+    elif not spec.has_expand_conv:  # MobileNetV2's e1: depthwise-separable
+        base = "dconv"
+    else:
+        base = "mbconv_hi" if spec.expand > 4 else "mbconv_lo"
+    return f"{base}_se" if spec.se else base
+
+
+def layer_features(spec: LayerSpec, lut_ms: float) -> np.ndarray:
+    """The additive feature vector of one layer (see FEATURES)."""
+    act = (spec.in_hw**2 * spec.cin + spec.out_hw**2 * spec.cout) * 4 / 1e6
+    if spec.has_expand_conv:
+        act += spec.in_hw**2 * spec.mid * 4 / 1e6
+    kind = layer_kind(spec)
+    return np.array([lut_ms, *(lut_ms if kind == k else 0.0 for k in KINDS),
+                     spec.macs() / 1e6, spec.params() / 1e6, act, 1.0])
+
+
+class MissingKeys(InputError):
+    """Layers never measured on the device: `latbench profile` can fill them in."""
+
+    def __init__(self, keys: list[str], device: str, precision: str):
+        self.keys = keys
+        shown = "\n  ".join(keys[:20]) + (f"\n  ... and {len(keys) - 20} more" if len(keys) > 20 else "")
+        super().__init__(
+            f"{len(keys)} layer(s) missing from the {device} {precision} LUT:\n  {shown}\n"
+            f"measure them with: latbench profile --device {device} --precision {precision} "
+            f"--arch ARCH.json   (or add --profile-missing to predict)")
+
+
+class FailedLayers(LatbenchError):
+    """A network holds layers the device failed to run: it has no latency there."""
+
+    def __init__(self, keys: list[str], device: str):
+        self.keys = keys
+        super().__init__(f"{len(keys)} layer(s) failed to run on {device} (status=failed in the "
+                         f"LUT), so this network cannot run there: {', '.join(keys[:3])}")
+
+
+@dataclass
+class LayerTable:
+    """LUT medians by key, and network features from them."""
+
+    lut: LUT
+    device: str
+    precision: str
+
+    def _keys(self, archs: Sequence[Arch], wanted) -> list[str]:
+        seen: dict[str, None] = {}
+        for a in archs:
+            for s in a.layers(self.precision):
+                if wanted(self.lut.rows.get(s.key)):
+                    seen.setdefault(s.key)
+        return list(seen)
+
+    def missing(self, archs: Sequence[Arch]) -> list[str]:
+        """Keys never measured: `latbench profile` can fill them in."""
+        return self._keys(archs, lambda row: row is None)
+
+    def failed(self, archs: Sequence[Arch]) -> list[str]:
+        """Keys the device failed to run: no measurement will fill them in."""
+        return self._keys(archs, lambda row: row is not None and row.status != "ok")
+
+    def keys(self, archs: Sequence[Arch]) -> list[str]:
+        """Every distinct key the networks use."""
+        return self._keys(archs, lambda row: True)
+
+    def layer_ms(self, spec: LayerSpec) -> float:
+        row = self.lut.rows.get(spec.key)
+        if row is None:
+            raise MissingKeys([spec.key], self.device, self.precision)
+        if row.status != "ok":
+            raise FailedLayers([spec.key], self.device)
+        return row.measurement.median_ms  # type: ignore[union-attr]
+
+    def features(self, archs: Sequence[Arch]) -> np.ndarray:
+        """(N, F) feature matrix; every missing key is reported at once."""
+        missing = self.missing(archs)
+        if missing:
+            raise MissingKeys(missing, self.device, self.precision)
+        failed = self.failed(archs)
+        if failed:
+            raise FailedLayers(failed, self.device)
+        return np.stack([self.layer_breakdown(a).sum(axis=0) for a in archs])
+
+    def layer_breakdown(self, arch: Arch, failed_as_nan: bool = False) -> np.ndarray:
+        """(layers, F): one feature row per layer; a failed layer is all-NaN if asked."""
+        rows = []
+        for s in arch.layers(self.precision):
+            row = self.lut.rows.get(s.key)
+            if failed_as_nan and row is not None and row.status != "ok":
+                rows.append(np.full(len(FEATURES), np.nan))
+            else:
+                rows.append(layer_features(s, self.layer_ms(s)))
+        return np.stack(rows)

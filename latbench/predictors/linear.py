@@ -1,0 +1,90 @@
+"""Baseline predictors: the plain LUT sum and a ridge regression on chosen features.
+
+The LUT sum needs no fitting and is biased by design (layers timed in
+isolation). The ridge regression is kept as a baseline (FLOPs-linear uses it
+on MACs alone); it fits absolute error without constraints and extrapolates
+badly to networks unlike its calibration set, which is why the calibrated
+default is ScaledLutPredictor (scaled.py).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from .base import NotFitted, Predictor
+from .features import FEATURES
+
+
+class LutSumPredictor(Predictor):
+    """Sum of isolated-layer LUT medians."""
+
+    kind = "lut"
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "LutSumPredictor":
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X, float)[:, FEATURES.index("lut_ms")]
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LutSumPredictor":
+        return cls()
+
+
+class LinearPredictor(Predictor):
+    """Ridge regression on standardised chosen features (FLOPs baseline: ("macs_m",))."""
+
+    kind = "linear"
+
+    def __init__(self, features: Sequence[str] = FEATURES, alpha: float = 1e-3):
+        self.features = tuple(features)
+        self.alpha = alpha
+        unknown = set(self.features) - set(FEATURES)
+        if unknown:
+            raise InputError(f"unknown feature(s) {sorted(unknown)}", "predictor.features")
+
+    def _cols(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X, float)[:, [FEATURES.index(f) for f in self.features]]
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "LinearPredictor":
+        from sklearn.linear_model import Ridge
+
+        Z = self._cols(X)
+        self.mean_ = Z.mean(axis=0)
+        self.scale_ = np.where(Z.std(axis=0) > 0, Z.std(axis=0), 1.0)
+        model = Ridge(alpha=self.alpha).fit((Z - self.mean_) / self.scale_, np.asarray(y))
+        self.coef_ = np.asarray(model.coef_, dtype=float)
+        self.intercept_ = float(model.intercept_)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "coef_"):
+            raise NotFitted(self.kind)
+        return ((self._cols(X) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+
+    def to_dict(self) -> dict:
+        if not hasattr(self, "coef_"):
+            raise NotFitted(self.kind)
+        return {"kind": self.kind, "features": list(self.features), "alpha": self.alpha,
+                "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
+                "coef": self.coef_.tolist(), "intercept": self.intercept_}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LinearPredictor":
+        try:
+            p = cls(d["features"], float(d["alpha"]))
+            p.mean_ = np.asarray(d["mean"], dtype=float)
+            p.scale_ = np.asarray(d["scale"], dtype=float)
+            p.coef_ = np.asarray(d["coef"], dtype=float)
+            p.intercept_ = float(d["intercept"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed linear predictor: {exc}", "predictor") from None
+        if not (len(p.mean_) == len(p.scale_) == len(p.coef_) == len(p.features)):
+            raise InputError("malformed linear predictor: coefficient lengths differ", "predictor")
+        return p

@@ -1,0 +1,123 @@
+"""What the rest of latbench uses: a device's LUT plus its predictor, loaded and checked.
+
+load_predictor() finds `{device}_{space}_{precision}.predictor.json` in the LUT
+directory, loads the LUT it names (the device's own, or the prior device's for
+a few-shot predictor), refuses it if that LUT changed since, and returns a
+LatencyModel; with no predictor file it falls back to the plain LUT sum of the
+device's own LUT. predict, validate, the search and the Python API all go
+through here, so they evaluate the same file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..arch import Arch, LayerSpec
+from ..errors import InputError
+from ..lut import LUT, find_luts, load_luts
+from ..space import SearchSpace
+from .base import Predictor
+from .features import LayerTable
+from .files import check_against, file_sha256, load_predictors, predictor_path, read_doc
+from .linear import LutSumPredictor
+from .space_table import SpaceTable
+
+
+def lut_identity(lut: LUT) -> str:
+    """Settings (protocol included) and every row's value, as one short hash."""
+    return f"{lut.settings_identity()}-{lut.content_hash()}"
+
+
+class LatencyModel:
+    """predict(archs) and predict_tokens(space, tokens), in ms, for one device."""
+
+    def __init__(self, table: LayerTable, predictor: Predictor, name: str, device: str | None = None,
+                 path: Path | None = None, doc: dict[str, Any] | None = None,
+                 fitted: dict[str, Predictor] | None = None):
+        self.table = table
+        self.predictor = predictor
+        self.fitted = fitted or {name: predictor}  # every predictor of the file, by name
+        self.name = name  # which predictor is in use: "scaled", "lut", ...
+        self.device = device or table.device
+        self.path = path
+        self.doc = doc
+        self._spaces: dict[SearchSpace, SpaceTable] = {}
+
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+        return self.predictor.predict(self.table.features(archs))
+
+    def breakdown(self, arch: Arch) -> list[tuple[LayerSpec, float]]:
+        """Each layer's LUT time (uncalibrated), in network order."""
+        return [(s, self.table.layer_ms(s)) for s in arch.layers(self.table.precision)]
+
+    def out_of_range(self, archs: Sequence[Arch]) -> list[list[str]]:
+        """Per network, what lies outside the range the predictor was calibrated on."""
+        check = getattr(self.predictor, "check_range", None)
+        if check is None:
+            return [[] for _ in archs]
+        return check(self.table.features(archs))
+
+    def space_table(self, space: SearchSpace) -> SpaceTable:
+        if space not in self._spaces:
+            self._spaces[space] = SpaceTable(space, self.table)
+        return self._spaces[space]
+
+    def predict_tokens(self, space: SearchSpace, tokens: np.ndarray) -> np.ndarray:
+        """Vectorised over an (N, tokens) matrix; NaN for networks that cannot run."""
+        return self.predictor.predict(self.space_table(space).features(tokens))
+
+    def identity(self) -> dict[str, Any]:
+        """What a search records: predictor, its file's hash, and the LUT it runs on."""
+        return {"predictor": self.name, "device": self.device,
+                "lut_device": self.table.device, "lut_precision": self.table.precision,
+                "lut": lut_identity(self.table.lut),
+                "predictor_sha": file_sha256(self.path)[:16] if self.path else None}
+
+
+def load_table(device: str, precision: str = "fp32", lut_dir: Path = Path("lut")) -> LayerTable:
+    paths = find_luts(lut_dir, device, precision)
+    if not paths:
+        raise InputError(f"no {precision} LUT for device {device!r} in {lut_dir}/; measure the "
+                         f"layers of your networks with: latbench profile --device {device} "
+                         f"--arch ARCH.json --lut-dir {lut_dir} --precision {precision} (or "
+                         f"latbench predict ARCH.json --profile-missing --lut-dir {lut_dir}), or "
+                         f"a whole space: latbench profile --device {device} --space mnasnet "
+                         f"--lut-dir {lut_dir} --precision {precision}")
+    lut = load_luts(paths)
+    if lut.meta.get("precision") != precision:
+        raise InputError(f"LUT {paths[0]} holds {lut.meta.get('precision')} measurements, "
+                         f"not {precision}")
+    return LayerTable(lut, device, precision)
+
+
+def load_predictor_file(path: Path, lut_dir: Path = Path("lut")) -> LatencyModel:
+    """A predictor file and the LUT it names, checked against each other."""
+    path = Path(path)
+    doc = read_doc(path)
+    rec = doc["lut"]
+    table = load_table(rec["device"], rec.get("precision", doc["precision"]), lut_dir)
+    check_against(doc, table.lut, path)
+    fitted = load_predictors(doc, path)
+    return LatencyModel(table, fitted[doc["default"]], doc["default"], doc["device"], path, doc,
+                        fitted)
+
+
+def load_predictor(device_name: str, precision: str = "fp32", lut_dir: Path = Path("lut"),
+                   space: str = "mnasnet", require_calibrated: bool = False) -> LatencyModel:
+    """The device's calibrated predictor, or the plain sum of its own LUT."""
+    ppath = predictor_path(lut_dir, device_name, space, precision)
+    if ppath.exists():
+        model = load_predictor_file(ppath, lut_dir)
+        doc = model.doc or {}
+        if (doc.get("device"), doc.get("space"), doc.get("precision")) != (device_name, space,
+                                                                           precision):
+            raise InputError(f"{ppath} holds a predictor for {doc.get('device')} "
+                             f"{doc.get('space')} {doc.get('precision')}, not its file name's")
+        return model
+    if require_calibrated:
+        raise InputError(f"no calibrated predictor at {ppath}; run: latbench calibrate "
+                         f"--device {device_name} --space {space} --precision {precision}")
+    return LatencyModel(load_table(device_name, precision, lut_dir), LutSumPredictor(), "lut")
