@@ -339,10 +339,13 @@ def validate(device_name, precision, n_archs, seed, space_name, lut_dir, out_dir
 def _register_subsystem_commands() -> None:
     """Commands that live beside their subsystem."""
     from .devices.cli_devices import devices_command
+    from .cli_tuning import netadapt_command, scale_command
     from .search.cli_search import search_command
 
     cli.add_command(devices_command, "devices")
     cli.add_command(search_command, "search")
+    cli.add_command(netadapt_command, "netadapt")
+    cli.add_command(scale_command, "scale")
 
 
 _register_subsystem_commands()
