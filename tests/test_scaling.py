@@ -90,7 +90,9 @@ def test_scale_writes_a_family_with_predicted_and_measured_latency(tmp_path):
                                 "blocks": ["r1_k3_s11_e1_i16_o16_noskip", "r2_k3_s22_e4_i16_o24"],
                                 "head": {"filters": 64}, "classes": 10}))
     lut, out = tmp_path / "lut", tmp_path / "run"
-    base = latbench_cli("predict", arch, "--lut-dir", lut, "--profile-missing", "--json")
+    prof = latbench_cli("profile", "--arch", arch, "--lut-dir", lut, "--no-progress")
+    assert prof.returncode == 0, prof.stderr
+    base = latbench_cli("predict", arch, "--lut-dir", lut, "--json")
     assert base.returncode == 0, base.stderr
     base_ms = json.loads(base.stdout)["latency_ms"]
     r = latbench_cli("scale", arch, "--lut-dir", lut, "--out", out, "--alphas", "1,2",
