@@ -132,11 +132,15 @@ def grid_search(base: Arch, cfg: ScaleConfig, predict: Callable[[Sequence[Arch]]
                 cands.append(Candidate(Coefficients(a, b, g), arch, ms, ms / base_ms))
             if lat[0] / base_ms > hi:
                 too_slow.append((b, g))
-    inside = [c for c in cands if lo <= c.ratio <= hi]
+    inside, seen = [], set()
+    for c in sorted(cands, key=lambda c: (abs(c.ratio - cfg.target_ratio), c.coef.flops_ratio)):
+        digest = c.arch.digest()  # e.g. alpha 1.8 and 2.0 round to the same repeats
+        if lo <= c.ratio <= hi and digest not in seen:
+            seen.add(digest)
+            inside.append(c)
     if not inside:
         raise InputError(f"no grid point has a {cfg.constraint} ratio within "
                          f"[{lo:.2f}, {hi:.2f}]: widen --tolerance or the grid")
-    inside.sort(key=lambda c: (abs(c.ratio - cfg.target_ratio), c.coef.flops_ratio))
     for c in inside[:cfg.max_candidates]:
         c.accuracy = float(accuracy(c.arch, c.coef))
         log(f"  {c.coef.label():18} ratio {c.ratio:5.2f}  proxy accuracy {c.accuracy:.4f}")
