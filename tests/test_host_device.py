@@ -48,14 +48,14 @@ def test_runtime_crash_costs_one_entry_not_the_profiler(model_path, tmp_path):
         with pytest.raises(ModelRunError):
             dev.measure(bad)
         dev.measure(model_path)
-    with open_device(_fast_profile(max_runs=10**6, max_seconds=3, target_ci=0)) as dev:
+    with open_device(_fast_profile(max_runs=10**6, max_seconds=3, target_ci=-1)) as dev:
         with pytest.raises(ModelRunError, match="crashed"):
             _kill_mid_measure(dev, model_path)  # the runtime process dies mid-run
         assert dev.measure(model_path).runs >= 10  # a fresh worker took over
 
 
 def test_repeated_crashes_mean_the_device_is_lost(model_path):
-    with open_device(_fast_profile(max_runs=10**6, max_seconds=3, target_ci=0)) as dev:
+    with open_device(_fast_profile(max_runs=10**6, max_seconds=3, target_ci=-1)) as dev:
         dev.max_consecutive_crashes = 2
         with pytest.raises(ModelRunError):
             _kill_mid_measure(dev, model_path)

@@ -30,7 +30,6 @@ import json
 import math
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -44,8 +43,6 @@ from .data import Dataset
 
 
 TRAINER_VERSION = 3  # bump when training or evaluation changes: old cache entries then miss
-BN_IMAGES = 2000  # training images used to re-estimate batch-norm statistics
-EVAL_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -130,20 +127,6 @@ def evaluate(source: AccuracySource, arch: Arch) -> AccuracyResult:
 def default_cache_dir() -> Path:
     root = os.environ.get("LATBENCH_CACHE") or Path.home() / ".cache" / "latbench"
     return Path(root) / "accuracy"
-
-
-@contextmanager
-def _lean_graphs():
-    """Skip Grappler while tracing train steps (saves seconds per network), then restore."""
-    import tensorflow as tf
-
-    old = tf.config.optimizer.get_experimental_options()
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    try:
-        yield
-    finally:
-        tf.config.optimizer.set_experimental_options(
-            {"disable_meta_optimizer": bool(old.get("disable_meta_optimizer", False))})
 
 
 def _framework_versions() -> str:
@@ -234,64 +217,22 @@ class ProxyEvaluator:
 
     def _train(self, arch: Arch) -> tuple[float, int]:
         import keras
-        import tensorflow as tf
 
-        from ..build import apply_layer
+        from .. import train
 
         rc = self.recipe
         keras.backend.clear_session()
         keras.utils.set_random_seed(rc.seed)
-        x_in = keras.Input((arch.resolution, arch.resolution, arch.channels))
-        x = x_in
-        for i, spec in enumerate(arch.layers()):
-            x = apply_layer(x, spec, f"l{i:02d}_{spec.op}")
-        model = keras.Model(x_in, keras.layers.Flatten()(x))
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = rc.bn_momentum
-        tvars = [v.value for v in model.trainable_variables]
-        slots = [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in tvars]
-        it = tf.Variable(0.0)
-
-        def step(xb, yb):
-            with tf.GradientTape() as tape:
-                logits = model(xb, training=True)
-                loss = tf.reduce_mean(
-                    tf.nn.sparse_softmax_cross_entropy_with_logits(yb, logits))
-            grads = tape.gradient(loss, tvars)
-            it.assign_add(1.0)
-            b1p, b2p = tf.pow(0.9, it), tf.pow(0.999, it)
-            for v, (m, s), g in zip(tvars, slots, grads):
-                tf.raw_ops.ResourceApplyAdam(var=v.handle, m=m.handle, v=s.handle, beta1_power=b1p,
-                                             beta2_power=b2p, lr=rc.lr, beta1=0.9, beta2=0.999,
-                                             epsilon=1e-7, grad=g)
-            return loss
-
-        rng = np.random.default_rng(rc.seed)
-        n = len(self.x_train)
-        bs = min(rc.batch, n)
-        with _lean_graphs():
-            train_step = tf.function(step, autograph=False)
-            for _ in range(rc.epochs):
-                order = rng.permutation(n)
-                for i in range(0, n - bs + 1, bs):
-                    idx = order[i:i + bs]
-                    loss = train_step(tf.constant(self.x_train[idx]),
-                                      tf.constant(self.y_train[idx].astype(np.int32)))
-            if not np.isfinite(float(loss)):
-                return 0.0, model.count_params()  # diverged: as bad as chance, never NaN
-        # Re-estimate batch-norm statistics with the trained weights (a cumulative mean
-        # over training batches: momentum k/(k+1) at the k-th), then score in inference
-        # mode: after ~100 steps the running averages are still far from settled.
-        bns = [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
-        for k, i in enumerate(range(0, min(n, BN_IMAGES), EVAL_BATCH)):
-            for bn in bns:
-                bn.momentum = k / (k + 1)
-            model(self.x_train[i:i + EVAL_BATCH], training=True)
-        correct = 0
-        for i in range(0, len(self.x_val), EVAL_BATCH):
-            logits = model(self.x_val[i:i + EVAL_BATCH], training=False)
-            correct += int(np.sum(np.argmax(np.asarray(logits), 1) == self.y_val[i:i + EVAL_BATCH]))
+        model = train.build(arch)
+        loss = train.fit(model, self.x_train, self.y_train,
+                         train.TrainSettings(epochs=rc.epochs, batch=rc.batch, lr=rc.lr,
+                                             bn_momentum=rc.bn_momentum, seed=rc.seed))
         params = model.count_params()
+        if not np.isfinite(loss):
+            return 0.0, params  # diverged: as bad as chance, never NaN
+        # batch-norm statistics re-estimated with the trained weights, then inference mode:
+        # after ~100 steps the running averages are still far from settled
+        train.recalibrate_bn(model, self.x_train)
+        acc = train.accuracy(model, self.x_val, self.y_val)
         keras.backend.clear_session()
-        return correct / len(self.x_val), params
+        return acc, params

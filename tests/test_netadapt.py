@@ -1,0 +1,181 @@
+"""NetAdapt: proposals on Arch (pure), weight inheritance (real Keras), and the command end to end."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from latbench import zoo
+from latbench.arch import arch_from_dict, parse_block_string
+from latbench.errors import InputError
+from latbench.netadapt import (NetAdaptConfig, bake_width, block_mid, proposals, residual_groups,
+                               shrink_mid, shrink_out)
+
+from conftest import latbench_cli
+
+
+def macs_ms(archs):
+    """A real, monotone cost (MACs) standing in for a latency predictor in the pure tests."""
+    return np.array([a.macs() / 1e6 for a in archs])
+
+
+def test_baking_the_width_leaves_every_layer_unchanged():
+    a = zoo.get("mobilenet_v2_x0.35")
+    b = bake_width(a)
+    assert b.width == 1.0 and a.width == 0.35
+    assert [s.key for s in b.layers()] == [s.key for s in a.layers()]
+
+
+def test_a_block_whose_first_layer_is_residual_shares_its_output_with_the_block_before():
+    a = replace(zoo.get("mnasnet_a1"), blocks=(
+        parse_block_string("r1_k3_s11_e1_i32_o16_noskip"),
+        parse_block_string("r2_k3_s22_e6_i16_o24"),
+        parse_block_string("r2_k3_s11_e3_i24_o24"),   # tied to the block before
+        parse_block_string("r1_k3_s11_e3_i24_o24_noskip"),  # no skip: a group of its own
+    ))
+    assert residual_groups(a) == [[0], [1, 2], [3]]
+
+
+def test_shrinking_a_blocks_expansion_sets_exactly_those_channels():
+    a = zoo.get("mnasnet_a1")
+    assert block_mid(a, 3) == 240
+    b = shrink_mid(a, 3, 224)
+    assert block_mid(b, 3) == 224
+    mids = [s.mid for s in b.layers() if s.op == "mbconv"]
+    assert all(m % 8 == 0 for m in mids)
+    assert shrink_mid(a, 3, 40) is None  # would drop the expansion conv (ratio 1)
+    assert shrink_mid(a, 0, 8) is None  # block 0 is depthwise-separable: nothing to shrink
+    # the result survives arch.json
+    assert arch_from_dict(json.loads(b.to_json())).layers() == b.layers()
+
+
+def test_shrinking_a_groups_outputs_moves_the_next_blocks_input_and_stays_consistent():
+    a = zoo.get("mnasnet_a1")
+    b = shrink_out(a, [2], 32)
+    assert b.blocks[2].out_filters == 32 and b.blocks[3].in_filters == 32
+    again = arch_from_dict(json.loads(b.to_json()))  # the consistency check of arch.json passes
+    assert [s.key for s in again.layers()] == [s.key for s in b.layers()]
+
+
+def test_each_proposal_is_the_smallest_shrink_that_cuts_delta():
+    a = zoo.get("mnasnet_a1")
+    cfg = NetAdaptConfig(target_ms=1.0, delta=0.01)
+    cur = float(macs_ms([a])[0])
+    props = proposals(a, cur, cfg, macs_ms)
+    assert {p.kind for p in props} == {"mid", "out"}
+    assert len(props) == 6 + 7  # six blocks expand, seven output groups
+    for p in props:
+        assert p.predicted_ms <= cur * 0.99
+        assert p.after % 8 == 0 and p.after < p.before
+        one_less = p.after + 8
+        if one_less < p.before:
+            from latbench.netadapt import _shrunk
+
+            bigger = _shrunk(a, p.kind, p.blocks, one_less)
+            assert bigger is None or macs_ms([bigger])[0] > cur * 0.99
+
+
+def test_bad_settings_name_the_option():
+    with pytest.raises(InputError, match="--delta"):
+        NetAdaptConfig(target_ms=1.0, delta=1.5)
+    with pytest.raises(InputError, match="--metric"):
+        NetAdaptConfig(target_ms=1.0, metric="flops")
+
+
+def test_a_proposal_inherits_the_parents_weights_truncated(tmp_path):
+    import keras
+
+    from latbench import train
+
+    a = arch_from_dict({"name": "t", "resolution": 16, "channels": 1, "classes": 4,
+                        "stem": {"filters": 16}, "blocks": ["r1_k3_s22_e4_i16_o24_se0.25"],
+                        "head": {"filters": 32}})
+    parent = train.build(a)
+    pw = train.get_weights(parent)
+    b = shrink_out(shrink_mid(a, 0, 48), [0], 16)
+    keras.backend.clear_session()
+    child = train.build(b)
+    assert train.inherit(child, pw) == len(pw)
+    cw = train.get_weights(child)
+    for name, arrays in cw.items():
+        for c, p in zip(arrays, pw[name]):
+            np.testing.assert_array_equal(c, p[tuple(slice(0, n) for n in c.shape)])
+    # weights survive a checkpoint, without pickle
+    train.save_weights(tmp_path / "w.npz", cw)
+    back = train.load_weights(tmp_path / "w.npz")
+    assert back.keys() == cw.keys()
+    for k in cw:
+        for x, y in zip(cw[k], back[k]):
+            np.testing.assert_array_equal(x, y)
+    with pytest.raises(InputError, match="cannot truncate"):
+        train.inherit(train.build(a), train.get_weights(child))  # growing is not inheritance
+
+
+def test_a_checkpoint_holding_pickled_objects_is_refused(tmp_path):
+    from latbench import train
+
+    np.save(tmp_path / "x.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bad.npz", "w") as z:
+        z.write(tmp_path / "x.npy", "l00/0.npy")
+    with pytest.raises(InputError, match="cannot read weights"):
+        train.load_weights(tmp_path / "bad.npz")
+
+
+SMALL = {"name": "small", "resolution": 32, "act": "relu", "stem": {"filters": 16},
+         "blocks": ["r1_k3_s11_e1_i16_o16_noskip", "r2_k3_s22_e4_i16_o32",
+                    "r1_k3_s22_e4_i32_o48"], "head": {"filters": 96}, "classes": 10}
+FAST = ("--proxy-resolution", "16", "--proxy-train", "300", "--pretrain-epochs", "0.5",
+        "--finetune-epochs", "0.1", "--long-epochs", "0.2", "--no-progress")
+
+
+@pytest.mark.slow
+def test_netadapt_meets_the_target_profiles_new_layers_on_demand_and_resumes(tmp_path):
+    arch = tmp_path / "small.json"
+    arch.write_text(json.dumps(SMALL))
+    lut, out = tmp_path / "lut", tmp_path / "run"
+    r = latbench_cli("netadapt", arch, "--target-ratio", "0.9", "--lut-dir", lut, "--out", out,
+                     "--delta", "0.03", *FAST)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["status"] == "target met"
+    assert summary["result"]["predicted_ms"] <= summary["target_ms"]
+    assert summary["layers_profiled_on_demand"] > 0  # no LUT at all: every layer measured here
+    assert (lut / "host_ondemand_fp32.csv").exists()
+    final = json.loads((out / "final.json").read_text())
+    from latbench.arch import arch_from_dict as decode
+
+    assert decode(final).macs() < decode(SMALL).macs()
+    assert (out / "netadapt.png").stat().st_size > 0
+    from latbench import records
+    from latbench.netadapt import STEP_COLUMNS
+
+    _, rows = records.read(out / "steps.csv", STEP_COLUMNS)
+    chosen = [float(x["predicted_ms"]) for x in rows if x["chosen"] == "1"]
+    assert len(chosen) >= 2 and all(b < a for a, b in zip(chosen, chosen[1:]))
+    assert all(x["measured_ms"] for x in rows if x["chosen"] == "1")  # each chosen one timed
+    # a second run finds the finished run and trains nothing more
+    r2 = latbench_cli("netadapt", arch, "--target-ratio", "0.9", "--lut-dir", lut, "--out", out,
+                      "--delta", "0.03", *FAST)
+    assert r2.returncode == 0 and "resuming" in r2.stderr
+    assert json.loads(r2.stdout)["layers_profiled_on_demand"] == 0
+    # other settings on the same directory are refused, naming what differs
+    r3 = latbench_cli("netadapt", arch, "--target-ratio", "0.9", "--lut-dir", lut, "--out", out,
+                      "--delta", "0.05", *FAST)
+    assert r3.returncode == 2 and "delta" in r3.stderr
+
+
+@pytest.mark.slow
+def test_an_unreachable_target_stops_with_the_closest_network_and_says_so(tmp_path):
+    arch = tmp_path / "small.json"
+    arch.write_text(json.dumps(SMALL))
+    out = tmp_path / "run"
+    r = latbench_cli("netadapt", arch, "--target-ms", "0.0001", "--lut-dir", tmp_path / "lut",
+                     "--out", out, "--delta", "0.2", "--no-measure", *FAST)
+    assert r.returncode == 1, r.stderr
+    assert "not met (unreachable)" in r.stderr and "final.json" in r.stderr
+    assert (out / "final.json").exists()
