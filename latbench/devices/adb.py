@@ -313,11 +313,15 @@ class AdbDevice(Device):
         out, _ = self._sh(self._state_line("now"), suffix=" 2>&1")
         return parse_state(_sections(out), "now")
 
-    def throttled(self, st: dict[str, Any]) -> list[str]:
-        """Why this state counts as throttled or too hot ([] = fine); unavailable values never do."""
+    def throttled(self, st: dict[str, Any], cooling: bool = False) -> list[str]:
+        """Why this state counts as throttled or too hot ([] = fine); unavailable values never do.
+
+        While cooling down, the thermal status must fall one level below the throttling one, so
+        the row timed next does not tip the phone straight back over.
+        """
         why = []
         ts = st.get("thermal_status")
-        if isinstance(ts, int) and ts >= self.throttle_status:
+        if isinstance(ts, int) and ts >= (max(1, self.throttle_status - 1) if cooling else self.throttle_status):
             why.append(f"thermal status {ts}")
         capped = st.get("capped_cpus")
         if isinstance(capped, list) and capped:
@@ -336,7 +340,7 @@ class AdbDevice(Device):
         start = time.monotonic()
         first = True
         while True:
-            why = self.throttled(self.state())
+            why = self.throttled(self.state(), cooling=True)
             if not why:
                 return 0.0 if first else time.monotonic() - start
             first = False

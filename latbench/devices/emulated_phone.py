@@ -236,7 +236,7 @@ class _ClockState:
             return 3
         if h >= lim:
             return 2
-        return 1 if h >= 0.8 * lim else 0
+        return 1 if h >= 0.5 * lim else 0
 
 
 def clock_at(env: str, since_ready_s: float) -> float:
