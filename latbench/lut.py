@@ -10,6 +10,7 @@ whose settings differ from the device's is refused, never mixed in.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -23,7 +24,14 @@ from .measure import Measurement
 
 SPEC_COLUMNS = [f.name for f in fields(LayerSpec)]
 STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "std_ms", "mean_ms", "runs", "ci_rel"]
-COLUMNS = ["key", *SPEC_COLUMNS, "status", *STAT_COLUMNS, "error", "measured_at"]
+# Added after the first release, at the end so older readers and files keep working:
+# stat: which statistic median_ms is ("median" of single timed runs on the host,
+# "median_of_means" of several benchmark_model invocations on a phone; empty in
+# older files = "median"); min_ms: the fastest single run; device_state: JSON of
+# the phone's state around the row (thermal status, clocks, battery, flags such
+# as "throttled" or "partial_delegate"), "" where none was recorded.
+ADDED_COLUMNS = ["stat", "min_ms", "device_state"]
+COLUMNS = ["key", *SPEC_COLUMNS, "status", *STAT_COLUMNS, "error", "measured_at", *ADDED_COLUMNS]
 def lut_path(lut_dir: Path, device: str, space: str, precision: str) -> Path:
     return Path(lut_dir) / f"{device}_{space}_{precision}.csv"
 
@@ -43,8 +51,20 @@ class Row:
             f"{m.median_ms:.6g}", f"{m.p10_ms:.6g}", f"{m.p90_ms:.6g}", f"{m.std_ms:.6g}",
             f"{m.mean_ms:.6g}", str(m.runs), f"{m.ci_rel:.4g}"]
         spec_vals = [str(getattr(s, c)) for c in SPEC_COLUMNS]
+        added = ["", "", ""]
+        if m is not None:
+            mn = m.extra.get("min_ms")
+            st = m.extra.get("state")
+            added = [str(m.extra.get("stat", "median")), f"{mn:.6g}" if isinstance(mn, (int, float)) else "",
+                     json.dumps(st, sort_keys=True, separators=(",", ":")) if st else ""]
         return [s.key, *spec_vals, self.status, *stats, self.error.replace("\n", " "),
-                self.measured_at]
+                self.measured_at, *added]
+
+    @property
+    def flags(self) -> list[str]:
+        """Warnings recorded with the row ("throttled", "partial_delegate"); [] for none."""
+        st = self.measurement.extra.get("state") if self.measurement else None
+        return list(st.get("flags", [])) if isinstance(st, dict) else []
 
 
 def _parse_spec(rec: dict[str, str]) -> LayerSpec:
@@ -98,15 +118,20 @@ class LUT:
     @classmethod
     def load(cls, path: Path) -> "LUT":
         path = Path(path)
-        meta, recs = records.read(path, COLUMNS)
+        meta, recs = records.read(path, COLUMNS, len(ADDED_COLUMNS))
         lut = cls(meta=meta, path=path)
         for n, rec in enumerate(recs):
             try:
                 spec = _parse_spec(rec)
                 m = None
                 if rec["status"] == "ok":
+                    extra: dict[str, Any] = {"stat": rec["stat"] or "median"}
+                    if rec["min_ms"]:
+                        extra["min_ms"] = float(rec["min_ms"])
+                    if rec["device_state"]:
+                        extra["state"] = json.loads(rec["device_state"])
                     m = Measurement(**{c: float(rec[c]) for c in STAT_COLUMNS if c != "runs"},
-                                    runs=int(rec["runs"]))
+                                    runs=int(rec["runs"]), extra=extra)
             except (ValueError, TypeError, KeyError) as exc:
                 raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None
             if spec.key != rec["key"]:
@@ -118,7 +143,7 @@ class LUT:
     @classmethod
     def open(cls, path: Path, meta: dict[str, Any]) -> "LUT":
         """Resume an existing LUT (after checking its settings) or start a new one."""
-        records.open_for_append(path, meta, COLUMNS)
+        records.open_for_append(path, meta, COLUMNS, len(ADDED_COLUMNS))
         return cls.load(path)
 
     def append(self, row: Row) -> None:

@@ -63,3 +63,39 @@ def test_malformed_files_are_clear_errors(tmp_path):
     (tmp_path / "k.csv").write_text(text)
     with pytest.raises(InputError, match="does not match its fields"):
         LUT.load(tmp_path / "k.csv")
+
+
+def test_rows_record_which_statistic_they_hold_and_the_phone_state(tmp_path):
+    from latbench.measure import Measurement
+
+    p = tmp_path / "phone_t_fp32.csv"
+    lut = LUT.create(p, META)
+    lut.append(Row(_spec(16), "ok", summarize([1.0, 1.1, 1.2])))
+    state = {"after": {"thermal_status": 2, "cur_khz": "unavailable"}, "flags": ["throttled"]}
+    phone = Measurement(2.0, 1.9, 2.2, 0.1, 2.05, 40, 0.02,
+                        {"stat": "median_of_means", "min_ms": 1.8, "state": state})
+    lut.append(Row(_spec(24), "ok", phone))
+    back = LUT.load(p)
+    host_row, phone_row = back.rows[_spec(16).key], back.rows[_spec(24).key]
+    assert host_row.measurement.extra == {"stat": "median", "min_ms": 1.0} and host_row.flags == []
+    assert phone_row.measurement.extra["stat"] == "median_of_means"
+    assert phone_row.measurement.extra["min_ms"] == 1.8 and phone_row.measurement.extra["state"] == state
+    assert phone_row.flags == ["throttled"]
+
+
+def test_a_lut_from_before_the_added_columns_loads_and_resumes(tmp_path):
+    from latbench import records
+    from latbench.lut import ADDED_COLUMNS, COLUMNS
+
+    p = tmp_path / "old_t_fp32.csv"
+    old_cols = COLUMNS[:-len(ADDED_COLUMNS)]
+    row = Row(_spec(16), "ok", summarize([1.0, 1.2])).to_csv()[:len(old_cols)]
+    records.create(p, META, old_cols, [row])
+    back = LUT.load(p)
+    assert back.rows[_spec(16).key].measurement.median_ms == pytest.approx(1.1)
+    assert back.rows[_spec(16).key].measurement.extra["stat"] == "median"  # what old rows held
+    lut = LUT.open(p, META)  # resuming rewrites the header once, keeping every row
+    lut.append(Row(_spec(24), "ok", summarize([2.0])))
+    again = LUT.load(p)
+    assert set(again.rows) == {_spec(16).key, _spec(24).key}
+    assert p.read_text().count("\n") == len(META) + 1 + 2
