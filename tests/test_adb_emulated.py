@@ -470,3 +470,37 @@ def test_split_needs_identical_phones(tmp_path, adbkey):
     first = q.take()
     q.put_back(first)
     assert list(q) == [0, 1, 2, 3, 4] and len(q) == 0
+
+
+def test_route_policy_uses_a_running_server_else_usb(monkeypatch):
+    from latbench.devices import adb_transport
+    from latbench.devices.adb import make_transport
+
+    prof = lambda **o: parse_profile({"name": "p", "kind": "adb", "options": o})  # noqa: E731
+    monkeypatch.setattr(adb_transport, "adb_server_running", lambda timeout_s=0.5: True)
+    assert make_transport(prof()).name.startswith("adb-server")
+    assert make_transport(prof(host="10.0.0.2")).name == "tcp 10.0.0.2:5555"
+    with pytest.raises(InputError, match="adb kill-server"):
+        make_transport(prof(transport="usb"))
+    monkeypatch.setattr(adb_transport, "adb_server_running", lambda timeout_s=0.5: False)
+    assert make_transport(prof()).name.startswith("usb")
+    assert make_transport(prof(transport="usb")).name.startswith("usb")
+
+
+def test_devices_never_starts_an_adb_server(monkeypatch):
+    import subprocess
+
+    from latbench.devices import adb_transport
+
+    monkeypatch.setattr(adb_transport, "adb_server_running", lambda timeout_s=0.5: False)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **kw: pytest.fail(f"ran {a}"))
+    assert adb_transport.list_server_devices() == []
+
+
+@pytest.mark.parametrize("model,codename,want", [("Pixel 7 Pro", "cheetah", "pixel7"), ("Pixel 6a", "bluejay", "pixel6"),
+                                                 ("Pixel 4 XL", "coral", "pixel4"), ("Pixel 8a", "akita", "pixel8")])
+def test_pro_xl_and_a_variants_match_their_profile(model, codename, want):
+    from latbench.devices.cli_devices import PhoneInfo, _profiles, match_profile
+
+    assert match_profile(PhoneInfo("s", "device", "usb", model=model, device=codename), _profiles()) == want
+    assert match_profile(PhoneInfo("s", "device", "usb", model=model, device=""), _profiles()) == want
