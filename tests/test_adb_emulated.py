@@ -438,6 +438,12 @@ def test_google_adb_client_and_server_route(phone, tmp_path, monkeypatch, tflite
         # the server authenticates after `connect` returns: wait until it reports "device"
         subprocess.run(["adb", "-s", phone.address, "wait-for-device"], capture_output=True,
                        timeout=60)
+        # the phone advertises shell_v2, so adb uses it: exit codes and a separate stderr come through
+        r = subprocess.run(["adb", "-s", phone.address, "shell", "ls /nonexistent"], capture_output=True,
+                           timeout=30)
+        assert r.returncode == 1 and b"No such file" in r.stderr and not r.stdout, r
+        r = subprocess.run(["adb", "-s", phone.address, "shell", "echo", "hi"], capture_output=True, timeout=30)
+        assert r.returncode == 0 and r.stdout == b"hi\n", r
         stub = tmp_path / "stub"
         stub.write_bytes(standin_script())
         prof = parse_profile({"name": "via-server", "kind": "adb", "cpus": [0], "protocol": FAST,

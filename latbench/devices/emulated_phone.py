@@ -882,9 +882,9 @@ class _Shell:
         for a in args or [WRITABLE_ROOT]:
             try:
                 p = self.phone.host_path(a)
-                out += [n + "\n" for n in sorted(os.listdir(p))] if p.is_dir() else [a + "\n"]
                 if not p.exists():
                     raise FileNotFoundError(a)
+                out += [n + "\n" for n in sorted(os.listdir(p))] if p.is_dir() else [a + "\n"]
             except (OSError, PermissionError):
                 err.append(f"ls: {a}: No such file or directory\n")
                 rc = 1
