@@ -61,7 +61,6 @@ Kind "emulated" only:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import re
