@@ -75,7 +75,7 @@ def phone(tmp_path):
 
 def profile(phone: EmulatedPhone, adbkey: Path, tmp_path: Path, **opts):
     options = {"connect": phone.address, "adbkey": str(adbkey), "sandbox": str(tmp_path / "host"),
-               "connect_timeout_s": 3, "command_timeout_s": 5, "run_timeout_s": 20, "retries": 2,
+               "connect_timeout_s": 3, "command_timeout_s": 30, "run_timeout_s": 120, "retries": 2,
                "temp_check_s": 0, "warmup_s": 0.3, "repeats": 3, "reconnect_wait_s": 0.2, **opts}
     return parse_profile({"name": "emulated-test", "kind": "emulated", "threads": 1, "cpus": [0],
                           "protocol": FAST, "options": options})
@@ -330,12 +330,12 @@ def test_link_that_keeps_dropping_is_device_lost_then_resumes(phone, adbkey, tmp
 
 
 def test_hung_benchmark_is_a_model_error_and_the_phone_recovers(phone, adbkey, tmp_path, tflite):
-    with open_device(profile(phone, adbkey, tmp_path, run_timeout_s=8)) as dev:
+    with open_device(profile(phone, adbkey, tmp_path, run_timeout_s=20, repeats=1)) as dev:
         phone.faults.hang_benchmark = 1
         t = time.monotonic()
-        with pytest.raises(ModelRunError, match="did not finish within 8 s"):
+        with pytest.raises(ModelRunError, match="did not finish within 20 s"):
             dev.measure(tflite)
-        assert time.monotonic() - t < 20
+        assert time.monotonic() - t < 60
         assert not phone.stale_processes(), "the hung process was killed"
         assert dev.measure(tflite).runs >= 10
 
