@@ -11,7 +11,9 @@ Prints, per phone, the median and range of row / steady-row (bias), small vs lar
 and sum of layer rows / whole network. Stand-in numbers: the host CPU, scaled by the
 modelled clock; they test the protocol, not a phone.
 
-usage: PYTHONPATH=. python benchmarks/phone_warmup_bias.py [WARMUP_S] [REPEATS]
+Also writes the per-layer bias as a PNG (default docs/figures/phone_warmup_bias.png).
+
+usage: PYTHONPATH=. python benchmarks/phone_warmup_bias.py [WARMUP_S] [REPEATS] [PNG]
 """
 
 import os
@@ -33,6 +35,7 @@ from latbench.devices.profiles import parse_profile  # noqa: E402
 
 warmup_s = float(sys.argv[1]) if len(sys.argv) > 1 else 0.6
 repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+png = Path(sys.argv[3] if len(sys.argv) > 3 else "docs/figures/phone_warmup_bias.png")
 arch = zoo.mobilenet_v2()
 layers = arch.layers()
 specs = list({s.key: s for s in layers}.values())
@@ -67,3 +70,32 @@ for name in configs:
     total = sum(rows[name][s.key] for s in layers)
     print(f"{name:8s} {np.median(r):12.3f} {r.min():7.3f}..{r.max():<7.3f} {np.median(r[small]):12.3f} "
           f"{np.median(r[large]):12.3f} {total / whole[name]:10.3f} {whole[name] / whole['steady']:13.3f}")
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from latbench.fileio import write_atomic  # noqa: E402
+
+fig, ax = plt.subplots(figsize=(7, 4.2))
+for name, marker in (("old", "x"), ("fixed", "o")):
+    r = np.array([rows[name][s.key] for s in specs]) / ref
+    total = sum(rows[name][s.key] for s in layers)
+    ax.scatter(ref, r, marker=marker, label=f"{name}: median bias {np.median(r):.2f}, "
+               f"sum/whole {total / whole[name]:.2f}")
+ax.axhline(1.0, color="grey", lw=0.8)
+ax.set_xscale("log")
+ax.set_xlabel("row on a steady core (ms, stand-in)")
+ax.set_ylabel("row / steady-core row")
+ax.set_title(f"MobileNetV2 layers on the ramping stand-in phone (steady sum/whole "
+             f"{sum(rows['steady'][s.key] for s in layers) / whole['steady']:.2f})", fontsize=9)
+ax.legend(fontsize=8)
+fig.tight_layout()
+import io  # noqa: E402
+
+buf = io.BytesIO()
+fig.savefig(buf, format="png", dpi=110)
+png.parent.mkdir(parents=True, exist_ok=True)
+write_atomic(png, buf.getvalue())
+print(f"wrote {png}")
