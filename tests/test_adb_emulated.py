@@ -258,10 +258,14 @@ def test_a_row_that_stays_throttled_is_flagged(tmp_path, adbkey, medium_tflite):
 
 
 def test_a_value_the_phone_does_not_show_is_unavailable(tmp_path, adbkey, tflite):
-    with EmulatedPhone(tmp_path / "p", faults=Faults(no_thermalservice=True)) as ph:
+    faults = Faults(no_thermalservice=True, unreadable_sysfs=("scaling_cur_freq",))
+    with EmulatedPhone(tmp_path / "p", faults=faults) as ph:
         with open_device(profile(ph, adbkey, tmp_path)) as dev:
             m = dev.measure(tflite)
-    assert m.extra["state"]["after"]["thermal_status"] == "unavailable"
+    st = m.extra["state"]["after"]
+    assert st["thermal_status"] == "unavailable" and st["cur_khz"] == "unavailable"
+    assert any("Permission denied" in e for e in st["freq_errors"]), "read errors are kept, not dropped"
+    assert st["max_khz"] == st["cpuinfo_max_khz"]  # what could be read still is
 
 
 def test_a_partly_delegated_gpu_row_is_flagged(phone, adbkey, tmp_path, medium_tflite):

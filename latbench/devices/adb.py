@@ -300,11 +300,12 @@ class AdbDevice(Device):
         return "; ".join([
             mark("freq"),
             # globs (no profile cpus) are fixed text and must stay unquoted to expand
-            sh_join(["grep", "-H", ".", *self._freq_files()]) if self.profile.cpus
-            else "grep -H . " + " ".join(self._freq_files()),
-            mark("thermal"), sh_join(["dumpsys", "thermalservice"]),
-            mark("battery"), sh_join(["dumpsys", "battery"]),
-            mark("saver"), sh_join(["settings", "get", "global", "low_power"]),
+            # (each command's stderr joins its stdout: shell v2 routes keep them apart otherwise)
+            (sh_join(["grep", "-H", ".", *self._freq_files()]) if self.profile.cpus
+             else "grep -H . " + " ".join(self._freq_files())) + " 2>&1",
+            mark("thermal"), sh_join(["dumpsys", "thermalservice"]) + " 2>&1",
+            mark("battery"), sh_join(["dumpsys", "battery"]) + " 2>&1",
+            mark("saver"), sh_join(["settings", "get", "global", "low_power"]) + " 2>&1",
             mark("end")])
 
     def state(self) -> dict[str, Any]:

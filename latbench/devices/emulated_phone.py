@@ -149,6 +149,7 @@ class Faults:
     blackhole_until: float = 0.0  # time.monotonic() until which a new link gets no answer at all
     tls_only: bool = False  # Android 11+ wireless debugging: answers CNXN with STLS
     no_thermalservice: bool = False  # Android 9 and older: `dumpsys thermalservice` does not exist
+    unreadable_sysfs: tuple[str, ...] = ()  # file names (e.g. "scaling_cur_freq") the shell user may not read
     gpu_unavailable: bool = False  # the GPU / NNAPI delegate cannot be created at all
     delegate_refuses: tuple[str, ...] = ("MEAN", "HARD_SWISH", "MUL")  # op types gpu/nnapi leave on the CPU
 
@@ -863,6 +864,11 @@ class _Shell:
             files = files[1:]  # the pattern: only '.' (non-empty lines) is needed here
         out, err, rc = [], [], 0
         for f in files:
+            if posixpath.basename(f) in self.phone.faults.unreadable_sysfs:
+                if "-s" not in flags:
+                    err.append(f"{name}: {f}: Permission denied\n")
+                rc = 2
+                continue
             try:
                 text = self._read(f)
             except (OSError, PermissionError):
