@@ -9,11 +9,12 @@ every layer of MobileNetV2 (224x224, fp32) and the whole network:
            warm-up (--warmup_min_secs=0), one invocation per row
 Prints, per phone, the median and range of row / steady-row (bias), small vs large layers,
 and sum of layer rows / whole network. Stand-in numbers: the host CPU, scaled by the
-modelled clock; they test the protocol, not a phone.
+modelled clock; they test the protocol, not a phone. The stand-in's throttling is switched
+off here (it is tested elsewhere): this figure is about the ramp only.
 
-Also writes the per-layer bias as a PNG (default docs/figures/phone_warmup_bias.png).
+Also writes the per-layer bias as a PNG (default docs/figures/warmup_bias.png).
 
-usage: PYTHONPATH=. python benchmarks/phone_warmup_bias.py [WARMUP_S] [REPEATS] [PNG]
+usage: PYTHONPATH=. python benchmarks/warmup_bias.py [WARMUP_S] [REPEATS] [PNG]
 """
 
 import os
@@ -35,7 +36,7 @@ from latbench.devices.profiles import parse_profile  # noqa: E402
 
 warmup_s = float(sys.argv[1]) if len(sys.argv) > 1 else 0.6
 repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-png = Path(sys.argv[3] if len(sys.argv) > 3 else "docs/figures/phone_warmup_bias.png")
+png = Path(sys.argv[3] if len(sys.argv) > 3 else "docs/figures/warmup_bias.png")
 arch = zoo.mobilenet_v2()
 layers = arch.layers()
 specs = list({s.key: s for s in layers}.values())
@@ -44,8 +45,9 @@ net = convert_arch(arch)
 tmp = Path(tempfile.mkdtemp(prefix="warmup-bias-"))
 key = ensure_adb_key(tmp / "adbkey")
 protocol = {"warmup_runs": 5, "min_runs": 30, "max_runs": 400, "max_seconds": 2.0, "target_ci": 0.02}
-configs = {"steady": (Clocks(idle=1.0), warmup_s, repeats), "fixed": (Clocks(), warmup_s, repeats),
-           "old": (Clocks(), 0.0, 1)}
+off = 1e9  # throttle_after_s: never
+configs = {"steady": (Clocks(idle=1.0, throttle_after_s=off), warmup_s, repeats),
+           "fixed": (Clocks(throttle_after_s=off), warmup_s, repeats), "old": (Clocks(throttle_after_s=off), 0.0, 1)}
 rows: dict[str, dict[str, float]] = {}
 whole: dict[str, float] = {}
 for name, (clocks, ws, rep) in configs.items():

@@ -6,7 +6,7 @@ clock) and with the stand-in phone on a steady (non-ramping) core (the phone pro
 ratio phone row / host row. Both run LiteRT on this machine's CPU 0, so a ratio near 1 means the
 two protocols report the same statistic; its spread is their combined noise.
 
-usage: PYTHONPATH=. python benchmarks/phone_vs_host_stat.py [N]
+usage: PYTHONPATH=. python benchmarks/stat_agreement.py [N]
 """
 
 import os
@@ -36,7 +36,7 @@ host_prof = load_profile("host")
 with open_device(host_prof) as dev:
     host = np.array([dev.measure(spec_path(s)).median_ms for s in specs])
 tmp = Path(tempfile.mkdtemp(prefix="stat-"))
-with EmulatedPhone(tmp / "phone", clocks=Clocks(idle=1.0)) as ph:
+with EmulatedPhone(tmp / "phone", clocks=Clocks(idle=1.0, throttle_after_s=1e9)) as ph:
     emu = load_profile("emulated")
     prof = parse_profile({"name": "steady", "kind": "emulated", "cpus": list(host_prof.cpus) or [0],
                           "protocol": {**emu.protocol.__dict__, "clock": "auto"},
