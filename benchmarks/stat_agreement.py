@@ -20,7 +20,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from latbench.cache import spec_path  # noqa: E402
-from latbench.convert import convert_to_cache  # noqa: E402
 from latbench.devices import load_profile, open_device  # noqa: E402
 from latbench.devices.adb_transport import ensure_adb_key  # noqa: E402
 from latbench.devices.emulated_phone import Clocks, EmulatedPhone  # noqa: E402
@@ -31,7 +30,10 @@ n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 specs = get_space("mnasnet").enumerate_specs()
 random.Random(2).shuffle(specs)
 specs = specs[:n]
-convert_to_cache(specs)
+if not all(spec_path(s).exists() for s in specs):
+    from latbench.profile import Converter  # converts in worker processes
+
+    Converter(workers=1, progress=False).run(specs, lambda *a: None)
 host_prof = load_profile("host")
 with open_device(host_prof) as dev:
     host = np.array([dev.measure(spec_path(s)).median_ms for s in specs])

@@ -27,8 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from latbench import zoo  # noqa: E402
-from latbench.cache import spec_path  # noqa: E402
-from latbench.convert import convert_arch, convert_to_cache  # noqa: E402
+from latbench.cache import arch_path, spec_path  # noqa: E402
 from latbench.devices import open_device  # noqa: E402
 from latbench.devices.adb_transport import ensure_adb_key  # noqa: E402
 from latbench.devices.emulated_phone import Clocks, EmulatedPhone  # noqa: E402
@@ -40,8 +39,14 @@ png = Path(sys.argv[3] if len(sys.argv) > 3 else "docs/figures/warmup_bias.png")
 arch = zoo.mobilenet_v2()
 layers = arch.layers()
 specs = list({s.key: s for s in layers}.values())
-convert_to_cache(specs)
-net = convert_arch(arch)
+if not all(spec_path(s).exists() for s in specs) or not arch_path(arch, "fp32").exists():
+    # convert in a child process: TensorFlow's memory is not held through the timing below
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", "from latbench import zoo; from latbench.convert import convert_arch, "
+                    "convert_to_cache; a = zoo.mobilenet_v2(); convert_to_cache(list({s.key: s for s in "
+                    "a.layers()}.values())); convert_arch(a)"], check=True)
+net = arch_path(arch, "fp32")
 tmp = Path(tempfile.mkdtemp(prefix="warmup-bias-"))
 key = ensure_adb_key(tmp / "adbkey")
 protocol = {"warmup_runs": 5, "min_runs": 30, "max_runs": 400, "max_seconds": 2.0, "target_ci": 0.02}
