@@ -173,9 +173,11 @@ def test_a_wifi_blackhole_of_seconds_is_ridden_out_with_back_off(tmp_path, adbke
 
 
 def test_a_roam_mid_session_is_ridden_out_with_back_off(phone, adbkey, tmp_path, tflite):
-    with open_device(profile(phone, adbkey, tmp_path, connect_timeout_s=1, reconnect_wait_s=0.5,
-                             retries=4)) as dev:
-        phone.roam(2.0)  # links drop, the phone refuses connections for 2 s (0.2 s back-off would give up)
+    with open_device(profile(phone, adbkey, tmp_path, connect_timeout_s=1, reconnect_wait_s=1.0,
+                             retries=2)) as dev:
+        # links drop and the phone refuses connections for 2.5 s: two reconnects 1 s and 2 s apart
+        # ride it out; the old 0.2 s / 0.4 s back-off gave up after 0.6 s
+        phone.roam(2.5)
         assert dev.measure(tflite).runs >= 10
 
 

@@ -310,7 +310,7 @@ class EmulatedPhone:
         srv.listen(8)
         self.port = srv.getsockname()[1]
         self._srv = srv
-        threading.Thread(target=self._accept_loop, name="emulated-phone", daemon=True).start()
+        threading.Thread(target=self._accept_loop, args=(srv,), name="emulated-phone", daemon=True).start()
         return self
 
     @property
@@ -440,10 +440,10 @@ class EmulatedPhone:
         return keys
 
     # ---- connections
-    def _accept_loop(self) -> None:
+    def _accept_loop(self, srv: socket.socket) -> None:
         while not self._stop.is_set():
             try:
-                conn, _ = self._srv.accept()
+                conn, _ = srv.accept()
             except OSError:
                 return
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
