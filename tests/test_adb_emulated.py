@@ -238,7 +238,7 @@ def test_a_cold_core_is_warmed_up_before_a_row_is_timed(tmp_path, adbkey, medium
 
 
 def test_a_hot_phone_is_cooled_down_before_rows_are_timed(tmp_path, adbkey, tflite):
-    clocks = Clocks(idle=1.0, throttle_after_s=4.0, cool_rate=4.0)
+    clocks = Clocks(idle=1.0, throttle_after_s=4.0, cool_rate=0.5)
     with EmulatedPhone(tmp_path / "p", clocks=clocks) as ph:
         with open_device(profile(ph, adbkey, tmp_path, cool_poll_s=0.2, cool_wait_s=30)) as dev:
             rows = []
