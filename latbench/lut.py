@@ -25,11 +25,16 @@ from .measure import Measurement
 
 SPEC_COLUMNS = [f.name for f in fields(LayerSpec)]
 STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "std_ms", "mean_ms", "runs", "ci_rel"]
-COLUMNS = ["key", *SPEC_COLUMNS, "status", *STAT_COLUMNS, "error", "measured_at"]
-# LayerSpec fields added after LUTs were first written; a file without their
-# columns is read with the fields' defaults and rewritten with them on resume.
+# Added after the first release (older files load with these empty and are rewritten with
+# them on resume): groups, a LayerSpec field (FBNet's grouped convs; empty = 1); stat: which
+# statistic median_ms is ("median" of single timed runs on the host, "median_of_means" of
+# several benchmark_model invocations on a phone; empty in older files = "median"); min_ms:
+# the fastest single run; device_state: JSON of the phone's state around the row (thermal
+# status, clocks, battery, flags such as "throttled" or "partial_delegate"), "" where none.
 ADDED_SPEC_FIELDS = ("groups",)
-LEGACY_COLUMNS = [c for c in COLUMNS if c not in ADDED_SPEC_FIELDS]
+ADDED_COLUMNS = ["stat", "min_ms", "device_state"]
+COLUMNS = ["key", *SPEC_COLUMNS, "status", *STAT_COLUMNS, "error", "measured_at", *ADDED_COLUMNS]
+OPTIONAL_COLUMNS = {*ADDED_SPEC_FIELDS, *ADDED_COLUMNS}
 def lut_path(lut_dir: Path, device: str, space: str, precision: str) -> Path:
     """LUTDIR/DEVICE_SPACE_PRECISION.csv; each part is checked, so it cannot leave LUTDIR."""
     from .fileio import safe_name
@@ -53,15 +58,27 @@ class Row:
             f"{m.median_ms:.6g}", f"{m.p10_ms:.6g}", f"{m.p90_ms:.6g}", f"{m.std_ms:.6g}",
             f"{m.mean_ms:.6g}", str(m.runs), f"{m.ci_rel:.4g}"]
         spec_vals = [str(getattr(s, c)) for c in SPEC_COLUMNS]
+        added = ["", "", ""]
+        if m is not None:
+            mn = m.extra.get("min_ms")
+            st = m.extra.get("state")
+            added = [str(m.extra.get("stat", "median")), f"{mn:.6g}" if isinstance(mn, (int, float)) else "",
+                     json.dumps(st, sort_keys=True, separators=(",", ":")) if st else ""]
         return [s.key, *spec_vals, self.status, *stats, self.error.replace("\n", " "),
-                self.measured_at]
+                self.measured_at, *added]
+
+    @property
+    def flags(self) -> list[str]:
+        """Warnings recorded with the row ("throttled", "partial_delegate"); [] for none."""
+        st = self.measurement.extra.get("state") if self.measurement else None
+        return list(st.get("flags", [])) if isinstance(st, dict) else []
 
 
 def _parse_spec(rec: dict[str, str]) -> LayerSpec:
     kinds = {f.name: f.type for f in fields(LayerSpec)}
     vals: dict[str, Any] = {}
     for c in SPEC_COLUMNS:
-        if c not in rec and c in ADDED_SPEC_FIELDS:
+        if c in ADDED_SPEC_FIELDS and not rec.get(c):
             continue  # a LUT from before the field: its default
         raw = rec[c]
         t = kinds[c]
@@ -136,31 +153,23 @@ class LUT:
         records.create(path, meta, COLUMNS)
         return cls(meta=dict(meta), path=Path(path))
 
-    @staticmethod
-    def _read(path: Path) -> tuple[dict[str, Any], list[dict[str, str]], bool]:
-        """(meta, rows, legacy): legacy files lack the columns of ADDED_SPEC_FIELDS."""
-        try:
-            meta, recs = records.read(path, COLUMNS)
-            return meta, recs, False
-        except InputError as current:
-            try:
-                meta, recs = records.read(path, LEGACY_COLUMNS)
-            except InputError:
-                raise current from None
-            return meta, recs, True
-
     @classmethod
     def load(cls, path: Path) -> "LUT":
         path = Path(path)
-        meta, recs, _ = cls._read(path)
+        meta, recs = records.read(path, COLUMNS, OPTIONAL_COLUMNS)
         lut = cls(meta=meta, path=path)
         for n, rec in enumerate(recs):
             try:
                 spec = _parse_spec(rec)
                 m = None
                 if rec["status"] == "ok":
+                    extra: dict[str, Any] = {"stat": rec["stat"] or "median"}
+                    if rec["min_ms"]:
+                        extra["min_ms"] = float(rec["min_ms"])
+                    if rec["device_state"]:
+                        extra["state"] = json.loads(rec["device_state"])
                     m = Measurement(**{c: float(rec[c]) for c in STAT_COLUMNS if c != "runs"},
-                                    runs=int(rec["runs"]))
+                                    runs=int(rec["runs"]), extra=extra)
             except (ValueError, TypeError, KeyError) as exc:
                 raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None
             if spec.key != rec["key"]:
@@ -172,11 +181,7 @@ class LUT:
     @classmethod
     def open(cls, path: Path, meta: dict[str, Any]) -> "LUT":
         """Resume an existing LUT (after checking its settings) or start a new one."""
-        if Path(path).exists() and cls._read(Path(path))[2]:
-            old = cls.load(path)
-            old.check_compatible(meta)
-            old.save()  # into today's columns, atomically, before appending to it
-        records.open_for_append(path, meta, COLUMNS)
+        records.open_for_append(path, meta, COLUMNS, OPTIONAL_COLUMNS)
         return cls.load(path)
 
     def append(self, row: Row) -> None:

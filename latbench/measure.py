@@ -4,7 +4,9 @@ Pure statistics plus one loop (`run_protocol`) that any device can drive with
 its own timer. The stopping rule: the 95 % confidence interval of the median
 (distribution-free, from order statistics) is within `target_ci` of the median
 on each side, or a run / time cap is hit. Every Measurement records how many
-timed runs it took and how tight it got.
+timed runs it took and how tight it got, and which statistic median_ms is
+(extra["stat"]: "median" of single timed runs here; a phone, whose tool
+prints only means, records "median_of_means", see devices/adb.py).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def summarize(samples_ms: Sequence[float], extra: dict[str, Any] | None = None) 
         mean_ms=float(np.mean(x)),
         runs=int(len(x)),
         ci_rel=ci_rel(x),
-        extra=dict(extra or {}),
+        extra={"stat": "median", "min_ms": float(np.min(x)), **(extra or {})},
     )
 
 

@@ -40,6 +40,7 @@ class Summary:
     failed: int = 0
     wall_s: float = 0.0
     stopped: str = ""  # why the run stopped early, if it did
+    flagged: dict[str, int] = field(default_factory=dict)  # row flag (throttled, partial_delegate) -> rows
     errors: list[str] = field(default_factory=list)
     health_before: dict = field(default_factory=dict)
     health_after: dict = field(default_factory=dict)
@@ -54,6 +55,8 @@ class Summary:
         s = (f"{self.device}: {self.measured} measured, {self.failed} failed, {reused}"
              f"{self.skipped} already in {self.lut}, {self.wall_s:.0f} s wall, "
              f"{self.per_minute:.0f} entries/min")
+        if self.flagged:
+            s += " -- flagged rows: " + ", ".join(f"{n} {k}" for k, n in sorted(self.flagged.items()))
         return s + (f" -- stopped: {self.stopped}" if self.stopped else "")
 
 
@@ -250,8 +253,11 @@ def measure_pending(device: Device, lut: LUT, queue: WorkQueue[LayerSpec],
                     queue.put_back(s)
                     raise
                 else:
-                    lut.append(Row(s, "ok", m))
+                    row = Row(s, "ok", m)
+                    lut.append(row)
                     summary.measured += 1
+                    for flag in row.flags:  # a phone row timed throttled / partly delegated: say so
+                        summary.flagged[flag] = summary.flagged.get(flag, 0) + 1
             bar.total = queue.total
             bar.update(1)
             bar.set_postfix(failed=summary.failed, refresh=False)

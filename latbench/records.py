@@ -11,7 +11,7 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 from .errors import InputError
 from .fileio import append_line, write_atomic
@@ -34,15 +34,30 @@ def check_compatible(file_meta: dict[str, Any], meta: dict[str, Any], source: ob
             + "\nUse another --lut-dir, or delete the file to measure again.")
 
 
-def open_for_append(path: Path, meta: dict[str, Any], columns: Sequence[str]) -> None:
-    """Make `path` ready for appends: check an existing table's settings, or create it."""
+def open_for_append(path: Path, meta: dict[str, Any], columns: Sequence[str],
+                    optional: Collection[str] = ()) -> None:
+    """Make `path` ready for appends: check an existing table's settings, or create it.
+
+    A table written before its `optional` columns existed is rewritten once
+    (atomically) with them, empty, so new rows and old ones share one header.
+    """
     path = Path(path)
     if path.exists():
-        old_meta, _ = read(path, columns)
+        old_meta, rows = read(path, columns, optional)
         check_compatible(old_meta, meta, path)
         drop_torn_tail(path)
+        header = next(csv.reader([_header_line(path)]), [])
+        if header != list(columns):
+            create(path, old_meta, columns, [[r.get(c) or "" for c in columns] for r in rows])
     else:
         create(path, meta, columns)
+
+
+def _header_line(path: Path) -> str:
+    for line in Path(path).read_text().split("\n"):
+        if not line.startswith("# "):
+            return line
+    return ""
 
 
 def _render(meta: dict[str, Any], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
@@ -61,8 +76,10 @@ def create(path: Path, meta: dict[str, Any], columns: Sequence[str],
     write_atomic(Path(path), _render(meta, columns, rows))
 
 
-def read(path: Path, columns: Sequence[str]) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    """(meta, rows as dicts); the columns must be exactly `columns`."""
+def read(path: Path, columns: Sequence[str], optional: Collection[str] = ()
+         ) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """(meta, rows as dicts); the columns must be `columns` in order, where a file from before
+    some `optional` columns were added may lack them (they read as "")."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -79,10 +96,15 @@ def read(path: Path, columns: Sequence[str]) -> tuple[dict[str, Any], list[dict[
             raise InputError(f"{path}: bad metadata line {i + 1}: {lines[i]!r}") from None
         i += 1
     body = lines[i:]
-    if not body or next(csv.reader([body[0]]), []) != list(columns):
+    header = next(csv.reader([body[0]]), []) if body else []
+    lacking = set(columns) - set(header)
+    if header != [c for c in columns if c in header] or not lacking <= set(optional):
         raise InputError(f"{path}: not a latbench table (expected columns {list(columns)})")
     complete = body[1:-1]  # the last piece is "" after a final newline, else a torn row
     rows = list(csv.DictReader(io.StringIO("\n".join([body[0], *complete]))))
+    for r in rows:
+        for c in lacking:
+            r[c] = ""
     return meta, rows
 
 

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from latbench.devices import DeviceLost, ModelRunError, open_device
-from latbench.devices.adb_transport import (AdbShellTransport, UsbBusy, ensure_adb_key, sh_join)
-from latbench.devices.emulated_phone import (EmulatedPhone, Faults, decode_adb_public_key,
+from latbench.devices.adb_transport import (AdbShellTransport, AuthRefused, CommandTimeout, TransportError,
+                                            UsbBusy, ensure_adb_key, sh_join)
+from latbench.devices.emulated_phone import (Clocks, EmulatedPhone, Faults, decode_adb_public_key,
                                              verify_token_signature)
+from latbench.errors import InputError
 from latbench.devices.profiles import load_profile, parse_profile
 
 FAST = {"warmup_runs": 2, "min_runs": 10, "max_runs": 40, "max_seconds": 0.5, "target_ci": 0.5}
@@ -39,6 +41,27 @@ def tflite(tmp_path_factory) -> Path:
     return p
 
 
+def _convert(tmp_path_factory, spec, name: str) -> Path:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    from latbench.build import layer_model
+
+    data = tf.lite.TFLiteConverter.from_keras_model(layer_model(spec)).convert()
+    p = tmp_path_factory.mktemp("models") / name
+    p.write_bytes(data)
+    return p
+
+
+@pytest.fixture(scope="session")
+def medium_tflite(tmp_path_factory) -> Path:
+    """A layer of a few hundred microseconds, with SE (MEAN and MUL ops, which the stand-in GPU refuses)."""
+    from latbench.arch import LayerSpec
+
+    spec = LayerSpec(op="mbconv", in_hw=28, cin=32, out_hw=28, cout=32, kernel=3, stride=1, expand=6.0, se=8)
+    return _convert(tmp_path_factory, spec, "medium.tflite")
+
+
 @pytest.fixture(scope="session")
 def adbkey(tmp_path_factory) -> Path:
     return ensure_adb_key(tmp_path_factory.mktemp("android") / "adbkey")
@@ -52,8 +75,8 @@ def phone(tmp_path):
 
 def profile(phone: EmulatedPhone, adbkey: Path, tmp_path: Path, **opts):
     options = {"connect": phone.address, "adbkey": str(adbkey), "sandbox": str(tmp_path / "host"),
-               "connect_timeout_s": 3, "command_timeout_s": 5, "run_timeout_s": 20, "retries": 2,
-               "temp_check_s": 0, **opts}
+               "connect_timeout_s": 3, "command_timeout_s": 30, "run_timeout_s": 120, "retries": 2,
+               "temp_check_s": 0, "warmup_s": 0.3, "repeats": 3, "reconnect_wait_s": 0.2, **opts}
     return parse_profile({"name": "emulated-test", "kind": "emulated", "threads": 1, "cpus": [0],
                           "protocol": FAST, "options": options})
 
@@ -71,13 +94,25 @@ def test_end_to_end_measure(phone, adbkey, tmp_path, tflite):
     for m in (m1, m2):
         assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms and m.runs >= 10
         assert m.extra["source"] == "benchmark_model" and m.extra["output_form"] == "current"
+        assert m.extra["stat"] == "median_of_means" and m.extra["invocations"] >= 3
+        assert m.median_ms == pytest.approx(sorted(m.extra["means_ms"])[len(m.extra["means_ms"]) // 2])
+        assert m.extra["min_ms"] <= m.median_ms
+        st = m.extra["state"]["after"]
+        assert st["thermal_status"] == 0 and st["battery_level"] == 87 and st["charging"] == "usb"
+        assert st["cur_khz"] > 0 and st["max_khz"] == st["cpuinfo_max_khz"] and st["power_saver"] is False
     models = [p for p in phone.pushes if "/models/" in p]
     assert len(models) == 1, "the model is pushed once, then found on the phone by its content hash"
-    # the first run of each measurement asks for min_runs; a noisy one may be re-run with more
-    run = [c for c in phone.log if "--graph=" in c][0]
-    assert run.startswith("taskset 1 /data/local/tmp/latbench/benchmark_model.")
-    for flag in ("--num_threads=1", "--use_xnnpack=true", "--warmup_runs=2", "--num_runs=10", "--min_secs=0"):
-        assert flag in run
+    # one shell line per row: state, three back-to-back invocations (the first warms the core), state
+    row = [c for c in phone.log if "--graph=" in c][0]
+    runs = [r for r in row.split("; ") if "--graph=" in r]
+    assert len(runs) == 3 and all(r.startswith("taskset 1 /data/local/tmp/latbench/benchmark_model.") for r in runs)
+    for flag in ("--num_threads=1", "--use_xnnpack=true", "--warmup_runs=2", "--num_runs=4", "--min_secs=0"):
+        assert all(flag in r for r in runs)
+    assert "--warmup_min_secs=0.3" in runs[0] and "--warmup_min_secs=0.06" in runs[1]
+    assert row.index("dumpsys thermalservice") < row.index("--graph=") < row.rindex("dumpsys thermalservice")
+    assert phone.stayon == "false", "the screen is kept on while profiling and released after"
+    assert any("svc power stayon true" in c for c in phone.log)
+    assert not list((phone.sandbox / "data/local/tmp/latbench/models").iterdir()), "models removed after a run"
 
 
 def test_paths_are_quoted(phone, adbkey, tmp_path, tflite):
@@ -116,12 +151,170 @@ def test_rsa_auth_really_checks_signatures(phone, adbkey, tmp_path):
 def test_refused_auth_is_a_clear_device_lost(tmp_path, adbkey, how):
     kw = {"faults": Faults(refuse_auth=True)} if how == "refuse_auth" else {"auto_accept": False}
     with EmulatedPhone(tmp_path / "phone", **kw) as ph:
+        t = time.monotonic()
         with pytest.raises(DeviceLost, match="Allow USB debugging"):
+            open_device(profile(ph, adbkey, tmp_path, auth_timeout_s=1.5))
+        # a real phone never closes the socket on a declined key: only our own timeout ends the wait
+        assert time.monotonic() - t >= 1.5
+
+
+def test_a_link_that_never_answers_is_a_link_problem_not_a_refused_key(tmp_path, adbkey):
+    with EmulatedPhone(tmp_path / "phone", faults=Faults(blackhole_until=time.monotonic() + 3600)) as ph:
+        with pytest.raises(DeviceLost, match="Wi-Fi") as e:
+            open_device(profile(ph, adbkey, tmp_path, connect_timeout_s=0.5, retries=1))
+    assert "Allow USB debugging" not in str(e.value)
+
+
+def test_a_wifi_blackhole_of_seconds_is_ridden_out_with_back_off(tmp_path, adbkey, tflite):
+    with EmulatedPhone(tmp_path / "phone", faults=Faults(blackhole_until=time.monotonic() + 2.0)) as ph:
+        with open_device(profile(ph, adbkey, tmp_path, connect_timeout_s=0.5, reconnect_wait_s=0.5,
+                                 retries=4)) as dev:
+            assert dev.fingerprint()["model"] == "latbench emulated phone"
+
+
+def test_a_roam_mid_session_is_ridden_out_with_back_off(phone, adbkey, tmp_path, tflite):
+    with open_device(profile(phone, adbkey, tmp_path, connect_timeout_s=1, reconnect_wait_s=1.0,
+                             retries=2)) as dev:
+        # links drop and the phone refuses connections for 2.5 s: two reconnects 1 s and 2 s apart
+        # ride it out; the old 0.2 s / 0.4 s back-off gave up after 0.6 s
+        phone.roam(2.5)
+        assert dev.measure(tflite).runs >= 10
+
+
+def test_wireless_debugging_gets_a_pairing_hint(tmp_path, adbkey):
+    with EmulatedPhone(tmp_path / "phone", faults=Faults(tls_only=True)) as ph:
+        with pytest.raises(DeviceLost, match="adb pair"):
             open_device(profile(ph, adbkey, tmp_path))
 
 
+def test_a_usb_read_timeout_is_a_command_timeout_not_a_lost_phone():
+    class UsbReadFailedError(Exception):  # adb-shell's wrapper of a libusb error
+        pass
+
+    class Dev:
+        def shell(self, *a, **kw):
+            raise UsbReadFailedError("Could not receive data from ... (timeout 300000ms)",
+                                     "LIBUSB_ERROR_TIMEOUT [-7]")
+
+        def close(self):
+            pass
+
+    t = AdbShellTransport(serial="XYZ")
+    t._dev = Dev()
+    with pytest.raises(CommandTimeout):
+        t.shell("true", 1)
+
+
+def test_a_hung_run_outlives_the_host_and_the_next_session_kills_it(phone, adbkey, tmp_path, tflite):
+    prof = profile(phone, adbkey, tmp_path)
+    with open_device(prof) as dev:
+        remote_bin = dev.remote_bin
+    phone.faults.hang_benchmark = 1
+    t = AdbShellTransport(host=phone.host, port=phone.port, key_path=adbkey, connect_timeout_s=3)
+    t.connect()
+    with pytest.raises(CommandTimeout):  # the host gives up and hangs up (a crash, a kill -9, a cable)
+        t.shell(sh_join([remote_bin, "--graph=/data/local/tmp/x.tflite"]), 1.0)
+    time.sleep(0.3)
+    assert phone.stale_processes(), "like on a phone, the hung process survives the host hanging up"
+    with open_device(prof) as dev:
+        assert dev.stale_killed
+        assert not phone.stale_processes()
+        assert dev.measure(tflite).runs >= 10
+
+
+def test_a_cold_core_is_warmed_up_before_a_row_is_timed(tmp_path, adbkey, medium_tflite):
+    """The stand-in's idle core runs at 35 % clock and ramps over 0.4 s of load, like a phone's big core."""
+    rows = {}
+    for name, clocks in (("steady", Clocks(idle=1.0)), ("ramping", Clocks())):
+        with EmulatedPhone(tmp_path / name, clocks=clocks) as ph:
+            with open_device(profile(ph, adbkey, tmp_path / name, warmup_s=0.6)) as dev:
+                rows[name] = dev.measure(medium_tflite).median_ms
+            if name == "ramping":  # what latbench did before: no time-based warm-up, one invocation
+                time.sleep(0.5)
+                with open_device(profile(ph, adbkey, tmp_path / name, warmup_s=0, repeats=1)) as dev:
+                    rows["cold"] = dev.measure(medium_tflite).median_ms
+    assert rows["cold"] > 1.6 * rows["steady"], rows  # the stand-in really ramps
+    assert 0.75 < rows["ramping"] / rows["steady"] < 1.33, rows
+
+
+def test_a_hot_phone_is_cooled_down_before_rows_are_timed(tmp_path, adbkey, tflite):
+    clocks = Clocks(idle=1.0, throttle_after_s=4.0, cool_rate=0.5)
+    with EmulatedPhone(tmp_path / "p", clocks=clocks) as ph:
+        with open_device(profile(ph, adbkey, tmp_path, cool_poll_s=0.2, cool_wait_s=30)) as dev:
+            rows = []
+            while not any(m.extra["cooled_s"] > 0 for m in rows) and len(rows) < 20:
+                rows.append(dev.measure(tflite))  # each row heats the phone further
+    assert rows[-1].extra["cooled_s"] > 0, "the load heated the phone until it had to cool"
+    assert not any("throttled" in m.extra["flags"] for m in rows)
+
+
+def test_a_row_that_stays_throttled_is_flagged(tmp_path, adbkey, medium_tflite):
+    clocks = Clocks(idle=1.0, throttle_after_s=0.2, cool_rate=0.01)
+    with EmulatedPhone(tmp_path / "p", clocks=clocks) as ph:
+        with open_device(profile(ph, adbkey, tmp_path, cool_poll_s=0.2, cool_wait_s=0.5)) as dev:
+            dev.measure(medium_tflite)
+            m = dev.measure(medium_tflite)
+            st = m.extra["state"]["after"]
+    assert "throttled" in m.extra["flags"]
+    assert st["thermal_status"] >= 2 and st["max_khz"] < st["cpuinfo_max_khz"] and st["capped_cpus"] == [0]
+
+
+def test_a_value_the_phone_does_not_show_is_unavailable(tmp_path, adbkey, tflite):
+    faults = Faults(no_thermalservice=True, unreadable_sysfs=("scaling_cur_freq",))
+    with EmulatedPhone(tmp_path / "p", faults=faults) as ph:
+        with open_device(profile(ph, adbkey, tmp_path)) as dev:
+            m = dev.measure(tflite)
+    st = m.extra["state"]["after"]
+    assert st["thermal_status"] == "unavailable" and st["cur_khz"] == "unavailable"
+    assert any("Permission denied" in e for e in st["freq_errors"]), "read errors are kept, not dropped"
+    assert st["max_khz"] == st["cpuinfo_max_khz"]  # what could be read still is
+
+
+def test_a_partly_delegated_gpu_row_is_flagged(phone, adbkey, tmp_path, medium_tflite):
+    gpu = parse_profile({**_as_dict(profile(phone, adbkey, tmp_path)), "delegate": "gpu"})
+    with open_device(gpu) as dev:
+        m = dev.measure(medium_tflite)
+    st = m.extra["state"]
+    assert "partial_delegate" in m.extra["flags"]
+    assert 0 < st["fraction"] < 1 and st["delegate_nodes"] < st["graph_nodes"]
+    with open_device(profile(phone, adbkey, tmp_path)) as dev:  # XNNPACK takes every node
+        m = dev.measure(medium_tflite)
+    assert m.extra["state"]["fraction"] == 1.0 and "partial_delegate" not in m.extra["flags"]
+
+
+def test_the_binary_checksum_is_checked_locally_and_on_the_phone(phone, adbkey, tmp_path, tflite):
+    prof = profile(phone, adbkey, tmp_path)
+    with pytest.raises(InputError, match="benchmark_model_sha256"):
+        open_device(profile(phone, adbkey, tmp_path, benchmark_model_sha256="0" * 64))
+    with open_device(prof) as dev:
+        remote = phone.host_path(dev.remote_bin)
+    good = remote.read_bytes()
+    remote.write_bytes(b"x" * len(good))  # same size, wrong bytes: a size check alone would keep it
+    with open_device(prof):
+        pass
+    assert remote.read_bytes() == good
+
+
+def test_modern_adbd_features_and_shell_v2(phone, adbkey):
+    import struct
+
+    t = AdbShellTransport(host=phone.host, port=phone.port, key_path=adbkey, connect_timeout_s=3)
+    t.connect()
+    try:
+        raw = t._dev._service(b"shell,v2,raw", b"echo hi; ls /nonexistent; false", decode=False)
+    finally:
+        t.close()
+    packets, i = [], 0
+    while i < len(raw):
+        kind, n = struct.unpack_from("<BI", raw, i)
+        packets.append((kind, raw[i + 5:i + 5 + n]))
+        i += 5 + n
+    assert (1, b"hi\n") in packets and any(k == 2 and b"No such file" in d for k, d in packets)
+    assert packets[-1] == (3, bytes([1])), "the exit code comes last"
+
+
 def test_drop_mid_push_is_retried(phone, adbkey, tmp_path, tflite):
-    with open_device(profile(phone, adbkey, tmp_path)) as dev:
+    with open_device(profile(phone, adbkey, tmp_path, keep_models=True)) as dev:
         phone.faults.drop_push, phone.faults.drop_push_after_bytes = 1, 1024
         m = dev.measure(tflite)
     assert m.runs >= 10
@@ -143,12 +336,13 @@ def test_link_that_keeps_dropping_is_device_lost_then_resumes(phone, adbkey, tmp
 
 
 def test_hung_benchmark_is_a_model_error_and_the_phone_recovers(phone, adbkey, tmp_path, tflite):
-    with open_device(profile(phone, adbkey, tmp_path, run_timeout_s=1.5)) as dev:
+    with open_device(profile(phone, adbkey, tmp_path, run_timeout_s=20, repeats=1)) as dev:
         phone.faults.hang_benchmark = 1
         t = time.monotonic()
-        with pytest.raises(ModelRunError, match="did not finish within 1.5 s"):
+        with pytest.raises(ModelRunError, match="did not finish within 20 s"):
             dev.measure(tflite)
-        assert time.monotonic() - t < 10
+        assert time.monotonic() - t < 60
+        assert not phone.stale_processes(), "the hung process was killed"
         assert dev.measure(tflite).runs >= 10
 
 
@@ -167,6 +361,7 @@ def test_missing_model_and_bad_delegate_are_model_errors(phone, adbkey, tmp_path
         with pytest.raises(ModelRunError, match="benchmark_model failed on bad.tflite"):
             dev.measure(bad)
     gpu = parse_profile({**_as_dict(profile(phone, adbkey, tmp_path)), "delegate": "gpu"})
+    phone.faults.gpu_unavailable = True
     with open_device(gpu) as dev:
         with pytest.raises(ModelRunError, match="GPU"):
             dev.measure(tflite)
@@ -249,6 +444,12 @@ def test_google_adb_client_and_server_route(phone, tmp_path, monkeypatch, tflite
         # the server authenticates after `connect` returns: wait until it reports "device"
         subprocess.run(["adb", "-s", phone.address, "wait-for-device"], capture_output=True,
                        timeout=60)
+        # the phone advertises shell_v2, so adb uses it: exit codes and a separate stderr come through
+        r = subprocess.run(["adb", "-s", phone.address, "shell", "ls /nonexistent"], capture_output=True,
+                           timeout=30)
+        assert r.returncode == 1 and b"No such file" in r.stderr and not r.stdout, r
+        r = subprocess.run(["adb", "-s", phone.address, "shell", "echo", "hi"], capture_output=True, timeout=30)
+        assert r.returncode == 0 and r.stdout == b"hi\n", r
         stub = tmp_path / "stub"
         stub.write_bytes(standin_script())
         prof = parse_profile({"name": "via-server", "kind": "adb", "cpus": [0], "protocol": FAST,
@@ -281,3 +482,37 @@ def test_split_needs_identical_phones(tmp_path, adbkey):
     first = q.take()
     q.put_back(first)
     assert list(q) == [0, 1, 2, 3, 4] and len(q) == 0
+
+
+def test_route_policy_uses_a_running_server_else_usb(monkeypatch):
+    from latbench.devices import adb_transport
+    from latbench.devices.adb import make_transport
+
+    prof = lambda **o: parse_profile({"name": "p", "kind": "adb", "options": o})  # noqa: E731
+    monkeypatch.setattr(adb_transport, "adb_server_running", lambda timeout_s=0.5: True)
+    assert make_transport(prof()).name.startswith("adb-server")
+    assert make_transport(prof(host="10.0.0.2")).name == "tcp 10.0.0.2:5555"
+    with pytest.raises(InputError, match="adb kill-server"):
+        make_transport(prof(transport="usb"))
+    monkeypatch.setattr(adb_transport, "adb_server_running", lambda timeout_s=0.5: False)
+    assert make_transport(prof()).name.startswith("usb")
+    assert make_transport(prof(transport="usb")).name.startswith("usb")
+
+
+def test_devices_never_starts_an_adb_server(monkeypatch):
+    import subprocess
+
+    from latbench.devices import adb_transport
+
+    monkeypatch.setattr(adb_transport, "adb_server_running", lambda timeout_s=0.5: False)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **kw: pytest.fail(f"ran {a}"))
+    assert adb_transport.list_server_devices() == []
+
+
+@pytest.mark.parametrize("model,codename,want", [("Pixel 7 Pro", "cheetah", "pixel7"), ("Pixel 6a", "bluejay", "pixel6"),
+                                                 ("Pixel 4 XL", "coral", "pixel4"), ("Pixel 8a", "akita", "pixel8")])
+def test_pro_xl_and_a_variants_match_their_profile(model, codename, want):
+    from latbench.devices.cli_devices import PhoneInfo, _profiles, match_profile
+
+    assert match_profile(PhoneInfo("s", "device", "usb", model=model, device=codename), _profiles()) == want
+    assert match_profile(PhoneInfo("s", "device", "usb", model=model, device=""), _profiles()) == want

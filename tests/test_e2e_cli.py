@@ -57,27 +57,62 @@ def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
 
 
 def test_kill_9_mid_profile_loses_nothing_and_resumes(tmp_path, tiny_arch_dict):
+    """Killed while a row is being timed, at a point fixed by the test, not by the machine's speed:
+    the emulated phone (a separate process) hangs the 4th benchmark_model run, so exactly 3 rows
+    are written when the kill comes, however fast the machine."""
+    import socket
+
     af = tmp_path / "a.json"
     af.write_text(json.dumps({**tiny_arch_dict, "resolution": 96}))
     lut = tmp_path / "lut"
-    csv = lut / "host_tiny_fp32.csv"
-    proc = subprocess.Popen([sys.executable, "-m", "latbench.cli", "profile", "--arch", af,
-                             "--lut-dir", lut, "--no-progress"], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if csv.exists() and len(LUT.load(csv).rows) >= 3:
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = LUT.load(csv).rows
-    assert 3 <= len(before) < 8
-    r = run("profile", "--arch", af, "--lut-dir", lut, "--no-progress")
-    assert r.returncode == 0, r.stderr
-    after = LUT.load(csv)
-    assert len(after.rows) == 8 and not after.failed()
-    for k, row in before.items():  # what was measured before the kill is kept as it was
-        assert after.rows[k].measured_at == row.measured_at
-    assert csv.read_text().count("\n") == len(after.meta) + 1 + 8  # no duplicates
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    phone = subprocess.Popen([sys.executable, "-m", "latbench.devices.emulated_phone", "--port", str(port),
+                              "--sandbox", tmp_path / "phone", "--hang-after-runs", "3"], cwd=REPO,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert "listening" in phone.stdout.readline()
+        prof = tmp_path / "standin.toml"
+        prof.write_text(f"""name = "standin"
+kind = "emulated"
+cpus = [0]
+[protocol]
+warmup_runs = 2
+min_runs = 5
+max_runs = 50
+max_seconds = 0.5
+target_ci = 1.0
+[options]
+connect = "127.0.0.1:{port}"
+sandbox = "{tmp_path / 'host'}"
+adbkey = "{tmp_path / 'adbkey'}"
+repeats = 1
+warmup_s = 0.1
+run_timeout_s = 600
+temp_check_s = 1000
+""")
+        csv = lut / "standin_tiny_fp32.csv"
+        args = ["profile", "--arch", af, "--device", prof, "--lut-dir", lut, "--no-progress"]
+        proc = subprocess.Popen([sys.executable, "-m", "latbench.cli", *map(str, args)], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 600
+        while time.time() < deadline and proc.poll() is None:
+            if csv.exists() and len(LUT.load(csv).rows) >= 3:
+                break
+            time.sleep(0.05)
+        time.sleep(1.0)  # the 4th run hangs: nothing more can be written
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        before = LUT.load(csv).rows
+        assert len(before) == 3
+        r = run(*args)  # the hung run is still on the phone: the new session kills it first
+        assert r.returncode == 0, r.stderr
+        after = LUT.load(csv)
+        assert len(after.rows) == 8 and not after.failed()
+        for k, row in before.items():  # what was measured before the kill is kept as it was
+            assert after.rows[k].measured_at == row.measured_at
+        assert csv.read_text().count("\n") == len(after.meta) + 1 + 8  # no duplicates
+    finally:
+        phone.kill()
+        phone.wait()

@@ -76,12 +76,13 @@ def test_grouped_fbconv_rows_round_trip_through_the_file(tmp_path):
 def test_a_lut_from_before_the_groups_column_loads_and_resumes(tmp_path):
     """LUTs written before LayerSpec.groups existed: read with the default, upgraded on resume."""
     from latbench import records
-    from latbench.lut import COLUMNS, LEGACY_COLUMNS
+    from latbench.lut import COLUMNS, OPTIONAL_COLUMNS
 
     p = tmp_path / "host_t_fp32.csv"
     old = Row(_spec(16), "ok", summarize([1.0]))
-    keep = [i for i, c in enumerate(COLUMNS) if c in LEGACY_COLUMNS]
-    records.create(p, META, LEGACY_COLUMNS, [[old.to_csv()[i] for i in keep]])
+    legacy = [c for c in COLUMNS if c not in OPTIONAL_COLUMNS]  # the first release's columns
+    keep = [i for i, c in enumerate(COLUMNS) if c in legacy]
+    records.create(p, META, legacy, [[old.to_csv()[i] for i in keep]])
     assert "groups" not in p.read_text().splitlines()[len(META)]
     assert LUT.load(p).rows[_spec(16).key].spec == _spec(16)
     lut = LUT.open(p, META)  # resuming rewrites it with today's columns, losing nothing
@@ -105,3 +106,39 @@ def test_content_hash_follows_row_values_and_protocol_is_part_of_the_settings(tm
     assert lut.content_hash([_spec(24).key]) == LUT.load(p).content_hash([_spec(24).key])
     other = LUT(meta={**META, "protocol": {"min_runs": 30}})
     assert other.settings_identity() != settings
+
+
+def test_rows_record_which_statistic_they_hold_and_the_phone_state(tmp_path):
+    from latbench.measure import Measurement
+
+    p = tmp_path / "phone_t_fp32.csv"
+    lut = LUT.create(p, META)
+    lut.append(Row(_spec(16), "ok", summarize([1.0, 1.1, 1.2])))
+    state = {"after": {"thermal_status": 2, "cur_khz": "unavailable"}, "flags": ["throttled"]}
+    phone = Measurement(2.0, 1.9, 2.2, 0.1, 2.05, 40, 0.02,
+                        {"stat": "median_of_means", "min_ms": 1.8, "state": state})
+    lut.append(Row(_spec(24), "ok", phone))
+    back = LUT.load(p)
+    host_row, phone_row = back.rows[_spec(16).key], back.rows[_spec(24).key]
+    assert host_row.measurement.extra == {"stat": "median", "min_ms": 1.0} and host_row.flags == []
+    assert phone_row.measurement.extra["stat"] == "median_of_means"
+    assert phone_row.measurement.extra["min_ms"] == 1.8 and phone_row.measurement.extra["state"] == state
+    assert phone_row.flags == ["throttled"]
+
+
+def test_a_lut_from_before_the_added_columns_loads_and_resumes(tmp_path):
+    from latbench import records
+    from latbench.lut import ADDED_COLUMNS, COLUMNS
+
+    p = tmp_path / "old_t_fp32.csv"
+    old_cols = COLUMNS[:-len(ADDED_COLUMNS)]
+    row = Row(_spec(16), "ok", summarize([1.0, 1.2])).to_csv()[:len(old_cols)]
+    records.create(p, META, old_cols, [row])
+    back = LUT.load(p)
+    assert back.rows[_spec(16).key].measurement.median_ms == pytest.approx(1.1)
+    assert back.rows[_spec(16).key].measurement.extra["stat"] == "median"  # what old rows held
+    lut = LUT.open(p, META)  # resuming rewrites the header once, keeping every row
+    lut.append(Row(_spec(24), "ok", summarize([2.0])))
+    again = LUT.load(p)
+    assert set(again.rows) == {_spec(16).key, _spec(24).key}
+    assert p.read_text().count("\n") == len(META) + 1 + 2

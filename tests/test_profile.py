@@ -103,3 +103,30 @@ def test_dry_run_counts_only_what_is_missing(tmp_path, tiny_arch_dict):
     assert count_missing(specs, tmp_path, "host", "fp32", target, reuse=True) == (4, len(specs) - 4)
     assert count_missing(specs, tmp_path, "host", "fp32", target, reuse=True,
                          retry_failed=True) == (3, len(specs) - 3)
+
+
+def test_rows_timed_throttled_or_partly_delegated_are_counted_in_the_summary(tmp_path):
+    from latbench.arch import LayerSpec
+    from latbench.devices import Device, DeviceProfile
+    from latbench.devices.fleet import WorkQueue
+    from latbench.lut import LUT
+    from latbench.measure import Measurement
+    from latbench.profile import Summary, measure_pending
+
+    class Flagging(Device):
+        def fingerprint(self):
+            return {"device": "f"}
+
+        def measure(self, model):
+            flags = ["throttled"] if "16" in model.name else []
+            return Measurement(1.0, 0.9, 1.1, 0.1, 1.0, 10, 0.01, {"state": {"flags": flags}})
+
+    specs = [LayerSpec("conv", 8, c, 8, c, 3) for c in (8, 16)]
+    paths = {}
+    for s in specs:
+        paths[s.key] = (tmp_path / f"m{s.cin}.tflite", None)
+    lut = LUT.create(tmp_path / "f.csv", {"fingerprint": {}})
+    summ = Summary("f", lut.path)
+    measure_pending(Flagging(DeviceProfile("f", "host")), lut, WorkQueue(specs), paths, summ, progress=False)
+    assert summ.measured == 2 and summ.flagged == {"throttled": 1}
+    assert "flagged rows: 1 throttled" in summ.line()

@@ -3,28 +3,59 @@
 The same AdbDevice serves a real phone and the emulated one (kind "emulated"):
 only the transport's address differs.
 
+How a row is timed (the phone protocol; docs/phones.md says why):
+  One shell round trip per row: the device state (timed cores' scaling_cur_freq,
+  scaling_max_freq, cpuinfo_max_freq; `dumpsys thermalservice` status; battery
+  level, temperature, charging; battery saver), then `repeats` back-to-back
+  `benchmark_model` invocations on the profile's cores, then the state again.
+  The first invocation warms the core for `warmup_s` seconds of wall time
+  (benchmark_model's --warmup_min_secs), so an idle big core has ramped its
+  clock before anything is timed; the later ones, started while the core is
+  still busy, warm for `warmup_s / 5`. benchmark_model prints only the mean
+  of its timed runs, so the row's median_ms is the median of the invocations'
+  means (`stat` = "median_of_means" in the LUT), p10/p90 are percentiles of
+  those means, min_ms is the fastest single run seen, and ci_rel is the
+  distribution-free CI of that median. A row timed while the phone throttled
+  (thermal status >= MODERATE, or a timed core's scaling_max_freq below its
+  cpuinfo_max_freq) is timed again after a cool-down, and flagged "throttled"
+  if it still is. A GPU/NNAPI row whose delegate took only part of the graph is
+  flagged "partial_delegate" with the fraction. A value the phone does not show
+  is recorded as "unavailable", never dropped.
+
 Profile [options] (all optional unless said):
   transport      "auto" (default) | "tcp" | "usb" | "server". auto: tcp when `host`
-                 is set, else USB through adb-shell, falling back to the adb
-                 server when the USB interface is busy.
+                 is set; else the adb server when one is running (it owns USB
+                 phones), else USB through adb-shell. latbench never starts a server.
   serial         phone serial (USB / server); default: the only phone attached
   host, port     for TCP (`adb tcpip 5555` on the phone first); port 5555
   adbkey         private key, default ~/.android/adbkey (created 0600 if missing)
   benchmark_model  local path to the Android `benchmark_model` binary (required
                  for kind adb; see docs/phones.md for where to get it)
+  benchmark_model_sha256  its expected sha256: a different local file is refused;
+                 the phone's copy is always checked against the local one after a push
   remote_dir     default /data/local/tmp/latbench
+  keep_models    leave pushed models on the phone after the run (default false)
+  repeats        benchmark_model invocations per row (default 5)
+  warmup_s       seconds of warm-up before the first invocation of a row (default 1.0)
+  stay_awake     `svc power stayon true` while profiling, `false` after (default true)
   max_temp_c     battery temperature above which we wait to cool (default 40)
+  throttle_status  thermalservice status counted as throttled (default 2 = MODERATE)
   cool_wait_s    longest wait for cooling before measuring anyway (default 300)
-  cool_poll_s    seconds between temperature checks while cooling (default 10)
-  temp_check_s   check temperature at most this often between models (default 30)
-  connect_timeout_s (10), command_timeout_s (30), run_timeout_s (300), retries (2)
+  cool_poll_s    seconds between checks while cooling (default 10)
+  temp_check_s   check temperature at most this often between rows (default 30)
+  connect_timeout_s (10), auth_timeout_s (30), command_timeout_s (30),
+  run_timeout_s (300, one row), retries (4), reconnect_wait_s (2: first back-off;
+                 doubling, so about 30 s in all, enough for a Wi-Fi roam or a
+                 USB re-enumeration)
   extra_args     list of extra benchmark_model flags, e.g. ["--use_caching=true"]
-  model, product ro.product.model / ro.product.device this profile is meant for
-                 (used by `latbench devices` to match a phone to a profile)
+  model, product ro.product.model / ro.product.device this profile is meant for,
+                 a string or a list (used by `latbench devices` to match a phone)
 Kind "emulated" only:
   connect        "127.0.0.1:PORT" of an already running emulated phone; else one
                  is started in-process on a free port
   sandbox        its filesystem directory (default: a temporary directory)
+  clocks         table of emulated_phone.Clocks fields for the in-process phone,
+                 e.g. {ramp_s = 0.4, throttle_after_s = 120}
 """
 
 from __future__ import annotations
@@ -38,12 +69,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import InputError
-from ..measure import Measurement
+from ..measure import Measurement, median_ci
 from .adb_transport import (AdbServerTransport, AdbShellTransport, AuthRefused, CommandTimeout,
-                            PushRefused, Transport, TransportError, UsbBusy, sh_join)
+                            PairingNeeded, PushRefused, Transport, TransportError, UsbBusy, route_for,
+                            sh_join)
 from .base import Device, DeviceLost, DeviceProfile, ModelRunError
-from .benchmark_output import BenchmarkOutputError, parse_benchmark_output
+from .benchmark_output import BenchmarkOutputError, BenchmarkResult, parse_benchmark_output
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +88,9 @@ FINGERPRINT_PROPS = {
 }
 _DELEGATE_FLAGS = {"cpu": ["--use_xnnpack=true"], "xnnpack": ["--use_xnnpack=true"],
                    "gpu": ["--use_gpu=true"], "nnapi": ["--use_nnapi=true"]}
+UNAVAILABLE = "unavailable"
+_FATAL_LINK = (AuthRefused, UsbBusy, PairingNeeded)
+_MARK = "@@latbench"
 
 
 def _sha256(path: Path) -> str:
@@ -65,7 +102,7 @@ def _sha256(path: Path) -> str:
 
 
 class AdbDevice(Device):
-    """One phone. Link errors are retried with a reconnect; then DeviceLost."""
+    """One phone. Link errors are retried with a reconnect and back-off; then DeviceLost."""
 
     def __init__(self, profile: DeviceProfile, transport: Transport, benchmark_model: Path,
                  on_close: Any = None):
@@ -77,39 +114,59 @@ class AdbDevice(Device):
         self.remote_bin = f"{self.remote_dir}/benchmark_model"
         self.command_timeout_s = float(o.get("command_timeout_s", 30))
         self.run_timeout_s = float(o.get("run_timeout_s", 300))
-        self.retries = int(o.get("retries", 2))
+        self.retries = int(o.get("retries", 4))
+        self.reconnect_wait_s = float(o.get("reconnect_wait_s", 2.0))
         self.max_temp_c = float(o.get("max_temp_c", 40))
+        self.throttle_status = int(o.get("throttle_status", 2))
         self.cool_wait_s = float(o.get("cool_wait_s", 300))
         self.cool_poll_s = float(o.get("cool_poll_s", 10))
         self.temp_check_s = float(o.get("temp_check_s", 30))
+        self.repeats = int(o.get("repeats", 5))
+        self.warmup_s = float(o.get("warmup_s", 1.0))
+        self.keep_models = bool(o.get("keep_models", False))
+        self.stay_awake = bool(o.get("stay_awake", True))
+        if self.repeats < 1 or self.warmup_s < 0:
+            raise InputError("repeats must be >= 1 and warmup_s >= 0", f"{profile.name}: options")
         self.extra_args = [str(a) for a in o.get("extra_args", [])]
         self._on_close = on_close
         self._pushed: set[str] = set()
+        self._models: set[str] = set()
         self._last_temp_check = -math.inf
         self._props: dict[str, str] | None = None
         self._bin_sha = _sha256(self.binary)
+        want = str(o.get("benchmark_model_sha256", "")).lower()
+        if want and want != self._bin_sha:
+            raise InputError(f"{self.binary} has sha256 {self._bin_sha}, the profile expects {want}: "
+                             "a different benchmark_model (see docs/phones.md)",
+                             f"{profile.name}: options.benchmark_model_sha256")
         self._call(self.t.connect)
+        self.stale_killed = self._kill_stale()
         self._ensure_binary()
+        if self.stay_awake:
+            self._sh(["svc", "power", "stayon", "true"])
 
     # ---- link handling
     def _call(self, fn, *args, **kw):
-        """Run a transport call; on a link error reconnect and retry, then give up: DeviceLost."""
+        """Run a transport call; on a link error reconnect and retry with back-off, then DeviceLost."""
         last: Exception | None = None
         for attempt in range(self.retries + 1):
             try:
                 return fn(*args, **kw)
-            except (AuthRefused, UsbBusy) as exc:
+            except _FATAL_LINK as exc:
                 raise DeviceLost(str(exc)) from None
             except CommandTimeout:
                 raise
             except TransportError as exc:
                 last = exc
-                log.warning("%s: %s (attempt %d/%d), reconnecting", self.profile.name, exc, attempt + 1,
-                            self.retries + 1)
-                time.sleep(min(0.2 * 2 ** attempt, 2.0))
+                if attempt == self.retries:
+                    break
+                wait = min(self.reconnect_wait_s * 2 ** attempt, 30.0)
+                log.warning("%s: %s (attempt %d/%d), reconnecting in %.0f s", self.profile.name, exc,
+                            attempt + 1, self.retries + 1, wait)
+                time.sleep(wait)
                 try:
                     self.t.connect()
-                except (AuthRefused, UsbBusy) as exc2:
+                except _FATAL_LINK as exc2:
                     raise DeviceLost(str(exc2)) from None
                 except TransportError as exc2:
                     last = exc2
@@ -127,12 +184,24 @@ class AdbDevice(Device):
             raise DeviceLost(f"{self.profile.name}: {exc}") from None
         return r.output, r.rc
 
+    def _pkill_line(self) -> str:
+        return sh_join(["pkill", "-f", re.escape(f"{self.remote_dir}/benchmark_model")])
+
     def _reconnect_after_timeout(self) -> None:
+        """A command hung: reconnect (the link may be wedged) and kill what hangs, so it does not
+        keep the timed core busy for every later row."""
         try:
-            self.t.connect()
-            self.t.shell(sh_join(["pkill", "-f", self.remote_bin]) + " 2>/dev/null", self.command_timeout_s)
-        except TransportError as exc:
-            raise DeviceLost(f"{self.profile.name}: phone stopped answering: {exc}") from None
+            self._call(self.t.connect)
+            self.t.shell(self._pkill_line(), self.command_timeout_s)
+        except (TransportError, DeviceLost) as exc:
+            raise DeviceLost(f"{self.profile.name}: phone stopped answering after a timeout: {exc}") from None
+
+    def _kill_stale(self) -> bool:
+        """Kill benchmark processes an earlier session left running (a hung run outlives its host)."""
+        _, rc = self._sh(self._pkill_line())
+        if rc == 0:
+            log.warning("%s: killed a benchmark_model left running by an earlier session", self.profile.name)
+        return rc == 0
 
     def _push(self, local: Path, remote: str, mode: int = 0o644) -> None:
         """Push unless a file of the same size is already there (names carry the content hash)."""
@@ -151,13 +220,32 @@ class AdbDevice(Device):
                 raise DeviceLost(f"{self.profile.name}: {remote} has the wrong size after the push")
         self._pushed.add(remote)
 
+    def _remote_sha(self, remote: str) -> str:
+        out, rc = self._sh(["sha256sum", remote])
+        word = out.split()[0] if out.split() else ""
+        return word.lower() if rc == 0 and re.fullmatch(r"[0-9a-fA-F]{64}", word) else ""
+
     def _ensure_binary(self) -> None:
-        """Push benchmark_model once, under a name carrying its hash (a new binary gets a new name)."""
+        """Push benchmark_model once, under a name carrying its hash, and check the phone's copy."""
         out, rc = self._sh(["mkdir", "-p", f"{self.remote_dir}/models"])
         if rc not in (0, None):
             raise DeviceLost(f"{self.profile.name}: cannot create {self.remote_dir}: {out.strip()}")
         self.remote_bin = f"{self.remote_dir}/benchmark_model.{self._bin_sha[:12]}"
         self._push(self.binary, self.remote_bin, 0o755)
+        got = self._remote_sha(self.remote_bin)
+        if got and got != self._bin_sha:  # a torn or corrupted copy of the same size: push it again
+            log.warning("%s: the phone's benchmark_model has sha256 %s, not %s; pushing again",
+                        self.profile.name, got[:12], self._bin_sha[:12])
+            self._sh(["rm", "-f", self.remote_bin])
+            self._pushed.discard(self.remote_bin)
+            self._push(self.binary, self.remote_bin, 0o755)
+            got = self._remote_sha(self.remote_bin)
+            if got and got != self._bin_sha:
+                raise DeviceLost(f"{self.profile.name}: {self.remote_bin} on the phone does not match "
+                                 f"{self.binary} (sha256 {got[:12]} vs {self._bin_sha[:12]})")
+        if not got:
+            log.warning("%s: the phone has no sha256sum; the pushed binary was checked by size only",
+                        self.profile.name)
 
     # ---- the Device interface
     def props(self) -> dict[str, str]:
@@ -177,72 +265,149 @@ class AdbDevice(Device):
         return fp
 
     def health(self) -> dict[str, Any]:
-        """Temperatures, governors and frequencies now; recorded in the LUT, never compared."""
+        """Temperatures, governors, frequencies and thermal status now; recorded, never compared."""
         h: dict[str, Any] = {"serial": self.props().get("ro.serialno", ""), "time": time.time()}
-        bt = self.battery_temp_c()
-        if bt is not None:
-            h["battery_temp_c"] = bt
-        out, _ = self._sh("grep -H . /sys/class/thermal/thermal_zone*/type /sys/class/thermal/thermal_zone*/temp",
-                          suffix=" 2>/dev/null")
+        h.update(self.state())
+        out, _ = self._sh("grep -H . /sys/class/thermal/thermal_zone*/type /sys/class/thermal/thermal_zone*/temp")
         zones: dict[str, dict[str, str]] = {}
         for path, _, val in (ln.partition(":") for ln in out.splitlines() if ":" in ln):
             parts = path.rsplit("/", 2)
-            if len(parts) == 3:
+            if len(parts) == 3 and parts[1].startswith("thermal_zone"):
                 zones.setdefault(parts[1], {})[parts[2]] = val.strip()
         h["thermal_c"] = {z.get("type", name): _milli(z.get("temp")) for name, z in sorted(zones.items())
-                          if _milli(z.get("temp")) is not None}
+                          if _milli(z.get("temp")) is not None} or UNAVAILABLE
         out, _ = self._sh("grep -H . /sys/devices/system/cpu/cpu*/cpufreq/scaling_governor "
-                          "/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq", suffix=" 2>/dev/null")
+                          "/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq")
         cpus: dict[str, dict[str, str]] = {}
         for path, _, val in (ln.partition(":") for ln in out.splitlines() if ":" in ln):
             m = re.search(r"/(cpu\d+)/cpufreq/(\w+)$", path)
             if m:
                 cpus.setdefault(m[1], {})[m[2]] = val.strip()
-        h["cpufreq"] = cpus
+        h["cpufreq"] = cpus or UNAVAILABLE
         return h
 
+    # ---- device state
+    def _freq_files(self) -> list[str]:
+        cpus = self.profile.cpus
+        names = ("scaling_cur_freq", "scaling_max_freq", "cpuinfo_max_freq")
+        if not cpus:
+            return [f"/sys/devices/system/cpu/cpu[0-9]*/cpufreq/{n}" for n in names]
+        return [f"/sys/devices/system/cpu/cpu{c}/cpufreq/{n}" for c in cpus for n in names]
+
+    def _state_line(self, tag: str) -> str:
+        """Shell commands printing the device state, between markers; stderr kept (errors are data)."""
+        mark = lambda part: sh_join(["echo", f"{_MARK} state:{tag}:{part}"])  # noqa: E731
+        return "; ".join([
+            mark("freq"),
+            # globs (no profile cpus) are fixed text and must stay unquoted to expand
+            # (each command's stderr joins its stdout: shell v2 routes keep them apart otherwise)
+            (sh_join(["grep", "-H", ".", *self._freq_files()]) if self.profile.cpus
+             else "grep -H . " + " ".join(self._freq_files())) + " 2>&1",
+            mark("thermal"), sh_join(["dumpsys", "thermalservice"]) + " 2>&1",
+            mark("battery"), sh_join(["dumpsys", "battery"]) + " 2>&1",
+            mark("saver"), sh_join(["settings", "get", "global", "low_power"]) + " 2>&1",
+            mark("end")])
+
+    def state(self) -> dict[str, Any]:
+        """The device state now (one round trip)."""
+        out, _ = self._sh(self._state_line("now"), suffix=" 2>&1")
+        return parse_state(_sections(out), "now")
+
+    def throttled(self, st: dict[str, Any], cooling: bool = False) -> list[str]:
+        """Why this state counts as throttled or too hot ([] = fine); unavailable values never do.
+
+        While cooling down, the thermal status must fall one level below the throttling one, so
+        the row timed next does not tip the phone straight back over.
+        """
+        why = []
+        ts = st.get("thermal_status")
+        if isinstance(ts, int) and ts >= (max(1, self.throttle_status - 1) if cooling else self.throttle_status):
+            why.append(f"thermal status {ts}")
+        capped = st.get("capped_cpus")
+        if isinstance(capped, list) and capped:
+            why.append(f"scaling_max_freq below cpuinfo_max_freq on cpu {','.join(map(str, capped))}")
+        bt = st.get("battery_temp_c")
+        if isinstance(bt, (int, float)) and bt > self.max_temp_c:
+            why.append(f"battery {bt:.1f} C > {self.max_temp_c:g} C")
+        return why
+
     def battery_temp_c(self) -> float | None:
-        out, _ = self._sh(["dumpsys", "battery"])
-        m = re.search(r"^\s*temperature:\s*(-?\d+)", out, flags=re.M)
-        return int(m[1]) / 10 if m else None
+        t = self.state().get("battery_temp_c")
+        return t if isinstance(t, (int, float)) else None
 
     def wait_cool(self) -> float:
-        """Block until the battery is below max_temp_c (or cool_wait_s passed); seconds waited."""
+        """Block until nothing says hot or throttled (or cool_wait_s passed); seconds waited."""
         start = time.monotonic()
         first = True
         while True:
-            t = self.battery_temp_c()
-            if t is None or t <= self.max_temp_c:
+            why = self.throttled(self.state(), cooling=True)
+            if not why:
                 return 0.0 if first else time.monotonic() - start
             first = False
             waited = time.monotonic() - start
             if waited >= self.cool_wait_s:
-                log.warning("%s: still %.1f C after %.0f s of cooling; measuring anyway", self.profile.name,
-                            t, waited)
+                log.warning("%s: still %s after %.0f s of cooling; measuring anyway", self.profile.name,
+                            "; ".join(why), waited)
                 return waited
-            log.info("%s: battery %.1f C > %.1f C, waiting to cool", self.profile.name, t, self.max_temp_c)
+            log.info("%s: %s, waiting to cool", self.profile.name, "; ".join(why))
             time.sleep(self.cool_poll_s)
 
-    def _run_args(self, remote_model: str, num_runs: int) -> list[str]:
+    # ---- timing
+    def _run_args(self, remote_model: str, num_runs: int, warmup_s: float, max_s: float) -> list[str]:
         pr = self.profile.protocol
-        argv = ([ "taskset", self.profile.cpu_mask] if self.profile.cpu_mask else []) + [
+        return ([ "taskset", self.profile.cpu_mask] if self.profile.cpu_mask else []) + [
             self.remote_bin, f"--graph={remote_model}", f"--num_threads={self.profile.threads}",
             *_DELEGATE_FLAGS[self.profile.delegate],
-            f"--warmup_runs={pr.warmup_runs}", "--warmup_min_secs=0",
-            f"--num_runs={num_runs}", "--min_secs=0", f"--max_secs={pr.max_seconds:g}",
+            f"--warmup_runs={pr.warmup_runs}", f"--warmup_min_secs={warmup_s:g}",
+            f"--num_runs={num_runs}", "--min_secs=0", f"--max_secs={max_s:g}",
             *self.extra_args]
-        return argv
 
-    def _benchmark(self, remote_model: str, num_runs: int, name: str) -> Measurement:
-        out, rc = self._sh(self._run_args(remote_model, num_runs), timeout_s=self.run_timeout_s,
-                           suffix=" 2>&1", hang_is_model_error=True)
-        try:
-            m = parse_benchmark_output(out).to_measurement()
-        except BenchmarkOutputError as exc:
-            raise ModelRunError(f"benchmark_model failed on {name} (exit {rc}): {exc}") from None
-        if rc not in (0, None):
-            raise ModelRunError(f"benchmark_model exited {rc} on {name}: {out.strip()[-300:]}")
-        return m
+    def _row_line(self, remote_model: str, repeats: int, first_warmup_s: float) -> str:
+        pr = self.profile.protocol
+        n = max(3, math.ceil(max(pr.min_runs, 1) / self.repeats))
+        max_s = max(pr.max_seconds / self.repeats, 0.05)
+        parts = [self._state_line("before")]
+        for i in range(repeats):
+            warm = first_warmup_s if i == 0 else self.warmup_s / 5
+            parts += [sh_join(["echo", f"{_MARK} run {i}"]),
+                      sh_join(self._run_args(remote_model, n, warm, max_s)) + " 2>&1",
+                      f"echo {_MARK} rc $?"]
+        parts.append(self._state_line("after"))
+        return "; ".join(parts)
+
+    def _time_row(self, remote: str, name: str) -> tuple[list[BenchmarkResult], dict, dict]:
+        """Time one row: (per-invocation results, state before, state after)."""
+        results: list[BenchmarkResult] = []
+        before = after = {}
+        first_warm = self.warmup_s
+        for round_ in range(3):  # rerun (more invocations) while the median is not pinned down
+            out, _ = self._sh(self._row_line(remote, self.repeats, first_warm), timeout_s=self.run_timeout_s,
+                              suffix=" 2>&1", hang_is_model_error=True)
+            sec = _sections(out)
+            if round_ == 0:
+                before = parse_state(sec, "before")
+            after = parse_state(sec, "after")
+            for i in range(self.repeats):
+                text = sec.get(f"run {i}", "")
+                rc_m = re.search(rf"{_MARK} rc (-?\d+)", out.split(f"{_MARK} run {i}\n", 1)[-1])
+                rc = int(rc_m[1]) if rc_m else None
+                try:
+                    r = parse_benchmark_output(text)
+                    r.to_measurement()
+                except BenchmarkOutputError as exc:
+                    raise ModelRunError(f"benchmark_model failed on {name} (exit {rc}): {exc}") from None
+                if rc not in (0, None):
+                    raise ModelRunError(f"benchmark_model exited {rc} on {name}: {text.strip()[-300:]}")
+                results.append(r)
+            means = [r.inference_avg_us for r in results]
+            lo, hi = median_ci(means)
+            med = float(np.median(means))
+            ci = max(med - lo, hi - med) / med if med > 0 else math.inf
+            runs = sum(r.inference.count for r in results if r.inference)
+            if ci <= self.profile.protocol.target_ci or runs >= self.profile.protocol.max_runs:
+                break
+            first_warm = self.warmup_s  # a new shell line: the core may have idled meanwhile
+        return results, before, after
 
     def measure(self, model: Path) -> Measurement:
         model = Path(model)
@@ -252,24 +417,140 @@ class AdbDevice(Device):
             self._last_temp_check = time.monotonic()
         remote = f"{self.remote_dir}/models/{_sha256(model)[:24]}.tflite"
         self._push(model, remote)
-        pr = self.profile.protocol
-        n = max(pr.min_runs, 1)
-        m = self._benchmark(remote, n, model.name)
-        # benchmark_model cannot stop on a CI target itself: rerun once with enough runs to meet it
-        if m.ci_rel > pr.target_ci and m.runs < pr.max_runs:
-            need = min(pr.max_runs, max(2 * m.runs, math.ceil(m.runs * (m.ci_rel / pr.target_ci) ** 2)))
-            if need > m.runs:
-                m = self._benchmark(remote, need, model.name)
-        extra = dict(m.extra, cooled_s=round(cooled, 2), model_sha256=remote.rsplit("/", 1)[1][:24])
+        self._models.add(remote)
+        results, before, after = self._time_row(remote, model.name)
+        flags: list[str] = []
+        why = self.throttled(before) + self.throttled(after)
+        if why:
+            log.warning("%s: %s was timed while %s; cooling down and timing it again", self.profile.name,
+                        model.name, "; ".join(why))
+            cooled += self.wait_cool()
+            results, before, after = self._time_row(remote, model.name)
+            why = self.throttled(before) + self.throttled(after)
+            if why:
+                flags.append("throttled")
+                log.warning("%s: %s still throttled (%s): row flagged", self.profile.name, model.name,
+                            "; ".join(why))
+        m = _combine(results, self.warmup_s)
+        deleg = _delegation(results)
+        if self.profile.delegate in ("gpu", "nnapi"):
+            frac = deleg.get("fraction")
+            if deleg.get("none") or (isinstance(frac, float) and frac < 1.0):
+                flags.append("partial_delegate")
+                log.warning("%s: the %s delegate took %s of %s's nodes: the rest ran on the CPU",
+                            self.profile.name, self.profile.delegate,
+                            f"{frac:.0%}" if isinstance(frac, float) else "none", model.name)
+        state = {"before": before, "after": after, "flags": flags, "cooled_s": round(cooled, 2), **deleg}
+        extra = dict(m.extra, model_sha256=remote.rsplit("/", 1)[1][:24], cooled_s=round(cooled, 2),
+                     state=state, flags=flags)
         return Measurement(m.median_ms, m.p10_ms, m.p90_ms, m.std_ms, m.mean_ms, m.runs, m.ci_rel, extra)
 
     def close(self) -> None:
         try:
-            self.t.close()
+            if self.t is not None:
+                try:
+                    if not self.keep_models and self._models:
+                        self.t.shell(sh_join(["rm", "-f", *sorted(self._models)]), self.command_timeout_s)
+                    if self.stay_awake:
+                        self.t.shell(sh_join(["svc", "power", "stayon", "false"]), self.command_timeout_s)
+                except TransportError as exc:
+                    log.warning("%s: could not tidy up the phone: %s", self.profile.name, exc)
+                self.t.close()
         finally:
             if self._on_close is not None:
                 self._on_close()
                 self._on_close = None
+
+
+def _sections(out: str) -> dict[str, str]:
+    """Output split at our `@@latbench NAME` marker lines: NAME -> the text after it."""
+    sec: dict[str, str] = {}
+    name = None
+    buf: list[str] = []
+    for line in out.splitlines():
+        if line.startswith(_MARK + " "):
+            if name is not None:
+                sec[name] = "\n".join(buf)
+            name, buf = line[len(_MARK) + 1:].strip(), []
+        elif name is not None:
+            buf.append(line)
+    if name is not None:
+        sec[name] = "\n".join(buf)
+    return sec
+
+
+def parse_state(sec: dict[str, str], tag: str) -> dict[str, Any]:
+    """Device state from the sections of a state block; what the phone did not show is UNAVAILABLE."""
+    part = lambda name: sec.get(f"state:{tag}:{name}", "")  # noqa: E731
+    st: dict[str, Any] = {}
+    cpus: dict[int, dict[str, int]] = {}
+    errors = []
+    for line in part("freq").splitlines():
+        m = re.match(r"^/sys/devices/system/cpu/cpu(\d+)/cpufreq/(\w+):(\d+)\s*$", line)
+        if m:
+            cpus.setdefault(int(m[1]), {})[m[2]] = int(m[3])
+        elif line.strip():
+            errors.append(line.strip())
+    cur = [c["scaling_cur_freq"] for c in cpus.values() if c.get("scaling_cur_freq")]
+    st["cur_khz"] = min(cur) if cur else UNAVAILABLE
+    mx = [c["scaling_max_freq"] for c in cpus.values() if c.get("scaling_max_freq")]
+    st["max_khz"] = min(mx) if mx else UNAVAILABLE
+    hw = [c["cpuinfo_max_freq"] for c in cpus.values() if c.get("cpuinfo_max_freq")]
+    st["cpuinfo_max_khz"] = max(hw) if hw else UNAVAILABLE
+    if mx and hw:
+        st["capped_cpus"] = sorted(n for n, c in cpus.items() if c.get("scaling_max_freq") and
+                                   c.get("cpuinfo_max_freq") and c["scaling_max_freq"] < c["cpuinfo_max_freq"])
+    else:
+        st["capped_cpus"] = UNAVAILABLE
+    if errors:
+        st["freq_errors"] = errors[:4]
+    m = re.search(r"^Thermal Status:\s*(\d+)", part("thermal"), flags=re.M)
+    st["thermal_status"] = int(m[1]) if m else UNAVAILABLE
+    bat = part("battery")
+    for key, pat, conv in (("battery_level", r"^\s*level:\s*(\d+)", int),
+                           ("battery_temp_c", r"^\s*temperature:\s*(-?\d+)", lambda v: int(v) / 10)):
+        m = re.search(pat, bat, flags=re.M)
+        st[key] = conv(m[1]) if m else UNAVAILABLE
+    powered = re.findall(r"^\s*(AC|USB|Wireless|Dock) powered:\s*(true|false)", bat, flags=re.M)
+    st["charging"] = (",".join(k.lower() for k, v in powered if v == "true") or "no") if powered else UNAVAILABLE
+    st["power_saver"] = {"0": False, "1": True}.get(part("saver").strip(), UNAVAILABLE)
+    return st
+
+
+def _combine(results: list[BenchmarkResult], warmup_s: float) -> Measurement:
+    """One row from several invocations: the median of their means (see the module docstring)."""
+    means = np.array([r.inference_avg_us for r in results], dtype=float) / 1e3
+    stats = [r.inference for r in results if r.inference is not None]
+    counts = np.array([s.count for s in stats], dtype=float)
+    med = float(np.median(means))
+    lo, hi = median_ci(means)
+    total = float(counts.sum())
+    mean = float((means * counts).sum() / total) if total else float(means.mean())
+    # pooled std of single runs: within-invocation variance plus the spread of the means
+    var = sum(((s.std / 1e3) ** 2 + (m - mean) ** 2) * s.count for s, m in zip(stats, means)) / total if total else 0.0
+    extra = {"source": "benchmark_model", "output_form": results[0].form, "stat": "median_of_means",
+             "invocations": len(results), "runs_per_invocation": int(counts.max()) if len(counts) else 0,
+             "warmup_s": warmup_s, "min_ms": min(s.min for s in stats) / 1e3 if stats else med,
+             "means_ms": [round(float(x), 5) for x in means]}
+    return Measurement(median_ms=med, p10_ms=float(np.percentile(means, 10)),
+                       p90_ms=float(np.percentile(means, 90)), std_ms=math.sqrt(var), mean_ms=mean,
+                       runs=int(total), ci_rel=max(med - lo, hi - med) / med if med > 0 else math.inf,
+                       extra=extra)
+
+
+def _delegation(results: list[BenchmarkResult]) -> dict[str, Any]:
+    """The delegate's share of the graph as the tool reported it (last invocation)."""
+    r = results[-1]
+    if r.not_delegated:
+        return {"delegate_nodes": 0, "fraction": 0.0, "none": True}
+    if not r.delegations:
+        return {}
+    d = r.delegations[-1]
+    out: dict[str, Any] = {"delegate": d.name, "delegate_nodes": d.nodes, "graph_nodes": d.total
+                           if d.total is not None else UNAVAILABLE, "partitions": d.partitions}
+    if d.fraction is not None:
+        out["fraction"] = round(d.fraction, 4)
+    return out
 
 
 def _milli(v: str | None) -> float | None:
@@ -284,52 +565,25 @@ def _milli(v: str | None) -> float | None:
 # ---- opening
 
 def make_transport(profile: DeviceProfile) -> Transport:
+    """The transport for a profile under the route policy of adb_transport.route_for."""
     o = profile.options
     kind = str(o.get("transport", "auto"))
     if kind not in ("auto", "tcp", "usb", "server"):
         raise InputError(f"transport must be auto|tcp|usb|server, got {kind!r}", f"{profile.name}: options.transport")
     timeouts = {"connect_timeout_s": float(o.get("connect_timeout_s", 10)),
                 "auth_timeout_s": float(o.get("auth_timeout_s", 30))}
-    if kind == "tcp" or (kind == "auto" and o.get("host")):
-        if not o.get("host"):
-            raise InputError("transport tcp needs options.host", profile.name)
+    if kind == "tcp" and not o.get("host"):
+        raise InputError("transport tcp needs options.host", f"{profile.name}: options.host")
+    try:
+        route = route_for(kind, bool(o.get("host")))
+    except UsbBusy as exc:
+        raise InputError(str(exc), f"{profile.name}: options.transport") from None
+    if route == "tcp":
         return AdbShellTransport(host=str(o["host"]), port=int(o.get("port", 5555)), key_path=o.get("adbkey"),
                                  **timeouts)
-    if kind == "server":
+    if route == "server":
         return AdbServerTransport(serial=o.get("serial"))
     return AdbShellTransport(serial=o.get("serial"), key_path=o.get("adbkey"), **timeouts)
-
-
-class _UsbThenServer(Transport):
-    """transport = auto over USB: adb-shell first; if the adb server holds the phone, go through it."""
-
-    def __init__(self, usb: AdbShellTransport, serial: str | None):
-        self.inner: Transport = usb
-        self.serial = serial
-        self.name = usb.name
-
-    def connect(self) -> None:
-        try:
-            self.inner.connect()
-        except UsbBusy as exc:
-            if not isinstance(self.inner, AdbShellTransport):
-                raise
-            log.warning("%s; falling back to the adb server", exc)
-            self.inner = AdbServerTransport(serial=self.serial)
-            self.name = self.inner.name
-            self.inner.connect()
-
-    def shell(self, command, timeout_s):
-        return self.inner.shell(command, timeout_s)
-
-    def push(self, local, remote, mode, timeout_s):
-        return self.inner.push(local, remote, mode, timeout_s)
-
-    def remote_size(self, remote, timeout_s):
-        return self.inner.remote_size(remote, timeout_s)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def open_adb_device(profile: DeviceProfile) -> AdbDevice:
@@ -343,16 +597,18 @@ def open_adb_device(profile: DeviceProfile) -> AdbDevice:
     binary = Path(str(o["benchmark_model"])).expanduser()
     if not binary.is_file():
         raise InputError(f"{binary} does not exist", f"{profile.name}: options.benchmark_model")
-    t = make_transport(profile)
-    if str(o.get("transport", "auto")) == "auto" and isinstance(t, AdbShellTransport) and not o.get("host"):
-        t = _UsbThenServer(t, o.get("serial"))
-    return AdbDevice(profile, t, binary)
+    return AdbDevice(profile, make_transport(profile), binary)
 
 
 def _open_emulated(profile: DeviceProfile) -> AdbDevice:
-    from .emulated_phone import EmulatedPhone, standin_script
+    from .emulated_phone import Clocks, EmulatedPhone, standin_script
 
     o = profile.options
+    clocks = o.get("clocks", {})
+    try:
+        clocks = Clocks(**clocks)
+    except TypeError as exc:
+        raise InputError(f"bad clocks table: {exc}", f"{profile.name}: options.clocks") from None
     stop = None
     if o.get("connect"):
         host, _, port = str(o["connect"]).rpartition(":")
@@ -361,7 +617,7 @@ def _open_emulated(profile: DeviceProfile) -> AdbDevice:
     else:
         tmp = None if o.get("sandbox") else tempfile.TemporaryDirectory(prefix="latbench-phone-")
         sandbox = Path(o.get("sandbox") or tmp.name)
-        phone = EmulatedPhone(sandbox / "phone", port=int(o.get("port", 0))).start()
+        phone = EmulatedPhone(sandbox / "phone", port=int(o.get("port", 0)), clocks=clocks).start()
         host, port_i = phone.host, phone.port
 
         def stop() -> None:

@@ -6,8 +6,17 @@ cannot share the phone with a running `adb` server (libusb reports the
 interface busy). The server route shells out to Debian's `adb` client instead.
 
 Every call has a timeout. Link failures raise TransportError (the caller
-reconnects and retries); a command that outlives its timeout raises
-CommandTimeout; a refused key raises AuthRefused. Everything sent to the
+reconnects and retries, with back-off sized for a Wi-Fi roam or a USB
+re-enumeration); a command that outlives its timeout raises CommandTimeout,
+however the route reports it (adb-shell's TCP timeout, libusb's
+LIBUSB_ERROR_TIMEOUT inside UsbReadFailedError, the adb client's own); a key
+the phone did not accept raises AuthRefused, and only when the phone was
+really asked (our public key was sent and no answer came): a handshake that
+never got that far is a link problem, not a refused key.
+
+Route policy (`route_for`): when an `adb` server runs, it owns every USB phone,
+so USB goes through it; otherwise adb-shell talks USB itself. latbench never
+starts a server. Everything sent to the
 device shell is quoted with shlex.quote by the caller's helpers (`sh_join`).
 """
 
@@ -42,10 +51,23 @@ class UsbBusy(TransportError):
     """libusb says the interface is claimed: almost always by a running `adb` server."""
 
 
+class PairingNeeded(TransportError):
+    """Android 11+ wireless debugging: the phone speaks TLS only (after `adb pair`)."""
+
+
 USB_BUSY_HELP = (
     "the phone's USB interface is busy: a running `adb` server holds it. Either stop the server "
     "(`adb kill-server`) and retry, or set `transport = \"server\"` in the device profile's "
     "[options] so latbench goes through that server instead.")
+PAIRING_HELP = (
+    "the phone asked for TLS: this is Android 11+ *wireless debugging*, which needs `adb pair` "
+    "and Google's adb. Either pair and connect with adb (`adb pair IP:PAIR_PORT CODE`, then "
+    "`adb connect IP:PORT`) and set `transport = \"server\"` and `serial = \"IP:PORT\"` in the "
+    "profile's [options], or plug in USB once, run `adb tcpip 5555`, and set `host = \"IP\"` "
+    "(port 5555), which needs no pairing.")
+LINK_HELP = (
+    "no answer from the phone while connecting (Wi-Fi roamed or dropped, phone asleep, USB "
+    "re-enumerating, wrong address?)")
 AUTH_HELP = (
     "the phone refused latbench's ADB key. Unlock the phone, accept the 'Allow USB debugging?' "
     "prompt (tick 'Always allow from this computer'), then retry; if no prompt appears, revoke "
@@ -130,6 +152,7 @@ class AdbShellTransport(Transport):
         self.connect_timeout_s = connect_timeout_s
         self.auth_timeout_s = auth_timeout_s
         self._dev = None
+        self._asked = False  # our public key was sent: the phone shows the prompt
         self.name = f"tcp {host}:{port}" if host else f"usb {serial or '(first)'}"
 
     def connect(self) -> None:
@@ -149,8 +172,14 @@ class AdbShellTransport(Transport):
                 from adb_shell.adb_device import AdbDeviceUsb
 
                 dev = AdbDeviceUsb(serial=self.serial, default_transport_timeout_s=self.connect_timeout_s)
+            self._asked = False
+
+            def asked(_dev: object) -> None:
+                self._asked = True
+
             dev.connect(rsa_keys=[signer], auth_timeout_s=self.auth_timeout_s,
-                        transport_timeout_s=self.connect_timeout_s, read_timeout_s=self.connect_timeout_s)
+                        transport_timeout_s=self.connect_timeout_s, read_timeout_s=self.connect_timeout_s,
+                        auth_callback=asked)
         except DeviceAuthError as exc:
             raise AuthRefused(f"{self.name}: {AUTH_HELP} ({exc})") from None
         except Exception as exc:  # noqa: BLE001 - adb-shell and libusb raise many kinds
@@ -165,11 +194,13 @@ class AdbShellTransport(Transport):
             return TransportError(f"{self.name}: no permission to open the USB device ({text}); install "
                                   "udev rules for Android (Debian: android-sdk-platform-tools-common) "
                                   "and add yourself to the plugdev group, or use transport = \"server\"")
-        if what == "connect" and ("Timeout" in text or "timed out" in text) and self._dev is None:
-            return AuthRefused(f"{self.name}: no answer during the handshake; {AUTH_HELP} ({text})")
-        if what == "connect" and isinstance(exc, (ConnectionResetError, BrokenPipeError)):
-            return AuthRefused(f"{self.name}: the phone closed the link during the handshake; "
-                               f"{AUTH_HELP} ({text})")
+        if "STLS" in text:
+            return PairingNeeded(f"{self.name}: {PAIRING_HELP}")
+        if what == "connect" and self._asked and (_is_timeout(exc) or isinstance(exc, ConnectionError)):
+            return AuthRefused(f"{self.name}: our key was offered and the phone did not accept it within "
+                               f"{self.auth_timeout_s:g} s; {AUTH_HELP} ({text})")
+        if what == "connect" and (_is_timeout(exc) or isinstance(exc, OSError)):
+            return TransportError(f"{self.name}: {LINK_HELP} ({text})")
         if "UsbDeviceNotFound" in text:
             return TransportError(f"{self.name}: no phone found on USB ({text}); is USB debugging on?")
         return TransportError(f"{self.name}: {what} failed: {text}")
@@ -221,8 +252,13 @@ class AdbShellTransport(Transport):
 
 
 def _is_timeout(exc: Exception) -> bool:
+    """A timeout, however the route words it: adb-shell's TCP/ADB timeouts, socket timeouts, and
+    libusb's LIBUSB_ERROR_TIMEOUT, which adb-shell's USB transport wraps in UsbReadFailedError /
+    UsbWriteFailedError."""
     name = exc.__class__.__name__
-    return "Timeout" in name or isinstance(exc, TimeoutError)
+    text = str(exc)
+    return ("Timeout" in name or isinstance(exc, TimeoutError) or "LIBUSB_ERROR_TIMEOUT" in text
+            or "timed out" in text.lower())
 
 
 def _eof_aware_tcp(host: str, port: int):
@@ -299,10 +335,46 @@ class AdbServerTransport(Transport):
         return int(first[0]) if r.rc == 0 and first and first[0].isdigit() else None
 
 
+def server_port() -> int:
+    try:
+        return int(os.environ.get("ANDROID_ADB_SERVER_PORT", "5037"))
+    except ValueError:
+        return 5037
+
+
+def adb_server_running(timeout_s: float = 0.5) -> bool:
+    """Is an `adb` server listening (it then holds every USB phone)? Asking never starts one."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", server_port()), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def route_for(transport: str, has_host: bool) -> str:
+    """The route a profile's `transport` resolves to now: "tcp", "usb" or "server".
+
+    auto: tcp when a host is set; else the adb server when one runs (it owns USB phones), else
+    adb-shell over USB. An explicit "usb" while a server runs is refused up front with what to do.
+    """
+    if transport == "tcp" or (transport == "auto" and has_host):
+        return "tcp"
+    if transport == "server":
+        return "server"
+    running = adb_server_running()
+    if transport == "usb" and running:
+        raise UsbBusy(f"usb: {USB_BUSY_HELP} (an adb server listens on port {server_port()}; "
+                      "`transport = \"auto\"` uses it)")
+    return "server" if running else "usb"
+
+
 def list_server_devices(timeout_s: float = 15.0) -> list[tuple[str, str]]:
-    """(serial, state) pairs from `adb devices`; [] when adb is missing."""
+    """(serial, state) pairs from a running adb server; [] when adb is missing or no server runs
+    (asking `adb devices` would start one, which would then hold every USB phone)."""
     adb = adb_binary()
-    if not adb:
+    if not adb or not adb_server_running():
         return []
     try:
         r = subprocess.run([adb, "devices"], capture_output=True, timeout=timeout_s, text=True)

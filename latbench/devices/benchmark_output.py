@@ -16,6 +16,11 @@ when every run took the same time). Lines may carry an `INFO: ` prefix
 With `--enable_op_profiling=true` the tool appends tables, each introduced by a
 `===== Title =====` banner and a header row of `[column]` cells; they are read
 by header name so that added or removed columns ([start] went away) don't matter.
+
+Delegates announce what they took: `Replacing N out of M node(s) with delegate
+(NAME) node, yielding P partitions for the whole graph.` (older releases:
+`Replacing N node(s) with delegate (NAME) node, yielding P partitions.`, no
+M). A GPU/NNAPI run where N < M is partly CPU time; `delegation` says so.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ _KV = re.compile(rf"(?P<k>[A-Za-z][A-Za-z0-9_]*)=(?P<v>{_NUM})")
 _BANNER = re.compile(r"^=+\s*(?P<title>.*?)\s*=+$")
 _RUNNING = re.compile(r"Running benchmark for at least (?P<n>\d+) iterations")
 _PCTL = re.compile(r"^p(?P<q>\d{1,2}(?:\.\d+)?)$")
+_REPLACING = re.compile(r"Replacing (?P<n>\d+)(?: out of (?P<m>\d+))? node\(s\) with delegate \((?P<name>[^)]*)\)"
+                        r"(?: node)?, yielding (?P<p>\d+) partitions")
+_NOT_DELEGATED = re.compile(r"delegate is explicitly applied, the model graph will not be executed", re.I)
 
 
 class BenchmarkOutputError(ValueError):
@@ -98,6 +106,20 @@ class OpTable:
 
 
 @dataclass(frozen=True)
+class Delegation:
+    """What one delegate took: nodes replaced of the graph's total (None where the release does not say)."""
+
+    name: str
+    nodes: int
+    total: int | None
+    partitions: int
+
+    @property
+    def fraction(self) -> float | None:
+        return self.nodes / self.total if self.total else None
+
+
+@dataclass(frozen=True)
 class BenchmarkResult:
     """What one benchmark_model invocation printed, times in microseconds."""
 
@@ -110,6 +132,8 @@ class BenchmarkResult:
     form: str  # "current" | "legacy"
     op_tables: tuple[OpTable, ...] = ()
     model_size_mb: float | None = None
+    delegations: tuple[Delegation, ...] = ()
+    not_delegated: bool = False  # the tool said the applied delegate takes nothing
 
     def table(self, title: str, section: str | None = None) -> OpTable | None:
         """The first op table whose banner title contains `title`."""
@@ -145,6 +169,9 @@ class BenchmarkResult:
             extra["first_ms"] = self.first_us / 1e3
         if self.warmup_avg_us is not None:
             extra["warmup_avg_ms"] = self.warmup_avg_us / 1e3
+        for d in self.delegations:
+            extra.setdefault("delegates", []).append(
+                {"name": d.name, "nodes": d.nodes, "total": d.total, "partitions": d.partitions})
         return Measurement(median_ms=median / 1e3, p10_ms=p10 / 1e3, p90_ms=p90 / 1e3,
                            std_ms=s.std / 1e3, mean_ms=avg / 1e3, runs=s.count, ci_rel=ci,
                            extra=extra)
@@ -205,8 +232,17 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
     summary = None
     form = ""
     model_size = None
+    delegations: list[Delegation] = []
+    not_delegated = False
     for ln in lines:
         s = ln.strip()
+        m = _REPLACING.search(s)
+        if m:
+            delegations.append(Delegation(m["name"], int(m["n"]), int(m["m"]) if m["m"] else None, int(m["p"])))
+            continue
+        if _NOT_DELEGATED.search(s):
+            not_delegated = True
+            continue
         m = _RUNNING.search(s)
         if m:
             expected = int(m["n"])
@@ -242,4 +278,5 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
     return BenchmarkResult(
         init_us=summary["init"], first_us=summary["first"], warmup_avg_us=summary["warmup"],
         inference_avg_us=summary["avg"], warmup=warm, inference=inf, form=form,
-        op_tables=_parse_tables(lines), model_size_mb=model_size)
+        op_tables=_parse_tables(lines), model_size_mb=model_size, delegations=tuple(delegations),
+        not_delegated=not_delegated)

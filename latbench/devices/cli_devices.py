@@ -1,8 +1,10 @@
 """`latbench devices`: which phones are reachable, what they are, which profile fits.
 
-Sources: the `adb` server (`adb devices`), phones reachable over TCP named
-with --connect or in a profile (options.host / options.connect), and, with
---with-emulated, an in-process emulated phone. Exit 0 when at least one phone
+Sources: the `adb` server when one is already running (asking `adb devices`
+would start one, and a server holds every USB phone, so latbench never starts
+it); otherwise the first USB phone through adb-shell; phones reachable over TCP
+named with --connect or in a profile (options.host / options.connect); and,
+with --with-emulated, an in-process emulated phone. Exit 0 when at least one phone
 is ready, 1 when none is, 2 on bad input.
 """
 
@@ -15,8 +17,8 @@ from dataclasses import asdict, dataclass
 
 import click
 
-from .adb_transport import (AdbServerTransport, AdbShellTransport, Transport, TransportError,
-                            adb_binary, list_server_devices, sh_join)
+from .adb_transport import (AdbServerTransport, AdbShellTransport, PairingNeeded, Transport, TransportError,
+                            adb_binary, adb_server_running, list_server_devices, sh_join)
 from .base import DeviceProfile
 from .profiles import known_profiles, load_profile
 
@@ -41,6 +43,9 @@ def _query(t: Transport, info: PhoneInfo) -> PhoneInfo:
         out = t.shell(sh_join(["getprop"]), 15).output
         props = dict(re.findall(r"^\[([^\]]+)\]: \[(.*)\]\s*$", out, flags=re.M))
         bat = t.shell(sh_join(["dumpsys", "battery"]), 15).output
+    except PairingNeeded as exc:
+        info.state, info.note = "pairing", str(exc)
+        return info
     except TransportError as exc:
         info.state, info.note = "error", str(exc)
         return info
@@ -51,6 +56,8 @@ def _query(t: Transport, info: PhoneInfo) -> PhoneInfo:
     info.device = props.get("ro.product.device", "")
     info.soc = props.get("ro.soc.model") or props.get("ro.board.platform") or props.get("ro.hardware", "")
     info.android = props.get("ro.build.version.release", "")
+    if info.serial in ("(usb)", "usb"):
+        info.serial = props.get("ro.serialno", "usb")
     info.battery_c = int(m[1]) / 10 if m else None
     return info
 
@@ -69,11 +76,15 @@ def _profiles() -> list[DeviceProfile]:
 
 def match_profile(info: PhoneInfo, profiles: list[DeviceProfile]) -> str:
     """Best profile: same serial, else same codename, else same model name; '' if none."""
+    def values(p: DeviceProfile, key: str) -> list[str]:
+        v = p.options.get(key, "")
+        return [str(x) for x in v] if isinstance(v, list) else [str(v)]
+
     for key in ("serial", "product", "model"):
         want = {"serial": info.serial, "product": info.device, "model": info.model}[key]
         if not want:
             continue
-        hits = [p.name for p in profiles if str(p.options.get(key, "")) == want]
+        hits = [p.name for p in profiles if want in values(p, key)]
         if hits:
             return ",".join(sorted(hits))
     if info.device == "emulated":
@@ -81,9 +92,11 @@ def match_profile(info: PhoneInfo, profiles: list[DeviceProfile]) -> str:
     return ""
 
 
-def discover(connect: tuple[str, ...] = (), adbkey: str | None = None, use_server: bool = True) -> list[PhoneInfo]:
+def discover(connect: tuple[str, ...] = (), adbkey: str | None = None, use_server: bool = True,
+             usb: bool = True) -> list[PhoneInfo]:
     phones: list[PhoneInfo] = []
-    if use_server and adb_binary():
+    server = use_server and adb_binary() is not None and adb_server_running()
+    if server:
         for serial, state in list_server_devices():
             info = PhoneInfo(serial, state, "adb-server")
             if state == "device":
@@ -91,6 +104,14 @@ def discover(connect: tuple[str, ...] = (), adbkey: str | None = None, use_serve
             elif state == "unauthorized":
                 info.note = "accept the 'Allow USB debugging?' prompt on the phone"
             phones.append(info)
+    if not server and usb:
+        info = _query(AdbShellTransport(key_path=adbkey, connect_timeout_s=3, auth_timeout_s=10),
+                      PhoneInfo("(usb)", "device", "usb adb-shell"))
+        if info.state == "device":
+            info.serial = info.serial if info.serial != "(usb)" else "usb"
+            phones.append(info)
+        elif any(w in info.note for w in ("Allow USB debugging", "busy", "permission")):
+            phones.append(info)  # a phone is there but cannot be used yet: say why
     seen = {p.serial for p in phones}
     targets = list(connect)
     asked = set(connect)  # named by the user: a refusal is reported, not hidden
@@ -121,13 +142,14 @@ def discover(connect: tuple[str, ...] = (), adbkey: str | None = None, use_serve
 @click.option("--connect", multiple=True, metavar="HOST:PORT",
               help="also query a phone over TCP (adb tcpip / the emulated phone)")
 @click.option("--with-emulated", is_flag=True, help="start an in-process emulated phone and list it too")
-@click.option("--no-server", is_flag=True, help="do not ask the adb server")
+@click.option("--no-server", is_flag=True, help="do not ask a running adb server")
+@click.option("--no-usb", is_flag=True, help="do not look for a USB phone through adb-shell")
 @click.option("--adbkey", type=click.Path(dir_okay=False), default=None, help="ADB private key (default ~/.android/adbkey)")
 @click.option("--json", "as_json", is_flag=True,
               help="print JSON instead of a table ([] and exit 0 when no phone is found, as "
                    "`adb devices` does)")
-def devices_command(connect: tuple[str, ...], with_emulated: bool, no_server: bool, adbkey: str | None,
-                    as_json: bool) -> None:
+def devices_command(connect: tuple[str, ...], with_emulated: bool, no_server: bool, no_usb: bool,
+                    adbkey: str | None, as_json: bool) -> None:
     """List connected phones: serial, model, SoC, Android, battery temperature, matching profile."""
     phone = None
     if with_emulated:
@@ -138,7 +160,7 @@ def devices_command(connect: tuple[str, ...], with_emulated: bool, no_server: bo
         phone = EmulatedPhone(tempfile.mkdtemp(prefix="latbench-devices-")).start()
         connect = connect + (phone.address,)
     try:
-        phones = discover(connect, adbkey, use_server=not no_server)
+        phones = discover(connect, adbkey, use_server=not no_server, usb=not no_usb)
     finally:
         if phone is not None:
             phone.stop()

@@ -68,7 +68,7 @@ def time_model(path: str, threads: int, protocol: Protocol) -> dict:
     m = run_protocol(once, protocol)
     d = m.to_dict()
     timed = walls[-m.runs:]
-    d["extra"] = {"init_ms": round(init_ms, 3), "clock": clock,
+    d["extra"] = {**d["extra"], "init_ms": round(init_ms, 3), "clock": clock,
                   "wall_median_ms": round(float(np.median(timed)), 6)}
     return d
 
