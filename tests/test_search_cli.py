@@ -78,3 +78,23 @@ def test_search_with_workers_runs_children_on_ray_and_times_on_the_device(tmp_pa
     import ray
 
     assert not ray.is_initialized()  # the local Ray started for the run is gone
+
+
+def test_a_flops_target_is_given_in_millions_of_macs(tmp_path):
+    r = invoke("--latency", "flops", "--target-ms", "8", "--out", str(tmp_path / "a"))
+    assert isinstance(r.exception, InputError) and "--target-mmacs" in str(r.exception)
+    r = invoke("--target-mmacs", "300", "--out", str(tmp_path / "a"))
+    assert isinstance(r.exception, InputError) and "--target-mmacs" in str(r.exception)
+
+
+def test_the_flops_source_is_the_networks_macs_and_needs_no_lut_or_device():
+    from latbench import zoo
+    from latbench.search.cli_search import _latency_source
+    from latbench.search.run import SearchConfig
+
+    cfg = SearchConfig(target_ms=300.0, alpha=-0.07, beta=-0.07, latency="flops", device="nowhere")
+    src, identity = _latency_source(cfg, "no-lut-dir", None)
+    b0 = zoo.get("efficientnet_b0")
+    assert src.predict([b0])[0] == pytest.approx(b0.macs() / 1e6)
+    assert 380 < src.predict([b0])[0] < 420  # EfficientNet-B0: 0.39 B FLOPS (MACs) published
+    assert src.measure is None and identity["latency"] == "flops"

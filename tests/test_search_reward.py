@@ -39,3 +39,10 @@ def test_bad_reward_input():
     with pytest.raises(InputError, match="target-ms"):
         RewardSpec(0.0, 0.0, -1.0)
     assert not math.isnan(reward(0.5, 1.0, 1.0, 0.0, -1.0))
+
+
+def test_mobilenetv3s_small_model_weight_is_a_preset():
+    assert resolve("mobilenetv3-small", None, None) == (-0.15, -0.15)
+    # twice MnasNet's weight: a network 2x over the target loses twice as much (in log terms)
+    soft, v3 = reward(0.7, 20.0, 10.0, -0.07, -0.07), reward(0.7, 20.0, 10.0, -0.15, -0.15)
+    assert math.log(v3 / 0.7) / math.log(soft / 0.7) == pytest.approx(0.15 / 0.07)

@@ -21,6 +21,11 @@ def _latency_source(cfg, lut_dir: Path, measure):
     from .run import LatencySource
 
     predict, identity = None, {"latency": cfg.latency, "device": cfg.device}
+    if cfg.latency == "flops":  # the network's MACs in millions: no LUT, no device
+        import numpy as np
+
+        return LatencySource(predict=lambda archs: np.array([a.macs() / 1e6 for a in archs]),
+                             measure=None), identity
     if cfg.latency == "lut":
         from ..predictors import load_predictor
 
@@ -78,9 +83,14 @@ def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list
 
 @click.command("search")
 @click.option("--device", default="host", show_default=True, help="Device profile name.")
-@click.option("--latency", type=click.Choice(["lut", "device"]), default="lut", show_default=True,
-              help="lut: the predictor (spot-checked on the device); device: measure every network.")
+@click.option("--latency", type=click.Choice(["lut", "device", "flops"]), default="lut",
+              show_default=True,
+              help="lut: the predictor (spot-checked on the device); device: measure every network; "
+                   "flops: multiply-accumulates instead of latency (EfficientNet-B0's reward; "
+                   "give the target with --target-mmacs).")
 @click.option("--target-ms", type=float, help="Target latency T in ms (required for a new run).")
+@click.option("--target-mmacs", type=float,
+              help="With --latency flops: the target T in millions of multiply-accumulates.")
 @click.option("--samples", type=click.IntRange(1), default=400, show_default=True,
               help="Networks to sample in total (on --resume: a new, larger total extends the run).")
 @click.option("--batch", type=click.IntRange(1), default=8, show_default=True,
@@ -91,8 +101,9 @@ def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list
               help="Continue an interrupted run from its directory (its config.json applies).")
 @click.option("--controller", type=click.Choice(["ppo", "random"]), default="ppo", show_default=True,
               help="ppo: the LSTM controller trained with PPO; random: same-budget baseline.")
-@click.option("--constraint", type=click.Choice(["soft", "hard"]), default=None,
-              help="soft: alpha=beta=-0.07; hard: alpha=0, beta=-1 (default soft).")
+@click.option("--constraint", type=click.Choice(["soft", "hard", "mobilenetv3-small"]), default=None,
+              help="soft: alpha=beta=-0.07; hard: alpha=0, beta=-1 (MnasNet); mobilenetv3-small: "
+                   "alpha=beta=-0.15 (MobileNetV3's small models) [default soft].")
 @click.option("--alpha", type=float, help="Explicit exponent when LAT <= T (with --beta).")
 @click.option("--beta", type=float, help="Explicit exponent when LAT > T (with --alpha).")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -133,7 +144,8 @@ def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list
               help="Join an existing Ray cluster (e.g. auto, or HEAD:6379) instead of a local Ray.")
 @click.option("--no-progress", is_flag=True,
               help="No progress bars (they are shown only on a terminal anyway).")
-def search_command(device, latency, target_ms, samples, batch, out_dir, resume_dir, controller,
+def search_command(device, latency, target_ms, target_mmacs, samples, batch, out_dir, resume_dir,
+                   controller,
                    constraint, alpha, beta, seed, space_name, precision, lut_dir, spot_every,
                    drift_threshold, recalibrate, dataset, data_dir, proxy_resolution, proxy_width,
                    proxy_min_map, proxy_train, proxy_epochs, baselines, workers, ray_address,
@@ -174,6 +186,12 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
     else:
         if out_dir is None:
             raise InputError("give --out DIR for a new run, or --resume DIR", "--out")
+        if (latency == "flops") != (target_mmacs is not None) or (latency == "flops" and target_ms):
+            raise InputError("--latency flops takes its target as --target-mmacs (millions of "
+                             "MACs, e.g. 400 for EfficientNet-B0's 0.39 B); the other sources "
+                             "take --target-ms", "--target-mmacs")
+        if latency == "flops":
+            target_ms = target_mmacs  # the reward's T, in the source's unit
         if target_ms is None:
             raise InputError("a new search needs --target-ms (e.g. the latency of mobilenet_v2_x1: "
                              "latbench measure examples/zoo/mobilenet_v2_x1.json, or latbench "
@@ -190,7 +208,8 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
 
         # an unknown device: exit 2 now, not after loading TensorFlow (unless a few-shot
         # predictor exists for it: such a device may have no profile)
-        if device not in known_profiles() and not (latency == "lut" and any(lut_dir.glob(f"{device}_*"))):
+        if (latency != "flops" and device not in known_profiles()
+                and not (latency == "lut" and any(lut_dir.glob(f"{device}_*")))):
             load_profile(device)
         get_space(space_name)
         ds = load_dataset(dataset, data_dir, proxy_resolution, seed=0)  # a missing data dir too
@@ -217,7 +236,8 @@ def search_command(device, latency, target_ms, samples, batch, out_dir, resume_d
     close_device = lambda: None  # noqa: E731
     from ..devices import known_profiles
 
-    no_device = cfg.latency == "lut" and cfg.device not in known_profiles()
+    no_device = cfg.latency == "flops" or (cfg.latency == "lut"
+                                           and cfg.device not in known_profiles())
     if no_device:  # e.g. a few-shot predictor for a device latbench cannot reach
         log(f"note: no device profile {cfg.device!r}: predicted latency only, no spot checks")
     try:

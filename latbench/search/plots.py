@@ -17,13 +17,15 @@ def _plt():
     return plt
 
 
-LATENCY_LABELS = {"lut": "predicted latency (ms; LUT + calibrated regression)",
-                  "device": "measured latency (ms, end to end on the device)"}
+LATENCY_LABELS = {"lut": "predicted latency (ms; LUT + calibrated predictor)",
+                  "device": "measured latency (ms, end to end on the device)",
+                  "flops": "multiply-accumulates (millions; --latency flops)"}
+UNITS = {"flops": "M MACs"}
 
 
 def baseline_latency(b: dict, latency: str) -> float | None:
     """A baseline's latency of the same kind as the samples' (predicted or measured)."""
-    key = "pred_ms" if latency == "lut" else "meas_ms"
+    key = "meas_ms" if latency == "device" else "pred_ms"
     v = b.get(key)
     return v if v is not None else (b.get("lat_ms") if key not in b else None)
 
@@ -52,7 +54,7 @@ def pareto_png(rows: list[dict], front: list[int], baselines: list[dict], target
             ax.scatter([lat], [b["accuracy"]], marker="*", s=120, color="black", zorder=4)
             ax.annotate(b["name"], (lat, b["accuracy"]), textcoords="offset points",
                         xytext=(5, -10), fontsize=8)
-    ax.axvline(target_ms, color="gray", ls="--", lw=1, label=f"target {target_ms:g} ms")
+    ax.axvline(target_ms, color="gray", ls="--", lw=1, label=f"target {target_ms:g} {UNITS.get(latency, 'ms')}")
     ax.set_xlabel(LATENCY_LABELS.get(latency, "latency (ms)"))
     ax.set_ylabel("proxy accuracy")
     ax.grid(alpha=0.3)

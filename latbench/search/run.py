@@ -51,6 +51,13 @@ UPDATE_COLUMNS = ["batch", "samples", "reward_mean", "reward_max", "loss", "pg",
                   "clip_frac", "ratio_max", "baseline", "advantage_mean"]
 
 
+# Where a sample's LAT comes from: the device's predictor (lut), the device itself (device),
+# or the network's multiply-accumulates in millions (flops: EfficientNet-B0's reward
+# ACC * (FLOPS/T)^w, T then in millions of MACs). lut and flops are predicted, not measured.
+LATENCY_SOURCES = ("lut", "device", "flops")
+PREDICTED = ("lut", "flops")
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     target_ms: float
@@ -74,8 +81,8 @@ class SearchConfig:
     lut_dir: str = "lut"
 
     def __post_init__(self) -> None:
-        if self.latency not in ("lut", "device"):
-            raise InputError(f"must be lut or device, got {self.latency!r}", "--latency")
+        if self.latency not in LATENCY_SOURCES:
+            raise InputError(f"must be one of {LATENCY_SOURCES}, got {self.latency!r}", "--latency")
         if self.samples < 1 or self.batch < 1:
             raise InputError("--samples and --batch must be >= 1")
 
@@ -156,7 +163,7 @@ class Search:
         self.progress = progress
         self.reward = RewardSpec(config.target_ms, config.alpha, config.beta)
         self.calib = Calibration(config.drift_threshold, config.recalibrate)
-        if config.latency == "lut" and latency.predict is None:
+        if config.latency in PREDICTED and latency.predict is None:
             raise LatbenchError("--latency lut needs a predictor")
         if config.latency == "device" and latency.measure is None:
             raise LatbenchError("--latency device needs a device")
@@ -236,7 +243,7 @@ class Search:
         else:
             acc, train_s, cached = float("nan"), 0.0, False
         pred_raw = meas = float("nan")
-        if self.cfg.latency == "lut":
+        if self.cfg.latency in PREDICTED:
             try:
                 pred_raw = float(self.latency.predict([arch])[0])
             except FailedLayers as exc:  # cannot run on this device: scores 0, search goes on
@@ -350,7 +357,7 @@ class Search:
     def view(self, rows: list[dict]) -> list[dict]:
         """Rows as the outputs show them: a measurement where there is one, else the
         prediction times the current calibration scale; rewards recomputed to match."""
-        if self.cfg.latency != "lut":
+        if self.cfg.latency not in PREDICTED:
             return rows
         s = self.calib.scale
         out = []
