@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .records import parse_header
+
 
 
 @dataclass
@@ -53,15 +55,7 @@ def identity_of(meta: dict[str, Any]) -> str:
 def _read_table(path: Path) -> Entry:
     text = path.read_text(errors="replace")
     lines = text.split("\n")
-    meta: dict[str, Any] = {}
-    i = 0
-    while i < len(lines) and lines[i].startswith("# "):
-        k, _, v = lines[i][2:].partition(": ")
-        try:
-            meta[k] = json.loads(v)
-        except json.JSONDecodeError:
-            meta[k] = v
-        i += 1
+    meta, i = parse_header(lines)  # lenient: a file we cannot parse is still listed
     if not meta or i >= len(lines):
         return Entry(path.name, "unreadable", note="no latbench header")
     body = [ln for ln in lines[i:] if ln]

@@ -76,6 +76,26 @@ def create(path: Path, meta: dict[str, Any], columns: Sequence[str],
     write_atomic(Path(path), _render(meta, columns, rows))
 
 
+def parse_header(lines: Sequence[str], source: object = None) -> tuple[dict[str, Any], int]:
+    """The `# key: json` lines at the top: (meta, index of the first other line).
+
+    With a `source`, a line that is not JSON is an InputError naming it; without
+    one (a lenient reader such as `lut list`), its raw text is kept.
+    """
+    meta: dict[str, Any] = {}
+    i = 0
+    while i < len(lines) and lines[i].startswith("# "):
+        k, _, v = lines[i][2:].partition(": ")
+        try:
+            meta[k] = json.loads(v)
+        except json.JSONDecodeError:
+            if source is not None:
+                raise InputError(f"{source}: bad metadata line {i + 1}: {lines[i]!r}") from None
+            meta[k] = v
+        i += 1
+    return meta, i
+
+
 def read(path: Path, columns: Sequence[str], optional: Collection[str] = ()
          ) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """(meta, rows as dicts); the columns must be `columns` in order, where a file from before
@@ -86,15 +106,7 @@ def read(path: Path, columns: Sequence[str], optional: Collection[str] = ()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     lines = text.split("\n")
-    meta: dict[str, Any] = {}
-    i = 0
-    while i < len(lines) and lines[i].startswith("# "):
-        k, _, v = lines[i][2:].partition(": ")
-        try:
-            meta[k] = json.loads(v)
-        except json.JSONDecodeError:
-            raise InputError(f"{path}: bad metadata line {i + 1}: {lines[i]!r}") from None
-        i += 1
+    meta, i = parse_header(lines, path)
     body = lines[i:]
     header = next(csv.reader([body[0]]), []) if body else []
     lacking = set(columns) - set(header)
