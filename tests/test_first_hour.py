@@ -51,7 +51,7 @@ def test_first_hour_predict_measure_compare_with_no_lut_and_no_tf_noise(tmp_path
     # predict with no LUT at all: --profile-missing starts one for this network
     r = cli(user_env, "predict", a, "--profile-missing", "--lut-dir", lut_dir)
     assert r.returncode == 0, r.stderr
-    assert "tiny on host (fp32)" in r.stdout and "[lut]" in r.stdout
+    assert "tiny on host (fp32)" in r.stdout and "[lut;" in r.stdout
     lut_a = lut_dir / "host_tiny_fp32.csv"
     n_a = len(LUT.load(lut_a).ok())
     assert n_a > 0 and stat.S_IMODE(lut_a.stat().st_mode) == 0o644
@@ -103,14 +103,15 @@ def test_calibrate_and_validate_speak_json(tiny_pipeline, tmp_path):
             lut_dir, "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["networks"] == 16 and set(doc["training"]) == {"flops", "lut", "regression"}
-    assert doc["training"]["regression"]["n"] == 16
+    assert doc["networks"] == 16
+    assert set(doc["training"]) == {"flops", "lut", "regression", "scaled"}
+    assert doc["training"]["scaled"]["n"] == 16
     r = cli(env, "validate", "--space", "tiny", "--archs", "8", "--lut-dir", lut_dir,
             "--out", tmp_path / "v", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["heldout"] == 8 and doc["metrics"]["regression"]["n"] == 8
+    assert doc["heldout"] == 8 and doc["metrics"]["scaled"]["n"] == 8
     assert json.loads((tmp_path / "v" / "metrics.json").read_text()) == doc["metrics"]
     r = cli(env, "--quiet", "lut", "list", "--lut-dir", lut_dir)
-    assert "host_fp32.calib.csv" in r.stdout and "networks" in r.stdout
+    assert "host_tiny_fp32.calib.csv" in r.stdout and "networks" in r.stdout
     assert "predictor" in r.stdout and not r.stderr
