@@ -19,7 +19,7 @@ from .console import note, progress_wanted
 from .errors import InputError, LatbenchError
 
 from .cli_common import (DEVICE_HELP, JSON_HELP, LUT_DIR_HELP, NO_PROGRESS_HELP, PRECISION_HELP,  # noqa: F401,E501
-                         PRECISIONS, echo_json as _echo_json, json_safe as _json_safe,
+                         PRECISIONS, echo_json as _echo_json, measurement_line,
                          lut_dir_option as _lut_dir_option, space_choice as _space_choice)
 
 
@@ -211,13 +211,6 @@ def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, w
         sys.exit(1)
 
 
-def _measurement_doc(m) -> dict:
-    return m.to_dict()
-
-
-def _measurement_line(m) -> str:
-    return (f"median {m.median_ms:.3f} ms  (p10 {m.p10_ms:.3f}, p90 {m.p90_ms:.3f}, "
-            f"std {m.std_ms:.3f})  {m.runs} runs, 95 % CI of the median ±{100 * m.ci_rel:.1f} %")
 
 
 @cli.command()
@@ -245,9 +238,9 @@ def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
     if as_json:
         _echo_json({"arch": arch.name, "device": device_name, "precision": precision,
                     "macs": arch.macs(), "params": arch.params(trainable=True),
-                    **_measurement_doc(m)})
+                    **m.to_dict()})
         return
-    click.echo(f"{arch.name} on {device_name} ({precision}): {_measurement_line(m)}")
+    click.echo(f"{arch.name} on {device_name} ({precision}): {measurement_line(m)}")
 
 
 @cli.command()

@@ -44,3 +44,9 @@ def json_safe(x):
 
 def echo_json(doc) -> None:
     click.echo(json.dumps(json_safe(doc), indent=2, allow_nan=False))
+
+
+def measurement_line(m) -> str:
+    """One Measurement as `measure` and `predict --compare` print it."""
+    return (f"median {m.median_ms:.3f} ms  (p10 {m.p10_ms:.3f}, p90 {m.p90_ms:.3f}, "
+            f"std {m.std_ms:.3f})  {m.runs} runs, 95 % CI of the median ±{100 * m.ci_rel:.1f} %")

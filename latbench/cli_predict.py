@@ -7,15 +7,14 @@ The work is in predictors/ (features, estimators, files), calibrate.py
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from .cli_common import (DEVICE_HELP, JSON_HELP, NO_PROGRESS_HELP, PRECISION_HELP, PRECISIONS,
-                         echo_json, lut_dir_option, space_choice)
+                         echo_json, lut_dir_option, measurement_line, space_choice)
 from .console import note, progress_wanted
-from .errors import InputError, LatbenchError
+from .errors import InputError
 
 _lut_dir_option = lut_dir_option
 
@@ -26,13 +25,6 @@ def _space_option(f):
                         help="Search space the predictor is calibrated for (names its files).")(f)
 
 
-def _measurement_doc(m) -> dict:
-    return m.to_dict()
-
-
-def _measurement_line(m) -> str:
-    return (f"median {m.median_ms:.3f} ms  (p10 {m.p10_ms:.3f}, p90 {m.p90_ms:.3f}, "
-            f"std {m.std_ms:.3f})  {m.runs} runs, 95 % CI of the median ±{100 * m.ci_rel:.1f} %")
 
 
 @click.command("predict")
@@ -76,18 +68,12 @@ def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_j
     lut_prec = model.table.precision if model else precision
     missing = model.table.missing([arch]) if model else [s.key for s in arch.layers(precision)]
     if missing and profile_missing:
-        from .profile import profile as run_profile
+        from .ondemand import measure_layers
 
         specs = [s for s in unique_specs([arch], lut_prec) if s.key in set(missing)]
         note(f"measuring {len(specs)} missing layer(s) of {arch.name} on {lut_dev}")
         with open_device(load_profile(lut_dev)) as dev:
-            summ = run_profile([dev], specs, arch.name, lut_prec, lut_dir, progress=progress,
-                               reuse=True)
-        if summ and summ[0].stopped:
-            exc = LatbenchError(f"profiling stopped: {summ[0].stopped}")
-            exc.hint = ("the layers measured so far are in the LUT; reconnect the device and run "
-                        "the same command again to resume")
-            raise exc
+            measure_layers(dev, specs, arch.name, lut_prec, lut_dir, progress)
         model = load_predictor(device_name, precision, lut_dir, space_name)
     elif missing:
         exc = MissingKeys(missing, lut_dev, lut_prec)
@@ -118,7 +104,7 @@ def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_j
                "macs": arch.macs(), "params": arch.params(trainable=True),
                "layers": [{"key": s.key, "ms": ms} for s, ms in rows]}
         if measured is not None:
-            doc["measured"] = _measurement_doc(measured)
+            doc["measured"] = measured.to_dict()
             doc["error_pct"] = 100 * (total - measured.median_ms) / measured.median_ms
             doc["lut_sum_error_pct"] = 100 * (lut_sum - measured.median_ms) / measured.median_ms
         echo_json(doc)
@@ -133,7 +119,7 @@ def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_j
         click.echo(f"  {ms:8.3f} ms  {100 * ms / lut_sum:5.1f} %  {s.key}")
     if measured is not None:
         med = measured.median_ms
-        click.echo(f"measured end to end: {_measurement_line(measured)}")
+        click.echo(f"measured end to end: {measurement_line(measured)}")
         click.echo(f"predicted [{model.name}] {total:.3f} ms vs measured {med:.3f} ms: "
                    f"{100 * (total - med) / med:+.1f} %   (LUT sum {100 * (lut_sum - med) / med:+.1f} %)")
 

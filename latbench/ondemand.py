@@ -15,9 +15,26 @@ from typing import Sequence
 
 import numpy as np
 
-from .arch import Arch, unique_specs
+from .arch import Arch, LayerSpec, unique_specs
 
 ONDEMAND_LUT = "ondemand"  # the space name of the LUT file that on-demand rows go to
+
+
+def measure_layers(device, specs: Sequence[LayerSpec], lut_name: str, precision: str,
+                   lut_dir: Path, progress: bool = True) -> None:
+    """Profile `specs` into LUTDIR/DEVICE_LUTNAME_PRECISION.csv, reusing rows the device's
+    other LUT files hold; a profile stopped by the device is a LatbenchError saying how to
+    resume (every row measured so far is kept)."""
+    from .errors import LatbenchError
+    from .profile import profile as run_profile
+
+    summ = run_profile([device], specs, lut_name, precision, lut_dir, progress=progress,
+                       reuse=True)
+    if summ and summ[0].stopped:
+        exc = LatbenchError(f"profiling stopped: {summ[0].stopped}")
+        exc.hint = ("the layers measured so far are in the LUT; reconnect the device and run "
+                    "the same command again to resume")
+        raise exc
 
 
 class OnDemandLatency:
@@ -86,20 +103,11 @@ class OnDemandLatency:
         missing = set(self.missing(archs))
         if not missing:
             return 0
-        from .profile import profile as run_profile
-
         specs = [s for s in unique_specs(archs, self.precision) if s.key in missing]
         self.log(f"profiling {len(specs)} new layer(s) on {self.device_name} "
                  f"(-> {self.lut_dir}/{self.device_name}_{ONDEMAND_LUT}_{self.precision}.csv)")
-        summ = run_profile([self.device()], specs, ONDEMAND_LUT, self.precision, self.lut_dir,
-                           progress=self.progress, reuse=True)
-        if summ and summ[0].stopped:
-            from .errors import LatbenchError
-
-            exc = LatbenchError(f"profiling stopped: {summ[0].stopped}")
-            exc.hint = ("the layers measured so far are in the LUT; reconnect the device and run "
-                        "the same command again to resume")
-            raise exc
+        measure_layers(self.device(), specs, ONDEMAND_LUT, self.precision, self.lut_dir,
+                       self.progress)
         self._model = None  # reload: the table now holds the new rows
         self.profiled += len(specs)
         return len(specs)
