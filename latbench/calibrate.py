@@ -38,7 +38,8 @@ from .spaces import SearchSpace
 from .zoo import all_archs
 
 NET_COLUMNS = ["digest", "name", "source", "tokens", "arch", "status", "median_ms", "p10_ms",
-               "p90_ms", "std_ms", "runs", "ci_rel", "error", "measured_at"]
+               "p90_ms", "std_ms", "runs", "ci_rel", "error", "measured_at", "pass"]
+NET_OPTIONAL = {"pass"}  # files from before --passes: one row per network
 
 
 def nets_path(lut_dir: Path, device: str, space: str, precision: str, kind: str) -> Path:
@@ -56,8 +57,9 @@ class Network:
 @dataclass(frozen=True)
 class NetResult:
     network: Network
-    median_ms: float | None
+    median_ms: float | None  # with several passes: the median of the passes' medians
     error: str = ""
+    passes: int = 1  # measurements behind median_ms
 
 
 def sample_networks(space: SearchSpace, n: int, seed: int) -> list[Network]:
@@ -81,9 +83,13 @@ def zoo_networks() -> list[Network]:
 
 
 def load_results(path: Path) -> dict[str, NetResult]:
-    """digest -> result, for the rows of a network-measurement file."""
-    _, rows = records.read(path, NET_COLUMNS)
-    out = {}
+    """digest -> result, for the rows of a network-measurement file.
+
+    A network measured in several passes has one row per pass; its result is the
+    median of the passes' medians. A network that failed in any pass is failed.
+    """
+    _, rows = records.read(path, NET_COLUMNS, NET_OPTIONAL)
+    by: dict[str, tuple[Network, list[float], str]] = {}
     for n, r in enumerate(rows):
         try:
             arch = arch_from_dict(json.loads(r["arch"]))
@@ -91,28 +97,74 @@ def load_results(path: Path) -> dict[str, NetResult]:
             med = float(r["median_ms"]) if r["status"] == "ok" else None
         except (ValueError, InputError) as exc:
             raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None
-        out[r["digest"]] = NetResult(Network(arch, r["source"], tokens), med, r["error"])
-    return out
+        net, meds, err = by.get(r["digest"], (Network(arch, r["source"], tokens), [], ""))
+        if med is None:
+            err = r["error"] or "failed"
+        else:
+            meds.append(med)
+        by[r["digest"]] = (net, meds, err)
+    return {d: NetResult(net, None if err or not meds else float(np.median(meds)), err,
+                         len(meds)) for d, (net, meds, err) in by.items()}
 
 
 def measure_networks(device: Device, nets: Sequence[Network], path: Path, precision: str,
-                     workers: int = 2, progress: bool = True) -> dict[str, NetResult]:
+                     workers: int = 2, progress: bool = True, passes: int = 1
+                     ) -> dict[str, NetResult]:
     """Measure the networks not yet in `path`, appending each row as it is measured."""
+    return measure_sets(device, [(path, nets)], precision, workers, progress, passes=passes)[0]
+
+
+def measure_sets(device: Device, sets: Sequence[tuple[Path, Sequence[Network]]], precision: str,
+                 workers: int = 2, progress: bool = True, shuffle_seed: int | None = None,
+                 passes: int = 1) -> list[dict[str, NetResult]]:
+    """Measure several sets of networks, each row appended to its set's file.
+
+    With `shuffle_seed`, the networks of all sets are timed in one seeded random
+    order, so that a drift of the device's speed (load, temperature) over the pass
+    hits every set alike instead of masquerading as a bias between, say, the
+    calibration and the held-out networks. With `passes` > 1 every network is
+    timed once per pass, each pass in its own shuffled order, so that its
+    measurements lie minutes apart: one row per pass, the result is their median
+    (a shared or throttling machine's speed moves on a scale of seconds, more
+    than one measurement's confidence interval). A network that fails is not
+    timed again. Rows already in the files count: an interrupted run resumes.
+    Returns digest -> result per set.
+    """
     meta = lut_meta(device, precision, space="networks")
-    records.open_for_append(path, meta, NET_COLUMNS)
-    done = load_results(path)
-    todo = [n for n in nets if n.arch.digest() not in done]
-    for i, m, err in measure_archs(device, [n.arch for n in todo], precision, workers, progress):
-        net = todo[i]
-        stats = ["", "", "", "", "", ""] if m is None else [
-            f"{m.median_ms:.6g}", f"{m.p10_ms:.6g}", f"{m.p90_ms:.6g}", f"{m.std_ms:.6g}",
-            str(m.runs), f"{m.ci_rel:.4g}"]
-        records.append(path, [
-            net.arch.digest(), net.arch.name, net.source, json.dumps(list(net.tokens)),
-            json.dumps(net.arch.to_dict(), separators=(",", ":")), "ok" if m else "failed",
-            *stats, err or "", datetime.now(timezone.utc).isoformat(timespec="seconds")])
-        done[net.arch.digest()] = NetResult(net, m.median_ms if m else None, err or "")
-    return done
+    for path, _ in sets:
+        records.open_for_append(path, meta, NET_COLUMNS, NET_OPTIONAL)
+    for p in range(passes):
+        done = [load_results(path) for path, _ in sets]
+        todo: dict[tuple[int, str], Network] = {}
+        for k, (_, nets) in enumerate(sets):
+            for n in nets:
+                r = done[k].get(n.arch.digest())
+                if r is None or (not r.error and r.passes <= p):
+                    todo[(k, n.arch.digest())] = n
+        order = [(k, n) for (k, _), n in todo.items()]
+        if shuffle_seed is not None or passes > 1:
+            random.Random((shuffle_seed or 0) + 1000 * p).shuffle(order)
+        for i, m, err in measure_archs(device, [n.arch for _, n in order], precision, workers,
+                                       progress):
+            k, net = order[i]
+            stats = ["", "", "", "", "", ""] if m is None else [
+                f"{m.median_ms:.6g}", f"{m.p10_ms:.6g}", f"{m.p90_ms:.6g}", f"{m.std_ms:.6g}",
+                str(m.runs), f"{m.ci_rel:.4g}"]
+            records.append(sets[k][0], [
+                net.arch.digest(), net.arch.name, net.source, json.dumps(list(net.tokens)),
+                json.dumps(net.arch.to_dict(), separators=(",", ":")), "ok" if m else "failed",
+                *stats, err or "", datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                str(p + 1)])
+    return [load_results(path) for path, _ in sets]
+
+
+def heldout_networks(space: SearchSpace, n: int, seed: int, calibrated: set[str],
+                     zoo: bool) -> tuple[list[Network], list[Network]]:
+    """The networks `validate --archs n --seed seed [--zoo]` judges a predictor on:
+    (sampled, zoo), leaving out those it was calibrated on (digests)."""
+    sampled = [x for x in sample_networks(space, n, seed) if x.arch.digest() not in calibrated]
+    zoo_held = [z for z in zoo_networks() if z.arch.digest() not in calibrated] if zoo else []
+    return sampled, zoo_held
 
 
 # ---- a measurements file written by a person or another tool ----------------

@@ -17,6 +17,11 @@ from .console import note, progress_wanted
 from .errors import InputError
 
 _lut_dir_option = lut_dir_option
+_passes_option = click.option(
+    "--passes", type=click.IntRange(1, 20), default=1, show_default=True,
+    help="Time every network in this many passes, each in its own shuffled order (minutes "
+         "apart), and use the median: on a shared or throttling device one measurement moves "
+         "by more than its own confidence interval.")
 
 
 def _space_option(f):
@@ -165,6 +170,14 @@ def _report_fit(fitted, X, y, n_what: str, path: Path, as_json: bool = False,
 @click.option("--zoo/--no-zoo", "with_zoo", default=None,
               help="Also measure the zoo networks (--no-zoo keeps them held out for validate) "
                    "[default: when the space's family is the zoo's (mnasnet: yes; fbnet-*: no)].")
+@click.option("--heldout", "n_heldout", type=click.IntRange(0), default=0, show_default=True,
+              help="Also measure the networks `validate --archs N --seed HELDOUT_SEED` will judge "
+                   "the predictor on (and the zoo, with --no-zoo), interleaved with the "
+                   "calibration networks in one shuffled pass, so that a drift of the device's "
+                   "speed hits both sets alike; validate then measures nothing.")
+@click.option("--heldout-seed", type=int, default=7, show_default=True,
+              help="Seed of the held-out sample (validate's --seed).")
+@_passes_option
 @click.option("--measurements", type=click.Path(dir_okay=False, path_type=Path),
               help="Few-shot: a CSV of network,latency_ms measured elsewhere (network = "
                    "arch.json path or the space's tokens); nothing is measured here.")
@@ -177,15 +190,19 @@ def _report_fit(fitted, X, y, n_what: str, path: Path, as_json: bool = False,
               help="Conversion processes.")
 @click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def calibrate_command(device_name, precision, n_archs, seed, space_name, with_zoo, measurements,
+def calibrate_command(device_name, precision, n_archs, seed, space_name, with_zoo, n_heldout,
+                      heldout_seed, passes, measurements,
                       prior_device, prior_precision, lut_dir, workers, no_progress, as_json) -> None:
     """Fit the device's predictor on whole networks measured end to end."""
-    from .calibrate import (fit_and_save, measure_networks, nets_path, read_measurements,
-                            sample_networks, zoo_networks)
+    from .calibrate import (fit_and_save, heldout_networks, measure_sets, nets_path,
+                            read_measurements, sample_networks, zoo_networks)
     from .predictors import MissingKeys, load_table
     from .space import get_space
 
     space = get_space(space_name)
+    if measurements is not None and (n_heldout or passes > 1):
+        raise click.UsageError("--heldout and --passes measure networks here; they do not go "
+                               "with --measurements")
     if measurements is None:
         if prior_device or prior_precision:
             raise click.UsageError("--prior/--prior-precision go with --measurements")
@@ -197,7 +214,13 @@ def calibrate_command(device_name, precision, n_archs, seed, space_name, with_zo
             with_zoo = space.calibrate_with_zoo
         nets = sample_networks(space, n_archs, seed) + (zoo_networks() if with_zoo else [])
         nets = _runnable(nets, table)
-        missing = table.missing([n.arch for n in nets])
+        held: list = []
+        if n_heldout:
+            sampled, zoo_held = heldout_networks(space, n_heldout, heldout_seed,
+                                                 {n.arch.digest() for n in nets}, not with_zoo)
+            held = _runnable(sampled + [z for z in zoo_held if not table.missing([z.arch])],
+                             table)
+        missing = table.missing([n.arch for n in nets + held])
         if missing:
             exc = MissingKeys(missing, device_name, precision)
             exc.hint = (f"for the space's networks: latbench profile --device {device_name} "
@@ -206,9 +229,15 @@ def calibrate_command(device_name, precision, n_archs, seed, space_name, with_zo
                            if with_zoo else ""))
             raise exc
         path = nets_path(lut_dir, device_name, space_name, precision, "calib")
+        sets = [(path, nets)]
+        if held:
+            sets.append((nets_path(lut_dir, device_name, space_name, precision, "validate"), held))
+            note(f"measuring {len(nets)} calibration and {len(held)} held-out networks "
+                 f"interleaved (validate --archs {n_heldout} --seed {heldout_seed} will use them)")
         with open_device(profile_) as dev:
-            results = measure_networks(dev, nets, path, precision, workers,
-                                       progress_wanted(no_progress or as_json))
+            results = measure_sets(dev, sets, precision, workers,
+                                   progress_wanted(no_progress or as_json),
+                                   shuffle_seed=seed if held else None, passes=passes)[0]
         wanted = {n.arch.digest() for n in nets}
         chosen = [r for d, r in results.items() if d in wanted]
         mode = "measured"
@@ -254,6 +283,7 @@ def _fmt_ci(share: float, ci) -> str:
               help="Also report the zoo networks (measured here if calibration did not).")
 @click.option("--keras-refs", is_flag=True,
               help="Also time Keras' own MobileNetV2/V3 and EfficientNet-B0 end to end.")
+@_passes_option
 @click.option("--measurements", type=click.Path(dir_okay=False, path_type=Path),
               help="Held-out networks measured elsewhere (network,latency_ms CSV) instead of "
                    "measuring here.")
@@ -265,12 +295,12 @@ def _fmt_ci(share: float, ci) -> str:
 @click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo, keras_refs,
-                     measurements, lut_dir, out_dir, workers, no_progress, as_json) -> None:
+                     passes, measurements, lut_dir, out_dir, workers, no_progress, as_json) -> None:
     """Held-out accuracy of the device's predictor file (and the baselines in it)."""
     import pandas as pd
 
-    from .calibrate import (load_results, measure_networks, nets_path, read_measurements,
-                            sample_networks, zoo_networks)
+    from .calibrate import (heldout_networks, load_results, measure_networks, nets_path,
+                            read_measurements, zoo_networks)
     from .fileio import write_atomic
     from .predictors import load_predictor
     from .predictors.files import file_sha256
@@ -306,13 +336,12 @@ def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo
         from .devices import load_profile, open_device
 
         profile_ = load_profile(device_name)
-        nets = [n for n in sample_networks(get_space(space_name), n_archs, seed)
-                if n.arch.digest() not in calibrated_on]
+        nets, _ = heldout_networks(get_space(space_name), n_archs, seed, calibrated_on, False)
         nets = _runnable(nets + zoo_held, model.table)
         path = nets_path(lut_dir, device_name, space_name, precision, "validate")
         with open_device(profile_) as dev:
             results = measure_networks(dev, nets, path, precision, workers,
-                                       progress_wanted(no_progress or as_json))
+                                       progress_wanted(no_progress or as_json), passes=passes)
             if keras_refs:
                 from .keras_refs import measure_refs, refs_path
                 from .profile import lut_meta

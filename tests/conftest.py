@@ -50,12 +50,15 @@ def tiny_pipeline(tmp_path_factory):
     for name, args in (
         ("profile", ("profile", "--space", "tiny", "--lut-dir", lut_dir, "--no-progress")),
         ("calibrate", ("calibrate", "--space", "tiny", "--archs", "16", "--no-zoo",
-                       "--lut-dir", lut_dir, "--no-progress")),
+                       "--heldout", "8", "--lut-dir", lut_dir, "--no-progress")),
         ("validate", ("validate", "--space", "tiny", "--archs", "8", "--lut-dir", lut_dir,
                       "--out", val_dir, "--no-progress")),
     ):
         steps[name] = r = latbench_cli(*args)
         assert r.returncode == 0, f"latbench {name} failed:\n{r.stdout}\n{r.stderr}"
+        if name == "calibrate":  # --heldout measured validate's networks already
+            steps["validate_rows_after_calibrate"] = (
+                lut_dir / "host_tiny_fp32.validate.csv").read_text()
     return {"root": root, "lut_dir": lut_dir, "lut": lut_dir / "host_tiny_fp32.csv",
             "nets": lut_dir / "host_tiny_fp32.validate.csv", "validate": val_dir, "steps": steps}
 

@@ -33,6 +33,10 @@ def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
 
     assert (lut / "host_tiny_fp32.predictor.json").exists()
     assert "fitted on 16 networks" in tiny_pipeline["steps"]["calibrate"].stdout
+    # calibrate --heldout 8 measured validate's 8 networks in its pass; validate added none
+    after_calibrate = tiny_pipeline["steps"]["validate_rows_after_calibrate"]
+    assert sum(1 for ln in after_calibrate.splitlines() if ",space:7," in ln) == 8
+    assert (lut / "host_tiny_fp32.validate.csv").read_text() == after_calibrate
     out = tiny_pipeline["validate"]
     m = json.loads((out / "metrics.json").read_text())
     assert set(m) == {"scaled", "flops", "lut", "regression"} and m["scaled"]["n"] == 8
