@@ -310,6 +310,7 @@ def _register_subsystem_commands() -> None:
     from .cli_predict import calibrate_command, predict_command, validate_command
     from .devices.cli_devices import devices_command
     from .cli_tuning import netadapt_command, scale_command
+    from .search.cli_compare import compare_command
     from .search.cli_search import search_command
 
     cli.add_command(predict_command, "predict")
@@ -317,6 +318,7 @@ def _register_subsystem_commands() -> None:
     cli.add_command(validate_command, "validate")
     cli.add_command(devices_command, "devices")
     cli.add_command(search_command, "search")
+    cli.add_command(compare_command, "compare")
     cli.add_command(netadapt_command, "netadapt")
     cli.add_command(scale_command, "scale")
 

@@ -1,0 +1,66 @@
+"""latbench compare: equal-budget curves of several search runs (search/compare.py)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from latbench.search import samples as samples_file
+from latbench.search.compare import budget, group, load_run, table
+from latbench.search.run import SearchConfig
+
+
+def _run(root, name, controller, seed, points, target=2.0):
+    """A run directory as `latbench search` leaves it: config.json and samples.csv."""
+    d = root / name
+    d.mkdir()
+    (d / "config.json").write_text(SearchConfig(target_ms=target, controller=controller,
+                                                seed=seed).to_json())
+    for i, (lat, acc, rew) in enumerate(points):
+        samples_file.append(d / "samples.csv", {
+            "sample": i, "batch": i // 8, "digest": f"d{i}", "tokens": [0, 1], "arch": "",
+            "accuracy": acc, "pred_ms": lat, "meas_ms": float("nan"), "lat_ms": lat,
+            "reward": rew, "train_s": 1.0, "wall_s": 1.0, "cached": False, "error": ""})
+    return d
+
+
+def test_curves_group_and_budget(tmp_path):
+    a = _run(tmp_path, "ppo-s0", "ppo", 0, [(3.0, 0.5, 0.4), (1.0, 0.6, 0.7), (2.5, 0.9, 0.6)])
+    b = _run(tmp_path, "ppo-s1", "ppo", 1, [(1.0, 0.5, 0.5), (1.5, 0.7, 0.9)])
+    c = _run(tmp_path, "random-s0", "random", 0, [(2.0, 0.8, 0.1), (0.5, 0.2, 0.3), (1, 1, 1)])
+    runs = [load_run(p) for p in (a, b, c)]
+    np.testing.assert_allclose(runs[0].best_reward, [0.4, 0.7, 0.7])
+    # ref point (2T = 4 ms, acc 0): after 2 samples the front is (1.0, 0.6) alone
+    # (3.0, 0.5 is dominated): area (4 - 1) * 0.6; then (2.5, 0.9) joins it
+    np.testing.assert_allclose(runs[0].hypervolume,
+                               [1.0 * 0.5, 3 * 0.6, 1.5 * 0.6 + 1.5 * 0.9])
+    assert budget(runs) == 2
+    g = {x.controller: x for x in group(runs, "best_reward", 2)}
+    assert g["ppo"].runs == 2 and g["random"].runs == 1
+    np.testing.assert_allclose(g["ppo"].mean, [0.45, 0.8])
+    np.testing.assert_allclose(g["ppo"].lo, [0.4, 0.7])
+    np.testing.assert_allclose(g["ppo"].hi, [0.5, 0.9])
+    rows = table(runs, [2])
+    assert {(r["controller"], r["metric"]) for r in rows} == {
+        (c, m) for c in ("ppo", "random") for m in ("best_reward", "hypervolume")}
+
+
+def test_command_writes_the_figure_and_refuses_mixed_targets(tmp_path):
+    from conftest import latbench_cli
+
+    pts = [(1.0 + i / 10, 0.5 + i / 100, 0.5 + i / 100) for i in range(10)]
+    a = _run(tmp_path, "ppo-s0", "ppo", 0, pts)
+    b = _run(tmp_path, "random-s0", "random", 0, pts[::-1])
+    out = tmp_path / "cmp"
+    r = latbench_cli("compare", a, b, "--out", out, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["budget"] == 10
+    best = {t["controller"]: t["mean"] for t in doc["at_budget"] if t["metric"] == "best_reward"}
+    assert best == {"ppo": pytest.approx(0.59), "random": pytest.approx(0.59)}
+    assert (out / "curves.png").stat().st_size > 10_000 and (out / "table.csv").exists()
+    c = _run(tmp_path, "other", "ppo", 1, pts, target=5.0)
+    r = latbench_cli("compare", a, c, "--out", out)
+    assert r.returncode == 2 and "different targets" in r.stderr
+    r = latbench_cli("compare", tmp_path, "--out", out)
+    assert r.returncode == 2 and "not a search run" in r.stderr
