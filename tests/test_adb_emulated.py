@@ -115,6 +115,16 @@ def test_end_to_end_measure(phone, adbkey, tmp_path, tflite):
     assert not list((phone.sandbox / "data/local/tmp/latbench/models").iterdir()), "models removed after a run"
 
 
+def test_the_users_stay_awake_setting_is_put_back(phone, adbkey, tmp_path, tflite):
+    """`svc power stayon false` would turn off a setting the user had on (here: on USB)."""
+    phone.stay_on_while_plugged_in, phone.stayon = 2, "usb"
+    with open_device(profile(phone, adbkey, tmp_path)) as dev:
+        assert phone.stay_on_while_plugged_in == 7, "kept awake on every plug type while timing"
+        dev.measure(tflite)
+    assert phone.stay_on_while_plugged_in == 2 and phone.stayon == "usb"
+    assert any("settings put global stay_on_while_plugged_in 2" in c for c in phone.log)
+
+
 def test_paths_are_quoted(phone, adbkey, tmp_path, tflite):
     odd = "/data/local/tmp/lat bench;'x $(rm -rf y)"
     with open_device(profile(phone, adbkey, tmp_path, remote_dir=odd)) as dev:

@@ -37,7 +37,8 @@ Profile [options] (all optional unless said):
   keep_models    leave pushed models on the phone after the run (default false)
   repeats        benchmark_model invocations per row (default 5)
   warmup_s       seconds of warm-up before the first invocation of a row (default 1.0)
-  stay_awake     `svc power stayon true` while profiling, `false` after (default true)
+  stay_awake     `svc power stayon true` while profiling; the phone's own
+                 stay_on_while_plugged_in setting is put back after (default true)
   max_temp_c     battery temperature above which we wait to cool (default 40)
   throttle_status  thermalservice status counted as throttled (default 2 = MODERATE)
   cool_wait_s    longest wait for cooling before measuring anyway (default 300)
@@ -125,6 +126,7 @@ class AdbDevice(Device):
         self.warmup_s = float(o.get("warmup_s", 1.0))
         self.keep_models = bool(o.get("keep_models", False))
         self.stay_awake = bool(o.get("stay_awake", True))
+        self._stay_on_before: str | None = None  # the phone's setting before we kept it awake
         if self.repeats < 1 or self.warmup_s < 0:
             raise InputError("repeats must be >= 1 and warmup_s >= 0", f"{profile.name}: options")
         self.extra_args = [str(a) for a in o.get("extra_args", [])]
@@ -143,6 +145,9 @@ class AdbDevice(Device):
         self.stale_killed = self._kill_stale()
         self._ensure_binary()
         if self.stay_awake:
+            # the user's own setting, restored on close (svc power stayon false would not)
+            out, rc = self._sh(["settings", "get", "global", "stay_on_while_plugged_in"])
+            self._stay_on_before = out.strip() if rc == 0 and out.strip().isdigit() else None
             self._sh(["svc", "power", "stayon", "true"])
 
     # ---- link handling
@@ -452,7 +457,11 @@ class AdbDevice(Device):
                     if not self.keep_models and self._models:
                         self.t.shell(sh_join(["rm", "-f", *sorted(self._models)]), self.command_timeout_s)
                     if self.stay_awake:
-                        self.t.shell(sh_join(["svc", "power", "stayon", "false"]), self.command_timeout_s)
+                        before = self._stay_on_before
+                        self.t.shell(sh_join(
+                            ["settings", "put", "global", "stay_on_while_plugged_in", before]
+                            if before is not None else ["svc", "power", "stayon", "false"]),
+                            self.command_timeout_s)
                 except TransportError as exc:
                     log.warning("%s: could not tidy up the phone: %s", self.profile.name, exc)
                 self.t.close()

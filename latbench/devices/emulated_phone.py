@@ -80,6 +80,11 @@ def pack_message(cmd: bytes, arg0: int, arg1: int, data: bytes = b"") -> bytes:
     return HEADER.pack(c, arg0, arg1, len(data), sum(data) & 0xFFFFFFFF, c ^ 0xFFFFFFFF) + data
 
 
+# `svc power stayon X` writes Settings.Global.STAY_ON_WHILE_PLUGGED_IN as a bitmask of the
+# plug types that keep the screen on (BatteryManager: AC 1, USB 2, wireless 4).
+STAYON_BITS = {"false": 0, "ac": 1, "usb": 2, "wireless": 4, "true": 7}
+
+
 class LinkClosed(Exception):
     """The host went away (or we dropped it on purpose)."""
 
@@ -288,6 +293,7 @@ class EmulatedPhone:
         self.clocks = _ClockState(clocks or Clocks())
         self.runs_started = 0  # benchmark_model invocations
         self.stayon = "false"  # svc power stayon
+        self.stay_on_while_plugged_in = 0  # the global setting behind it (a bitmask)
         self.auto_accept = auto_accept
         self.props = dict(PROPS, **{"ro.serialno": serial, "ro.soc.model": _host_cpu_model()})
         self.serial = serial
@@ -794,15 +800,23 @@ class _Shell:
         if name == "dumpsys":
             return self._dumpsys(args)
         if name == "svc":
-            if args[:2] == ["power", "stayon"] and len(args) == 3 and args[2] in ("true", "false", "usb", "ac",
-                                                                                  "wireless"):
-                ph.stayon = args[2]
+            if args[:2] == ["power", "stayon"] and len(args) == 3 and args[2] in STAYON_BITS:
+                ph.stayon = args[2]  # Android keeps it as a bitmask in a global setting
+                ph.stay_on_while_plugged_in = STAYON_BITS[args[2]]
                 return b"", b"", 0
             return b"", b"usage: svc power stayon [true|false|usb|ac|wireless]\n", 1
         if name == "settings":
             if args == ["get", "global", "low_power"]:
                 return b"0\n", b"", 0
-            return b"", b"settings: only 'get global low_power' is emulated\n", 1
+            if args == ["get", "global", "stay_on_while_plugged_in"]:
+                return f"{ph.stay_on_while_plugged_in}\n".encode(), b"", 0
+            if args[:3] == ["put", "global", "stay_on_while_plugged_in"] and len(args) == 4 \
+                    and args[3].isdigit():
+                ph.stay_on_while_plugged_in = int(args[3])
+                ph.stayon = {v: k for k, v in STAYON_BITS.items()}.get(int(args[3]), args[3])
+                return b"", b"", 0
+            return b"", (b"settings: only 'get global low_power' and get/put global "
+                         b"stay_on_while_plugged_in are emulated\n"), 1
         if name == "sha256sum":
             out, err, rc = [], [], 0
             for a in args:
