@@ -28,10 +28,9 @@ def _short(spec: LayerSpec) -> str:
 def breakdown_png(path: Path, title: str, rows: Sequence[tuple[LayerSpec, float]],
                   predicted_ms: float, predictor: str, measured_ms: float | None = None) -> None:
     """Horizontal bars (one per layer, in network order) and a totals panel."""
-    import matplotlib
+    from .plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(rows)
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 1.2 + 0.22 * n),

@@ -377,9 +377,9 @@ class NetAdaptRun:
         if not path.exists():
             return
         _, rows = records.read(path, STEP_COLUMNS)
-        from .search.plots import _plt
+        from .plotting import pyplot
 
-        plt = _plt()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         allp = [r for r in rows if r["kind"] != "seed"]
         ax.scatter([float(r["predicted_ms"]) for r in allp], [float(r["accuracy"]) for r in allp],

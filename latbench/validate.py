@@ -135,10 +135,9 @@ def scatter_png(path: Path, preds: dict[str, np.ndarray], meas: np.ndarray, titl
                 zoo: Sequence[dict] = (), keras: Sequence[dict] = ()) -> None:
     """Predicted vs measured, one panel per predictor, with the +-10 % band; the axes hold
     every plotted point (held-out, zoo and Keras references)."""
-    import matplotlib
+    from .plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     kinds = list(preds)
     fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 4.2), squeeze=False)

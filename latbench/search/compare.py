@@ -111,9 +111,9 @@ def checkpoints(n: int, step: int = 25) -> list[int]:
 
 def curves_png(runs: Sequence[RunCurves], n: int, path: Path) -> None:
     """Best reward and hypervolume against samples, mean and min-max band per controller."""
-    from .plots import _plt
+    from ..plotting import pyplot
 
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     x = np.arange(1, n + 1)
     colors = {"ppo": "tab:red", "random": "tab:blue"}

@@ -7,15 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
+from ..plotting import pyplot
 
 LATENCY_LABELS = {"lut": "predicted latency (ms; LUT + calibrated predictor)",
                   "device": "measured latency (ms, end to end on the device)",
@@ -37,7 +29,7 @@ def pareto_png(rows: list[dict], front: list[int], baselines: list[dict], target
     `latency` is the search's --latency: the x axis says whether it shows predicted or
     measured latency, and the baselines use the same kind.
     """
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     ok = [r for r in rows if math.isfinite(r["lat_ms"]) and math.isfinite(r["accuracy"])]
     if ok:
@@ -66,7 +58,7 @@ def pareto_png(rows: list[dict], front: list[int], baselines: list[dict], target
 
 def reward_png(rows: list[dict], path: Path, window: int = 16) -> None:
     """Each sample's reward, its running mean and the best so far."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     r = np.array([x["reward"] for x in rows], float)
     if len(r):

@@ -74,10 +74,9 @@ def summarize(results: list[dict], seeds: int) -> dict:
 
 
 def plot(results: list[dict], summary: dict, path: Path) -> None:
-    import matplotlib
+    from ..plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     by = {}
     for r in results:

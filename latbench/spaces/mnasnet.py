@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from ..arch import Arch, Block, Head, LayerSpec, Stem, make_divisible, unique_specs
-from ..errors import InputError
 from .base import SearchSpace, Term
 
 # (ConvOp name, block op, expansion)
