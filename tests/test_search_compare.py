@@ -34,6 +34,7 @@ def test_curves_group_and_budget(tmp_path):
     # (3.0, 0.5 is dominated): area (4 - 1) * 0.6; then (2.5, 0.9) joins it
     np.testing.assert_allclose(runs[0].hypervolume,
                                [1.0 * 0.5, 3 * 0.6, 1.5 * 0.6 + 1.5 * 0.9])
+    np.testing.assert_allclose(runs[0].recent_reward, [0.4, 0.55, (0.4 + 0.7 + 0.6) / 3])
     assert budget(runs) == 2
     g = {x.controller: x for x in group(runs, "best_reward", 2)}
     assert g["ppo"].runs == 2 and g["random"].runs == 1
@@ -42,7 +43,7 @@ def test_curves_group_and_budget(tmp_path):
     np.testing.assert_allclose(g["ppo"].hi, [0.5, 0.9])
     rows = table(runs, [2])
     assert {(r["controller"], r["metric"]) for r in rows} == {
-        (c, m) for c in ("ppo", "random") for m in ("best_reward", "hypervolume")}
+        (c, m) for c in ("ppo", "random") for m in ("best_reward", "hypervolume", "recent_reward")}
 
 
 def test_command_writes_the_figure_and_refuses_mixed_targets(tmp_path):

@@ -46,7 +46,8 @@ def compare_command(runs, out_dir, n_samples, retrain_seeds, reference, as_json)
     write_atomic(out_dir / "table.csv", pd.DataFrame(tab).to_csv(index=False).encode())
     per_run = pd.DataFrame([{"run": str(r.path), "controller": r.controller, "seed": r.seed,
                              "samples": k + 1, "best_reward": r.best_reward[k],
-                             "hypervolume": r.hypervolume[k]}
+                             "hypervolume": r.hypervolume[k],
+                             "recent_reward": r.recent_reward[k]}
                             for r in loaded for k in range(n)])
     write_atomic(out_dir / "curves.csv", per_run.to_csv(index=False).encode())
     compare.curves_png(loaded, n, out_dir / "curves.png")

@@ -29,6 +29,10 @@ from ..errors import InputError
 from . import samples as samples_file
 from .pareto import hypervolume
 
+WINDOW = 40  # samples in the recent-reward mean (5 PPO batches of 8)
+METRICS = {"best_reward": "best reward so far",
+           "hypervolume": "Pareto hypervolume (ref: 2T, acc 0)",
+           "recent_reward": f"mean reward of the last {WINDOW} samples"}
 
 @dataclass(frozen=True)
 class RunCurves:
@@ -38,7 +42,8 @@ class RunCurves:
     target_ms: float
     best_reward: np.ndarray  # after k+1 samples
     hypervolume: np.ndarray  # after k+1 samples
-    rows: list[dict]
+    recent_reward: np.ndarray  # mean reward of the last WINDOW samples up to k+1: what the
+    rows: list[dict]           # controller samples now (a learning policy's rises)
 
 
 def load_run(path: Path) -> RunCurves:
@@ -57,8 +62,13 @@ def load_run(path: Path) -> RunCurves:
     lat = [r["lat_ms"] for r in rows]
     acc = [r["accuracy"] for r in rows]
     hv = np.array([hypervolume(lat[:k + 1], acc[:k + 1], ref, 0.0) for k in range(len(rows))])
+    finite = np.where(np.isfinite(reward), reward, 0.0)  # a failed sample counts as reward 0
+    cum = np.concatenate([[0.0], np.cumsum(finite)])
+    k = np.arange(1, len(rows) + 1)
+    lo = np.maximum(0, k - WINDOW)
+    recent = (cum[k] - cum[lo]) / (k - lo)
     return RunCurves(path, cfg["controller"], int(cfg["seed"]), float(cfg["target_ms"]), best, hv,
-                     rows)
+                     recent, rows)
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,7 @@ def table(runs: Sequence[RunCurves], checkpoints: Sequence[int]) -> list[dict]:
     """Rows of (samples, controller, metric mean/min/max) at the given sample counts."""
     rows = []
     for n in checkpoints:
-        for metric in ("best_reward", "hypervolume"):
+        for metric in METRICS:
             for g in group(runs, metric, n):
                 rows.append({"samples": n, "controller": g.controller, "runs": g.runs,
                              "metric": metric, "mean": float(g.mean[-1]),
@@ -110,16 +120,15 @@ def checkpoints(n: int, step: int = 25) -> list[int]:
 
 
 def curves_png(runs: Sequence[RunCurves], n: int, path: Path) -> None:
-    """Best reward and hypervolume against samples, mean and min-max band per controller."""
+    """Best reward, hypervolume and recent mean reward against samples, mean and min-max band
+    per controller."""
     from ..plotting import pyplot
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 3.8))
     x = np.arange(1, n + 1)
     colors = {"ppo": "tab:red", "random": "tab:blue"}
-    for ax, metric, label in ((axes[0], "best_reward", "best reward so far"),
-                              (axes[1], "hypervolume",
-                               "Pareto hypervolume (ref: 2T, acc 0)")):
+    for ax, (metric, label) in zip(axes, METRICS.items()):
         for g in group(runs, metric, n):
             c = colors.get(g.controller)
             ax.plot(x, g.mean, color=c, label=f"{g.controller} (mean of {g.runs})")
