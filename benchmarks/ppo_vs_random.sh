@@ -6,6 +6,10 @@
 #
 #   benchmarks/ppo_vs_random.sh OUT TARGET_MS [SAMPLES] [SEEDS] [CHUNK]
 set -euo pipefail
+# Three lanes share this machine's cores: one TensorFlow thread per trainer (3 trainers on 2
+# cores: 1.2x the throughput of TensorFlow's default pools, BENCHMARKS.md). Set them to ''
+# to get the default pools.
+export TF_NUM_INTRAOP_THREADS=${TF_NUM_INTRAOP_THREADS-1} TF_NUM_INTEROP_THREADS=${TF_NUM_INTEROP_THREADS-1}
 out=$1 target=$2 samples=${3:-200} seeds=${4:-"0 1 2"} chunk=${5:-40}
 mkdir -p "$out"
 lane() {
