@@ -18,9 +18,10 @@ from . import __version__
 from .console import note, progress_wanted
 from .errors import InputError, LatbenchError
 
-from .cli_common import (DEVICE_HELP, JSON_HELP, LUT_DIR_HELP, NO_PROGRESS_HELP, PRECISION_HELP,  # noqa: F401,E501
-                         PRECISIONS, echo_json as _echo_json, measurement_line,
-                         lut_dir_option as _lut_dir_option, space_choice as _space_choice)
+from .cli_common import (DEVICE_HELP, JSON_HELP, LUT_DIR_HELP, NO_PROGRESS_HELP,  # noqa: F401,E501
+                         echo_json as _echo_json, measurement_line,
+                         lut_dir_option as _lut_dir_option, precision_option,
+                         space_choice as _space_choice)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,8 +67,7 @@ def zoo(as_json: bool, write_dir: Path | None) -> None:
 @click.option("--space", "space_name", type=_space_choice(), default="mnasnet", show_default=True,
               help="Search space: mnasnet (7 blocks), fbnet-cifar100 / fbnet-imagenet (HW-NAS-Bench), "
                    "or tiny (2 blocks, 32x32, for tests and first looks).")
-@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True,
-              help=PRECISION_HELP)
+@precision_option
 @click.option("--list", "list_keys", is_flag=True, help="Print every distinct layer key.")
 @click.option("--decode", "tokens", metavar="TOKENS",
               help="Print the network these tokens (e.g. 7-8-1-...) decode to, as arch.json.")
@@ -139,8 +139,7 @@ def _summary_doc(s) -> dict:
 @click.option("--arch", "arch_files", multiple=True, type=click.Path(path_type=Path),
               help="Every layer of these arch.json files (rows already measured in the device's "
                    "other LUT files are copied, not measured again).")
-@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True,
-              help=PRECISION_HELP)
+@precision_option
 @click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lut"),
               show_default=True, help=LUT_DIR_HELP)
 @click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
@@ -216,8 +215,7 @@ def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, w
 @cli.command()
 @click.argument("arch_file", type=click.Path(path_type=Path))
 @click.option("--device", "device_name", default="host", show_default=True, help=DEVICE_HELP)
-@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True,
-              help=PRECISION_HELP)
+@precision_option
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
 def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
@@ -247,8 +245,7 @@ def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
 @click.argument("arch_file", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the .tflite file.")
-@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True,
-              help=PRECISION_HELP)
+@precision_option
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def export(arch_file, output, precision, as_json) -> None:
     """Convert a whole network to .tflite for use outside latbench."""

@@ -26,6 +26,11 @@ def space_choice():
     return click.Choice(list(SPACES))
 
 
+def precision_option(f):
+    return click.option("--precision", type=PRECISIONS, default="fp32", show_default=True,
+                        help=PRECISION_HELP)(f)
+
+
 def lut_dir_option(f):
     return click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path),
                         default=Path("lut"), show_default=True, help=LUT_DIR_HELP)(f)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import click
 
-from .cli_common import (DEVICE_HELP, JSON_HELP, NO_PROGRESS_HELP, PRECISION_HELP, PRECISIONS,
-                         echo_json, lut_dir_option, measurement_line, space_choice)
+from .cli_common import (DEVICE_HELP, JSON_HELP, NO_PROGRESS_HELP, PRECISIONS,
+                         echo_json, lut_dir_option, measurement_line, precision_option,
+                         space_choice)
 from .console import note, progress_wanted
 from .errors import InputError
 
@@ -35,8 +36,7 @@ def _space_option(f):
 @click.command("predict")
 @click.argument("arch_file", type=click.Path(path_type=Path))
 @click.option("--device", "device_name", default="host", show_default=True, help=DEVICE_HELP)
-@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True,
-              help=PRECISION_HELP)
+@precision_option
 @_space_option
 @_lut_dir_option
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
@@ -160,8 +160,7 @@ def _report_fit(fitted, X, y, n_what: str, path: Path, as_json: bool = False,
 @click.command("calibrate")
 @click.option("--device", "device_name", default="host", show_default=True,
               help="Whom the predictor is for (with --measurements: any name).")
-@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True,
-              help=PRECISION_HELP)
+@precision_option
 @click.option("--archs", "n_archs", type=click.IntRange(1), default=100, show_default=True,
               help="Networks sampled from the space and measured on the device.")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -272,8 +271,7 @@ def _fmt_ci(share: float, ci) -> str:
 
 @click.command("validate")
 @click.option("--device", "device_name", default="host", show_default=True, help=DEVICE_HELP)
-@click.option("--precision", type=PRECISIONS, default="fp32", show_default=True,
-              help=PRECISION_HELP)
+@precision_option
 @click.option("--archs", "n_archs", type=click.IntRange(1), default=50, show_default=True,
               help="Held-out networks sampled from the space (those calibrate used are left out).")
 @click.option("--seed", type=int, default=7, show_default=True,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-from .cli_common import (DEVICE_HELP, LUT_DIR_HELP, NO_PROGRESS_HELP, PRECISION_HELP,
-                         PRECISIONS, echo_json)
+from .cli_common import (DEVICE_HELP, LUT_DIR_HELP, NO_PROGRESS_HELP, echo_json,
+                         precision_option)
 from .console import note, progress_wanted
 from .errors import InputError, LatbenchError
 from .search.accuracy import ProxyRecipe
@@ -27,8 +27,7 @@ def _common(f):
     """Options both commands share."""
     for opt in reversed([
         click.option("--device", default="host", show_default=True, help=DEVICE_HELP),
-        click.option("--precision", type=PRECISIONS, default="fp32", show_default=True,
-                     help=PRECISION_HELP),
+        precision_option,
         click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lut"),
                      show_default=True, help=LUT_DIR_HELP + " New layers are appended to "
                      "DEVICE_ondemand_PRECISION.csv there."),
