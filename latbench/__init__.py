@@ -10,14 +10,14 @@ __version__ = "0.1.0"
 def predict(net, device: str = "host", precision: str = "fp32", space: str = "mnasnet",
             lut_dir="lut") -> float:
     """Predicted latency (ms) of one network (arch.json path, Arch, dict or tokens)."""
-    from .api import predict as _predict
+    from latbench.api import predict as _predict
 
     return _predict(net, device, precision, space, lut_dir)
 
 
 def __getattr__(name: str):
     if name == "Predictor":
-        from .api import Predictor
+        from latbench.api import Predictor
 
         return Predictor
     raise AttributeError(f"module 'latbench' has no attribute {name!r}")

@@ -18,8 +18,8 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from .arch import Arch, arch_from_dict, load_arch
-from .errors import InputError
+from latbench.arch import Arch, arch_from_dict, load_arch
+from latbench.errors import InputError
 
 NetworkLike = Union[str, Path, Arch, dict, Sequence[int]]
 
@@ -29,8 +29,8 @@ class Predictor:
 
     def __init__(self, device: str = "host", precision: str = "fp32", space: str = "mnasnet",
                  lut_dir: str | Path = "lut"):
-        from .predictors import load_predictor
-        from .space import get_space
+        from latbench.predictors import load_predictor
+        from latbench.space import get_space
 
         self.device, self.precision = device, precision
         self.space = get_space(space)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import InputError
+from latbench.errors import InputError
 
 OPS = ("conv", "mbconv", "fbconv", "pool", "fc")
 BOTTLENECK_OPS = ("mbconv", "fbconv")  # 1x1 expand, depthwise, 1x1 project
@@ -513,7 +513,7 @@ def arch_from_dict(d: Any) -> Arch:
         channels=_typed(d, "channels", int, "", 3),
         dropout=float(_typed(d, "dropout", num, "", 0.2)),
     )
-    from .fileio import safe_name
+    from latbench.fileio import safe_name
 
     safe_name(arch.name, "name")  # it names files (profile --arch): no paths, no empties
     if not 8 <= arch.resolution <= 2048:
@@ -529,7 +529,7 @@ def arch_from_dict(d: Any) -> Arch:
 
 def _arch_from_tokens(d: dict) -> Arch:
     """`{"space": "fbnet-cifar100", "tokens": "7-8-1-...", "name": ...}`: decode through the space."""
-    from .spaces import SPACES  # spaces build on this module
+    from latbench.spaces import SPACES  # spaces build on this module
 
     _no_unknown(d, _TOKEN_FIELDS, "arch (a network given by its tokens takes only these)")
     for req in ("space", "tokens"):
@@ -589,7 +589,7 @@ def load_arch(path: str | Path) -> Arch:
 
 
 def save_arch(arch: Arch, path: str | Path) -> None:
-    from .fileio import write_atomic
+    from latbench.fileio import write_atomic
 
     write_atomic(Path(path), arch.to_json().encode())
 

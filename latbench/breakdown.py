@@ -11,8 +11,8 @@ import io
 from pathlib import Path
 from typing import Sequence
 
-from .arch import LayerSpec
-from .fileio import write_atomic
+from latbench.arch import LayerSpec
+from latbench.fileio import write_atomic
 
 
 def _short(spec: LayerSpec) -> str:
@@ -28,7 +28,7 @@ def _short(spec: LayerSpec) -> str:
 def breakdown_png(path: Path, title: str, rows: Sequence[tuple[LayerSpec, float]],
                   predicted_ms: float, predictor: str, measured_ms: float | None = None) -> None:
     """Horizontal bars (one per layer, in network order) and a totals panel."""
-    from .plotting import pyplot
+    from latbench.plotting import pyplot
 
     plt = pyplot()
 

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
-from .arch import Arch, LayerSpec  # noqa: E402
+from latbench.arch import Arch, LayerSpec  # noqa: E402
 
 
 def _act(x, act: str, name: str):

@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from .arch import Arch, LayerSpec
+from latbench.arch import Arch, LayerSpec
 
 RECIPE_VERSION = "1"  # bump when the conversion recipe in convert.py changes
 

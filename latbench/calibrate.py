@@ -25,17 +25,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import records
-from .arch import Arch, arch_from_dict, load_arch
-from .devices import Device
-from .e2e import measure_archs
-from .errors import InputError
-from .predictors import (DEFAULT, FEATURES, LayerTable, LinearPredictor, LutSumPredictor,
+from latbench import records
+from latbench.arch import Arch, arch_from_dict, load_arch
+from latbench.devices import Device
+from latbench.e2e import measure_archs
+from latbench.errors import InputError
+from latbench.predictors import (DEFAULT, FEATURES, LayerTable, LinearPredictor, LutSumPredictor,
                          Predictor, ScaledLutPredictor, predictor_path, save_predictors)
-from .predictors.files import file_sha256
-from .profile import lut_meta
-from .spaces import SearchSpace
-from .zoo import all_archs
+from latbench.predictors.files import file_sha256
+from latbench.profile import lut_meta
+from latbench.spaces import SearchSpace
+from latbench.zoo import all_archs
 
 NET_COLUMNS = ["digest", "name", "source", "tokens", "arch", "status", "median_ms", "p10_ms",
                "p90_ms", "std_ms", "runs", "ci_rel", "error", "measured_at", "pass"]

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .console import note, progress_wanted
-from .errors import InputError, LatbenchError
+from latbench import __version__
+from latbench.console import note, progress_wanted
+from latbench.errors import InputError, LatbenchError
 
-from .cli_common import (DEVICE_HELP, JSON_HELP, LUT_DIR_HELP, NO_PROGRESS_HELP,  # noqa: F401,E501
+from latbench.cli_common import (DEVICE_HELP, JSON_HELP, LUT_DIR_HELP, NO_PROGRESS_HELP,  # noqa: F401,E501
                          echo_json as _echo_json, measurement_line,
                          lut_dir_option as _lut_dir_option, precision_option,
                          space_choice as _space_choice)
@@ -40,8 +40,8 @@ def cli(ctx: click.Context, quiet: bool) -> None:
               help="Also write each network as DIR/NAME.json.")
 def zoo(as_json: bool, write_dir: Path | None) -> None:
     """List the reference networks with parameters and MACs."""
-    from . import zoo as zoo_mod
-    from .arch import save_arch
+    from latbench import zoo as zoo_mod
+    from latbench.arch import save_arch
 
     rows = []
     for name, make in zoo_mod.ZOO.items():
@@ -75,7 +75,7 @@ def zoo(as_json: bool, write_dir: Path | None) -> None:
 def space(space_name: str, precision: str, list_keys: bool, tokens: str | None,
           as_json: bool) -> None:
     """Describe a search space: decisions, network count, distinct layers."""
-    from .spaces import get_space
+    from latbench.spaces import get_space
 
     sp = get_space(space_name)
     if tokens is not None:
@@ -105,17 +105,17 @@ def space(space_name: str, precision: str, list_keys: bool, tokens: str | None,
 
 def _profile_specs(space_name: str | None, use_zoo: bool, arch_files: tuple[Path, ...],
                    precision: str):
-    from .arch import load_arch, unique_specs
+    from latbench.arch import load_arch, unique_specs
 
     chosen = [bool(space_name), use_zoo, bool(arch_files)]
     if sum(chosen) != 1:
         raise click.UsageError("give exactly one of --space NAME, --zoo, --arch FILE")
     if space_name:
-        from .spaces import get_space
+        from latbench.spaces import get_space
 
         return space_name, get_space(space_name).enumerate_specs(precision)
     if use_zoo:
-        from .zoo import all_archs
+        from latbench.zoo import all_archs
 
         return "zoo", unique_specs(all_archs(), precision)
     archs = [load_arch(p) for p in arch_files]
@@ -155,10 +155,10 @@ def _summary_doc(s) -> dict:
 def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, workers, limit,
             retry_failed, split, dry_run, no_progress, as_json) -> None:
     """Time every layer of a space / the zoo / arch files into a LUT per device."""
-    from .devices import load_profile, open_device
-    from .lut import lut_path
-    from .profile import count_missing
-    from .profile import profile as run_profile
+    from latbench.devices import load_profile, open_device
+    from latbench.lut import lut_path
+    from latbench.profile import count_missing
+    from latbench.profile import profile as run_profile
 
     profiles = [load_profile(n) for n in device_names]
     space_label, specs = _profile_specs(space_name, use_zoo, arch_files, precision)
@@ -225,9 +225,9 @@ def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
     then timed until the median's 95 % confidence interval is within 1 % or a cap is hit;
     prints the median, p10/p90, std and the number of timed runs.
     """
-    from .arch import load_arch
-    from .devices import load_profile, open_device
-    from .e2e import measure_network
+    from latbench.arch import load_arch
+    from latbench.devices import load_profile, open_device
+    from latbench.e2e import measure_network
 
     arch = load_arch(arch_file)
     profile_ = load_profile(device_name)
@@ -249,9 +249,9 @@ def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def export(arch_file, output, precision, as_json) -> None:
     """Convert a whole network to .tflite for use outside latbench."""
-    from .arch import load_arch
-    from .convert import convert_arch
-    from .fileio import write_atomic
+    from latbench.arch import load_arch
+    from latbench.convert import convert_arch
+    from latbench.fileio import write_atomic
 
     arch = load_arch(arch_file)
     write_atomic(output, convert_arch(arch, precision).read_bytes())
@@ -277,7 +277,7 @@ def lut_list(lut_dir: Path, as_json: bool) -> None:
     runtime, converter, precision) and are merged by `predict`; a predictor names the
     identity of the LUT it was fitted on.
     """
-    from .inventory import inventory
+    from latbench.inventory import inventory
 
     if not lut_dir.is_dir():
         raise InputError(f"{lut_dir} is not a folder", "--lut-dir")
@@ -304,11 +304,11 @@ def lut_list(lut_dir: Path, as_json: bool) -> None:
 
 def _register_subsystem_commands() -> None:
     """Commands that live beside their subsystem."""
-    from .cli_predict import calibrate_command, predict_command, validate_command
-    from .devices.cli_devices import devices_command
-    from .cli_tuning import netadapt_command, scale_command
-    from .search.cli_compare import compare_command
-    from .search.cli_search import search_command
+    from latbench.cli_predict import calibrate_command, predict_command, validate_command
+    from latbench.devices.cli_devices import devices_command
+    from latbench.cli_tuning import netadapt_command, scale_command
+    from latbench.search.cli_compare import compare_command
+    from latbench.search.cli_search import search_command
 
     cli.add_command(predict_command, "predict")
     cli.add_command(calibrate_command, "calibrate")
@@ -325,10 +325,10 @@ _register_subsystem_commands()
 
 def main() -> None:
     """Entry point: quiet TensorFlow, then map latbench errors to exit codes and one message."""
-    from .quiet import quiet_tensorflow
+    from latbench.quiet import quiet_tensorflow
 
     quiet_tensorflow()  # before anything imports TensorFlow (here and in worker processes)
-    from .console import error_json, error_text
+    from latbench.console import error_json, error_text
 
     as_json = "--json" in sys.argv[1:]
 

@@ -21,7 +21,7 @@ JSON_HELP = "Machine-readable output on stdout (errors too)."
 
 
 def space_choice():
-    from .spaces import SPACES  # light: arch dataclasses only
+    from latbench.spaces import SPACES  # light: arch dataclasses only
 
     return click.Choice(list(SPACES))
 

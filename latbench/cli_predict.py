@@ -11,11 +11,11 @@ from pathlib import Path
 
 import click
 
-from .cli_common import (DEVICE_HELP, JSON_HELP, NO_PROGRESS_HELP, PRECISIONS,
+from latbench.cli_common import (DEVICE_HELP, JSON_HELP, NO_PROGRESS_HELP, PRECISIONS,
                          echo_json, lut_dir_option, measurement_line, precision_option,
                          space_choice)
-from .console import note, progress_wanted
-from .errors import InputError
+from latbench.console import note, progress_wanted
+from latbench.errors import InputError
 
 _lut_dir_option = lut_dir_option
 _passes_option = click.option(
@@ -59,10 +59,10 @@ def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_j
     when `latbench calibrate` has written one ([scaled] by default), else it is the plain
     sum of the layers ([lut]).
     """
-    from .arch import load_arch, unique_specs
-    from .devices import load_profile, open_device
-    from .lut import find_luts
-    from .predictors import MissingKeys, load_predictor
+    from latbench.arch import load_arch, unique_specs
+    from latbench.devices import load_profile, open_device
+    from latbench.lut import find_luts
+    from latbench.predictors import MissingKeys, load_predictor
 
     arch = load_arch(arch_file)
     progress = progress_wanted(no_progress or as_json)
@@ -73,7 +73,7 @@ def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_j
     lut_prec = model.table.precision if model else precision
     missing = model.table.missing([arch]) if model else [s.key for s in arch.layers(precision)]
     if missing and profile_missing:
-        from .ondemand import measure_layers
+        from latbench.ondemand import measure_layers
 
         specs = [s for s in unique_specs([arch], lut_prec) if s.key in set(missing)]
         note(f"measuring {len(specs)} missing layer(s) of {arch.name} on {lut_dev}")
@@ -91,12 +91,12 @@ def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_j
     lut_sum = sum(ms for _, ms in rows)
     measured = None
     if compare:
-        from .e2e import measure_network
+        from latbench.e2e import measure_network
 
         with open_device(load_profile(device_name)) as dev:
             measured = measure_network(dev, arch, precision, progress)
     if png_path:
-        from .breakdown import breakdown_png
+        from latbench.breakdown import breakdown_png
 
         breakdown_png(png_path, f"{arch.name} on {device_name} ({precision})", rows, total,
                       model.name, measured.median_ms if measured else None)
@@ -140,7 +140,7 @@ def _runnable(nets, table):
 
 def _report_fit(fitted, X, y, n_what: str, path: Path, as_json: bool = False,
                 extra: dict | None = None) -> None:
-    from .validate import metrics
+    from latbench.validate import metrics
 
     if as_json:
         echo_json({**(extra or {}), "networks": int(len(y)), "predictor": str(path),
@@ -193,10 +193,10 @@ def calibrate_command(device_name, precision, n_archs, seed, space_name, with_zo
                       heldout_seed, passes, measurements,
                       prior_device, prior_precision, lut_dir, workers, no_progress, as_json) -> None:
     """Fit the device's predictor on whole networks measured end to end."""
-    from .calibrate import (fit_and_save, heldout_networks, measure_sets, nets_path,
+    from latbench.calibrate import (fit_and_save, heldout_networks, measure_sets, nets_path,
                             read_measurements, sample_networks, zoo_networks)
-    from .predictors import MissingKeys, load_table
-    from .space import get_space
+    from latbench.predictors import MissingKeys, load_table
+    from latbench.space import get_space
 
     space = get_space(space_name)
     if measurements is not None and (n_heldout or passes > 1):
@@ -205,7 +205,7 @@ def calibrate_command(device_name, precision, n_archs, seed, space_name, with_zo
     if measurements is None:
         if prior_device or prior_precision:
             raise click.UsageError("--prior/--prior-precision go with --measurements")
-        from .devices import load_profile, open_device
+        from latbench.devices import load_profile, open_device
 
         profile_ = load_profile(device_name)
         table = load_table(device_name, precision, lut_dir)
@@ -297,13 +297,13 @@ def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo
     """Held-out accuracy of the device's predictor file (and the baselines in it)."""
     import pandas as pd
 
-    from .calibrate import (heldout_networks, load_results, measure_networks, nets_path,
+    from latbench.calibrate import (heldout_networks, load_results, measure_networks, nets_path,
                             read_measurements, zoo_networks)
-    from .fileio import write_atomic
-    from .predictors import load_predictor
-    from .predictors.files import file_sha256
-    from .space import get_space
-    from .validate import (keras_rows, metrics, predict_all, scatter_png, zoo_from_file,
+    from latbench.fileio import write_atomic
+    from latbench.predictors import load_predictor
+    from latbench.predictors.files import file_sha256
+    from latbench.space import get_space
+    from latbench.validate import (keras_rows, metrics, predict_all, scatter_png, zoo_from_file,
                            zoo_leave_one_out)
 
     model = load_predictor(device_name, precision, lut_dir, space_name, require_calibrated=True)
@@ -331,7 +331,7 @@ def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo
                        f"the predictor was calibrated on", err=True)
         zoo_res = []
     else:
-        from .devices import load_profile, open_device
+        from latbench.devices import load_profile, open_device
 
         profile_ = load_profile(device_name)
         nets, _ = heldout_networks(get_space(space_name), n_archs, seed, calibrated_on, False)
@@ -341,8 +341,8 @@ def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo
             results = measure_networks(dev, nets, path, precision, workers,
                                        progress_wanted(no_progress or as_json), passes=passes)
             if keras_refs:
-                from .keras_refs import measure_refs, refs_path
-                from .profile import lut_meta
+                from latbench.keras_refs import measure_refs, refs_path
+                from latbench.profile import lut_meta
 
                 refs = measure_refs(dev, refs_path(lut_dir, device_name, precision), precision,
                                     lut_meta(dev, precision, space="keras"))

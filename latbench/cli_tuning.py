@@ -14,11 +14,11 @@ from pathlib import Path
 
 import click
 
-from .cli_common import (DEVICE_HELP, LUT_DIR_HELP, NO_PROGRESS_HELP, echo_json,
+from latbench.cli_common import (DEVICE_HELP, LUT_DIR_HELP, NO_PROGRESS_HELP, echo_json,
                          precision_option)
-from .console import note, progress_wanted
-from .errors import InputError, LatbenchError
-from .search.accuracy import ProxyRecipe
+from latbench.console import note, progress_wanted
+from latbench.errors import InputError, LatbenchError
+from latbench.search.accuracy import ProxyRecipe
 
 _RECIPE = ProxyRecipe()  # the search's proxy: defaults come from it, never from a copy
 
@@ -72,10 +72,10 @@ def netadapt_command(arch_file, device, precision, lut_dir, out_dir, dataset, da
                      no_progress, target_ms, target_ratio, delta, metric, proxy_resolution,
                      proxy_train, pretrain_epochs, finetune_epochs, long_epochs, max_steps, no_measure):
     """NetAdapt: shrink channels of ARCH_FILE step by step until it meets a latency target."""
-    from .arch import load_arch
-    from .netadapt import NetAdaptConfig, NetAdaptRun, bake_width
-    from .ondemand import OnDemandLatency
-    from .search.data import load_dataset
+    from latbench.arch import load_arch
+    from latbench.netadapt import NetAdaptConfig, NetAdaptRun, bake_width
+    from latbench.ondemand import OnDemandLatency
+    from latbench.search.data import load_dataset
 
     if (target_ms is None) == (target_ratio is None):
         raise InputError("give exactly one of --target-ms and --target-ratio", "--target-ms")
@@ -148,12 +148,12 @@ def scale_command(arch_file, device, precision, lut_dir, out_dir, dataset, data_
                   no_progress, constraint, target_ratio, tolerance, alphas, betas, gammas,
                   max_candidates, budgets_ms, proxy_resolution, proxy_width, proxy_train, no_measure):
     """Compound scaling of ARCH_FILE (EfficientNet) under a latency (or FLOPs) constraint."""
-    from .arch import load_arch, save_arch
-    from .fileio import write_atomic
-    from .ondemand import OnDemandLatency
-    from .scaling import ScaleConfig, grid_search, phi_for_budget, proxy_resolution as proxy_res
-    from .search.accuracy import ProxyEvaluator
-    from .search.data import load_dataset
+    from latbench.arch import load_arch, save_arch
+    from latbench.fileio import write_atomic
+    from latbench.ondemand import OnDemandLatency
+    from latbench.scaling import ScaleConfig, grid_search, phi_for_budget, proxy_resolution as proxy_res
+    from latbench.search.accuracy import ProxyEvaluator
+    from latbench.search.data import load_dataset
 
     cfg = ScaleConfig(constraint=constraint, target_ratio=target_ratio, tolerance=tolerance,
                       alphas=_floats(alphas, "--alphas"), betas=_floats(betas, "--betas"),

@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from .errors import LatbenchError, one_line
+from latbench.errors import LatbenchError, one_line
 
 
 def quiet() -> bool:

@@ -20,11 +20,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 
-from .arch import Arch, LayerSpec  # noqa: E402
-from .build import arch_model, layer_model  # noqa: E402
-from .cache import arch_path, spec_path  # noqa: E402
-from .fileio import write_atomic  # noqa: E402
-from .tflite_split import split_model  # noqa: E402
+from latbench.arch import Arch, LayerSpec  # noqa: E402
+from latbench.build import arch_model, layer_model  # noqa: E402
+from latbench.cache import arch_path, spec_path  # noqa: E402
+from latbench.fileio import write_atomic  # noqa: E402
+from latbench.tflite_split import split_model  # noqa: E402
 
 REPRESENTATIVE_SAMPLES = 4
 absl_logging.set_verbosity(absl_logging.ERROR)  # the converter's deprecation chatter
@@ -47,7 +47,7 @@ def _convert(fn: "tf.types.experimental.ConcreteFunction", precision: str,
         conv.inference_output_type = tf.int8
     elif precision != "fp32":
         raise ValueError(f"unknown precision {precision!r}")
-    from .quiet import filtered_stderr
+    from latbench.quiet import filtered_stderr
 
     with filtered_stderr():  # the int8 calibrator's settings line and a UserWarning
         return conv.convert()

@@ -14,17 +14,17 @@ from typing import Iterator, Sequence
 
 from tqdm import tqdm
 
-from .arch import Arch, arch_from_dict
-from .cache import arch_path
-from .devices import Device
-from .measure import Measurement
+from latbench.arch import Arch, arch_from_dict
+from latbench.cache import arch_path
+from latbench.devices import Device
+from latbench.measure import Measurement
 
 
 def _convert_arch_worker(arch_json: dict, precision: str) -> tuple[str | None, str | None]:
-    from .quiet import quiet_tensorflow
+    from latbench.quiet import quiet_tensorflow
 
     quiet_tensorflow()
-    from .convert import convert_arch
+    from latbench.convert import convert_arch
 
     try:
         return str(convert_arch(arch_from_dict(arch_json), precision)), None
@@ -59,7 +59,7 @@ def measure_arch(device: Device, arch: Arch, precision: str = "fp32") -> Measure
     if not p.exists():
         path, err = _convert_arch_worker(arch.to_dict(), precision)
         if path is None:
-            from .errors import LatbenchError
+            from latbench.errors import LatbenchError
 
             raise LatbenchError(f"cannot convert {arch.name}: {err}")
         p = Path(path)
@@ -70,7 +70,7 @@ def measure_archs(device: Device, archs: Sequence[Arch], precision: str = "fp32"
                   workers: int = 2, progress: bool = True
                   ) -> Iterator[tuple[int, Measurement | None, str | None]]:
     """Convert all (parallel), then time each: yields (index, measurement, error)."""
-    from .devices import ModelRunError
+    from latbench.devices import ModelRunError
 
     converted = convert_archs(archs, precision, workers, progress)
     for i in tqdm(range(len(archs)), desc=f"time nets on {device.profile.name}", unit="net",
@@ -93,8 +93,8 @@ def measure_network(device: Device, arch: Arch, precision: str = "fp32",
     Raises LatbenchError when it cannot be converted, ModelRunError when it fails
     on the device, DeviceLost when the device goes away.
     """
-    from .devices import ModelRunError
-    from .errors import LatbenchError
+    from latbench.devices import ModelRunError
+    from latbench.errors import LatbenchError
 
     for _, m, err in measure_archs(device, [arch], precision, workers=1, progress=progress):
         if m is not None:

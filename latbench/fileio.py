@@ -14,7 +14,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .errors import InputError
+from latbench.errors import InputError
 
 # The alphabet of names that become parts of file names (networks, devices, spaces).
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")

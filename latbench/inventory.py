@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .records import parse_header
+from latbench.records import parse_header
 
 
 
@@ -47,7 +47,7 @@ class Entry:
 def identity_of(meta: dict[str, Any]) -> str:
     """The LUT settings a predictor file is bound to (`LUT.settings_identity`: fingerprint,
     converter, precision, protocol)."""
-    from .lut import LUT
+    from latbench.lut import LUT
 
     return LUT(meta=meta).settings_identity()
 

@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from . import records
-from .cache import cache_dir, content_hash
-from .devices import Device
-from .fileio import write_atomic
+from latbench import records
+from latbench.cache import cache_dir, content_hash
+from latbench.devices import Device
+from latbench.fileio import write_atomic
 
 SHAPE = (224, 224, 3)  # fixed: MobileNetV3's default (None, None, 3) does not run under XNNPACK
 COLUMNS = ["name", "zoo", "status", "median_ms", "p10_ms", "p90_ms", "runs", "zoo_median_ms",
@@ -63,7 +63,7 @@ def _convert(name: str, precision: str) -> Path:
     if not p.exists():
         import tensorflow as tf
 
-        from .convert import convert_model
+        from latbench.convert import convert_model
 
         net = KERAS_REFS[name].build(tf)
         x = tf.keras.Input(SHAPE, batch_size=1)  # batch 1, like every latbench model
@@ -73,9 +73,9 @@ def _convert(name: str, precision: str) -> Path:
 
 def measure_refs(device: Device, path: Path, precision: str, meta: dict) -> dict[str, dict]:
     """Convert and time every reference not yet measured in `path` (failed ones again); name -> row."""
-    from . import zoo
-    from .devices import ModelRunError
-    from .e2e import measure_arch
+    from latbench import zoo
+    from latbench.devices import ModelRunError
+    from latbench.e2e import measure_arch
 
     records.open_for_append(path, meta, COLUMNS)
     _, rows = records.read(path, COLUMNS)

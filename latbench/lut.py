@@ -18,10 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from .arch import LayerSpec
-from . import records
-from .errors import InputError
-from .measure import Measurement
+from latbench.arch import LayerSpec
+from latbench import records
+from latbench.errors import InputError
+from latbench.measure import Measurement
 
 SPEC_COLUMNS = [f.name for f in fields(LayerSpec)]
 STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "std_ms", "mean_ms", "runs", "ci_rel"]
@@ -37,7 +37,7 @@ COLUMNS = ["key", *SPEC_COLUMNS, "status", *STAT_COLUMNS, "error", "measured_at"
 OPTIONAL_COLUMNS = {*ADDED_SPEC_FIELDS, *ADDED_COLUMNS}
 def lut_path(lut_dir: Path, device: str, space: str, precision: str) -> Path:
     """LUTDIR/DEVICE_SPACE_PRECISION.csv; each part is checked, so it cannot leave LUTDIR."""
-    from .fileio import safe_name
+    from latbench.fileio import safe_name
 
     parts = [safe_name(device, "device"), safe_name(space, "space"), safe_name(precision, "precision")]
     return Path(lut_dir) / ("_".join(parts) + ".csv")

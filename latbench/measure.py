@@ -34,7 +34,7 @@ class Protocol:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            from .errors import InputError
+            from latbench.errors import InputError
 
             raise InputError(f"unknown field(s) {sorted(unknown)}; known: {sorted(known)}", "protocol")
         return cls(**d)

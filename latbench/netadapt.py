@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .arch import Arch, arch_from_dict, make_divisible
-from .errors import InputError
+from latbench.arch import Arch, arch_from_dict, make_divisible
+from latbench.errors import InputError
 
 METRICS = ("ratio", "accuracy")
 STEP_COLUMNS = ("step", "proposal", "kind", "blocks", "channels_before", "channels_after",
@@ -212,7 +212,7 @@ class NetAdaptRun:
 
     def __init__(self, out_dir: Path, cfg: NetAdaptConfig, seed_arch: Arch, latency, dataset,
                  log: Callable[[str], None] = print, progress: bool = True):
-        from .search.accuracy import ProxyEvaluator, ProxyRecipe
+        from latbench.search.accuracy import ProxyEvaluator, ProxyRecipe
 
         self.out = Path(out_dir)
         self.cfg = cfg
@@ -231,7 +231,7 @@ class NetAdaptRun:
 
     # -- proxy training -------------------------------------------------------
     def _proxy(self, arch: Arch) -> Arch:
-        from .search.accuracy import proxy_arch
+        from latbench.search.accuracy import proxy_arch
 
         return proxy_arch(arch, self.recipe, self.classes, self.channels)
 
@@ -239,7 +239,7 @@ class NetAdaptRun:
         """(accuracy, weights, seconds): `arch` on the proxy task, from `parent` weights or scratch."""
         import keras
 
-        from . import train
+        from latbench import train
 
         t0 = time.monotonic()
         keras.backend.clear_session()
@@ -261,14 +261,14 @@ class NetAdaptRun:
         return self.out / "state.json"
 
     def _save_state(self, state: dict, weights) -> None:
-        from . import train
-        from .fileio import write_atomic
+        from latbench import train
+        from latbench.fileio import write_atomic
 
         train.save_weights(self.out / "current.npz", weights)
         write_atomic(self.state_path, (json.dumps(state, indent=2) + "\n").encode())
 
     def _load_state(self):
-        from . import train
+        from latbench import train
 
         state = json.loads(self.state_path.read_text())
         if state["config"] != json.loads(json.dumps(asdict(self.cfg))):
@@ -279,7 +279,7 @@ class NetAdaptRun:
 
     def _append_rows(self, step: int, props: Sequence[Proposal], chosen: Proposal | None,
                      measured: float | None) -> None:
-        from . import records
+        from latbench import records
 
         path = self.out / "steps.csv"
         records.open_for_append(path, {"kind": "netadapt-steps"}, STEP_COLUMNS)
@@ -292,7 +292,7 @@ class NetAdaptRun:
 
     # -- the loop -----------------------------------------------------------------
     def run(self) -> dict:
-        from .arch import save_arch
+        from latbench.arch import save_arch
 
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
@@ -371,13 +371,13 @@ class NetAdaptRun:
                 "seed_accuracy_scratch": seed_long, "predictor": self.latency.predictor_name()}
 
     def _plot(self) -> None:
-        from . import records
+        from latbench import records
 
         path = self.out / "steps.csv"
         if not path.exists():
             return
         _, rows = records.read(path, STEP_COLUMNS)
-        from .plotting import pyplot
+        from latbench.plotting import pyplot
 
         plt = pyplot()
         fig, ax = plt.subplots(figsize=(6.4, 4.4))

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .arch import Arch, LayerSpec, unique_specs
+from latbench.arch import Arch, LayerSpec, unique_specs
 
 ONDEMAND_LUT = "ondemand"  # the space name of the LUT file that on-demand rows go to
 
@@ -25,8 +25,8 @@ def measure_layers(device, specs: Sequence[LayerSpec], lut_name: str, precision:
     """Profile `specs` into LUTDIR/DEVICE_LUTNAME_PRECISION.csv, reusing rows the device's
     other LUT files hold; a profile stopped by the device is a LatbenchError saying how to
     resume (every row measured so far is kept)."""
-    from .errors import LatbenchError
-    from .profile import profile as run_profile
+    from latbench.errors import LatbenchError
+    from latbench.profile import profile as run_profile
 
     summ = run_profile([device], specs, lut_name, precision, lut_dir, progress=progress,
                        reuse=True)
@@ -46,7 +46,7 @@ class OnDemandLatency:
 
     def __init__(self, device: str, precision: str = "fp32", lut_dir: Path = Path("lut"),
                  progress: bool = True, log=print, space: str = "mnasnet"):
-        from .devices import load_profile
+        from latbench.devices import load_profile
 
         self.device_name = device
         self.precision = precision
@@ -62,7 +62,7 @@ class OnDemandLatency:
     # -- the device ----------------------------------------------------------
     def device(self):
         if self._device is None:
-            from .devices import open_device
+            from latbench.devices import open_device
 
             self._device = open_device(self.profile_)
             self._device.__enter__()
@@ -83,8 +83,8 @@ class OnDemandLatency:
     def model(self):
         """The device's latency model (calibrated regression, else the LUT sum)."""
         if self._model is None:
-            from .lut import find_luts
-            from .predictors import load_predictor
+            from latbench.lut import find_luts
+            from latbench.predictors import load_predictor
 
             if not find_luts(self.lut_dir, self.device_name, self.precision):
                 return None  # no LUT at all yet: the first batch of layers starts one
@@ -126,6 +126,6 @@ class OnDemandLatency:
 
     def measure(self, arch: Arch) -> float:
         """The whole network timed end to end on the device (median ms)."""
-        from .e2e import measure_arch
+        from latbench.e2e import measure_arch
 
         return float(measure_arch(self.device(), arch, self.precision).median_ms)

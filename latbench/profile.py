@@ -21,12 +21,12 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
-from . import __version__
-from .arch import LayerSpec
-from .cache import converter_version, spec_path
-from .devices import Device, DeviceLost, ModelRunError
-from .devices.fleet import WorkQueue, split_fingerprint
-from .lut import LUT, Row, lut_path
+from latbench import __version__
+from latbench.arch import LayerSpec
+from latbench.cache import converter_version, spec_path
+from latbench.devices import Device, DeviceLost, ModelRunError
+from latbench.devices.fleet import WorkQueue, split_fingerprint
+from latbench.lut import LUT, Row, lut_path
 
 
 @dataclass
@@ -81,8 +81,8 @@ def other_luts(lut: LUT, lut_dir: Path, device: str, precision: str) -> list[LUT
     Files under other settings (another runtime, converter, clock...) and files that
     do not parse are left out: they are never mixed in.
     """
-    from .errors import InputError
-    from .lut import find_luts
+    from latbench.errors import InputError
+    from latbench.lut import find_luts
 
     out = []
     for p in find_luts(lut_dir, device, precision):
@@ -121,8 +121,8 @@ def count_missing(specs: Sequence[LayerSpec], lut_dir: Path, device: str, precis
     """(already measured, to measure) for a dry run: keys in `target` (and, with reuse,
     the device's other LUT files) count as done. Settings are not compared here (that
     needs the device); the real run refuses or skips files measured under others."""
-    from .errors import InputError
-    from .lut import find_luts
+    from latbench.errors import InputError
+    from latbench.lut import find_luts
 
     paths = find_luts(lut_dir, device, precision) if reuse else []
     if Path(target).exists() and Path(target) not in paths:
@@ -166,10 +166,10 @@ def _pin(cpus: set[int] | None) -> None:
 
 
 def _convert_worker(specs: list[LayerSpec], batch_size: int):
-    from .quiet import quiet_tensorflow
+    from latbench.quiet import quiet_tensorflow
 
     quiet_tensorflow()
-    from .convert import convert_to_cache
+    from latbench.convert import convert_to_cache
 
     return convert_to_cache(specs, batch_size)
 

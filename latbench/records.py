@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any, Collection, Sequence
 
-from .errors import InputError
-from .fileio import append_line, write_atomic
+from latbench.errors import InputError
+from latbench.fileio import append_line, write_atomic
 
 
 # Metadata that must match for two sets of measurements to be comparable.

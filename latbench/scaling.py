@@ -22,8 +22,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-from .arch import Arch
-from .errors import InputError
+from latbench.arch import Arch
+from latbench.errors import InputError
 
 CONSTRAINTS = ("latency", "flops")
 

@@ -6,8 +6,8 @@ new code imports `latbench.spaces` (the table, the interface and every space).
 
 from __future__ import annotations
 
-from .spaces import SPACES, get_space  # noqa: F401
-from .spaces.mnasnet import (CONV_OPS, DECISIONS, DEPTH_DELTAS, KERNELS,  # noqa: F401
+from latbench.spaces import SPACES, get_space  # noqa: F401
+from latbench.spaces.mnasnet import (CONV_OPS, DECISIONS, DEPTH_DELTAS, KERNELS,  # noqa: F401
                              MOBILENET_V2_SKELETON, SE_RATIOS, SKIPS, TOKENS_PER_BLOCK,
                              WIDTH_MULTS, MnasNetSpace)
 

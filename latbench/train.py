@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .arch import Arch
-from .errors import InputError
+from latbench.arch import Arch
+from latbench.errors import InputError
 
 Weights = dict[str, list[np.ndarray]]  # layer name -> that layer's variables, in Keras order
 BN_IMAGES = 2000  # training images used to re-estimate batch-norm statistics
@@ -46,7 +46,7 @@ def build(arch: Arch):
     """The Keras network of `arch` (logits out), named like every latbench model."""
     import keras
 
-    from .build import apply_layer
+    from latbench.build import apply_layer
 
     x_in = keras.Input((arch.resolution, arch.resolution, arch.channels))
     x = x_in
@@ -175,7 +175,7 @@ def save_weights(path: Path, weights: Weights) -> None:
     """One .npz: arrays named `layer/index` (no pickle)."""
     import io
 
-    from .fileio import write_atomic
+    from latbench.fileio import write_atomic
 
     buf = io.BytesIO()
     np.savez(buf, **{f"{name}/{i}": w for name, ws in weights.items() for i, w in enumerate(ws)})

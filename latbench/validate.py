@@ -17,8 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .calibrate import NetResult, fit_predictors, training_set
-from .predictors import LatencyModel, LayerTable
+from latbench.calibrate import NetResult, fit_predictors, training_set
+from latbench.predictors import LatencyModel, LayerTable
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -106,7 +106,7 @@ def zoo_leave_one_out(table: LayerTable, train: Sequence[NetResult], zoo: Sequen
 
 def keras_rows(model: LatencyModel, refs: dict[str, dict]) -> list[dict]:
     """Keras applications measured end to end vs the file's prediction for the zoo twin."""
-    from . import zoo
+    from latbench import zoo
 
     out = []
     for name, r in refs.items():
@@ -135,7 +135,7 @@ def scatter_png(path: Path, preds: dict[str, np.ndarray], meas: np.ndarray, titl
                 zoo: Sequence[dict] = (), keras: Sequence[dict] = ()) -> None:
     """Predicted vs measured, one panel per predictor, with the +-10 % band; the axes hold
     every plotted point (held-out, zoo and Keras references)."""
-    from .plotting import pyplot
+    from latbench.plotting import pyplot
 
     plt = pyplot()
 
@@ -159,7 +159,7 @@ def scatter_png(path: Path, preds: dict[str, np.ndarray], meas: np.ndarray, titl
         ax.legend(loc="upper left", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    from .fileio import write_atomic
+    from latbench.fileio import write_atomic
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

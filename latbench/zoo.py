@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .arch import Arch, Head, Stem, make_divisible, parse_block_string
+from latbench.arch import Arch, Head, Stem, make_divisible, parse_block_string
 
 
 def _blocks(strings: list[str]) -> tuple:
@@ -162,7 +162,7 @@ PUBLISHED_PARAMS = {
 
 
 def get(name: str) -> Arch:
-    from .errors import InputError
+    from latbench.errors import InputError
 
     if name not in ZOO:
         raise InputError(f"unknown zoo network {name!r}; known: {', '.join(ZOO)}")

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from .base import Device, DeviceLost, DeviceProfile, ModelRunError
-from .profiles import known_profiles, load_profile
+from latbench.devices.base import Device, DeviceLost, DeviceProfile, ModelRunError
+from latbench.devices.profiles import known_profiles, load_profile
 
 
 def open_device(profile: DeviceProfile) -> Device:
     """The Device for a profile, by its kind."""
     if profile.kind == "host":
-        from .host import HostDevice
+        from latbench.devices.host import HostDevice
 
         return HostDevice(profile)
     if profile.kind in ("adb", "emulated"):
-        from .adb import open_adb_device  # noqa: PLC0415
+        from latbench.devices.adb import open_adb_device  # noqa: PLC0415
 
         return open_adb_device(profile)
     raise ValueError(f"unknown device kind {profile.kind!r}")

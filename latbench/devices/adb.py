@@ -72,13 +72,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..measure import Measurement, median_ci
-from .adb_transport import (AdbServerTransport, AdbShellTransport, AuthRefused, CommandTimeout,
+from latbench.errors import InputError
+from latbench.measure import Measurement, median_ci
+from latbench.devices.adb_transport import (AdbServerTransport, AdbShellTransport, AuthRefused, CommandTimeout,
                             PairingNeeded, PushRefused, Transport, TransportError, UsbBusy, route_for,
                             sh_join)
-from .base import Device, DeviceLost, DeviceProfile, ModelRunError
-from .benchmark_output import BenchmarkOutputError, BenchmarkResult, parse_benchmark_output
+from latbench.devices.base import Device, DeviceLost, DeviceProfile, ModelRunError
+from latbench.devices.benchmark_output import BenchmarkOutputError, BenchmarkResult, parse_benchmark_output
 
 log = logging.getLogger(__name__)
 
@@ -610,7 +610,7 @@ def open_adb_device(profile: DeviceProfile) -> AdbDevice:
 
 
 def _open_emulated(profile: DeviceProfile) -> AdbDevice:
-    from .emulated_phone import Clocks, EmulatedPhone, standin_script
+    from latbench.devices.emulated_phone import Clocks, EmulatedPhone, standin_script
 
     o = profile.options
     clocks = o.get("clocks", {})

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import LatbenchError
-from ..measure import Measurement, Protocol
+from latbench.errors import LatbenchError
+from latbench.measure import Measurement, Protocol
 
 
 class ModelRunError(LatbenchError):

@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass
 
 import click
 
-from .adb_transport import (AdbServerTransport, AdbShellTransport, PairingNeeded, Transport, TransportError,
+from latbench.devices.adb_transport import (AdbServerTransport, AdbShellTransport, PairingNeeded, Transport, TransportError,
                             adb_binary, adb_server_running, list_server_devices, sh_join)
-from .base import DeviceProfile
-from .profiles import known_profiles, load_profile
+from latbench.devices.base import DeviceProfile
+from latbench.devices.profiles import known_profiles, load_profile
 
 
 @dataclass
@@ -155,7 +155,7 @@ def devices_command(connect: tuple[str, ...], with_emulated: bool, no_server: bo
     if with_emulated:
         import tempfile
 
-        from .emulated_phone import EmulatedPhone
+        from latbench.devices.emulated_phone import EmulatedPhone
 
         phone = EmulatedPhone(tempfile.mkdtemp(prefix="latbench-devices-")).start()
         connect = connect + (phone.address,)

@@ -1074,7 +1074,7 @@ def benchmark_main(argv: list[str]) -> int:
     """Time --graph with LiteRT like benchmark_model does, printing its log lines."""
     import numpy as np
 
-    from .litert import interpreter_class
+    from latbench.devices.litert import interpreter_class
 
     hang = argv[:1] == ["--hang"]
     argv = argv[1:] if hang else argv

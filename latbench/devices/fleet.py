@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 from typing import Generic, Iterable, Iterator, Sequence, TypeVar
 
-from ..errors import InputError
-from .base import Device
+from latbench.errors import InputError
+from latbench.devices.base import Device
 
 T = TypeVar("T")
 IGNORED = ("device",)  # the profile name differs between two identical phones; nothing else may

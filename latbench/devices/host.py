@@ -12,10 +12,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..measure import Measurement
-from .base import Device, DeviceLost, DeviceProfile, ModelRunError
-from .host_worker import resolve_clock
-from .litert import interpreter_class
+from latbench.measure import Measurement
+from latbench.devices.base import Device, DeviceLost, DeviceProfile, ModelRunError
+from latbench.devices.host_worker import resolve_clock
+from latbench.devices.litert import interpreter_class
 
 
 def _cpu_model() -> str:
@@ -52,7 +52,7 @@ class HostDevice(Device):
         usable = os.sched_getaffinity(0)
         missing = [c for c in profile.cpus if c not in usable]
         if missing:
-            from ..errors import InputError
+            from latbench.errors import InputError
 
             raise InputError(f"profile {profile.name} pins CPUs {missing}, but this machine "
                              f"offers {sorted(usable)}", "cpus")

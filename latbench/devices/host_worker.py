@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from ..measure import Protocol, run_protocol
-from .litert import interpreter_class
+from latbench.measure import Protocol, run_protocol
+from latbench.devices.litert import interpreter_class
 
 
 def _fill_inputs(interp, rng: np.random.Generator) -> None:

@@ -6,9 +6,9 @@ import os
 import tomllib
 from pathlib import Path
 
-from ..errors import InputError
-from ..measure import Protocol
-from .base import DeviceProfile
+from latbench.errors import InputError
+from latbench.measure import Protocol
+from latbench.devices.base import DeviceProfile
 
 KINDS = ("host", "adb", "emulated")
 _FIELDS = {"name", "kind", "description", "threads", "cpus", "delegate", "protocol", "options"}
@@ -48,7 +48,7 @@ def parse_profile(data: dict, source: str = "") -> DeviceProfile:
     for req in ("name", "kind"):
         if req not in data:
             raise InputError(f"missing field {req!r}", where)
-    from ..fileio import safe_name
+    from latbench.fileio import safe_name
 
     safe_name(data["name"], f"{where}: name")  # it names LUT, predictor and report files
     if data["kind"] not in KINDS:

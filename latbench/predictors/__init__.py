@@ -10,13 +10,13 @@
     model.py        LatencyModel and load_predictor: what predict/validate/search use
 """
 
-from .base import NotFitted, Predictor
-from .features import FEATURES, KINDS, FailedLayers, LayerTable, MissingKeys, layer_features
-from .files import DEFAULT, PREDICTORS, predictor_path, save_predictors
-from .linear import LinearPredictor, LutSumPredictor
-from .model import LatencyModel, load_predictor, load_predictor_file, load_table, lut_identity
-from .scaled import ScaledLutPredictor
-from .space_table import SpaceTable
+from latbench.predictors.base import NotFitted, Predictor
+from latbench.predictors.features import FEATURES, KINDS, FailedLayers, LayerTable, MissingKeys, layer_features
+from latbench.predictors.files import DEFAULT, PREDICTORS, predictor_path, save_predictors
+from latbench.predictors.linear import LinearPredictor, LutSumPredictor
+from latbench.predictors.model import LatencyModel, load_predictor, load_predictor_file, load_table, lut_identity
+from latbench.predictors.scaled import ScaledLutPredictor
+from latbench.predictors.space_table import SpaceTable
 
 __all__ = ["DEFAULT", "FEATURES", "KINDS", "PREDICTORS", "FailedLayers", "LatencyModel",
            "LayerTable", "LinearPredictor", "LutSumPredictor", "MissingKeys", "NotFitted",

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from ..errors import InputError
+from latbench.errors import InputError
 
 
 class NotFitted(InputError):

@@ -18,13 +18,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..errors import InputError
-from ..fileio import write_atomic
-from ..lut import LUT, content_hash
-from .base import Predictor
-from .linear import LinearPredictor, LutSumPredictor
-from .scaled import ScaledLutPredictor
+from latbench import __version__
+from latbench.errors import InputError
+from latbench.fileio import write_atomic
+from latbench.lut import LUT, content_hash
+from latbench.predictors.base import Predictor
+from latbench.predictors.linear import LinearPredictor, LutSumPredictor
+from latbench.predictors.scaled import ScaledLutPredictor
 
 FORMAT = "latbench-predictor/2"
 

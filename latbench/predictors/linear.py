@@ -13,9 +13,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InputError
-from .base import NotFitted, Predictor
-from .features import FEATURES
+from latbench.errors import InputError
+from latbench.predictors.base import NotFitted, Predictor
+from latbench.predictors.features import FEATURES
 
 
 class LutSumPredictor(Predictor):

@@ -15,15 +15,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..arch import Arch, LayerSpec
-from ..errors import InputError
-from ..lut import LUT, find_luts, load_luts
-from ..space import SearchSpace
-from .base import Predictor
-from .features import LayerTable
-from .files import check_against, file_sha256, load_predictors, predictor_path, read_doc
-from .linear import LutSumPredictor
-from .space_table import SpaceTable
+from latbench.arch import Arch, LayerSpec
+from latbench.errors import InputError
+from latbench.lut import LUT, find_luts, load_luts
+from latbench.space import SearchSpace
+from latbench.predictors.base import Predictor
+from latbench.predictors.features import LayerTable
+from latbench.predictors.files import check_against, file_sha256, load_predictors, predictor_path, read_doc
+from latbench.predictors.linear import LutSumPredictor
+from latbench.predictors.space_table import SpaceTable
 
 
 def lut_identity(lut: LUT) -> str:

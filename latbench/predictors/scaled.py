@@ -34,9 +34,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InputError
-from .base import NotFitted, Predictor
-from .features import FEATURES, KINDS
+from latbench.errors import InputError
+from latbench.predictors.base import NotFitted, Predictor
+from latbench.predictors.features import FEATURES, KINDS
 
 RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 SCALE_BOUNDS = (0.5, 2.0)  # a kind's scale, relative to the network-wide one

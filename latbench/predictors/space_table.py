@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..spaces import SearchSpace
-from .features import FEATURES, LayerTable, MissingKeys, layer_features
+from latbench.spaces import SearchSpace
+from latbench.predictors.features import FEATURES, LayerTable, MissingKeys, layer_features
 
 
 class SpaceTable:

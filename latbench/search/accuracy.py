@@ -36,10 +36,10 @@ from typing import Protocol
 
 import numpy as np
 
-from ..arch import Arch, make_divisible
-from ..errors import InputError
-from ..fileio import write_atomic
-from .data import Dataset
+from latbench.arch import Arch, make_divisible
+from latbench.errors import InputError
+from latbench.fileio import write_atomic
+from latbench.search.data import Dataset
 
 
 TRAINER_VERSION = 3  # bump when training or evaluation changes: old cache entries then miss
@@ -218,7 +218,7 @@ class ProxyEvaluator:
     def _train(self, arch: Arch) -> tuple[float, int]:
         import keras
 
-        from .. import train
+        from latbench import train
 
         rc = self.recipe
         keras.backend.clear_session()

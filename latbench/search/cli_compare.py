@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_common import JSON_HELP, echo_json
+from latbench.cli_common import JSON_HELP, echo_json
 
 
 @click.command("compare")
@@ -28,10 +28,10 @@ def compare_command(runs, out_dir, n_samples, retrain_seeds, reference, as_json)
     by controller (mean and min-max over seeds), at the budget every run has reached."""
     import pandas as pd
 
-    from ..console import note
-    from ..errors import InputError
-    from ..fileio import write_atomic
-    from . import compare
+    from latbench.console import note
+    from latbench.errors import InputError
+    from latbench.fileio import write_atomic
+    from latbench.search import compare
 
     loaded = [compare.load_run(r) for r in runs]
     compare.check_comparable(loaded)

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
-from ..spaces import SPACES
-from .accuracy import ProxyRecipe
+from latbench.errors import InputError
+from latbench.spaces import SPACES
+from latbench.search.accuracy import ProxyRecipe
 
 _RECIPE = ProxyRecipe()  # CLI defaults come from the recipe, never from a copy
 
 
 def _latency_source(cfg, lut_dir: Path, measure):
     """The predictor (lut mode) and the device's measure function, plus their identity."""
-    from .run import LatencySource
+    from latbench.search.run import LatencySource
 
     predict, identity = None, {"latency": cfg.latency, "device": cfg.device}
     if cfg.latency == "flops":  # the network's MACs in millions: no LUT, no device
@@ -27,7 +27,7 @@ def _latency_source(cfg, lut_dir: Path, measure):
         return LatencySource(predict=lambda archs: np.array([a.macs() / 1e6 for a in archs]),
                              measure=None), identity
     if cfg.latency == "lut":
-        from ..predictors import load_predictor
+        from latbench.predictors import load_predictor
 
         model = load_predictor(cfg.device, cfg.precision, lut_dir, cfg.space)
         predict = model.predict
@@ -55,8 +55,8 @@ def make_evaluator(cfg, cache_dir: Path | None = None, dataset=None):
 
     A folder dataset's train/test split has its own fixed seed: it is part of the
     dataset's identity, not of the search."""
-    from .accuracy import ProxyEvaluator
-    from .data import load_dataset
+    from latbench.search.accuracy import ProxyEvaluator
+    from latbench.search.data import load_dataset
 
     recipe = ProxyRecipe(**cfg.recipe)
     ds = dataset or load_dataset(cfg.dataset, cfg.data_dir, recipe.resolution, seed=0)
@@ -65,7 +65,7 @@ def make_evaluator(cfg, cache_dir: Path | None = None, dataset=None):
 
 def evaluate_baselines(names, evaluator, latency, target_ms: float, log) -> list[dict]:
     """Zoo networks through the same proxy recipe and latency source as the search."""
-    from .. import zoo
+    from latbench import zoo
 
     out = []
     for name in names:
@@ -153,12 +153,12 @@ def search_command(device, latency, target_ms, target_mmacs, samples, batch, out
     """MnasNet search: RL controller, proxy-trained accuracy, measured or predicted latency."""
     # Only what checks the arguments is imported here: run.py brings TensorFlow (the
     # controller), so a bad argument is rejected before it loads.
-    from ..devices import load_profile
-    from ..fileio import write_atomic
-    from ..spaces import get_space
-    from .reward import resolve
+    from latbench.devices import load_profile
+    from latbench.fileio import write_atomic
+    from latbench.spaces import get_space
+    from latbench.search.reward import resolve
 
-    from .data import load_dataset
+    from latbench.search.data import load_dataset
 
     ds = None
     ctx = click.get_current_context()
@@ -169,7 +169,7 @@ def search_command(device, latency, target_ms, target_mmacs, samples, batch, out
         if not cfg_path.exists():
             raise InputError(f"{resume_dir} is not a search run (no config.json); start one with --out",
                              "--resume")
-        from .run import SearchConfig
+        from latbench.search.run import SearchConfig
 
         cfg = SearchConfig.from_json(cfg_path.read_text())
         if "samples" in given and samples != cfg.samples:  # a new total extends (or ends) the run
@@ -204,7 +204,7 @@ def search_command(device, latency, target_ms, target_mmacs, samples, batch, out
         a, b = resolve(constraint, alpha, beta)
         if not 0 < proxy_width <= 4:
             raise InputError(f"must be in (0, 4], got {proxy_width:g}", "--proxy-width")
-        from ..devices import known_profiles
+        from latbench.devices import known_profiles
 
         # an unknown device: exit 2 now, not after loading TensorFlow (unless a few-shot
         # predictor exists for it: such a device may have no profile)
@@ -213,7 +213,7 @@ def search_command(device, latency, target_ms, target_mmacs, samples, batch, out
             load_profile(device)
         get_space(space_name)
         ds = load_dataset(dataset, data_dir, proxy_resolution, seed=0)  # a missing data dir too
-        from .run import SearchConfig
+        from latbench.search.run import SearchConfig
 
         recipe = ProxyRecipe(resolution=proxy_resolution, width=proxy_width,
                              min_map=proxy_min_map, train_images=proxy_train, epochs=proxy_epochs)
@@ -225,16 +225,16 @@ def search_command(device, latency, target_ms, target_mmacs, samples, batch, out
                            baselines=(get_space(space_name).baselines if baselines is None else
                                       tuple(x for x in baselines.split(",") if x)),
                            lut_dir=str(lut_dir))
-    from ..console import note, progress_wanted
-    from .executor import make_executor
-    from .run import Search
+    from latbench.console import note, progress_wanted
+    from latbench.search.executor import make_executor
+    from latbench.search.run import Search
 
     space = get_space(cfg.space)
     log = note
     evaluator = make_evaluator(cfg, dataset=ds)
     executor = make_executor(workers, ray_address)
     close_device = lambda: None  # noqa: E731
-    from ..devices import known_profiles
+    from latbench.devices import known_profiles
 
     no_device = cfg.latency == "flops" or (cfg.latency == "lut"
                                            and cfg.device not in known_profiles())
@@ -260,7 +260,7 @@ def search_command(device, latency, target_ms, target_mmacs, samples, batch, out
         try:
             summary = runner.run(base)
         except KeyboardInterrupt:
-            from .run import read_samples
+            from latbench.search.run import read_samples
 
             n = len(read_samples(out_dir / "samples.csv"))
             click.echo(f"\ninterrupted after {n} completed samples; continue with: "

@@ -25,9 +25,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InputError
-from . import samples as samples_file
-from .pareto import hypervolume
+from latbench.errors import InputError
+from latbench.search import samples as samples_file
+from latbench.search.pareto import hypervolume
 
 WINDOW = 40  # samples in the recent-reward mean (5 PPO batches of 8)
 METRICS = {"best_reward": "best reward so far",
@@ -122,7 +122,7 @@ def checkpoints(n: int, step: int = 25) -> list[int]:
 def curves_png(runs: Sequence[RunCurves], n: int, path: Path) -> None:
     """Best reward, hypervolume and recent mean reward against samples, mean and min-max band
     per controller."""
-    from ..plotting import pyplot
+    from latbench.plotting import pyplot
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 3.8))
@@ -155,10 +155,10 @@ def retrain(runs: Sequence[RunCurves], n: int, seeds: Sequence[int], reference: 
             log=lambda msg: None) -> list[dict]:
     """Each run's best network (within the budget) and the reference, trained with each
     recipe seed through the run's own proxy recipe (cached like the search's samples)."""
-    from .. import zoo
-    from ..spaces import get_space
-    from .cli_search import make_evaluator
-    from .run import SearchConfig
+    from latbench import zoo
+    from latbench.spaces import get_space
+    from latbench.search.cli_search import make_evaluator
+    from latbench.search.run import SearchConfig
 
     out = []
     evaluators: dict[tuple, object] = {}

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..fileio import write_atomic
+from latbench.fileio import write_atomic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
@@ -208,9 +208,9 @@ def make_controller(kind: str, vocab_sizes: Sequence[int], seed: int):
     if kind == "ppo":
         return PPOController(vocab_sizes, seed)
     if kind == "random":
-        from .random_controller import RandomController
+        from latbench.search.random_controller import RandomController
 
         return RandomController(vocab_sizes, seed)
-    from ..errors import InputError
+    from latbench.errors import InputError
 
     raise InputError(f"must be ppo or random, got {kind!r}", "--controller")

@@ -23,9 +23,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
-from ..arch import Arch
-from ..errors import InputError, LatbenchError
-from .accuracy import AccuracyResult, AccuracySource, evaluate
+from latbench.arch import Arch
+from latbench.errors import InputError, LatbenchError
+from latbench.search.accuracy import AccuracyResult, AccuracySource, evaluate
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,13 @@ class DeviceMeasurer:
     """Opens one device and measures whole networks on it, one at a time."""
 
     def __init__(self, profile: str, precision: str):
-        from ..devices import load_profile, open_device
+        from latbench.devices import load_profile, open_device
 
         self.precision = precision
         self.dev = open_device(load_profile(profile))
 
     def measure(self, arch: Arch) -> float:
-        from ..e2e import measure_arch
+        from latbench.e2e import measure_arch
 
         return float(measure_arch(self.dev, arch, self.precision).median_ms)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plotting import pyplot
+from latbench.plotting import pyplot
 
 LATENCY_LABELS = {"lut": "predicted latency (ms; LUT + calibrated predictor)",
                   "device": "measured latency (ms, end to end on the device)",

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..fileio import write_atomic
+from latbench.fileio import write_atomic
 
 
 class RandomController:

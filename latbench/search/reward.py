@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..errors import InputError
+from latbench.errors import InputError
 
 # constraint name -> (alpha, beta): MnasNet's soft and hard constraints (Tan et al. 2019,
 # sec. 3), and MobileNetV3's weight for small models (Howard et al. 2019, sec. 4.1: w = -0.15,

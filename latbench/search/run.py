@@ -32,18 +32,18 @@ from typing import Callable
 
 import numpy as np
 
-from .. import records
-from ..arch import Arch, save_arch
-from ..errors import InputError, LatbenchError
-from ..fileio import append_line, write_atomic
-from ..predictors import FailedLayers
-from ..spaces import SearchSpace, get_space
-from . import samples as samples_file
-from .accuracy import AccuracySource
-from .controller import make_controller
-from .executor import ChildResult, Executor, SerialExecutor
-from .pareto import hypervolume, pareto_front
-from .reward import RewardSpec
+from latbench import records
+from latbench.arch import Arch, save_arch
+from latbench.errors import InputError, LatbenchError
+from latbench.fileio import append_line, write_atomic
+from latbench.predictors import FailedLayers
+from latbench.spaces import SearchSpace, get_space
+from latbench.search import samples as samples_file
+from latbench.search.accuracy import AccuracySource
+from latbench.search.controller import make_controller
+from latbench.search.executor import ChildResult, Executor, SerialExecutor
+from latbench.search.pareto import hypervolume, pareto_front
+from latbench.search.reward import RewardSpec
 
 COLUMNS = samples_file.COLUMNS
 read_samples = samples_file.read
@@ -272,7 +272,7 @@ class Search:
                 "cached": cached, "error": err}
 
     def _measure(self, arch: Arch) -> float:
-        from ..devices import DeviceLost, ModelRunError
+        from latbench.devices import DeviceLost, ModelRunError
 
         try:
             return float(self.latency.measure(arch))
@@ -385,7 +385,7 @@ class Search:
         bar.set_postfix(best_reward=f"{best:.4f}", pareto=len(front))
 
     def _write_outputs(self, rows: list[dict], stats: dict, final: bool = False) -> dict:
-        from . import plots
+        from latbench.search import plots
 
         rows = self.view(rows)
         baselines = self.view_baselines(self.baselines)

@@ -15,7 +15,7 @@ import io
 import math
 from pathlib import Path
 
-from ..fileio import append_line, write_atomic
+from latbench.fileio import append_line, write_atomic
 
 COLUMNS = ["sample", "batch", "digest", "tokens", "arch", "accuracy", "pred_ms", "meas_ms",
            "lat_ms", "reward", "train_s", "wall_s", "cached", "error"]

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import click
 
-from ..fileio import append_line, write_atomic
-from .accuracy import ProxyEvaluator, ProxyRecipe
+from latbench.fileio import append_line, write_atomic
+from latbench.search.accuracy import ProxyEvaluator, ProxyRecipe
 
 
 def _done(path: Path) -> dict[tuple[str, str], dict]:
@@ -74,7 +74,7 @@ def summarize(results: list[dict], seeds: int) -> dict:
 
 
 def plot(results: list[dict], summary: dict, path: Path) -> None:
-    from ..plotting import pyplot
+    from latbench.plotting import pyplot
 
     plt = pyplot()
 
@@ -116,9 +116,9 @@ def main(out_dir: Path, networks: int, seed: int, factor: int, seeds: int, sprea
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from tqdm import tqdm
 
-    from .. import zoo
-    from ..space import get_space
-    from .data import load_fashion_mnist
+    from latbench import zoo
+    from latbench.space import get_space
+    from latbench.search.data import load_fashion_mnist
 
     out_dir.mkdir(parents=True, exist_ok=True)
     res_path = out_dir / "results.jsonl"

@@ -6,10 +6,10 @@ parametrized tests read; adding a space means one module and one entry here.
 
 from __future__ import annotations
 
-from ..errors import InputError
-from .base import SearchSpace, Term
-from .fbnet import FBNET_CIFAR100, FBNET_IMAGENET, FBNetSpace
-from .mnasnet import MNASNET, TINY, MnasNetSpace
+from latbench.errors import InputError
+from latbench.spaces.base import SearchSpace, Term
+from latbench.spaces.fbnet import FBNET_CIFAR100, FBNET_IMAGENET, FBNetSpace
+from latbench.spaces.mnasnet import MNASNET, TINY, MnasNetSpace
 
 SPACES: dict[str, SearchSpace] = {
     "mnasnet": MNASNET,

@@ -17,8 +17,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from ..arch import Arch, LayerSpec
-from ..errors import InputError
+from latbench.arch import Arch, LayerSpec
+from latbench.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from ..arch import Arch, Block, Head, Stem
-from .base import SearchSpace, Term
+from latbench.arch import Arch, Block, Head, Stem
+from latbench.spaces.base import SearchSpace, Term
 
 # (name, kernel, expansion, groups); None: the skip op
 OPS: tuple[tuple[str, int | None, int | None, int | None], ...] = (

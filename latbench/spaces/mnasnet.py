@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
-from ..arch import Arch, Block, Head, LayerSpec, Stem, make_divisible, unique_specs
-from .base import SearchSpace, Term
+from latbench.arch import Arch, Block, Head, LayerSpec, Stem, make_divisible, unique_specs
+from latbench.spaces.base import SearchSpace, Term
 
 # (ConvOp name, block op, expansion)
 CONV_OPS = (("conv", "conv", 1.0), ("dconv", "mbconv", 1.0),
@@ -126,7 +126,7 @@ class MnasNetSpace(SearchSpace):
 
     def distinct_networks(self) -> int:
         """Equivalent filter, depth and skip values merged (see `search.distinct`)."""
-        from ..search.distinct import distinct_networks
+        from latbench.search.distinct import distinct_networks
 
         return distinct_networks(self)
 
