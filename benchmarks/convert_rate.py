@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from latbench.build import layer_model
 from latbench.convert import convert_layers_batch
-from latbench.space import get_space
+from latbench.spaces import get_space
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 48
 batch = int(sys.argv[2]) if len(sys.argv) > 2 else 48

@@ -13,7 +13,7 @@ import numpy as np
 from latbench.devices import load_profile, open_device
 from latbench.lut import LUT
 from latbench.profile import profile
-from latbench.space import get_space
+from latbench.spaces import get_space
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 device = sys.argv[2] if len(sys.argv) > 2 else "host"

@@ -24,7 +24,7 @@ from latbench.devices import load_profile, open_device  # noqa: E402
 from latbench.devices.adb_transport import ensure_adb_key  # noqa: E402
 from latbench.devices.emulated_phone import Clocks, EmulatedPhone  # noqa: E402
 from latbench.devices.profiles import parse_profile  # noqa: E402
-from latbench.space import get_space  # noqa: E402
+from latbench.spaces import get_space  # noqa: E402
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 specs = get_space("mnasnet").enumerate_specs()

@@ -4,7 +4,7 @@ Python API (imports stay light until called): latbench.predict(net, device=...)
 and latbench.Predictor(device=...); see latbench/api.py.
 """
 
-__version__ = "0.1.0"
+from latbench._version import __version__
 
 
 def predict(net, device: str = "host", precision: str = "fp32", space: str = "mnasnet",

@@ -30,7 +30,7 @@ class Predictor:
     def __init__(self, device: str = "host", precision: str = "fp32", space: str = "mnasnet",
                  lut_dir: str | Path = "lut"):
         from latbench.predictors import load_predictor
-        from latbench.space import get_space
+        from latbench.spaces import get_space
 
         self.device, self.precision = device, precision
         self.space = get_space(space)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from latbench import __version__
+from latbench._version import __version__
 from latbench.console import note, progress_wanted
 from latbench.errors import InputError, LatbenchError
 

@@ -196,7 +196,7 @@ def calibrate_command(device_name, precision, n_archs, seed, space_name, with_zo
     from latbench.calibrate import (fit_and_save, heldout_networks, measure_sets, nets_path,
                             read_measurements, sample_networks, zoo_networks)
     from latbench.predictors import MissingKeys, load_table
-    from latbench.space import get_space
+    from latbench.spaces import get_space
 
     space = get_space(space_name)
     if measurements is not None and (n_heldout or passes > 1):
@@ -302,7 +302,7 @@ def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo
     from latbench.fileio import write_atomic
     from latbench.predictors import load_predictor
     from latbench.predictors.files import file_sha256
-    from latbench.space import get_space
+    from latbench.spaces import get_space
     from latbench.validate import (keras_rows, metrics, predict_all, scatter_png, zoo_from_file,
                            zoo_leave_one_out)
 

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
-from latbench import __version__
+from latbench._version import __version__
 from latbench.arch import LayerSpec
 from latbench.cache import converter_version, spec_path
 from latbench.devices import Device, DeviceLost, ModelRunError

@@ -78,7 +78,7 @@ def synthetic_tiny(tmp_path):
     from latbench.lut import LUT, Row
     from latbench.measure import summarize
     from latbench.predictors import LayerTable
-    from latbench.space import get_space
+    from latbench.spaces import get_space
 
     sp = get_space("tiny")
     lut = LUT.create(tmp_path / "host_tiny_fp32.csv", SYNTHETIC_META)

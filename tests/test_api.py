@@ -23,7 +23,7 @@ META = {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32"
 def workdir(tmp_path):
     """A directory with a synthetic host LUT of the MnasNet space + MobileNetV2 and its arch.json."""
     from latbench import zoo
-    from latbench.space import get_space
+    from latbench.spaces import get_space
 
     arch = zoo.get("mobilenet_v2_x1")
     lut = LUT(meta=dict(META), path=tmp_path / "lut" / "host_mnasnet_fp32.csv")

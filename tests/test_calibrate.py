@@ -7,7 +7,7 @@ import pytest
 
 from latbench.calibrate import read_measurements
 from latbench.errors import InputError
-from latbench.space import get_space
+from latbench.spaces import get_space
 
 
 

@@ -7,7 +7,7 @@ import pytest
 from latbench import records
 from latbench.calibrate import NET_COLUMNS, heldout_networks, measure_sets, sample_networks
 from latbench.devices import load_profile, open_device
-from latbench.space import get_space
+from latbench.spaces import get_space
 
 pytestmark = pytest.mark.slow
 

@@ -46,7 +46,7 @@ def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
     assert (out / "predicted_vs_measured.png").stat().st_size > 10_000
 
     # predict and export a network of the tiny space
-    from latbench.space import get_space
+    from latbench.spaces import get_space
 
     arch = get_space("tiny").decode([2, 0, 0, 0, 1, 1] * 2, name="t")
     af = tmp_path / "t.json"

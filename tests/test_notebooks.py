@@ -25,7 +25,7 @@ NOTEBOOKS = REPO / "notebooks"
 NOTEBOOK_NAMES = ("lut_explorer.ipynb", "predictor_accuracy.ipynb", "search_run.ipynb")
 # What a notebook may import from latbench: public, documented entry points only.
 PUBLIC_IMPORTS = {"from latbench.lut import LUT", "from latbench.arch import arch_from_dict",
-                  "from latbench.space import get_space"}
+                  "from latbench.spaces import get_space"}
 
 nbformat = pytest.importorskip("nbformat")
 

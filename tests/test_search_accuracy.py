@@ -9,7 +9,8 @@ import pytest
 from latbench import zoo
 from latbench.search.accuracy import ProxyEvaluator, ProxyRecipe, proxy_arch
 from latbench.search.data import FASHION_MNIST_DIR, Dataset, load_fashion_mnist
-from latbench.space import DECISIONS, TOKENS_PER_BLOCK, get_space
+from latbench.spaces import get_space
+from latbench.spaces.mnasnet import DECISIONS, TOKENS_PER_BLOCK
 
 SPACE = get_space("mnasnet")
 RECIPE = ProxyRecipe()  # the search's default proxy

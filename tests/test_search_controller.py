@@ -3,7 +3,7 @@ import pytest
 
 from latbench.search.controller import PPOController, make_controller
 from latbench.search.random_controller import RandomController
-from latbench.space import get_space
+from latbench.spaces import get_space
 
 VOCAB = get_space("tiny").vocab_sizes  # 12 decisions: the real per-block token layout
 TARGET = [3, 0, 1, 1, 2, 0, 1, 1, 0, 0, 1, 2]

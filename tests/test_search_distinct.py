@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from latbench.search.distinct import distinct_networks
-from latbench.space import get_space
+from latbench.spaces import get_space
 
 
 def test_mnasnet_space_holds_fewer_networks_than_token_sequences():

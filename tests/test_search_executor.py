@@ -128,7 +128,7 @@ def test_real_proxy_training_on_ray_matches_serial(tmp_path, ray_executor):
 
 @pytest.mark.slow
 def test_a_device_is_one_actor_that_measures_in_order(ray_executor):
-    from latbench.space import get_space
+    from latbench.spaces import get_space
 
     measure, close = ray_executor.device_measure("host", "fp32")
     try:

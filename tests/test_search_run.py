@@ -10,7 +10,7 @@ from latbench.errors import InputError
 from latbench.search.accuracy import ProxyEvaluator, ProxyRecipe
 from latbench.search.data import FASHION_MNIST_DIR, load_fashion_mnist
 from latbench.search.run import LatencySource, Search, SearchConfig, read_samples
-from latbench.space import get_space
+from latbench.spaces import get_space
 
 needs_fmnist = pytest.mark.skipif(not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
                                   reason="apt-get install dataset-fashion-mnist")

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from latbench import __version__
+from latbench._version import __version__
 from latbench.errors import InputError
 from latbench.fileio import write_atomic
 from latbench.lut import LUT, content_hash

@@ -18,7 +18,7 @@ import numpy as np
 from latbench.arch import Arch, LayerSpec
 from latbench.errors import InputError
 from latbench.lut import LUT, find_luts, load_luts
-from latbench.space import SearchSpace
+from latbench.spaces import SearchSpace
 from latbench.predictors.base import Predictor
 from latbench.predictors.features import LayerTable
 from latbench.predictors.files import check_against, file_sha256, load_predictors, predictor_path, read_doc

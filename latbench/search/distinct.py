@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 
-from latbench.space import DECISIONS, TOKENS_PER_BLOCK, SearchSpace
+from latbench.spaces.mnasnet import DECISIONS, TOKENS_PER_BLOCK, MnasNetSpace as SearchSpace
 
 _FILTERS = [n for n, _ in DECISIONS].index("filters")
 

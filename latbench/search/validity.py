@@ -117,7 +117,7 @@ def main(out_dir: Path, networks: int, seed: int, factor: int, seeds: int, sprea
     from tqdm import tqdm
 
     from latbench import zoo
-    from latbench.space import get_space
+    from latbench.spaces import get_space
     from latbench.search.data import load_fashion_mnist
 
     out_dir.mkdir(parents=True, exist_ok=True)
