@@ -1,7 +1,7 @@
 """Naive vs batched conversion rate, measured in the same run on the same layers.
 
 naive:   tf.lite.TFLiteConverter.from_keras_model, one model per call
-batched: latbench.convert.convert_layers_batch (N layers per converter call, then split)
+batched: latbench.build.convert.convert_layers_batch (N layers per converter call, then split)
 
 usage: python benchmarks/convert_rate.py [N_LAYERS] [BATCH]
 """
@@ -12,9 +12,9 @@ import time
 
 import tensorflow as tf
 
-from latbench.build import layer_model
-from latbench.convert import convert_layers_batch
-from latbench.spaces import get_space
+from latbench.build.builder import layer_model
+from latbench.build.convert import convert_layers_batch
+from latbench.nets.spaces import get_space
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 48
 batch = int(sys.argv[2]) if len(sys.argv) > 2 else 48

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from latbench.calibrate import fit_predictors, load_results, training_set
+from latbench.calibration.calibrate import fit_predictors, load_results, training_set
 from latbench.predictors import load_table
-from latbench.validate import metrics
+from latbench.calibration.validate import metrics
 
 NS = (5, 10, 20, 50, 100)
 DRAWS = 30

@@ -10,9 +10,9 @@ empty accuracy cache so both really train.
 import os
 import tempfile
 
-from latbench import zoo
-from latbench.search.accuracy import ProxyEvaluator, ProxyRecipe
-from latbench.search.data import load_dataset
+from latbench.nets import zoo
+from latbench.proxy.accuracy import ProxyEvaluator, ProxyRecipe
+from latbench.proxy.data import load_dataset
 
 ds = load_dataset("fashion_mnist", None, 28, 0)
 recipe = ProxyRecipe(train_images=1000, epochs=1)

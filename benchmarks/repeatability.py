@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from latbench.devices import load_profile, open_device
-from latbench.lut import LUT
-from latbench.profile import profile
-from latbench.spaces import get_space
+from latbench.profiling.lut import LUT
+from latbench.profiling.layers import profile
+from latbench.nets.spaces import get_space
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 device = sys.argv[2] if len(sys.argv) > 2 else "host"

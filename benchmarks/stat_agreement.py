@@ -19,19 +19,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from latbench.cache import spec_path  # noqa: E402
+from latbench.build.cache import spec_path  # noqa: E402
 from latbench.devices import load_profile, open_device  # noqa: E402
 from latbench.devices.adb_transport import ensure_adb_key  # noqa: E402
 from latbench.devices.emulated_phone import Clocks, EmulatedPhone  # noqa: E402
 from latbench.devices.profiles import parse_profile  # noqa: E402
-from latbench.spaces import get_space  # noqa: E402
+from latbench.nets.spaces import get_space  # noqa: E402
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 specs = get_space("mnasnet").enumerate_specs()
 random.Random(2).shuffle(specs)
 specs = specs[:n]
 if not all(spec_path(s).exists() for s in specs):
-    from latbench.profile import Converter  # converts in worker processes
+    from latbench.profiling.layers import Converter  # converts in worker processes
 
     Converter(workers=1, progress=False).run(specs, lambda *a: None)
 host_prof = load_profile("host")

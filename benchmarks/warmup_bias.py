@@ -26,8 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from latbench import zoo  # noqa: E402
-from latbench.cache import arch_path, spec_path  # noqa: E402
+from latbench.nets import zoo  # noqa: E402
+from latbench.build.cache import arch_path, spec_path  # noqa: E402
 from latbench.devices import open_device  # noqa: E402
 from latbench.devices.adb_transport import ensure_adb_key  # noqa: E402
 from latbench.devices.emulated_phone import Clocks, EmulatedPhone  # noqa: E402
@@ -43,7 +43,7 @@ if not all(spec_path(s).exists() for s in specs) or not arch_path(arch, "fp32").
     # convert in a child process: TensorFlow's memory is not held through the timing below
     import subprocess
 
-    subprocess.run([sys.executable, "-c", "from latbench import zoo; from latbench.convert import convert_arch, "
+    subprocess.run([sys.executable, "-c", "from latbench.nets import zoo; from latbench.build.convert import convert_arch, "
                     "convert_to_cache; a = zoo.mobilenet_v2(); convert_to_cache(list({s.key: s for s in "
                     "a.layers()}.values())); convert_arch(a)"], check=True)
 net = arch_path(arch, "fp32")

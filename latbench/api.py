@@ -18,7 +18,7 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from latbench.arch import Arch, arch_from_dict, load_arch
+from latbench.nets.arch import Arch, arch_from_dict, load_arch
 from latbench.errors import InputError
 
 NetworkLike = Union[str, Path, Arch, dict, Sequence[int]]
@@ -30,7 +30,7 @@ class Predictor:
     def __init__(self, device: str = "host", precision: str = "fp32", space: str = "mnasnet",
                  lut_dir: str | Path = "lut"):
         from latbench.predictors import load_predictor
-        from latbench.spaces import get_space
+        from latbench.nets.spaces import get_space
 
         self.device, self.precision = device, precision
         self.space = get_space(space)

@@ -11,7 +11,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-if ! .venv/bin/python -c "import latbench, tensorflow, ai_edge_litert, pytest" 2>/dev/null; then
+# the console script is checked too: an old install may point at a module that has moved
+if ! .venv/bin/python -c "import latbench, tensorflow, ai_edge_litert, pytest" 2>/dev/null \
+   || ! .venv/bin/latbench --version >/dev/null 2>&1; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e ".[test]"
 fi

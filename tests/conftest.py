@@ -33,7 +33,7 @@ def latbench_cli(*args, timeout: int = 1200):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "latbench.cli", *map(str, args)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "latbench.commands.main", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -75,10 +75,10 @@ def synthetic_tiny(tmp_path):
     An arithmetic fixture: it checks predictors' bookkeeping and fitting, not
     latency; real latencies are exercised in tests/test_e2e_cli.py.
     """
-    from latbench.lut import LUT, Row
-    from latbench.measure import summarize
+    from latbench.profiling.lut import LUT, Row
+    from latbench.devices.measure import summarize
     from latbench.predictors import LayerTable
-    from latbench.spaces import get_space
+    from latbench.nets.spaces import get_space
 
     sp = get_space("tiny")
     lut = LUT.create(tmp_path / "host_tiny_fp32.csv", SYNTHETIC_META)

@@ -31,8 +31,8 @@ def tflite(tmp_path_factory) -> Path:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
-    from latbench.arch import LayerSpec
-    from latbench.build import layer_model
+    from latbench.nets.arch import LayerSpec
+    from latbench.build.builder import layer_model
 
     spec = LayerSpec(op="mbconv", in_hw=8, cin=8, out_hw=8, cout=8, kernel=3, stride=1, expand=3.0)
     data = tf.lite.TFLiteConverter.from_keras_model(layer_model(spec)).convert()
@@ -45,7 +45,7 @@ def _convert(tmp_path_factory, spec, name: str) -> Path:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
-    from latbench.build import layer_model
+    from latbench.build.builder import layer_model
 
     data = tf.lite.TFLiteConverter.from_keras_model(layer_model(spec)).convert()
     p = tmp_path_factory.mktemp("models") / name
@@ -56,7 +56,7 @@ def _convert(tmp_path_factory, spec, name: str) -> Path:
 @pytest.fixture(scope="session")
 def medium_tflite(tmp_path_factory) -> Path:
     """A layer of a few hundred microseconds, with SE (MEAN and MUL ops, which the stand-in GPU refuses)."""
-    from latbench.arch import LayerSpec
+    from latbench.nets.arch import LayerSpec
 
     spec = LayerSpec(op="mbconv", in_hw=28, cin=32, out_hw=28, cout=32, kernel=3, stride=1, expand=6.0, se=8)
     return _convert(tmp_path_factory, spec, "medium.tflite")
@@ -427,7 +427,7 @@ def test_usb_busy_is_explained():
 def test_devices_command_lists_the_emulated_phone(adbkey):
     from click.testing import CliRunner
 
-    from latbench.devices.cli_devices import devices_command
+    from latbench.commands.devices import devices_command
 
     r = CliRunner().invoke(devices_command, ["--no-server", "--with-emulated", "--adbkey", str(adbkey)])
     assert r.exit_code == 0, r.output
@@ -449,7 +449,7 @@ def test_google_adb_client_and_server_route(phone, tmp_path, monkeypatch, tflite
     from click.testing import CliRunner
 
     from latbench.devices.adb import AdbDevice, make_transport
-    from latbench.devices.cli_devices import devices_command
+    from latbench.commands.devices import devices_command
     from latbench.devices.emulated_phone import standin_script
 
     with socket.socket() as s:
@@ -532,7 +532,7 @@ def test_devices_never_starts_an_adb_server(monkeypatch):
 @pytest.mark.parametrize("model,codename,want", [("Pixel 7 Pro", "cheetah", "pixel7"), ("Pixel 6a", "bluejay", "pixel6"),
                                                  ("Pixel 4 XL", "coral", "pixel4"), ("Pixel 8a", "akita", "pixel8")])
 def test_pro_xl_and_a_variants_match_their_profile(model, codename, want):
-    from latbench.devices.cli_devices import PhoneInfo, _profiles, match_profile
+    from latbench.commands.devices import PhoneInfo, _profiles, match_profile
 
     assert match_profile(PhoneInfo("s", "device", "usb", model=model, device=codename), _profiles()) == want
     assert match_profile(PhoneInfo("s", "device", "usb", model=model, device=""), _profiles()) == want

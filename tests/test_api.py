@@ -11,8 +11,8 @@ import pytest
 
 import latbench
 from latbench.errors import InputError
-from latbench.lut import LUT, Row
-from latbench.measure import summarize
+from latbench.profiling.lut import LUT, Row
+from latbench.devices.measure import summarize
 
 REPO = Path(__file__).resolve().parents[1]
 META = {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32",
@@ -22,8 +22,8 @@ META = {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32"
 @pytest.fixture
 def workdir(tmp_path):
     """A directory with a synthetic host LUT of the MnasNet space + MobileNetV2 and its arch.json."""
-    from latbench import zoo
-    from latbench.spaces import get_space
+    from latbench.nets import zoo
+    from latbench.nets.spaces import get_space
 
     arch = zoo.get("mobilenet_v2_x1")
     lut = LUT(meta=dict(META), path=tmp_path / "lut" / "host_mnasnet_fp32.csv")
@@ -54,7 +54,7 @@ def test_the_readme_example_runs(workdir):
 def test_predict_and_predictor_agree_with_the_lut(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     p = latbench.Predictor(device="host")
-    from latbench import zoo
+    from latbench.nets import zoo
 
     arch = zoo.get("mobilenet_v2_x1")
     want = sum(0.01 + s.macs() / 1e8 for s in arch.layers())

@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from latbench.arch import (Arch, LayerSpec, arch_from_dict, format_block_string, load_arch,
+from latbench.nets.arch import (Arch, LayerSpec, arch_from_dict, format_block_string, load_arch,
                            make_divisible, parse_block_string)
 from latbench.errors import InputError
-from latbench.zoo import mobilenet_v2
+from latbench.nets.zoo import mobilenet_v2
 
 
 def test_make_divisible_matches_keras_rule():

@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from latbench.calibrate import read_measurements
+from latbench.calibration.calibrate import read_measurements
 from latbench.errors import InputError
-from latbench.spaces import get_space
+from latbench.nets.spaces import get_space
 
 
 
@@ -17,7 +17,7 @@ def latbench_cli(*args):
     import sys
     from pathlib import Path
 
-    return subprocess.run([sys.executable, "-m", "latbench.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "latbench.commands.main", *map(str, args)],
                           cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
                           timeout=600)
 

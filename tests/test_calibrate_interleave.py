@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from latbench import records
-from latbench.calibrate import NET_COLUMNS, heldout_networks, measure_sets, sample_networks
+from latbench.calibration.calibrate import NET_COLUMNS, heldout_networks, measure_sets, sample_networks
 from latbench.devices import load_profile, open_device
-from latbench.spaces import get_space
+from latbench.nets.spaces import get_space
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def test_sets_are_timed_interleaved_and_each_row_lands_in_its_own_file(tmp_path)
     _, hrow = records.read(hp, NET_COLUMNS)
     assert {r["source"] for r in crow} == {"space:0"} and {r["source"] for r in hrow} == {"space:7"}
     # the timing order mixes the two sets: not all of one set before the other
-    from latbench.cache import arch_path
+    from latbench.build.cache import arch_path
 
     which = {arch_path(n.arch, "fp32").name: k for k, s in enumerate((calib, held)) for n in s}
     seq = [which[m] for m in order]
@@ -75,7 +75,7 @@ def test_a_file_from_before_passes_still_reads(tmp_path):
         net.arch.digest(), net.arch.name, "space:0", "[]",
         json.dumps(net.arch.to_dict()), "ok", "1.5", "1.4", "1.6", "0.1", "20", "0.01", "",
         "2026-11-24T00:00:00+00:00"]])
-    from latbench.calibrate import load_results
+    from latbench.calibration.calibrate import load_results
 
     r = load_results(path)[net.arch.digest()]
     assert r.median_ms == 1.5 and r.passes == 1

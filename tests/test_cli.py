@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run(*args, cwd=REPO, **kw):
-    return subprocess.run([sys.executable, "-m", "latbench.cli", *map(str, args)], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "latbench.commands.main", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=600, **kw)
 
 
@@ -59,8 +59,8 @@ def test_dry_run_reports_the_lut_file(tmp_path):
 
 
 def test_every_space_is_a_choice_and_token_strings_decode_to_arch_json():
-    from latbench.arch import arch_from_dict
-    from latbench.spaces import get_space
+    from latbench.nets.arch import arch_from_dict
+    from latbench.nets.spaces import get_space
 
     r = run("space", "--space", "fbnet-cifar100")
     assert r.returncode == 0 and "distinct layers (fp32): 106" in r.stdout
@@ -82,7 +82,7 @@ import os  # noqa: E402
 import click  # noqa: E402
 import pytest  # noqa: E402
 
-from latbench.cli import cli, main  # noqa: E402
+from latbench.commands.main import cli, main  # noqa: E402
 
 TINY = {"name": "tiny", "resolution": 32, "stem": {"filters": 16},
         "blocks": ["r1_k3_s11_e1_i16_o8"], "head": {"filters": 64}, "classes": 10}
@@ -164,7 +164,7 @@ class _LostPhone:
 def test_a_device_failure_ends_in_one_line_with_a_hint_not_a_traceback(
         tmp_path, monkeypatch, capsys, exc_name):
     import latbench.devices
-    import latbench.e2e
+    import latbench.profiling.networks
     from latbench.devices import base
 
     af = tmp_path / "a.json"
@@ -174,7 +174,7 @@ def test_a_device_failure_ends_in_one_line_with_a_hint_not_a_traceback(
         raise getattr(base, exc_name)("adb: device 'X1' not found\nerror: closed")
 
     monkeypatch.setattr(latbench.devices, "open_device", _LostPhone)
-    monkeypatch.setattr(latbench.e2e, "measure_network", boom)
+    monkeypatch.setattr(latbench.profiling.networks, "measure_network", boom)
     code, out, err = _main(monkeypatch, capsys, "measure", af)
     assert code == 1 and not out
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -192,7 +192,7 @@ def test_space_and_dry_run_speak_json(tmp_path, monkeypatch, capsys):
     af.write_text(json.dumps(TINY))
     code, out, _ = _main(monkeypatch, capsys, "profile", "--arch", af, "--dry-run", "--json",
                          "--lut-dir", tmp_path)
-    from latbench.arch import arch_from_dict, unique_specs
+    from latbench.nets.arch import arch_from_dict, unique_specs
 
     n = len(unique_specs([arch_from_dict(TINY)]))
     assert json.loads(out) == [{"device": "host", "distinct_layers": n, "measured": 0,
@@ -200,9 +200,9 @@ def test_space_and_dry_run_speak_json(tmp_path, monkeypatch, capsys):
 
 
 def test_lut_list_reads_the_folder(tmp_path, monkeypatch, capsys):
-    from latbench.arch import LayerSpec
-    from latbench.lut import LUT, Row
-    from latbench.measure import summarize
+    from latbench.nets.arch import LayerSpec
+    from latbench.profiling.lut import LUT, Row
+    from latbench.devices.measure import summarize
 
     lut = LUT.create(tmp_path / "host_t_fp32.csv",
                      {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32",
@@ -225,7 +225,7 @@ def test_quiet_keeps_notes_off_stderr(tmp_path, monkeypatch, capsys):
 def test_progress_bars_only_on_a_terminal(monkeypatch):
     from click.testing import CliRunner
 
-    from latbench import console
+    from latbench.commands import console
 
     seen = {}
 
@@ -250,7 +250,7 @@ def test_no_bars_on_an_unsized_terminal(tmp_path):
 
     if not shutil.which("script"):
         pytest.skip("no `script` here")
-    code = ("import sys\nfrom latbench import console\n"
+    code = ("import sys\nfrom latbench.commands import console\n"
             "print('tty' if sys.stderr.isatty() else 'pipe', "
             "'bars' if console.progress_wanted(False) else 'no-bars')")
     out = tmp_path / "typescript"
@@ -268,7 +268,7 @@ def test_no_bars_on_an_unsized_terminal(tmp_path):
 ])
 def test_bad_search_arguments_are_rejected_before_tensorflow_loads(tmp_path, bad, named):
     argv = ["latbench", "search", "--out", str(tmp_path / "r"), *bad]
-    code = ("import sys\nfrom latbench.cli import main\n"
+    code = ("import sys\nfrom latbench.commands.main import main\n"
             f"sys.argv = {argv!r}\n"
             "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)\n"
             "print('tensorflow' in sys.modules)\n")
@@ -304,7 +304,7 @@ def test_devices_says_a_connect_was_refused():
 
 
 def test_json_output_is_strict_json_even_with_undefined_statistics(capsys):
-    from latbench.cli import _echo_json
+    from latbench.commands.main import _echo_json
 
     _echo_json({"metrics": {"kendall_tau": float("nan"), "mape": 1.5}, "l": [float("inf")]})
     assert json.loads(capsys.readouterr().out, parse_constant=lambda c: 1 / 0) == \
@@ -312,9 +312,9 @@ def test_json_output_is_strict_json_even_with_undefined_statistics(capsys):
 
 
 def test_missing_layers_hint_names_the_one_step_fix(tmp_path, monkeypatch, capsys):
-    from latbench.arch import arch_from_dict
-    from latbench.lut import LUT, Row
-    from latbench.measure import summarize
+    from latbench.nets.arch import arch_from_dict
+    from latbench.profiling.lut import LUT, Row
+    from latbench.devices.measure import summarize
 
     spec = arch_from_dict(TINY).layers()[0]
     lut = LUT.create(tmp_path / "host_t_fp32.csv",

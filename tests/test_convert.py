@@ -1,8 +1,8 @@
 import numpy as np
 
-from latbench import convert
-from latbench.arch import LayerSpec, arch_from_dict
-from latbench.build import layer_model
+from latbench.build import convert
+from latbench.nets.arch import LayerSpec, arch_from_dict
+from latbench.build.builder import layer_model
 from latbench.devices.litert import interpreter_class
 
 SPECS = [

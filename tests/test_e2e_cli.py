@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from latbench.lut import LUT
+from latbench.profiling.lut import LUT
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
 def run(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "latbench.cli", *map(str, args)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "latbench.commands.main", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=900, **kw)
 
 
@@ -46,7 +46,7 @@ def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
     assert (out / "predicted_vs_measured.png").stat().st_size > 10_000
 
     # predict and export a network of the tiny space
-    from latbench.spaces import get_space
+    from latbench.nets.spaces import get_space
 
     arch = get_space("tiny").decode([2, 0, 0, 0, 1, 1] * 2, name="t")
     af = tmp_path / "t.json"
@@ -98,7 +98,7 @@ temp_check_s = 1000
 """)
         csv = lut / "standin_tiny_fp32.csv"
         args = ["profile", "--arch", af, "--device", prof, "--lut-dir", lut, "--no-progress"]
-        proc = subprocess.Popen([sys.executable, "-m", "latbench.cli", *map(str, args)], cwd=REPO,
+        proc = subprocess.Popen([sys.executable, "-m", "latbench.commands.main", *map(str, args)], cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.time() + 600
         while time.time() < deadline and proc.poll() is None:

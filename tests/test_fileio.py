@@ -8,7 +8,7 @@ import pytest
 from latbench import records
 from latbench.errors import InputError
 from latbench.fileio import append_line, safe_name, write_atomic
-from latbench.lut import lut_path
+from latbench.profiling.lut import lut_path
 
 
 @pytest.fixture

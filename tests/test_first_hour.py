@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from latbench.lut import LUT
+from latbench.profiling.lut import LUT
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def user_env(tmp_path):
 
 
 def cli(env, *args):
-    r = subprocess.run([sys.executable, "-m", "latbench.cli", *map(str, args)], cwd=REPO,
+    r = subprocess.run([sys.executable, "-m", "latbench.commands.main", *map(str, args)], cwd=REPO,
                        env=env, capture_output=True, text=True, timeout=900)
     assert not TF_LOG.search(r.stderr), f"TensorFlow log lines on stderr:\n{r.stderr}"
     assert not TF_LOG.search(r.stdout), f"TensorFlow log lines on stdout:\n{r.stdout}"

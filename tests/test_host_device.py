@@ -4,12 +4,12 @@ import threading
 
 import pytest
 
-from latbench import convert
-from latbench.arch import LayerSpec
+from latbench.build import convert
+from latbench.nets.arch import LayerSpec
 from latbench.devices import DeviceLost, ModelRunError, load_profile, open_device
 from latbench.devices.base import DeviceProfile
 from latbench.errors import InputError
-from latbench.measure import Protocol
+from latbench.devices.measure import Protocol
 
 
 @pytest.fixture(scope="module")

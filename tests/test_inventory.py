@@ -2,10 +2,10 @@
 
 import json
 
-from latbench.arch import LayerSpec
-from latbench.inventory import identity_of, inventory
-from latbench.lut import LUT, Row
-from latbench.measure import summarize
+from latbench.nets.arch import LayerSpec
+from latbench.profiling.inventory import identity_of, inventory
+from latbench.profiling.lut import LUT, Row
+from latbench.devices.measure import summarize
 
 META = {"fingerprint": {"device": "host", "cpu": "x", "runtime": "ai-edge-litert",
                         "runtime_version": "2.3.0"},

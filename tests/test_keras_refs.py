@@ -1,7 +1,7 @@
 """Keras reference networks (keras_refs.py): the table, and failures kept as rows."""
 
-from latbench import zoo
-from latbench.keras_refs import COLUMNS, KERAS_REFS, measure_refs
+from latbench.nets import zoo
+from latbench.calibration.keras_refs import COLUMNS, KERAS_REFS, measure_refs
 from latbench.records import read
 
 
@@ -14,7 +14,7 @@ def test_every_reference_has_a_zoo_twin_latbench_can_predict():
 
 def test_a_reference_that_fails_to_convert_is_a_failed_row_and_the_rest_go_on(tmp_path,
                                                                                monkeypatch):
-    import latbench.keras_refs as kr
+    import latbench.calibration.keras_refs as kr
 
     def boom(name, precision):
         raise RuntimeError(f"converter broke on {name}")

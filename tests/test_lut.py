@@ -1,9 +1,9 @@
 import pytest
 
-from latbench.arch import LayerSpec
+from latbench.nets.arch import LayerSpec
 from latbench.errors import InputError
-from latbench.lut import LUT, Row, load_luts
-from latbench.measure import summarize
+from latbench.profiling.lut import LUT, Row, load_luts
+from latbench.devices.measure import summarize
 
 META = {"fingerprint": {"device": "host", "cpu": "x"}, "converter": "tf-1/recipe-1",
         "precision": "fp32", "space": "t"}
@@ -76,7 +76,7 @@ def test_grouped_fbconv_rows_round_trip_through_the_file(tmp_path):
 def test_a_lut_from_before_the_groups_column_loads_and_resumes(tmp_path):
     """LUTs written before LayerSpec.groups existed: read with the default, upgraded on resume."""
     from latbench import records
-    from latbench.lut import COLUMNS, OPTIONAL_COLUMNS
+    from latbench.profiling.lut import COLUMNS, OPTIONAL_COLUMNS
 
     p = tmp_path / "host_t_fp32.csv"
     old = Row(_spec(16), "ok", summarize([1.0]))
@@ -109,7 +109,7 @@ def test_content_hash_follows_row_values_and_protocol_is_part_of_the_settings(tm
 
 
 def test_rows_record_which_statistic_they_hold_and_the_phone_state(tmp_path):
-    from latbench.measure import Measurement
+    from latbench.devices.measure import Measurement
 
     p = tmp_path / "phone_t_fp32.csv"
     lut = LUT.create(p, META)
@@ -128,7 +128,7 @@ def test_rows_record_which_statistic_they_hold_and_the_phone_state(tmp_path):
 
 def test_a_lut_from_before_the_added_columns_loads_and_resumes(tmp_path):
     from latbench import records
-    from latbench.lut import ADDED_COLUMNS, COLUMNS
+    from latbench.profiling.lut import ADDED_COLUMNS, COLUMNS
 
     p = tmp_path / "old_t_fp32.csv"
     old_cols = COLUMNS[:-len(ADDED_COLUMNS)]

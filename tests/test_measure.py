@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from latbench.measure import Protocol, ci_rel, median_ci, run_protocol, summarize
+from latbench.devices.measure import Protocol, ci_rel, median_ci, run_protocol, summarize
 
 
 def test_median_ci_brackets_the_median_and_shrinks_with_n():

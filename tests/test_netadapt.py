@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from latbench import zoo
-from latbench.arch import arch_from_dict, parse_block_string
+from latbench.nets import zoo
+from latbench.nets.arch import arch_from_dict, parse_block_string
 from latbench.errors import InputError
-from latbench.netadapt import (NetAdaptConfig, bake_width, block_mid, proposals, residual_groups,
+from latbench.tuning.netadapt import (NetAdaptConfig, bake_width, block_mid, proposals, residual_groups,
                                shrink_mid, shrink_out)
 
 from conftest import latbench_cli
@@ -72,7 +72,7 @@ def test_each_proposal_is_the_smallest_shrink_that_cuts_delta():
         assert p.after % 8 == 0 and p.after < p.before
         one_less = p.after + 8
         if one_less < p.before:
-            from latbench.netadapt import _shrunk
+            from latbench.tuning.netadapt import _shrunk
 
             bigger = _shrunk(a, p.kind, p.blocks, one_less)
             assert bigger is None or macs_ms([bigger])[0] > cur * 0.99
@@ -88,7 +88,7 @@ def test_bad_settings_name_the_option():
 def test_a_proposal_inherits_the_parents_weights_truncated(tmp_path):
     import keras
 
-    from latbench import train
+    from latbench.proxy import train
 
     a = arch_from_dict({"name": "t", "resolution": 16, "channels": 1, "classes": 4,
                         "stem": {"filters": 16}, "blocks": ["r1_k3_s22_e4_i16_o24_se0.25"],
@@ -115,7 +115,7 @@ def test_a_proposal_inherits_the_parents_weights_truncated(tmp_path):
 
 
 def test_a_checkpoint_holding_pickled_objects_is_refused(tmp_path):
-    from latbench import train
+    from latbench.proxy import train
 
     np.save(tmp_path / "x.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     import zipfile
@@ -147,12 +147,12 @@ def test_netadapt_meets_the_target_profiles_new_layers_on_demand_and_resumes(tmp
     assert summary["layers_profiled_on_demand"] > 0  # no LUT at all: every layer measured here
     assert (lut / "host_ondemand_fp32.csv").exists()
     final = json.loads((out / "final.json").read_text())
-    from latbench.arch import arch_from_dict as decode
+    from latbench.nets.arch import arch_from_dict as decode
 
     assert decode(final).macs() < decode(SMALL).macs()
     assert (out / "netadapt.png").stat().st_size > 0
     from latbench import records
-    from latbench.netadapt import STEP_COLUMNS
+    from latbench.tuning.netadapt import STEP_COLUMNS
 
     _, rows = records.read(out / "steps.csv", STEP_COLUMNS)
     chosen = [float(x["predicted_ms"]) for x in rows if x["chosen"] == "1"]

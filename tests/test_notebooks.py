@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 NOTEBOOK_NAMES = ("lut_explorer.ipynb", "predictor_accuracy.ipynb", "search_run.ipynb")
 # What a notebook may import from latbench: public, documented entry points only.
-PUBLIC_IMPORTS = {"from latbench.lut import LUT", "from latbench.arch import arch_from_dict",
-                  "from latbench.spaces import get_space"}
+PUBLIC_IMPORTS = {"from latbench.profiling.lut import LUT", "from latbench.nets.arch import arch_from_dict",
+                  "from latbench.nets.spaces import get_space"}
 
 nbformat = pytest.importorskip("nbformat")
 
@@ -59,7 +59,7 @@ def test_committed_notebook_is_stripped_and_parametrised(name):
 
 
 def _cli(*args: str, timeout: int = 1200) -> str:
-    proc = subprocess.run([sys.executable, "-m", "latbench.cli", *args], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "latbench.commands.main", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"latbench {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
@@ -90,7 +90,7 @@ SEARCH_ARGS = ("search", "--space", "tiny", "--target-ms", "0.3", "--samples", "
 @pytest.fixture(scope="module")
 def search_run(generated):
     """A search run directory written by `latbench search` (on the generated predictor)."""
-    proc = subprocess.run([sys.executable, "-m", "latbench.cli", "search", "--help"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "latbench.commands.main", "search", "--help"], cwd=REPO,
                           capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip("this checkout has no `latbench search` command")

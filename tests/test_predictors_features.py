@@ -6,8 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from latbench.arch import arch_from_dict
-from latbench.lut import Row
+from latbench.nets.arch import arch_from_dict
+from latbench.profiling.lut import Row
 from latbench.predictors import FEATURES, KINDS, FailedLayers, MissingKeys, SpaceTable
 
 

@@ -7,10 +7,10 @@ import random
 import numpy as np
 import pytest
 
-from latbench.calibrate import NetResult, Network, fit_and_save
+from latbench.calibration.calibrate import NetResult, Network, fit_and_save
 from latbench.errors import InputError
-from latbench.lut import LUT, Row
-from latbench.measure import summarize
+from latbench.profiling.lut import LUT, Row
+from latbench.devices.measure import summarize
 from latbench.predictors import load_predictor, predictor_path
 
 
@@ -63,7 +63,7 @@ def test_another_protocol_is_another_lut(synthetic_tiny):
 
 
 def test_rows_added_to_the_lut_later_keep_the_predictor_valid(synthetic_tiny, tiny_arch_dict):
-    from latbench.arch import arch_from_dict
+    from latbench.nets.arch import arch_from_dict
 
     sp, table, tmp = synthetic_tiny
     _calibrate(sp, table, tmp)
@@ -115,7 +115,7 @@ def test_identity_changes_with_the_lut_contents(synthetic_tiny):
     before = load_predictor("host", "fp32", tmp, "tiny").identity()
     assert before["predictor"] == "scaled" and before["predictor_sha"]
     lut = LUT.load(tmp / "host_tiny_fp32.csv")
-    from latbench.arch import LayerSpec
+    from latbench.nets.arch import LayerSpec
 
     extra = LayerSpec("conv", 9, 3, 9, 5, 3, 1, 1.0)  # a layer no network of the space has
     assert extra.key not in lut.rows

@@ -2,13 +2,13 @@ import os
 
 import pytest
 
-from latbench.arch import arch_from_dict
+from latbench.nets.arch import arch_from_dict
 from latbench.devices import open_device
 from latbench.devices.base import DeviceProfile
 from latbench.errors import InputError
-from latbench.lut import LUT
-from latbench.measure import Protocol
-from latbench.profile import converter_cpus, profile
+from latbench.profiling.lut import LUT
+from latbench.devices.measure import Protocol
+from latbench.profiling.layers import converter_cpus, profile
 
 FAST = Protocol(warmup_runs=1, min_runs=5, max_runs=20, batch_runs=5, max_seconds=0.5)
 
@@ -54,9 +54,9 @@ def test_split_refuses_different_devices(tmp_path, tiny_arch_dict):
 
 # ---- reusing rows of the device's other LUT files (profile --arch) -------------------------
 
-from latbench.lut import Row  # noqa: E402
-from latbench.measure import summarize  # noqa: E402
-from latbench.profile import count_missing, other_luts, reuse_rows  # noqa: E402
+from latbench.profiling.lut import Row  # noqa: E402
+from latbench.devices.measure import summarize  # noqa: E402
+from latbench.profiling.layers import count_missing, other_luts, reuse_rows  # noqa: E402
 
 META = {"fingerprint": {"device": "host", "cpu": "x"}, "converter": "tf-1/recipe-1",
         "precision": "fp32", "space": "t"}
@@ -106,12 +106,12 @@ def test_dry_run_counts_only_what_is_missing(tmp_path, tiny_arch_dict):
 
 
 def test_rows_timed_throttled_or_partly_delegated_are_counted_in_the_summary(tmp_path):
-    from latbench.arch import LayerSpec
+    from latbench.nets.arch import LayerSpec
     from latbench.devices import Device, DeviceProfile
     from latbench.devices.fleet import WorkQueue
-    from latbench.lut import LUT
-    from latbench.measure import Measurement
-    from latbench.profile import Summary, measure_pending
+    from latbench.profiling.lut import LUT
+    from latbench.devices.measure import Measurement
+    from latbench.profiling.layers import Summary, measure_pending
 
     class Flagging(Device):
         def fingerprint(self):

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from latbench import zoo
+from latbench.nets import zoo
 from latbench.errors import InputError
-from latbench.scaling import Coefficients, ScaleConfig, grid_search, phi_for_budget, scale_arch
+from latbench.tuning.scaling import Coefficients, ScaleConfig, grid_search, phi_for_budget, scale_arch
 
 from conftest import latbench_cli
 

@@ -6,11 +6,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from latbench import zoo
-from latbench.search.accuracy import ProxyEvaluator, ProxyRecipe, proxy_arch
-from latbench.search.data import FASHION_MNIST_DIR, Dataset, load_fashion_mnist
-from latbench.spaces import get_space
-from latbench.spaces.mnasnet import DECISIONS, TOKENS_PER_BLOCK
+from latbench.nets import zoo
+from latbench.proxy.accuracy import ProxyEvaluator, ProxyRecipe, proxy_arch
+from latbench.proxy.data import FASHION_MNIST_DIR, Dataset, load_fashion_mnist
+from latbench.nets.spaces import get_space
+from latbench.nets.spaces.mnasnet import DECISIONS, TOKENS_PER_BLOCK
 
 SPACE = get_space("mnasnet")
 RECIPE = ProxyRecipe()  # the search's default proxy
@@ -91,7 +91,7 @@ def test_cache_key_names_the_dataset_content_and_the_frameworks(tmp_path, monkey
     b = ProxyEvaluator(fake_dataset(1), recipe, tmp_path)  # same name and size, other images
     assert a.key(arch) != b.key(arch)
     assert a.key(arch) == ProxyEvaluator(fake_dataset(0), recipe, tmp_path).key(arch)
-    import latbench.search.accuracy as acc
+    import latbench.proxy.accuracy as acc
 
     monkeypatch.setattr(acc, "_framework_versions", lambda: "tf-0.0|keras-0.0")
     assert ProxyEvaluator(fake_dataset(0), recipe, tmp_path).key(arch) != a.key(arch)
@@ -100,7 +100,7 @@ def test_cache_key_names_the_dataset_content_and_the_frameworks(tmp_path, monkey
 def test_an_image_folder_split_does_not_depend_on_the_search_seed(tmp_path):
     from PIL import Image
 
-    from latbench.search.cli_search import make_evaluator
+    from latbench.commands.search import make_evaluator
     from latbench.search.run import SearchConfig
 
     rng = np.random.default_rng(0)

@@ -1,7 +1,7 @@
 import pytest
 
 from latbench.search.run import Calibration, SearchConfig, fastest_candidates
-from latbench.spaces import get_space
+from latbench.nets.spaces import get_space
 
 
 def test_drift_and_recalibration_by_hand():

@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from latbench.errors import InputError
-from latbench.search.cli_search import search_command
+from latbench.commands.search import search_command
 
 
 def invoke(*args):
@@ -49,7 +49,7 @@ def test_lut_mode_without_a_lut_says_which_command(tmp_path, missing_lut):
 
 
 def test_resume_warns_when_the_latency_model_changed(tmp_path):
-    from latbench.search.cli_search import _check_latency_model
+    from latbench.commands.search import _check_latency_model
 
     logged = []
     _check_latency_model(tmp_path, {"predictor": "lut", "lut": "a"}, logged.append)
@@ -63,7 +63,7 @@ def test_resume_warns_when_the_latency_model_changed(tmp_path):
 @pytest.mark.slow
 def test_search_with_workers_runs_children_on_ray_and_times_on_the_device(tmp_path):
     pytest.importorskip("ray")
-    from latbench.search.data import FASHION_MNIST_DIR
+    from latbench.proxy.data import FASHION_MNIST_DIR
     from latbench.search.run import read_samples
 
     if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
@@ -88,8 +88,8 @@ def test_a_flops_target_is_given_in_millions_of_macs(tmp_path):
 
 
 def test_the_flops_source_is_the_networks_macs_and_needs_no_lut_or_device():
-    from latbench import zoo
-    from latbench.search.cli_search import _latency_source
+    from latbench.nets import zoo
+    from latbench.commands.search import _latency_source
     from latbench.search.run import SearchConfig
 
     cfg = SearchConfig(target_ms=300.0, alpha=-0.07, beta=-0.07, latency="flops", device="nowhere")

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from latbench.search.controller import PPOController, make_controller
-from latbench.search.random_controller import RandomController
-from latbench.spaces import get_space
+from latbench.search.ppo import PPOController, make_controller
+from latbench.search.random_search import RandomController
+from latbench.nets.spaces import get_space
 
 VOCAB = get_space("tiny").vocab_sizes  # 12 decisions: the real per-block token layout
 TARGET = [3, 0, 1, 1, 2, 0, 1, 1, 0, 0, 1, 2]

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from latbench.errors import InputError
-from latbench.search.data import FASHION_MNIST_DIR, load_fashion_mnist, load_image_folder, read_idx
+from latbench.proxy.data import FASHION_MNIST_DIR, load_fashion_mnist, load_image_folder, read_idx
 
 HAVE_FMNIST = (FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz").exists()
 

@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from latbench.search.distinct import distinct_networks
-from latbench.spaces import get_space
+from latbench.nets.spaces.distinct import distinct_networks
+from latbench.nets.spaces import get_space
 
 
 def test_mnasnet_space_holds_fewer_networks_than_token_sequences():

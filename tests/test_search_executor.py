@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from latbench.errors import InputError
-from latbench.search.accuracy import AccuracyResult, ProxyEvaluator, ProxyRecipe
-from latbench.search.data import FASHION_MNIST_DIR, load_fashion_mnist
+from latbench.proxy.accuracy import AccuracyResult, ProxyEvaluator, ProxyRecipe
+from latbench.proxy.data import FASHION_MNIST_DIR, load_fashion_mnist
 from latbench.search.executor import SerialExecutor, make_executor
 from latbench.search.run import LatencySource, Search, SearchConfig, read_samples
 
@@ -128,7 +128,7 @@ def test_real_proxy_training_on_ray_matches_serial(tmp_path, ray_executor):
 
 @pytest.mark.slow
 def test_a_device_is_one_actor_that_measures_in_order(ray_executor):
-    from latbench.spaces import get_space
+    from latbench.nets.spaces import get_space
 
     measure, close = ray_executor.device_measure("host", "fp32")
     try:

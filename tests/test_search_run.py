@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from latbench.errors import InputError
-from latbench.search.accuracy import ProxyEvaluator, ProxyRecipe
-from latbench.search.data import FASHION_MNIST_DIR, load_fashion_mnist
+from latbench.proxy.accuracy import ProxyEvaluator, ProxyRecipe
+from latbench.proxy.data import FASHION_MNIST_DIR, load_fashion_mnist
 from latbench.search.run import LatencySource, Search, SearchConfig, read_samples
-from latbench.spaces import get_space
+from latbench.nets.spaces import get_space
 
 needs_fmnist = pytest.mark.skipif(not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
                                   reason="apt-get install dataset-fashion-mnist")
@@ -30,7 +30,7 @@ def host():
 @pytest.fixture(scope="module")
 def memo_latency(host):
     """Real host latency, measured once per network so reruns see the same numbers."""
-    from latbench.e2e import measure_arch
+    from latbench.profiling.networks import measure_arch
 
     memo = {}
 
@@ -131,7 +131,7 @@ class FakeAccuracy:
         return self.cache.get(self.key(arch))
 
     def train(self, arch):
-        from latbench.search.accuracy import AccuracyResult
+        from latbench.proxy.accuracy import AccuracyResult
 
         self.trained += 1
         return AccuracyResult(0.5 + int(arch.digest()[:4], 16) / 2**17, 0.01, 1)

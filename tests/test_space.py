@@ -7,13 +7,13 @@ import random
 import numpy as np
 import pytest
 
-from latbench.arch import arch_from_dict
+from latbench.nets.arch import arch_from_dict
 from latbench.errors import InputError
-from latbench.lut import LUT, Row
-from latbench.measure import summarize
+from latbench.profiling.lut import LUT, Row
+from latbench.devices.measure import summarize
 from latbench.predictors import LayerTable, SpaceTable
-from latbench.spaces import SPACES, get_space
-from latbench.spaces.mnasnet import DECISIONS, MnasNetSpace
+from latbench.nets.spaces import SPACES, get_space
+from latbench.nets.spaces.mnasnet import DECISIONS, MnasNetSpace
 
 # Distinct layers per space (fp32); pinned because the LUT, its benchmarks and
 # every predictor table depend on them. MnasNet's 1382 is the 224x224 space.
@@ -160,16 +160,9 @@ def test_mnasnet_decodes_its_tokens_as_before_the_move():
     assert [b.repeats for b in arch.blocks] == [2, 3, 4, 5, 4, 4, 2]
 
 
-def test_the_old_module_still_imports():
-    from latbench import space
-
-    assert space.get_space("mnasnet") is get_space("mnasnet")
-    assert space.SearchSpace is MnasNetSpace and space.TOKENS_PER_BLOCK == 6
-
-
 @spaces
 def test_zoo_and_baselines_belong_only_to_the_zoos_family(name):
-    from latbench import zoo
+    from latbench.nets import zoo
 
     sp = get_space(name)
     family = isinstance(sp, MnasNetSpace)  # the zoo's networks are MobileNet-style

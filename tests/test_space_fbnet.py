@@ -12,10 +12,10 @@ import random
 import numpy as np
 import pytest
 
-from latbench.arch import Block, LayerSpec, arch_from_dict, format_block_string, parse_block_string
+from latbench.nets.arch import Block, LayerSpec, arch_from_dict, format_block_string, parse_block_string
 from latbench.errors import InputError
-from latbench.spaces import get_space
-from latbench.spaces.fbnet import OP_NAMES
+from latbench.nets.spaces import get_space
+from latbench.nets.spaces.fbnet import OP_NAMES
 
 # The issue's example network (HW-NAS-Bench op indices).
 EXAMPLE = "7-8-1-8-4-8-8-8-7-4-1-4-7-3-2-7-3-2-4-2-4-5"
@@ -133,7 +133,7 @@ def test_bad_new_blocks_name_their_field(block, field):
 # ---------------------------------------------------------------------------
 
 def reference_fbnet(op_indices, cifar: bool):
-    """FBNet exactly as the issue writes it down, without latbench.build or latbench.spaces."""
+    """FBNet exactly as the issue writes it down, without latbench.build.builder or latbench.nets.spaces."""
     import keras
     import tensorflow as tf
     from keras import layers as L
@@ -186,7 +186,7 @@ def reference_fbnet(op_indices, cifar: bool):
     ("fbnet-imagenet", "1-5-1-5-1-5-1-5-1-5-1-5-1-5-1-5-1-5-1-5-1-5"),  # every grouped op
 ])
 def test_the_builder_matches_an_independent_keras_fbnet(name, tokens):
-    from latbench.build import arch_model
+    from latbench.build.builder import arch_model
 
     sp = get_space(name)
     t = sp.parse_tokens(tokens)
@@ -223,8 +223,8 @@ def _delegated_fully(tflite: bytes) -> tuple[list[str], bool]:
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_grouped_convs_and_the_shuffle_convert_and_run_in_xnnpack(precision):
-    from latbench.build import layer_model
-    from latbench.convert import convert_model
+    from latbench.build.builder import layer_model
+    from latbench.build.convert import convert_model
 
     spec = LayerSpec("fbconv", 16, 32, 16, 32, 5, 1, 1.0, skip=True, groups=2, precision=precision)
     names, full = _delegated_fully(convert_model(layer_model(spec), precision))
@@ -236,8 +236,8 @@ def test_grouped_convs_and_the_shuffle_convert_and_run_in_xnnpack(precision):
 def test_a_whole_fbnet_runs_under_litert_like_keras():
     from ai_edge_litert.interpreter import Interpreter
 
-    from latbench.build import arch_model
-    from latbench.convert import convert_model
+    from latbench.build.builder import arch_model
+    from latbench.build.convert import convert_model
 
     sp = get_space("fbnet-cifar100")
     model = arch_model(sp.decode(sp.parse_tokens(EXAMPLE)))
@@ -260,7 +260,7 @@ def test_profile_predict_and_export_an_fbnet_given_by_its_tokens(tmp_path):
     from pathlib import Path
 
     def latbench_cli(*args):
-        return subprocess.run([sys.executable, "-m", "latbench.cli", *map(str, args)],
+        return subprocess.run([sys.executable, "-m", "latbench.commands.main", *map(str, args)],
                               cwd=Path(__file__).resolve().parents[1], capture_output=True,
                               text=True, timeout=900)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from latbench.validate import axis_range, metrics, scatter_png, wilson
+from latbench.calibration.validate import axis_range, metrics, scatter_png, wilson
 
 
 def test_wilson_interval_matches_the_textbook_values():

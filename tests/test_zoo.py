@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from latbench import zoo
-from latbench.arch import arch_from_dict, load_arch
-from latbench.build import arch_model
+from latbench.nets import zoo
+from latbench.nets.arch import arch_from_dict, load_arch
+from latbench.build.builder import arch_model
 
 REPO_EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "zoo"
 

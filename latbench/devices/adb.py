@@ -73,7 +73,7 @@ from typing import Any
 import numpy as np
 
 from latbench.errors import InputError
-from latbench.measure import Measurement, median_ci
+from latbench.devices.measure import Measurement, median_ci
 from latbench.devices.adb_transport import (AdbServerTransport, AdbShellTransport, AuthRefused, CommandTimeout,
                             PairingNeeded, PushRefused, Transport, TransportError, UsbBusy, route_for,
                             sh_join)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from latbench.errors import LatbenchError
-from latbench.measure import Measurement, Protocol
+from latbench.devices.measure import Measurement, Protocol
 
 
 class ModelRunError(LatbenchError):

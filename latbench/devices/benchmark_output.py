@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from latbench.measure import Measurement
+from latbench.devices.measure import Measurement
 
 _PREFIX = re.compile(
     r"^\s*(?:(?:INFO|WARN|WARNING|ERROR|VERBOSE):\s*"  # TFLITE_LOG in newer releases

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from latbench.measure import Measurement
+from latbench.devices.measure import Measurement
 from latbench.devices.base import Device, DeviceLost, DeviceProfile, ModelRunError
 from latbench.devices.host_worker import resolve_clock
 from latbench.devices.litert import interpreter_class

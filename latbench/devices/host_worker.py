@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from latbench.measure import Protocol, run_protocol
+from latbench.devices.measure import Protocol, run_protocol
 from latbench.devices.litert import interpreter_class
 
 

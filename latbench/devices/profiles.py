@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 from latbench.errors import InputError
-from latbench.measure import Protocol
+from latbench.devices.measure import Protocol
 from latbench.devices.base import DeviceProfile
 
 KINDS = ("host", "adb", "emulated")

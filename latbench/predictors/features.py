@@ -15,9 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
-from latbench.arch import Arch, LayerSpec
+from latbench.nets.arch import Arch, LayerSpec
 from latbench.errors import InputError, LatbenchError
-from latbench.lut import LUT
+from latbench.profiling.lut import LUT
 
 # The LUT latency split by layer kind: the kinds partition the layers, so the
 # kind columns add up to lut_ms. Kinds separate what runs on different kernels

@@ -21,7 +21,7 @@ from typing import Any
 from latbench._version import __version__
 from latbench.errors import InputError
 from latbench.fileio import write_atomic
-from latbench.lut import LUT, content_hash
+from latbench.profiling.lut import LUT, content_hash
 from latbench.predictors.base import Predictor
 from latbench.predictors.linear import LinearPredictor, LutSumPredictor
 from latbench.predictors.scaled import ScaledLutPredictor

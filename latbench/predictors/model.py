@@ -15,10 +15,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from latbench.arch import Arch, LayerSpec
+from latbench.nets.arch import Arch, LayerSpec
 from latbench.errors import InputError
-from latbench.lut import LUT, find_luts, load_luts
-from latbench.spaces import SearchSpace
+from latbench.profiling.lut import LUT, find_luts, load_luts
+from latbench.nets.spaces import SearchSpace
 from latbench.predictors.base import Predictor
 from latbench.predictors.features import LayerTable
 from latbench.predictors.files import check_against, file_sha256, load_predictors, predictor_path, read_doc

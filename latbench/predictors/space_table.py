@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from latbench.spaces import SearchSpace
+from latbench.nets.spaces import SearchSpace
 from latbench.predictors.features import FEATURES, LayerTable, MissingKeys, layer_features
 
 

@@ -155,9 +155,9 @@ def retrain(runs: Sequence[RunCurves], n: int, seeds: Sequence[int], reference: 
             log=lambda msg: None) -> list[dict]:
     """Each run's best network (within the budget) and the reference, trained with each
     recipe seed through the run's own proxy recipe (cached like the search's samples)."""
-    from latbench import zoo
-    from latbench.spaces import get_space
-    from latbench.search.cli_search import make_evaluator
+    from latbench.nets import zoo
+    from latbench.nets.spaces import get_space
+    from latbench.commands.search import make_evaluator
     from latbench.search.run import SearchConfig
 
     out = []

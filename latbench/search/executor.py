@@ -23,9 +23,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
-from latbench.arch import Arch
+from latbench.nets.arch import Arch
 from latbench.errors import InputError, LatbenchError
-from latbench.search.accuracy import AccuracyResult, AccuracySource, evaluate
+from latbench.proxy.accuracy import AccuracyResult, AccuracySource, evaluate
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class DeviceMeasurer:
         self.dev = open_device(load_profile(profile))
 
     def measure(self, arch: Arch) -> float:
-        from latbench.e2e import measure_arch
+        from latbench.profiling.networks import measure_arch
 
         return float(measure_arch(self.dev, arch, self.precision).median_ms)
 

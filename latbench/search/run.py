@@ -33,14 +33,14 @@ from typing import Callable
 import numpy as np
 
 from latbench import records
-from latbench.arch import Arch, save_arch
+from latbench.nets.arch import Arch, save_arch
 from latbench.errors import InputError, LatbenchError
 from latbench.fileio import append_line, write_atomic
 from latbench.predictors import FailedLayers
-from latbench.spaces import SearchSpace, get_space
+from latbench.nets.spaces import SearchSpace, get_space
 from latbench.search import samples as samples_file
-from latbench.search.accuracy import AccuracySource
-from latbench.search.controller import make_controller
+from latbench.proxy.accuracy import AccuracySource
+from latbench.search.ppo import make_controller
 from latbench.search.executor import ChildResult, Executor, SerialExecutor
 from latbench.search.pareto import hypervolume, pareto_front
 from latbench.search.reward import RewardSpec

@@ -1,0 +1,72 @@
+"""`latbench compare RUN...`: searches side by side at equal budget; wiring only (compare.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from latbench.commands.options import JSON_HELP, echo_json
+
+
+@click.command("compare")
+@click.argument("runs", nargs=-1, required=True,
+                type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs/compare"), show_default=True,
+              help="Where curves.png, table.csv, curves.csv (and retrain.csv) are written.")
+@click.option("--samples", "n_samples", type=click.IntRange(1),
+              help="Budget to compare at [the smallest sample count among the runs].")
+@click.option("--retrain-seeds", type=click.IntRange(0), default=0, show_default=True,
+              help="Also train each run's best network (and --reference) with this many recipe "
+                   "seeds, through the runs' own proxy recipe (0: skip).")
+@click.option("--reference", default="mobilenet_v2_x1", show_default=True,
+              help="Zoo network retrained beside the runs' best ones.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def compare_command(runs, out_dir, n_samples, retrain_seeds, reference, as_json) -> None:
+    """Best reward and Pareto hypervolume against samples for several search runs, grouped
+    by controller (mean and min-max over seeds), at the budget every run has reached."""
+    import pandas as pd
+
+    from latbench.commands.console import note
+    from latbench.errors import InputError
+    from latbench.fileio import write_atomic
+    from latbench.search import compare
+
+    loaded = [compare.load_run(r) for r in runs]
+    compare.check_comparable(loaded)
+    n = compare.budget(loaded)
+    if n_samples is not None:
+        if n_samples > n:
+            raise InputError(f"only {n} samples are in every run; compare at most that many",
+                             "--samples")
+        n = n_samples
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tab = compare.table(loaded, compare.checkpoints(n))
+    write_atomic(out_dir / "table.csv", pd.DataFrame(tab).to_csv(index=False).encode())
+    per_run = pd.DataFrame([{"run": str(r.path), "controller": r.controller, "seed": r.seed,
+                             "samples": k + 1, "best_reward": r.best_reward[k],
+                             "hypervolume": r.hypervolume[k],
+                             "recent_reward": r.recent_reward[k]}
+                            for r in loaded for k in range(n)])
+    write_atomic(out_dir / "curves.csv", per_run.to_csv(index=False).encode())
+    compare.curves_png(loaded, n, out_dir / "curves.png")
+    retrained = []
+    if retrain_seeds:
+        retrained = compare.retrain(loaded, n, list(range(retrain_seeds)), reference, note)
+        write_atomic(out_dir / "retrain.csv", pd.DataFrame(retrained).to_csv(index=False).encode())
+    final = [t for t in tab if t["samples"] == n]
+    if as_json:
+        echo_json({"budget": n, "runs": [str(r.path) for r in loaded], "at_budget": final,
+                   "table": tab, "retrain": retrained, "out": str(out_dir)})
+        return
+    click.echo(f"{len(loaded)} runs compared at {n} samples each (mean [min, max] over seeds):")
+    for t in final:
+        click.echo(f"  {t['controller']:7} {t['metric']:12} {t['mean']:.4f} "
+                   f"[{t['min']:.4f}, {t['max']:.4f}]  ({t['runs']} runs)")
+    for r in retrained:
+        accs = " ".join(f"{v:.4f}" for k, v in r.items() if k.startswith("acc_seed"))
+        click.echo(f"  retrained {r['run']:16} {r['network'][:28]:28} {accs}  mean "
+                   f"{r['acc_mean']:.4f} ± {r['acc_std']:.4f}")
+    click.echo(f"-> {out_dir}/ (curves.png, table.csv, curves.csv"
+               + (", retrain.csv" if retrained else "") + ")")

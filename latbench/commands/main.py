@@ -1,0 +1,359 @@
+"""The `latbench` command line. Each command is a thin layer over a module.
+
+Exit codes: 0 ok, 1 failure, 2 usage error (bad arch.json, unknown device...).
+Conventions (console.py): results on stdout, as JSON with --json (errors too);
+progress bars and notes on stderr, bars only on a terminal; `latbench --quiet`
+keeps stderr to errors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from latbench._version import __version__
+from latbench.commands.console import note, progress_wanted
+from latbench.errors import InputError, LatbenchError
+
+from latbench.commands.options import (DEVICE_HELP, JSON_HELP, LUT_DIR_HELP, NO_PROGRESS_HELP,  # noqa: F401,E501
+                         echo_json as _echo_json, measurement_line,
+                         lut_dir_option as _lut_dir_option, precision_option,
+                         space_choice as _space_choice)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="latbench")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Only results and errors: no progress bars, notes or summaries on stderr.")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool) -> None:
+    """Measured-latency, platform-aware NAS for mobile CNNs."""
+    ctx.meta["latbench.quiet"] = quiet
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.option("--write", "write_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write each network as DIR/NAME.json.")
+def zoo(as_json: bool, write_dir: Path | None) -> None:
+    """List the reference networks with parameters and MACs."""
+    from latbench.nets import zoo as zoo_mod
+    from latbench.nets.arch import save_arch
+
+    rows = []
+    for name, make in zoo_mod.ZOO.items():
+        a = make()
+        rows.append({"name": name, "resolution": a.resolution, "width": a.width,
+                     "layers": len(a.layers()), "params_m": round(a.params(trainable=True) / 1e6, 3),
+                     "macs_m": round(a.macs() / 1e6, 1),
+                     "published_params_m": (zoo_mod.PUBLISHED_PARAMS.get(name) or 0) / 1e6 or None})
+        if write_dir:
+            write_dir.mkdir(parents=True, exist_ok=True)
+            save_arch(a, write_dir / f"{name}.json")
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'network':22} {'res':>4} {'layers':>6} {'params (M)':>10} {'MACs (M)':>9}  published")
+    for r in rows:
+        pub = f"{r['published_params_m']:.1f}M" if r["published_params_m"] else ""
+        click.echo(f"{r['name']:22} {r['resolution']:>4} {r['layers']:>6} {r['params_m']:>10.3f} "
+                   f"{r['macs_m']:>9.1f}  {pub}")
+
+
+@cli.command()
+@click.option("--space", "space_name", type=_space_choice(), default="mnasnet", show_default=True,
+              help="Search space: mnasnet (7 blocks), fbnet-cifar100 / fbnet-imagenet (HW-NAS-Bench), "
+                   "or tiny (2 blocks, 32x32, for tests and first looks).")
+@precision_option
+@click.option("--list", "list_keys", is_flag=True, help="Print every distinct layer key.")
+@click.option("--decode", "tokens", metavar="TOKENS",
+              help="Print the network these tokens (e.g. 7-8-1-...) decode to, as arch.json.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def space(space_name: str, precision: str, list_keys: bool, tokens: str | None,
+          as_json: bool) -> None:
+    """Describe a search space: decisions, network count, distinct layers."""
+    from latbench.nets.spaces import get_space
+
+    sp = get_space(space_name)
+    if tokens is not None:
+        click.echo(sp.decode(sp.parse_tokens(tokens, "--decode")).to_json(), nl=False)
+        return
+    specs = sp.enumerate_specs(precision)
+    if as_json:
+        doc = {"space": sp.name, "precision": precision, "decisions": sp.decisions(),
+               "tokens": sp.num_tokens, "vocab_sizes": list(sp.vocab_sizes),
+               "networks": sp.size(), "distinct_networks": sp.distinct_networks(),
+               "distinct_layers": len(specs)}
+        if list_keys:
+            doc["keys"] = [s.key for s in specs]
+        _echo_json(doc)
+        return
+    if list_keys:
+        for s in specs:
+            click.echo(s.key)
+        return
+    for line in sp.summary():
+        click.echo(line)
+    click.echo(f"tokens: {sp.num_tokens}")
+    click.echo(f"networks: {sp.size():.3e} token sequences")
+    click.echo(f"distinct networks: {sp.distinct_networks():.3e} (equivalent token values merged)")
+    click.echo(f"distinct layers ({precision}): {len(specs)}")
+
+
+def _profile_specs(space_name: str | None, use_zoo: bool, arch_files: tuple[Path, ...],
+                   precision: str):
+    from latbench.nets.arch import load_arch, unique_specs
+
+    chosen = [bool(space_name), use_zoo, bool(arch_files)]
+    if sum(chosen) != 1:
+        raise click.UsageError("give exactly one of --space NAME, --zoo, --arch FILE")
+    if space_name:
+        from latbench.nets.spaces import get_space
+
+        return space_name, get_space(space_name).enumerate_specs(precision)
+    if use_zoo:
+        from latbench.nets.zoo import all_archs
+
+        return "zoo", unique_specs(all_archs(), precision)
+    archs = [load_arch(p) for p in arch_files]
+    name = archs[0].name if len(archs) == 1 else "archs"
+    return name, unique_specs(archs, precision)
+
+
+def _summary_doc(s) -> dict:
+    return {"device": s.device, "lut": str(s.lut), "total": s.total, "measured": s.measured,
+            "failed": s.failed, "reused": s.reused, "skipped": s.skipped, "wall_s": s.wall_s,
+            "stopped": s.stopped, "errors": s.errors, "health_before": s.health_before,
+            "health_after": s.health_after}
+
+
+@cli.command()
+@click.option("--device", "device_names", multiple=True, default=("host",), show_default=True,
+              help="Device profile name (device_profiles/NAME.toml); repeat for several.")
+@click.option("--space", "space_name", type=_space_choice(),
+              help="Every distinct layer of this search space.")
+@click.option("--zoo", "use_zoo", is_flag=True, help="Every layer of the zoo networks.")
+@click.option("--arch", "arch_files", multiple=True, type=click.Path(path_type=Path),
+              help="Every layer of these arch.json files (rows already measured in the device's "
+                   "other LUT files are copied, not measured again).")
+@precision_option
+@click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lut"),
+              show_default=True, help=LUT_DIR_HELP)
+@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Conversion processes.")
+@click.option("--limit", type=click.IntRange(1), help="Only the first N layers (by key).")
+@click.option("--retry-failed", is_flag=True, help="Measure again entries recorded as failed.")
+@click.option("--split", is_flag=True,
+              help="Identical phones share the work and one LUT (named after the first).")
+@click.option("--dry-run", is_flag=True,
+              help="Only report how many layers are missing and which file they would go to.")
+@click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, workers, limit,
+            retry_failed, split, dry_run, no_progress, as_json) -> None:
+    """Time every layer of a space / the zoo / arch files into a LUT per device."""
+    from latbench.devices import load_profile, open_device
+    from latbench.profiling.lut import lut_path
+    from latbench.profiling.layers import count_missing
+    from latbench.profiling.layers import profile as run_profile
+
+    profiles = [load_profile(n) for n in device_names]
+    space_label, specs = _profile_specs(space_name, use_zoo, arch_files, precision)
+    if limit:
+        specs = specs[:limit]
+    reuse = bool(arch_files)
+    if dry_run:
+        docs = []
+        for p in profiles:
+            target = lut_path(lut_dir, p.name, space_label, precision)
+            have, todo = count_missing(specs, lut_dir, p.name, precision, target, reuse,
+                                       retry_failed)
+            docs.append({"device": p.name, "distinct_layers": len(specs), "measured": have,
+                         "missing": todo, "lut": str(target)})
+        if as_json:
+            _echo_json(docs)
+            return
+        for d in docs:
+            click.echo(f"{d['device']}: {d['distinct_layers']} distinct layers, {d['measured']} "
+                       f"already measured, {d['missing']} to measure -> {d['lut']}")
+        return
+    devices = [open_device(p) for p in profiles]
+    summaries = []
+    try:
+        summaries = run_profile(devices, specs, space_label, precision, lut_dir,
+                                workers=workers, retry_failed=retry_failed,
+                                progress=progress_wanted(no_progress), split=split, reuse=reuse)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: every entry measured so far is in the LUT; "
+                   "run the same command again to resume", err=True)
+        sys.exit(1)
+    finally:
+        for d in devices:
+            d.close()
+    if as_json:
+        _echo_json([_summary_doc(s) for s in summaries])
+    else:
+        for s in summaries:
+            click.echo(s.line())
+            if s.measured + s.failed and (s.health_before or s.health_after):
+                note(f"  health before: {s.health_before}  after: {s.health_after}")
+            for e in s.errors[:5]:
+                click.echo(f"  failed: {e}", err=True)
+            if len(s.errors) > 5:
+                click.echo(f"  ... and {len(s.errors) - 5} more failures (status=failed rows)",
+                           err=True)
+    if any(s.stopped for s in summaries):
+        click.echo("stopped early; run the same command again to resume", err=True)
+        sys.exit(1)
+
+
+
+
+@cli.command()
+@click.argument("arch_file", type=click.Path(path_type=Path))
+@click.option("--device", "device_name", default="host", show_default=True, help=DEVICE_HELP)
+@precision_option
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
+def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
+    """Time the whole network ARCH_FILE end to end on a device.
+
+    Same protocol as a LUT row and as `calibrate`: the converted model (cached) is warmed up,
+    then timed until the median's 95 % confidence interval is within 1 % or a cap is hit;
+    prints the median, p10/p90, std and the number of timed runs.
+    """
+    from latbench.nets.arch import load_arch
+    from latbench.devices import load_profile, open_device
+    from latbench.profiling.networks import measure_network
+
+    arch = load_arch(arch_file)
+    profile_ = load_profile(device_name)
+    with open_device(profile_) as dev:
+        m = measure_network(dev, arch, precision, progress_wanted(no_progress or as_json))
+    if as_json:
+        _echo_json({"arch": arch.name, "device": device_name, "precision": precision,
+                    "macs": arch.macs(), "params": arch.params(trainable=True),
+                    **m.to_dict()})
+        return
+    click.echo(f"{arch.name} on {device_name} ({precision}): {measurement_line(m)}")
+
+
+@cli.command()
+@click.argument("arch_file", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the .tflite file.")
+@precision_option
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def export(arch_file, output, precision, as_json) -> None:
+    """Convert a whole network to .tflite for use outside latbench."""
+    from latbench.nets.arch import load_arch
+    from latbench.build.convert import convert_arch
+    from latbench.fileio import write_atomic
+
+    arch = load_arch(arch_file)
+    write_atomic(output, convert_arch(arch, precision).read_bytes())
+    if as_json:
+        _echo_json({"arch": arch.name, "output": str(output), "bytes": output.stat().st_size,
+                    "precision": precision})
+        return
+    click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, {precision})")
+
+
+@cli.group()
+def lut() -> None:
+    """Inspect the LUT folder."""
+
+
+@lut.command("list")
+@_lut_dir_option
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def lut_list(lut_dir: Path, as_json: bool) -> None:
+    """Which devices, spaces and precisions have LUTs and predictors: rows, dates, identity.
+
+    Files with the same identity were measured under the same settings (device fingerprint,
+    runtime, converter, precision) and are merged by `predict`; a predictor names the
+    identity of the LUT it was fitted on.
+    """
+    from latbench.profiling.inventory import inventory
+
+    if not lut_dir.is_dir():
+        raise InputError(f"{lut_dir} is not a folder", "--lut-dir")
+    entries = inventory(lut_dir)
+    if as_json:
+        _echo_json([e.to_dict() for e in entries])
+        return
+    if not entries:
+        note(f"no LUT or predictor files in {lut_dir}/; start with: latbench profile --device host "
+             f"--arch examples/zoo/mobilenet_v2_x0.35.json")
+        return
+    head = ("FILE", "KIND", "DEVICE", "SPACE", "PREC", "ROWS", "FAILED", "LAST MEASURED",
+            "IDENTITY")
+    rows = [head] + [(e.file, e.kind, e.device or "-", e.space or "-", e.precision or "-",
+                      str(e.rows), str(e.failed) if e.kind != "predictor" else "-",
+                      (e.last_measured or e.created or "-")[:19], e.identity or "-")
+                     for e in entries]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    note("ROWS: layers (lut), networks (networks), training networks (predictor). Runtime and "
+         "converter: --json.")
+
+
+def _register_subsystem_commands() -> None:
+    """Commands that live beside their subsystem."""
+    from latbench.commands.predict import calibrate_command, predict_command, validate_command
+    from latbench.commands.devices import devices_command
+    from latbench.commands.tuning import netadapt_command, scale_command
+    from latbench.commands.compare import compare_command
+    from latbench.commands.search import search_command
+
+    cli.add_command(predict_command, "predict")
+    cli.add_command(calibrate_command, "calibrate")
+    cli.add_command(validate_command, "validate")
+    cli.add_command(devices_command, "devices")
+    cli.add_command(search_command, "search")
+    cli.add_command(compare_command, "compare")
+    cli.add_command(netadapt_command, "netadapt")
+    cli.add_command(scale_command, "scale")
+
+
+_register_subsystem_commands()
+
+
+def main() -> None:
+    """Entry point: quiet TensorFlow, then map latbench errors to exit codes and one message."""
+    from latbench.quiet import quiet_tensorflow
+
+    quiet_tensorflow()  # before anything imports TensorFlow (here and in worker processes)
+    from latbench.commands.console import error_json, error_text
+
+    as_json = "--json" in sys.argv[1:]
+
+    def fail(exc: BaseException, code: int) -> None:
+        if as_json:
+            click.echo(error_json(exc, code))
+        else:
+            click.echo(error_text(exc), err=True)
+        sys.exit(code)
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        if as_json:
+            fail(exc, exc.exit_code)
+        exc.show()
+        sys.exit(exc.exit_code)
+    except LatbenchError as exc:  # InputError (2), device and job failures (1)
+        fail(exc, exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,401 @@
+"""`latbench predict / calibrate / validate`: the predictor's commands; wiring only.
+
+The work is in predictors/ (features, estimators, files), calibrate.py
+(measured networks, fitting) and validate.py (metrics, plots).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from latbench.commands.options import (DEVICE_HELP, JSON_HELP, NO_PROGRESS_HELP, PRECISIONS,
+                         echo_json, lut_dir_option, measurement_line, precision_option,
+                         space_choice)
+from latbench.commands.console import note, progress_wanted
+from latbench.errors import InputError
+
+_lut_dir_option = lut_dir_option
+_passes_option = click.option(
+    "--passes", type=click.IntRange(1, 20), default=1, show_default=True,
+    help="Time every network in this many passes, each in its own shuffled order (minutes "
+         "apart), and use the median: on a shared or throttling device one measurement moves "
+         "by more than its own confidence interval.")
+
+
+def _space_option(f):
+    return click.option("--space", "space_name", type=space_choice(), default="mnasnet",
+                        show_default=True,
+                        help="Search space the predictor is calibrated for (names its files).")(f)
+
+
+
+
+@click.command("predict")
+@click.argument("arch_file", type=click.Path(path_type=Path))
+@click.option("--device", "device_name", default="host", show_default=True, help=DEVICE_HELP)
+@precision_option
+@_space_option
+@_lut_dir_option
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.option("--profile-missing", is_flag=True,
+              help="Measure the layers missing from the LUT now (with no LUT at all, start one "
+                   "named after the network: LUTDIR/DEVICE_NAME_PRECISION.csv).")
+@click.option("--compare", is_flag=True,
+              help="Also measure the whole network on the device and show predicted vs measured.")
+@click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw the per-layer breakdown and the totals (predicted, measured with "
+                   "--compare) into this PNG.")
+@click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
+def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_json,
+                    profile_missing, compare, png_path, no_progress) -> None:
+    """Predict the latency of ARCH_FILE (total and per layer).
+
+    The device's LUT files in --lut-dir (DEVICE_*_PRECISION.csv: a space, the zoo, single
+    networks) are merged into one table; files measured under other settings are refused.
+    The total comes from the calibrated predictor file DEVICE_SPACE_PRECISION.predictor.json
+    when `latbench calibrate` has written one ([scaled] by default), else it is the plain
+    sum of the layers ([lut]).
+    """
+    from latbench.nets.arch import load_arch, unique_specs
+    from latbench.devices import load_profile, open_device
+    from latbench.profiling.lut import find_luts
+    from latbench.predictors import MissingKeys, load_predictor
+
+    arch = load_arch(arch_file)
+    progress = progress_wanted(no_progress or as_json)
+    have_lut = bool(find_luts(lut_dir, device_name, precision))
+    model = (load_predictor(device_name, precision, lut_dir, space_name)
+             if have_lut or not profile_missing else None)
+    lut_dev = model.table.device if model else device_name
+    lut_prec = model.table.precision if model else precision
+    missing = model.table.missing([arch]) if model else [s.key for s in arch.layers(precision)]
+    if missing and profile_missing:
+        from latbench.predictors.ondemand import measure_layers
+
+        specs = [s for s in unique_specs([arch], lut_prec) if s.key in set(missing)]
+        note(f"measuring {len(specs)} missing layer(s) of {arch.name} on {lut_dev}")
+        with open_device(load_profile(lut_dev)) as dev:
+            measure_layers(dev, specs, arch.name, lut_prec, lut_dir, progress)
+        model = load_predictor(device_name, precision, lut_dir, space_name)
+    elif missing:
+        exc = MissingKeys(missing, lut_dev, lut_prec)
+        exc.hint = (f"or in one step: latbench predict {arch_file} --device {device_name} "
+                    f"--precision {precision} --lut-dir {lut_dir} --profile-missing")
+        raise exc
+    total = float(model.predict([arch])[0])
+    outside = model.out_of_range([arch])[0]
+    rows = model.breakdown(arch)
+    lut_sum = sum(ms for _, ms in rows)
+    measured = None
+    if compare:
+        from latbench.profiling.networks import measure_network
+
+        with open_device(load_profile(device_name)) as dev:
+            measured = measure_network(dev, arch, precision, progress)
+    if png_path:
+        from latbench.predictors.breakdown import breakdown_png
+
+        breakdown_png(png_path, f"{arch.name} on {device_name} ({precision})", rows, total,
+                      model.name, measured.median_ms if measured else None)
+        note(f"figure -> {png_path}")
+    if as_json:
+        doc = {"arch": arch.name, "device": device_name, "precision": precision,
+               "predictor": model.name, "predictor_file": str(model.path) if model.path else None,
+               "lut_device": model.table.device, "latency_ms": total, "lut_sum_ms": lut_sum,
+               "in_calibration_range": not outside, "outside_range": outside,
+               "macs": arch.macs(), "params": arch.params(trainable=True),
+               "layers": [{"key": s.key, "ms": ms} for s, ms in rows]}
+        if measured is not None:
+            doc["measured"] = measured.to_dict()
+            doc["error_pct"] = 100 * (total - measured.median_ms) / measured.median_ms
+            doc["lut_sum_error_pct"] = 100 * (lut_sum - measured.median_ms) / measured.median_ms
+        echo_json(doc)
+        return
+    src = f"{model.table.device} LUT" + (f", {model.path}" if model.path else ", no calibration")
+    click.echo(f"{arch.name} on {device_name} ({precision}): {total:.3f} ms "
+               f"[{model.name}; {src}]   LUT sum {lut_sum:.3f} ms")
+    if outside:
+        note("warning: outside the range the predictor was calibrated on ("
+             + "; ".join(outside) + "): the prediction extrapolates")
+    for s, ms in rows:
+        click.echo(f"  {ms:8.3f} ms  {100 * ms / lut_sum:5.1f} %  {s.key}")
+    if measured is not None:
+        med = measured.median_ms
+        click.echo(f"measured end to end: {measurement_line(measured)}")
+        click.echo(f"predicted [{model.name}] {total:.3f} ms vs measured {med:.3f} ms: "
+                   f"{100 * (total - med) / med:+.1f} %   (LUT sum {100 * (lut_sum - med) / med:+.1f} %)")
+
+
+def _runnable(nets, table):
+    """Leave out networks holding a layer the device failed to run (LUT status=failed)."""
+    keep = [n for n in nets if not table.failed([n.arch])]
+    if len(keep) < len(nets):
+        note(f"skipping {len(nets) - len(keep)} network(s) with layers that failed on this "
+             f"device (status=failed in the LUT; --retry-failed to measure them again)")
+    return keep
+
+
+def _report_fit(fitted, X, y, n_what: str, path: Path, as_json: bool = False,
+                extra: dict | None = None) -> None:
+    from latbench.calibration.validate import metrics
+
+    if as_json:
+        echo_json({**(extra or {}), "networks": int(len(y)), "predictor": str(path),
+                   "coefficients": fitted["scaled"].to_dict().get("coef"),
+                   "training": {k: metrics(p.predict(X), y).__dict__ for k, p in fitted.items()}})
+        return
+    click.echo(f"fitted on {len(y)} {n_what}")
+    for k, p in fitted.items():
+        m = metrics(p.predict(X), y)
+        click.echo(f"  {k:10} training MAPE {m.mape:5.2f} %  within 10 % {m.within10:5.1f} %")
+    d = fitted["scaled"].to_dict()
+    click.echo("  scaled coefficients: " + ", ".join(f"{k} {v:.4g}" for k, v in d["coef"].items())
+               + (f" (fell back to {d['fallback']})" if d["fallback"] else ""))
+    click.echo(f"predictor -> {path}")
+
+
+@click.command("calibrate")
+@click.option("--device", "device_name", default="host", show_default=True,
+              help="Whom the predictor is for (with --measurements: any name).")
+@precision_option
+@click.option("--archs", "n_archs", type=click.IntRange(1), default=100, show_default=True,
+              help="Networks sampled from the space and measured on the device.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the network sample (validate uses another one).")
+@_space_option
+@click.option("--zoo/--no-zoo", "with_zoo", default=None,
+              help="Also measure the zoo networks (--no-zoo keeps them held out for validate) "
+                   "[default: when the space's family is the zoo's (mnasnet: yes; fbnet-*: no)].")
+@click.option("--heldout", "n_heldout", type=click.IntRange(0), default=0, show_default=True,
+              help="Also measure the networks `validate --archs N --seed HELDOUT_SEED` will judge "
+                   "the predictor on (and the zoo, with --no-zoo), interleaved with the "
+                   "calibration networks in one shuffled pass, so that a drift of the device's "
+                   "speed hits both sets alike; validate then measures nothing.")
+@click.option("--heldout-seed", type=int, default=7, show_default=True,
+              help="Seed of the held-out sample (validate's --seed).")
+@_passes_option
+@click.option("--measurements", type=click.Path(dir_okay=False, path_type=Path),
+              help="Few-shot: a CSV of network,latency_ms measured elsewhere (network = "
+                   "arch.json path or the space's tokens); nothing is measured here.")
+@click.option("--prior", "prior_device",
+              help="With --measurements: the device whose LUT gives the features [--device].")
+@click.option("--prior-precision", type=PRECISIONS,
+              help="Precision of the prior's LUT [--precision].")
+@_lut_dir_option
+@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Conversion processes.")
+@click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def calibrate_command(device_name, precision, n_archs, seed, space_name, with_zoo, n_heldout,
+                      heldout_seed, passes, measurements,
+                      prior_device, prior_precision, lut_dir, workers, no_progress, as_json) -> None:
+    """Fit the device's predictor on whole networks measured end to end."""
+    from latbench.calibration.calibrate import (fit_and_save, heldout_networks, measure_sets, nets_path,
+                            read_measurements, sample_networks, zoo_networks)
+    from latbench.predictors import MissingKeys, load_table
+    from latbench.nets.spaces import get_space
+
+    space = get_space(space_name)
+    if measurements is not None and (n_heldout or passes > 1):
+        raise click.UsageError("--heldout and --passes measure networks here; they do not go "
+                               "with --measurements")
+    if measurements is None:
+        if prior_device or prior_precision:
+            raise click.UsageError("--prior/--prior-precision go with --measurements")
+        from latbench.devices import load_profile, open_device
+
+        profile_ = load_profile(device_name)
+        table = load_table(device_name, precision, lut_dir)
+        if with_zoo is None:
+            with_zoo = space.calibrate_with_zoo
+        nets = sample_networks(space, n_archs, seed) + (zoo_networks() if with_zoo else [])
+        nets = _runnable(nets, table)
+        held: list = []
+        if n_heldout:
+            sampled, zoo_held = heldout_networks(space, n_heldout, heldout_seed,
+                                                 {n.arch.digest() for n in nets}, not with_zoo)
+            held = _runnable(sampled + [z for z in zoo_held if not table.missing([z.arch])],
+                             table)
+        missing = table.missing([n.arch for n in nets + held])
+        if missing:
+            exc = MissingKeys(missing, device_name, precision)
+            exc.hint = (f"for the space's networks: latbench profile --device {device_name} "
+                        f"--space {space_name} --precision {precision} --lut-dir {lut_dir}"
+                        + (f"; for the zoo: the same with --zoo instead of --space {space_name}"
+                           if with_zoo else ""))
+            raise exc
+        path = nets_path(lut_dir, device_name, space_name, precision, "calib")
+        sets = [(path, nets)]
+        if held:
+            sets.append((nets_path(lut_dir, device_name, space_name, precision, "validate"), held))
+            note(f"measuring {len(nets)} calibration and {len(held)} held-out networks "
+                 f"interleaved (validate --archs {n_heldout} --seed {heldout_seed} will use them)")
+        with open_device(profile_) as dev:
+            results = measure_sets(dev, sets, precision, workers,
+                                   progress_wanted(no_progress or as_json),
+                                   shuffle_seed=seed if held else None, passes=passes)[0]
+        wanted = {n.arch.digest() for n in nets}
+        chosen = [r for d, r in results.items() if d in wanted]
+        mode = "measured"
+        note(f"measured networks -> {path}")
+    else:
+        table = load_table(prior_device or device_name, prior_precision or precision, lut_dir)
+        chosen = read_measurements(measurements, space)
+        missing = table.missing([r.network.arch for r in chosen])
+        if missing:
+            raise MissingKeys(missing, table.device, table.precision)
+        failed = [r for r in chosen if table.failed([r.network.arch])]
+        if failed:
+            raise InputError(f"{measurements}: row {failed[0].network.source.split(':')[1]} "
+                             f"({failed[0].network.arch.name}) holds layers that failed on "
+                             f"{table.device} (status=failed in its LUT): the prior cannot "
+                             f"describe it; remove the row")
+        path = Path(measurements)
+        mode = "few-shot" if table.device != device_name or table.precision != precision \
+            else "measurements file"
+    fitted, X, y, ppath = fit_and_save(table, chosen, lut_dir, device=device_name,
+                                       space=space_name, precision=precision, measurements=path,
+                                       mode=mode)
+    _report_fit(fitted, X, y, f"networks ({mode}; features from the {table.device} "
+                f"{table.precision} LUT)", ppath, as_json,
+                {"device": device_name, "space": space_name, "precision": precision, "mode": mode,
+                 "measurements": str(path), "lut_device": table.device})
+
+
+def _fmt_ci(share: float, ci) -> str:
+    return f"{share:5.1f} [{ci[0]:4.1f}-{ci[1]:5.1f}]"
+
+
+@click.command("validate")
+@click.option("--device", "device_name", default="host", show_default=True, help=DEVICE_HELP)
+@precision_option
+@click.option("--archs", "n_archs", type=click.IntRange(1), default=50, show_default=True,
+              help="Held-out networks sampled from the space (those calibrate used are left out).")
+@click.option("--seed", type=int, default=7, show_default=True,
+              help="Seed of the held-out sample.")
+@_space_option
+@click.option("--zoo/--no-zoo", "with_zoo", default=True, show_default=True,
+              help="Also report the zoo networks (measured here if calibration did not).")
+@click.option("--keras-refs", is_flag=True,
+              help="Also time Keras' own MobileNetV2/V3 and EfficientNet-B0 end to end.")
+@_passes_option
+@click.option("--measurements", type=click.Path(dir_okay=False, path_type=Path),
+              help="Held-out networks measured elsewhere (network,latency_ms CSV) instead of "
+                   "measuring here.")
+@_lut_dir_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Report directory [runs/validate-DEVICE-SPACE-PRECISION].")
+@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Conversion processes.")
+@click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo, keras_refs,
+                     passes, measurements, lut_dir, out_dir, workers, no_progress, as_json) -> None:
+    """Held-out accuracy of the device's predictor file (and the baselines in it)."""
+    import pandas as pd
+
+    from latbench.calibration.calibrate import (heldout_networks, load_results, measure_networks, nets_path,
+                            read_measurements, zoo_networks)
+    from latbench.fileio import write_atomic
+    from latbench.predictors import load_predictor
+    from latbench.predictors.files import file_sha256
+    from latbench.nets.spaces import get_space
+    from latbench.calibration.validate import (keras_rows, metrics, predict_all, scatter_png, zoo_from_file,
+                           zoo_leave_one_out)
+
+    model = load_predictor(device_name, precision, lut_dir, space_name, require_calibrated=True)
+    doc = model.doc or {}
+    cal = doc["calibration"]
+    calibrated_on = set(cal.get("digests", []))
+    note(f"evaluating {model.path} (sha256 {file_sha256(model.path)[:16]}) as predict and "
+               f"search load it: {', '.join(model.fitted)} (default {model.name}), "
+               f"calibrated on {cal.get('networks')} networks ({cal.get('mode')})")
+    zoo_calibrated = [z for z in zoo_networks() if z.arch.digest() in calibrated_on]
+    zoo_held = [z for z in zoo_networks() if z.arch.digest() not in calibrated_on] if with_zoo \
+        else []
+    unprofiled = [z for z in zoo_held if model.table.missing([z.arch])]
+    if unprofiled:
+        click.echo(f"leaving out {len(unprofiled)} zoo network(s) whose layers are not in the "
+                   f"{model.table.device} LUT (measure them with: latbench profile --device "
+                   f"{model.table.device} --zoo)", err=True)
+        zoo_held = [z for z in zoo_held if z not in unprofiled]
+    refs: dict = {}
+    if measurements is not None:
+        given = read_measurements(measurements, get_space(space_name))
+        test = [r for r in given if r.network.arch.digest() not in calibrated_on]
+        if len(test) < len(given):
+            click.echo(f"leaving out {len(given) - len(test)} network(s) of {measurements} that "
+                       f"the predictor was calibrated on", err=True)
+        zoo_res = []
+    else:
+        from latbench.devices import load_profile, open_device
+
+        profile_ = load_profile(device_name)
+        nets, _ = heldout_networks(get_space(space_name), n_archs, seed, calibrated_on, False)
+        nets = _runnable(nets + zoo_held, model.table)
+        path = nets_path(lut_dir, device_name, space_name, precision, "validate")
+        with open_device(profile_) as dev:
+            results = measure_networks(dev, nets, path, precision, workers,
+                                       progress_wanted(no_progress or as_json), passes=passes)
+            if keras_refs:
+                from latbench.calibration.keras_refs import measure_refs, refs_path
+                from latbench.profiling.layers import lut_meta
+
+                refs = measure_refs(dev, refs_path(lut_dir, device_name, precision), precision,
+                                    lut_meta(dev, precision, space="keras"))
+        zoo_d = {z.arch.digest() for z in zoo_held}
+        test = [results[n.arch.digest()] for n in nets if n.arch.digest() not in zoo_d]
+        zoo_res = [results[n.arch.digest()] for n in nets if n.arch.digest() in zoo_d]
+    preds, meas, rows = predict_all(model, test)
+    zoo = zoo_from_file(model, zoo_res)
+    if zoo_calibrated and with_zoo:
+        calib_path = nets_path(lut_dir, device_name, space_name, precision, "calib")
+        train = load_results(calib_path)
+        zoo += zoo_leave_one_out(model.table, [r for d, r in train.items() if d in calibrated_on],
+                                 [train[z.arch.digest()] for z in zoo_calibrated
+                                  if z.arch.digest() in train])
+    keras = keras_rows(model, refs) if refs else []
+    out_dir = out_dir or Path("runs") / f"validate-{device_name}-{space_name}-{precision}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({"name": [r.network.arch.name for r in rows], "measured_ms": meas,
+                          **{f"{k}_ms": v for k, v in preds.items()}})
+    write_atomic(out_dir / "heldout.csv", frame.to_csv(index=False).encode())
+    write_atomic(out_dir / "zoo.csv", pd.DataFrame(zoo).to_csv(index=False).encode())
+    if keras:
+        write_atomic(out_dir / "keras.csv", pd.DataFrame(keras).to_csv(index=False).encode())
+    summary = {k: metrics(v, meas).__dict__ for k, v in preds.items()}
+    write_atomic(out_dir / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
+    write_atomic(out_dir / "predictor.json", (json.dumps(
+        {"path": str(model.path), "sha256": file_sha256(model.path), "default": model.name,
+         "calibration": {k: v for k, v in cal.items() if k != "digests"},
+         "identity": model.identity()}, indent=2) + "\n").encode())
+    scatter_png(out_dir / "predicted_vs_measured.png", preds, meas,
+                f"{device_name} {space_name} {precision}: {len(meas)} held-out networks", zoo, keras)
+    source = f"from {measurements}" if measurements is not None else f"seed {seed}"
+    if as_json:
+        echo_json({"device": device_name, "space": space_name, "precision": precision,
+                   "source": source, "heldout": len(meas), "predictor_file": str(model.path),
+                   "default": model.name, "metrics": summary, "zoo": zoo, "keras": keras,
+                   "report": str(out_dir)})
+        return
+    click.echo(f"{len(meas)} held-out networks ({source}); shares with 95 % Wilson intervals:")
+    click.echo(f"{'predictor':11} {'MAPE %':>7} {'max %':>6} {'±5 % [95 % CI]':>19} "
+               f"{'±10 % [95 % CI]':>19} {'tau':>5} {'rho':>5}")
+    for k, m in summary.items():
+        click.echo(f"{k:11} {m['mape']:7.2f} {m['max_abs_pct']:6.1f} "
+                   f"{_fmt_ci(m['within5'], m['within5_ci']):>19} "
+                   f"{_fmt_ci(m['within10'], m['within10_ci']):>19} "
+                   f"{m['kendall_tau']:5.2f} {m['spearman_rho']:5.2f}")
+    for title, tab in (("zoo", zoo), ("Keras applications (measured end to end)", keras)):
+        if tab:
+            click.echo(f"{title}:")
+            for z in tab:
+                twin = (f"; latbench's {z['zoo']} timed beside it: {z['zoo_twin_measured_ms']:.3f}"
+                        f" ms" if "zoo_twin_measured_ms" in z else "")
+                click.echo(f"  {z['name']:22} measured {z['measured_ms']:8.3f} ms   " + "  ".join(
+                    f"{k} {z[f'{k}_err_pct']:+6.1f} %" for k in preds) + f"   ({z['how']}{twin})")
+    click.echo(f"report -> {out_dir}/ (metrics.json, predictor.json, heldout.csv, zoo.csv"
+               f"{', keras.csv' if keras else ''}, predicted_vs_measured.png)")

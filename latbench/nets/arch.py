@@ -1,0 +1,603 @@
+"""Architectures: the arch.json format, MnasNet block strings, and LayerSpecs.
+
+An Arch is written at width 1.0 plus a width multiplier, as in the papers; it
+decodes into a flat list of LayerSpecs with concrete shapes. One LayerSpec is
+one timed unit of the lookup table, and the same list drives the Keras builder
+for whole networks, so a LUT row and a network layer can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+from latbench.errors import InputError
+
+OPS = ("conv", "mbconv", "fbconv", "pool", "fc")
+BOTTLENECK_OPS = ("mbconv", "fbconv")  # 1x1 expand, depthwise, 1x1 project
+ACTIVATIONS = ("relu", "relu6", "hswish", "swish", "none")
+SE_GATES = ("sigmoid", "hsigmoid")
+SE_BASES = ("in", "mid")  # reduce from the layer's input channels (MnasNet) or expanded ones (V3)
+PRECISIONS = ("fp32", "int8")
+HEAD_KINDS = ("conv", "v3")
+# "ds" block strings are mbconv with e1; fbconv and skip are the FBNet space's ops
+BLOCK_OPS = ("mbconv", "conv", "fbconv", "skip")
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round channels to a multiple of `divisor`, never dropping more than 10 %.
+
+    The rule of MobileNetV2/V3, MnasNet and EfficientNet (`round_filters`).
+    """
+    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+def _fmt_num(x: float) -> str:
+    return format(float(x), ".4g")
+
+
+@dataclass(frozen=True, order=True)
+class LayerSpec:
+    """One layer as the LUT sees it: every field that changes its latency.
+
+    op: conv (kxk conv + BN + act, optional SE and residual), mbconv (inverted
+    bottleneck; e1 is the depthwise-separable conv), fbconv (FBNet's inverted
+    bottleneck: the 1x1 expansion conv is always there, even at e1, its 1x1
+    convs have `groups` groups and a channel shuffle follows the expansion when
+    groups > 1), pool (global average pool), fc (1x1 conv on pooled features,
+    with bias).
+
+    Fields added after the first LUTs were written (groups) have a default
+    that leaves every existing key unchanged.
+    """
+
+    op: str
+    in_hw: int
+    cin: int
+    out_hw: int
+    cout: int
+    kernel: int = 1
+    stride: int = 1
+    expand: float = 1.0
+    se: int = 0  # reduced SE channels, 0 = no SE
+    se_gate: str = "sigmoid"
+    skip: bool = False
+    act: str = "relu"
+    precision: str = "fp32"
+    groups: int = 1  # groups of the 1x1 convs of an fbconv (key suffix :gN when > 1)
+
+    @property
+    def mid(self) -> int:
+        """Expanded channels of a bottleneck (the depthwise width)."""
+        if self.op == "fbconv":
+            return int(round(self.cin * self.expand))  # FBNet: C_in * e, not rounded to 8
+        if self.op != "mbconv" or self.expand == 1:
+            return self.cin
+        return make_divisible(self.cin * self.expand, 8)
+
+    @property
+    def has_expand_conv(self) -> bool:
+        """Whether a 1x1 expansion conv (to `mid` channels) opens the layer."""
+        return self.op == "fbconv" or (self.op == "mbconv" and self.expand != 1)
+
+    @property
+    def key(self) -> str:
+        """Canonical, version-stable key: one string per distinct layer."""
+        se = f"se{self.se}{'h' if self.se_gate == 'hsigmoid' else 's'}" if self.se else "se0"
+        return (
+            f"{self.op}:i{self.in_hw}x{self.in_hw}x{self.cin}:o{self.out_hw}x{self.out_hw}x{self.cout}"
+            f":k{self.kernel}:s{self.stride}:e{_fmt_num(self.expand)}:{se}"
+            f":{'skip' if self.skip else 'noskip'}:{self.act}:{self.precision}"
+            + (f":g{self.groups}" if self.groups != 1 else "")
+        )
+
+    def with_precision(self, precision: str) -> "LayerSpec":
+        return replace(self, precision=precision)
+
+    def macs(self) -> int:
+        """Multiply-accumulates, the FLOPs proxy that latbench exists to beat."""
+        o2, k2 = self.out_hw**2, self.kernel**2
+        if self.op == "pool":
+            return self.in_hw**2 * self.cin
+        if self.op == "fc":
+            return self.cin * self.cout
+        se_macs = 2 * self.se * (self.mid if self.op in BOTTLENECK_OPS else self.cout) if self.se else 0
+        if self.op == "conv":
+            return o2 * k2 * self.cin * self.cout + se_macs
+        g = self.groups
+        expand = self.in_hw**2 * self.cin * self.mid // g if self.has_expand_conv else 0
+        return expand + o2 * k2 * self.mid + o2 * self.mid * self.cout // g + se_macs
+
+    def params(self, trainable: bool = False) -> int:
+        """Parameters of the built layer.
+
+        BatchNorm has 4 per channel, 2 of them trainable; papers count trainable.
+        """
+        if self.op == "pool":
+            return 0
+        if self.op == "fc":
+            return self.cin * self.cout + self.cout
+        k2 = self.kernel**2
+        bn = 2 if trainable else 4
+        if self.op == "conv":
+            width = self.cout
+            n = k2 * self.cin * self.cout + bn * self.cout
+        else:
+            width, g = self.mid, self.groups
+            n = (self.cin * self.mid // g + bn * self.mid) if self.has_expand_conv else 0
+            n += k2 * self.mid + bn * self.mid + self.mid * self.cout // g + bn * self.cout
+        if self.se:
+            n += width * self.se + self.se + self.se * width + width
+        return n
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A stage of identical layers (MnasNet's block): the unit of the search space.
+
+    op: mbconv, conv, fbconv (FBNet's bottleneck, `groups` groups in its 1x1
+    convs) or skip (FBNet's skip: the identity when the shape is kept, else a
+    1x1 conv with the stride + BN + ReLU).
+    """
+
+    repeats: int
+    kernel: int
+    stride: int
+    expand: float
+    in_filters: int
+    out_filters: int
+    se_ratio: float = 0.0
+    skip: bool = True
+    op: str = "mbconv"
+    act: str | None = None  # None: the network's activation
+    groups: int = 1
+
+
+@dataclass(frozen=True)
+class Stem:
+    filters: int = 32
+    kernel: int = 3
+    stride: int = 2
+    act: str | None = None
+
+
+@dataclass(frozen=True)
+class Head:
+    """The last stage: 1x1 conv, pool, [v3: 1x1 hidden conv], classifier."""
+
+    kind: str = "conv"
+    filters: int = 1280
+    hidden: int = 0  # v3 only: width of the 1x1 conv after pooling
+    scale: bool = True  # multiply `filters` by the width multiplier
+    act: str | None = None
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A whole network, written at width 1.0 with a width multiplier."""
+
+    name: str = "custom"
+    resolution: int = 224
+    width: float = 1.0
+    act: str = "relu"
+    se_gate: str = "sigmoid"
+    se_base: str = "in"
+    stem: Stem = field(default_factory=Stem)
+    blocks: tuple[Block, ...] = ()
+    head: Head = field(default_factory=Head)
+    classes: int = 1000
+    channels: int = 3
+    dropout: float = 0.2
+
+    def filters(self, f: int) -> int:
+        return f if self.width == 1.0 else make_divisible(f * self.width, 8)
+
+    def layers(self, precision: str = "fp32") -> list[LayerSpec]:
+        """Decode into LayerSpecs with concrete shapes, input to classifier."""
+        hw = self.resolution
+        stem_c = self.filters(self.stem.filters)
+        out_hw = _out_hw(hw, self.stem.stride)
+        specs = [
+            LayerSpec("conv", hw, self.channels, out_hw, stem_c, self.stem.kernel,
+                      self.stem.stride, act=self.stem.act or self.act, precision=precision)
+        ]
+        hw, c = out_hw, stem_c
+        for b in self.blocks:
+            cout = self.filters(b.out_filters)
+            act = b.act or self.act
+            for r in range(b.repeats):
+                stride = b.stride if r == 0 else 1
+                o_hw = _out_hw(hw, stride)
+                if b.op == "skip":
+                    if stride != 1 or c != cout:  # else the identity: no layer to time
+                        specs.append(LayerSpec("conv", hw, c, o_hw, cout, 1, stride, act=act,
+                                               precision=precision))
+                    hw, c = o_hw, cout
+                    continue
+                expand = 1.0 if b.op == "conv" else float(b.expand)
+                spec = LayerSpec(
+                    b.op, hw, c, o_hw, cout, b.kernel, stride, expand,
+                    se=0, se_gate=self.se_gate,
+                    skip=b.skip and stride == 1 and c == cout,
+                    act=act, precision=precision, groups=b.groups,
+                )
+                if b.se_ratio:
+                    base = c if self.se_base == "in" else (spec.mid if b.op in BOTTLENECK_OPS else cout)
+                    se = (max(1, int(base * b.se_ratio)) if self.se_base == "in"
+                          else make_divisible(base * b.se_ratio, 8))
+                    spec = replace(spec, se=se)
+                else:
+                    spec = replace(spec, se_gate="sigmoid")
+                specs.append(spec)
+                hw, c = o_hw, cout
+        h = self.head
+        head_c = self.filters(h.filters) if h.scale else h.filters
+        head_act = h.act or self.act
+        specs.append(LayerSpec("conv", hw, c, hw, head_c, 1, 1, act=head_act, precision=precision))
+        specs.append(LayerSpec("pool", hw, head_c, 1, head_c, act="none", precision=precision))
+        c = head_c
+        if h.kind == "v3":
+            specs.append(LayerSpec("fc", 1, c, 1, h.hidden, act=head_act, precision=precision))
+            c = h.hidden
+        specs.append(LayerSpec("fc", 1, c, 1, self.classes, act="none", precision=precision))
+        return specs
+
+    def macs(self) -> int:
+        return sum(s.macs() for s in self.layers())
+
+    def params(self, trainable: bool = False) -> int:
+        return sum(s.params(trainable) for s in self.layers())
+
+    def to_dict(self, block_strings: bool = True) -> dict[str, Any]:
+        return arch_to_dict(self, block_strings)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def digest(self) -> str:
+        """Content hash of the network (ignores the name): cache key for results."""
+        import hashlib
+
+        d = self.to_dict()
+        d.pop("name", None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _out_hw(hw: int, stride: int) -> int:
+    return math.ceil(hw / stride)  # 'same' padding
+
+
+# ---------------------------------------------------------------------------
+# Block strings: tensorflow/tpu MnasNet format, with two optional extensions:
+# a leading op (ir_ = mbconv, ds_ = depthwise-separable, cn_ = regular conv, as
+# in timm; fb_ = FBNet bottleneck, sk_ = FBNet skip) and an activation token
+# (_arelu, _arelu6, _ahswish, _aswish); fb_ blocks may add a groups token (_g2).
+# ---------------------------------------------------------------------------
+
+_OP_PREFIX = {"ir": "mbconv", "ds": "mbconv", "cn": "conv", "fb": "fbconv", "sk": "skip"}
+_PREFIX_OF = {"conv": "cn_", "fbconv": "fb_", "skip": "sk_"}
+_TOKEN = re.compile(r"^([a-z]+)(.*)$")
+
+
+def parse_block_string(s: str, where: str = "block") -> Block:
+    """Decode `r2_k3_s22_e6_i16_o24_se0.25[_noskip]` into a Block."""
+    if not isinstance(s, str) or not s:
+        raise InputError(f"expected a block string like 'r2_k3_s22_e6_i16_o24', got {s!r}", where)
+    parts = s.split("_")
+    op = "mbconv"
+    ds = False
+    if parts[0] in _OP_PREFIX:
+        op, ds = _OP_PREFIX[parts[0]], parts[0] == "ds"
+        parts = parts[1:]
+    vals: dict[str, str] = {}
+    skip = True
+    act = None
+    for p in parts:
+        if p == "noskip":
+            skip = False
+            continue
+        if p[:1] == "a" and p[1:] in ACTIVATIONS:
+            act = p[1:]
+            continue
+        m = _TOKEN.match(p)
+        if not m:
+            raise InputError(f"cannot read token {p!r} in {s!r}", where)
+        name, val = m.groups()
+        if name not in ("r", "k", "s", "e", "i", "o", "se", "g"):
+            raise InputError(f"unknown token {p!r} in {s!r} (known: r k s e i o se g noskip a)",
+                             where)
+        if name in vals:
+            raise InputError(f"token {name!r} given twice in {s!r}", where)
+        vals[name] = val
+    for req in ("r", "k", "s", "i", "o"):
+        if req not in vals:
+            raise InputError(f"missing token {req!r} in {s!r}", where)
+    strides = vals["s"]
+    if not re.fullmatch(r"\d{1,2}", strides) or (len(strides) == 2 and strides[0] != strides[1]):
+        raise InputError(f"strides {strides!r} in {s!r} must be square like s11 or s22", where)
+    try:
+        block = Block(
+            repeats=int(vals["r"]),
+            kernel=int(vals["k"]),
+            stride=int(strides[0]),
+            expand=float(vals.get("e", "1")),
+            in_filters=int(vals["i"]),
+            out_filters=int(vals["o"]),
+            se_ratio=float(vals.get("se", "0")),
+            skip=skip,
+            op=op,
+            act=act,
+            groups=int(vals.get("g", "1")),
+        )
+    except ValueError as exc:
+        raise InputError(f"bad number in {s!r}: {exc}", where) from None
+    if ds and block.expand != 1:
+        raise InputError(f"ds_ blocks have no expansion, got e{vals['e']} in {s!r}", where)
+    _check_block(block, where)
+    return block
+
+
+def format_block_string(b: Block) -> str:
+    prefix = _PREFIX_OF.get(b.op, "")
+    s = (f"{prefix}r{b.repeats}_k{b.kernel}_s{b.stride}{b.stride}_e{_fmt_num(b.expand)}"
+         f"_i{b.in_filters}_o{b.out_filters}")
+    if b.se_ratio:
+        s += f"_se{_fmt_num(b.se_ratio)}"
+    if not b.skip:
+        s += "_noskip"
+    if b.groups != 1:
+        s += f"_g{b.groups}"
+    if b.act:
+        s += f"_a{b.act}"
+    return s
+
+
+def _check_block(b: Block, where: str) -> None:
+    def bad(name: str, val: Any, why: str) -> None:
+        raise InputError(f"{why}, got {val!r}", f"{where}.{name}")
+
+    if b.repeats < 1:
+        bad("repeats", b.repeats, "must be >= 1")
+    if b.kernel not in (1, 3, 5, 7):
+        bad("kernel", b.kernel, "must be 1, 3, 5 or 7")
+    if b.stride not in (1, 2):
+        bad("stride", b.stride, "must be 1 or 2")
+    if not (b.expand >= 1):
+        bad("expand", b.expand, "must be >= 1")
+    if b.in_filters < 1 or b.out_filters < 1:
+        bad("out_filters", (b.in_filters, b.out_filters), "filters must be >= 1")
+    if not (0 <= b.se_ratio <= 1):
+        bad("se_ratio", b.se_ratio, "must be in [0, 1]")
+    if b.op not in BLOCK_OPS:
+        bad("op", b.op, f"must be one of {BLOCK_OPS}")
+    if b.act is not None and b.act not in ACTIVATIONS:
+        bad("act", b.act, f"must be one of {ACTIVATIONS}")
+    if b.groups < 1:
+        bad("groups", b.groups, "must be >= 1")
+    if b.groups != 1 and b.op != "fbconv":
+        bad("groups", b.groups, "grouped 1x1 convs exist only in fbconv blocks")
+    if b.op == "fbconv" and (b.in_filters % b.groups or b.out_filters % b.groups):
+        bad("groups", b.groups, f"must divide in_filters and out_filters "
+            f"({b.in_filters}, {b.out_filters})")
+    if b.op == "skip" and (b.kernel != 1 or b.expand != 1 or b.se_ratio):
+        bad("op", b.op, "a skip block has kernel 1, no expansion and no SE")
+
+
+# ---------------------------------------------------------------------------
+# arch.json
+# ---------------------------------------------------------------------------
+
+_ARCH_FIELDS = {"name", "resolution", "width", "act", "se_gate", "se_base", "stem", "blocks",
+                "head", "classes", "channels", "dropout"}
+_TOKEN_FIELDS = {"name", "space", "tokens"}  # a network of a search space, by its tokens
+_BLOCK_FIELDS = {"repeats", "kernel", "stride", "expand", "in_filters", "out_filters",
+                 "se_ratio", "skip", "op", "act", "groups"}
+
+
+def _typed(d: dict, key: str, kind: type | tuple, where: str, default: Any = None) -> Any:
+    if key not in d:
+        return default
+    v = d[key]
+    ok = isinstance(v, kind) and not (isinstance(v, bool) and bool not in (
+        kind if isinstance(kind, tuple) else (kind,)))
+    if not ok:
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise InputError(f"expected {names}, got {v!r}", f"{where}.{key}" if where else key)
+    return v
+
+
+def _no_unknown(d: dict, known: set[str], where: str) -> None:
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise InputError(f"unknown field(s) {unknown}; known: {sorted(known)}", where or "arch")
+
+
+def _choice(v: Any, choices: tuple, where: str) -> Any:
+    if v not in choices:
+        raise InputError(f"must be one of {list(choices)}, got {v!r}", where)
+    return v
+
+
+def arch_from_dict(d: Any) -> Arch:
+    """Decode and validate an arch.json object; every error names its field."""
+    if not isinstance(d, dict):
+        raise InputError(f"an arch must be a JSON object, got {type(d).__name__}", "arch")
+    if "tokens" in d or "space" in d:
+        return _arch_from_tokens(d)
+    _no_unknown(d, _ARCH_FIELDS, "arch")
+    num = (int, float)
+    act = _choice(_typed(d, "act", str, "", "relu"), ACTIVATIONS, "act")
+    stem_d = _typed(d, "stem", dict, "", {})
+    _no_unknown(stem_d, {"filters", "kernel", "stride", "act"}, "stem")
+    stem = Stem(
+        filters=_typed(stem_d, "filters", int, "stem", 32),
+        kernel=_typed(stem_d, "kernel", int, "stem", 3),
+        stride=_typed(stem_d, "stride", int, "stem", 2),
+        act=_typed(stem_d, "act", str, "stem", None),
+    )
+    if stem.act is not None:
+        _choice(stem.act, ACTIVATIONS, "stem.act")
+    if stem.filters < 1:
+        raise InputError(f"must be >= 1, got {stem.filters}", "stem.filters")
+    head_d = _typed(d, "head", dict, "", {})
+    _no_unknown(head_d, {"kind", "filters", "hidden", "scale", "act"}, "head")
+    head = Head(
+        kind=_choice(_typed(head_d, "kind", str, "head", "conv"), HEAD_KINDS, "head.kind"),
+        filters=_typed(head_d, "filters", int, "head", 1280),
+        hidden=_typed(head_d, "hidden", int, "head", 0),
+        scale=_typed(head_d, "scale", bool, "head", True),
+        act=_typed(head_d, "act", str, "head", None),
+    )
+    if head.kind == "v3" and head.hidden < 1:
+        raise InputError("a v3 head needs hidden >= 1", "head.hidden")
+    if head.act is not None:
+        _choice(head.act, ACTIVATIONS, "head.act")
+    blocks_in = _typed(d, "blocks", list, "", None)
+    if not blocks_in:
+        raise InputError("an arch needs a non-empty list of blocks", "blocks")
+    blocks = []
+    for i, b in enumerate(blocks_in):
+        where = f"blocks[{i}]"
+        if isinstance(b, str):
+            blocks.append(parse_block_string(b, where))
+        elif isinstance(b, dict):
+            _no_unknown(b, _BLOCK_FIELDS, where)
+            for req in ("repeats", "kernel", "stride", "in_filters", "out_filters"):
+                if req not in b:
+                    raise InputError("missing required field", f"{where}.{req}")
+            blk = Block(
+                repeats=_typed(b, "repeats", int, where),
+                kernel=_typed(b, "kernel", int, where),
+                stride=_typed(b, "stride", int, where),
+                expand=float(_typed(b, "expand", num, where, 1)),
+                in_filters=_typed(b, "in_filters", int, where),
+                out_filters=_typed(b, "out_filters", int, where),
+                se_ratio=float(_typed(b, "se_ratio", num, where, 0.0)),
+                skip=_typed(b, "skip", bool, where, True),
+                op=_typed(b, "op", str, where, "mbconv"),
+                act=_typed(b, "act", str, where, None),
+                groups=_typed(b, "groups", int, where, 1),
+            )
+            _check_block(blk, where)
+            blocks.append(blk)
+        else:
+            raise InputError(f"a block is a block string or an object, got {b!r}", where)
+    prev = stem.filters
+    for i, blk in enumerate(blocks):
+        if blk.in_filters != prev:
+            raise InputError(
+                f"must equal the previous output ({prev}), got {blk.in_filters}",
+                f"blocks[{i}].in_filters")
+        prev = blk.out_filters
+    arch = Arch(
+        name=_typed(d, "name", str, "", "custom"),
+        resolution=_typed(d, "resolution", int, "", 224),
+        width=float(_typed(d, "width", num, "", 1.0)),
+        act=act,
+        se_gate=_choice(_typed(d, "se_gate", str, "", "sigmoid"), SE_GATES, "se_gate"),
+        se_base=_choice(_typed(d, "se_base", str, "", "in"), SE_BASES, "se_base"),
+        stem=stem,
+        blocks=tuple(blocks),
+        head=head,
+        classes=_typed(d, "classes", int, "", 1000),
+        channels=_typed(d, "channels", int, "", 3),
+        dropout=float(_typed(d, "dropout", num, "", 0.2)),
+    )
+    from latbench.fileio import safe_name
+
+    safe_name(arch.name, "name")  # it names files (profile --arch): no paths, no empties
+    if not 8 <= arch.resolution <= 2048:
+        raise InputError(f"must be in [8, 2048], got {arch.resolution}", "resolution")
+    if not 0.05 <= arch.width <= 4:
+        raise InputError(f"must be in [0.05, 4], got {arch.width}", "width")
+    if arch.classes < 1:
+        raise InputError(f"must be >= 1, got {arch.classes}", "classes")
+    if arch.channels < 1:
+        raise InputError(f"must be >= 1, got {arch.channels}", "channels")
+    return arch
+
+
+def _arch_from_tokens(d: dict) -> Arch:
+    """`{"space": "fbnet-cifar100", "tokens": "7-8-1-...", "name": ...}`: decode through the space."""
+    from latbench.nets.spaces import SPACES  # spaces build on this module
+
+    _no_unknown(d, _TOKEN_FIELDS, "arch (a network given by its tokens takes only these)")
+    for req in ("space", "tokens"):
+        if req not in d:
+            raise InputError("a network given by its tokens needs both space and tokens", req)
+    name = _typed(d, "space", str, "")
+    if name not in SPACES:
+        raise InputError(f"unknown search space {name!r}; known: {', '.join(SPACES)}", "space")
+    space = SPACES[name]
+    raw = d["tokens"]
+    if isinstance(raw, str):
+        tokens = space.parse_tokens(raw, "tokens")
+    elif isinstance(raw, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in raw):
+        tokens = list(raw)
+    else:
+        raise InputError(f"expected a string like '7-8-1-...' or a list of ints, got {raw!r}",
+                         "tokens")
+    return space.decode(tokens, name=_typed(d, "name", str, "", None))
+
+
+def arch_to_dict(a: Arch, block_strings: bool = True) -> dict[str, Any]:
+    stem = {k: v for k, v in asdict(a.stem).items() if v is not None}
+    head = {k: v for k, v in asdict(a.head).items() if v is not None}
+    if a.head.kind != "v3":
+        head.pop("hidden", None)
+    blocks: list[Any] = []
+    for b in a.blocks:
+        if block_strings:
+            blocks.append(format_block_string(b))
+        else:
+            d = {k: v for k, v in asdict(b).items() if v is not None}
+            if d["groups"] == 1:
+                d.pop("groups")  # the default: files stay as they were before the field
+            blocks.append(d)
+    return {
+        "name": a.name, "resolution": a.resolution, "width": a.width, "act": a.act,
+        "se_gate": a.se_gate, "se_base": a.se_base, "stem": stem, "blocks": blocks,
+        "head": head, "classes": a.classes, "channels": a.channels, "dropout": a.dropout,
+    }
+
+
+def load_arch(path: str | Path) -> Arch:
+    """Read arch.json; JSON errors and field errors both name the problem."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror}") from None
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{p} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    try:
+        return arch_from_dict(d)
+    except InputError as exc:  # several files on one command line: say which one
+        raise InputError(f"{p}: {exc}") from None
+
+
+def save_arch(arch: Arch, path: str | Path) -> None:
+    from latbench.fileio import write_atomic
+
+    write_atomic(Path(path), arch.to_json().encode())
+
+
+def unique_specs(archs: Iterable[Arch], precision: str = "fp32") -> list[LayerSpec]:
+    """Distinct LayerSpecs over many networks, in a deterministic order."""
+    seen: dict[str, LayerSpec] = {}
+    for a in archs:
+        for s in a.layers(precision):
+            seen.setdefault(s.key, s)
+    return sorted(seen.values(), key=lambda s: s.key)

@@ -1,0 +1,114 @@
+"""What a LUT folder holds: `latbench lut list`.
+
+Reads every file generically, by its own header, never by a naming scheme:
+a measurement table is any `*.csv` that starts with latbench's `# key: json`
+metadata lines (LUTs, calibration and validation network files), a predictor
+is any `*.json` with a `format` starting "latbench-predictor". So the listing
+keeps working when file names change. Nothing is executed or unpickled.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from latbench.records import parse_header
+
+
+
+@dataclass
+class Entry:
+    """One file of the folder, as `lut list` shows it."""
+
+    file: str
+    kind: str  # lut | networks | predictor | unreadable
+    device: str = ""
+    space: str = ""
+    precision: str = ""
+    rows: int = 0
+    ok: int = 0
+    failed: int = 0
+    created: str = ""
+    last_measured: str = ""
+    identity: str = ""  # hash of the settings that must match (fingerprint, converter, precision)
+    runtime: str = ""
+    converter: str = ""
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def identity_of(meta: dict[str, Any]) -> str:
+    """The LUT settings a predictor file is bound to (`LUT.settings_identity`: fingerprint,
+    converter, precision, protocol)."""
+    from latbench.profiling.lut import LUT
+
+    return LUT(meta=meta).settings_identity()
+
+
+def _read_table(path: Path) -> Entry:
+    text = path.read_text(errors="replace")
+    lines = text.split("\n")
+    meta, i = parse_header(lines)  # lenient: a file we cannot parse is still listed
+    if not meta or i >= len(lines):
+        return Entry(path.name, "unreadable", note="no latbench header")
+    body = [ln for ln in lines[i:] if ln]
+    reader = csv.DictReader(io.StringIO("\n".join(body)))
+    rows = list(reader)
+    cols = reader.fieldnames or []
+    kind = "lut" if "key" in cols else "networks" if "digest" in cols else "unreadable"
+    fp = meta.get("fingerprint") or {}
+    ok = sum(1 for r in rows if r.get("status") == "ok")
+    dates = sorted(r.get("measured_at") or "" for r in rows)
+    return Entry(
+        file=path.name, kind=kind,
+        device=str(fp.get("device") or fp.get("name") or ""),
+        space=str(meta.get("space", "")), precision=str(meta.get("precision", "")),
+        rows=len(rows), ok=ok, failed=len(rows) - ok, created=str(meta.get("created", "")),
+        last_measured=dates[-1] if dates else "", identity=identity_of(meta),
+        runtime=" ".join(str(fp[k]) for k in ("runtime", "runtime_version") if fp.get(k)),
+        converter=str(meta.get("converter", "")))
+
+
+def _read_predictor(path: Path) -> Entry | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict) or not str(doc.get("format", "")).startswith("latbench-predictor"):
+        return None
+    kinds = doc.get("predictors")
+    cal = doc.get("calibration") if isinstance(doc.get("calibration"), dict) else {}
+    lut = doc.get("lut") if isinstance(doc.get("lut"), dict) else {}
+    return Entry(
+        file=path.name, kind="predictor", device=str(doc.get("device") or ""),
+        space=str(doc.get("space") or ""), precision=str(doc.get("precision") or ""),
+        rows=int(cal.get("networks") or 0), identity=str(lut.get("settings") or ""),
+        created=str(doc.get("created") or ""),
+        extra={"format": doc.get("format"),
+               "predictors": sorted(kinds) if isinstance(kinds, dict) else kinds})
+
+
+def inventory(lut_dir: Path) -> list[Entry]:
+    """Every latbench file in `lut_dir`, sorted by device, precision, kind and name."""
+    out: list[Entry] = []
+    for p in sorted(Path(lut_dir).glob("*")):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        if p.suffix == ".csv":
+            try:
+                out.append(_read_table(p))
+            except (OSError, UnicodeDecodeError, csv.Error) as exc:
+                out.append(Entry(p.name, "unreadable", note=str(exc)))
+        elif p.suffix == ".json":
+            e = _read_predictor(p)
+            if e is not None:
+                out.append(e)
+    order = {"lut": 0, "networks": 1, "predictor": 2, "unreadable": 3}
+    return sorted(out, key=lambda e: (e.device, e.precision, order[e.kind], e.file))

@@ -1,0 +1,371 @@
+"""`latbench profile`: enumerate layers, convert what is new, time what is missing.
+
+Two phases, so conversion never disturbs a timing: conversion runs in worker
+processes (TensorFlow is imported there only, and a batch of layers shares one
+converter call), then each device times the converted files and appends one
+LUT row per layer as it goes. Already-measured keys are skipped: re-running
+the same command resumes an interrupted profile.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+from tqdm import tqdm
+
+from latbench._version import __version__
+from latbench.nets.arch import LayerSpec
+from latbench.build.cache import converter_version, spec_path
+from latbench.devices import Device, DeviceLost, ModelRunError
+from latbench.devices.fleet import WorkQueue, split_fingerprint
+from latbench.profiling.lut import LUT, Row, lut_path
+
+
+@dataclass
+class Summary:
+    device: str
+    lut: Path
+    total: int = 0
+    skipped: int = 0
+    reused: int = 0  # rows copied from other LUT files of the device (same settings)
+    measured: int = 0
+    failed: int = 0
+    wall_s: float = 0.0
+    stopped: str = ""  # why the run stopped early, if it did
+    flagged: dict[str, int] = field(default_factory=dict)  # row flag (throttled, partial_delegate) -> rows
+    errors: list[str] = field(default_factory=list)
+    health_before: dict = field(default_factory=dict)
+    health_after: dict = field(default_factory=dict)
+
+    @property
+    def per_minute(self) -> float:
+        done = self.measured + self.failed
+        return 60.0 * done / self.wall_s if self.wall_s > 0 else 0.0
+
+    def line(self) -> str:
+        reused = f"{self.reused} reused from other LUT files, " if self.reused else ""
+        s = (f"{self.device}: {self.measured} measured, {self.failed} failed, {reused}"
+             f"{self.skipped} already in {self.lut}, {self.wall_s:.0f} s wall, "
+             f"{self.per_minute:.0f} entries/min")
+        if self.flagged:
+            s += " -- flagged rows: " + ", ".join(f"{n} {k}" for k, n in sorted(self.flagged.items()))
+        return s + (f" -- stopped: {self.stopped}" if self.stopped else "")
+
+
+def lut_meta(device: Device, precision: str, space: str) -> dict:
+    """Header of a new LUT: what must match (identity) and what is informative."""
+    p = device.profile
+    return {
+        "fingerprint": device.fingerprint(),
+        "converter": converter_version(),
+        "precision": precision,
+        "space": space,
+        "protocol": asdict(p.protocol),
+        "latbench": __version__,
+        "health_at_start": device.health(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def other_luts(lut: LUT, lut_dir: Path, device: str, precision: str) -> list[LUT]:
+    """The device's other LUT files in lut_dir measured under the same settings as `lut`.
+
+    Files under other settings (another runtime, converter, clock...) and files that
+    do not parse are left out: they are never mixed in.
+    """
+    from latbench.errors import InputError
+    from latbench.profiling.lut import find_luts
+
+    out = []
+    for p in find_luts(lut_dir, device, precision):
+        if lut.path is not None and Path(p).resolve() == Path(lut.path).resolve():
+            continue
+        try:
+            other = LUT.load(p)
+            other.check_compatible(lut.meta)
+        except InputError:
+            continue
+        out.append(other)
+    return out
+
+
+def reuse_rows(lut: LUT, specs: Sequence[LayerSpec], sources: Sequence[LUT]) -> int:
+    """Copy the measured rows of `specs` that `sources` hold into `lut`; how many were copied.
+
+    A copied row keeps its measurement and its measured_at date: it is the same
+    measurement, now also found under this file's name.
+    """
+    n = 0
+    for s in specs:
+        if s.key in lut.rows and lut.rows[s.key].status == "ok":
+            continue
+        for src in sources:
+            row = src.rows.get(s.key)
+            if row is not None and row.status == "ok":
+                lut.append(Row(s, "ok", row.measurement, measured_at=row.measured_at))
+                n += 1
+                break
+    return n
+
+
+def count_missing(specs: Sequence[LayerSpec], lut_dir: Path, device: str, precision: str,
+                  target: Path, reuse: bool, retry_failed: bool = False) -> tuple[int, int]:
+    """(already measured, to measure) for a dry run: keys in `target` (and, with reuse,
+    the device's other LUT files) count as done. Settings are not compared here (that
+    needs the device); the real run refuses or skips files measured under others."""
+    from latbench.errors import InputError
+    from latbench.profiling.lut import find_luts
+
+    paths = find_luts(lut_dir, device, precision) if reuse else []
+    if Path(target).exists() and Path(target) not in paths:
+        paths.append(Path(target))
+    done: set[str] = set()
+    for p in paths:
+        try:
+            rows = LUT.load(p).rows
+        except InputError:
+            continue
+        mine = Path(p) == Path(target)
+        done |= {k for k, r in rows.items()
+                 if r.status == "ok" or (mine and not retry_failed)}
+    have = sum(1 for s in specs if s.key in done)
+    return have, len(specs) - have
+
+
+def _batches(specs: Sequence[LayerSpec], size: int) -> list[list[LayerSpec]]:
+    return [list(specs[i:i + size]) for i in range(0, len(specs), size)]
+
+
+def converter_cpus(devices: Sequence[Device]) -> set[int] | None:
+    """CPUs a converter may use while devices are timing, or None if it must wait.
+
+    Phones time on their own CPUs. A host device (or the emulated phone, whose
+    stand-in runs here) times on its pinned CPU set, so converters may run on
+    the other CPUs; an unpinned one needs them all.
+    """
+    free = set(os.sched_getaffinity(0))
+    for d in devices:
+        if d.profile.kind in ("host", "emulated"):
+            if not d.profile.cpus:
+                return None
+            free -= set(d.profile.cpus)
+    return free or None
+
+
+def _pin(cpus: set[int] | None) -> None:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
+def _convert_worker(specs: list[LayerSpec], batch_size: int):
+    from latbench.quiet import quiet_tensorflow
+
+    quiet_tensorflow()
+    from latbench.build.convert import convert_to_cache
+
+    return convert_to_cache(specs, batch_size)
+
+
+@dataclass
+class Converter:
+    """Converts specs in worker processes, reporting each finished batch.
+
+    Runs in a thread so devices can time what is ready while the rest converts.
+    """
+
+    workers: int = 2
+    batch_size: int = 48
+    cpus: set[int] | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+
+    def run(self, todo: Sequence[LayerSpec],
+            on_done: Callable[[LayerSpec, Path | None, str | None], None]) -> None:
+        if not todo:
+            return
+        bar = tqdm(total=len(todo), desc="convert", unit="layer", disable=not self.progress,
+                   dynamic_ncols=True, position=0)
+        pool = ProcessPoolExecutor(max_workers=max(1, self.workers),
+                                   mp_context=mp.get_context("spawn"),
+                                   initializer=_pin, initargs=(self.cpus,))
+        try:
+            futures = {pool.submit(_convert_worker, b, self.batch_size): b
+                       for b in _batches(todo, self.batch_size)}
+            for fut in as_completed(futures):
+                if self._stop.is_set():
+                    break
+                batch = futures[fut]
+                try:
+                    results = {k: (p, e) for k, p, e in fut.result()}
+                except Exception as exc:  # a worker died: the batch is recorded as failed
+                    results = {s.key: (None, f"conversion worker died: {exc}") for s in batch}
+                for s in batch:
+                    path, err = results.get(s.key, (None, "lost in conversion"))
+                    on_done(s, Path(path) if path else None, err)
+                bar.update(len(batch))
+        finally:
+            bar.close()
+            if self._stop.is_set():
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    proc.kill()  # Ctrl-C: do not wait for a batch in flight
+            pool.shutdown(wait=not self._stop.is_set(), cancel_futures=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def measure_pending(device: Device, lut: LUT, queue: WorkQueue[LayerSpec],
+                    converted: dict[str, tuple[Path | None, str | None]],
+                    summary: Summary, progress: bool = True, position: int = 0) -> None:
+    """Time specs from the queue, appending each row at once.
+
+    If the device is lost, the spec in flight goes back to the queue (another
+    phone of a --split run may take it) and this device stops cleanly.
+    """
+    bar = tqdm(total=queue.total, desc=f"time {device.profile.name}", unit="layer",
+               disable=not progress, position=position, dynamic_ncols=True)
+    summary.health_before = device.health()
+    try:
+        for s in queue:
+            path, err = converted.get(s.key, (None, "not converted"))
+            if path is None:
+                lut.append(Row(s, "failed", error=f"convert: {err}"))
+                summary.failed += 1
+                summary.errors.append(f"{s.key}: convert: {err}")
+            else:
+                try:
+                    m = device.measure(path)
+                except ModelRunError as exc:
+                    lut.append(Row(s, "failed", error=f"run: {exc}"))
+                    summary.failed += 1
+                    summary.errors.append(f"{s.key}: run: {exc}")
+                except DeviceLost:
+                    queue.put_back(s)
+                    raise
+                else:
+                    row = Row(s, "ok", m)
+                    lut.append(row)
+                    summary.measured += 1
+                    for flag in row.flags:  # a phone row timed throttled / partly delegated: say so
+                        summary.flagged[flag] = summary.flagged.get(flag, 0) + 1
+            bar.total = queue.total
+            bar.update(1)
+            bar.set_postfix(failed=summary.failed, refresh=False)
+    except DeviceLost as exc:
+        summary.stopped = f"device lost: {exc}"
+    finally:
+        bar.close()
+    try:
+        summary.health_after = device.health()
+    except Exception:  # a lost device may not answer
+        pass
+
+
+def _run_threads(jobs: list[tuple], progress: bool) -> None:
+    threads = [threading.Thread(target=measure_pending, args=(*job, progress, i + 1), daemon=True)
+               for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def profile(devices: Sequence[Device], specs: Sequence[LayerSpec], space: str, precision: str,
+            lut_dir: Path, workers: int = 2, retry_failed: bool = False,
+            progress: bool = True, split: bool = False, reuse: bool = False) -> list[Summary]:
+    """Profile `specs` on every device, each into its own LUT file.
+
+    Conversion and timing overlap when the converters can be kept off the
+    timing CPUs (phones, or a host pinned to a CPU subset); otherwise all
+    conversion finishes first. With split=True the devices must be identical
+    (same fingerprint but the name): they share one LUT, named after the
+    first, and one work queue. With reuse=True, rows already measured in the
+    device's other LUT files under the same settings are copied, not measured again.
+    """
+    t0 = time.monotonic()
+    split = split and len(devices) > 1
+    if split:
+        split_fingerprint(devices)
+    plans = []  # (device that owns the LUT, LUT, pending specs, feed of specs ready to time)
+    reused: dict[Path, int] = {}
+    for d in (devices[:1] if split else devices):
+        path = lut_path(lut_dir, d.profile.name, space, precision)
+        lut = LUT.open(path, lut_meta(d, precision, space))
+        done = lut.ok() if retry_failed else lut.rows
+        pending = [s for s in specs if s.key not in done]
+        n_reused = 0
+        if reuse and pending:
+            n_reused = reuse_rows(lut, pending, other_luts(lut, lut_dir, d.profile.name, precision))
+            pending = [s for s in pending
+                       if s.key not in lut.rows or lut.rows[s.key].status != "ok"]
+        reused[lut.path] = n_reused
+        plans.append((d, lut, pending, WorkQueue(closed=False)))
+    converted: dict[str, tuple[Path | None, str | None]] = {}
+    waiting: dict[str, list[WorkQueue]] = {}
+    for _, _, pending, feed in plans:
+        for s in pending:
+            p = spec_path(s)
+            if p.exists():
+                converted[s.key] = (p, None)
+                feed.add(s)
+            else:
+                waiting.setdefault(s.key, []).append(feed)
+    todo = list({s.key: s for _, _, pending, _ in plans for s in pending
+                 if s.key in waiting}.values())
+
+    def on_done(s: LayerSpec, path: Path | None, err: str | None) -> None:
+        converted[s.key] = (path, err)
+        for feed in waiting.pop(s.key, []):
+            feed.add(s)
+
+    if split:
+        _, lut, pending, feed = plans[0]
+        jobs = [(d, lut, feed) for d in devices]
+    else:
+        jobs = [(d, lut, feed) for d, lut, _, feed in plans]
+    skipped = {lut.path: len(specs) - len(pending) - reused[lut.path]
+               for _, lut, pending, _ in plans}
+    summaries = [Summary(d.profile.name, lut.path, total=len(specs), skipped=skipped[lut.path],
+                         reused=reused[lut.path])
+                 for d, lut, _ in jobs]
+    cpus = converter_cpus(devices)
+    converter = Converter(workers if cpus is None else min(workers, len(cpus)), cpus=cpus,
+                          progress=progress)
+
+    def convert_then_close() -> None:
+        try:
+            converter.run(todo, on_done)
+        finally:
+            for *_, feed in plans:
+                feed.close()
+
+    try:
+        conv_thread = None
+        if cpus is None:
+            convert_then_close()  # converting would disturb the timing: finish it first
+        else:
+            conv_thread = threading.Thread(target=convert_then_close, daemon=True)
+            conv_thread.start()
+        measure_jobs = [(d, lut, feed, converted, summ)
+                        for (d, lut, feed), summ in zip(jobs, summaries)]
+        if len(measure_jobs) == 1:
+            measure_pending(*measure_jobs[0], progress, 1)
+        else:
+            _run_threads(measure_jobs, progress)
+        if conv_thread is not None:
+            conv_thread.join()
+    finally:
+        converter.stop()
+        for s in summaries:
+            s.wall_s = time.monotonic() - t0
+    return summaries

@@ -1,0 +1,238 @@
+"""The latency lookup table: one CSV row per LayerSpec key, with a metadata header.
+
+File layout: `# key: value` comment lines (device fingerprint, runtime and
+converter versions, threads, CPU set, delegate, precision, dates) followed by
+a CSV table. The file is created atomically and then appended one flushed,
+fsynced row at a time, so a Ctrl-C or `kill -9` loses at most the row in
+flight; a torn last line is ignored on load and the next run resumes. A LUT
+whose settings differ from the device's is refused, never mixed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from latbench.nets.arch import LayerSpec
+from latbench import records
+from latbench.errors import InputError
+from latbench.devices.measure import Measurement
+
+SPEC_COLUMNS = [f.name for f in fields(LayerSpec)]
+STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "std_ms", "mean_ms", "runs", "ci_rel"]
+# Added after the first release (older files load with these empty and are rewritten with
+# them on resume): groups, a LayerSpec field (FBNet's grouped convs; empty = 1); stat: which
+# statistic median_ms is ("median" of single timed runs on the host, "median_of_means" of
+# several benchmark_model invocations on a phone; empty in older files = "median"); min_ms:
+# the fastest single run; device_state: JSON of the phone's state around the row (thermal
+# status, clocks, battery, flags such as "throttled" or "partial_delegate"), "" where none.
+ADDED_SPEC_FIELDS = ("groups",)
+ADDED_COLUMNS = ["stat", "min_ms", "device_state"]
+COLUMNS = ["key", *SPEC_COLUMNS, "status", *STAT_COLUMNS, "error", "measured_at", *ADDED_COLUMNS]
+OPTIONAL_COLUMNS = {*ADDED_SPEC_FIELDS, *ADDED_COLUMNS}
+def lut_path(lut_dir: Path, device: str, space: str, precision: str) -> Path:
+    """LUTDIR/DEVICE_SPACE_PRECISION.csv; each part is checked, so it cannot leave LUTDIR."""
+    from latbench.fileio import safe_name
+
+    parts = [safe_name(device, "device"), safe_name(space, "space"), safe_name(precision, "precision")]
+    return Path(lut_dir) / ("_".join(parts) + ".csv")
+
+
+@dataclass
+class Row:
+    spec: LayerSpec
+    status: str  # ok | failed
+    measurement: Measurement | None = None
+    error: str = ""
+    measured_at: str = ""
+
+    def to_csv(self) -> list[str]:
+        s = self.spec
+        m = self.measurement
+        stats = ["" for _ in STAT_COLUMNS] if m is None else [
+            f"{m.median_ms:.6g}", f"{m.p10_ms:.6g}", f"{m.p90_ms:.6g}", f"{m.std_ms:.6g}",
+            f"{m.mean_ms:.6g}", str(m.runs), f"{m.ci_rel:.4g}"]
+        spec_vals = [str(getattr(s, c)) for c in SPEC_COLUMNS]
+        added = ["", "", ""]
+        if m is not None:
+            mn = m.extra.get("min_ms")
+            st = m.extra.get("state")
+            added = [str(m.extra.get("stat", "median")), f"{mn:.6g}" if isinstance(mn, (int, float)) else "",
+                     json.dumps(st, sort_keys=True, separators=(",", ":")) if st else ""]
+        return [s.key, *spec_vals, self.status, *stats, self.error.replace("\n", " "),
+                self.measured_at, *added]
+
+    @property
+    def flags(self) -> list[str]:
+        """Warnings recorded with the row ("throttled", "partial_delegate"); [] for none."""
+        st = self.measurement.extra.get("state") if self.measurement else None
+        return list(st.get("flags", [])) if isinstance(st, dict) else []
+
+
+def _parse_spec(rec: dict[str, str]) -> LayerSpec:
+    kinds = {f.name: f.type for f in fields(LayerSpec)}
+    vals: dict[str, Any] = {}
+    for c in SPEC_COLUMNS:
+        if c in ADDED_SPEC_FIELDS and not rec.get(c):
+            continue  # a LUT from before the field: its default
+        raw = rec[c]
+        t = kinds[c]
+        if t in ("int", int):
+            vals[c] = int(raw)
+        elif t in ("float", float):
+            vals[c] = float(raw)
+        elif t in ("bool", bool):
+            if raw not in ("True", "False"):
+                raise ValueError(f"{c}={raw!r} is not True/False")
+            vals[c] = raw == "True"
+        else:
+            vals[c] = raw
+    return LayerSpec(**vals)
+
+
+@dataclass
+class LUT:
+    """Rows by key, plus the metadata they were measured under."""
+
+    meta: dict[str, Any]
+    rows: dict[str, Row] = field(default_factory=dict)
+    path: Path | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def ok(self) -> dict[str, Row]:
+        return {k: r for k, r in self.rows.items() if r.status == "ok"}
+
+    def failed(self) -> dict[str, Row]:
+        return {k: r for k, r in self.rows.items() if r.status != "ok"}
+
+    def median(self, key: str) -> float:
+        return self.rows[key].measurement.median_ms  # type: ignore[union-attr]
+
+    def settings_identity(self) -> str:
+        """Hash of what the rows were measured under: device fingerprint, converter,
+        precision and the measurement protocol (a LUT timed with other warm-up or run
+        counts is another LUT)."""
+        ident = {k: self.meta.get(k) for k in (*records.IDENTITY_KEYS, "protocol")}
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+    def content(self, keys: Iterable[str] | None = None) -> dict[str, str]:
+        """key -> "median_ms" (or "failed") for the given keys (default: every row).
+
+        What a predictor is bound to: a re-profiled or edited row changes its
+        entry. Values are the CSV's own 6-digit text, so a load/save round trip
+        does not change them.
+        """
+        out = {}
+        for k in sorted(self.rows if keys is None else keys):
+            r = self.rows.get(k)
+            if r is None:
+                out[k] = "missing"
+            elif r.status != "ok" or r.measurement is None:
+                out[k] = "failed"
+            else:
+                out[k] = f"{r.measurement.median_ms:.6g}"
+        return out
+
+    def content_hash(self, keys: Iterable[str] | None = None) -> str:
+        """sha256 of content(keys) (16 hex digits)."""
+        return content_hash(self.content(keys))
+
+    def check_compatible(self, meta: dict[str, Any], what: str = "this device") -> None:
+        records.check_compatible(self.meta, meta, self.path or "LUT", what)
+
+    # ---- files -----------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: Path, meta: dict[str, Any]) -> "LUT":
+        """A new, empty LUT file: header plus column names, written atomically."""
+        records.create(path, meta, COLUMNS)
+        return cls(meta=dict(meta), path=Path(path))
+
+    @classmethod
+    def load(cls, path: Path) -> "LUT":
+        path = Path(path)
+        meta, recs = records.read(path, COLUMNS, OPTIONAL_COLUMNS)
+        lut = cls(meta=meta, path=path)
+        for n, rec in enumerate(recs):
+            try:
+                spec = _parse_spec(rec)
+                m = None
+                if rec["status"] == "ok":
+                    extra: dict[str, Any] = {"stat": rec["stat"] or "median"}
+                    if rec["min_ms"]:
+                        extra["min_ms"] = float(rec["min_ms"])
+                    if rec["device_state"]:
+                        extra["state"] = json.loads(rec["device_state"])
+                    m = Measurement(**{c: float(rec[c]) for c in STAT_COLUMNS if c != "runs"},
+                                    runs=int(rec["runs"]), extra=extra)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None
+            if spec.key != rec["key"]:
+                raise InputError(f"{path}: row {n + 1} key {rec['key']!r} does not match its "
+                                 f"fields ({spec.key!r})")
+            lut.rows[spec.key] = Row(spec, rec["status"], m, rec["error"], rec["measured_at"])
+        return lut
+
+    @classmethod
+    def open(cls, path: Path, meta: dict[str, Any]) -> "LUT":
+        """Resume an existing LUT (after checking its settings) or start a new one."""
+        records.open_for_append(path, meta, COLUMNS, OPTIONAL_COLUMNS)
+        return cls.load(path)
+
+    def append(self, row: Row) -> None:
+        """Add one row to memory and to disk, durably, before the next is measured."""
+        if not row.measured_at:
+            row.measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._lock:  # several phones of a --split run share one LUT
+            self.rows[row.spec.key] = row
+            if self.path is not None:
+                records.append(self.path, row.to_csv())
+
+    def save(self, path: Path | None = None) -> None:
+        """Rewrite the whole file atomically (used after merging or dropping rows)."""
+        records.create(Path(path or self.path), self.meta, COLUMNS,
+                       [r.to_csv() for r in self.rows.values()])
+
+    def to_frame(self):
+        """The table as a pandas DataFrame (ok and failed rows)."""
+        import pandas as pd
+
+        recs = []
+        for r in self.rows.values():
+            d = {"key": r.spec.key, **r.spec.to_dict(), "status": r.status, "error": r.error}
+            d.update({c: getattr(r.measurement, c) if r.measurement else None
+                      for c in STAT_COLUMNS})
+            d["macs"] = r.spec.macs()
+            recs.append(d)
+        return pd.DataFrame.from_records(recs)
+
+
+def content_hash(content: dict[str, str]) -> str:
+    """The hash of LUT.content(): equal iff every listed row has the same value."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_luts(paths: Iterable[Path]) -> LUT:
+    """Merge several compatible LUT files (e.g. space + zoo) into one table."""
+    merged: LUT | None = None
+    for p in paths:
+        lut = LUT.load(p)
+        if merged is None:
+            merged = LUT(meta=dict(lut.meta), path=None)
+        else:
+            lut.check_compatible(merged.meta, what="the other LUTs")
+        for k, r in lut.rows.items():
+            if r.status == "ok" or k not in merged.rows:
+                merged.rows[k] = r
+    if merged is None:
+        raise InputError("no LUT files given")
+    return merged
+
+
+def find_luts(lut_dir: Path, device: str, precision: str) -> list[Path]:
+    return sorted(Path(lut_dir).glob(f"{device}_*_{precision}.csv"))

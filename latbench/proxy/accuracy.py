@@ -1,0 +1,238 @@
+"""Proxy accuracy: train each sampled network briefly on a small dataset.
+
+The proxy network is the searched network with the same per-block choices,
+transformed the same way for every network (MobileNetV2 included):
+  - input at the dataset's resolution, class count and channels;
+  - proxy strides: a stride-2 stage (stem or block) that would shrink the map
+    below `min_map` x `min_map` runs at stride 1 instead. At 28x28 the stem and
+    the first two stride-2 blocks keep their stride (28 -> 14 -> 7 -> 4) and the
+    last stages run at 4x4, so a 5x5 kernel sees more than a 3x3 one in every
+    block; the skeleton's 32x downsampling would leave 1x1 maps there;
+  - proxy width: every layer's real filter count times `width`, rounded to a
+    multiple of 4 (not 8), so filter choices that differ in the real network
+    still differ in the proxy (at x0.35 with multiples of 8 they collapsed).
+Training is one traced step per network with a fused Adam kernel (tracing
+dominates the cost on a small CPU). After training, batch-norm statistics are
+re-estimated over training images and the held-out split is scored in
+inference mode, so an image's score never depends on its batch.
+
+An accuracy source is used in three steps (`AccuracySource`): `lookup` in the
+cache, `train` (the expensive part, which may run in another process or on
+another machine), `record` in the cache. The cache is JSON keyed by the proxy
+network's digest, the recipe, the dataset's content, and the TensorFlow and
+Keras versions, so no network is ever trained twice under the same conditions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from latbench.nets.arch import Arch, make_divisible
+from latbench.errors import InputError
+from latbench.fileio import write_atomic
+from latbench.proxy.data import Dataset
+
+
+TRAINER_VERSION = 3  # bump when training or evaluation changes: old cache entries then miss
+
+
+@dataclass(frozen=True)
+class ProxyRecipe:
+    """How every network is trained for the search (same for baselines)."""
+
+    resolution: int = 28
+    width: float = 0.5
+    train_images: int = 3000
+    val_images: int = 2000
+    epochs: int = 2
+    batch: int = 64
+    lr: float = 3e-3
+    bn_momentum: float = 0.9  # few steps: BN statistics must settle fast
+    seed: int = 0
+    min_map: int = 4  # proxy strides: no stage shrinks the map below min_map x min_map
+
+    def __post_init__(self) -> None:
+        if self.min_map < 1 or self.resolution < 1 or not self.width > 0:
+            raise InputError(f"proxy recipe needs resolution, min_map >= 1 and width > 0: {self}",
+                             "recipe")
+
+    def key(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def proxy_arch(arch: Arch, recipe: ProxyRecipe, classes: int, channels: int) -> Arch:
+    """The network as it is trained: same blocks, proxy input, strides, width and head."""
+    hw = recipe.resolution
+
+    def pf(f: int) -> int:  # the real network's filters -> proxy filters
+        return make_divisible(f * recipe.width, 4)
+
+    def stride(s: int) -> int:
+        nonlocal hw
+        if s > 1 and math.ceil(hw / s) < recipe.min_map:
+            s = 1
+        hw = math.ceil(hw / s)
+        return s
+
+    stem = replace(arch.stem, filters=pf(arch.filters(arch.stem.filters)),
+                   stride=stride(arch.stem.stride))
+    blocks, prev = [], stem.filters
+    for b in arch.blocks:
+        out = pf(arch.filters(b.out_filters))
+        blocks.append(replace(b, stride=stride(b.stride), in_filters=prev, out_filters=out))
+        prev = out
+    h = arch.head
+    head = replace(h, filters=pf(arch.filters(h.filters) if h.scale else h.filters),
+                   hidden=pf(h.hidden) if h.hidden else 0, scale=False)
+    return replace(arch, resolution=recipe.resolution, width=1.0, classes=classes,
+                   channels=channels, stem=stem, blocks=tuple(blocks), head=head, dropout=0.0)
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    accuracy: float
+    train_s: float
+    params: int
+    cached: bool = False
+
+
+class AccuracySource(Protocol):
+    """What the search needs from an accuracy evaluator (see `evaluate`)."""
+
+    def key(self, arch: Arch) -> str: ...  # equal keys: the same result
+    def lookup(self, arch: Arch) -> AccuracyResult | None: ...  # the cache (driver side)
+    def train(self, arch: Arch) -> AccuracyResult: ...  # the work (anywhere; no side effects)
+    def record(self, arch: Arch, result: AccuracyResult) -> None: ...  # the cache (driver side)
+
+
+def evaluate(source: AccuracySource, arch: Arch) -> AccuracyResult:
+    """Cached result, or train and record."""
+    hit = source.lookup(arch)
+    if hit is not None:
+        return hit
+    res = source.train(arch)
+    source.record(arch, res)
+    return res
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("LATBENCH_CACHE") or Path.home() / ".cache" / "latbench"
+    return Path(root) / "accuracy"
+
+
+def _framework_versions() -> str:
+    import keras
+    import tensorflow as tf
+
+    return f"tf-{tf.__version__}|keras-{keras.__version__}"
+
+
+class ProxyEvaluator:
+    """Trains proxy networks on one dataset with one recipe; caches by content."""
+
+    def __init__(self, dataset: Dataset, recipe: ProxyRecipe = ProxyRecipe(),
+                 cache_dir: Path | None = None):
+        self.recipe = recipe
+        self.dataset_name = dataset.name
+        self.classes = dataset.classes
+        self.channels = dataset.shape[2]
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.trained = 0  # networks actually trained by this evaluator (not cached)
+        need = recipe.train_images + recipe.val_images
+        if len(dataset.x_train) < need:
+            if len(dataset.x_train) < 2 * self.classes:
+                raise InputError(f"dataset {dataset.name} has only {len(dataset.x_train)} training "
+                                 f"images; the proxy needs at least a few per class", "--dataset")
+        n_val = min(recipe.val_images, max(1, len(dataset.x_train) // 5))
+        order = np.random.default_rng(recipe.seed).permutation(len(dataset.x_train))
+        val, train = order[:n_val], order[n_val:][:recipe.train_images]
+        # the dataset's identity is its content: the exact images and labels the proxy sees
+        h = hashlib.sha256()
+        for a in (dataset.x_train[train], dataset.y_train[train], dataset.x_train[val],
+                  dataset.y_train[val]):
+            h.update(str((a.shape, a.dtype.str)).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        self.data_digest = h.hexdigest()[:20]
+        self.frameworks = _framework_versions()
+        # held out from the training split, so the official test split stays untouched
+        self.x_train, self.y_train = self._prep(dataset.x_train[train]), dataset.y_train[train]
+        self.x_val, self.y_val = self._prep(dataset.x_train[val]), dataset.y_train[val]
+
+    def _prep(self, x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float32) / 255.0
+        r = self.recipe.resolution
+        if x.shape[1:3] != (r, r):
+            import tensorflow as tf
+
+            x = tf.image.resize(x, (r, r)).numpy()
+        return x
+
+    def proxy(self, arch: Arch) -> Arch:
+        return proxy_arch(arch, self.recipe, self.classes, self.channels)
+
+    def key(self, arch: Arch) -> str:
+        text = (f"{self.proxy(arch).digest()}|{self.recipe.key()}|{self.dataset_name}"
+                f"|data-{self.data_digest}|{self.frameworks}|trainer-{TRAINER_VERSION}")
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    cache_key = key
+
+    def lookup(self, arch: Arch) -> AccuracyResult | None:
+        path = self.cache_dir / f"{self.key(arch)}.json"
+        if not path.exists():
+            return None
+        try:
+            d = json.loads(path.read_text())
+            return AccuracyResult(float(d["accuracy"]), float(d["train_s"]), int(d["params"]), True)
+        except (OSError, ValueError, KeyError):
+            return None  # a torn cache file: train again
+
+    cached = lookup
+
+    def train(self, arch: Arch) -> AccuracyResult:
+        """Train and score the proxy network (no cache access)."""
+        t0 = time.monotonic()
+        acc, params = self._train(self.proxy(arch))
+        return AccuracyResult(acc, time.monotonic() - t0, params)
+
+    def record(self, arch: Arch, res: AccuracyResult) -> None:
+        write_atomic(self.cache_dir / f"{self.key(arch)}.json", json.dumps(
+            {**asdict(res), "cached": False, "arch": arch.name, "recipe": asdict(self.recipe),
+             "dataset": self.dataset_name, "data_digest": self.data_digest,
+             "frameworks": self.frameworks, "trainer": TRAINER_VERSION}).encode())
+        self.trained += 1
+
+    def evaluate(self, arch: Arch) -> AccuracyResult:
+        """Held-out accuracy of the proxy-trained network (cached)."""
+        return evaluate(self, arch)
+
+    def _train(self, arch: Arch) -> tuple[float, int]:
+        import keras
+
+        from latbench.proxy import train
+
+        rc = self.recipe
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(rc.seed)
+        model = train.build(arch)
+        loss = train.fit(model, self.x_train, self.y_train,
+                         train.TrainSettings(epochs=rc.epochs, batch=rc.batch, lr=rc.lr,
+                                             bn_momentum=rc.bn_momentum, seed=rc.seed))
+        params = model.count_params()
+        if not np.isfinite(loss):
+            return 0.0, params  # diverged: as bad as chance, never NaN
+        # batch-norm statistics re-estimated with the trained weights, then inference mode:
+        # after ~100 steps the running averages are still far from settled
+        train.recalibrate_bn(model, self.x_train)
+        acc = train.accuracy(model, self.x_val, self.y_val)
+        keras.backend.clear_session()
+        return acc, params
