@@ -11,7 +11,8 @@ import os
 import tempfile
 
 from latbench.nets import zoo
-from latbench.proxy.accuracy import ProxyEvaluator, ProxyRecipe
+from latbench.proxy.accuracy import ProxyEvaluator
+from latbench.proxy.recipe import ProxyRecipe
 from latbench.proxy.data import load_dataset
 
 ds = load_dataset("fashion_mnist", None, 28, 0)

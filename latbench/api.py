@@ -18,7 +18,8 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from latbench.nets.arch import Arch, arch_from_dict, load_arch
+from latbench.nets.arch import Arch
+from latbench.nets.load import arch_from_dict, load_arch
 from latbench.errors import InputError
 
 NetworkLike = Union[str, Path, Arch, dict, Sequence[int]]

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from latbench.nets.arch import (Arch, LayerSpec, arch_from_dict, format_block_string, load_arch,
-                           make_divisible, parse_block_string)
+from latbench.nets.arch import Arch, LayerSpec, format_block_string, make_divisible, parse_block_string
+from latbench.nets.load import arch_from_dict, load_arch
 from latbench.errors import InputError
 from latbench.nets.zoo import mobilenet_v2
 

@@ -59,7 +59,7 @@ def test_dry_run_reports_the_lut_file(tmp_path):
 
 
 def test_every_space_is_a_choice_and_token_strings_decode_to_arch_json():
-    from latbench.nets.arch import arch_from_dict
+    from latbench.nets.load import arch_from_dict
     from latbench.nets.spaces import get_space
 
     r = run("space", "--space", "fbnet-cifar100")
@@ -192,7 +192,8 @@ def test_space_and_dry_run_speak_json(tmp_path, monkeypatch, capsys):
     af.write_text(json.dumps(TINY))
     code, out, _ = _main(monkeypatch, capsys, "profile", "--arch", af, "--dry-run", "--json",
                          "--lut-dir", tmp_path)
-    from latbench.nets.arch import arch_from_dict, unique_specs
+    from latbench.nets.arch import unique_specs
+    from latbench.nets.load import arch_from_dict
 
     n = len(unique_specs([arch_from_dict(TINY)]))
     assert json.loads(out) == [{"device": "host", "distinct_layers": n, "measured": 0,
@@ -304,7 +305,7 @@ def test_devices_says_a_connect_was_refused():
 
 
 def test_json_output_is_strict_json_even_with_undefined_statistics(capsys):
-    from latbench.commands.main import _echo_json
+    from latbench.commands.options import echo_json as _echo_json
 
     _echo_json({"metrics": {"kendall_tau": float("nan"), "mape": 1.5}, "l": [float("inf")]})
     assert json.loads(capsys.readouterr().out, parse_constant=lambda c: 1 / 0) == \
@@ -312,7 +313,7 @@ def test_json_output_is_strict_json_even_with_undefined_statistics(capsys):
 
 
 def test_missing_layers_hint_names_the_one_step_fix(tmp_path, monkeypatch, capsys):
-    from latbench.nets.arch import arch_from_dict
+    from latbench.nets.load import arch_from_dict
     from latbench.profiling.lut import LUT, Row
     from latbench.devices.measure import summarize
 

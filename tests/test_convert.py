@@ -1,7 +1,8 @@
 import numpy as np
 
 from latbench.build import convert
-from latbench.nets.arch import LayerSpec, arch_from_dict
+from latbench.nets.arch import LayerSpec
+from latbench.nets.load import arch_from_dict
 from latbench.build.builder import layer_model
 from latbench.devices.litert import interpreter_class
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from latbench.nets import zoo
-from latbench.nets.arch import arch_from_dict, parse_block_string
+from latbench.nets.arch import parse_block_string
+from latbench.nets.load import arch_from_dict
 from latbench.errors import InputError
 from latbench.tuning.netadapt import (NetAdaptConfig, bake_width, block_mid, proposals, residual_groups,
                                shrink_mid, shrink_out)
@@ -147,7 +148,7 @@ def test_netadapt_meets_the_target_profiles_new_layers_on_demand_and_resumes(tmp
     assert summary["layers_profiled_on_demand"] > 0  # no LUT at all: every layer measured here
     assert (lut / "host_ondemand_fp32.csv").exists()
     final = json.loads((out / "final.json").read_text())
-    from latbench.nets.arch import arch_from_dict as decode
+    from latbench.nets.load import arch_from_dict as decode
 
     assert decode(final).macs() < decode(SMALL).macs()
     assert (out / "netadapt.png").stat().st_size > 0

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 NOTEBOOK_NAMES = ("lut_explorer.ipynb", "predictor_accuracy.ipynb", "search_run.ipynb")
 # What a notebook may import from latbench: public, documented entry points only.
-PUBLIC_IMPORTS = {"from latbench.profiling.lut import LUT", "from latbench.nets.arch import arch_from_dict",
+PUBLIC_IMPORTS = {"from latbench.profiling.lut import LUT", "from latbench.nets.load import arch_from_dict",
                   "from latbench.nets.spaces import get_space"}
 
 nbformat = pytest.importorskip("nbformat")

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from latbench.nets.arch import arch_from_dict
+from latbench.nets.load import arch_from_dict
 from latbench.profiling.lut import Row
 from latbench.predictors import FEATURES, KINDS, FailedLayers, MissingKeys, SpaceTable
 

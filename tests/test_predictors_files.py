@@ -63,7 +63,7 @@ def test_another_protocol_is_another_lut(synthetic_tiny):
 
 
 def test_rows_added_to_the_lut_later_keep_the_predictor_valid(synthetic_tiny, tiny_arch_dict):
-    from latbench.nets.arch import arch_from_dict
+    from latbench.nets.load import arch_from_dict
 
     sp, table, tmp = synthetic_tiny
     _calibrate(sp, table, tmp)

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from latbench.nets.arch import arch_from_dict
+from latbench.nets.load import arch_from_dict
 from latbench.devices import open_device
 from latbench.devices.base import DeviceProfile
 from latbench.errors import InputError

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from latbench.nets import zoo
-from latbench.proxy.accuracy import ProxyEvaluator, ProxyRecipe, proxy_arch
+from latbench.proxy.accuracy import ProxyEvaluator, proxy_arch
+from latbench.proxy.recipe import ProxyRecipe
 from latbench.proxy.data import FASHION_MNIST_DIR, Dataset, load_fashion_mnist
 from latbench.nets.spaces import get_space
 from latbench.nets.spaces.mnasnet import DECISIONS, TOKENS_PER_BLOCK
@@ -100,7 +101,7 @@ def test_cache_key_names_the_dataset_content_and_the_frameworks(tmp_path, monkey
 def test_an_image_folder_split_does_not_depend_on_the_search_seed(tmp_path):
     from PIL import Image
 
-    from latbench.commands.search import make_evaluator
+    from latbench.search.job import make_evaluator
     from latbench.search.run import SearchConfig
 
     rng = np.random.default_rng(0)

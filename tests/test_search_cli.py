@@ -49,13 +49,13 @@ def test_lut_mode_without_a_lut_says_which_command(tmp_path, missing_lut):
 
 
 def test_resume_warns_when_the_latency_model_changed(tmp_path):
-    from latbench.commands.search import _check_latency_model
+    from latbench.search.job import check_latency_model
 
     logged = []
-    _check_latency_model(tmp_path, {"predictor": "lut", "lut": "a"}, logged.append)
-    _check_latency_model(tmp_path, {"predictor": "lut", "lut": "a"}, logged.append)
+    check_latency_model(tmp_path, {"predictor": "lut", "lut": "a"}, logged.append)
+    check_latency_model(tmp_path, {"predictor": "lut", "lut": "a"}, logged.append)
     assert logged == []
-    _check_latency_model(tmp_path, {"predictor": "regression", "lut": "a"}, logged.append)
+    check_latency_model(tmp_path, {"predictor": "regression", "lut": "a"}, logged.append)
     assert len(logged) == 1 and "latency model changed" in logged[0]
     assert "latency model changed" in (tmp_path / "events.log").read_text()
 
@@ -71,7 +71,7 @@ def test_search_with_workers_runs_children_on_ray_and_times_on_the_device(tmp_pa
     out = tmp_path / "run"
     r = invoke("--space", "tiny", "--latency", "device", "--device", "host", "--target-ms", "5",
                "--samples", "4", "--batch", "4", "--proxy-train", "256", "--proxy-epochs", "1",
-               "--baselines", "", "--workers", "2", "--no-progress", "--out", str(out))
+               "--baselines", "", "--ray-workers", "2", "--no-progress", "--out", str(out))
     assert r.exception is None, r.output
     rows = read_samples(out / "samples.csv")
     assert len(rows) == 4 and all(0 < x["accuracy"] <= 1 and x["meas_ms"] > 0 for x in rows)
@@ -89,11 +89,11 @@ def test_a_flops_target_is_given_in_millions_of_macs(tmp_path):
 
 def test_the_flops_source_is_the_networks_macs_and_needs_no_lut_or_device():
     from latbench.nets import zoo
-    from latbench.commands.search import _latency_source
+    from latbench.search.job import latency_source
     from latbench.search.run import SearchConfig
 
     cfg = SearchConfig(target_ms=300.0, alpha=-0.07, beta=-0.07, latency="flops", device="nowhere")
-    src, identity = _latency_source(cfg, "no-lut-dir", None)
+    src, identity = latency_source(cfg, "no-lut-dir", None)
     b0 = zoo.get("efficientnet_b0")
     assert src.predict([b0])[0] == pytest.approx(b0.macs() / 1e6)
     assert 380 < src.predict([b0])[0] < 420  # EfficientNet-B0: 0.39 B FLOPS (MACs) published

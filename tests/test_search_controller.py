@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from latbench.search.ppo import PPOController, make_controller
+from latbench.search.controllers import CONTROLLERS, Controller, make_controller
+from latbench.search.ppo import PPOController
 from latbench.search.random_search import RandomController
 from latbench.nets.spaces import get_space
 
@@ -39,7 +40,7 @@ def test_seeded_sampling_is_reproducible_and_logp_consistent():
     assert PPOController(VOCAB, seed=8).sample(5)[0] != ta
 
 
-@pytest.mark.parametrize("kind", ["ppo", "random"])
+@pytest.mark.parametrize("kind", list(CONTROLLERS))
 def test_checkpoint_round_trip_continues_identically(tmp_path, kind):
     a = make_controller(kind, VOCAB, 11)
     toks, logp = a.sample(4)
@@ -50,7 +51,7 @@ def test_checkpoint_round_trip_continues_identically(tmp_path, kind):
     if kind == "ppo":  # loadable without pickle
         np.load(tmp_path / "ck.npz", allow_pickle=False).close()
     b = make_controller(kind, VOCAB, 999)
-    b.load(tmp_path / "ck")
+    b.restore(tmp_path / "ck")
     ta, la = a.sample(6)
     tb, lb = b.sample(6)
     assert ta == tb
@@ -63,3 +64,28 @@ def test_random_controller_is_uniform():
     first = np.bincount([t[0] for t in toks], minlength=VOCAB[0]) / 400
     assert np.all(np.abs(first - 1 / VOCAB[0]) < 0.08)
     assert logp[0] == pytest.approx(-np.sum(np.log(VOCAB)))
+
+
+@pytest.mark.parametrize("kind", list(CONTROLLERS))
+def test_every_table_entry_implements_the_controller_interface(kind):
+    ctrl = make_controller(kind, VOCAB, 0)
+    assert isinstance(ctrl, Controller) and ctrl.kind == kind
+    tokens, logp = ctrl.sample(3)
+    assert all(0 <= t < v for seq in tokens for t, v in zip(seq, VOCAB)) and logp.shape == (3,)
+
+
+def test_an_unknown_controller_names_the_option():
+    from latbench.errors import InputError
+
+    with pytest.raises(InputError, match="ppo, random"):
+        make_controller("bayes", VOCAB, 0)
+
+
+def test_the_random_controller_never_loads_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from latbench.search.controllers import make_controller; "
+            "make_controller('random', [3, 4], 0).sample(2); print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from latbench.errors import InputError
-from latbench.proxy.accuracy import AccuracyResult, ProxyEvaluator, ProxyRecipe
+from latbench.proxy.accuracy import AccuracyResult, ProxyEvaluator
+from latbench.proxy.recipe import ProxyRecipe
 from latbench.proxy.data import FASHION_MNIST_DIR, load_fashion_mnist
 from latbench.search.executor import SerialExecutor, make_executor
 from latbench.search.run import LatencySource, Search, SearchConfig, read_samples

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from latbench.errors import InputError
-from latbench.proxy.accuracy import ProxyEvaluator, ProxyRecipe
+from latbench.proxy.accuracy import ProxyEvaluator
+from latbench.proxy.recipe import ProxyRecipe
 from latbench.proxy.data import FASHION_MNIST_DIR, load_fashion_mnist
 from latbench.search.run import LatencySource, Search, SearchConfig, read_samples
 from latbench.nets.spaces import get_space

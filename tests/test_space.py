@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from latbench.nets.arch import arch_from_dict
+from latbench.nets.load import arch_from_dict
 from latbench.errors import InputError
 from latbench.profiling.lut import LUT, Row
 from latbench.devices.measure import summarize

@@ -12,7 +12,8 @@ import random
 import numpy as np
 import pytest
 
-from latbench.nets.arch import Block, LayerSpec, arch_from_dict, format_block_string, parse_block_string
+from latbench.nets.arch import Block, LayerSpec, format_block_string, parse_block_string
+from latbench.nets.load import arch_from_dict
 from latbench.errors import InputError
 from latbench.nets.spaces import get_space
 from latbench.nets.spaces.fbnet import OP_NAMES

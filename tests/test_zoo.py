@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from latbench.nets import zoo
-from latbench.nets.arch import arch_from_dict, load_arch
+from latbench.nets.load import arch_from_dict, load_arch
 from latbench.build.builder import arch_model
 
 REPO_EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "zoo"

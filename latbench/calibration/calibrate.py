@@ -26,7 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from latbench import records
-from latbench.nets.arch import Arch, arch_from_dict, load_arch
+from latbench.nets.arch import Arch
+from latbench.nets.load import arch_from_dict, load_arch
 from latbench.devices import Device
 from latbench.profiling.networks import measure_archs
 from latbench.errors import InputError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from latbench.commands.options import JSON_HELP, echo_json
+from latbench.commands.options import echo_json, json_option
 
 
 @click.command("compare")
@@ -22,7 +22,7 @@ from latbench.commands.options import JSON_HELP, echo_json
                    "seeds, through the runs' own proxy recipe (0: skip).")
 @click.option("--reference", default="mobilenet_v2_x1", show_default=True,
               help="Zoo network retrained beside the runs' best ones.")
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@json_option
 def compare_command(runs, out_dir, n_samples, retrain_seeds, reference, as_json) -> None:
     """Best reward and Pareto hypervolume against samples for several search runs, grouped
     by controller (mean and min-max over seeds), at the budget every run has reached."""

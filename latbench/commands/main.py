@@ -18,10 +18,9 @@ from latbench._version import __version__
 from latbench.commands.console import note, progress_wanted
 from latbench.errors import InputError, LatbenchError
 
-from latbench.commands.options import (DEVICE_HELP, JSON_HELP, LUT_DIR_HELP, NO_PROGRESS_HELP,  # noqa: F401,E501
-                         echo_json as _echo_json, measurement_line,
-                         lut_dir_option as _lut_dir_option, precision_option,
-                         space_choice as _space_choice)
+from latbench.commands.options import (converter_workers_option, device_option, echo_json,
+                                       json_option, lut_dir_option, measurement_line,
+                                       no_progress_option, precision_option, space_option)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,7 +34,7 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@json_option
 @click.option("--write", "write_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write each network as DIR/NAME.json.")
 def zoo(as_json: bool, write_dir: Path | None) -> None:
@@ -64,14 +63,13 @@ def zoo(as_json: bool, write_dir: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--space", "space_name", type=_space_choice(), default="mnasnet", show_default=True,
-              help="Search space: mnasnet (7 blocks), fbnet-cifar100 / fbnet-imagenet (HW-NAS-Bench), "
-                   "or tiny (2 blocks, 32x32, for tests and first looks).")
+@space_option("mnasnet: 7 blocks; fbnet-cifar100 / fbnet-imagenet: HW-NAS-Bench's; tiny: "
+              "2 blocks at 32x32.")
 @precision_option
 @click.option("--list", "list_keys", is_flag=True, help="Print every distinct layer key.")
 @click.option("--decode", "tokens", metavar="TOKENS",
               help="Print the network these tokens (e.g. 7-8-1-...) decode to, as arch.json.")
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@json_option
 def space(space_name: str, precision: str, list_keys: bool, tokens: str | None,
           as_json: bool) -> None:
     """Describe a search space: decisions, network count, distinct layers."""
@@ -89,7 +87,7 @@ def space(space_name: str, precision: str, list_keys: bool, tokens: str | None,
                "distinct_layers": len(specs)}
         if list_keys:
             doc["keys"] = [s.key for s in specs]
-        _echo_json(doc)
+        echo_json(doc)
         return
     if list_keys:
         for s in specs:
@@ -105,7 +103,8 @@ def space(space_name: str, precision: str, list_keys: bool, tokens: str | None,
 
 def _profile_specs(space_name: str | None, use_zoo: bool, arch_files: tuple[Path, ...],
                    precision: str):
-    from latbench.nets.arch import load_arch, unique_specs
+    from latbench.nets.arch import unique_specs
+    from latbench.nets.load import load_arch
 
     chosen = [bool(space_name), use_zoo, bool(arch_files)]
     if sum(chosen) != 1:
@@ -131,27 +130,23 @@ def _summary_doc(s) -> dict:
 
 
 @cli.command()
-@click.option("--device", "device_names", multiple=True, default=("host",), show_default=True,
-              help="Device profile name (device_profiles/NAME.toml); repeat for several.")
-@click.option("--space", "space_name", type=_space_choice(),
-              help="Every distinct layer of this search space.")
+@device_option("device_names", multiple=True, help_extra="Repeat for several.")
+@space_option("Every distinct layer of this search space.", default=None)
 @click.option("--zoo", "use_zoo", is_flag=True, help="Every layer of the zoo networks.")
 @click.option("--arch", "arch_files", multiple=True, type=click.Path(path_type=Path),
               help="Every layer of these arch.json files (rows already measured in the device's "
                    "other LUT files are copied, not measured again).")
 @precision_option
-@click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lut"),
-              show_default=True, help=LUT_DIR_HELP)
-@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
-              help="Conversion processes.")
+@lut_dir_option
+@converter_workers_option
 @click.option("--limit", type=click.IntRange(1), help="Only the first N layers (by key).")
 @click.option("--retry-failed", is_flag=True, help="Measure again entries recorded as failed.")
 @click.option("--split", is_flag=True,
               help="Identical phones share the work and one LUT (named after the first).")
 @click.option("--dry-run", is_flag=True,
               help="Only report how many layers are missing and which file they would go to.")
-@click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@no_progress_option
+@json_option
 def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, workers, limit,
             retry_failed, split, dry_run, no_progress, as_json) -> None:
     """Time every layer of a space / the zoo / arch files into a LUT per device."""
@@ -174,7 +169,7 @@ def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, w
             docs.append({"device": p.name, "distinct_layers": len(specs), "measured": have,
                          "missing": todo, "lut": str(target)})
         if as_json:
-            _echo_json(docs)
+            echo_json(docs)
             return
         for d in docs:
             click.echo(f"{d['device']}: {d['distinct_layers']} distinct layers, {d['measured']} "
@@ -194,7 +189,7 @@ def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, w
         for d in devices:
             d.close()
     if as_json:
-        _echo_json([_summary_doc(s) for s in summaries])
+        echo_json([_summary_doc(s) for s in summaries])
     else:
         for s in summaries:
             click.echo(s.line())
@@ -214,10 +209,10 @@ def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, w
 
 @cli.command()
 @click.argument("arch_file", type=click.Path(path_type=Path))
-@click.option("--device", "device_name", default="host", show_default=True, help=DEVICE_HELP)
+@device_option()
 @precision_option
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-@click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
+@json_option
+@no_progress_option
 def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
     """Time the whole network ARCH_FILE end to end on a device.
 
@@ -225,7 +220,7 @@ def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
     then timed until the median's 95 % confidence interval is within 1 % or a cap is hit;
     prints the median, p10/p90, std and the number of timed runs.
     """
-    from latbench.nets.arch import load_arch
+    from latbench.nets.load import load_arch
     from latbench.devices import load_profile, open_device
     from latbench.profiling.networks import measure_network
 
@@ -234,7 +229,7 @@ def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
     with open_device(profile_) as dev:
         m = measure_network(dev, arch, precision, progress_wanted(no_progress or as_json))
     if as_json:
-        _echo_json({"arch": arch.name, "device": device_name, "precision": precision,
+        echo_json({"arch": arch.name, "device": device_name, "precision": precision,
                     "macs": arch.macs(), "params": arch.params(trainable=True),
                     **m.to_dict()})
         return
@@ -246,17 +241,17 @@ def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the .tflite file.")
 @precision_option
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@json_option
 def export(arch_file, output, precision, as_json) -> None:
     """Convert a whole network to .tflite for use outside latbench."""
-    from latbench.nets.arch import load_arch
+    from latbench.nets.load import load_arch
     from latbench.build.convert import convert_arch
     from latbench.fileio import write_atomic
 
     arch = load_arch(arch_file)
     write_atomic(output, convert_arch(arch, precision).read_bytes())
     if as_json:
-        _echo_json({"arch": arch.name, "output": str(output), "bytes": output.stat().st_size,
+        echo_json({"arch": arch.name, "output": str(output), "bytes": output.stat().st_size,
                     "precision": precision})
         return
     click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, {precision})")
@@ -268,8 +263,8 @@ def lut() -> None:
 
 
 @lut.command("list")
-@_lut_dir_option
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@lut_dir_option
+@json_option
 def lut_list(lut_dir: Path, as_json: bool) -> None:
     """Which devices, spaces and precisions have LUTs and predictors: rows, dates, identity.
 
@@ -283,7 +278,7 @@ def lut_list(lut_dir: Path, as_json: bool) -> None:
         raise InputError(f"{lut_dir} is not a folder", "--lut-dir")
     entries = inventory(lut_dir)
     if as_json:
-        _echo_json([e.to_dict() for e in entries])
+        echo_json([e.to_dict() for e in entries])
         return
     if not entries:
         note(f"no LUT or predictor files in {lut_dir}/; start with: latbench profile --device host "
@@ -308,6 +303,7 @@ def _register_subsystem_commands() -> None:
     from latbench.commands.devices import devices_command
     from latbench.commands.tuning import netadapt_command, scale_command
     from latbench.commands.compare import compare_command
+    from latbench.commands.proxy import proxy_validity_command
     from latbench.commands.search import search_command
 
     cli.add_command(predict_command, "predict")
@@ -318,6 +314,7 @@ def _register_subsystem_commands() -> None:
     cli.add_command(compare_command, "compare")
     cli.add_command(netadapt_command, "netadapt")
     cli.add_command(scale_command, "scale")
+    cli.add_command(proxy_validity_command, "proxy-validity")
 
 
 _register_subsystem_commands()

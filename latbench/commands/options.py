@@ -1,16 +1,22 @@
-"""What every command module shares: option help texts, the space choice, JSON output.
+"""Options every command shares, declared once: device, precision, space, LUT folder, JSON,
+progress, worker counts and the proxy recipe; plus JSON output and the measurement line.
 
-One place for these, so `cli.py`, `cli_predict.py`, `cli_tuning.py` and the
-subsystem commands say the same thing the same way.
+Each option is a decorator (or a factory of one, where commands differ in a parameter name
+or a default), so every command says the same thing the same way. Defaults that belong to a
+configuration come from its dataclass (`ProxyRecipe`), never from a copy.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import fields, replace
 from pathlib import Path
+from typing import Callable
 
 import click
+
+from latbench.proxy.recipe import ProxyRecipe
 
 PRECISIONS = click.Choice(["fp32", "int8"])
 PRECISION_HELP = "Numeric precision of the converted models (int8: full-integer quantized)."
@@ -18,22 +24,107 @@ DEVICE_HELP = "Device profile name (device_profiles/NAME.toml; `latbench devices
 LUT_DIR_HELP = "Folder of LUT and predictor files."
 NO_PROGRESS_HELP = "No progress bars (they are shown only on a terminal anyway)."
 JSON_HELP = "Machine-readable output on stdout (errors too)."
+SPACE_HELP = "Search space (`latbench space --space NAME` describes one; tiny for a quick trial)."
+
+Decorator = Callable[[Callable], Callable]
 
 
-def space_choice():
+def space_choice() -> click.Choice:
     from latbench.nets.spaces import SPACES  # light: arch dataclasses only
 
     return click.Choice(list(SPACES))
 
 
-def precision_option(f):
+def device_option(param: str = "device_name", multiple: bool = False,
+                  help_extra: str = "") -> Decorator:
+    """--device NAME (default host); `multiple`: repeat it for several devices."""
+    default = ("host",) if multiple else "host"
+    return click.option("--device", param, multiple=multiple, default=default, show_default=True,
+                        help=DEVICE_HELP + (" " + help_extra if help_extra else ""))
+
+
+def precision_option(f: Callable) -> Callable:
     return click.option("--precision", type=PRECISIONS, default="fp32", show_default=True,
                         help=PRECISION_HELP)(f)
 
 
-def lut_dir_option(f):
-    return click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path),
-                        default=Path("lut"), show_default=True, help=LUT_DIR_HELP)(f)
+def space_option(help_extra: str = "", default: str | None = "mnasnet") -> Decorator:
+    """--space NAME, checked against the table of spaces."""
+    return click.option("--space", "space_name", type=space_choice(), default=default,
+                        show_default=default is not None,
+                        help=SPACE_HELP + (" " + help_extra if help_extra else ""))
+
+
+def lut_dir_option(f: Callable | None = None, *, help_extra: str = ""):
+    """--lut-dir DIR (default lut); usable bare (`@lut_dir_option`) or with extra help."""
+    def deco(g: Callable) -> Callable:
+        return click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path),
+                            default=Path("lut"), show_default=True,
+                            help=LUT_DIR_HELP + (" " + help_extra if help_extra else ""))(g)
+    return deco(f) if f is not None else deco
+
+
+def json_option(f: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help=JSON_HELP)(f)
+
+
+def no_progress_option(f: Callable) -> Callable:
+    return click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)(f)
+
+
+def converter_workers_option(f: Callable) -> Callable:
+    """--workers N: processes that convert models to .tflite while the device times."""
+    return click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
+                        help="Conversion worker processes (timing stays in this process, "
+                             "one model at a time).")(f)
+
+
+def ray_options(f: Callable) -> Callable:
+    """--ray-workers N / --ray-address A: fan work out over Ray (default: serial, no Ray)."""
+    f = click.option("--ray-address", default=None,
+                     help="Join an existing Ray cluster (e.g. auto, or HEAD:6379) instead of a "
+                          "local Ray.")(f)
+    return click.option("--ray-workers", type=click.IntRange(1), default=None,
+                        help="Train each batch's children in parallel on a local Ray with N "
+                             "workers (started on demand; default: serial, no Ray).")(f)
+
+
+# --proxy-NAME option -> (ProxyRecipe field, click type, help)
+PROXY_OPTIONS: dict[str, tuple[str, object, str]] = {
+    "resolution": ("resolution", click.IntRange(8),
+                   "Input size of the proxy training (images are resized to it)."),
+    "width": ("width", float, "Width multiplier of the proxy networks."),
+    "min-map": ("min_map", click.IntRange(1),
+                "Proxy strides: a stride-2 stage that would shrink the map below this runs at "
+                "stride 1."),
+    "train": ("train_images", click.IntRange(10), "Training images per proxy run."),
+    "epochs": ("epochs", click.IntRange(1), "Epochs of proxy training per network."),
+}
+
+
+def proxy_options(defaults: ProxyRecipe, names: tuple[str, ...] = tuple(PROXY_OPTIONS),
+                  help_extra: dict[str, str] | None = None) -> Decorator:
+    """--proxy-NAME options whose defaults are `defaults`' fields (a recipe, not a copy).
+
+    The command receives them as `proxy_<field>` keyword arguments; `recipe_from` turns
+    them back into a ProxyRecipe."""
+    help_extra = help_extra or {}
+
+    def deco(f: Callable) -> Callable:
+        for name in reversed(names):
+            field, kind, text = PROXY_OPTIONS[name]
+            f = click.option(f"--proxy-{name}", f"proxy_{field}", type=kind,
+                             default=getattr(defaults, field), show_default=True,
+                             help=help_extra.get(name, text))(f)
+        return f
+    return deco
+
+
+def recipe_from(defaults: ProxyRecipe, kwargs: dict) -> ProxyRecipe:
+    """`defaults` with every proxy_<field> keyword the command received (popped from kwargs)."""
+    given = {f.name: kwargs.pop(f"proxy_{f.name}") for f in fields(ProxyRecipe)
+             if f"proxy_{f.name}" in kwargs}
+    return replace(defaults, **given)
 
 
 def json_safe(x):

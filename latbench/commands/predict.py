@@ -11,35 +11,30 @@ from pathlib import Path
 
 import click
 
-from latbench.commands.options import (DEVICE_HELP, JSON_HELP, NO_PROGRESS_HELP, PRECISIONS,
-                         echo_json, lut_dir_option, measurement_line, precision_option,
-                         space_choice)
+from latbench.commands.options import (PRECISIONS, converter_workers_option, device_option,
+                                       echo_json, json_option, lut_dir_option, measurement_line,
+                                       no_progress_option, precision_option, space_option)
 from latbench.commands.console import note, progress_wanted
 from latbench.errors import InputError
 
-_lut_dir_option = lut_dir_option
 _passes_option = click.option(
     "--passes", type=click.IntRange(1, 20), default=1, show_default=True,
     help="Time every network in this many passes, each in its own shuffled order (minutes "
          "apart), and use the median: on a shared or throttling device one measurement moves "
          "by more than its own confidence interval.")
 
-
-def _space_option(f):
-    return click.option("--space", "space_name", type=space_choice(), default="mnasnet",
-                        show_default=True,
-                        help="Search space the predictor is calibrated for (names its files).")(f)
+_space_option = space_option("The predictor is calibrated for it (names its files).")
 
 
 
 
 @click.command("predict")
 @click.argument("arch_file", type=click.Path(path_type=Path))
-@click.option("--device", "device_name", default="host", show_default=True, help=DEVICE_HELP)
+@device_option()
 @precision_option
 @_space_option
-@_lut_dir_option
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@lut_dir_option
+@json_option
 @click.option("--profile-missing", is_flag=True,
               help="Measure the layers missing from the LUT now (with no LUT at all, start one "
                    "named after the network: LUTDIR/DEVICE_NAME_PRECISION.csv).")
@@ -48,7 +43,7 @@ def _space_option(f):
 @click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also draw the per-layer breakdown and the totals (predicted, measured with "
                    "--compare) into this PNG.")
-@click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
+@no_progress_option
 def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_json,
                     profile_missing, compare, png_path, no_progress) -> None:
     """Predict the latency of ARCH_FILE (total and per layer).
@@ -59,7 +54,8 @@ def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_j
     when `latbench calibrate` has written one ([scaled] by default), else it is the plain
     sum of the layers ([lut]).
     """
-    from latbench.nets.arch import load_arch, unique_specs
+    from latbench.nets.arch import unique_specs
+    from latbench.nets.load import load_arch
     from latbench.devices import load_profile, open_device
     from latbench.profiling.lut import find_luts
     from latbench.predictors import MissingKeys, load_predictor
@@ -158,8 +154,7 @@ def _report_fit(fitted, X, y, n_what: str, path: Path, as_json: bool = False,
 
 
 @click.command("calibrate")
-@click.option("--device", "device_name", default="host", show_default=True,
-              help="Whom the predictor is for (with --measurements: any name).")
+@device_option(help_extra="Whom the predictor is for (with --measurements: any name).")
 @precision_option
 @click.option("--archs", "n_archs", type=click.IntRange(1), default=100, show_default=True,
               help="Networks sampled from the space and measured on the device.")
@@ -184,11 +179,10 @@ def _report_fit(fitted, X, y, n_what: str, path: Path, as_json: bool = False,
               help="With --measurements: the device whose LUT gives the features [--device].")
 @click.option("--prior-precision", type=PRECISIONS,
               help="Precision of the prior's LUT [--precision].")
-@_lut_dir_option
-@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
-              help="Conversion processes.")
-@click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@lut_dir_option
+@converter_workers_option
+@no_progress_option
+@json_option
 def calibrate_command(device_name, precision, n_archs, seed, space_name, with_zoo, n_heldout,
                       heldout_seed, passes, measurements,
                       prior_device, prior_precision, lut_dir, workers, no_progress, as_json) -> None:
@@ -270,7 +264,7 @@ def _fmt_ci(share: float, ci) -> str:
 
 
 @click.command("validate")
-@click.option("--device", "device_name", default="host", show_default=True, help=DEVICE_HELP)
+@device_option()
 @precision_option
 @click.option("--archs", "n_archs", type=click.IntRange(1), default=50, show_default=True,
               help="Held-out networks sampled from the space (those calibrate used are left out).")
@@ -285,13 +279,12 @@ def _fmt_ci(share: float, ci) -> str:
 @click.option("--measurements", type=click.Path(dir_okay=False, path_type=Path),
               help="Held-out networks measured elsewhere (network,latency_ms CSV) instead of "
                    "measuring here.")
-@_lut_dir_option
+@lut_dir_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Report directory [runs/validate-DEVICE-SPACE-PRECISION].")
-@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
-              help="Conversion processes.")
-@click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@converter_workers_option
+@no_progress_option
+@json_option
 def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo, keras_refs,
                      passes, measurements, lut_dir, out_dir, workers, no_progress, as_json) -> None:
     """Held-out accuracy of the device's predictor file (and the baselines in it)."""

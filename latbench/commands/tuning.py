@@ -14,30 +14,31 @@ from pathlib import Path
 
 import click
 
-from latbench.commands.options import (DEVICE_HELP, LUT_DIR_HELP, NO_PROGRESS_HELP, echo_json,
-                         precision_option)
+from latbench.commands.options import (device_option, echo_json, lut_dir_option,
+                                       no_progress_option, precision_option, proxy_options,
+                                       recipe_from)
 from latbench.commands.console import note, progress_wanted
 from latbench.errors import InputError, LatbenchError
-from latbench.proxy.accuracy import ProxyRecipe
+from latbench.proxy.recipe import ProxyRecipe
+from latbench.tuning.netadapt import PROXY as NETADAPT_PROXY
 
-_RECIPE = ProxyRecipe()  # the search's proxy: defaults come from it, never from a copy
+_RECIPE = ProxyRecipe()  # the search's proxy: scale's defaults come from it, never from a copy
 
 
 def _common(f):
     """Options both commands share."""
     for opt in reversed([
-        click.option("--device", default="host", show_default=True, help=DEVICE_HELP),
+        device_option("device"),
         precision_option,
-        click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lut"),
-                     show_default=True, help=LUT_DIR_HELP + " New layers are appended to "
-                     "DEVICE_ondemand_PRECISION.csv there."),
+        lut_dir_option(help_extra="New layers are appended to DEVICE_ondemand_PRECISION.csv "
+                                  "there."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
                      help="Run directory (re-run with the same options to resume)."),
         click.option("--dataset", default="fashion_mnist", show_default=True,
                      help="Proxy dataset: fashion_mnist, folder (with --data-dir) or a tfds name."),
         click.option("--data-dir", help="IDX folder, image folder, or tfds data_dir."),
         click.option("--seed", type=int, default=0, show_default=True, help="Training and split seed."),
-        click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP),
+        no_progress_option,
     ]):
         f = opt(f)
     return f
@@ -55,10 +56,8 @@ _log = note
               help="Each proposal cuts predicted latency by at least this share (MobileNetV3: 1 %).")
 @click.option("--metric", type=click.Choice(["ratio", "accuracy"]), default="ratio", show_default=True,
               help="ratio: accuracy change per latency change (MobileNetV3); accuracy: NetAdapt's.")
-@click.option("--proxy-resolution", type=click.IntRange(8), default=32, show_default=True,
-              help="Proxy input size (the network keeps its own channels: width 1.0).")
-@click.option("--proxy-train", type=click.IntRange(10), default=3000, show_default=True,
-              help="Training images of the proxy task.")
+@proxy_options(NETADAPT_PROXY, ("resolution", "train"),
+               {"resolution": "Proxy input size (the network keeps its own channels: width 1.0)."})
 @click.option("--pretrain-epochs", type=float, default=3.0, show_default=True,
               help="Epochs for the seed before the first step.")
 @click.option("--finetune-epochs", type=float, default=0.5, show_default=True,
@@ -69,14 +68,15 @@ _log = note
               help="Stop after this many steps even if the target is not met.")
 @click.option("--no-measure", is_flag=True, help="Do not time the chosen networks end to end.")
 def netadapt_command(arch_file, device, precision, lut_dir, out_dir, dataset, data_dir, seed,
-                     no_progress, target_ms, target_ratio, delta, metric, proxy_resolution,
-                     proxy_train, pretrain_epochs, finetune_epochs, long_epochs, max_steps, no_measure):
+                     no_progress, target_ms, target_ratio, delta, metric, pretrain_epochs,
+                     finetune_epochs, long_epochs, max_steps, no_measure, **proxy):
     """NetAdapt: shrink channels of ARCH_FILE step by step until it meets a latency target."""
-    from latbench.nets.arch import load_arch
+    from latbench.nets.load import load_arch
     from latbench.tuning.netadapt import NetAdaptConfig, NetAdaptRun, bake_width
     from latbench.predictors.ondemand import OnDemandLatency
     from latbench.proxy.data import load_dataset
 
+    recipe = recipe_from(NETADAPT_PROXY, proxy)
     if (target_ms is None) == (target_ratio is None):
         raise InputError("give exactly one of --target-ms and --target-ratio", "--target-ms")
     if target_ratio is not None and not 0 < target_ratio < 1:
@@ -87,11 +87,11 @@ def netadapt_command(arch_file, device, precision, lut_dir, out_dir, dataset, da
         if target_ms is None:
             target_ms = float(lat.predict([bake_width(seed_arch)])[0]) * target_ratio
         cfg = NetAdaptConfig(target_ms=round(target_ms, 4), delta=delta, metric=metric,
-                             proxy_resolution=proxy_resolution, train_images=proxy_train,
+                             proxy_resolution=recipe.resolution, train_images=recipe.train_images,
                              pretrain_epochs=pretrain_epochs, finetune_epochs=finetune_epochs,
                              long_epochs=long_epochs, max_steps=max_steps, seed=seed,
                              measure=not no_measure)
-        ds = load_dataset(dataset, data_dir, proxy_resolution, seed)
+        ds = load_dataset(dataset, data_dir, recipe.resolution, seed)
         runner = NetAdaptRun(out_dir, cfg, seed_arch, lat, ds, log=_log,
                              progress=progress_wanted(no_progress))
         try:
@@ -136,39 +136,36 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 @click.option("--max-candidates", type=click.IntRange(1), default=6, show_default=True,
               help="Candidates proxy-trained (those closest to the target ratio).")
 @click.option("--budgets-ms", help="Comma-separated latency budgets: one scaled network each.")
-@click.option("--proxy-resolution", type=click.IntRange(8), default=_RECIPE.resolution,
-              show_default=True,
-              help="Proxy input of the base network (scaled by gamma for each candidate).")
-@click.option("--proxy-width", type=float, default=_RECIPE.width, show_default=True,
-              help="Width multiplier of the proxy networks (the search's).")
-@click.option("--proxy-train", type=click.IntRange(10), default=_RECIPE.train_images,
-              show_default=True, help="Training images per proxy run.")
+@proxy_options(_RECIPE, ("resolution", "width", "train"),
+               {"resolution": "Proxy input of the base network (scaled by gamma for each "
+                              "candidate)."})
 @click.option("--no-measure", is_flag=True, help="Do not time the family end to end.")
 def scale_command(arch_file, device, precision, lut_dir, out_dir, dataset, data_dir, seed,
                   no_progress, constraint, target_ratio, tolerance, alphas, betas, gammas,
-                  max_candidates, budgets_ms, proxy_resolution, proxy_width, proxy_train, no_measure):
+                  max_candidates, budgets_ms, no_measure, **proxy):
     """Compound scaling of ARCH_FILE (EfficientNet) under a latency (or FLOPs) constraint."""
-    from latbench.nets.arch import load_arch, save_arch
+    from latbench.nets.arch import save_arch
+    from latbench.nets.load import load_arch
     from latbench.fileio import write_atomic
     from latbench.predictors.ondemand import OnDemandLatency
     from latbench.tuning.scaling import ScaleConfig, grid_search, phi_for_budget, proxy_resolution as proxy_res
     from latbench.proxy.accuracy import ProxyEvaluator
     from latbench.proxy.data import load_dataset
 
+    recipe = replace(recipe_from(_RECIPE, proxy), seed=seed)
     cfg = ScaleConfig(constraint=constraint, target_ratio=target_ratio, tolerance=tolerance,
                       alphas=_floats(alphas, "--alphas"), betas=_floats(betas, "--betas"),
                       gammas=_floats(gammas, "--gammas"), max_candidates=max_candidates)
     budgets = _floats(budgets_ms, "--budgets-ms") if budgets_ms else ()
     base = load_arch(arch_file)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ds = load_dataset(dataset, data_dir, proxy_resolution, seed)
+    ds = load_dataset(dataset, data_dir, recipe.resolution, seed)
     evaluators: dict[int, ProxyEvaluator] = {}
 
     def accuracy(arch, coef) -> float:
-        r = proxy_res(proxy_resolution, coef.gamma)
+        r = proxy_res(recipe.resolution, coef.gamma)
         if r not in evaluators:
-            evaluators[r] = ProxyEvaluator(ds, replace(_RECIPE, resolution=r, width=proxy_width,
-                                                       train_images=proxy_train, seed=seed))
+            evaluators[r] = ProxyEvaluator(ds, replace(recipe, resolution=r))
         # the proxy keeps the candidate's own resolution factor: resolution is what it judges
         return evaluators[r].evaluate(arch).accuracy
 

@@ -399,12 +399,11 @@ def _check_block(b: Block, where: str) -> None:
 
 _ARCH_FIELDS = {"name", "resolution", "width", "act", "se_gate", "se_base", "stem", "blocks",
                 "head", "classes", "channels", "dropout"}
-_TOKEN_FIELDS = {"name", "space", "tokens"}  # a network of a search space, by its tokens
 _BLOCK_FIELDS = {"repeats", "kernel", "stride", "expand", "in_filters", "out_filters",
                  "se_ratio", "skip", "op", "act", "groups"}
 
 
-def _typed(d: dict, key: str, kind: type | tuple, where: str, default: Any = None) -> Any:
+def typed_field(d: dict, key: str, kind: type | tuple, where: str, default: Any = None) -> Any:
     if key not in d:
         return default
     v = d[key]
@@ -416,7 +415,7 @@ def _typed(d: dict, key: str, kind: type | tuple, where: str, default: Any = Non
     return v
 
 
-def _no_unknown(d: dict, known: set[str], where: str) -> None:
+def refuse_unknown(d: dict, known: set[str], where: str) -> None:
     unknown = sorted(set(d) - known)
     if unknown:
         raise InputError(f"unknown field(s) {unknown}; known: {sorted(known)}", where or "arch")
@@ -428,41 +427,46 @@ def _choice(v: Any, choices: tuple, where: str) -> Any:
     return v
 
 
-def arch_from_dict(d: Any) -> Arch:
-    """Decode and validate an arch.json object; every error names its field."""
+def explicit_arch_from_dict(d: Any) -> Arch:
+    """Decode and validate an explicit arch.json object; every error names its field.
+
+    The other form, a search space's tokens, is decoded by the space: `nets.load.arch_from_dict`
+    takes both.
+    """
     if not isinstance(d, dict):
         raise InputError(f"an arch must be a JSON object, got {type(d).__name__}", "arch")
     if "tokens" in d or "space" in d:
-        return _arch_from_tokens(d)
-    _no_unknown(d, _ARCH_FIELDS, "arch")
+        raise InputError("a network given by its tokens is decoded by its space "
+                         "(latbench.nets.load.arch_from_dict)", "tokens")
+    refuse_unknown(d, _ARCH_FIELDS, "arch")
     num = (int, float)
-    act = _choice(_typed(d, "act", str, "", "relu"), ACTIVATIONS, "act")
-    stem_d = _typed(d, "stem", dict, "", {})
-    _no_unknown(stem_d, {"filters", "kernel", "stride", "act"}, "stem")
+    act = _choice(typed_field(d, "act", str, "", "relu"), ACTIVATIONS, "act")
+    stem_d = typed_field(d, "stem", dict, "", {})
+    refuse_unknown(stem_d, {"filters", "kernel", "stride", "act"}, "stem")
     stem = Stem(
-        filters=_typed(stem_d, "filters", int, "stem", 32),
-        kernel=_typed(stem_d, "kernel", int, "stem", 3),
-        stride=_typed(stem_d, "stride", int, "stem", 2),
-        act=_typed(stem_d, "act", str, "stem", None),
+        filters=typed_field(stem_d, "filters", int, "stem", 32),
+        kernel=typed_field(stem_d, "kernel", int, "stem", 3),
+        stride=typed_field(stem_d, "stride", int, "stem", 2),
+        act=typed_field(stem_d, "act", str, "stem", None),
     )
     if stem.act is not None:
         _choice(stem.act, ACTIVATIONS, "stem.act")
     if stem.filters < 1:
         raise InputError(f"must be >= 1, got {stem.filters}", "stem.filters")
-    head_d = _typed(d, "head", dict, "", {})
-    _no_unknown(head_d, {"kind", "filters", "hidden", "scale", "act"}, "head")
+    head_d = typed_field(d, "head", dict, "", {})
+    refuse_unknown(head_d, {"kind", "filters", "hidden", "scale", "act"}, "head")
     head = Head(
-        kind=_choice(_typed(head_d, "kind", str, "head", "conv"), HEAD_KINDS, "head.kind"),
-        filters=_typed(head_d, "filters", int, "head", 1280),
-        hidden=_typed(head_d, "hidden", int, "head", 0),
-        scale=_typed(head_d, "scale", bool, "head", True),
-        act=_typed(head_d, "act", str, "head", None),
+        kind=_choice(typed_field(head_d, "kind", str, "head", "conv"), HEAD_KINDS, "head.kind"),
+        filters=typed_field(head_d, "filters", int, "head", 1280),
+        hidden=typed_field(head_d, "hidden", int, "head", 0),
+        scale=typed_field(head_d, "scale", bool, "head", True),
+        act=typed_field(head_d, "act", str, "head", None),
     )
     if head.kind == "v3" and head.hidden < 1:
         raise InputError("a v3 head needs hidden >= 1", "head.hidden")
     if head.act is not None:
         _choice(head.act, ACTIVATIONS, "head.act")
-    blocks_in = _typed(d, "blocks", list, "", None)
+    blocks_in = typed_field(d, "blocks", list, "", None)
     if not blocks_in:
         raise InputError("an arch needs a non-empty list of blocks", "blocks")
     blocks = []
@@ -471,22 +475,22 @@ def arch_from_dict(d: Any) -> Arch:
         if isinstance(b, str):
             blocks.append(parse_block_string(b, where))
         elif isinstance(b, dict):
-            _no_unknown(b, _BLOCK_FIELDS, where)
+            refuse_unknown(b, _BLOCK_FIELDS, where)
             for req in ("repeats", "kernel", "stride", "in_filters", "out_filters"):
                 if req not in b:
                     raise InputError("missing required field", f"{where}.{req}")
             blk = Block(
-                repeats=_typed(b, "repeats", int, where),
-                kernel=_typed(b, "kernel", int, where),
-                stride=_typed(b, "stride", int, where),
-                expand=float(_typed(b, "expand", num, where, 1)),
-                in_filters=_typed(b, "in_filters", int, where),
-                out_filters=_typed(b, "out_filters", int, where),
-                se_ratio=float(_typed(b, "se_ratio", num, where, 0.0)),
-                skip=_typed(b, "skip", bool, where, True),
-                op=_typed(b, "op", str, where, "mbconv"),
-                act=_typed(b, "act", str, where, None),
-                groups=_typed(b, "groups", int, where, 1),
+                repeats=typed_field(b, "repeats", int, where),
+                kernel=typed_field(b, "kernel", int, where),
+                stride=typed_field(b, "stride", int, where),
+                expand=float(typed_field(b, "expand", num, where, 1)),
+                in_filters=typed_field(b, "in_filters", int, where),
+                out_filters=typed_field(b, "out_filters", int, where),
+                se_ratio=float(typed_field(b, "se_ratio", num, where, 0.0)),
+                skip=typed_field(b, "skip", bool, where, True),
+                op=typed_field(b, "op", str, where, "mbconv"),
+                act=typed_field(b, "act", str, where, None),
+                groups=typed_field(b, "groups", int, where, 1),
             )
             _check_block(blk, where)
             blocks.append(blk)
@@ -500,18 +504,18 @@ def arch_from_dict(d: Any) -> Arch:
                 f"blocks[{i}].in_filters")
         prev = blk.out_filters
     arch = Arch(
-        name=_typed(d, "name", str, "", "custom"),
-        resolution=_typed(d, "resolution", int, "", 224),
-        width=float(_typed(d, "width", num, "", 1.0)),
+        name=typed_field(d, "name", str, "", "custom"),
+        resolution=typed_field(d, "resolution", int, "", 224),
+        width=float(typed_field(d, "width", num, "", 1.0)),
         act=act,
-        se_gate=_choice(_typed(d, "se_gate", str, "", "sigmoid"), SE_GATES, "se_gate"),
-        se_base=_choice(_typed(d, "se_base", str, "", "in"), SE_BASES, "se_base"),
+        se_gate=_choice(typed_field(d, "se_gate", str, "", "sigmoid"), SE_GATES, "se_gate"),
+        se_base=_choice(typed_field(d, "se_base", str, "", "in"), SE_BASES, "se_base"),
         stem=stem,
         blocks=tuple(blocks),
         head=head,
-        classes=_typed(d, "classes", int, "", 1000),
-        channels=_typed(d, "channels", int, "", 3),
-        dropout=float(_typed(d, "dropout", num, "", 0.2)),
+        classes=typed_field(d, "classes", int, "", 1000),
+        channels=typed_field(d, "channels", int, "", 3),
+        dropout=float(typed_field(d, "dropout", num, "", 0.2)),
     )
     from latbench.fileio import safe_name
 
@@ -526,28 +530,6 @@ def arch_from_dict(d: Any) -> Arch:
         raise InputError(f"must be >= 1, got {arch.channels}", "channels")
     return arch
 
-
-def _arch_from_tokens(d: dict) -> Arch:
-    """`{"space": "fbnet-cifar100", "tokens": "7-8-1-...", "name": ...}`: decode through the space."""
-    from latbench.nets.spaces import SPACES  # spaces build on this module
-
-    _no_unknown(d, _TOKEN_FIELDS, "arch (a network given by its tokens takes only these)")
-    for req in ("space", "tokens"):
-        if req not in d:
-            raise InputError("a network given by its tokens needs both space and tokens", req)
-    name = _typed(d, "space", str, "")
-    if name not in SPACES:
-        raise InputError(f"unknown search space {name!r}; known: {', '.join(SPACES)}", "space")
-    space = SPACES[name]
-    raw = d["tokens"]
-    if isinstance(raw, str):
-        tokens = space.parse_tokens(raw, "tokens")
-    elif isinstance(raw, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in raw):
-        tokens = list(raw)
-    else:
-        raise InputError(f"expected a string like '7-8-1-...' or a list of ints, got {raw!r}",
-                         "tokens")
-    return space.decode(tokens, name=_typed(d, "name", str, "", None))
 
 
 def arch_to_dict(a: Arch, block_strings: bool = True) -> dict[str, Any]:
@@ -570,22 +552,6 @@ def arch_to_dict(a: Arch, block_strings: bool = True) -> dict[str, Any]:
         "head": head, "classes": a.classes, "channels": a.channels, "dropout": a.dropout,
     }
 
-
-def load_arch(path: str | Path) -> Arch:
-    """Read arch.json; JSON errors and field errors both name the problem."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise InputError(f"cannot read {p}: {exc.strerror}") from None
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{p} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    try:
-        return arch_from_dict(d)
-    except InputError as exc:  # several files on one command line: say which one
-        raise InputError(f"{p}: {exc}") from None
 
 
 def save_arch(arch: Arch, path: str | Path) -> None:

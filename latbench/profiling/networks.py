@@ -14,7 +14,8 @@ from typing import Iterator, Sequence
 
 from tqdm import tqdm
 
-from latbench.nets.arch import Arch, arch_from_dict
+from latbench.nets.arch import Arch
+from latbench.nets.load import arch_from_dict
 from latbench.build.cache import arch_path
 from latbench.devices import Device
 from latbench.devices.measure import Measurement

@@ -40,33 +40,12 @@ from latbench.nets.arch import Arch, make_divisible
 from latbench.errors import InputError
 from latbench.fileio import write_atomic
 from latbench.proxy.data import Dataset
+from latbench.proxy.recipe import ProxyRecipe
 
 
 TRAINER_VERSION = 3  # bump when training or evaluation changes: old cache entries then miss
 
 
-@dataclass(frozen=True)
-class ProxyRecipe:
-    """How every network is trained for the search (same for baselines)."""
-
-    resolution: int = 28
-    width: float = 0.5
-    train_images: int = 3000
-    val_images: int = 2000
-    epochs: int = 2
-    batch: int = 64
-    lr: float = 3e-3
-    bn_momentum: float = 0.9  # few steps: BN statistics must settle fast
-    seed: int = 0
-    min_map: int = 4  # proxy strides: no stage shrinks the map below min_map x min_map
-
-    def __post_init__(self) -> None:
-        if self.min_map < 1 or self.resolution < 1 or not self.width > 0:
-            raise InputError(f"proxy recipe needs resolution, min_map >= 1 and width > 0: {self}",
-                             "recipe")
-
-    def key(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
 
 
 def proxy_arch(arch: Arch, recipe: ProxyRecipe, classes: int, channels: int) -> Arch:

@@ -9,7 +9,7 @@ the proxy's training time. Every trained network is one JSON line in
 `results.jsonl` (appended as it finishes, so a rerun resumes); the report is
 `summary.json` plus `validity.png`.
 
-    python -m latbench.proxy.validity --out runs/proxy_validity --networks 20
+    latbench proxy-validity --out runs/proxy_validity --networks 20
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import click
-
 from latbench.fileio import append_line, write_atomic
-from latbench.proxy.accuracy import ProxyEvaluator, ProxyRecipe
+from latbench.proxy.accuracy import ProxyEvaluator
+from latbench.proxy.recipe import ProxyRecipe
 
 
 def _done(path: Path) -> dict[tuple[str, str], dict]:
@@ -99,21 +98,16 @@ def plot(results: list[dict], summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
-@click.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--networks", type=int, default=20, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Which networks are drawn.")
-@click.option("--factor", type=int, default=5, show_default=True,
-              help="The reference trains on factor x as many images (same epochs).")
-@click.option("--seeds", type=int, default=3, show_default=True, help="Recipe seeds for the spread.")
-@click.option("--spread-networks", type=int, default=5, show_default=True,
-              help="How many networks are trained with every recipe seed.")
-@click.option("--space", "space_name", default="mnasnet", show_default=True)
-def main(out_dir: Path, networks: int, seed: int, factor: int, seeds: int, spread_networks: int,
-         space_name: str) -> None:
+def study(out_dir: Path, networks: int = 20, seed: int = 0, factor: int = 5, seeds: int = 3,
+          spread_networks: int = 5, space_name: str = "mnasnet", progress: bool = True) -> dict:
+    """Train the study's networks (resuming from `results.jsonl`); write and return the summary.
+
+    `networks` are drawn from the space with `seed`; the reference trains on `factor` x as
+    many images (same epochs); the first `spread_networks` are also trained with `seeds`
+    recipe seeds for the spread.
+    """
     import os
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from tqdm import tqdm
 
     from latbench.nets import zoo
@@ -134,7 +128,7 @@ def main(out_dir: Path, networks: int, seed: int, factor: int, seeds: int, sprea
     jobs = [(n, a, r) for n, a in nets for r in ("proxy_s0", "long_s0")]
     jobs += [(n, a, f"proxy_s{s}") for n, a in nets[:spread_networks] for s in range(1, seeds)]
     evaluators: dict[str, ProxyEvaluator] = {}
-    for net, arch, rname in tqdm(jobs, desc="proxy validity", unit="net"):
+    for net, arch, rname in tqdm(jobs, desc="proxy validity", unit="net", disable=not progress):
         if (net, rname) in done:
             continue
         if rname not in evaluators:
@@ -151,8 +145,4 @@ def main(out_dir: Path, networks: int, seed: int, factor: int, seeds: int, sprea
     summary = summarize(results, seeds)
     write_atomic(out_dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     plot(results, summary, out_dir / "validity.png")
-    click.echo(json.dumps({k: v for k, v in summary.items() if k != "seed_spread"}, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+    return summary

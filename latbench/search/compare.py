@@ -157,7 +157,7 @@ def retrain(runs: Sequence[RunCurves], n: int, seeds: Sequence[int], reference: 
     recipe seed through the run's own proxy recipe (cached like the search's samples)."""
     from latbench.nets import zoo
     from latbench.nets.spaces import get_space
-    from latbench.commands.search import make_evaluator
+    from latbench.search.job import make_evaluator
     from latbench.search.run import SearchConfig
 
     out = []

@@ -107,8 +107,8 @@ class RayExecutor(Executor):
             import ray
         except ImportError:
             raise InputError("parallel evaluation needs Ray: pip install 'latbench[ray]' "
-                             "(or drop --workers/--ray-address for the serial path)",
-                             "--workers") from None
+                             "(or drop --ray-workers/--ray-address for the serial path)",
+                             "--ray-workers") from None
         self.ray = ray
         self.max_retries = max_retries
         self.worker_pids: set[int] = set()
@@ -122,7 +122,7 @@ class RayExecutor(Executor):
                 ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
             else:
                 if workers is None or workers < 1:
-                    raise InputError(f"must be >= 1, got {workers}", "--workers")
+                    raise InputError(f"must be >= 1, got {workers}", "--ray-workers")
                 # workers at the driver's priority (Ray's default nices them to 15, which
                 # starves them on a shared machine while the serial path runs at 0)
                 # address="local": a new Ray of our own, even where `ray start` ran before
@@ -218,7 +218,7 @@ EXECUTORS: dict[str, type[Executor]] = {"serial": SerialExecutor, "ray": RayExec
 
 
 def make_executor(workers: int | None = None, address: str | None = None) -> Executor:
-    """Serial unless Ray is asked for (--workers N or --ray-address)."""
+    """Serial unless Ray is asked for (--ray-workers N or --ray-address)."""
     if workers is None and not address:
         return SerialExecutor()
     return RayExecutor(workers=workers, address=address)

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from latbench.fileio import write_atomic
+from latbench.search.controllers import Controller
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
@@ -38,7 +39,7 @@ class PPOConfig:
     max_grad_norm: float = 5.0
 
 
-class PPOController:
+class PPOController(Controller):
     kind = "ppo"
 
     def __init__(self, vocab_sizes: Sequence[int], seed: int = 0, config: PPOConfig = PPOConfig()):
@@ -189,7 +190,7 @@ class PPOController:
                  "rng": self.rng.bit_generator.state}
         write_atomic(path.with_suffix(".json"), json.dumps(state).encode())
 
-    def load(self, path: str | Path) -> None:
+    def restore(self, path: str | Path) -> None:
         path = Path(path)
         state = json.loads(path.with_suffix(".json").read_text())
         if state["vocab_sizes"] != self.vocab_sizes:
@@ -202,15 +203,3 @@ class PPOController:
         self.step, self.baseline, self.updates = state["step"], state["baseline"], state["updates"]
         self.rng.bit_generator.state = state["rng"]
 
-
-def make_controller(kind: str, vocab_sizes: Sequence[int], seed: int):
-    """`ppo` or `random`, both with sample / log_prob / update / save / load."""
-    if kind == "ppo":
-        return PPOController(vocab_sizes, seed)
-    if kind == "random":
-        from latbench.search.random_search import RandomController
-
-        return RandomController(vocab_sizes, seed)
-    from latbench.errors import InputError
-
-    raise InputError(f"must be ppo or random, got {kind!r}", "--controller")

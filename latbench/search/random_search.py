@@ -10,9 +10,10 @@ from typing import Sequence
 import numpy as np
 
 from latbench.fileio import write_atomic
+from latbench.search.controllers import Controller
 
 
-class RandomController:
+class RandomController(Controller):
     """Samples every token uniformly; `update` learns nothing, by design."""
 
     kind = "random"
@@ -40,7 +41,7 @@ class RandomController:
                  "rng": self.rng.bit_generator.state}
         write_atomic(Path(path).with_suffix(".json"), json.dumps(state).encode())
 
-    def load(self, path: str | Path) -> None:
+    def restore(self, path: str | Path) -> None:
         state = json.loads(Path(path).with_suffix(".json").read_text())
         if state["vocab_sizes"] != self.vocab_sizes:
             raise ValueError("checkpoint is for another search space")

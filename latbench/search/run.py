@@ -40,7 +40,7 @@ from latbench.predictors import FailedLayers
 from latbench.nets.spaces import SearchSpace, get_space
 from latbench.search import samples as samples_file
 from latbench.proxy.accuracy import AccuracySource
-from latbench.search.ppo import make_controller
+from latbench.search.controllers import make_controller
 from latbench.search.executor import ChildResult, Executor, SerialExecutor
 from latbench.search.pareto import hypervolume, pareto_front
 from latbench.search.reward import RewardSpec
@@ -196,7 +196,7 @@ class Search:
             return 0, 0
         state = json.loads(latest.read_text())
         b = state["batch"]
-        self.ctrl.load(self.dir / "controller" / f"batch_{b:05d}")
+        self.ctrl.restore(self.dir / "controller" / f"batch_{b:05d}")
         # checkpoints before the "samples" field: every batch was full
         return b + 1, int(state.get("samples", (b + 1) * self.cfg.batch))
 

@@ -26,8 +26,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from latbench.nets.arch import Arch, arch_from_dict, make_divisible
+from latbench.nets.arch import Arch, make_divisible
+from latbench.nets.load import arch_from_dict
 from latbench.errors import InputError
+from latbench.proxy.recipe import ProxyRecipe
+
+# NetAdapt's proxy task: the network keeps its own channels (width 1.0) at 32 px; the
+# config's fields and the command's option defaults both come from here.
+PROXY = ProxyRecipe(resolution=32, width=1.0, train_images=3000, val_images=2000)
 
 METRICS = ("ratio", "accuracy")
 STEP_COLUMNS = ("step", "proposal", "kind", "blocks", "channels_before", "channels_after",
@@ -42,9 +48,9 @@ class NetAdaptConfig:
     channel_step: int = 8
     min_channels: int = 8
     max_steps: int = 100
-    proxy_resolution: int = 32
-    train_images: int = 3000
-    val_images: int = 2000
+    proxy_resolution: int = PROXY.resolution
+    train_images: int = PROXY.train_images
+    val_images: int = PROXY.val_images
     pretrain_epochs: float = 3.0  # the seed, from scratch, before the first step
     finetune_epochs: float = 0.5  # each proposal, from inherited weights
     long_epochs: float = 6.0  # the result, at the end
@@ -212,16 +218,15 @@ class NetAdaptRun:
 
     def __init__(self, out_dir: Path, cfg: NetAdaptConfig, seed_arch: Arch, latency, dataset,
                  log: Callable[[str], None] = print, progress: bool = True):
-        from latbench.proxy.accuracy import ProxyEvaluator, ProxyRecipe
+        from latbench.proxy.accuracy import ProxyEvaluator
 
         self.out = Path(out_dir)
         self.cfg = cfg
         self.latency = latency  # OnDemandLatency (predict, measure, predictor_name)
         self.log = log
         self.progress = progress
-        recipe = ProxyRecipe(resolution=cfg.proxy_resolution, width=1.0,
-                             train_images=cfg.train_images, val_images=cfg.val_images,
-                             seed=cfg.seed)
+        recipe = replace(PROXY, resolution=cfg.proxy_resolution, train_images=cfg.train_images,
+                         val_images=cfg.val_images, seed=cfg.seed)
         data = ProxyEvaluator(dataset, recipe)  # the search's split and preprocessing
         self.recipe = recipe
         self.classes, self.channels = data.classes, data.channels

@@ -15,21 +15,30 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 
-from latbench.nets.spaces.mnasnet import DECISIONS, TOKENS_PER_BLOCK, MnasNetSpace as SearchSpace
+from latbench.nets.spaces.base import SearchSpace
 
-_FILTERS = [n for n, _ in DECISIONS].index("filters")
+
+def _block_decisions(space: SearchSpace) -> list[tuple[str, list]]:
+    """The per-block decisions, in token order (a block-structured space: MnasNet's)."""
+    return list(space.decisions().items())
+
+
+def _filters_position(space: SearchSpace) -> int:
+    return [n for n, _ in _block_decisions(space)].index("filters")
 
 
 def block_variants(space: SearchSpace, b: int, prev_filters_token: int | None
                    ) -> dict[int, set[tuple[str, ...]]]:
     """Block b's distinct layer lists after a given previous-block filters token, by out channels."""
+    decisions = _block_decisions(space)
+    per_block = len(decisions)
     base = [0] * space.num_tokens
     if prev_filters_token is not None:
-        base[(b - 1) * TOKENS_PER_BLOCK + _FILTERS] = prev_filters_token
+        base[(b - 1) * per_block + _filters_position(space)] = prev_filters_token
     out: dict[int, set[tuple[str, ...]]] = defaultdict(set)
-    for combo in itertools.product(*[range(len(c)) for _, c in DECISIONS]):
+    for combo in itertools.product(*[range(len(c)) for _, c in decisions]):
         t = list(base)
-        t[b * TOKENS_PER_BLOCK:(b + 1) * TOKENS_PER_BLOCK] = combo
+        t[b * per_block:(b + 1) * per_block] = combo
         arch = space.decode(t)
         first = 1 + sum(blk.repeats for blk in arch.blocks[:b])
         specs = arch.layers()[first:first + arch.blocks[b].repeats]
@@ -39,7 +48,7 @@ def block_variants(space: SearchSpace, b: int, prev_filters_token: int | None
 
 def distinct_networks(space: SearchSpace) -> int:
     """The number of distinct networks (token sequences up to equivalent values)."""
-    n_filters = len(dict(DECISIONS)["filters"])
+    n_filters = len(space.decisions()["filters"])
     # channels entering the block -> (number of distinct prefixes, a filters token giving them)
     states: dict[int, tuple[int, int | None]] = {space.stem.filters: (1, None)}
     for b in range(space.num_blocks):
@@ -56,5 +65,5 @@ def distinct_networks(space: SearchSpace) -> int:
 
 def _out_filters(space: SearchSpace, b: int, filters_token: int) -> int:
     t = [0] * space.num_tokens
-    t[b * TOKENS_PER_BLOCK + _FILTERS] = filters_token
+    t[b * len(_block_decisions(space)) + _filters_position(space)] = filters_token
     return space.decode(t).blocks[b].out_filters

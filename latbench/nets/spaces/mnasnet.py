@@ -125,7 +125,7 @@ class MnasNetSpace(SearchSpace):
         return replace(self, resolution=resolution, classes=classes, channels=channels)
 
     def distinct_networks(self) -> int:
-        """Equivalent filter, depth and skip values merged (see `search.distinct`)."""
+        """Equivalent filter, depth and skip values merged (see `distinct.py`)."""
         from latbench.nets.spaces.distinct import distinct_networks
 
         return distinct_networks(self)
