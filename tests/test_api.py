@@ -1,4 +1,4 @@
-"""The Python API (api.py) and the README example that documents it."""
+"""The Python API (api.py) and the example in docs/python-api.md that documents it."""
 
 import json
 import re
@@ -35,9 +35,9 @@ def workdir(tmp_path):
 
 
 def _readme_example() -> str:
-    text = (REPO / "README.md").read_text()
-    m = re.search(r"<!-- README-API-EXAMPLE.*?-->\n```python\n(.*?)```", text, re.S)
-    assert m, "README lost its API example"
+    text = (REPO / "docs" / "python-api.md").read_text()
+    m = re.search(r"<!-- API-EXAMPLE.*?-->\n```python\n(.*?)```", text, re.S)
+    assert m, "docs/python-api.md lost its API example"
     return m.group(1)
 
 

@@ -13,7 +13,7 @@ def test_mnasnet_space_holds_fewer_networks_than_token_sequences():
     n = distinct_networks(sp)
     # x0.75 = x1.0 in blocks 0-1, -1 = 0 layers in blocks 0 and 6, skip inert on 1-layer blocks
     assert sp.size() / 20 < n < sp.size() / 5
-    assert n == 15216811431690240  # pinned: the README and `latbench space` quote it
+    assert n == 15216811431690240  # pinned: docs/arch-format.md and `latbench space` quote it
 
 
 @pytest.mark.slow
