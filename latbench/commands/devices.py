@@ -20,6 +20,7 @@ import click
 from latbench.devices.adb_transport import (AdbServerTransport, AdbShellTransport, PairingNeeded, Transport, TransportError,
                             adb_binary, adb_server_running, list_server_devices, sh_join)
 from latbench.devices.base import DeviceProfile
+from latbench.devices.kinds import device_kind
 from latbench.devices.profiles import known_profiles, load_profile
 
 
@@ -69,7 +70,7 @@ def _profiles() -> list[DeviceProfile]:
             p = load_profile(name)
         except Exception:  # noqa: BLE001 - a broken profile must not hide the phones
             continue
-        if p.kind in ("adb", "emulated"):
+        if device_kind(p.kind).needs_transport:
             out.append(p)
     return out
 
@@ -87,8 +88,9 @@ def match_profile(info: PhoneInfo, profiles: list[DeviceProfile]) -> str:
         hits = [p.name for p in profiles if want in values(p, key)]
         if hits:
             return ",".join(sorted(hits))
-    if info.device == "emulated":
-        return ",".join(sorted(p.name for p in profiles if p.kind == "emulated"))
+    standins = [p.name for p in profiles if device_kind(p.kind).reports_product == info.device]
+    if info.device and standins:
+        return ",".join(sorted(standins))
     return ""
 
 
@@ -118,7 +120,7 @@ def discover(connect: tuple[str, ...] = (), adbkey: str | None = None, use_serve
     for p in _profiles():
         if p.options.get("host"):
             targets.append(f"{p.options['host']}:{p.options.get('port', 5555)}")
-        elif p.kind == "emulated" and p.options.get("connect"):
+        elif p.options.get("connect"):  # a running stand-in phone's HOST:PORT
             targets.append(str(p.options["connect"]))
     for target in dict.fromkeys(targets):
         host, _, port = target.rpartition(":")

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 from latbench.devices.base import Device, DeviceLost, DeviceProfile, ModelRunError
+from latbench.devices.kinds import KINDS, DeviceKind, device_kind
 from latbench.devices.profiles import known_profiles, load_profile
 
 
 def open_device(profile: DeviceProfile) -> Device:
-    """The Device for a profile, by its kind."""
-    if profile.kind == "host":
-        from latbench.devices.host import HostDevice
-
-        return HostDevice(profile)
-    if profile.kind in ("adb", "emulated"):
-        from latbench.devices.adb import open_adb_device  # noqa: PLC0415
-
-        return open_adb_device(profile)
-    raise ValueError(f"unknown device kind {profile.kind!r}")
+    """The Device for a profile, by its kind (the KINDS table)."""
+    return device_kind(profile.kind, f"{profile.name}: kind").open(profile)
 
 
-__all__ = ["Device", "DeviceLost", "DeviceProfile", "ModelRunError", "known_profiles",
-           "load_profile", "open_device"]
+__all__ = ["KINDS", "Device", "DeviceKind", "DeviceLost", "DeviceProfile", "ModelRunError",
+           "device_kind", "known_profiles", "load_profile", "open_device"]

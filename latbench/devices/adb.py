@@ -596,10 +596,8 @@ def make_transport(profile: DeviceProfile) -> Transport:
 
 
 def open_adb_device(profile: DeviceProfile) -> AdbDevice:
-    """An AdbDevice for a kind adb or kind emulated profile (the latter starts the loopback phone)."""
+    """An AdbDevice for a phone (kind adb): its benchmark_model binary, over its transport."""
     o = profile.options
-    if profile.kind == "emulated":
-        return _open_emulated(profile)
     if not o.get("benchmark_model"):
         raise InputError("options.benchmark_model must point at the Android benchmark_model binary "
                          "(see docs/phones.md)", f"{profile.name}")
@@ -609,7 +607,8 @@ def open_adb_device(profile: DeviceProfile) -> AdbDevice:
     return AdbDevice(profile, make_transport(profile), binary)
 
 
-def _open_emulated(profile: DeviceProfile) -> AdbDevice:
+def open_emulated_device(profile: DeviceProfile) -> AdbDevice:
+    """An AdbDevice on the stand-in phone (kind emulated), which this starts on loopback."""
     from latbench.devices.emulated_phone import Clocks, EmulatedPhone, standin_script
 
     o = profile.options

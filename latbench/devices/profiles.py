@@ -9,8 +9,8 @@ from pathlib import Path
 from latbench.errors import InputError
 from latbench.devices.measure import Protocol
 from latbench.devices.base import DeviceProfile
+from latbench.devices.kinds import device_kind
 
-KINDS = ("host", "adb", "emulated")
 _FIELDS = {"name", "kind", "description", "threads", "cpus", "delegate", "protocol", "options"}
 DELEGATES = ("cpu", "xnnpack", "gpu", "nnapi")
 
@@ -51,8 +51,7 @@ def parse_profile(data: dict, source: str = "") -> DeviceProfile:
     from latbench.fileio import safe_name
 
     safe_name(data["name"], f"{where}: name")  # it names LUT, predictor and report files
-    if data["kind"] not in KINDS:
-        raise InputError(f"kind must be one of {KINDS}, got {data['kind']!r}", f"{where}: kind")
+    device_kind(data["kind"], f"{where}: kind")  # one of the KINDS table
     threads = data.get("threads", 1)
     if not isinstance(threads, int) or threads < 1:
         raise InputError(f"threads must be an int >= 1, got {threads!r}", f"{where}: threads")

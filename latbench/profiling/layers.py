@@ -26,6 +26,7 @@ from latbench.nets.arch import LayerSpec
 from latbench.build.cache import converter_version, spec_path
 from latbench.devices import Device, DeviceLost, ModelRunError
 from latbench.devices.fleet import WorkQueue, split_fingerprint
+from latbench.devices.kinds import device_kind
 from latbench.profiling.lut import LUT, Row, lut_path
 
 
@@ -153,7 +154,7 @@ def converter_cpus(devices: Sequence[Device]) -> set[int] | None:
     """
     free = set(os.sched_getaffinity(0))
     for d in devices:
-        if d.profile.kind in ("host", "emulated"):
+        if device_kind(d.profile.kind).times_on_this_cpu:
             if not d.profile.cpus:
                 return None
             free -= set(d.profile.cpus)
