@@ -1,12 +1,12 @@
 """`latbench predict / calibrate / validate`: the predictor's commands; wiring only.
 
-The work is in predictors/ (features, estimators, files), calibrate.py
-(measured networks, fitting) and validate.py (metrics, plots).
+The work is in predictors/ (features, estimators, files) and calibration/ (jobs.py: the
+calibrate and validate jobs; calibrate.py: measured networks, fitting; validate.py: metrics,
+plots).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -15,7 +15,6 @@ from latbench.commands.options import (PRECISIONS, converter_workers_option, dev
                                        echo_json, json_option, lut_dir_option, measurement_line,
                                        no_progress_option, precision_option, space_option)
 from latbench.commands.console import note, progress_wanted
-from latbench.errors import InputError
 
 _passes_option = click.option(
     "--passes", type=click.IntRange(1, 20), default=1, show_default=True,
@@ -125,15 +124,6 @@ def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_j
                    f"{100 * (total - med) / med:+.1f} %   (LUT sum {100 * (lut_sum - med) / med:+.1f} %)")
 
 
-def _runnable(nets, table):
-    """Leave out networks holding a layer the device failed to run (LUT status=failed)."""
-    keep = [n for n in nets if not table.failed([n.arch])]
-    if len(keep) < len(nets):
-        note(f"skipping {len(nets) - len(keep)} network(s) with layers that failed on this "
-             f"device (status=failed in the LUT; --retry-failed to measure them again)")
-    return keep
-
-
 def _report_fit(fitted, X, y, n_what: str, path: Path, as_json: bool = False,
                 extra: dict | None = None) -> None:
     from latbench.calibration.validate import metrics
@@ -187,76 +177,18 @@ def calibrate_command(device_name, precision, n_archs, seed, space_name, with_zo
                       heldout_seed, passes, measurements,
                       prior_device, prior_precision, lut_dir, workers, no_progress, as_json) -> None:
     """Fit the device's predictor on whole networks measured end to end."""
-    from latbench.calibration.calibrate import (fit_and_save, heldout_networks, measure_sets, nets_path,
-                            read_measurements, sample_networks, zoo_networks)
-    from latbench.predictors import MissingKeys, load_table
-    from latbench.nets.spaces import get_space
+    from latbench.calibration.jobs import calibrate
 
-    space = get_space(space_name)
-    if measurements is not None and (n_heldout or passes > 1):
-        raise click.UsageError("--heldout and --passes measure networks here; they do not go "
-                               "with --measurements")
-    if measurements is None:
-        if prior_device or prior_precision:
-            raise click.UsageError("--prior/--prior-precision go with --measurements")
-        from latbench.devices import load_profile, open_device
-
-        profile_ = load_profile(device_name)
-        table = load_table(device_name, precision, lut_dir)
-        if with_zoo is None:
-            with_zoo = space.calibrate_with_zoo
-        nets = sample_networks(space, n_archs, seed) + (zoo_networks() if with_zoo else [])
-        nets = _runnable(nets, table)
-        held: list = []
-        if n_heldout:
-            sampled, zoo_held = heldout_networks(space, n_heldout, heldout_seed,
-                                                 {n.arch.digest() for n in nets}, not with_zoo)
-            held = _runnable(sampled + [z for z in zoo_held if not table.missing([z.arch])],
-                             table)
-        missing = table.missing([n.arch for n in nets + held])
-        if missing:
-            exc = MissingKeys(missing, device_name, precision)
-            exc.hint = (f"for the space's networks: latbench profile --device {device_name} "
-                        f"--space {space_name} --precision {precision} --lut-dir {lut_dir}"
-                        + (f"; for the zoo: the same with --zoo instead of --space {space_name}"
-                           if with_zoo else ""))
-            raise exc
-        path = nets_path(lut_dir, device_name, space_name, precision, "calib")
-        sets = [(path, nets)]
-        if held:
-            sets.append((nets_path(lut_dir, device_name, space_name, precision, "validate"), held))
-            note(f"measuring {len(nets)} calibration and {len(held)} held-out networks "
-                 f"interleaved (validate --archs {n_heldout} --seed {heldout_seed} will use them)")
-        with open_device(profile_) as dev:
-            results = measure_sets(dev, sets, precision, workers,
-                                   progress_wanted(no_progress or as_json),
-                                   shuffle_seed=seed if held else None, passes=passes)[0]
-        wanted = {n.arch.digest() for n in nets}
-        chosen = [r for d, r in results.items() if d in wanted]
-        mode = "measured"
-        note(f"measured networks -> {path}")
-    else:
-        table = load_table(prior_device or device_name, prior_precision or precision, lut_dir)
-        chosen = read_measurements(measurements, space)
-        missing = table.missing([r.network.arch for r in chosen])
-        if missing:
-            raise MissingKeys(missing, table.device, table.precision)
-        failed = [r for r in chosen if table.failed([r.network.arch])]
-        if failed:
-            raise InputError(f"{measurements}: row {failed[0].network.source.split(':')[1]} "
-                             f"({failed[0].network.arch.name}) holds layers that failed on "
-                             f"{table.device} (status=failed in its LUT): the prior cannot "
-                             f"describe it; remove the row")
-        path = Path(measurements)
-        mode = "few-shot" if table.device != device_name or table.precision != precision \
-            else "measurements file"
-    fitted, X, y, ppath = fit_and_save(table, chosen, lut_dir, device=device_name,
-                                       space=space_name, precision=precision, measurements=path,
-                                       mode=mode)
-    _report_fit(fitted, X, y, f"networks ({mode}; features from the {table.device} "
-                f"{table.precision} LUT)", ppath, as_json,
-                {"device": device_name, "space": space_name, "precision": precision, "mode": mode,
-                 "measurements": str(path), "lut_device": table.device})
+    c = calibrate(device=device_name, precision=precision, space_name=space_name,
+                  lut_dir=lut_dir, n_archs=n_archs, seed=seed, with_zoo=with_zoo,
+                  n_heldout=n_heldout, heldout_seed=heldout_seed, passes=passes,
+                  measurements=measurements, prior_device=prior_device,
+                  prior_precision=prior_precision, workers=workers,
+                  progress=progress_wanted(no_progress or as_json), log=note)
+    _report_fit(c.fitted, c.X, c.y, f"networks ({c.mode}; features from the {c.lut_device} "
+                f"{c.lut_precision} LUT)", c.path, as_json,
+                {"device": device_name, "space": space_name, "precision": precision,
+                 "mode": c.mode, "measurements": str(c.measurements), "lut_device": c.lut_device})
 
 
 def _fmt_ci(share: float, ci) -> str:
@@ -288,93 +220,20 @@ def _fmt_ci(share: float, ci) -> str:
 def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo, keras_refs,
                      passes, measurements, lut_dir, out_dir, workers, no_progress, as_json) -> None:
     """Held-out accuracy of the device's predictor file (and the baselines in it)."""
-    import pandas as pd
+    from latbench.calibration.jobs import validate
 
-    from latbench.calibration.calibrate import (heldout_networks, load_results, measure_networks, nets_path,
-                            read_measurements, zoo_networks)
-    from latbench.fileio import write_atomic
-    from latbench.predictors import load_predictor
-    from latbench.predictors.files import file_sha256
-    from latbench.nets.spaces import get_space
-    from latbench.calibration.validate import (keras_rows, metrics, predict_all, scatter_png, zoo_from_file,
-                           zoo_leave_one_out)
-
-    model = load_predictor(device_name, precision, lut_dir, space_name, require_calibrated=True)
-    doc = model.doc or {}
-    cal = doc["calibration"]
-    calibrated_on = set(cal.get("digests", []))
-    note(f"evaluating {model.path} (sha256 {file_sha256(model.path)[:16]}) as predict and "
-               f"search load it: {', '.join(model.fitted)} (default {model.name}), "
-               f"calibrated on {cal.get('networks')} networks ({cal.get('mode')})")
-    zoo_calibrated = [z for z in zoo_networks() if z.arch.digest() in calibrated_on]
-    zoo_held = [z for z in zoo_networks() if z.arch.digest() not in calibrated_on] if with_zoo \
-        else []
-    unprofiled = [z for z in zoo_held if model.table.missing([z.arch])]
-    if unprofiled:
-        click.echo(f"leaving out {len(unprofiled)} zoo network(s) whose layers are not in the "
-                   f"{model.table.device} LUT (measure them with: latbench profile --device "
-                   f"{model.table.device} --zoo)", err=True)
-        zoo_held = [z for z in zoo_held if z not in unprofiled]
-    refs: dict = {}
-    if measurements is not None:
-        given = read_measurements(measurements, get_space(space_name))
-        test = [r for r in given if r.network.arch.digest() not in calibrated_on]
-        if len(test) < len(given):
-            click.echo(f"leaving out {len(given) - len(test)} network(s) of {measurements} that "
-                       f"the predictor was calibrated on", err=True)
-        zoo_res = []
-    else:
-        from latbench.devices import load_profile, open_device
-
-        profile_ = load_profile(device_name)
-        nets, _ = heldout_networks(get_space(space_name), n_archs, seed, calibrated_on, False)
-        nets = _runnable(nets + zoo_held, model.table)
-        path = nets_path(lut_dir, device_name, space_name, precision, "validate")
-        with open_device(profile_) as dev:
-            results = measure_networks(dev, nets, path, precision, workers,
-                                       progress_wanted(no_progress or as_json), passes=passes)
-            if keras_refs:
-                from latbench.calibration.keras_refs import measure_refs, refs_path
-                from latbench.profiling.layers import lut_meta
-
-                refs = measure_refs(dev, refs_path(lut_dir, device_name, precision), precision,
-                                    lut_meta(dev, precision, space="keras"))
-        zoo_d = {z.arch.digest() for z in zoo_held}
-        test = [results[n.arch.digest()] for n in nets if n.arch.digest() not in zoo_d]
-        zoo_res = [results[n.arch.digest()] for n in nets if n.arch.digest() in zoo_d]
-    preds, meas, rows = predict_all(model, test)
-    zoo = zoo_from_file(model, zoo_res)
-    if zoo_calibrated and with_zoo:
-        calib_path = nets_path(lut_dir, device_name, space_name, precision, "calib")
-        train = load_results(calib_path)
-        zoo += zoo_leave_one_out(model.table, [r for d, r in train.items() if d in calibrated_on],
-                                 [train[z.arch.digest()] for z in zoo_calibrated
-                                  if z.arch.digest() in train])
-    keras = keras_rows(model, refs) if refs else []
-    out_dir = out_dir or Path("runs") / f"validate-{device_name}-{space_name}-{precision}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame({"name": [r.network.arch.name for r in rows], "measured_ms": meas,
-                          **{f"{k}_ms": v for k, v in preds.items()}})
-    write_atomic(out_dir / "heldout.csv", frame.to_csv(index=False).encode())
-    write_atomic(out_dir / "zoo.csv", pd.DataFrame(zoo).to_csv(index=False).encode())
-    if keras:
-        write_atomic(out_dir / "keras.csv", pd.DataFrame(keras).to_csv(index=False).encode())
-    summary = {k: metrics(v, meas).__dict__ for k, v in preds.items()}
-    write_atomic(out_dir / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
-    write_atomic(out_dir / "predictor.json", (json.dumps(
-        {"path": str(model.path), "sha256": file_sha256(model.path), "default": model.name,
-         "calibration": {k: v for k, v in cal.items() if k != "digests"},
-         "identity": model.identity()}, indent=2) + "\n").encode())
-    scatter_png(out_dir / "predicted_vs_measured.png", preds, meas,
-                f"{device_name} {space_name} {precision}: {len(meas)} held-out networks", zoo, keras)
-    source = f"from {measurements}" if measurements is not None else f"seed {seed}"
+    v = validate(device=device_name, precision=precision, space_name=space_name, lut_dir=lut_dir,
+                 n_archs=n_archs, seed=seed, with_zoo=with_zoo, keras_refs=keras_refs,
+                 passes=passes, measurements=measurements, out_dir=out_dir, workers=workers,
+                 progress=progress_wanted(no_progress or as_json), log=note)
+    summary, zoo, keras, preds, out_dir = v.metrics, v.zoo, v.keras, v.predictors, v.report
     if as_json:
         echo_json({"device": device_name, "space": space_name, "precision": precision,
-                   "source": source, "heldout": len(meas), "predictor_file": str(model.path),
-                   "default": model.name, "metrics": summary, "zoo": zoo, "keras": keras,
-                   "report": str(out_dir)})
+                   "source": v.source, "heldout": v.heldout,
+                   "predictor_file": str(v.predictor_file), "default": v.default,
+                   "metrics": summary, "zoo": zoo, "keras": keras, "report": str(out_dir)})
         return
-    click.echo(f"{len(meas)} held-out networks ({source}); shares with 95 % Wilson intervals:")
+    click.echo(f"{v.heldout} held-out networks ({v.source}); shares with 95 % Wilson intervals:")
     click.echo(f"{'predictor':11} {'MAPE %':>7} {'max %':>6} {'±5 % [95 % CI]':>19} "
                f"{'±10 % [95 % CI]':>19} {'tau':>5} {'rho':>5}")
     for k, m in summary.items():
