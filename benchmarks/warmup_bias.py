@@ -30,7 +30,7 @@ from latbench.nets import zoo  # noqa: E402
 from latbench.build.cache import arch_path, spec_path  # noqa: E402
 from latbench.devices import open_device  # noqa: E402
 from latbench.devices.adb_transport import ensure_adb_key  # noqa: E402
-from latbench.devices.emulated_phone import Clocks, EmulatedPhone  # noqa: E402
+from latbench.devices.emulated import Clocks, EmulatedPhone  # noqa: E402
 from latbench.devices.profiles import parse_profile  # noqa: E402
 
 warmup_s = float(sys.argv[1]) if len(sys.argv) > 1 else 0.6

@@ -155,7 +155,7 @@ def devices_command(connect: tuple[str, ...], with_emulated: bool, no_server: bo
     if with_emulated:
         import tempfile
 
-        from latbench.devices.emulated_phone import EmulatedPhone
+        from latbench.devices.emulated import EmulatedPhone
 
         phone = EmulatedPhone(tempfile.mkdtemp(prefix="latbench-devices-")).start()
         connect = connect + (phone.address,)

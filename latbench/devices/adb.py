@@ -610,7 +610,7 @@ def open_adb_device(profile: DeviceProfile) -> AdbDevice:
 
 
 def _open_emulated(profile: DeviceProfile) -> AdbDevice:
-    from latbench.devices.emulated_phone import Clocks, EmulatedPhone, standin_script
+    from latbench.devices.emulated import Clocks, EmulatedPhone, standin_script
 
     o = profile.options
     clocks = o.get("clocks", {})
