@@ -1,6 +1,6 @@
 """Warm-up bias on the stand-in phone: per-layer rows and their sum vs the whole network.
 
-Three loopback phones (latbench/devices/emulated_phone.py) in one run, each timing
+Three loopback phones (latbench/devices/emulated/) in one run, each timing
 every layer of MobileNetV2 (224x224, fp32) and the whole network:
   steady   a core whose clock never ramps (the reference: what a warmed-up core gives)
   fixed    a ramping core (idle at 35 % clock, 0.4 s of load to reach 100 %), timed with

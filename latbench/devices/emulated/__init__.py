@@ -1,5 +1,6 @@
-"""The stand-in phone: a loopback adbd that takes ADB connections and gives shell, sync and a
-benchmark_model that times .tflite models with LiteRT on this machine."""
+"""The stand-in phone: takes ADB connections on a loopback port (the real wire protocol, RSA auth)
+and gives a shell, push/pull and a benchmark_model that times .tflite models with LiteRT here.
+"""
 
 from latbench.devices.emulated.benchmark import standin_script
 from latbench.devices.emulated.protocol import decode_adb_public_key, verify_token_signature

@@ -1,4 +1,8 @@
-"""`python -m latbench.devices.emulated`: serve a phone, or run as the benchmark_model stand-in."""
+"""`python -m latbench.devices.emulated`: serve a phone, or run as the benchmark_model stand-in.
+
+Demo:  python -m latbench.devices.emulated --port 5555 --sandbox /tmp/phone
+(the shell starts the stand-in as `python -m latbench.devices.emulated --benchmark-model ...`).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--benchmark-model"]:
         return benchmark_main(argv[1:])
-    ap = argparse.ArgumentParser(prog="python -m latbench.devices.emulated_phone",
+    ap = argparse.ArgumentParser(prog="python -m latbench.devices.emulated",
                                  description="A loopback ADB phone for latbench demos and tests.")
     ap.add_argument("--port", type=int, default=5555)
     ap.add_argument("--sandbox", required=True, help="directory that plays the phone's filesystem")
@@ -29,11 +33,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="busy seconds before the modelled core throttles")
     a = ap.parse_args(argv)
     phone = EmulatedPhone(a.sandbox, port=a.port, serial=a.serial,
-                          faults=Faults(refuse_auth=a.refuse_auth, hang_after_runs=a.hang_after_runs),
+                          faults=Faults(refuse_auth=a.refuse_auth,
+                                        hang_after_runs=a.hang_after_runs),
                           clocks=Clocks(throttle_after_s=a.throttle_after_s))
     phone.start()
-    print(f"emulated phone {a.serial} listening on {phone.address} (sandbox {phone.sandbox}); Ctrl-C stops it",
-          flush=True)
+    print(f"emulated phone {a.serial} listening on {phone.address} (sandbox {phone.sandbox}); "
+          "Ctrl-C stops it", flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -1,4 +1,12 @@
-"""The stand-in benchmark_model: times a .tflite with LiteRT and prints the real tool's log."""
+"""The stand-in benchmark_model: times a .tflite with LiteRT and prints the real tool's log.
+
+latbench pushes `standin_script()` as benchmark_model; when the shell runs it,
+`benchmark_main` runs in its place in a child process. It reports times at the
+modelled clock: it times each invocation with the thread-CPU clock (load on this
+machine does not leak in) and divides by the clock's fraction of its maximum.
+Delegates: XNNPACK takes the whole graph, the "GPU"/"NNAPI" stand-ins leave some
+op types on the CPU and say so ("Replacing N out of M node(s)").
+"""
 
 from __future__ import annotations
 
@@ -16,7 +24,8 @@ STANDIN_MARKER = b"latbench-emulated-benchmark_model"
 
 def standin_script() -> bytes:
     """What latbench pushes as `benchmark_model` to the emulated phone (a marker, not a binary)."""
-    return b"#!/system/bin/sh\n# " + STANDIN_MARKER + b": the emulated phone runs LiteRT in its place\nexit 1\n"
+    return (b"#!/system/bin/sh\n# " + STANDIN_MARKER
+            + b": the emulated phone runs LiteRT in its place\nexit 1\n")
 
 
 def _stats_line(us: list[int]) -> str:
@@ -29,7 +38,8 @@ def _stats_line(us: list[int]) -> str:
     avg = sum(us) / n
     var = sum(x * x for x in us) / n - avg * avg
     std = int(max(var, 0.0) ** 0.5)
-    return f"count={n} first={us[0]} curr={us[-1]} min={min(us)} max={max(us)} avg={avg:g} std={std}"
+    return (f"count={n} first={us[0]} curr={us[-1]} min={min(us)} max={max(us)} avg={avg:g} "
+            f"std={std}")
 
 
 def benchmark_main(argv: list[str]) -> int:
@@ -42,8 +52,8 @@ def benchmark_main(argv: list[str]) -> int:
     argv = argv[1:] if hang else argv
     flags: dict[str, str] = {}
     unconsumed = []
-    known = {"graph", "num_threads", "warmup_runs", "num_runs", "min_secs", "max_secs", "warmup_min_secs",
-             "use_xnnpack", "use_gpu", "use_nnapi", "enable_op_profiling"}
+    known = {"graph", "num_threads", "warmup_runs", "num_runs", "min_secs", "max_secs",
+             "warmup_min_secs", "use_xnnpack", "use_gpu", "use_nnapi", "enable_op_profiling"}
     for a in argv:
         k, _, v = a.lstrip("-").partition("=")
         (flags.__setitem__(k, v) if a.startswith("--") and k in known else unconsumed.append(a))
@@ -72,13 +82,16 @@ def benchmark_main(argv: list[str]) -> int:
     log(f"Num threads: [{threads}]")
     log(f"Graph: [{graph}]")
     on = lambda f: flags.get(f, "false").lower() in ("1", "true")  # noqa: E731
-    delegate = "gpu" if on("use_gpu") else "nnapi" if on("use_nnapi") else "xnnpack" if on("use_xnnpack") else ""
+    delegate = ("gpu" if on("use_gpu") else "nnapi" if on("use_nnapi")
+                else "xnnpack" if on("use_xnnpack") else "")
     if delegate in ("gpu", "nnapi") and os.environ.get("LATBENCH_EMU_NO_DELEGATE"):
-        print(f"ERROR: {delegate.upper()} delegate is not available on the latbench emulated phone.", flush=True)
+        print(f"ERROR: {delegate.upper()} delegate is not available on the latbench emulated "
+              "phone.", flush=True)
         print(f"ERROR: Failed to apply {delegate.upper()} delegate.", flush=True)
         return 1
     if flags.get("enable_op_profiling", "false").lower() in ("1", "true"):
-        print("WARN: the emulated stand-in cannot profile ops; no op tables will be printed.", flush=True)
+        print("WARN: the emulated stand-in cannot profile ops; no op tables will be printed.",
+              flush=True)
     if not graph or not Path(graph).is_file():
         print(f"ERROR: Could not open '{graph}'.", flush=True)
         print("ERROR: Failed to load model", flush=True)
@@ -115,7 +128,8 @@ def benchmark_main(argv: list[str]) -> int:
             f"but terminate if exceeding {max_s:g} seconds.")
         us: list[int] = []
         start = time.perf_counter()
-        while (len(us) < n or time.perf_counter() - start < min_secs) and time.perf_counter() - start <= max_s:
+        while ((len(us) < n or time.perf_counter() - start < min_secs)
+               and time.perf_counter() - start <= max_s):
             t = time.thread_time_ns()
             interp.invoke()
             cpu_us = (time.thread_time_ns() - t) / 1000
@@ -134,18 +148,23 @@ def benchmark_main(argv: list[str]) -> int:
 
 
 def _announce_delegate(delegate: str, ops: list[str], log: Callable[[str], None]) -> None:
-    """What the real tool logs when a delegate claims nodes (old and new wording differ; this is the new)."""
+    """What the real tool logs when a delegate claims nodes.
+
+    Old and new wording differ; this is the new.
+    """
     refuses = set(filter(None, os.environ.get("LATBENCH_EMU_REFUSES", "").split(",")))
     if delegate == "xnnpack":
         refuses = set()
-    names = {"xnnpack": "TfLiteXNNPackDelegate", "gpu": "TfLiteGpuDelegateV2", "nnapi": "TfLiteNnapiDelegate"}
+    names = {"xnnpack": "TfLiteXNNPackDelegate", "gpu": "TfLiteGpuDelegateV2",
+             "nnapi": "TfLiteNnapiDelegate"}
     taken = [op not in refuses for op in ops]
     parts = sum(1 for i, t in enumerate(taken) if i == 0 or t != taken[i - 1])
     log("Created TensorFlow Lite XNNPACK delegate for CPU." if delegate == "xnnpack"
         else f"Created TensorFlow Lite delegate for {delegate.upper()}.")
     if any(taken):
-        log(f"Replacing {sum(taken)} out of {len(ops)} node(s) with delegate ({names[delegate]}) node, "
+        log(f"Replacing {sum(taken)} out of {len(ops)} node(s) with delegate "
+            f"({names[delegate]}) node, "
             f"yielding {parts} partitions for the whole graph.")
     else:
-        print(f"WARN: Though {delegate.upper()} delegate is explicitly applied, the model graph will not be "
-              "executed by the delegate.", flush=True)
+        print(f"WARN: Though {delegate.upper()} delegate is explicitly applied, the model graph "
+              "will not be executed by the delegate.", flush=True)

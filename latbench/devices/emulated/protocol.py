@@ -1,4 +1,10 @@
-"""The ADB wire protocol: message headers, commands, and adbd's RSA key check."""
+"""The ADB wire protocol and its keys: what is on the wire, and adbd's RSA check.
+
+Messages are 24-byte little-endian headers (command, arg0, arg1, length,
+byte-sum checksum, command ^ 0xffffffff) followed by the payload. The module also
+holds the commands, AUTH types, a modern adbd's feature list (shell_v2, stat_v2),
+Android's adbkey.pub format and the check of a signed AUTH token.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ import struct
 
 # -- wire format -------------------------------------------------------------
 
-A_CNXN, A_AUTH, A_OPEN, A_OKAY, A_WRTE, A_CLSE = (b"CNXN", b"AUTH", b"OPEN", b"OKAY", b"WRTE", b"CLSE")
+A_CNXN, A_AUTH, A_OPEN, A_OKAY, A_WRTE, A_CLSE = (b"CNXN", b"AUTH", b"OPEN", b"OKAY", b"WRTE",
+                                                  b"CLSE")
 A_STLS = b"STLS"
 # What this adbd implements of a modern adbd's feature list (adb reads it from the CNXN banner).
 FEATURES = ("shell_v2", "stat_v2", "fixed_push_mkdir")

@@ -1,38 +1,18 @@
-"""A loopback Android phone that speaks the real ADB wire protocol over TCP.
+"""The loopback adbd: the TCP server, one session per host connection, and the sync service.
 
 Why: latbench's ADB code (adb_transport.py, adb.py) must be exercised end to
 end without a phone. This server plays adbd's side of the protocol that
-`adb-shell` (and Google's `adb` client) speak: 24-byte little-endian message
-headers (command, arg0, arg1, length, byte-sum checksum, command ^ 0xffffffff),
-CNXN, AUTH with a real RSA check (TOKEN -> SIGNATURE verified against accepted
-keys, else RSAPUBLICKEY, accepted like a user tapping "Allow"), OPEN / OKAY /
-WRTE / CLSE streams with per-WRTE flow control, the `shell:` service and the
-`sync:` service (STAT, LIST, SEND, RECV, DATA, DONE, OKAY, FAIL, QUIT).
+`adb-shell` (and Google's `adb` client) speak: CNXN, AUTH with a real RSA
+check (TOKEN -> SIGNATURE verified against accepted keys, else RSAPUBLICKEY,
+accepted like a user tapping "Allow"), OPEN / OKAY / WRTE / CLSE streams with
+per-WRTE flow control, the `shell:` service (shell protocol v2 when asked: separate
+stderr, exit codes) and the `sync:` service (STAT, STA2, LIST, LST2, SEND, RECV,
+DATA, DONE, OKAY, FAIL, QUIT).
 
-Shell commands run against a sandbox directory (device paths map below it)
-through a small allow-list interpreter, not a real shell. `benchmark_model`
-is a stand-in that times the model with the LiteRT interpreter in a child
-process and prints the real tool's output format.
-
-It behaves like a phone where that changes latbench's numbers or errors:
-- clocks (`Clocks`): an idle big core runs slow and ramps up over a few hundred
-  ms of load, falls back when idle, and throttles (scaling_max_freq drops,
-  `dumpsys thermalservice` reports MODERATE) after sustained load, cooling when
-  idle. The stand-in reports times at the modelled clock: it times each
-  invocation with the thread-CPU clock (load on this machine does not leak in)
-  and divides by the clock's fraction of its maximum;
-- a modern adbd's feature list (shell_v2, stat_v2), so Google's adb speaks
-  shell protocol v2 (separate stderr, exit codes) and sync STA2/LST2;
-- delegates: XNNPACK takes the whole graph, the "GPU"/"NNAPI" stand-ins leave
-  some op types on the CPU and say so ("Replacing N out of M node(s)").
-Faults (`Faults`) are injected to test error paths: a key refused by silence
-(a real phone never closes the socket, the host times out), a link dropped
-mid-push, a Wi-Fi roam (unreachable for a while) or a black-holed link, a hung
-benchmark process that keeps running (and keeps the core busy) after the
-host hangs up until something kills it, garbage output, an over-temperature
-battery, Android 11+ wireless debugging (TLS only), no thermal service.
-
-Demo:  python -m latbench.devices.emulated_phone --port 5555 --sandbox /tmp/phone
+The link faults (`Faults`) are played here: a key refused by silence (a real
+phone never closes the socket, the host times out), a link dropped mid-push, a
+Wi-Fi roam (unreachable for a while) or a black-holed link, Android 11+
+wireless debugging (TLS only).
 """
 
 from __future__ import annotations
@@ -44,6 +24,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from latbench.devices.emulated.protocol import (A_AUTH, A_CLSE, A_CNXN, A_OKAY, A_OPEN, A_STLS,
                                                 A_WRTE, AUTH_RSAPUBLICKEY, AUTH_SIGNATURE,
@@ -51,8 +32,8 @@ from latbench.devices.emulated.protocol import (A_AUTH, A_CLSE, A_CNXN, A_OKAY, 
                                                 VERSION, LinkClosed, decode_adb_public_key,
                                                 pack_message, read_message,
                                                 verify_token_signature)
-from latbench.devices.emulated.shell import _Shell
-from latbench.devices.emulated.state import PhoneState
+from latbench.devices.emulated.shell import Shell
+from latbench.devices.emulated.state import Clocks, Faults, PhoneState
 
 
 @dataclass
@@ -64,6 +45,15 @@ class _Stream:
 class EmulatedPhone(PhoneState):
     """The loopback adbd. start() serves on 127.0.0.1 in background threads."""
 
+    def __init__(self, sandbox: str | Path, port: int = 0, host: str = "127.0.0.1",
+                 faults: Faults | None = None, auto_accept: bool = True,
+                 serial: str = "emulated-0001", clocks: Clocks | None = None):
+        self.host, self.port = host, port
+        self._srv: socket.socket | None = None
+        self._conns: set[socket.socket] = set()
+        super().__init__(sandbox, faults=faults, auto_accept=auto_accept, serial=serial,
+                         clocks=clocks)
+
     # ---- lifecycle
     def start(self) -> "EmulatedPhone":
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -72,7 +62,8 @@ class EmulatedPhone(PhoneState):
         srv.listen(8)
         self.port = srv.getsockname()[1]
         self._srv = srv
-        threading.Thread(target=self._accept_loop, args=(srv,), name="emulated-phone", daemon=True).start()
+        threading.Thread(target=self._accept_loop, args=(srv,), name="emulated-phone",
+                         daemon=True).start()
         return self
 
     @property
@@ -80,28 +71,28 @@ class EmulatedPhone(PhoneState):
         return f"{self.host}:{self.port}"
 
     def stop(self) -> None:
-        self._stop.set()
+        self.stopped.set()
         if self._srv is not None:
             try:
                 self._srv.close()
             except OSError:
                 pass
-        with self._lock:
+        with self.lock:
             for c in list(self._conns):
                 _hard_close(c)
-            for p in list(self._children):
+            for p in list(self.children):
                 p.kill()
-        self._reap()
+        self.reap()
 
     def roam(self, seconds: float) -> None:
-        """A Wi-Fi roam / USB re-enumeration: links drop and the phone is unreachable for a while."""
+        """A Wi-Fi roam / USB re-enumeration: links drop, the phone is unreachable for a while."""
         srv, self._srv = self._srv, None
         if srv is not None:
             srv.close()
         self.drop_connections()
 
         def back() -> None:
-            if not self._stop.is_set():
+            if not self.stopped.is_set():
                 self.start()
 
         t = threading.Timer(seconds, back)
@@ -116,19 +107,19 @@ class EmulatedPhone(PhoneState):
 
     def drop_connections(self) -> None:
         """Cut every open link, as when a USB cable is pulled."""
-        with self._lock:
+        with self.lock:
             for c in list(self._conns):
                 _hard_close(c)
 
     # ---- connections
     def _accept_loop(self, srv: socket.socket) -> None:
-        while not self._stop.is_set():
+        while not self.stopped.is_set():
             try:
                 conn, _ = srv.accept()
             except OSError:
                 return
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
+            with self.lock:
                 self._conns.add(conn)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
@@ -138,7 +129,7 @@ class EmulatedPhone(PhoneState):
         except (LinkClosed, OSError):
             pass
         finally:
-            with self._lock:
+            with self.lock:
                 self._conns.discard(conn)
             _hard_close(conn)
 
@@ -168,8 +159,10 @@ class _Session:
 
     def banner(self) -> bytes:
         p = self.phone.props
-        return (f"device::ro.product.name={p['ro.product.name']};ro.product.model={p['ro.product.model']};"
-                f"ro.product.device={p['ro.product.device']};features={','.join(FEATURES)}").encode() + b"\0"
+        return (f"device::ro.product.name={p['ro.product.name']};"
+                f"ro.product.model={p['ro.product.model']};"
+                f"ro.product.device={p['ro.product.device']};"
+                f"features={','.join(FEATURES)}").encode() + b"\0"
 
     def run(self) -> None:
         while True:
@@ -194,7 +187,7 @@ class _Session:
         ph = self.phone
         if kind == AUTH_SIGNATURE:
             if not ph.faults.refuse_auth and any(verify_token_signature(k, self.token, data)
-                                                 for k in ph._accepted_keys()):
+                                                 for k in ph.accepted_keys()):
                 self.authed = True
                 self.send(A_CNXN, VERSION, MAX_DATA, self.banner())
             else:
@@ -205,7 +198,7 @@ class _Session:
                 self._silent()  # the prompt is declined or never answered: the host hears nothing
             key = data.rstrip(b"\0")
             decode_adb_public_key(key)  # must parse
-            with ph._lock:
+            with ph.lock:
                 with open(ph.keys_file, "ab") as f:
                     f.write(key + b"\n")
             self.authed = True
@@ -225,7 +218,7 @@ class _Session:
         opts = head.split(",")
         if opts[0] == "shell" and _ and not ("pty" in opts and not command):
             self.send(A_OKAY, st.local_id, st.remote_id)
-            sh = _Shell(self.phone, self.conn)
+            sh = Shell(self.phone, self.conn)
             chunks = sh.run(command)
             if "v2" in opts:  # shell protocol v2: framed stdout / stderr, then the exit code
                 data = b"".join(struct.pack("<BI", fd, len(b)) + b for fd, b in chunks if b)
@@ -345,7 +338,7 @@ class _Sync:
                 break
             else:
                 return self._fail(f"unexpected {ident!r} during SEND")
-        if not ph._writable(path):
+        if not ph.writable(path):
             return self._fail(f"couldn't create file: {path}: Read-only file system")
         try:
             target = ph.host_path(path)

@@ -1,4 +1,14 @@
-"""The phone's shell: an allow-list interpreter for the command lines latbench sends."""
+"""The phone's shell: an allow-list interpreter for the command lines latbench sends.
+
+Not a real shell: `;`, `&&`, `||`, `2>/dev/null`, `2>&1` and globs, and the
+commands latbench uses (getprop, cat, grep, ls, mkdir, rm, chmod, stat, dumpsys,
+svc, settings, sha256sum, sleep, pkill, taskset), run against the sandbox.
+Running the pushed benchmark_model starts the stand-in (benchmark.py) in a
+child process; a hung one keeps running (and keeps the core busy) after the
+host hangs up, until something kills it. Faults played here: hung or garbled
+benchmark runs, unreadable sysfs files, no thermal service (Android 9 and older);
+the stand-in gets the delegate faults in its environment.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +33,8 @@ STAYON_BITS = {"false": 0, "ac": 1, "usb": 2, "wireless": 4, "true": 7}
 
 # -- the shell ----------------------------------------------------------------
 
-class _Shell:
-    """An allow-list interpreter for `sh -c` lines: `;`, `&&`, `||`, `2>/dev/null`, `2>&1`, globs."""
+class Shell:
+    """An allow-list interpreter for `sh -c`: `;`, `&&`, `||`, `2>/dev/null`, `2>&1`, globs."""
 
     def __init__(self, phone: PhoneState, conn: socket.socket):
         self.phone, self.conn = phone, conn
@@ -47,9 +57,11 @@ class _Shell:
         op = ";"
         for tok in tokens + [";"]:
             if tok in (";", "&&", "||"):
-                if cmd and (op == ";" or (op == "&&" and self.rc == 0) or (op == "||" and self.rc != 0)):
+                if cmd and (op == ";" or (op == "&&" and self.rc == 0)
+                            or (op == "||" and self.rc != 0)):
                     if _peer_gone(self.conn):
-                        break  # the host hung up: the shell gets SIGHUP (what it started may live on)
+                        # the host hung up: the shell gets SIGHUP (what it started may live on)
+                        break
                     out += self._simple(cmd)
                 cmd, op = [], tok
             else:
@@ -62,12 +74,14 @@ class _Shell:
         i = 0
         while i < len(argv):
             if argv[i] == "2" and i + 2 < len(argv) and argv[i + 1] in (">", ">&"):
-                err_fd = 0 if argv[i + 1] == ">" and argv[i + 2] == "/dev/null" else 1  # 2>/dev/null | 2>&1
+                # 2>/dev/null | 2>&1
+                err_fd = 0 if argv[i + 1] == ">" and argv[i + 2] == "/dev/null" else 1
                 i += 3
                 continue
             if argv[i] in (">", ">>", "<", "|"):
                 self.rc = 2
-                return [(2, b"/system/bin/sh: redirection/pipes are not supported by the emulated shell\n")]
+                return [(2, b"/system/bin/sh: redirection/pipes are not supported by the "
+                            b"emulated shell\n")]
             clean.append(argv[i].replace("$?", str(self.rc)))
             i += 1
         if not clean:
@@ -94,8 +108,8 @@ class _Shell:
         return res
 
     def _read(self, path: str) -> str:
-        if path in self.phone._virtual:
-            return self.phone._virtual[path]()
+        if path in self.phone.virtual_files:
+            return self.phone.virtual_files[path]()
         return self.phone.host_path(path).read_text()
 
     def _exec(self, argv: list[str]) -> tuple[bytes, bytes, int]:
@@ -156,13 +170,14 @@ class _Shell:
             pats = [a for a in args if not a.startswith("-")]
             if len(pats) != 1:
                 return b"", b"pkill: need one pattern\n", 2
-            with ph._lock:
-                hits = [p for p, cmdline in ph._children.items()
-                        if _pattern_in(pats[0], cmdline if "-f" in args else cmdline.split()[0].rsplit("/", 1)[-1])]
+            with ph.lock:
+                hits = [p for p, cmdline in ph.children.items()
+                        if _pattern_in(pats[0], cmdline if "-f" in args
+                                       else cmdline.split()[0].rsplit("/", 1)[-1])]
             for p in hits:
                 p.kill()
                 p.wait()
-            ph._reap()
+            ph.reap()
             return b"", b"", 0 if hits else 1
         if name == "taskset":
             return self._taskset(args)
@@ -173,21 +188,23 @@ class _Shell:
     def _dumpsys(self, args: list[str]) -> tuple[bytes, bytes, int]:
         ph = self.phone
         if args[:1] == ["battery"]:
-            t = int(round(ph._battery_milli_c() / 100))
+            t = int(round(ph.battery_milli_c() / 100))
             text = ("Current Battery Service state:\n  AC powered: false\n  USB powered: true\n"
-                    "  Wireless powered: false\n  Max charging current: 500000\n  status: 2\n  health: 2\n"
-                    f"  present: true\n  level: 87\n  scale: 100\n  voltage: 4215\n  temperature: {t}\n"
-                    "  technology: Li-ion\n")
+                    "  Wireless powered: false\n  Max charging current: 500000\n  status: 2\n"
+                    "  health: 2\n  present: true\n  level: 87\n  scale: 100\n  voltage: 4215\n"
+                    f"  temperature: {t}\n  technology: Li-ion\n")
             return text.encode(), b"", 0
         if args[:1] == ["thermalservice"] and not ph.faults.no_thermalservice:
             st = ph.clocks.status()
-            temps = [("battery", 2, ph._battery_milli_c() / 1000), ("cpu-big", 0, 36.0 + 10 * st),
+            temps = [("battery", 2, ph.battery_milli_c() / 1000), ("cpu-big", 0, 36.0 + 10 * st),
                      ("skin", 3, 33.0)]
-            rows = "".join(f"\tTemperature{{mValue={v:.1f}, mType={ty}, mName={n}, mStatus={st if ty == 0 else 0}}}\n"
+            rows = "".join(f"\tTemperature{{mValue={v:.1f}, mType={ty}, mName={n}, "
+                           f"mStatus={st if ty == 0 else 0}}}\n"
                            for n, ty, v in temps)
-            text = (f"IsStatusOverride: false\nThermalEventListeners:\n\tcallbacks: 1\n\tkilled: false\n"
-                    f"Thermal Status: {st}\nCached temperatures:\n{rows}HAL Ready: true\n"
-                    f"HAL connection:\n\tThermalHAL 2.0 connected: yes\nCurrent temperatures from HAL:\n{rows}")
+            text = ("IsStatusOverride: false\nThermalEventListeners:\n\tcallbacks: 1\n"
+                    f"\tkilled: false\nThermal Status: {st}\nCached temperatures:\n{rows}"
+                    "HAL Ready: true\nHAL connection:\n\tThermalHAL 2.0 connected: yes\n"
+                    f"Current temperatures from HAL:\n{rows}")
             return text.encode(), b"", 0
         return b"", f"Can't find service: {' '.join(args)}\n".encode(), 0
 
@@ -238,7 +255,7 @@ class _Shell:
         if name == "chmod":
             mode, paths = paths[0], paths[1:]
         for a in paths:
-            if not ph._writable(a):
+            if not ph.writable(a):
                 return b"", f"{name}: {a}: Permission denied\n".encode(), 1
             p = ph.host_path(a)
             try:
@@ -282,12 +299,13 @@ class _Shell:
     def _wait(self, deadline: float) -> bool:
         """Sleep until deadline; False if the host hung up or the phone stops first."""
         while time.monotonic() < deadline:
-            if self.phone._stop.is_set() or _peer_gone(self.conn):
+            if self.phone.stopped.is_set() or _peer_gone(self.conn):
                 return False
             time.sleep(0.05)
         return True
 
-    def _program(self, path: str, args: list[str], cpus: set[int] | None) -> tuple[bytes, bytes, int]:
+    def _program(self, path: str, args: list[str],
+                 cpus: set[int] | None) -> tuple[bytes, bytes, int]:
         ph = self.phone
         try:
             p = ph.host_path(path)
@@ -310,9 +328,10 @@ class _Shell:
                 except PermissionError:
                     pass
             argv.append(a)
-        ph._reap()
-        with ph._lock:
-            share = 1 + len(ph._children)  # a stale (hung) benchmark on the core halves our share of it
+        ph.reap()
+        with ph.lock:
+            # a stale (hung) benchmark on the core halves our share of it
+            share = 1 + len(ph.children)
             (ph.sandbox / ".standin").mkdir(exist_ok=True)
             env = dict(os.environ, LATBENCH_EMU_CPUS=",".join(map(str, sorted(cpus or ()))),
                        LATBENCH_EMU_CLOCK=ph.clocks.start(), LATBENCH_EMU_SHARE=str(share),
@@ -321,20 +340,22 @@ class _Shell:
                        LATBENCH_EMU_NO_DELEGATE="1" if ph.faults.gpu_unavailable else "")
             cmd = [sys.executable, "-m", "latbench.devices.emulated", "--benchmark-model",
                    *(["--hang"] if hang else []), *argv]
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ph.sandbox)
-            ph._children[proc] = " ".join([path, *args])
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                    cwd=ph.sandbox)
+            ph.children[proc] = " ".join([path, *args])
         out = b""
         while True:
             try:
                 out, _ = proc.communicate(timeout=0.1)
                 break
             except subprocess.TimeoutExpired:
-                if ph._stop.is_set() or _peer_gone(self.conn):
-                    # The host hung up: like a real phone, the process runs on (and keeps the core busy)
+                if ph.stopped.is_set() or _peer_gone(self.conn):
+                    # The host hung up: like a real phone, the process runs on (and keeps the
+                    # core busy)
                     return b"", b"", 129
-        with ph._lock:
-            if ph._children.pop(proc, None) is not None:
-                ph._ended(proc)
+        with ph.lock:
+            if ph.children.pop(proc, None) is not None:
+                ph.ended(proc)
         if ph.faults.take("garbage_benchmark"):
             out = b"\x1b[0m\xff\xfe<<<garbled>>> c0unt=?? avg=NaN\nSegmentation fault\n"
         return out, b"", proc.returncode if proc.returncode >= 0 else 128 - proc.returncode

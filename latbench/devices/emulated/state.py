@@ -1,10 +1,21 @@
-"""The phone's state: faults, clocks and heat, properties, and its sandboxed filesystem."""
+"""The phone's state: faults, clocks and heat, properties, and its sandboxed filesystem.
+
+PhoneState is what the phone holds whoever is connected: the sandbox directory
+that plays its filesystem (device paths map below it), accepted keys, settings,
+the benchmark processes it runs, and virtual sysfs files (thermal zones, cpufreq).
+
+It behaves like a phone where that changes latbench's numbers or errors: an idle
+big core (`Clocks`) runs slow and ramps up over a few hundred ms of load, falls
+back when idle, and throttles (scaling_max_freq drops, `dumpsys thermalservice`
+reports MODERATE) after sustained load, cooling when idle; the battery reads hot
+while `Faults.hot_until` says so. `Faults` switches on error paths for tests; the
+server and the shell read them.
+"""
 
 from __future__ import annotations
 
 import os
 import posixpath
-import socket
 import struct
 import subprocess
 import threading
@@ -20,7 +31,10 @@ from latbench.devices.emulated.protocol import decode_adb_public_key
 
 @dataclass
 class Faults:
-    """Switches for error-path tests. Counters say how many times a fault still fires (-1: always)."""
+    """Switches for error-path tests.
+
+    Counters say how many times a fault still fires (-1: always).
+    """
 
     refuse_auth: bool = False  # never accept a key: the "Allow USB debugging?" prompt is declined
     drop_push_after_bytes: int = 4096  # where a push is cut
@@ -33,9 +47,11 @@ class Faults:
     blackhole_until: float = 0.0  # time.monotonic() until which a new link gets no answer at all
     tls_only: bool = False  # Android 11+ wireless debugging: answers CNXN with STLS
     no_thermalservice: bool = False  # Android 9 and older: `dumpsys thermalservice` does not exist
-    unreadable_sysfs: tuple[str, ...] = ()  # file names (e.g. "scaling_cur_freq") the shell user may not read
+    # file names (e.g. "scaling_cur_freq") the shell user may not read
+    unreadable_sysfs: tuple[str, ...] = ()
     gpu_unavailable: bool = False  # the GPU / NNAPI delegate cannot be created at all
-    delegate_refuses: tuple[str, ...] = ("MEAN", "HARD_SWISH", "MUL")  # op types gpu/nnapi leave on the CPU
+    # op types gpu/nnapi leave on the CPU
+    delegate_refuses: tuple[str, ...] = ("MEAN", "HARD_SWISH", "MUL")
 
     def take(self, name: str) -> bool:
         left = getattr(self, name)
@@ -93,7 +109,8 @@ class _ClockState:
             self._idle_to(time.monotonic())
             self.busy += 1
             c = self.c
-            return ",".join(map(repr, (self.warm, self.heat, c.ramp_s, c.idle, c.throttle_after_s, c.throttled)))
+            return ",".join(map(repr, (self.warm, self.heat, c.ramp_s, c.idle, c.throttle_after_s,
+                                       c.throttled)))
 
     def stop(self, busy_s: float) -> None:
         """A process ended after busy_s seconds of load."""
@@ -125,7 +142,10 @@ class _ClockState:
 
 
 def clock_at(env: str, since_ready_s: float) -> float:
-    """The stand-in's clock fraction since_ready_s after it became ready, from _ClockState.start()."""
+    """The stand-in's clock fraction since_ready_s after it became ready.
+
+    env is the string _ClockState.start() gave.
+    """
     warm, heat, ramp_s, idle, after, throttled = map(float, env.split(","))
     w = min(1.0, warm + since_ready_s / ramp_s) if ramp_s > 0 else 1.0
     cap = throttled if heat + since_ready_s >= after else 1.0
@@ -147,7 +167,8 @@ PROPS = {
     "ro.build.version.release": "14",
     "ro.build.version.sdk": "34",
     "ro.build.id": "LATBENCH.EMU",
-    "ro.build.fingerprint": "latbench/latbench_emulated/emulated:14/LATBENCH.EMU/1:userdebug/test-keys",
+    "ro.build.fingerprint":
+        "latbench/latbench_emulated/emulated:14/LATBENCH.EMU/1:userdebug/test-keys",
     "ro.serialno": "emulated-0001",
 }
 
@@ -157,11 +178,9 @@ WRITABLE_ROOT = "/data/local/tmp"
 class PhoneState:
     """What the phone holds between connections: files, settings, processes, clocks."""
 
-    def __init__(self, sandbox: str | Path, port: int = 0, host: str = "127.0.0.1",
-                 faults: Faults | None = None, auto_accept: bool = True,
+    def __init__(self, sandbox: str | Path, faults: Faults | None = None, auto_accept: bool = True,
                  serial: str = "emulated-0001", clocks: Clocks | None = None):
         self.sandbox = Path(sandbox).resolve()
-        self.host, self.port = host, port
         self.faults = faults or Faults()
         self.clocks = _ClockState(clocks or Clocks())
         self.runs_started = 0  # benchmark_model invocations
@@ -171,29 +190,31 @@ class PhoneState:
         self.props = dict(PROPS, **{"ro.serialno": serial, "ro.soc.model": _host_cpu_model()})
         self.serial = serial
         self.keys_file = self.sandbox / "data" / "misc" / "adb" / "adb_keys"
-        self._stop = threading.Event()
-        self._srv: socket.socket | None = None
-        self._conns: set[socket.socket] = set()
-        self._children: dict[subprocess.Popen, str] = {}  # process -> its device command line
-        self._lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.children: dict[subprocess.Popen, str] = {}  # process -> its device command line
+        self.lock = threading.Lock()
         self.log: list[str] = []  # shell commands received, for tests and the curious
         self.pushes: list[str] = []  # device paths of completed pushes
-        self._virtual: dict[str, Callable[[], str]] = {}
+        self.virtual_files: dict[str, Callable[[], str]] = {}
         self._make_sysfs()
 
     def stale_processes(self) -> list[str]:
-        """Device command lines of benchmark processes still running (hung ones survive hang-ups)."""
-        self._reap()
-        with self._lock:
-            return list(self._children.values())
+        """Device command lines of benchmark processes still running.
 
-    def _reap(self) -> None:
-        with self._lock:
-            for p in [p for p in self._children if p.poll() is not None]:
-                del self._children[p]
-                self._ended(p)
+        Hung ones survive hang-ups.
+        """
+        self.reap()
+        with self.lock:
+            return list(self.children.values())
 
-    def _ended(self, proc: subprocess.Popen) -> None:
+    def reap(self) -> None:
+        """Forget benchmark processes that have exited, accounting their load."""
+        with self.lock:
+            for p in [p for p in self.children if p.poll() is not None]:
+                del self.children[p]
+                self.ended(p)
+
+    def ended(self, proc: subprocess.Popen) -> None:
         """Account a finished benchmark process's load (from the time it said it was ready)."""
         ready = self.sandbox / ".standin" / f"ready-{proc.pid}"
         try:
@@ -209,7 +230,7 @@ class PhoneState:
         tmp.mkdir(parents=True, exist_ok=True)
         self.keys_file.parent.mkdir(parents=True, exist_ok=True)
         self.keys_file.touch()
-        zones = [("battery", self._battery_milli_c),
+        zones = [("battery", self.battery_milli_c),
                  ("cpu-big", lambda: 36000 + (self._hot() * 20000) + 10000 * self.clocks.status()),
                  ("skin", lambda: 33000)]
         for i, (kind, fn) in enumerate(zones):
@@ -218,7 +239,7 @@ class PhoneState:
             d.mkdir(parents=True, exist_ok=True)
             (d / "type").write_text(kind + "\n")
             (d / "temp").write_text("0\n")
-            self._virtual[f"{base}/temp"] = (lambda f=fn: f"{int(f())}\n")
+            self.virtual_files[f"{base}/temp"] = (lambda f=fn: f"{int(f())}\n")
         ck = self.clocks
         for c in sorted(os.sched_getaffinity(0)):
             base = f"/sys/devices/system/cpu/cpu{c}/cpufreq"
@@ -230,12 +251,12 @@ class PhoneState:
                      "scaling_cur_freq": lambda: f"{int(ck.c.max_khz * ck.now()[0])}\n"}
             for name, fn in files.items():
                 (d / name).write_text("0\n")
-                self._virtual[f"{base}/{name}"] = fn
+                self.virtual_files[f"{base}/{name}"] = fn
 
     def _hot(self) -> bool:
         return time.monotonic() < self.faults.hot_until
 
-    def _battery_milli_c(self) -> float:
+    def battery_milli_c(self) -> float:
         return (self.faults.hot_temp_c if self._hot() else 30.1) * 1000
 
     def host_path(self, device_path: str) -> Path:
@@ -248,11 +269,11 @@ class PhoneState:
             raise PermissionError(device_path)
         return p
 
-    def _writable(self, device_path: str) -> bool:
+    def writable(self, device_path: str) -> bool:
         norm = posixpath.normpath(device_path)
         return norm == WRITABLE_ROOT or norm.startswith(WRITABLE_ROOT + "/")
 
-    def _accepted_keys(self) -> list[tuple[int, int]]:
+    def accepted_keys(self) -> list[tuple[int, int]]:
         keys = []
         for line in self.keys_file.read_bytes().splitlines():
             if line.strip():
