@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from latbench.build.cache import spec_path  # noqa: E402
 from latbench.devices import load_profile, open_device  # noqa: E402
 from latbench.devices.adb_transport import ensure_adb_key  # noqa: E402
-from latbench.devices.emulated_phone import Clocks, EmulatedPhone  # noqa: E402
+from latbench.devices.emulated import Clocks, EmulatedPhone  # noqa: E402
 from latbench.devices.profiles import parse_profile  # noqa: E402
 from latbench.nets.spaces import get_space  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Warm-up bias on the stand-in phone: per-layer rows and their sum vs the whole network.
 
-Three loopback phones (latbench/devices/emulated_phone.py) in one run, each timing
+Three loopback phones (latbench/devices/emulated/) in one run, each timing
 every layer of MobileNetV2 (224x224, fp32) and the whole network:
   steady   a core whose clock never ramps (the reference: what a warmed-up core gives)
   fixed    a ramping core (idle at 35 % clock, 0.4 s of load to reach 100 %), timed with
@@ -30,7 +30,7 @@ from latbench.nets import zoo  # noqa: E402
 from latbench.build.cache import arch_path, spec_path  # noqa: E402
 from latbench.devices import open_device  # noqa: E402
 from latbench.devices.adb_transport import ensure_adb_key  # noqa: E402
-from latbench.devices.emulated_phone import Clocks, EmulatedPhone  # noqa: E402
+from latbench.devices.emulated import Clocks, EmulatedPhone  # noqa: E402
 from latbench.devices.profiles import parse_profile  # noqa: E402
 
 warmup_s = float(sys.argv[1]) if len(sys.argv) > 1 else 0.6

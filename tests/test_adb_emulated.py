@@ -17,8 +17,8 @@ import pytest
 from latbench.devices import DeviceLost, ModelRunError, open_device
 from latbench.devices.adb_transport import (AdbShellTransport, AuthRefused, CommandTimeout, TransportError,
                                             UsbBusy, ensure_adb_key, sh_join)
-from latbench.devices.emulated_phone import (Clocks, EmulatedPhone, Faults, decode_adb_public_key,
-                                             verify_token_signature)
+from latbench.devices.emulated import (Clocks, EmulatedPhone, Faults, decode_adb_public_key,
+                                       verify_token_signature)
 from latbench.errors import InputError
 from latbench.devices.profiles import load_profile, parse_profile
 
@@ -450,7 +450,7 @@ def test_google_adb_client_and_server_route(phone, tmp_path, monkeypatch, tflite
 
     from latbench.devices.adb import AdbDevice, make_transport
     from latbench.commands.devices import devices_command
-    from latbench.devices.emulated_phone import standin_script
+    from latbench.devices.emulated import standin_script
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -72,7 +72,7 @@ def test_kill_9_mid_profile_loses_nothing_and_resumes(tmp_path, tiny_arch_dict):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    phone = subprocess.Popen([sys.executable, "-m", "latbench.devices.emulated_phone", "--port", str(port),
+    phone = subprocess.Popen([sys.executable, "-m", "latbench.devices.emulated", "--port", str(port),
                               "--sandbox", tmp_path / "phone", "--hang-after-runs", "3"], cwd=REPO,
                              stdout=subprocess.PIPE, text=True)
     try:

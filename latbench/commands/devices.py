@@ -157,7 +157,7 @@ def devices_command(connect: tuple[str, ...], with_emulated: bool, no_server: bo
     if with_emulated:
         import tempfile
 
-        from latbench.devices.emulated_phone import EmulatedPhone
+        from latbench.devices.emulated import EmulatedPhone
 
         phone = EmulatedPhone(tempfile.mkdtemp(prefix="latbench-devices-")).start()
         connect = connect + (phone.address,)
@@ -195,7 +195,7 @@ def devices_command(connect: tuple[str, ...], with_emulated: bool, no_server: bo
         why = "" if adb_binary() or no_server else " (the `adb` client is not installed: apt install adb)"
         click.echo("no phone found" + why + ". Plug in a phone with USB debugging on and accept the prompt, "
                    "or `adb connect HOST:5555` after `adb tcpip 5555`; for a demo without a phone use "
-                   "--with-emulated, or start one with `python -m latbench.devices.emulated_phone "
+                   "--with-emulated, or start one with `python -m latbench.devices.emulated "
                    "--port 5555 --sandbox DIR` and pass --connect 127.0.0.1:5555.", err=True)
         sys.exit(1)
     unmatched = [p.serial for p in ready if not p.profile]

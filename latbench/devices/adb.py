@@ -55,7 +55,7 @@ Kind "emulated" only:
   connect        "127.0.0.1:PORT" of an already running emulated phone; else one
                  is started in-process on a free port
   sandbox        its filesystem directory (default: a temporary directory)
-  clocks         table of emulated_phone.Clocks fields for the in-process phone,
+  clocks         table of latbench.devices.emulated.Clocks fields for the in-process phone,
                  e.g. {ramp_s = 0.4, throttle_after_s = 120}
 """
 
@@ -609,7 +609,7 @@ def open_adb_device(profile: DeviceProfile) -> AdbDevice:
 
 def open_emulated_device(profile: DeviceProfile) -> AdbDevice:
     """An AdbDevice on the stand-in phone (kind emulated), which this starts on loopback."""
-    from latbench.devices.emulated_phone import Clocks, EmulatedPhone, standin_script
+    from latbench.devices.emulated import Clocks, EmulatedPhone, standin_script
 
     o = profile.options
     clocks = o.get("clocks", {})

@@ -1,0 +1,294 @@
+"""The phone's state: faults, clocks and heat, properties, and its sandboxed filesystem.
+
+PhoneState is what the phone holds whoever is connected: the sandbox directory
+that plays its filesystem (device paths map below it), accepted keys, settings,
+the benchmark processes it runs, and virtual sysfs files (thermal zones, cpufreq).
+
+It behaves like a phone where that changes latbench's numbers or errors: an idle
+big core (`Clocks`) runs slow and ramps up over a few hundred ms of load, falls
+back when idle, and throttles (scaling_max_freq drops, `dumpsys thermalservice`
+reports MODERATE) after sustained load, cooling when idle; the battery reads hot
+while `Faults.hot_until` says so. `Faults` switches on error paths for tests; the
+server and the shell read them.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import struct
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from latbench.devices.emulated.protocol import decode_adb_public_key
+
+
+# -- faults --------------------------------------------------------------------
+
+@dataclass
+class Faults:
+    """Switches for error-path tests.
+
+    Counters say how many times a fault still fires (-1: always).
+    """
+
+    refuse_auth: bool = False  # never accept a key: the "Allow USB debugging?" prompt is declined
+    drop_push_after_bytes: int = 4096  # where a push is cut
+    drop_push: int = 0  # how many pushes to cut mid-way
+    hang_benchmark: int = 0  # how many benchmark_model runs never finish
+    garbage_benchmark: int = 0  # how many benchmark_model runs print garbage
+    hang_after_runs: int = -1  # the benchmark_model run after this many started ones hangs (once)
+    hot_until: float = 0.0  # time.monotonic() until which the battery reads hot
+    hot_temp_c: float = 48.0
+    blackhole_until: float = 0.0  # time.monotonic() until which a new link gets no answer at all
+    tls_only: bool = False  # Android 11+ wireless debugging: answers CNXN with STLS
+    no_thermalservice: bool = False  # Android 9 and older: `dumpsys thermalservice` does not exist
+    # file names (e.g. "scaling_cur_freq") the shell user may not read
+    unreadable_sysfs: tuple[str, ...] = ()
+    gpu_unavailable: bool = False  # the GPU / NNAPI delegate cannot be created at all
+    # op types gpu/nnapi leave on the CPU
+    delegate_refuses: tuple[str, ...] = ("MEAN", "HARD_SWISH", "MUL")
+
+    def take(self, name: str) -> bool:
+        left = getattr(self, name)
+        if left == 0:
+            return False
+        if left > 0:
+            setattr(self, name, left - 1)
+        return True
+
+
+@dataclass
+class Clocks:
+    """How the timed core's clock behaves (relative to its maximum, 1.0).
+
+    Busy time ramps it from `idle` to 1 over `ramp_s`; idle time brings it back
+    over `decay_s`. Heat is busy seconds minus `cool_rate` x idle seconds; past
+    `throttle_after_s` the maximum drops to `throttled` until it cools below.
+    Defaults are of the order seen on phone big cores (schedutil ramps in
+    ~0.1-0.5 s; sustained single-core load throttles in minutes).
+    """
+
+    idle: float = 0.35
+    ramp_s: float = 0.4
+    decay_s: float = 0.2
+    throttle_after_s: float = 120.0
+    throttled: float = 0.6
+    cool_rate: float = 2.0
+    max_khz: int = 2850000
+
+
+class _ClockState:
+    """Warmth (0..1) and heat of the phone's timed cores, shared by every benchmark process.
+
+    Only a process's time after it is ready to run counts as load: this machine
+    needs far longer to start the Python stand-in than a phone needs to start
+    benchmark_model, and that start-up must not warm the modelled core.
+    """
+
+    def __init__(self, c: Clocks):
+        self.c = c
+        self.warm, self.heat, self.t = 0.0, 0.0, time.monotonic()
+        self.busy = 0
+        self.lock = threading.Lock()
+
+    def _idle_to(self, now: float) -> None:
+        if not self.busy:
+            dt = max(0.0, now - self.t)
+            self.warm = max(0.0, self.warm - dt / self.c.decay_s) if self.c.decay_s > 0 else 0.0
+            self.heat = max(0.0, self.heat - dt * self.c.cool_rate)
+        self.t = now
+
+    def start(self) -> str:
+        """Mark one more process busy; the env value its stand-in computes its clock from."""
+        with self.lock:
+            self._idle_to(time.monotonic())
+            self.busy += 1
+            c = self.c
+            return ",".join(map(repr, (self.warm, self.heat, c.ramp_s, c.idle, c.throttle_after_s,
+                                       c.throttled)))
+
+    def stop(self, busy_s: float) -> None:
+        """A process ended after busy_s seconds of load."""
+        with self.lock:
+            self.warm = min(1.0, self.warm + busy_s / self.c.ramp_s) if self.c.ramp_s > 0 else 1.0
+            self.heat += busy_s
+            self.busy = max(0, self.busy - 1)
+            self.t = time.monotonic()
+
+    def now(self) -> tuple[float, float, bool]:
+        """(clock fraction now, cap fraction now, throttled?)."""
+        with self.lock:
+            self._idle_to(time.monotonic())
+            throttled = self.heat >= self.c.throttle_after_s
+            cap = self.c.throttled if throttled else 1.0
+            clock = self.c.idle + (1 - self.c.idle) * self.warm if self.busy else self.c.idle
+            return min(clock, cap), cap, throttled
+
+    def status(self) -> int:
+        """Android thermal status: 0 none, 1 light, 2 moderate, 3 severe."""
+        with self.lock:
+            self._idle_to(time.monotonic())
+            h, lim = self.heat, self.c.throttle_after_s
+        if h >= 1.5 * lim:
+            return 3
+        if h >= lim:
+            return 2
+        return 1 if h >= 0.5 * lim else 0
+
+
+def clock_at(env: str, since_ready_s: float) -> float:
+    """The stand-in's clock fraction since_ready_s after it became ready.
+
+    env is the string _ClockState.start() gave.
+    """
+    warm, heat, ramp_s, idle, after, throttled = map(float, env.split(","))
+    w = min(1.0, warm + since_ready_s / ramp_s) if ramp_s > 0 else 1.0
+    cap = throttled if heat + since_ready_s >= after else 1.0
+    return min(cap, idle + (1 - idle) * w)
+
+
+# -- the phone -----------------------------------------------------------------
+
+PROPS = {
+    "ro.product.manufacturer": "latbench",
+    "ro.product.brand": "latbench",
+    "ro.product.model": "latbench emulated phone",
+    "ro.product.device": "emulated",
+    "ro.product.name": "latbench_emulated",
+    "ro.product.cpu.abi": "x86_64",
+    "ro.hardware": "emulated",
+    "ro.board.platform": "loopback",
+    "ro.soc.manufacturer": "latbench",
+    "ro.build.version.release": "14",
+    "ro.build.version.sdk": "34",
+    "ro.build.id": "LATBENCH.EMU",
+    "ro.build.fingerprint":
+        "latbench/latbench_emulated/emulated:14/LATBENCH.EMU/1:userdebug/test-keys",
+    "ro.serialno": "emulated-0001",
+}
+
+WRITABLE_ROOT = "/data/local/tmp"
+
+
+class PhoneState:
+    """What the phone holds between connections: files, settings, processes, clocks."""
+
+    def __init__(self, sandbox: str | Path, faults: Faults | None = None, auto_accept: bool = True,
+                 serial: str = "emulated-0001", clocks: Clocks | None = None):
+        self.sandbox = Path(sandbox).resolve()
+        self.faults = faults or Faults()
+        self.clocks = _ClockState(clocks or Clocks())
+        self.runs_started = 0  # benchmark_model invocations
+        self.stayon = "false"  # svc power stayon
+        self.stay_on_while_plugged_in = 0  # the global setting behind it (a bitmask)
+        self.auto_accept = auto_accept
+        self.props = dict(PROPS, **{"ro.serialno": serial, "ro.soc.model": _host_cpu_model()})
+        self.serial = serial
+        self.keys_file = self.sandbox / "data" / "misc" / "adb" / "adb_keys"
+        self.stopped = threading.Event()
+        self.children: dict[subprocess.Popen, str] = {}  # process -> its device command line
+        self.lock = threading.Lock()
+        self.log: list[str] = []  # shell commands received, for tests and the curious
+        self.pushes: list[str] = []  # device paths of completed pushes
+        self.virtual_files: dict[str, Callable[[], str]] = {}
+        self._make_sysfs()
+
+    def stale_processes(self) -> list[str]:
+        """Device command lines of benchmark processes still running.
+
+        Hung ones survive hang-ups.
+        """
+        self.reap()
+        with self.lock:
+            return list(self.children.values())
+
+    def reap(self) -> None:
+        """Forget benchmark processes that have exited, accounting their load."""
+        with self.lock:
+            for p in [p for p in self.children if p.poll() is not None]:
+                del self.children[p]
+                self.ended(p)
+
+    def ended(self, proc: subprocess.Popen) -> None:
+        """Account a finished benchmark process's load (from the time it said it was ready)."""
+        ready = self.sandbox / ".standin" / f"ready-{proc.pid}"
+        try:
+            busy = max(0.0, time.monotonic() - float(ready.read_text()))
+            ready.unlink()
+        except (OSError, ValueError):
+            busy = 0.0
+        self.clocks.stop(busy)
+
+    # ---- device filesystem
+    def _make_sysfs(self) -> None:
+        tmp = self.sandbox / WRITABLE_ROOT.lstrip("/")
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.keys_file.parent.mkdir(parents=True, exist_ok=True)
+        self.keys_file.touch()
+        zones = [("battery", self.battery_milli_c),
+                 ("cpu-big", lambda: 36000 + (self._hot() * 20000) + 10000 * self.clocks.status()),
+                 ("skin", lambda: 33000)]
+        for i, (kind, fn) in enumerate(zones):
+            base = f"/sys/class/thermal/thermal_zone{i}"
+            d = self.sandbox / base.lstrip("/")
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "type").write_text(kind + "\n")
+            (d / "temp").write_text("0\n")
+            self.virtual_files[f"{base}/temp"] = (lambda f=fn: f"{int(f())}\n")
+        ck = self.clocks
+        for c in sorted(os.sched_getaffinity(0)):
+            base = f"/sys/devices/system/cpu/cpu{c}/cpufreq"
+            d = self.sandbox / base.lstrip("/")
+            d.mkdir(parents=True, exist_ok=True)
+            files = {"scaling_governor": lambda: "schedutil\n",
+                     "cpuinfo_max_freq": lambda: f"{ck.c.max_khz}\n",
+                     "scaling_max_freq": lambda: f"{int(ck.c.max_khz * ck.now()[1])}\n",
+                     "scaling_cur_freq": lambda: f"{int(ck.c.max_khz * ck.now()[0])}\n"}
+            for name, fn in files.items():
+                (d / name).write_text("0\n")
+                self.virtual_files[f"{base}/{name}"] = fn
+
+    def _hot(self) -> bool:
+        return time.monotonic() < self.faults.hot_until
+
+    def battery_milli_c(self) -> float:
+        return (self.faults.hot_temp_c if self._hot() else 30.1) * 1000
+
+    def host_path(self, device_path: str) -> Path:
+        """Map an absolute device path into the sandbox; refuses escapes."""
+        if not device_path.startswith("/"):
+            device_path = posixpath.join(WRITABLE_ROOT, device_path)
+        norm = posixpath.normpath(device_path)
+        p = (self.sandbox / norm.lstrip("/")).resolve()
+        if p != self.sandbox and self.sandbox not in p.parents:
+            raise PermissionError(device_path)
+        return p
+
+    def writable(self, device_path: str) -> bool:
+        norm = posixpath.normpath(device_path)
+        return norm == WRITABLE_ROOT or norm.startswith(WRITABLE_ROOT + "/")
+
+    def accepted_keys(self) -> list[tuple[int, int]]:
+        keys = []
+        for line in self.keys_file.read_bytes().splitlines():
+            if line.strip():
+                try:
+                    keys.append(decode_adb_public_key(line))
+                except (ValueError, struct.error):
+                    continue
+        return keys
+
+
+def _host_cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return "host " + line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "host cpu"
