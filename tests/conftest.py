@@ -73,7 +73,7 @@ def synthetic_tiny(tmp_path):
     function of each layer (0.01 ms + MACs / 1e7).
 
     An arithmetic fixture: it checks predictors' bookkeeping and fitting, not
-    latency; real latencies are exercised in tests/test_e2e_cli.py.
+    latency; real latencies are exercised in tests/commands/test_e2e_cli.py.
     """
     from latbench.profiling.lut import LUT, Row
     from latbench.devices.measure import summarize

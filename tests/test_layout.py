@@ -127,3 +127,10 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path, monkeypatch):
         test_the_import_graph_has_no_cycle()
     with pytest.raises(AssertionError, match=r"latbench.nets.a:2 -> latbench.search.b"):
         test_no_stage_imports_a_later_stage()
+
+
+def test_the_tests_mirror_the_stage_folders():
+    tests = Path(__file__).resolve().parent
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
+    stages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert folders <= stages, f"test folders without a stage: {sorted(folders - stages)}"

@@ -2,7 +2,7 @@
 
 Block strings follow tensorflow/tpu (mnasnet_models.py, efficientnet_builder.py);
 MobileNetV2 and V3 follow keras.applications. Parameter counts of the built
-models are pinned against the published ones in tests/test_zoo.py.
+models are pinned against the published ones in tests/nets/test_zoo.py.
 """
 
 from __future__ import annotations

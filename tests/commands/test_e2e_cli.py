@@ -12,7 +12,7 @@ import pytest
 
 from latbench.profiling.lut import LUT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
@@ -60,6 +60,7 @@ def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
     assert r.returncode == 0 and (tmp_path / "t.tflite").read_bytes()[4:8] == b"TFL3"
 
 
+@pytest.mark.phone
 def test_kill_9_mid_profile_loses_nothing_and_resumes(tmp_path, tiny_arch_dict):
     """Killed while a row is being timed, at a point fixed by the test, not by the machine's speed:
     the emulated phone (a separate process) hangs the 4th benchmark_model run, so exactly 3 rows

@@ -262,7 +262,7 @@ def test_profile_predict_and_export_an_fbnet_given_by_its_tokens(tmp_path):
 
     def latbench_cli(*args):
         return subprocess.run([sys.executable, "-m", "latbench.commands.main", *map(str, args)],
-                              cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                              cwd=Path(__file__).resolve().parents[2], capture_output=True,
                               text=True, timeout=900)
 
     af = tmp_path / "fb.json"

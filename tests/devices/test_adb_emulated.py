@@ -22,6 +22,8 @@ from latbench.devices.emulated import (Clocks, EmulatedPhone, Faults, decode_adb
 from latbench.errors import InputError
 from latbench.devices.profiles import load_profile, parse_profile
 
+pytestmark = pytest.mark.phone  # every test here starts the stand-in phone: -m "not phone" skips them
+
 FAST = {"warmup_runs": 2, "min_runs": 10, "max_runs": 40, "max_seconds": 0.5, "target_ci": 0.5}
 
 

@@ -10,7 +10,7 @@ import pytest
 from latbench.devices.benchmark_output import (BenchmarkOutputError, RunStats,
                                                parse_benchmark_output)
 
-FIX = Path(__file__).parent / "fixtures" / "benchmark_model"
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "benchmark_model"
 
 
 def load(name: str) -> str:

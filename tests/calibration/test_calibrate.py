@@ -18,7 +18,7 @@ def latbench_cli(*args):
     from pathlib import Path
 
     return subprocess.run([sys.executable, "-m", "latbench.commands.main", *map(str, args)],
-                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
                           timeout=600)
 
 

@@ -5,7 +5,7 @@ from latbench.nets import zoo
 from latbench.nets.load import arch_from_dict, load_arch
 from latbench.build.builder import arch_model
 
-REPO_EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "zoo"
+REPO_EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "zoo"
 
 
 @pytest.mark.parametrize("name", sorted(zoo.PUBLISHED_PARAMS))

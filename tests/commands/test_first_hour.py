@@ -13,7 +13,7 @@ import pytest
 
 from latbench.profiling.lut import LUT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 # What TensorFlow, absl, oneDNN and LiteRT print when nobody silences them.
