@@ -30,7 +30,7 @@ naive = (time.perf_counter() - t) / n
 
 t = time.perf_counter()
 for i in range(0, n, batch):
-    convert_layers_batch(specs[i:i + batch])
+    convert_layers_batch(specs[i : i + batch])
 batched = (time.perf_counter() - t) / n
 print(f"layers={n} batch={batch}")
 print(f"naive   {naive:.3f} s/layer  ({1 / naive:.2f} layers/s)")

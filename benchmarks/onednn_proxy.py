@@ -12,12 +12,14 @@ import tempfile
 
 from latbench.nets import zoo
 from latbench.proxy.accuracy import ProxyEvaluator
-from latbench.proxy.recipe import ProxyRecipe
 from latbench.proxy.data import load_dataset
+from latbench.proxy.recipe import ProxyRecipe
 
 ds = load_dataset("fashion_mnist", None, 28, 0)
 recipe = ProxyRecipe(train_images=1000, epochs=1)
 arch = zoo.get("mobilenet_v2_x1")
-times = [ProxyEvaluator(ds, recipe, cache_dir=tempfile.mkdtemp()).evaluate(arch).train_s
-         for _ in range(2)]
+times = [
+    ProxyEvaluator(ds, recipe, cache_dir=tempfile.mkdtemp()).evaluate(arch).train_s
+    for _ in range(2)
+]
 print(os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"), " ".join(f"{t:.2f}" for t in times))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from latbench.predictors import LutSumPredictor, load_predictor
 from latbench.nets.spaces import get_space
+from latbench.predictors import LutSumPredictor, load_predictor
 
 lut_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("lut")
 device = sys.argv[2] if len(sys.argv) > 2 else "host"

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from latbench.devices import load_profile, open_device
-from latbench.profiling.lut import LUT
-from latbench.profiling.layers import profile
 from latbench.nets.spaces import get_space
+from latbench.profiling.layers import profile
+from latbench.profiling.lut import LUT
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 device = sys.argv[2] if len(sys.argv) > 2 else "host"
@@ -29,5 +29,7 @@ for i in range(2):
 a = np.array([runs[0].median(s.key) for s in specs])
 b = np.array([runs[1].median(s.key) for s in specs])
 rel = np.abs(a - b) / np.minimum(a, b)
-print(f"{n} entries on {device}: median |diff| {np.median(rel) * 100:.2f} %, "
-      f"p90 {np.percentile(rel, 90) * 100:.2f} %, max {rel.max() * 100:.2f} %")
+print(
+    f"{n} entries on {device}: median |diff| {np.median(rel) * 100:.2f} %, "
+    f"p90 {np.percentile(rel, 90) * 100:.2f} %, max {rel.max() * 100:.2f} %"
+)

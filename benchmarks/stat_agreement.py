@@ -40,12 +40,25 @@ with open_device(host_prof) as dev:
 tmp = Path(tempfile.mkdtemp(prefix="stat-"))
 with EmulatedPhone(tmp / "phone", clocks=Clocks(idle=1.0, throttle_after_s=1e9)) as ph:
     emu = load_profile("emulated")
-    prof = parse_profile({"name": "steady", "kind": "emulated", "cpus": list(host_prof.cpus) or [0],
-                          "protocol": {**emu.protocol.__dict__, "clock": "auto"},
-                          "options": {**emu.options, "connect": ph.address, "sandbox": str(tmp / "h"),
-                                      "adbkey": str(ensure_adb_key(tmp / "adbkey")), "temp_check_s": 1e9}})
+    prof = parse_profile(
+        {
+            "name": "steady",
+            "kind": "emulated",
+            "cpus": list(host_prof.cpus) or [0],
+            "protocol": {**emu.protocol.__dict__, "clock": "auto"},
+            "options": {
+                **emu.options,
+                "connect": ph.address,
+                "sandbox": str(tmp / "h"),
+                "adbkey": str(ensure_adb_key(tmp / "adbkey")),
+                "temp_check_s": 1e9,
+            },
+        }
+    )
     with open_device(prof) as dev:
         phone = np.array([dev.measure(spec_path(s)).median_ms for s in specs])
 r = phone / host
-print(f"{n} MnasNet layers ({host.min():.3f}..{host.max():.3f} ms on the host): phone-protocol row / host row "
-      f"median {np.median(r):.3f}, p10 {np.percentile(r, 10):.3f}, p90 {np.percentile(r, 90):.3f}")
+print(
+    f"{n} MnasNet layers ({host.min():.3f}..{host.max():.3f} ms on the host): phone-protocol row / host row "
+    f"median {np.median(r):.3f}, p10 {np.percentile(r, 10):.3f}, p90 {np.percentile(r, 90):.3f}"
+)

@@ -26,12 +26,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from latbench.nets import zoo  # noqa: E402
 from latbench.build.cache import arch_path, spec_path  # noqa: E402
 from latbench.devices import open_device  # noqa: E402
 from latbench.devices.adb_transport import ensure_adb_key  # noqa: E402
 from latbench.devices.emulated import Clocks, EmulatedPhone  # noqa: E402
 from latbench.devices.profiles import parse_profile  # noqa: E402
+from latbench.nets import zoo  # noqa: E402
 
 warmup_s = float(sys.argv[1]) if len(sys.argv) > 1 else 0.6
 repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -43,23 +43,52 @@ if not all(spec_path(s).exists() for s in specs) or not arch_path(arch, "fp32").
     # convert in a child process: TensorFlow's memory is not held through the timing below
     import subprocess
 
-    subprocess.run([sys.executable, "-c", "from latbench.nets import zoo; from latbench.build.convert import convert_arch, "
-                    "convert_to_cache; a = zoo.mobilenet_v2(); convert_to_cache(list({s.key: s for s in "
-                    "a.layers()}.values())); convert_arch(a)"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from latbench.nets import zoo; from latbench.build.convert import convert_arch, "
+            "convert_to_cache; a = zoo.mobilenet_v2(); convert_to_cache(list({s.key: s for s in "
+            "a.layers()}.values())); convert_arch(a)",
+        ],
+        check=True,
+    )
 net = arch_path(arch, "fp32")
 tmp = Path(tempfile.mkdtemp(prefix="warmup-bias-"))
 key = ensure_adb_key(tmp / "adbkey")
-protocol = {"warmup_runs": 5, "min_runs": 30, "max_runs": 400, "max_seconds": 2.0, "target_ci": 0.02}
+protocol = {
+    "warmup_runs": 5,
+    "min_runs": 30,
+    "max_runs": 400,
+    "max_seconds": 2.0,
+    "target_ci": 0.02,
+}
 off = 1e9  # throttle_after_s: never
-configs = {"steady": (Clocks(idle=1.0, throttle_after_s=off), warmup_s, repeats),
-           "fixed": (Clocks(throttle_after_s=off), warmup_s, repeats), "old": (Clocks(throttle_after_s=off), 0.0, 1)}
+configs = {
+    "steady": (Clocks(idle=1.0, throttle_after_s=off), warmup_s, repeats),
+    "fixed": (Clocks(throttle_after_s=off), warmup_s, repeats),
+    "old": (Clocks(throttle_after_s=off), 0.0, 1),
+}
 rows: dict[str, dict[str, float]] = {}
 whole: dict[str, float] = {}
 for name, (clocks, ws, rep) in configs.items():
     with EmulatedPhone(tmp / name, clocks=clocks) as ph:
-        prof = parse_profile({"name": name, "kind": "emulated", "cpus": [0], "protocol": protocol,
-                              "options": {"connect": ph.address, "adbkey": str(key), "sandbox": str(tmp / f"h-{name}"),
-                                          "warmup_s": ws, "repeats": rep, "temp_check_s": 1e9}})
+        prof = parse_profile(
+            {
+                "name": name,
+                "kind": "emulated",
+                "cpus": [0],
+                "protocol": protocol,
+                "options": {
+                    "connect": ph.address,
+                    "adbkey": str(key),
+                    "sandbox": str(tmp / f"h-{name}"),
+                    "warmup_s": ws,
+                    "repeats": rep,
+                    "temp_check_s": 1e9,
+                },
+            }
+        )
         with open_device(prof) as dev:
             rows[name] = {s.key: dev.measure(spec_path(s)).median_ms for s in specs}
             whole[name] = dev.measure(net).median_ms
@@ -67,16 +96,22 @@ for name, (clocks, ws, rep) in configs.items():
 
 ref = np.array([rows["steady"][s.key] for s in specs])
 order = np.argsort(ref)
-small, large = order[: len(order) // 3], order[-(len(order) // 3):]
-print(f"MobileNetV2 224 fp32, {len(specs)} distinct layers ({len(layers)} in the network), "
-      f"stand-in phone, warmup_s={warmup_s}, repeats={repeats}")
-print(f"{'phone':8s} {'bias median':>12s} {'bias min..max':>16s} {'small third':>12s} {'large third':>12s} "
-      f"{'sum/whole':>10s} {'whole/steady':>13s}")
+small, large = order[: len(order) // 3], order[-(len(order) // 3) :]
+print(
+    f"MobileNetV2 224 fp32, {len(specs)} distinct layers ({len(layers)} in the network), "
+    f"stand-in phone, warmup_s={warmup_s}, repeats={repeats}"
+)
+print(
+    f"{'phone':8s} {'bias median':>12s} {'bias min..max':>16s} {'small third':>12s} {'large third':>12s} "
+    f"{'sum/whole':>10s} {'whole/steady':>13s}"
+)
 for name in configs:
     r = np.array([rows[name][s.key] for s in specs]) / ref
     total = sum(rows[name][s.key] for s in layers)
-    print(f"{name:8s} {np.median(r):12.3f} {r.min():7.3f}..{r.max():<7.3f} {np.median(r[small]):12.3f} "
-          f"{np.median(r[large]):12.3f} {total / whole[name]:10.3f} {whole[name] / whole['steady']:13.3f}")
+    print(
+        f"{name:8s} {np.median(r):12.3f} {r.min():7.3f}..{r.max():<7.3f} {np.median(r[small]):12.3f} "
+        f"{np.median(r[large]):12.3f} {total / whole[name]:10.3f} {whole[name] / whole['steady']:13.3f}"
+    )
 
 import matplotlib  # noqa: E402
 
@@ -89,14 +124,21 @@ fig, ax = plt.subplots(figsize=(7, 4.2))
 for name, marker in (("old", "x"), ("fixed", "o")):
     r = np.array([rows[name][s.key] for s in specs]) / ref
     total = sum(rows[name][s.key] for s in layers)
-    ax.scatter(ref, r, marker=marker, label=f"{name}: median bias {np.median(r):.2f}, "
-               f"sum/whole {total / whole[name]:.2f}")
+    ax.scatter(
+        ref,
+        r,
+        marker=marker,
+        label=f"{name}: median bias {np.median(r):.2f}, sum/whole {total / whole[name]:.2f}",
+    )
 ax.axhline(1.0, color="grey", lw=0.8)
 ax.set_xscale("log")
 ax.set_xlabel("row on a steady core (ms, stand-in)")
 ax.set_ylabel("row / steady-core row")
-ax.set_title(f"MobileNetV2 layers on the ramping stand-in phone (steady sum/whole "
-             f"{sum(rows['steady'][s.key] for s in layers) / whole['steady']:.2f})", fontsize=9)
+ax.set_title(
+    f"MobileNetV2 layers on the ramping stand-in phone (steady sum/whole "
+    f"{sum(rows['steady'][s.key] for s in layers) / whole['steady']:.2f})",
+    fontsize=9,
+)
 ax.legend(fontsize=8)
 fig.tight_layout()
 import io  # noqa: E402

@@ -6,9 +6,12 @@ and latbench.Predictor(device=...); see latbench/api.py.
 
 from latbench._version import __version__
 
+__all__ = ["Predictor", "__version__", "predict"]
 
-def predict(net, device: str = "host", precision: str = "fp32", space: str = "mnasnet",
-            lut_dir="lut") -> float:
+
+def predict(
+    net, device: str = "host", precision: str = "fp32", space: str = "mnasnet", lut_dir="lut"
+) -> float:
     """Predicted latency (ms) of one network (arch.json path, Arch, dict or tokens)."""
     from latbench.api import predict as _predict
 

@@ -18,9 +18,9 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
+from latbench.errors import InputError
 from latbench.nets.arch import Arch
 from latbench.nets.load import arch_from_dict, load_arch
-from latbench.errors import InputError
 
 NetworkLike = Union[str, Path, Arch, dict, Sequence[int]]
 
@@ -28,10 +28,15 @@ NetworkLike = Union[str, Path, Arch, dict, Sequence[int]]
 class Predictor:
     """One device's latency predictor, loaded once (see the module docstring)."""
 
-    def __init__(self, device: str = "host", precision: str = "fp32", space: str = "mnasnet",
-                 lut_dir: str | Path = "lut"):
-        from latbench.predictors import load_predictor
+    def __init__(
+        self,
+        device: str = "host",
+        precision: str = "fp32",
+        space: str = "mnasnet",
+        lut_dir: str | Path = "lut",
+    ):
         from latbench.nets.spaces import get_space
+        from latbench.predictors import load_predictor
 
         self.device, self.precision = device, precision
         self.space = get_space(space)
@@ -46,10 +51,11 @@ class Predictor:
     def provenance(self) -> dict[str, Any]:
         """The predictor file's path, calibration and LUT identity (what a paper should cite)."""
         doc = self.model.doc or {}
-        return {"file": str(self.model.path) if self.model.path else None,
-                "calibration": {k: v for k, v in doc.get("calibration", {}).items()
-                                if k != "digests"},
-                **self.model.identity()}
+        return {
+            "file": str(self.model.path) if self.model.path else None,
+            "calibration": {k: v for k, v in doc.get("calibration", {}).items() if k != "digests"},
+            **self.model.identity(),
+        }
 
     def to_arch(self, net: NetworkLike) -> Arch:
         """A path to arch.json, an Arch, an arch dict, or the space's tokens ("0-1-..." or ints)."""
@@ -63,14 +69,16 @@ class Predictor:
             try:
                 net = [int(t) for t in net.replace(",", "-").split("-") if t.strip()]
             except ValueError:
-                raise InputError(f"{net!r} is neither an arch.json path nor tokens",
-                                 "network") from None
+                raise InputError(
+                    f"{net!r} is neither an arch.json path nor tokens", "network"
+                ) from None
         return self.space.decode([int(t) for t in net])
 
     def predict(self, nets: NetworkLike | Sequence[NetworkLike]) -> float | np.ndarray:
         """Latency in ms: a float for one network, an array for a list of them."""
         one = isinstance(nets, (str, Path, Arch, dict)) or (
-            len(nets) > 0 and all(isinstance(t, (int, np.integer)) for t in nets))
+            len(nets) > 0 and all(isinstance(t, (int, np.integer)) for t in nets)
+        )
         archs = [self.to_arch(nets)] if one else [self.to_arch(n) for n in nets]
         out = self.model.predict(archs)
         return float(out[0]) if one else out
@@ -84,11 +92,18 @@ class Predictor:
         return [(s.key, ms) for s, ms in self.model.breakdown(self.to_arch(net))]
 
     def __repr__(self) -> str:
-        return (f"latbench.Predictor(device={self.device!r}, precision={self.precision!r}, "
-                f"space={self.space.name!r}, kind={self.kind!r})")
+        return (
+            f"latbench.Predictor(device={self.device!r}, precision={self.precision!r}, "
+            f"space={self.space.name!r}, kind={self.kind!r})"
+        )
 
 
-def predict(net: NetworkLike, device: str = "host", precision: str = "fp32",
-            space: str = "mnasnet", lut_dir: str | Path = "lut") -> float:
+def predict(
+    net: NetworkLike,
+    device: str = "host",
+    precision: str = "fp32",
+    space: str = "mnasnet",
+    lut_dir: str | Path = "lut",
+) -> float:
     """Predicted latency (ms) of one network on a device; see Predictor to predict many."""
     return Predictor(device, precision, space, lut_dir).predict(net)

@@ -18,7 +18,7 @@ from latbench.errors import InputError
 
 # The alphabet of names that become parts of file names (networks, devices, spaces).
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
-SAFE_NAME_DOC = ("1-100 characters from A-Z a-z 0-9 . _ + -, starting with a letter or digit")
+SAFE_NAME_DOC = "1-100 characters from A-Z a-z 0-9 . _ + -, starting with a letter or digit"
 
 _umask_lock = threading.Lock()
 

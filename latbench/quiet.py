@@ -44,7 +44,8 @@ NOISE = re.compile(
     r"This TensorFlow binary is optimized|To enable the following instructions|"
     r"rebuild TensorFlow with the appropriate compiler flags|"
     r"^fully_quantize: \d+, inference_type: |"
-    r"Statistics for quantized inputs were expected|^\s*warnings\.warn\(")
+    r"Statistics for quantized inputs were expected|^\s*warnings\.warn\("
+)
 
 
 @contextmanager

@@ -16,26 +16,27 @@ from typing import Any, Collection, Sequence
 from latbench.errors import InputError
 from latbench.fileio import append_line, write_atomic
 
-
 # Metadata that must match for two sets of measurements to be comparable.
 IDENTITY_KEYS = ("fingerprint", "converter", "precision")
 
 
-def check_compatible(file_meta: dict[str, Any], meta: dict[str, Any], source: object,
-                     what: str = "this device") -> None:
+def check_compatible(
+    file_meta: dict[str, Any], meta: dict[str, Any], source: object, what: str = "this device"
+) -> None:
     """Refuse to mix measurements taken under other settings."""
     diffs = [k for k in IDENTITY_KEYS if file_meta.get(k) != meta.get(k)]
     if diffs:
-        lines = [f"  {k}: file has {file_meta.get(k)!r}, {what} has {meta.get(k)!r}"
-                 for k in diffs]
+        lines = [f"  {k}: file has {file_meta.get(k)!r}, {what} has {meta.get(k)!r}" for k in diffs]
         raise InputError(
             f"{source} was measured under other settings and is not mixed in:\n"
             + "\n".join(lines)
-            + "\nUse another --lut-dir, or delete the file to measure again.")
+            + "\nUse another --lut-dir, or delete the file to measure again."
+        )
 
 
-def open_for_append(path: Path, meta: dict[str, Any], columns: Sequence[str],
-                    optional: Collection[str] = ()) -> None:
+def open_for_append(
+    path: Path, meta: dict[str, Any], columns: Sequence[str], optional: Collection[str] = ()
+) -> None:
     """Make `path` ready for appends: check an existing table's settings, or create it.
 
     A table written before its `optional` columns existed is rewritten once
@@ -70,8 +71,9 @@ def _render(meta: dict[str, Any], columns: Sequence[str], rows: Sequence[Sequenc
     return buf.getvalue().encode()
 
 
-def create(path: Path, meta: dict[str, Any], columns: Sequence[str],
-           rows: Sequence[Sequence[Any]] = ()) -> None:
+def create(
+    path: Path, meta: dict[str, Any], columns: Sequence[str], rows: Sequence[Sequence[Any]] = ()
+) -> None:
     """Write a whole table atomically (new file, or a rewrite after a merge)."""
     write_atomic(Path(path), _render(meta, columns, rows))
 
@@ -96,8 +98,9 @@ def parse_header(lines: Sequence[str], source: object = None) -> tuple[dict[str,
     return meta, i
 
 
-def read(path: Path, columns: Sequence[str], optional: Collection[str] = ()
-         ) -> tuple[dict[str, Any], list[dict[str, str]]]:
+def read(
+    path: Path, columns: Sequence[str], optional: Collection[str] = ()
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """(meta, rows as dicts); the columns must be `columns` in order, where a file from before
     some `optional` columns were added may lack them (they read as "")."""
     path = Path(path)

@@ -19,12 +19,25 @@ def _isolated_cache(tmp_path_factory):
 def tiny_arch_dict():
     """A small but complete network (fast to convert and time)."""
     return {
-        "name": "tiny", "resolution": 32, "act": "relu6",
+        "name": "tiny",
+        "resolution": 32,
+        "act": "relu6",
         "stem": {"filters": 16},
-        "blocks": ["r1_k3_s11_e1_i16_o8", "r2_k5_s22_e3_i8_o16_se0.25",
-                   {"repeats": 1, "kernel": 3, "stride": 1, "expand": 1,
-                    "in_filters": 16, "out_filters": 16, "op": "conv"}],
-        "head": {"filters": 64}, "classes": 10,
+        "blocks": [
+            "r1_k3_s11_e1_i16_o8",
+            "r2_k5_s22_e3_i8_o16_se0.25",
+            {
+                "repeats": 1,
+                "kernel": 3,
+                "stride": 1,
+                "expand": 1,
+                "in_filters": 16,
+                "out_filters": 16,
+                "op": "conv",
+            },
+        ],
+        "head": {"filters": 64},
+        "classes": 10,
     }
 
 
@@ -33,8 +46,13 @@ def latbench_cli(*args, timeout: int = 1200):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "latbench.commands.main", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "latbench.commands.main", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -49,22 +67,61 @@ def tiny_pipeline(tmp_path_factory):
     steps = {}
     for name, args in (
         ("profile", ("profile", "--space", "tiny", "--lut-dir", lut_dir, "--no-progress")),
-        ("calibrate", ("calibrate", "--space", "tiny", "--archs", "16", "--no-zoo",
-                       "--heldout", "8", "--lut-dir", lut_dir, "--no-progress")),
-        ("validate", ("validate", "--space", "tiny", "--archs", "8", "--lut-dir", lut_dir,
-                      "--out", val_dir, "--no-progress")),
+        (
+            "calibrate",
+            (
+                "calibrate",
+                "--space",
+                "tiny",
+                "--archs",
+                "16",
+                "--no-zoo",
+                "--heldout",
+                "8",
+                "--lut-dir",
+                lut_dir,
+                "--no-progress",
+            ),
+        ),
+        (
+            "validate",
+            (
+                "validate",
+                "--space",
+                "tiny",
+                "--archs",
+                "8",
+                "--lut-dir",
+                lut_dir,
+                "--out",
+                val_dir,
+                "--no-progress",
+            ),
+        ),
     ):
         steps[name] = r = latbench_cli(*args)
         assert r.returncode == 0, f"latbench {name} failed:\n{r.stdout}\n{r.stderr}"
         if name == "calibrate":  # --heldout measured validate's networks already
             steps["validate_rows_after_calibrate"] = (
-                lut_dir / "host_tiny_fp32.validate.csv").read_text()
-    return {"root": root, "lut_dir": lut_dir, "lut": lut_dir / "host_tiny_fp32.csv",
-            "nets": lut_dir / "host_tiny_fp32.validate.csv", "validate": val_dir, "steps": steps}
+                lut_dir / "host_tiny_fp32.validate.csv"
+            ).read_text()
+    return {
+        "root": root,
+        "lut_dir": lut_dir,
+        "lut": lut_dir / "host_tiny_fp32.csv",
+        "nets": lut_dir / "host_tiny_fp32.validate.csv",
+        "validate": val_dir,
+        "steps": steps,
+    }
 
 
-SYNTHETIC_META = {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32",
-                  "space": "tiny", "protocol": {"min_runs": 15}}
+SYNTHETIC_META = {
+    "fingerprint": {"device": "host"},
+    "converter": "c",
+    "precision": "fp32",
+    "space": "tiny",
+    "protocol": {"min_runs": 15},
+}
 
 
 @pytest.fixture
@@ -75,10 +132,10 @@ def synthetic_tiny(tmp_path):
     An arithmetic fixture: it checks predictors' bookkeeping and fitting, not
     latency; real latencies are exercised in tests/commands/test_e2e_cli.py.
     """
-    from latbench.profiling.lut import LUT, Row
     from latbench.devices.measure import summarize
-    from latbench.predictors import LayerTable
     from latbench.nets.spaces import get_space
+    from latbench.predictors import LayerTable
+    from latbench.profiling.lut import LUT, Row
 
     sp = get_space("tiny")
     lut = LUT.create(tmp_path / "host_tiny_fp32.csv", SYNTHETIC_META)

@@ -10,13 +10,18 @@ import numpy as np
 import pytest
 
 import latbench
+from latbench.devices.measure import summarize
 from latbench.errors import InputError
 from latbench.profiling.lut import LUT, Row
-from latbench.devices.measure import summarize
 
 REPO = Path(__file__).resolve().parents[1]
-META = {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32",
-        "space": "mnasnet", "protocol": {}}
+META = {
+    "fingerprint": {"device": "host"},
+    "converter": "c",
+    "precision": "fp32",
+    "space": "mnasnet",
+    "protocol": {},
+}
 
 
 @pytest.fixture
@@ -43,8 +48,13 @@ def _readme_example() -> str:
 
 @pytest.mark.slow
 def test_the_readme_example_runs(workdir):
-    r = subprocess.run([sys.executable, "-c", _readme_example()], cwd=workdir,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-c", _readme_example()],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].endswith(" ms") and float(lines[0].split()[0]) > 0

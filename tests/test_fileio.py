@@ -54,8 +54,21 @@ def test_ordinary_network_names_are_safe(name):
     assert safe_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["../../../escaped", "/tmp/x", "", "a/b", "..", ".hidden",
-                                  "a..b", "with space", "x" * 101, "tab\there"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../../escaped",
+        "/tmp/x",
+        "",
+        "a/b",
+        "..",
+        ".hidden",
+        "a..b",
+        "with space",
+        "x" * 101,
+        "tab\there",
+    ],
+)
 def test_names_that_could_leave_the_folder_are_refused(name):
     with pytest.raises(InputError, match="cannot be part of a file name"):
         safe_name(name, "name")

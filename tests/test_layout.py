@@ -11,8 +11,21 @@ PACKAGE = Path(__file__).resolve().parents[1] / "latbench"
 
 # The stages in the order data flows (DESIGN.md, "Third wave"); a module may import its own
 # stage and any stage before it, never one after it. The package's face sits on top.
-STAGES = ["", "nets", "build", "devices", "profiling", "predictors", "calibration", "proxy",
-          "search", "tuning", "api", "commands", "latbench"]
+STAGES = [
+    "",
+    "nets",
+    "build",
+    "devices",
+    "profiling",
+    "predictors",
+    "calibration",
+    "proxy",
+    "search",
+    "tuning",
+    "api",
+    "commands",
+    "latbench",
+]
 FOUNDATION = {"_version", "errors", "fileio", "records", "plotting", "quiet"}
 
 
@@ -40,7 +53,7 @@ def _imports(path: Path) -> list[tuple[str, int]]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
             out += [(f"{base}.{a.name}", node.lineno) for a in node.names]
     return out
 
@@ -79,7 +92,7 @@ def test_the_import_graph_has_no_cycle():
         stack.append(m)
         for n in graph[m]:
             if state.get(n) == 1:
-                return stack[stack.index(n):] + [n]
+                return stack[stack.index(n) :] + [n]
             if n not in state and (cycle := visit(n)):
                 return cycle
         stack.pop()
@@ -101,9 +114,13 @@ def test_no_stage_imports_a_later_stage():
 
 
 def test_click_is_imported_only_by_the_commands():
-    offenders = [f"{mod}:{line}" for mod, path in _modules().items()
-                 if _stage(mod) != "commands"
-                 for name, line in _imports(path) if name.split(".")[0] == "click"]
+    offenders = [
+        f"{mod}:{line}"
+        for mod, path in _modules().items()
+        if _stage(mod) != "commands"
+        for name, line in _imports(path)
+        if name.split(".")[0] == "click"
+    ]
     assert not offenders, f"click outside latbench/commands/: {offenders}"
 
 

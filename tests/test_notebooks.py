@@ -24,8 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 NOTEBOOK_NAMES = ("lut_explorer.ipynb", "predictor_accuracy.ipynb", "search_run.ipynb")
 # What a notebook may import from latbench: public, documented entry points only.
-PUBLIC_IMPORTS = {"from latbench.profiling.lut import LUT", "from latbench.nets.load import arch_from_dict",
-                  "from latbench.nets.spaces import get_space"}
+PUBLIC_IMPORTS = {
+    "from latbench.profiling.lut import LUT",
+    "from latbench.nets.load import arch_from_dict",
+    "from latbench.nets.spaces import get_space",
+}
 
 nbformat = pytest.importorskip("nbformat")
 
@@ -59,8 +62,13 @@ def test_committed_notebook_is_stripped_and_parametrised(name):
 
 
 def _cli(*args: str, timeout: int = 1200) -> str:
-    proc = subprocess.run([sys.executable, "-m", "latbench.commands.main", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "latbench.commands.main", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, f"latbench {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
 
@@ -82,16 +90,39 @@ def generated(tiny_pipeline):
 # A short search on the tiny space: predicted latency with a few device spot checks,
 # proxy accuracy from one epoch on 256 Fashion-MNIST images. No zoo baselines: their
 # layers are not in the tiny LUT.
-SEARCH_ARGS = ("search", "--space", "tiny", "--target-ms", "0.3", "--samples", "8", "--batch", "4",
-               "--proxy-train", "256", "--proxy-epochs", "1", "--baselines", "", "--spot-every", "4",
-               "--seed", "0", "--no-progress")
+SEARCH_ARGS = (
+    "search",
+    "--space",
+    "tiny",
+    "--target-ms",
+    "0.3",
+    "--samples",
+    "8",
+    "--batch",
+    "4",
+    "--proxy-train",
+    "256",
+    "--proxy-epochs",
+    "1",
+    "--baselines",
+    "",
+    "--spot-every",
+    "4",
+    "--seed",
+    "0",
+    "--no-progress",
+)
 
 
 @pytest.fixture(scope="module")
 def search_run(generated):
     """A search run directory written by `latbench search` (on the generated predictor)."""
-    proc = subprocess.run([sys.executable, "-m", "latbench.commands.main", "search", "--help"], cwd=REPO,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "latbench.commands.main", "search", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         pytest.skip("this checkout has no `latbench search` command")
     run_dir = generated["root"] / "search"
@@ -118,8 +149,11 @@ def _kernel_name() -> str:
     from jupyter_client.kernelspec import KernelSpecManager
 
     if "python3" not in KernelSpecManager().find_kernel_specs():
-        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "ipykernel", "install", "--sys-prefix"],
+            check=True,
+            capture_output=True,
+        )
     return "python3"
 
 
@@ -129,16 +163,22 @@ def run_notebook(name: str, env: dict[str, str], out_dir: Path) -> str:
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name=_kernel_name(),
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name=_kernel_name(),
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     with _environ({**env, "LATBENCH_NB_OUT": str(out_dir), "MPLBACKEND": "Agg"}):
         try:
             client.execute()
         except CellExecutionError as exc:
             nbformat.write(nb, out_dir / f"failed_{name}")
-            pytest.fail(f"{name} raised while running (executed copy: "
-                        f"{out_dir / ('failed_' + name)}):\n{str(exc)[-4000:]}")
+            pytest.fail(
+                f"{name} raised while running (executed copy: "
+                f"{out_dir / ('failed_' + name)}):\n{str(exc)[-4000:]}"
+            )
     text = []
     for c in nb.cells:
         for o in c.get("outputs", []):
@@ -219,16 +259,21 @@ def test_predictor_accuracy_with_zoo_rows(generated, tmp_path):
     vdir = tmp_path / "validate"
     shutil.copytree(generated["validate"], vdir)
     held = pd.read_csv(vdir / "heldout.csv").head(3)
-    zoo = pd.DataFrame({"name": ["mobilenet_v2_1.0", "mnasnet_a1", "mobilenet_v3_small"],
-                        "measured_ms": held.measured_ms.values})
+    zoo = pd.DataFrame(
+        {
+            "name": ["mobilenet_v2_1.0", "mnasnet_a1", "mobilenet_v3_small"],
+            "measured_ms": held.measured_ms.values,
+        }
+    )
     for k in ("flops", "lut", "regression"):
         zoo[f"{k}_ms"] = held[f"{k}_ms"].values
         zoo[f"{k}_err_pct"] = (zoo[f"{k}_ms"] - zoo.measured_ms) / zoo.measured_ms * 100
     zoo.to_csv(vdir / "zoo.csv", index=False)
     out = tmp_path / "out"
     # Without the networks file: network size falls back to measured latency.
-    stdout = run_notebook("predictor_accuracy.ipynb",
-                          {"LATBENCH_VALIDATE": str(vdir), "LATBENCH_NETS": ""}, out)
+    stdout = run_notebook(
+        "predictor_accuracy.ipynb", {"LATBENCH_VALIDATE": str(vdir), "LATBENCH_NETS": ""}, out
+    )
     assert_pngs(out, ["predicted_vs_measured", "error_by_size", "zoo_errors"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["zoo"] == 3 and summary["size"] == "measured_ms"
@@ -253,7 +298,8 @@ def test_search_run(search_run, tmp_path):
     assert summary["pareto_samples"] == sorted(int(s) for s in pareto["sample"])
     assert summary["pareto_size"] == len(pareto) > 0
     n_archs = len(list((search_run / "pareto").glob("*.arch.json"))) + len(
-        list((search_run / "best").glob("*.json")))
+        list((search_run / "best").glob("*.json"))
+    )
     assert summary["archs_drawn"] == min(n_archs, 6) > 0
     assert summary["baselines"] == []
     assert summary["spot_checks"] == int((samples.pred_ms.notna() & samples.meas_ms.notna()).sum())
@@ -269,14 +315,29 @@ def test_search_run_with_baselines(search_run, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(search_run, run_dir)
     samples = pd.read_csv(run_dir / "samples.csv")
-    base = [{"name": "mobilenet_v2_x1", "accuracy": float(samples.accuracy.max()),
-             "pred_ms": 0.25, "meas_ms": None, "lat_ms": 0.25, "train_s": 1.0},
-            {"name": "mnasnet_small", "accuracy": float(samples.accuracy.min()),
-             "pred_ms": 0.1, "meas_ms": 0.11, "lat_ms": 0.1, "train_s": 1.0}]
+    base = [
+        {
+            "name": "mobilenet_v2_x1",
+            "accuracy": float(samples.accuracy.max()),
+            "pred_ms": 0.25,
+            "meas_ms": None,
+            "lat_ms": 0.25,
+            "train_s": 1.0,
+        },
+        {
+            "name": "mnasnet_small",
+            "accuracy": float(samples.accuracy.min()),
+            "pred_ms": 0.1,
+            "meas_ms": 0.11,
+            "lat_ms": 0.1,
+            "train_s": 1.0,
+        },
+    ]
     (run_dir / "baselines.json").write_text(json.dumps(base, indent=2))
     out = tmp_path / "out"
-    stdout = run_notebook("search_run.ipynb",
-                          {"LATBENCH_SEARCH_RUN": str(run_dir), "LATBENCH_MAX_ARCHS": "2"}, out)
+    stdout = run_notebook(
+        "search_run.ipynb", {"LATBENCH_SEARCH_RUN": str(run_dir), "LATBENCH_MAX_ARCHS": "2"}, out
+    )
     assert_pngs(out, ["reward_over_samples", "pareto_front", "architectures"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["baselines"] == ["mobilenet_v2_x1", "mnasnet_small"]

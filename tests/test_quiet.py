@@ -14,29 +14,44 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_known_banner_lines_are_dropped_and_the_rest_is_replayed(capfd):
     with filtered_stderr():
-        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are "
-                    b"written to STDERR\n")
-        os.write(2, b"I0000 00:00:1795495493.641436 5166 port.cc:153] oneDNN custom operations "
-                    b"are on. You may see slightly different numerical results\n")
-        os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: INT8, "
-                    b"output_inference_type: INT8\n")
+        os.write(
+            2,
+            b"WARNING: All log messages before absl::InitializeLog() is called are "
+            b"written to STDERR\n",
+        )
+        os.write(
+            2,
+            b"I0000 00:00:1795495493.641436 5166 port.cc:153] oneDNN custom operations "
+            b"are on. You may see slightly different numerical results\n",
+        )
+        os.write(
+            2,
+            b"fully_quantize: 0, inference_type: 6, input_inference_type: INT8, "
+            b"output_inference_type: INT8\n",
+        )
         os.write(2, b"ImportError: libfoo.so: cannot open shared object file\n")
         print("a Python warning", file=sys.stderr)
     err = capfd.readouterr().err
-    assert sorted(err.splitlines()) == ["ImportError: libfoo.so: cannot open shared object file",
-                                        "a Python warning"]
+    assert sorted(err.splitlines()) == [
+        "ImportError: libfoo.so: cannot open shared object file",
+        "a Python warning",
+    ]
 
 
 @pytest.mark.slow
 def test_stderr_works_as_before_after_the_import():
-    code = ("import sys\nfrom latbench.quiet import quiet_tensorflow\nquiet_tensorflow()\n"
-            "import tensorflow as tf\nprint('after', file=sys.stderr)\n"
-            "print(int(tf.constant(2) + 1))\n")
+    code = (
+        "import sys\nfrom latbench.quiet import quiet_tensorflow\nquiet_tensorflow()\n"
+        "import tensorflow as tf\nprint('after', file=sys.stderr)\n"
+        "print(int(tf.constant(2) + 1))\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0 and r.stdout == "3\n" and r.stderr == "after\n"
     env["LATBENCH_TF_VERBOSE"] = "1"
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert "oneDNN" in r.stderr  # the filter is what removes it (a test that can fail)

@@ -26,20 +26,44 @@ from typing import Any, Sequence
 import numpy as np
 
 from latbench import records
+from latbench.devices import Device
+from latbench.errors import InputError
 from latbench.nets.arch import Arch
 from latbench.nets.load import arch_from_dict, load_arch
-from latbench.devices import Device
-from latbench.profiling.networks import measure_archs
-from latbench.errors import InputError
-from latbench.predictors import (DEFAULT, FEATURES, LayerTable, LinearPredictor, LutSumPredictor,
-                         Predictor, ScaledLutPredictor, predictor_path, save_predictors)
-from latbench.predictors.files import file_sha256
-from latbench.profiling.layers import lut_meta
 from latbench.nets.spaces import SearchSpace
 from latbench.nets.zoo import all_archs
+from latbench.predictors import (
+    DEFAULT,
+    FEATURES,
+    LayerTable,
+    LinearPredictor,
+    LutSumPredictor,
+    Predictor,
+    ScaledLutPredictor,
+    predictor_path,
+    save_predictors,
+)
+from latbench.predictors.files import file_sha256
+from latbench.profiling.layers import lut_meta
+from latbench.profiling.networks import measure_archs
 
-NET_COLUMNS = ["digest", "name", "source", "tokens", "arch", "status", "median_ms", "p10_ms",
-               "p90_ms", "std_ms", "runs", "ci_rel", "error", "measured_at", "pass"]
+NET_COLUMNS = [
+    "digest",
+    "name",
+    "source",
+    "tokens",
+    "arch",
+    "status",
+    "median_ms",
+    "p10_ms",
+    "p90_ms",
+    "std_ms",
+    "runs",
+    "ci_rel",
+    "error",
+    "measured_at",
+    "pass",
+]
 NET_OPTIONAL = {"pass"}  # files from before --passes: one row per network
 
 
@@ -104,20 +128,34 @@ def load_results(path: Path) -> dict[str, NetResult]:
         else:
             meds.append(med)
         by[r["digest"]] = (net, meds, err)
-    return {d: NetResult(net, None if err or not meds else float(np.median(meds)), err,
-                         len(meds)) for d, (net, meds, err) in by.items()}
+    return {
+        d: NetResult(net, None if err or not meds else float(np.median(meds)), err, len(meds))
+        for d, (net, meds, err) in by.items()
+    }
 
 
-def measure_networks(device: Device, nets: Sequence[Network], path: Path, precision: str,
-                     workers: int = 2, progress: bool = True, passes: int = 1
-                     ) -> dict[str, NetResult]:
+def measure_networks(
+    device: Device,
+    nets: Sequence[Network],
+    path: Path,
+    precision: str,
+    workers: int = 2,
+    progress: bool = True,
+    passes: int = 1,
+) -> dict[str, NetResult]:
     """Measure the networks not yet in `path`, appending each row as it is measured."""
     return measure_sets(device, [(path, nets)], precision, workers, progress, passes=passes)[0]
 
 
-def measure_sets(device: Device, sets: Sequence[tuple[Path, Sequence[Network]]], precision: str,
-                 workers: int = 2, progress: bool = True, shuffle_seed: int | None = None,
-                 passes: int = 1) -> list[dict[str, NetResult]]:
+def measure_sets(
+    device: Device,
+    sets: Sequence[tuple[Path, Sequence[Network]]],
+    precision: str,
+    workers: int = 2,
+    progress: bool = True,
+    shuffle_seed: int | None = None,
+    passes: int = 1,
+) -> list[dict[str, NetResult]]:
     """Measure several sets of networks, each row appended to its set's file.
 
     With `shuffle_seed`, the networks of all sets are timed in one seeded random
@@ -145,22 +183,43 @@ def measure_sets(device: Device, sets: Sequence[tuple[Path, Sequence[Network]]],
         order = [(k, n) for (k, _), n in todo.items()]
         if shuffle_seed is not None or passes > 1:
             random.Random((shuffle_seed or 0) + 1000 * p).shuffle(order)
-        for i, m, err in measure_archs(device, [n.arch for _, n in order], precision, workers,
-                                       progress):
+        for i, m, err in measure_archs(
+            device, [n.arch for _, n in order], precision, workers, progress
+        ):
             k, net = order[i]
-            stats = ["", "", "", "", "", ""] if m is None else [
-                f"{m.median_ms:.6g}", f"{m.p10_ms:.6g}", f"{m.p90_ms:.6g}", f"{m.std_ms:.6g}",
-                str(m.runs), f"{m.ci_rel:.4g}"]
-            records.append(sets[k][0], [
-                net.arch.digest(), net.arch.name, net.source, json.dumps(list(net.tokens)),
-                json.dumps(net.arch.to_dict(), separators=(",", ":")), "ok" if m else "failed",
-                *stats, err or "", datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                str(p + 1)])
+            stats = (
+                ["", "", "", "", "", ""]
+                if m is None
+                else [
+                    f"{m.median_ms:.6g}",
+                    f"{m.p10_ms:.6g}",
+                    f"{m.p90_ms:.6g}",
+                    f"{m.std_ms:.6g}",
+                    str(m.runs),
+                    f"{m.ci_rel:.4g}",
+                ]
+            )
+            records.append(
+                sets[k][0],
+                [
+                    net.arch.digest(),
+                    net.arch.name,
+                    net.source,
+                    json.dumps(list(net.tokens)),
+                    json.dumps(net.arch.to_dict(), separators=(",", ":")),
+                    "ok" if m else "failed",
+                    *stats,
+                    err or "",
+                    datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    str(p + 1),
+                ],
+            )
     return [load_results(path) for path, _ in sets]
 
 
-def heldout_networks(space: SearchSpace, n: int, seed: int, calibrated: set[str],
-                     zoo: bool) -> tuple[list[Network], list[Network]]:
+def heldout_networks(
+    space: SearchSpace, n: int, seed: int, calibrated: set[str], zoo: bool
+) -> tuple[list[Network], list[Network]]:
     """The networks `validate --archs n --seed seed [--zoo]` judges a predictor on:
     (sampled, zoo), leaving out those it was calibrated on (digests)."""
     sampled = [x for x in sample_networks(space, n, seed) if x.arch.digest() not in calibrated]
@@ -184,8 +243,10 @@ def _network_from_text(text: str, space: SearchSpace, base: Path) -> tuple[Arch,
     if not path.is_absolute():
         path = base / path
     if not t.endswith(".json") or not path.exists():
-        raise InputError(f"{t!r} is neither an existing arch.json file nor {space.num_tokens} "
-                         f"{space.name} tokens (like {'-'.join(['0'] * space.num_tokens)})")
+        raise InputError(
+            f"{t!r} is neither an existing arch.json file nor {space.num_tokens} "
+            f"{space.name} tokens (like {'-'.join(['0'] * space.num_tokens)})"
+        )
     return load_arch(path), ()
 
 
@@ -203,8 +264,11 @@ def read_measurements(path: Path, space: SearchSpace) -> list[NetResult]:
     reader = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
     missing = [c for c in MEASUREMENT_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
-        raise InputError(f"{path}: needs a header with columns {', '.join(MEASUREMENT_COLUMNS)} "
-                         f"(missing: {', '.join(missing)})", "--measurements")
+        raise InputError(
+            f"{path}: needs a header with columns {', '.join(MEASUREMENT_COLUMNS)} "
+            f"(missing: {', '.join(missing)})",
+            "--measurements",
+        )
     out: list[NetResult] = []
     seen: dict[str, int] = {}
     for n, row in enumerate(reader, start=2):  # line 1 is the header
@@ -220,14 +284,17 @@ def read_measurements(path: Path, space: SearchSpace) -> list[NetResult]:
         try:
             ms = float(raw)
         except ValueError:
-            raise InputError(f"{where} ({net}): latency_ms {raw!r} is missing or not a "
-                             f"number") from None
+            raise InputError(
+                f"{where} ({net}): latency_ms {raw!r} is missing or not a number"
+            ) from None
         if not math.isfinite(ms) or ms <= 0:
             raise InputError(f"{where} ({net}): latency_ms must be a positive number, got {raw}")
         d = arch.digest()
         if d in seen:
-            raise InputError(f"{where} ({net}): duplicate of row {seen[d]} (same network); "
-                             f"give each network once (e.g. the median of repeated timings)")
+            raise InputError(
+                f"{where} ({net}): duplicate of row {seen[d]} (same network); "
+                f"give each network once (e.g. the median of repeated timings)"
+            )
         seen[d] = n
         name = (row.get("name") or "").strip() or arch.name
         if name != arch.name:
@@ -240,8 +307,10 @@ def read_measurements(path: Path, space: SearchSpace) -> list[NetResult]:
 
 # ---- fitting -----------------------------------------------------------------
 
-def training_set(table: LayerTable, results: Sequence[NetResult]) -> tuple[np.ndarray, np.ndarray,
-                                                                           list[NetResult]]:
+
+def training_set(
+    table: LayerTable, results: Sequence[NetResult]
+) -> tuple[np.ndarray, np.ndarray, list[NetResult]]:
     """Feature matrix and measured latencies of the successfully measured networks."""
     ok = [r for r in results if r.median_ms is not None]
     if not ok:
@@ -253,17 +322,29 @@ def training_set(table: LayerTable, results: Sequence[NetResult]) -> tuple[np.nd
 
 def make_predictors() -> dict[str, Predictor]:
     """What a predictor file holds, unfitted: the default and the baselines it is judged against."""
-    return {DEFAULT: ScaledLutPredictor(), "lut": LutSumPredictor(),
-            "flops": LinearPredictor(("macs_m",)), "regression": LinearPredictor(FEATURES)}
+    return {
+        DEFAULT: ScaledLutPredictor(),
+        "lut": LutSumPredictor(),
+        "flops": LinearPredictor(("macs_m",)),
+        "regression": LinearPredictor(FEATURES),
+    }
 
 
 def fit_predictors(X: np.ndarray, y: np.ndarray) -> dict[str, Predictor]:
     return {k: p.fit(X, y) for k, p in make_predictors().items()}
 
 
-def fit_and_save(table: LayerTable, results: Sequence[NetResult], lut_dir: Path, *, device: str,
-                 space: str, precision: str, measurements: Path, mode: str
-                 ) -> tuple[dict[str, Predictor], np.ndarray, np.ndarray, Path]:
+def fit_and_save(
+    table: LayerTable,
+    results: Sequence[NetResult],
+    lut_dir: Path,
+    *,
+    device: str,
+    space: str,
+    precision: str,
+    measurements: Path,
+    mode: str,
+) -> tuple[dict[str, Predictor], np.ndarray, np.ndarray, Path]:
     """Fit every predictor on the measured networks and save them; (fitted, X, y, path).
 
     `table` is the LUT the features come from (the device's own, or the prior's
@@ -273,12 +354,22 @@ def fit_and_save(table: LayerTable, results: Sequence[NetResult], lut_dir: Path,
     X, y, ok = training_set(table, results)
     fitted = fit_predictors(X, y)
     calibration: dict[str, Any] = {
-        "mode": mode, "measurements": Path(measurements).name,
-        "measurements_sha256": file_sha256(measurements), "networks": len(ok),
+        "mode": mode,
+        "measurements": Path(measurements).name,
+        "measurements_sha256": file_sha256(measurements),
+        "networks": len(ok),
         "digests": sorted(r.network.arch.digest() for r in ok),
         "zoo": sorted(r.network.arch.name for r in ok if r.network.source == "zoo"),
     }
     path = predictor_path(lut_dir, device, space, precision)
-    save_predictors(path, device=device, space=space, precision=precision, lut=table.lut,
-                    lut_device=table.device, fitted=fitted, calibration=calibration)
+    save_predictors(
+        path,
+        device=device,
+        space=space,
+        precision=precision,
+        lut=table.lut,
+        lut_device=table.device,
+        fitted=fitted,
+        calibration=calibration,
+    )
     return fitted, X, y, path

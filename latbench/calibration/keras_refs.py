@@ -26,8 +26,18 @@ from latbench.devices import Device
 from latbench.fileio import write_atomic
 
 SHAPE = (224, 224, 3)  # fixed: MobileNetV3's default (None, None, 3) does not run under XNNPACK
-COLUMNS = ["name", "zoo", "status", "median_ms", "p10_ms", "p90_ms", "runs", "zoo_median_ms",
-           "error", "measured_at"]
+COLUMNS = [
+    "name",
+    "zoo",
+    "status",
+    "median_ms",
+    "p10_ms",
+    "p90_ms",
+    "runs",
+    "zoo_median_ms",
+    "error",
+    "measured_at",
+]
 
 
 @dataclass(frozen=True)
@@ -37,16 +47,26 @@ class KerasRef:
 
 
 KERAS_REFS: dict[str, KerasRef] = {
-    "MobileNetV2": KerasRef("mobilenet_v2_x1", lambda tf: tf.keras.applications.MobileNetV2(
-        input_shape=SHAPE, weights=None)),
-    "MobileNetV3Large": KerasRef("mobilenet_v3_large", lambda tf: tf.keras.applications
-                                 .MobileNetV3Large(input_shape=SHAPE, weights=None,
-                                                   include_preprocessing=False)),
-    "MobileNetV3Small": KerasRef("mobilenet_v3_small", lambda tf: tf.keras.applications
-                                 .MobileNetV3Small(input_shape=SHAPE, weights=None,
-                                                   include_preprocessing=False)),
-    "EfficientNetB0": KerasRef("efficientnet_b0", lambda tf: tf.keras.applications.EfficientNetB0(
-        input_shape=SHAPE, weights=None)),
+    "MobileNetV2": KerasRef(
+        "mobilenet_v2_x1",
+        lambda tf: tf.keras.applications.MobileNetV2(input_shape=SHAPE, weights=None),
+    ),
+    "MobileNetV3Large": KerasRef(
+        "mobilenet_v3_large",
+        lambda tf: tf.keras.applications.MobileNetV3Large(
+            input_shape=SHAPE, weights=None, include_preprocessing=False
+        ),
+    ),
+    "MobileNetV3Small": KerasRef(
+        "mobilenet_v3_small",
+        lambda tf: tf.keras.applications.MobileNetV3Small(
+            input_shape=SHAPE, weights=None, include_preprocessing=False
+        ),
+    ),
+    "EfficientNetB0": KerasRef(
+        "efficientnet_b0",
+        lambda tf: tf.keras.applications.EfficientNetB0(input_shape=SHAPE, weights=None),
+    ),
 }
 
 
@@ -73,8 +93,8 @@ def _convert(name: str, precision: str) -> Path:
 
 def measure_refs(device: Device, path: Path, precision: str, meta: dict) -> dict[str, dict]:
     """Convert and time every reference not yet measured in `path` (failed ones again); name -> row."""
-    from latbench.nets import zoo
     from latbench.devices import ModelRunError
+    from latbench.nets import zoo
     from latbench.profiling.networks import measure_arch
 
     records.open_for_append(path, meta, COLUMNS)
@@ -93,8 +113,15 @@ def measure_refs(device: Device, path: Path, precision: str, meta: dict) -> dict
             m = device.measure(model)
             # latbench's own twin, timed right after: builder differences without drift
             twin = measure_arch(device, zoo.get(ref.zoo), precision)
-            vals = ["ok", f"{m.median_ms:.6g}", f"{m.p10_ms:.6g}", f"{m.p90_ms:.6g}", str(m.runs),
-                    f"{twin.median_ms:.6g}", ""]
+            vals = [
+                "ok",
+                f"{m.median_ms:.6g}",
+                f"{m.p10_ms:.6g}",
+                f"{m.p90_ms:.6g}",
+                str(m.runs),
+                f"{twin.median_ms:.6g}",
+                "",
+            ]
         except ModelRunError as exc:
             vals = ["failed", "", "", "", "", "", str(exc)[:300]]
         row = [name, ref.zoo, *vals, datetime.now(timezone.utc).isoformat(timespec="seconds")]

@@ -58,15 +58,18 @@ def metrics(pred: np.ndarray, meas: np.ndarray) -> Metrics:
         mape=float(rel.mean() * 100),
         rmse_ms=float(np.sqrt(np.mean((pred - meas) ** 2))),
         max_abs_pct=float(rel.max() * 100),
-        within5=100 * k5 / len(meas), within5_ci=wilson(k5, len(meas)),
-        within10=100 * k10 / len(meas), within10_ci=wilson(k10, len(meas)),
+        within5=100 * k5 / len(meas),
+        within5_ci=wilson(k5, len(meas)),
+        within10=100 * k10 / len(meas),
+        within10_ci=wilson(k10, len(meas)),
         kendall_tau=float(kendalltau(pred, meas).statistic) if many else float("nan"),
         spearman_rho=float(spearmanr(pred, meas).statistic) if many else float("nan"),
     )
 
 
-def predict_all(model: LatencyModel, results: Sequence[NetResult]
-                ) -> tuple[dict[str, np.ndarray], np.ndarray, list[NetResult]]:
+def predict_all(
+    model: LatencyModel, results: Sequence[NetResult]
+) -> tuple[dict[str, np.ndarray], np.ndarray, list[NetResult]]:
     """Every predictor of the model's file on the measured networks: (name -> ms, measured, rows)."""
     X, y, rows = training_set(model.table, results)
     return {k: p.predict(X) for k, p in model.fitted.items()}, y, rows
@@ -85,12 +88,15 @@ def zoo_from_file(model: LatencyModel, zoo: Sequence[NetResult]) -> list[dict]:
     if not [z for z in zoo if z.median_ms is not None]:
         return []
     preds, y, rows = predict_all(model, zoo)
-    return [_row(r.network.arch.name, float(y[i]), {k: float(v[i]) for k, v in preds.items()},
-                 "file") for i, r in enumerate(rows)]
+    return [
+        _row(r.network.arch.name, float(y[i]), {k: float(v[i]) for k, v in preds.items()}, "file")
+        for i, r in enumerate(rows)
+    ]
 
 
-def zoo_leave_one_out(table: LayerTable, train: Sequence[NetResult], zoo: Sequence[NetResult]
-                      ) -> list[dict]:
+def zoo_leave_one_out(
+    table: LayerTable, train: Sequence[NetResult], zoo: Sequence[NetResult]
+) -> list[dict]:
     """Zoo networks that were calibrated on: each by predictors refitted without it."""
     out = []
     for z in zoo:
@@ -114,16 +120,25 @@ def keras_rows(model: LatencyModel, refs: dict[str, dict]) -> list[dict]:
             continue
         X = model.table.features([zoo.get(r["zoo"])])
         preds = {k: float(p.predict(X)[0]) for k, p in model.fitted.items()}
-        out.append({**_row(name, float(r["median_ms"]), preds, "file"), "zoo": r["zoo"],
-                    "zoo_twin_measured_ms": float(r["zoo_median_ms"])})
+        out.append(
+            {
+                **_row(name, float(r["median_ms"]), preds, "file"),
+                "zoo": r["zoo"],
+                "zoo_twin_measured_ms": float(r["zoo_median_ms"]),
+            }
+        )
     return out
 
 
-def axis_range(preds: dict[str, np.ndarray], meas: np.ndarray, zoo: Sequence[dict] = ()
-               ) -> tuple[float, float]:
+def axis_range(
+    preds: dict[str, np.ndarray], meas: np.ndarray, zoo: Sequence[dict] = ()
+) -> tuple[float, float]:
     """One range for both axes of every panel, holding every plotted point (held-out and
     zoo, measured and predicted by every predictor), with a 10 % margin."""
-    vals = [np.asarray(meas, float).ravel(), *(np.asarray(p, float).ravel() for p in preds.values())]
+    vals = [
+        np.asarray(meas, float).ravel(),
+        *(np.asarray(p, float).ravel() for p in preds.values()),
+    ]
     for z in zoo:
         vals.append(np.array([z["measured_ms"], *(z[f"{k}_ms"] for k in preds)], float))
     allv = np.concatenate(vals)
@@ -131,8 +146,14 @@ def axis_range(preds: dict[str, np.ndarray], meas: np.ndarray, zoo: Sequence[dic
     return float(allv.min()) * 0.9, float(allv.max()) * 1.1
 
 
-def scatter_png(path: Path, preds: dict[str, np.ndarray], meas: np.ndarray, title: str,
-                zoo: Sequence[dict] = (), keras: Sequence[dict] = ()) -> None:
+def scatter_png(
+    path: Path,
+    preds: dict[str, np.ndarray],
+    meas: np.ndarray,
+    title: str,
+    zoo: Sequence[dict] = (),
+    keras: Sequence[dict] = (),
+) -> None:
     """Predicted vs measured, one panel per predictor, with the +-10 % band; the axes hold
     every plotted point (held-out, zoo and Keras references)."""
     from latbench.plotting import pyplot
@@ -144,18 +165,36 @@ def scatter_png(path: Path, preds: dict[str, np.ndarray], meas: np.ndarray, titl
     lo, hi = axis_range(preds, meas, [*zoo, *keras])
     for ax, k in zip(axes[0], kinds):
         m = metrics(preds[k], meas)
-        ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="0.9",
-                        label="±10 %")
+        ax.fill_between(
+            [lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="0.9", label="±10 %"
+        )
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         ax.scatter(meas, preds[k], s=14, label="held-out")
         if zoo:
-            ax.scatter([z["measured_ms"] for z in zoo], [z[f"{k}_ms"] for z in zoo], s=22,
-                       marker="^", color="C3", label="zoo")
+            ax.scatter(
+                [z["measured_ms"] for z in zoo],
+                [z[f"{k}_ms"] for z in zoo],
+                s=22,
+                marker="^",
+                color="C3",
+                label="zoo",
+            )
         if keras:
-            ax.scatter([z["measured_ms"] for z in keras], [z[f"{k}_ms"] for z in keras], s=30,
-                       marker="s", color="C2", label="Keras applications")
-        ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="measured (ms)", ylabel="predicted (ms)",
-               title=f"{k}: MAPE {m.mape:.1f} %, τ {m.kendall_tau:.2f}")
+            ax.scatter(
+                [z["measured_ms"] for z in keras],
+                [z[f"{k}_ms"] for z in keras],
+                s=30,
+                marker="s",
+                color="C2",
+                label="Keras applications",
+            )
+        ax.set(
+            xlim=(lo, hi),
+            ylim=(lo, hi),
+            xlabel="measured (ms)",
+            ylabel="predicted (ms)",
+            title=f"{k}: MAPE {m.mape:.1f} %, τ {m.kendall_tau:.2f}",
+        )
         ax.legend(loc="upper left", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()

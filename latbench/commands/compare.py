@@ -10,18 +10,37 @@ from latbench.commands.options import echo_json, json_option
 
 
 @click.command("compare")
-@click.argument("runs", nargs=-1, required=True,
-                type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("runs/compare"), show_default=True,
-              help="Where curves.png, table.csv, curves.csv (and retrain.csv) are written.")
-@click.option("--samples", "n_samples", type=click.IntRange(1),
-              help="Budget to compare at [the smallest sample count among the runs].")
-@click.option("--retrain-seeds", type=click.IntRange(0), default=0, show_default=True,
-              help="Also train each run's best network (and --reference) with this many recipe "
-                   "seeds, through the runs' own proxy recipe (0: skip).")
-@click.option("--reference", default="mobilenet_v2_x1", show_default=True,
-              help="Zoo network retrained beside the runs' best ones.")
+@click.argument(
+    "runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path)
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/compare"),
+    show_default=True,
+    help="Where curves.png, table.csv, curves.csv (and retrain.csv) are written.",
+)
+@click.option(
+    "--samples",
+    "n_samples",
+    type=click.IntRange(1),
+    help="Budget to compare at [the smallest sample count among the runs].",
+)
+@click.option(
+    "--retrain-seeds",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Also train each run's best network (and --reference) with this many recipe "
+    "seeds, through the runs' own proxy recipe (0: skip).",
+)
+@click.option(
+    "--reference",
+    default="mobilenet_v2_x1",
+    show_default=True,
+    help="Zoo network retrained beside the runs' best ones.",
+)
 @json_option
 def compare_command(runs, out_dir, n_samples, retrain_seeds, reference, as_json) -> None:
     """Best reward and Pareto hypervolume against samples for several search runs, grouped
@@ -38,17 +57,28 @@ def compare_command(runs, out_dir, n_samples, retrain_seeds, reference, as_json)
     n = compare.budget(loaded)
     if n_samples is not None:
         if n_samples > n:
-            raise InputError(f"only {n} samples are in every run; compare at most that many",
-                             "--samples")
+            raise InputError(
+                f"only {n} samples are in every run; compare at most that many", "--samples"
+            )
         n = n_samples
     out_dir.mkdir(parents=True, exist_ok=True)
     tab = compare.table(loaded, compare.checkpoints(n))
     write_atomic(out_dir / "table.csv", pd.DataFrame(tab).to_csv(index=False).encode())
-    per_run = pd.DataFrame([{"run": str(r.path), "controller": r.controller, "seed": r.seed,
-                             "samples": k + 1, "best_reward": r.best_reward[k],
-                             "hypervolume": r.hypervolume[k],
-                             "recent_reward": r.recent_reward[k]}
-                            for r in loaded for k in range(n)])
+    per_run = pd.DataFrame(
+        [
+            {
+                "run": str(r.path),
+                "controller": r.controller,
+                "seed": r.seed,
+                "samples": k + 1,
+                "best_reward": r.best_reward[k],
+                "hypervolume": r.hypervolume[k],
+                "recent_reward": r.recent_reward[k],
+            }
+            for r in loaded
+            for k in range(n)
+        ]
+    )
     write_atomic(out_dir / "curves.csv", per_run.to_csv(index=False).encode())
     compare.curves_png(loaded, n, out_dir / "curves.png")
     retrained = []
@@ -57,16 +87,31 @@ def compare_command(runs, out_dir, n_samples, retrain_seeds, reference, as_json)
         write_atomic(out_dir / "retrain.csv", pd.DataFrame(retrained).to_csv(index=False).encode())
     final = [t for t in tab if t["samples"] == n]
     if as_json:
-        echo_json({"budget": n, "runs": [str(r.path) for r in loaded], "at_budget": final,
-                   "table": tab, "retrain": retrained, "out": str(out_dir)})
+        echo_json(
+            {
+                "budget": n,
+                "runs": [str(r.path) for r in loaded],
+                "at_budget": final,
+                "table": tab,
+                "retrain": retrained,
+                "out": str(out_dir),
+            }
+        )
         return
     click.echo(f"{len(loaded)} runs compared at {n} samples each (mean [min, max] over seeds):")
     for t in final:
-        click.echo(f"  {t['controller']:7} {t['metric']:12} {t['mean']:.4f} "
-                   f"[{t['min']:.4f}, {t['max']:.4f}]  ({t['runs']} runs)")
+        click.echo(
+            f"  {t['controller']:7} {t['metric']:12} {t['mean']:.4f} "
+            f"[{t['min']:.4f}, {t['max']:.4f}]  ({t['runs']} runs)"
+        )
     for r in retrained:
         accs = " ".join(f"{v:.4f}" for k, v in r.items() if k.startswith("acc_seed"))
-        click.echo(f"  retrained {r['run']:16} {r['network'][:28]:28} {accs}  mean "
-                   f"{r['acc_mean']:.4f} ± {r['acc_std']:.4f}")
-    click.echo(f"-> {out_dir}/ (curves.png, table.csv, curves.csv"
-               + (", retrain.csv" if retrained else "") + ")")
+        click.echo(
+            f"  retrained {r['run']:16} {r['network'][:28]:28} {accs}  mean "
+            f"{r['acc_mean']:.4f} ± {r['acc_std']:.4f}"
+        )
+    click.echo(
+        f"-> {out_dir}/ (curves.png, table.csv, curves.csv"
+        + (", retrain.csv" if retrained else "")
+        + ")"
+    )

@@ -17,8 +17,17 @@ from dataclasses import asdict, dataclass
 
 import click
 
-from latbench.devices.adb_transport import (AdbServerTransport, AdbShellTransport, PairingNeeded, Transport, TransportError,
-                            adb_binary, adb_server_running, list_server_devices, sh_join)
+from latbench.devices.adb_transport import (
+    AdbServerTransport,
+    AdbShellTransport,
+    PairingNeeded,
+    Transport,
+    TransportError,
+    adb_binary,
+    adb_server_running,
+    list_server_devices,
+    sh_join,
+)
 from latbench.devices.base import DeviceProfile
 from latbench.devices.kinds import device_kind
 from latbench.devices.profiles import known_profiles, load_profile
@@ -55,7 +64,9 @@ def _query(t: Transport, info: PhoneInfo) -> PhoneInfo:
     m = re.search(r"^\s*temperature:\s*(-?\d+)", bat, flags=re.M)
     info.model = props.get("ro.product.model", "")
     info.device = props.get("ro.product.device", "")
-    info.soc = props.get("ro.soc.model") or props.get("ro.board.platform") or props.get("ro.hardware", "")
+    info.soc = (
+        props.get("ro.soc.model") or props.get("ro.board.platform") or props.get("ro.hardware", "")
+    )
     info.android = props.get("ro.build.version.release", "")
     if info.serial in ("(usb)", "usb"):
         info.serial = props.get("ro.serialno", "usb")
@@ -77,6 +88,7 @@ def _profiles() -> list[DeviceProfile]:
 
 def match_profile(info: PhoneInfo, profiles: list[DeviceProfile]) -> str:
     """Best profile: same serial, else same codename, else same model name; '' if none."""
+
     def values(p: DeviceProfile, key: str) -> list[str]:
         v = p.options.get(key, "")
         return [str(x) for x in v] if isinstance(v, list) else [str(v)]
@@ -94,8 +106,12 @@ def match_profile(info: PhoneInfo, profiles: list[DeviceProfile]) -> str:
     return ""
 
 
-def discover(connect: tuple[str, ...] = (), adbkey: str | None = None, use_server: bool = True,
-             usb: bool = True) -> list[PhoneInfo]:
+def discover(
+    connect: tuple[str, ...] = (),
+    adbkey: str | None = None,
+    use_server: bool = True,
+    usb: bool = True,
+) -> list[PhoneInfo]:
     phones: list[PhoneInfo] = []
     server = use_server and adb_binary() is not None and adb_server_running()
     if server:
@@ -107,8 +123,10 @@ def discover(connect: tuple[str, ...] = (), adbkey: str | None = None, use_serve
                 info.note = "accept the 'Allow USB debugging?' prompt on the phone"
             phones.append(info)
     if not server and usb:
-        info = _query(AdbShellTransport(key_path=adbkey, connect_timeout_s=3, auth_timeout_s=10),
-                      PhoneInfo("(usb)", "device", "usb adb-shell"))
+        info = _query(
+            AdbShellTransport(key_path=adbkey, connect_timeout_s=3, auth_timeout_s=10),
+            PhoneInfo("(usb)", "device", "usb adb-shell"),
+        )
         if info.state == "device":
             info.serial = info.serial if info.serial != "(usb)" else "usb"
             phones.append(info)
@@ -128,30 +146,55 @@ def discover(connect: tuple[str, ...] = (), adbkey: str | None = None, use_serve
             raise click.BadParameter(f"{target!r} is not HOST:PORT", param_hint="--connect")
         if target in seen:
             continue
-        t = AdbShellTransport(host=host, port=int(port), key_path=adbkey, connect_timeout_s=3, auth_timeout_s=10)
+        t = AdbShellTransport(
+            host=host, port=int(port), key_path=adbkey, connect_timeout_s=3, auth_timeout_s=10
+        )
         info = _query(t, PhoneInfo(target, "device", f"tcp {target}"))
         if info.state == "error" and "Connection refused" in info.note:
             if target not in asked:
                 continue  # a profile's phone that is simply not up
             info.state = "refused"
-            info.note = (f"connection refused at {target}: nothing listens there (is `adb tcpip "
-                         f"5555` done on the phone, or the emulated phone started?)")
+            info.note = (
+                f"connection refused at {target}: nothing listens there (is `adb tcpip "
+                f"5555` done on the phone, or the emulated phone started?)"
+            )
         phones.append(info)
     return phones
 
 
 @click.command("devices")
-@click.option("--connect", multiple=True, metavar="HOST:PORT",
-              help="also query a phone over TCP (adb tcpip / the emulated phone)")
-@click.option("--with-emulated", is_flag=True, help="start an in-process emulated phone and list it too")
+@click.option(
+    "--connect",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="also query a phone over TCP (adb tcpip / the emulated phone)",
+)
+@click.option(
+    "--with-emulated", is_flag=True, help="start an in-process emulated phone and list it too"
+)
 @click.option("--no-server", is_flag=True, help="do not ask a running adb server")
 @click.option("--no-usb", is_flag=True, help="do not look for a USB phone through adb-shell")
-@click.option("--adbkey", type=click.Path(dir_okay=False), default=None, help="ADB private key (default ~/.android/adbkey)")
-@click.option("--json", "as_json", is_flag=True,
-              help="print JSON instead of a table ([] and exit 0 when no phone is found, as "
-                   "`adb devices` does)")
-def devices_command(connect: tuple[str, ...], with_emulated: bool, no_server: bool, no_usb: bool,
-                    adbkey: str | None, as_json: bool) -> None:
+@click.option(
+    "--adbkey",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="ADB private key (default ~/.android/adbkey)",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="print JSON instead of a table ([] and exit 0 when no phone is found, as "
+    "`adb devices` does)",
+)
+def devices_command(
+    connect: tuple[str, ...],
+    with_emulated: bool,
+    no_server: bool,
+    no_usb: bool,
+    adbkey: str | None,
+    as_json: bool,
+) -> None:
     """List connected phones: serial, model, SoC, Android, battery temperature, matching profile."""
     phone = None
     if with_emulated:
@@ -176,8 +219,18 @@ def devices_command(connect: tuple[str, ...], with_emulated: bool, no_server: bo
         rows = [("SERIAL", "STATE", "MODEL", "SOC", "ANDROID", "BATTERY", "PROFILE", "VIA")]
         for p in phones:
             bat = f"{p.battery_c:.1f} C" if p.battery_c is not None else "-"
-            rows.append((p.serial, p.state, p.model or "-", p.soc or "-", p.android or "-", bat,
-                         p.profile or "(none)", p.via))
+            rows.append(
+                (
+                    p.serial,
+                    p.state,
+                    p.model or "-",
+                    p.soc or "-",
+                    p.android or "-",
+                    bat,
+                    p.profile or "(none)",
+                    p.via,
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
             click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -188,17 +241,30 @@ def devices_command(connect: tuple[str, ...], with_emulated: bool, no_server: bo
     if as_json:
         return  # like `adb devices`: the list is the answer, exit 0
     if not ready and phones:
-        click.echo(f"no phone ready: {len(phones)} found, none usable (see the notes above)",
-                   err=True)
+        click.echo(
+            f"no phone ready: {len(phones)} found, none usable (see the notes above)", err=True
+        )
         sys.exit(1)
     if not ready:
-        why = "" if adb_binary() or no_server else " (the `adb` client is not installed: apt install adb)"
-        click.echo("no phone found" + why + ". Plug in a phone with USB debugging on and accept the prompt, "
-                   "or `adb connect HOST:5555` after `adb tcpip 5555`; for a demo without a phone use "
-                   "--with-emulated, or start one with `python -m latbench.devices.emulated "
-                   "--port 5555 --sandbox DIR` and pass --connect 127.0.0.1:5555.", err=True)
+        why = (
+            ""
+            if adb_binary() or no_server
+            else " (the `adb` client is not installed: apt install adb)"
+        )
+        click.echo(
+            "no phone found"
+            + why
+            + ". Plug in a phone with USB debugging on and accept the prompt, "
+            "or `adb connect HOST:5555` after `adb tcpip 5555`; for a demo without a phone use "
+            "--with-emulated, or start one with `python -m latbench.devices.emulated "
+            "--port 5555 --sandbox DIR` and pass --connect 127.0.0.1:5555.",
+            err=True,
+        )
         sys.exit(1)
     unmatched = [p.serial for p in ready if not p.profile]
     if unmatched and not as_json:
-        click.echo(f"no profile in device_profiles/ matches {', '.join(unmatched)}: copy the closest "
-                   "pixelN.toml and set options.model / options.product", err=True)
+        click.echo(
+            f"no profile in device_profiles/ matches {', '.join(unmatched)}: copy the closest "
+            "pixelN.toml and set options.model / options.product",
+            err=True,
+        )

@@ -16,17 +16,28 @@ import click
 
 from latbench._version import __version__
 from latbench.commands.console import note, progress_wanted
+from latbench.commands.options import (
+    converter_workers_option,
+    device_option,
+    echo_json,
+    json_option,
+    lut_dir_option,
+    measurement_line,
+    no_progress_option,
+    precision_option,
+    space_option,
+)
 from latbench.errors import InputError, LatbenchError
-
-from latbench.commands.options import (converter_workers_option, device_option, echo_json,
-                                       json_option, lut_dir_option, measurement_line,
-                                       no_progress_option, precision_option, space_option)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="latbench")
-@click.option("-q", "--quiet", is_flag=True,
-              help="Only results and errors: no progress bars, notes or summaries on stderr.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Only results and errors: no progress bars, notes or summaries on stderr.",
+)
 @click.pass_context
 def cli(ctx: click.Context, quiet: bool) -> None:
     """Measured-latency, platform-aware NAS for mobile CNNs."""
@@ -35,8 +46,12 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 
 @cli.command()
 @json_option
-@click.option("--write", "write_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Also write each network as DIR/NAME.json.")
+@click.option(
+    "--write",
+    "write_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write each network as DIR/NAME.json.",
+)
 def zoo(as_json: bool, write_dir: Path | None) -> None:
     """List the reference networks with parameters and MACs."""
     from latbench.nets import zoo as zoo_mod
@@ -45,33 +60,50 @@ def zoo(as_json: bool, write_dir: Path | None) -> None:
     rows = []
     for name, make in zoo_mod.ZOO.items():
         a = make()
-        rows.append({"name": name, "resolution": a.resolution, "width": a.width,
-                     "layers": len(a.layers()), "params_m": round(a.params(trainable=True) / 1e6, 3),
-                     "macs_m": round(a.macs() / 1e6, 1),
-                     "published_params_m": (zoo_mod.PUBLISHED_PARAMS.get(name) or 0) / 1e6 or None})
+        rows.append(
+            {
+                "name": name,
+                "resolution": a.resolution,
+                "width": a.width,
+                "layers": len(a.layers()),
+                "params_m": round(a.params(trainable=True) / 1e6, 3),
+                "macs_m": round(a.macs() / 1e6, 1),
+                "published_params_m": (zoo_mod.PUBLISHED_PARAMS.get(name) or 0) / 1e6 or None,
+            }
+        )
         if write_dir:
             write_dir.mkdir(parents=True, exist_ok=True)
             save_arch(a, write_dir / f"{name}.json")
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'network':22} {'res':>4} {'layers':>6} {'params (M)':>10} {'MACs (M)':>9}  published")
+    click.echo(
+        f"{'network':22} {'res':>4} {'layers':>6} {'params (M)':>10} {'MACs (M)':>9}  published"
+    )
     for r in rows:
         pub = f"{r['published_params_m']:.1f}M" if r["published_params_m"] else ""
-        click.echo(f"{r['name']:22} {r['resolution']:>4} {r['layers']:>6} {r['params_m']:>10.3f} "
-                   f"{r['macs_m']:>9.1f}  {pub}")
+        click.echo(
+            f"{r['name']:22} {r['resolution']:>4} {r['layers']:>6} {r['params_m']:>10.3f} "
+            f"{r['macs_m']:>9.1f}  {pub}"
+        )
 
 
 @cli.command()
-@space_option("mnasnet: 7 blocks; fbnet-cifar100 / fbnet-imagenet: HW-NAS-Bench's; tiny: "
-              "2 blocks at 32x32.")
+@space_option(
+    "mnasnet: 7 blocks; fbnet-cifar100 / fbnet-imagenet: HW-NAS-Bench's; tiny: 2 blocks at 32x32."
+)
 @precision_option
 @click.option("--list", "list_keys", is_flag=True, help="Print every distinct layer key.")
-@click.option("--decode", "tokens", metavar="TOKENS",
-              help="Print the network these tokens (e.g. 7-8-1-...) decode to, as arch.json.")
+@click.option(
+    "--decode",
+    "tokens",
+    metavar="TOKENS",
+    help="Print the network these tokens (e.g. 7-8-1-...) decode to, as arch.json.",
+)
 @json_option
-def space(space_name: str, precision: str, list_keys: bool, tokens: str | None,
-          as_json: bool) -> None:
+def space(
+    space_name: str, precision: str, list_keys: bool, tokens: str | None, as_json: bool
+) -> None:
     """Describe a search space: decisions, network count, distinct layers."""
     from latbench.nets.spaces import get_space
 
@@ -81,10 +113,16 @@ def space(space_name: str, precision: str, list_keys: bool, tokens: str | None,
         return
     specs = sp.enumerate_specs(precision)
     if as_json:
-        doc = {"space": sp.name, "precision": precision, "decisions": sp.decisions(),
-               "tokens": sp.num_tokens, "vocab_sizes": list(sp.vocab_sizes),
-               "networks": sp.size(), "distinct_networks": sp.distinct_networks(),
-               "distinct_layers": len(specs)}
+        doc = {
+            "space": sp.name,
+            "precision": precision,
+            "decisions": sp.decisions(),
+            "tokens": sp.num_tokens,
+            "vocab_sizes": list(sp.vocab_sizes),
+            "networks": sp.size(),
+            "distinct_networks": sp.distinct_networks(),
+            "distinct_layers": len(specs),
+        }
         if list_keys:
             doc["keys"] = [s.key for s in specs]
         echo_json(doc)
@@ -101,8 +139,9 @@ def space(space_name: str, precision: str, list_keys: bool, tokens: str | None,
     click.echo(f"distinct layers ({precision}): {len(specs)}")
 
 
-def _profile_specs(space_name: str | None, use_zoo: bool, arch_files: tuple[Path, ...],
-                   precision: str):
+def _profile_specs(
+    space_name: str | None, use_zoo: bool, arch_files: tuple[Path, ...], precision: str
+):
     from latbench.nets.arch import unique_specs
     from latbench.nets.load import load_arch
 
@@ -123,37 +162,71 @@ def _profile_specs(space_name: str | None, use_zoo: bool, arch_files: tuple[Path
 
 
 def _summary_doc(s) -> dict:
-    return {"device": s.device, "lut": str(s.lut), "total": s.total, "measured": s.measured,
-            "failed": s.failed, "reused": s.reused, "skipped": s.skipped, "wall_s": s.wall_s,
-            "stopped": s.stopped, "errors": s.errors, "health_before": s.health_before,
-            "health_after": s.health_after}
+    return {
+        "device": s.device,
+        "lut": str(s.lut),
+        "total": s.total,
+        "measured": s.measured,
+        "failed": s.failed,
+        "reused": s.reused,
+        "skipped": s.skipped,
+        "wall_s": s.wall_s,
+        "stopped": s.stopped,
+        "errors": s.errors,
+        "health_before": s.health_before,
+        "health_after": s.health_after,
+    }
 
 
 @cli.command()
 @device_option("device_names", multiple=True, help_extra="Repeat for several.")
 @space_option("Every distinct layer of this search space.", default=None)
 @click.option("--zoo", "use_zoo", is_flag=True, help="Every layer of the zoo networks.")
-@click.option("--arch", "arch_files", multiple=True, type=click.Path(path_type=Path),
-              help="Every layer of these arch.json files (rows already measured in the device's "
-                   "other LUT files are copied, not measured again).")
+@click.option(
+    "--arch",
+    "arch_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Every layer of these arch.json files (rows already measured in the device's "
+    "other LUT files are copied, not measured again).",
+)
 @precision_option
 @lut_dir_option
 @converter_workers_option
 @click.option("--limit", type=click.IntRange(1), help="Only the first N layers (by key).")
 @click.option("--retry-failed", is_flag=True, help="Measure again entries recorded as failed.")
-@click.option("--split", is_flag=True,
-              help="Identical phones share the work and one LUT (named after the first).")
-@click.option("--dry-run", is_flag=True,
-              help="Only report how many layers are missing and which file they would go to.")
+@click.option(
+    "--split",
+    is_flag=True,
+    help="Identical phones share the work and one LUT (named after the first).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only report how many layers are missing and which file they would go to.",
+)
 @no_progress_option
 @json_option
-def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, workers, limit,
-            retry_failed, split, dry_run, no_progress, as_json) -> None:
+def profile(
+    device_names,
+    space_name,
+    use_zoo,
+    arch_files,
+    precision,
+    lut_dir,
+    workers,
+    limit,
+    retry_failed,
+    split,
+    dry_run,
+    no_progress,
+    as_json,
+) -> None:
     """Time every layer of a space / the zoo / arch files into a LUT per device."""
     from latbench.devices import load_profile, open_device
-    from latbench.profiling.lut import lut_path
     from latbench.profiling.layers import count_missing
     from latbench.profiling.layers import profile as run_profile
+    from latbench.profiling.lut import lut_path
 
     profiles = [load_profile(n) for n in device_names]
     space_label, specs = _profile_specs(space_name, use_zoo, arch_files, precision)
@@ -164,26 +237,48 @@ def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, w
         docs = []
         for p in profiles:
             target = lut_path(lut_dir, p.name, space_label, precision)
-            have, todo = count_missing(specs, lut_dir, p.name, precision, target, reuse,
-                                       retry_failed)
-            docs.append({"device": p.name, "distinct_layers": len(specs), "measured": have,
-                         "missing": todo, "lut": str(target)})
+            have, todo = count_missing(
+                specs, lut_dir, p.name, precision, target, reuse, retry_failed
+            )
+            docs.append(
+                {
+                    "device": p.name,
+                    "distinct_layers": len(specs),
+                    "measured": have,
+                    "missing": todo,
+                    "lut": str(target),
+                }
+            )
         if as_json:
             echo_json(docs)
             return
         for d in docs:
-            click.echo(f"{d['device']}: {d['distinct_layers']} distinct layers, {d['measured']} "
-                       f"already measured, {d['missing']} to measure -> {d['lut']}")
+            click.echo(
+                f"{d['device']}: {d['distinct_layers']} distinct layers, {d['measured']} "
+                f"already measured, {d['missing']} to measure -> {d['lut']}"
+            )
         return
     devices = [open_device(p) for p in profiles]
     summaries = []
     try:
-        summaries = run_profile(devices, specs, space_label, precision, lut_dir,
-                                workers=workers, retry_failed=retry_failed,
-                                progress=progress_wanted(no_progress), split=split, reuse=reuse)
+        summaries = run_profile(
+            devices,
+            specs,
+            space_label,
+            precision,
+            lut_dir,
+            workers=workers,
+            retry_failed=retry_failed,
+            progress=progress_wanted(no_progress),
+            split=split,
+            reuse=reuse,
+        )
     except KeyboardInterrupt:
-        click.echo("\ninterrupted: every entry measured so far is in the LUT; "
-                   "run the same command again to resume", err=True)
+        click.echo(
+            "\ninterrupted: every entry measured so far is in the LUT; "
+            "run the same command again to resume",
+            err=True,
+        )
         sys.exit(1)
     finally:
         for d in devices:
@@ -198,13 +293,12 @@ def profile(device_names, space_name, use_zoo, arch_files, precision, lut_dir, w
             for e in s.errors[:5]:
                 click.echo(f"  failed: {e}", err=True)
             if len(s.errors) > 5:
-                click.echo(f"  ... and {len(s.errors) - 5} more failures (status=failed rows)",
-                           err=True)
+                click.echo(
+                    f"  ... and {len(s.errors) - 5} more failures (status=failed rows)", err=True
+                )
     if any(s.stopped for s in summaries):
         click.echo("stopped early; run the same command again to resume", err=True)
         sys.exit(1)
-
-
 
 
 @cli.command()
@@ -220,8 +314,8 @@ def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
     then timed until the median's 95 % confidence interval is within 1 % or a cap is hit;
     prints the median, p10/p90, std and the number of timed runs.
     """
-    from latbench.nets.load import load_arch
     from latbench.devices import load_profile, open_device
+    from latbench.nets.load import load_arch
     from latbench.profiling.networks import measure_network
 
     arch = load_arch(arch_file)
@@ -229,30 +323,48 @@ def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
     with open_device(profile_) as dev:
         m = measure_network(dev, arch, precision, progress_wanted(no_progress or as_json))
     if as_json:
-        echo_json({"arch": arch.name, "device": device_name, "precision": precision,
-                    "macs": arch.macs(), "params": arch.params(trainable=True),
-                    **m.to_dict()})
+        echo_json(
+            {
+                "arch": arch.name,
+                "device": device_name,
+                "precision": precision,
+                "macs": arch.macs(),
+                "params": arch.params(trainable=True),
+                **m.to_dict(),
+            }
+        )
         return
     click.echo(f"{arch.name} on {device_name} ({precision}): {measurement_line(m)}")
 
 
 @cli.command()
 @click.argument("arch_file", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the .tflite file.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the .tflite file.",
+)
 @precision_option
 @json_option
 def export(arch_file, output, precision, as_json) -> None:
     """Convert a whole network to .tflite for use outside latbench."""
-    from latbench.nets.load import load_arch
     from latbench.build.convert import convert_arch
     from latbench.fileio import write_atomic
+    from latbench.nets.load import load_arch
 
     arch = load_arch(arch_file)
     write_atomic(output, convert_arch(arch, precision).read_bytes())
     if as_json:
-        echo_json({"arch": arch.name, "output": str(output), "bytes": output.stat().st_size,
-                    "precision": precision})
+        echo_json(
+            {
+                "arch": arch.name,
+                "output": str(output),
+                "bytes": output.stat().st_size,
+                "precision": precision,
+            }
+        )
         return
     click.echo(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, {precision})")
 
@@ -281,30 +393,53 @@ def lut_list(lut_dir: Path, as_json: bool) -> None:
         echo_json([e.to_dict() for e in entries])
         return
     if not entries:
-        note(f"no LUT or predictor files in {lut_dir}/; start with: latbench profile --device host "
-             f"--arch examples/zoo/mobilenet_v2_x0.35.json")
+        note(
+            f"no LUT or predictor files in {lut_dir}/; start with: latbench profile --device host "
+            f"--arch examples/zoo/mobilenet_v2_x0.35.json"
+        )
         return
-    head = ("FILE", "KIND", "DEVICE", "SPACE", "PREC", "ROWS", "FAILED", "LAST MEASURED",
-            "IDENTITY")
-    rows = [head] + [(e.file, e.kind, e.device or "-", e.space or "-", e.precision or "-",
-                      str(e.rows), str(e.failed) if e.kind != "predictor" else "-",
-                      (e.last_measured or e.created or "-")[:19], e.identity or "-")
-                     for e in entries]
+    head = (
+        "FILE",
+        "KIND",
+        "DEVICE",
+        "SPACE",
+        "PREC",
+        "ROWS",
+        "FAILED",
+        "LAST MEASURED",
+        "IDENTITY",
+    )
+    rows = [head] + [
+        (
+            e.file,
+            e.kind,
+            e.device or "-",
+            e.space or "-",
+            e.precision or "-",
+            str(e.rows),
+            str(e.failed) if e.kind != "predictor" else "-",
+            (e.last_measured or e.created or "-")[:19],
+            e.identity or "-",
+        )
+        for e in entries
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    note("ROWS: layers (lut), networks (networks), training networks (predictor). Runtime and "
-         "converter: --json.")
+    note(
+        "ROWS: layers (lut), networks (networks), training networks (predictor). Runtime and "
+        "converter: --json."
+    )
 
 
 def _register_subsystem_commands() -> None:
     """Commands that live beside their subsystem."""
-    from latbench.commands.predict import calibrate_command, predict_command, validate_command
-    from latbench.commands.devices import devices_command
-    from latbench.commands.tuning import netadapt_command, scale_command
     from latbench.commands.compare import compare_command
+    from latbench.commands.devices import devices_command
+    from latbench.commands.predict import calibrate_command, predict_command, validate_command
     from latbench.commands.proxy import proxy_validity_command
     from latbench.commands.search import search_command
+    from latbench.commands.tuning import netadapt_command, scale_command
 
     cli.add_command(predict_command, "predict")
     cli.add_command(calibrate_command, "calibrate")

@@ -35,32 +35,51 @@ def space_choice() -> click.Choice:
     return click.Choice(list(SPACES))
 
 
-def device_option(param: str = "device_name", multiple: bool = False,
-                  help_extra: str = "") -> Decorator:
+def device_option(
+    param: str = "device_name", multiple: bool = False, help_extra: str = ""
+) -> Decorator:
     """--device NAME (default host); `multiple`: repeat it for several devices."""
     default = ("host",) if multiple else "host"
-    return click.option("--device", param, multiple=multiple, default=default, show_default=True,
-                        help=DEVICE_HELP + (" " + help_extra if help_extra else ""))
+    return click.option(
+        "--device",
+        param,
+        multiple=multiple,
+        default=default,
+        show_default=True,
+        help=DEVICE_HELP + (" " + help_extra if help_extra else ""),
+    )
 
 
 def precision_option(f: Callable) -> Callable:
-    return click.option("--precision", type=PRECISIONS, default="fp32", show_default=True,
-                        help=PRECISION_HELP)(f)
+    return click.option(
+        "--precision", type=PRECISIONS, default="fp32", show_default=True, help=PRECISION_HELP
+    )(f)
 
 
 def space_option(help_extra: str = "", default: str | None = "mnasnet") -> Decorator:
     """--space NAME, checked against the table of spaces."""
-    return click.option("--space", "space_name", type=space_choice(), default=default,
-                        show_default=default is not None,
-                        help=SPACE_HELP + (" " + help_extra if help_extra else ""))
+    return click.option(
+        "--space",
+        "space_name",
+        type=space_choice(),
+        default=default,
+        show_default=default is not None,
+        help=SPACE_HELP + (" " + help_extra if help_extra else ""),
+    )
 
 
 def lut_dir_option(f: Callable | None = None, *, help_extra: str = ""):
     """--lut-dir DIR (default lut); usable bare (`@lut_dir_option`) or with extra help."""
+
     def deco(g: Callable) -> Callable:
-        return click.option("--lut-dir", type=click.Path(file_okay=False, path_type=Path),
-                            default=Path("lut"), show_default=True,
-                            help=LUT_DIR_HELP + (" " + help_extra if help_extra else ""))(g)
+        return click.option(
+            "--lut-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("lut"),
+            show_default=True,
+            help=LUT_DIR_HELP + (" " + help_extra if help_extra else ""),
+        )(g)
+
     return deco(f) if f is not None else deco
 
 
@@ -74,36 +93,54 @@ def no_progress_option(f: Callable) -> Callable:
 
 def converter_workers_option(f: Callable) -> Callable:
     """--workers N: processes that convert models to .tflite while the device times."""
-    return click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
-                        help="Conversion worker processes (timing stays in this process, "
-                             "one model at a time).")(f)
+    return click.option(
+        "--workers",
+        type=click.IntRange(1, 16),
+        default=2,
+        show_default=True,
+        help="Conversion worker processes (timing stays in this process, one model at a time).",
+    )(f)
 
 
 def ray_options(f: Callable) -> Callable:
     """--ray-workers N / --ray-address A: fan work out over Ray (default: serial, no Ray)."""
-    f = click.option("--ray-address", default=None,
-                     help="Join an existing Ray cluster (e.g. auto, or HEAD:6379) instead of a "
-                          "local Ray.")(f)
-    return click.option("--ray-workers", type=click.IntRange(1), default=None,
-                        help="Train each batch's children in parallel on a local Ray with N "
-                             "workers (started on demand; default: serial, no Ray).")(f)
+    f = click.option(
+        "--ray-address",
+        default=None,
+        help="Join an existing Ray cluster (e.g. auto, or HEAD:6379) instead of a local Ray.",
+    )(f)
+    return click.option(
+        "--ray-workers",
+        type=click.IntRange(1),
+        default=None,
+        help="Train each batch's children in parallel on a local Ray with N "
+        "workers (started on demand; default: serial, no Ray).",
+    )(f)
 
 
 # --proxy-NAME option -> (ProxyRecipe field, click type, help)
 PROXY_OPTIONS: dict[str, tuple[str, object, str]] = {
-    "resolution": ("resolution", click.IntRange(8),
-                   "Input size of the proxy training (images are resized to it)."),
+    "resolution": (
+        "resolution",
+        click.IntRange(8),
+        "Input size of the proxy training (images are resized to it).",
+    ),
     "width": ("width", float, "Width multiplier of the proxy networks."),
-    "min-map": ("min_map", click.IntRange(1),
-                "Proxy strides: a stride-2 stage that would shrink the map below this runs at "
-                "stride 1."),
+    "min-map": (
+        "min_map",
+        click.IntRange(1),
+        "Proxy strides: a stride-2 stage that would shrink the map below this runs at stride 1.",
+    ),
     "train": ("train_images", click.IntRange(10), "Training images per proxy run."),
     "epochs": ("epochs", click.IntRange(1), "Epochs of proxy training per network."),
 }
 
 
-def proxy_options(defaults: ProxyRecipe, names: tuple[str, ...] = tuple(PROXY_OPTIONS),
-                  help_extra: dict[str, str] | None = None) -> Decorator:
+def proxy_options(
+    defaults: ProxyRecipe,
+    names: tuple[str, ...] = tuple(PROXY_OPTIONS),
+    help_extra: dict[str, str] | None = None,
+) -> Decorator:
     """--proxy-NAME options whose defaults are `defaults`' fields (a recipe, not a copy).
 
     The command receives them as `proxy_<field>` keyword arguments; `recipe_from` turns
@@ -113,17 +150,26 @@ def proxy_options(defaults: ProxyRecipe, names: tuple[str, ...] = tuple(PROXY_OP
     def deco(f: Callable) -> Callable:
         for name in reversed(names):
             field, kind, text = PROXY_OPTIONS[name]
-            f = click.option(f"--proxy-{name}", f"proxy_{field}", type=kind,
-                             default=getattr(defaults, field), show_default=True,
-                             help=help_extra.get(name, text))(f)
+            f = click.option(
+                f"--proxy-{name}",
+                f"proxy_{field}",
+                type=kind,
+                default=getattr(defaults, field),
+                show_default=True,
+                help=help_extra.get(name, text),
+            )(f)
         return f
+
     return deco
 
 
 def recipe_from(defaults: ProxyRecipe, kwargs: dict) -> ProxyRecipe:
     """`defaults` with every proxy_<field> keyword the command received (popped from kwargs)."""
-    given = {f.name: kwargs.pop(f"proxy_{f.name}") for f in fields(ProxyRecipe)
-             if f"proxy_{f.name}" in kwargs}
+    given = {
+        f.name: kwargs.pop(f"proxy_{f.name}")
+        for f in fields(ProxyRecipe)
+        if f"proxy_{f.name}" in kwargs
+    }
     return replace(defaults, **given)
 
 
@@ -144,5 +190,7 @@ def echo_json(doc) -> None:
 
 def measurement_line(m) -> str:
     """One Measurement as `measure` and `predict --compare` print it."""
-    return (f"median {m.median_ms:.3f} ms  (p10 {m.p10_ms:.3f}, p90 {m.p90_ms:.3f}, "
-            f"std {m.std_ms:.3f})  {m.runs} runs, 95 % CI of the median ±{100 * m.ci_rel:.1f} %")
+    return (
+        f"median {m.median_ms:.3f} ms  (p10 {m.p10_ms:.3f}, p90 {m.p90_ms:.3f}, "
+        f"std {m.std_ms:.3f})  {m.runs} runs, 95 % CI of the median ±{100 * m.ci_rel:.1f} %"
+    )

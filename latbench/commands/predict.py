@@ -11,20 +11,31 @@ from pathlib import Path
 
 import click
 
-from latbench.commands.options import (PRECISIONS, converter_workers_option, device_option,
-                                       echo_json, json_option, lut_dir_option, measurement_line,
-                                       no_progress_option, precision_option, space_option)
 from latbench.commands.console import note, progress_wanted
+from latbench.commands.options import (
+    PRECISIONS,
+    converter_workers_option,
+    device_option,
+    echo_json,
+    json_option,
+    lut_dir_option,
+    measurement_line,
+    no_progress_option,
+    precision_option,
+    space_option,
+)
 
 _passes_option = click.option(
-    "--passes", type=click.IntRange(1, 20), default=1, show_default=True,
+    "--passes",
+    type=click.IntRange(1, 20),
+    default=1,
+    show_default=True,
     help="Time every network in this many passes, each in its own shuffled order (minutes "
-         "apart), and use the median: on a shared or throttling device one measurement moves "
-         "by more than its own confidence interval.")
+    "apart), and use the median: on a shared or throttling device one measurement moves "
+    "by more than its own confidence interval.",
+)
 
 _space_option = space_option("The predictor is calibrated for it (names its files).")
-
-
 
 
 @click.command("predict")
@@ -34,17 +45,37 @@ _space_option = space_option("The predictor is calibrated for it (names its file
 @_space_option
 @lut_dir_option
 @json_option
-@click.option("--profile-missing", is_flag=True,
-              help="Measure the layers missing from the LUT now (with no LUT at all, start one "
-                   "named after the network: LUTDIR/DEVICE_NAME_PRECISION.csv).")
-@click.option("--compare", is_flag=True,
-              help="Also measure the whole network on the device and show predicted vs measured.")
-@click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also draw the per-layer breakdown and the totals (predicted, measured with "
-                   "--compare) into this PNG.")
+@click.option(
+    "--profile-missing",
+    is_flag=True,
+    help="Measure the layers missing from the LUT now (with no LUT at all, start one "
+    "named after the network: LUTDIR/DEVICE_NAME_PRECISION.csv).",
+)
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Also measure the whole network on the device and show predicted vs measured.",
+)
+@click.option(
+    "--png",
+    "png_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the per-layer breakdown and the totals (predicted, measured with "
+    "--compare) into this PNG.",
+)
 @no_progress_option
-def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_json,
-                    profile_missing, compare, png_path, no_progress) -> None:
+def predict_command(
+    arch_file,
+    device_name,
+    precision,
+    space_name,
+    lut_dir,
+    as_json,
+    profile_missing,
+    compare,
+    png_path,
+    no_progress,
+) -> None:
     """Predict the latency of ARCH_FILE (total and per layer).
 
     The device's LUT files in --lut-dir (DEVICE_*_PRECISION.csv: a space, the zoo, single
@@ -53,17 +84,20 @@ def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_j
     when `latbench calibrate` has written one ([scaled] by default), else it is the plain
     sum of the layers ([lut]).
     """
+    from latbench.devices import load_profile, open_device
     from latbench.nets.arch import unique_specs
     from latbench.nets.load import load_arch
-    from latbench.devices import load_profile, open_device
-    from latbench.profiling.lut import find_luts
     from latbench.predictors import MissingKeys, load_predictor
+    from latbench.profiling.lut import find_luts
 
     arch = load_arch(arch_file)
     progress = progress_wanted(no_progress or as_json)
     have_lut = bool(find_luts(lut_dir, device_name, precision))
-    model = (load_predictor(device_name, precision, lut_dir, space_name)
-             if have_lut or not profile_missing else None)
+    model = (
+        load_predictor(device_name, precision, lut_dir, space_name)
+        if have_lut or not profile_missing
+        else None
+    )
     lut_dev = model.table.device if model else device_name
     lut_prec = model.table.precision if model else precision
     missing = model.table.missing([arch]) if model else [s.key for s in arch.layers(precision)]
@@ -77,8 +111,10 @@ def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_j
         model = load_predictor(device_name, precision, lut_dir, space_name)
     elif missing:
         exc = MissingKeys(missing, lut_dev, lut_prec)
-        exc.hint = (f"or in one step: latbench predict {arch_file} --device {device_name} "
-                    f"--precision {precision} --lut-dir {lut_dir} --profile-missing")
+        exc.hint = (
+            f"or in one step: latbench predict {arch_file} --device {device_name} "
+            f"--precision {precision} --lut-dir {lut_dir} --profile-missing"
+        )
         raise exc
     total = float(model.predict([arch])[0])
     outside = model.out_of_range([arch])[0]
@@ -93,16 +129,31 @@ def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_j
     if png_path:
         from latbench.predictors.breakdown import breakdown_png
 
-        breakdown_png(png_path, f"{arch.name} on {device_name} ({precision})", rows, total,
-                      model.name, measured.median_ms if measured else None)
+        breakdown_png(
+            png_path,
+            f"{arch.name} on {device_name} ({precision})",
+            rows,
+            total,
+            model.name,
+            measured.median_ms if measured else None,
+        )
         note(f"figure -> {png_path}")
     if as_json:
-        doc = {"arch": arch.name, "device": device_name, "precision": precision,
-               "predictor": model.name, "predictor_file": str(model.path) if model.path else None,
-               "lut_device": model.table.device, "latency_ms": total, "lut_sum_ms": lut_sum,
-               "in_calibration_range": not outside, "outside_range": outside,
-               "macs": arch.macs(), "params": arch.params(trainable=True),
-               "layers": [{"key": s.key, "ms": ms} for s, ms in rows]}
+        doc = {
+            "arch": arch.name,
+            "device": device_name,
+            "precision": precision,
+            "predictor": model.name,
+            "predictor_file": str(model.path) if model.path else None,
+            "lut_device": model.table.device,
+            "latency_ms": total,
+            "lut_sum_ms": lut_sum,
+            "in_calibration_range": not outside,
+            "outside_range": outside,
+            "macs": arch.macs(),
+            "params": arch.params(trainable=True),
+            "layers": [{"key": s.key, "ms": ms} for s, ms in rows],
+        }
         if measured is not None:
             doc["measured"] = measured.to_dict()
             doc["error_pct"] = 100 * (total - measured.median_ms) / measured.median_ms
@@ -110,85 +161,174 @@ def predict_command(arch_file, device_name, precision, space_name, lut_dir, as_j
         echo_json(doc)
         return
     src = f"{model.table.device} LUT" + (f", {model.path}" if model.path else ", no calibration")
-    click.echo(f"{arch.name} on {device_name} ({precision}): {total:.3f} ms "
-               f"[{model.name}; {src}]   LUT sum {lut_sum:.3f} ms")
+    click.echo(
+        f"{arch.name} on {device_name} ({precision}): {total:.3f} ms "
+        f"[{model.name}; {src}]   LUT sum {lut_sum:.3f} ms"
+    )
     if outside:
-        note("warning: outside the range the predictor was calibrated on ("
-             + "; ".join(outside) + "): the prediction extrapolates")
+        note(
+            "warning: outside the range the predictor was calibrated on ("
+            + "; ".join(outside)
+            + "): the prediction extrapolates"
+        )
     for s, ms in rows:
         click.echo(f"  {ms:8.3f} ms  {100 * ms / lut_sum:5.1f} %  {s.key}")
     if measured is not None:
         med = measured.median_ms
         click.echo(f"measured end to end: {measurement_line(measured)}")
-        click.echo(f"predicted [{model.name}] {total:.3f} ms vs measured {med:.3f} ms: "
-                   f"{100 * (total - med) / med:+.1f} %   (LUT sum {100 * (lut_sum - med) / med:+.1f} %)")
+        click.echo(
+            f"predicted [{model.name}] {total:.3f} ms vs measured {med:.3f} ms: "
+            f"{100 * (total - med) / med:+.1f} %   (LUT sum {100 * (lut_sum - med) / med:+.1f} %)"
+        )
 
 
-def _report_fit(fitted, X, y, n_what: str, path: Path, as_json: bool = False,
-                extra: dict | None = None) -> None:
+def _report_fit(
+    fitted, X, y, n_what: str, path: Path, as_json: bool = False, extra: dict | None = None
+) -> None:
     from latbench.calibration.validate import metrics
 
     if as_json:
-        echo_json({**(extra or {}), "networks": int(len(y)), "predictor": str(path),
-                   "coefficients": fitted["scaled"].to_dict().get("coef"),
-                   "training": {k: metrics(p.predict(X), y).__dict__ for k, p in fitted.items()}})
+        echo_json(
+            {
+                **(extra or {}),
+                "networks": int(len(y)),
+                "predictor": str(path),
+                "coefficients": fitted["scaled"].to_dict().get("coef"),
+                "training": {k: metrics(p.predict(X), y).__dict__ for k, p in fitted.items()},
+            }
+        )
         return
     click.echo(f"fitted on {len(y)} {n_what}")
     for k, p in fitted.items():
         m = metrics(p.predict(X), y)
         click.echo(f"  {k:10} training MAPE {m.mape:5.2f} %  within 10 % {m.within10:5.1f} %")
     d = fitted["scaled"].to_dict()
-    click.echo("  scaled coefficients: " + ", ".join(f"{k} {v:.4g}" for k, v in d["coef"].items())
-               + (f" (fell back to {d['fallback']})" if d["fallback"] else ""))
+    click.echo(
+        "  scaled coefficients: "
+        + ", ".join(f"{k} {v:.4g}" for k, v in d["coef"].items())
+        + (f" (fell back to {d['fallback']})" if d["fallback"] else "")
+    )
     click.echo(f"predictor -> {path}")
 
 
 @click.command("calibrate")
 @device_option(help_extra="Whom the predictor is for (with --measurements: any name).")
 @precision_option
-@click.option("--archs", "n_archs", type=click.IntRange(1), default=100, show_default=True,
-              help="Networks sampled from the space and measured on the device.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the network sample (validate uses another one).")
+@click.option(
+    "--archs",
+    "n_archs",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Networks sampled from the space and measured on the device.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the network sample (validate uses another one).",
+)
 @_space_option
-@click.option("--zoo/--no-zoo", "with_zoo", default=None,
-              help="Also measure the zoo networks (--no-zoo keeps them held out for validate) "
-                   "[default: when the space's family is the zoo's (mnasnet: yes; fbnet-*: no)].")
-@click.option("--heldout", "n_heldout", type=click.IntRange(0), default=0, show_default=True,
-              help="Also measure the networks `validate --archs N --seed HELDOUT_SEED` will judge "
-                   "the predictor on (and the zoo, with --no-zoo), interleaved with the "
-                   "calibration networks in one shuffled pass, so that a drift of the device's "
-                   "speed hits both sets alike; validate then measures nothing.")
-@click.option("--heldout-seed", type=int, default=7, show_default=True,
-              help="Seed of the held-out sample (validate's --seed).")
+@click.option(
+    "--zoo/--no-zoo",
+    "with_zoo",
+    default=None,
+    help="Also measure the zoo networks (--no-zoo keeps them held out for validate) "
+    "[default: when the space's family is the zoo's (mnasnet: yes; fbnet-*: no)].",
+)
+@click.option(
+    "--heldout",
+    "n_heldout",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Also measure the networks `validate --archs N --seed HELDOUT_SEED` will judge "
+    "the predictor on (and the zoo, with --no-zoo), interleaved with the "
+    "calibration networks in one shuffled pass, so that a drift of the device's "
+    "speed hits both sets alike; validate then measures nothing.",
+)
+@click.option(
+    "--heldout-seed",
+    type=int,
+    default=7,
+    show_default=True,
+    help="Seed of the held-out sample (validate's --seed).",
+)
 @_passes_option
-@click.option("--measurements", type=click.Path(dir_okay=False, path_type=Path),
-              help="Few-shot: a CSV of network,latency_ms measured elsewhere (network = "
-                   "arch.json path or the space's tokens); nothing is measured here.")
-@click.option("--prior", "prior_device",
-              help="With --measurements: the device whose LUT gives the features [--device].")
-@click.option("--prior-precision", type=PRECISIONS,
-              help="Precision of the prior's LUT [--precision].")
+@click.option(
+    "--measurements",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Few-shot: a CSV of network,latency_ms measured elsewhere (network = "
+    "arch.json path or the space's tokens); nothing is measured here.",
+)
+@click.option(
+    "--prior",
+    "prior_device",
+    help="With --measurements: the device whose LUT gives the features [--device].",
+)
+@click.option(
+    "--prior-precision", type=PRECISIONS, help="Precision of the prior's LUT [--precision]."
+)
 @lut_dir_option
 @converter_workers_option
 @no_progress_option
 @json_option
-def calibrate_command(device_name, precision, n_archs, seed, space_name, with_zoo, n_heldout,
-                      heldout_seed, passes, measurements,
-                      prior_device, prior_precision, lut_dir, workers, no_progress, as_json) -> None:
+def calibrate_command(
+    device_name,
+    precision,
+    n_archs,
+    seed,
+    space_name,
+    with_zoo,
+    n_heldout,
+    heldout_seed,
+    passes,
+    measurements,
+    prior_device,
+    prior_precision,
+    lut_dir,
+    workers,
+    no_progress,
+    as_json,
+) -> None:
     """Fit the device's predictor on whole networks measured end to end."""
     from latbench.calibration.jobs import calibrate
 
-    c = calibrate(device=device_name, precision=precision, space_name=space_name,
-                  lut_dir=lut_dir, n_archs=n_archs, seed=seed, with_zoo=with_zoo,
-                  n_heldout=n_heldout, heldout_seed=heldout_seed, passes=passes,
-                  measurements=measurements, prior_device=prior_device,
-                  prior_precision=prior_precision, workers=workers,
-                  progress=progress_wanted(no_progress or as_json), log=note)
-    _report_fit(c.fitted, c.X, c.y, f"networks ({c.mode}; features from the {c.lut_device} "
-                f"{c.lut_precision} LUT)", c.path, as_json,
-                {"device": device_name, "space": space_name, "precision": precision,
-                 "mode": c.mode, "measurements": str(c.measurements), "lut_device": c.lut_device})
+    c = calibrate(
+        device=device_name,
+        precision=precision,
+        space_name=space_name,
+        lut_dir=lut_dir,
+        n_archs=n_archs,
+        seed=seed,
+        with_zoo=with_zoo,
+        n_heldout=n_heldout,
+        heldout_seed=heldout_seed,
+        passes=passes,
+        measurements=measurements,
+        prior_device=prior_device,
+        prior_precision=prior_precision,
+        workers=workers,
+        progress=progress_wanted(no_progress or as_json),
+        log=note,
+    )
+    _report_fit(
+        c.fitted,
+        c.X,
+        c.y,
+        f"networks ({c.mode}; features from the {c.lut_device} {c.lut_precision} LUT)",
+        c.path,
+        as_json,
+        {
+            "device": device_name,
+            "space": space_name,
+            "precision": precision,
+            "mode": c.mode,
+            "measurements": str(c.measurements),
+            "lut_device": c.lut_device,
+        },
+    )
 
 
 def _fmt_ci(share: float, ci) -> str:
@@ -198,56 +338,124 @@ def _fmt_ci(share: float, ci) -> str:
 @click.command("validate")
 @device_option()
 @precision_option
-@click.option("--archs", "n_archs", type=click.IntRange(1), default=50, show_default=True,
-              help="Held-out networks sampled from the space (those calibrate used are left out).")
-@click.option("--seed", type=int, default=7, show_default=True,
-              help="Seed of the held-out sample.")
+@click.option(
+    "--archs",
+    "n_archs",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="Held-out networks sampled from the space (those calibrate used are left out).",
+)
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the held-out sample.")
 @_space_option
-@click.option("--zoo/--no-zoo", "with_zoo", default=True, show_default=True,
-              help="Also report the zoo networks (measured here if calibration did not).")
-@click.option("--keras-refs", is_flag=True,
-              help="Also time Keras' own MobileNetV2/V3 and EfficientNet-B0 end to end.")
+@click.option(
+    "--zoo/--no-zoo",
+    "with_zoo",
+    default=True,
+    show_default=True,
+    help="Also report the zoo networks (measured here if calibration did not).",
+)
+@click.option(
+    "--keras-refs",
+    is_flag=True,
+    help="Also time Keras' own MobileNetV2/V3 and EfficientNet-B0 end to end.",
+)
 @_passes_option
-@click.option("--measurements", type=click.Path(dir_okay=False, path_type=Path),
-              help="Held-out networks measured elsewhere (network,latency_ms CSV) instead of "
-                   "measuring here.")
+@click.option(
+    "--measurements",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Held-out networks measured elsewhere (network,latency_ms CSV) instead of measuring here.",
+)
 @lut_dir_option
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Report directory [runs/validate-DEVICE-SPACE-PRECISION].")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Report directory [runs/validate-DEVICE-SPACE-PRECISION].",
+)
 @converter_workers_option
 @no_progress_option
 @json_option
-def validate_command(device_name, precision, n_archs, seed, space_name, with_zoo, keras_refs,
-                     passes, measurements, lut_dir, out_dir, workers, no_progress, as_json) -> None:
+def validate_command(
+    device_name,
+    precision,
+    n_archs,
+    seed,
+    space_name,
+    with_zoo,
+    keras_refs,
+    passes,
+    measurements,
+    lut_dir,
+    out_dir,
+    workers,
+    no_progress,
+    as_json,
+) -> None:
     """Held-out accuracy of the device's predictor file (and the baselines in it)."""
     from latbench.calibration.jobs import validate
 
-    v = validate(device=device_name, precision=precision, space_name=space_name, lut_dir=lut_dir,
-                 n_archs=n_archs, seed=seed, with_zoo=with_zoo, keras_refs=keras_refs,
-                 passes=passes, measurements=measurements, out_dir=out_dir, workers=workers,
-                 progress=progress_wanted(no_progress or as_json), log=note)
+    v = validate(
+        device=device_name,
+        precision=precision,
+        space_name=space_name,
+        lut_dir=lut_dir,
+        n_archs=n_archs,
+        seed=seed,
+        with_zoo=with_zoo,
+        keras_refs=keras_refs,
+        passes=passes,
+        measurements=measurements,
+        out_dir=out_dir,
+        workers=workers,
+        progress=progress_wanted(no_progress or as_json),
+        log=note,
+    )
     summary, zoo, keras, preds, out_dir = v.metrics, v.zoo, v.keras, v.predictors, v.report
     if as_json:
-        echo_json({"device": device_name, "space": space_name, "precision": precision,
-                   "source": v.source, "heldout": v.heldout,
-                   "predictor_file": str(v.predictor_file), "default": v.default,
-                   "metrics": summary, "zoo": zoo, "keras": keras, "report": str(out_dir)})
+        echo_json(
+            {
+                "device": device_name,
+                "space": space_name,
+                "precision": precision,
+                "source": v.source,
+                "heldout": v.heldout,
+                "predictor_file": str(v.predictor_file),
+                "default": v.default,
+                "metrics": summary,
+                "zoo": zoo,
+                "keras": keras,
+                "report": str(out_dir),
+            }
+        )
         return
     click.echo(f"{v.heldout} held-out networks ({v.source}); shares with 95 % Wilson intervals:")
-    click.echo(f"{'predictor':11} {'MAPE %':>7} {'max %':>6} {'±5 % [95 % CI]':>19} "
-               f"{'±10 % [95 % CI]':>19} {'tau':>5} {'rho':>5}")
+    click.echo(
+        f"{'predictor':11} {'MAPE %':>7} {'max %':>6} {'±5 % [95 % CI]':>19} "
+        f"{'±10 % [95 % CI]':>19} {'tau':>5} {'rho':>5}"
+    )
     for k, m in summary.items():
-        click.echo(f"{k:11} {m['mape']:7.2f} {m['max_abs_pct']:6.1f} "
-                   f"{_fmt_ci(m['within5'], m['within5_ci']):>19} "
-                   f"{_fmt_ci(m['within10'], m['within10_ci']):>19} "
-                   f"{m['kendall_tau']:5.2f} {m['spearman_rho']:5.2f}")
+        click.echo(
+            f"{k:11} {m['mape']:7.2f} {m['max_abs_pct']:6.1f} "
+            f"{_fmt_ci(m['within5'], m['within5_ci']):>19} "
+            f"{_fmt_ci(m['within10'], m['within10_ci']):>19} "
+            f"{m['kendall_tau']:5.2f} {m['spearman_rho']:5.2f}"
+        )
     for title, tab in (("zoo", zoo), ("Keras applications (measured end to end)", keras)):
         if tab:
             click.echo(f"{title}:")
             for z in tab:
-                twin = (f"; latbench's {z['zoo']} timed beside it: {z['zoo_twin_measured_ms']:.3f}"
-                        f" ms" if "zoo_twin_measured_ms" in z else "")
-                click.echo(f"  {z['name']:22} measured {z['measured_ms']:8.3f} ms   " + "  ".join(
-                    f"{k} {z[f'{k}_err_pct']:+6.1f} %" for k in preds) + f"   ({z['how']}{twin})")
-    click.echo(f"report -> {out_dir}/ (metrics.json, predictor.json, heldout.csv, zoo.csv"
-               f"{', keras.csv' if keras else ''}, predicted_vs_measured.png)")
+                twin = (
+                    f"; latbench's {z['zoo']} timed beside it: {z['zoo_twin_measured_ms']:.3f} ms"
+                    if "zoo_twin_measured_ms" in z
+                    else ""
+                )
+                click.echo(
+                    f"  {z['name']:22} measured {z['measured_ms']:8.3f} ms   "
+                    + "  ".join(f"{k} {z[f'{k}_err_pct']:+6.1f} %" for k in preds)
+                    + f"   ({z['how']}{twin})"
+                )
+    click.echo(
+        f"report -> {out_dir}/ (metrics.json, predictor.json, heldout.csv, zoo.csv"
+        f"{', keras.csv' if keras else ''}, predicted_vs_measured.png)"
+    )

@@ -9,9 +9,16 @@ from pathlib import Path
 
 import click
 
-from latbench.commands.options import (device_option, lut_dir_option, no_progress_option,
-                                       precision_option, proxy_options, ray_options, recipe_from,
-                                       space_option)
+from latbench.commands.options import (
+    device_option,
+    lut_dir_option,
+    no_progress_option,
+    precision_option,
+    proxy_options,
+    ray_options,
+    recipe_from,
+    space_option,
+)
 from latbench.proxy.recipe import ProxyRecipe
 from latbench.search.controllers import CONTROLLERS
 
@@ -19,56 +26,141 @@ _RECIPE = ProxyRecipe()  # CLI defaults come from the recipe, never from a copy
 
 
 @click.command("search")
-@device_option("device", help_extra="With --latency lut, a device with a few-shot predictor "
-               "but no profile is predicted only.")
-@click.option("--latency", type=click.Choice(["lut", "device", "flops"]), default="lut",
-              show_default=True,
-              help="lut: the predictor (spot-checked on the device); device: measure every network; "
-                   "flops: multiply-accumulates instead of latency (EfficientNet-B0's reward; "
-                   "give the target with --target-mmacs).")
+@device_option(
+    "device",
+    help_extra="With --latency lut, a device with a few-shot predictor "
+    "but no profile is predicted only.",
+)
+@click.option(
+    "--latency",
+    type=click.Choice(["lut", "device", "flops"]),
+    default="lut",
+    show_default=True,
+    help="lut: the predictor (spot-checked on the device); device: measure every network; "
+    "flops: multiply-accumulates instead of latency (EfficientNet-B0's reward; "
+    "give the target with --target-mmacs).",
+)
 @click.option("--target-ms", type=float, help="Target latency T in ms (required for a new run).")
-@click.option("--target-mmacs", type=float,
-              help="With --latency flops: the target T in millions of multiply-accumulates.")
-@click.option("--samples", type=click.IntRange(1), default=400, show_default=True,
-              help="Networks to sample in total (on --resume: a new, larger total extends the run).")
-@click.option("--batch", type=click.IntRange(1), default=8, show_default=True,
-              help="Networks per controller update.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Directory of a new run (samples.csv, pareto.csv, PNGs, checkpoints).")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Continue an interrupted run from its directory (its config.json applies).")
-@click.option("--controller", type=click.Choice(list(CONTROLLERS)), default="ppo",
-              show_default=True, help="ppo: the LSTM controller trained with PPO; random: "
-              "same-budget baseline.")
-@click.option("--constraint", type=click.Choice(["soft", "hard", "mobilenetv3-small"]), default=None,
-              help="soft: alpha=beta=-0.07; hard: alpha=0, beta=-1 (MnasNet); mobilenetv3-small: "
-                   "alpha=beta=-0.15 (MobileNetV3's small models) [default soft].")
+@click.option(
+    "--target-mmacs",
+    type=float,
+    help="With --latency flops: the target T in millions of multiply-accumulates.",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(1),
+    default=400,
+    show_default=True,
+    help="Networks to sample in total (on --resume: a new, larger total extends the run).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="Networks per controller update.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of a new run (samples.csv, pareto.csv, PNGs, checkpoints).",
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Continue an interrupted run from its directory (its config.json applies).",
+)
+@click.option(
+    "--controller",
+    type=click.Choice(list(CONTROLLERS)),
+    default="ppo",
+    show_default=True,
+    help="ppo: the LSTM controller trained with PPO; random: same-budget baseline.",
+)
+@click.option(
+    "--constraint",
+    type=click.Choice(["soft", "hard", "mobilenetv3-small"]),
+    default=None,
+    help="soft: alpha=beta=-0.07; hard: alpha=0, beta=-1 (MnasNet); mobilenetv3-small: "
+    "alpha=beta=-0.15 (MobileNetV3's small models) [default soft].",
+)
 @click.option("--alpha", type=float, help="Explicit exponent when LAT <= T (with --beta).")
 @click.option("--beta", type=float, help="Explicit exponent when LAT > T (with --alpha).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the controller and the sampling.")
-@click.option("--spot-every", type=click.IntRange(0), default=10, show_default=True,
-              help="--latency lut: also measure every k-th sample on the device (0: never).")
-@click.option("--drift-threshold", type=float, default=0.10, show_default=True,
-              help="Warn when the recent mean |predicted/measured - 1| exceeds this.")
-@click.option("--recalibrate", is_flag=True,
-              help="Scale predictions by the median measured/predicted ratio of the spot checks.")
-@click.option("--dataset", default="fashion_mnist", show_default=True,
-              help="fashion_mnist, folder (with --data-dir), or a tensorflow-datasets name.")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the controller and the sampling.",
+)
+@click.option(
+    "--spot-every",
+    type=click.IntRange(0),
+    default=10,
+    show_default=True,
+    help="--latency lut: also measure every k-th sample on the device (0: never).",
+)
+@click.option(
+    "--drift-threshold",
+    type=float,
+    default=0.10,
+    show_default=True,
+    help="Warn when the recent mean |predicted/measured - 1| exceeds this.",
+)
+@click.option(
+    "--recalibrate",
+    is_flag=True,
+    help="Scale predictions by the median measured/predicted ratio of the spot checks.",
+)
+@click.option(
+    "--dataset",
+    default="fashion_mnist",
+    show_default=True,
+    help="fashion_mnist, folder (with --data-dir), or a tensorflow-datasets name.",
+)
 @click.option("--data-dir", help="IDX folder for fashion_mnist, image folder, or tfds data_dir.")
-@click.option("--baselines", default=None,
-              help="Comma-separated zoo networks drawn in the Pareto plot ('' for none) "
-                   "[default: the space's reference networks; mnasnet: mobilenet_v2_x1].")
+@click.option(
+    "--baselines",
+    default=None,
+    help="Comma-separated zoo networks drawn in the Pareto plot ('' for none) "
+    "[default: the space's reference networks; mnasnet: mobilenet_v2_x1].",
+)
 @space_option()
 @precision_option
 @lut_dir_option
 @proxy_options(_RECIPE)
 @ray_options
 @no_progress_option
-def search_command(device, latency, target_ms, target_mmacs, samples, batch, out_dir, resume_dir,
-                   controller, constraint, alpha, beta, seed, space_name, precision, lut_dir,
-                   spot_every, drift_threshold, recalibrate, dataset, data_dir, baselines,
-                   ray_workers, ray_address, no_progress, **proxy):
+def search_command(
+    device,
+    latency,
+    target_ms,
+    target_mmacs,
+    samples,
+    batch,
+    out_dir,
+    resume_dir,
+    controller,
+    constraint,
+    alpha,
+    beta,
+    seed,
+    space_name,
+    precision,
+    lut_dir,
+    spot_every,
+    drift_threshold,
+    recalibrate,
+    dataset,
+    data_dir,
+    baselines,
+    ray_workers,
+    ray_address,
+    no_progress,
+    **proxy,
+):
     """MnasNet search: RL controller, proxy-trained accuracy, measured or predicted latency."""
     # Only what checks the arguments is imported here: the PPO controller brings TensorFlow,
     # so a bad argument is rejected before it loads.
@@ -78,40 +170,92 @@ def search_command(device, latency, target_ms, target_mmacs, samples, batch, out
 
     ds = None
     ctx = click.get_current_context()
-    given = {p.name for p in ctx.command.params
-             if ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE}
+    given = {
+        p.name
+        for p in ctx.command.params
+        if ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE
+    }
     if resume_dir:
-        cfg = job.resume_config(resume_dir, samples if "samples" in given else None,
-                                lut_dir if "lut_dir" in given else None)
-        ignored = sorted(given - {"resume_dir", "samples", "no_progress", "lut_dir", "ray_workers",
-                                  "ray_address"})
+        cfg = job.resume_config(
+            resume_dir,
+            samples if "samples" in given else None,
+            lut_dir if "lut_dir" in given else None,
+        )
+        ignored = sorted(
+            given
+            - {"resume_dir", "samples", "no_progress", "lut_dir", "ray_workers", "ray_address"}
+        )
         if ignored:
-            note(f"note: --resume continues with {resume_dir / 'config.json'}; ignoring "
-                 f"{', '.join('--' + n.replace('_', '-') for n in ignored)}")
+            note(
+                f"note: --resume continues with {resume_dir / 'config.json'}; ignoring "
+                f"{', '.join('--' + n.replace('_', '-') for n in ignored)}"
+            )
         out_dir = resume_dir
     else:
         recipe = recipe_from(_RECIPE, proxy)
-        cfg = job.new_config(target_ms=target_ms, target_mmacs=target_mmacs, latency=latency,
-                             device=device, lut_dir=lut_dir, out_dir=out_dir,
-                             constraint=constraint, alpha=alpha, beta=beta, space=space_name,
-                             recipe=recipe, baselines=baselines, samples=samples, batch=batch,
-                             seed=seed, controller=controller, precision=precision,
-                             spot_every=spot_every, drift_threshold=drift_threshold,
-                             recalibrate=recalibrate, dataset=dataset, data_dir=data_dir)
+        cfg = job.new_config(
+            target_ms=target_ms,
+            target_mmacs=target_mmacs,
+            latency=latency,
+            device=device,
+            lut_dir=lut_dir,
+            out_dir=out_dir,
+            constraint=constraint,
+            alpha=alpha,
+            beta=beta,
+            space=space_name,
+            recipe=recipe,
+            baselines=baselines,
+            samples=samples,
+            batch=batch,
+            seed=seed,
+            controller=controller,
+            precision=precision,
+            spot_every=spot_every,
+            drift_threshold=drift_threshold,
+            recalibrate=recalibrate,
+            dataset=dataset,
+            data_dir=data_dir,
+        )
         ds = load_dataset(dataset, data_dir, recipe.resolution, seed=0)  # a missing data dir too
     try:
-        summary = job.run_job(out_dir, cfg, ray_workers=ray_workers, ray_address=ray_address,
-                              log=note, progress=progress_wanted(no_progress), dataset=ds)
+        summary = job.run_job(
+            out_dir,
+            cfg,
+            ray_workers=ray_workers,
+            ray_address=ray_address,
+            log=note,
+            progress=progress_wanted(no_progress),
+            dataset=ds,
+        )
     except KeyboardInterrupt:
         from latbench.search.samples import read as read_samples
 
         n = len(read_samples(out_dir / "samples.csv"))
-        click.echo(f"\ninterrupted after {n} completed samples; continue with: "
-                   f"latbench search --resume {out_dir}", err=True)
+        click.echo(
+            f"\ninterrupted after {n} completed samples; continue with: "
+            f"latbench search --resume {out_dir}",
+            err=True,
+        )
         sys.exit(130)
-    click.echo(json.dumps({k: summary[k] for k in ("samples", "best_reward", "best",
-                                                   "best_under_target", "pareto_size",
-                                                   "hypervolume", "mean_wall_s_per_sample")},
-                          indent=2))
-    click.echo(f"outputs in {out_dir}/ (samples.csv, pareto.csv, pareto.png, reward.png, "
-               f"best/arch.json)", err=True)
+    click.echo(
+        json.dumps(
+            {
+                k: summary[k]
+                for k in (
+                    "samples",
+                    "best_reward",
+                    "best",
+                    "best_under_target",
+                    "pareto_size",
+                    "hypervolume",
+                    "mean_wall_s_per_sample",
+                )
+            },
+            indent=2,
+        )
+    )
+    click.echo(
+        f"outputs in {out_dir}/ (samples.csv, pareto.csv, pareto.png, reward.png, best/arch.json)",
+        err=True,
+    )

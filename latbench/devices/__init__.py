@@ -12,5 +12,15 @@ def open_device(profile: DeviceProfile) -> Device:
     return device_kind(profile.kind, f"{profile.name}: kind").open(profile)
 
 
-__all__ = ["KINDS", "Device", "DeviceKind", "DeviceLost", "DeviceProfile", "ModelRunError",
-           "device_kind", "known_profiles", "load_profile", "open_device"]
+__all__ = [
+    "KINDS",
+    "Device",
+    "DeviceKind",
+    "DeviceLost",
+    "DeviceProfile",
+    "ModelRunError",
+    "device_kind",
+    "known_profiles",
+    "load_profile",
+    "open_device",
+]

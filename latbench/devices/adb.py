@@ -72,23 +72,47 @@ from typing import Any
 
 import numpy as np
 
-from latbench.errors import InputError
-from latbench.devices.measure import Measurement, median_ci
-from latbench.devices.adb_transport import (AdbServerTransport, AdbShellTransport, AuthRefused, CommandTimeout,
-                            PairingNeeded, PushRefused, Transport, TransportError, UsbBusy, route_for,
-                            sh_join)
+from latbench.devices.adb_transport import (
+    AdbServerTransport,
+    AdbShellTransport,
+    AuthRefused,
+    CommandTimeout,
+    PairingNeeded,
+    PushRefused,
+    Transport,
+    TransportError,
+    UsbBusy,
+    route_for,
+    sh_join,
+)
 from latbench.devices.base import Device, DeviceLost, DeviceProfile, ModelRunError
-from latbench.devices.benchmark_output import BenchmarkOutputError, BenchmarkResult, parse_benchmark_output
+from latbench.devices.benchmark_output import (
+    BenchmarkOutputError,
+    BenchmarkResult,
+    parse_benchmark_output,
+)
+from latbench.devices.measure import Measurement, median_ci
+from latbench.errors import InputError
 
 log = logging.getLogger(__name__)
 
 FINGERPRINT_PROPS = {
-    "model": "ro.product.model", "device": "ro.product.device", "manufacturer": "ro.product.manufacturer",
-    "soc": "ro.soc.model", "platform": "ro.board.platform", "hardware": "ro.hardware",
-    "android": "ro.build.version.release", "sdk": "ro.build.version.sdk", "build": "ro.build.fingerprint",
+    "model": "ro.product.model",
+    "device": "ro.product.device",
+    "manufacturer": "ro.product.manufacturer",
+    "soc": "ro.soc.model",
+    "platform": "ro.board.platform",
+    "hardware": "ro.hardware",
+    "android": "ro.build.version.release",
+    "sdk": "ro.build.version.sdk",
+    "build": "ro.build.fingerprint",
 }
-_DELEGATE_FLAGS = {"cpu": ["--use_xnnpack=true"], "xnnpack": ["--use_xnnpack=true"],
-                   "gpu": ["--use_gpu=true"], "nnapi": ["--use_nnapi=true"]}
+_DELEGATE_FLAGS = {
+    "cpu": ["--use_xnnpack=true"],
+    "xnnpack": ["--use_xnnpack=true"],
+    "gpu": ["--use_gpu=true"],
+    "nnapi": ["--use_nnapi=true"],
+}
 UNAVAILABLE = "unavailable"
 _FATAL_LINK = (AuthRefused, UsbBusy, PairingNeeded)
 _MARK = "@@latbench"
@@ -105,8 +129,13 @@ def _sha256(path: Path) -> str:
 class AdbDevice(Device):
     """One phone. Link errors are retried with a reconnect and back-off; then DeviceLost."""
 
-    def __init__(self, profile: DeviceProfile, transport: Transport, benchmark_model: Path,
-                 on_close: Any = None):
+    def __init__(
+        self,
+        profile: DeviceProfile,
+        transport: Transport,
+        benchmark_model: Path,
+        on_close: Any = None,
+    ):
         super().__init__(profile)
         o = profile.options
         self.t = transport
@@ -138,9 +167,11 @@ class AdbDevice(Device):
         self._bin_sha = _sha256(self.binary)
         want = str(o.get("benchmark_model_sha256", "")).lower()
         if want and want != self._bin_sha:
-            raise InputError(f"{self.binary} has sha256 {self._bin_sha}, the profile expects {want}: "
-                             "a different benchmark_model (see docs/phones.md)",
-                             f"{profile.name}: options.benchmark_model_sha256")
+            raise InputError(
+                f"{self.binary} has sha256 {self._bin_sha}, the profile expects {want}: "
+                "a different benchmark_model (see docs/phones.md)",
+                f"{profile.name}: options.benchmark_model_sha256",
+            )
         self._call(self.t.connect)
         self.stale_killed = self._kill_stale()
         self._ensure_binary()
@@ -165,9 +196,15 @@ class AdbDevice(Device):
                 last = exc
                 if attempt == self.retries:
                     break
-                wait = min(self.reconnect_wait_s * 2 ** attempt, 30.0)
-                log.warning("%s: %s (attempt %d/%d), reconnecting in %.0f s", self.profile.name, exc,
-                            attempt + 1, self.retries + 1, wait)
+                wait = min(self.reconnect_wait_s * 2**attempt, 30.0)
+                log.warning(
+                    "%s: %s (attempt %d/%d), reconnecting in %.0f s",
+                    self.profile.name,
+                    exc,
+                    attempt + 1,
+                    self.retries + 1,
+                    wait,
+                )
                 time.sleep(wait)
                 try:
                     self.t.connect()
@@ -175,10 +212,17 @@ class AdbDevice(Device):
                     raise DeviceLost(str(exc2)) from None
                 except TransportError as exc2:
                     last = exc2
-        raise DeviceLost(f"{self.profile.name}: phone unreachable after {self.retries + 1} attempts: {last}")
+        raise DeviceLost(
+            f"{self.profile.name}: phone unreachable after {self.retries + 1} attempts: {last}"
+        )
 
-    def _sh(self, argv: list[str] | str, timeout_s: float | None = None, suffix: str = "",
-            hang_is_model_error: bool = False) -> tuple[str, int | None]:
+    def _sh(
+        self,
+        argv: list[str] | str,
+        timeout_s: float | None = None,
+        suffix: str = "",
+        hang_is_model_error: bool = False,
+    ) -> tuple[str, int | None]:
         line = (argv if isinstance(argv, str) else sh_join(argv)) + suffix
         try:
             r = self._call(self.t.shell, line, timeout_s or self.command_timeout_s)
@@ -199,13 +243,17 @@ class AdbDevice(Device):
             self._call(self.t.connect)
             self.t.shell(self._pkill_line(), self.command_timeout_s)
         except (TransportError, DeviceLost) as exc:
-            raise DeviceLost(f"{self.profile.name}: phone stopped answering after a timeout: {exc}") from None
+            raise DeviceLost(
+                f"{self.profile.name}: phone stopped answering after a timeout: {exc}"
+            ) from None
 
     def _kill_stale(self) -> bool:
         """Kill benchmark processes an earlier session left running (a hung run outlives its host)."""
         _, rc = self._sh(self._pkill_line())
         if rc == 0:
-            log.warning("%s: killed a benchmark_model left running by an earlier session", self.profile.name)
+            log.warning(
+                "%s: killed a benchmark_model left running by an earlier session", self.profile.name
+            )
         return rc == 0
 
     def _push(self, local: Path, remote: str, mode: int = 0o644) -> None:
@@ -239,18 +287,26 @@ class AdbDevice(Device):
         self._push(self.binary, self.remote_bin, 0o755)
         got = self._remote_sha(self.remote_bin)
         if got and got != self._bin_sha:  # a torn or corrupted copy of the same size: push it again
-            log.warning("%s: the phone's benchmark_model has sha256 %s, not %s; pushing again",
-                        self.profile.name, got[:12], self._bin_sha[:12])
+            log.warning(
+                "%s: the phone's benchmark_model has sha256 %s, not %s; pushing again",
+                self.profile.name,
+                got[:12],
+                self._bin_sha[:12],
+            )
             self._sh(["rm", "-f", self.remote_bin])
             self._pushed.discard(self.remote_bin)
             self._push(self.binary, self.remote_bin, 0o755)
             got = self._remote_sha(self.remote_bin)
             if got and got != self._bin_sha:
-                raise DeviceLost(f"{self.profile.name}: {self.remote_bin} on the phone does not match "
-                                 f"{self.binary} (sha256 {got[:12]} vs {self._bin_sha[:12]})")
+                raise DeviceLost(
+                    f"{self.profile.name}: {self.remote_bin} on the phone does not match "
+                    f"{self.binary} (sha256 {got[:12]} vs {self._bin_sha[:12]})"
+                )
         if not got:
-            log.warning("%s: the phone has no sha256sum; the pushed binary was checked by size only",
-                        self.profile.name)
+            log.warning(
+                "%s: the phone has no sha256sum; the pushed binary was checked by size only",
+                self.profile.name,
+            )
 
     # ---- the Device interface
     def props(self) -> dict[str, str]:
@@ -264,25 +320,39 @@ class AdbDevice(Device):
         fp = {"device": self.profile.name, "kind": self.profile.kind}
         for k, prop in FINGERPRINT_PROPS.items():
             fp[k] = p.get(prop, "")
-        fp.update({"runtime": "benchmark_model", "runtime_sha256": self._bin_sha[:16],
-                   "threads": str(self.profile.threads), "cpus": ",".join(map(str, self.profile.cpus)) or "all",
-                   "cpu_mask": self.profile.cpu_mask or "all", "delegate": self.profile.delegate})
+        fp.update(
+            {
+                "runtime": "benchmark_model",
+                "runtime_sha256": self._bin_sha[:16],
+                "threads": str(self.profile.threads),
+                "cpus": ",".join(map(str, self.profile.cpus)) or "all",
+                "cpu_mask": self.profile.cpu_mask or "all",
+                "delegate": self.profile.delegate,
+            }
+        )
         return fp
 
     def health(self) -> dict[str, Any]:
         """Temperatures, governors, frequencies and thermal status now; recorded, never compared."""
         h: dict[str, Any] = {"serial": self.props().get("ro.serialno", ""), "time": time.time()}
         h.update(self.state())
-        out, _ = self._sh("grep -H . /sys/class/thermal/thermal_zone*/type /sys/class/thermal/thermal_zone*/temp")
+        out, _ = self._sh(
+            "grep -H . /sys/class/thermal/thermal_zone*/type /sys/class/thermal/thermal_zone*/temp"
+        )
         zones: dict[str, dict[str, str]] = {}
         for path, _, val in (ln.partition(":") for ln in out.splitlines() if ":" in ln):
             parts = path.rsplit("/", 2)
             if len(parts) == 3 and parts[1].startswith("thermal_zone"):
                 zones.setdefault(parts[1], {})[parts[2]] = val.strip()
-        h["thermal_c"] = {z.get("type", name): _milli(z.get("temp")) for name, z in sorted(zones.items())
-                          if _milli(z.get("temp")) is not None} or UNAVAILABLE
-        out, _ = self._sh("grep -H . /sys/devices/system/cpu/cpu*/cpufreq/scaling_governor "
-                          "/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq")
+        h["thermal_c"] = {
+            z.get("type", name): _milli(z.get("temp"))
+            for name, z in sorted(zones.items())
+            if _milli(z.get("temp")) is not None
+        } or UNAVAILABLE
+        out, _ = self._sh(
+            "grep -H . /sys/devices/system/cpu/cpu*/cpufreq/scaling_governor "
+            "/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq"
+        )
         cpus: dict[str, dict[str, str]] = {}
         for path, _, val in (ln.partition(":") for ln in out.splitlines() if ":" in ln):
             m = re.search(r"/(cpu\d+)/cpufreq/(\w+)$", path)
@@ -302,16 +372,26 @@ class AdbDevice(Device):
     def _state_line(self, tag: str) -> str:
         """Shell commands printing the device state, between markers; stderr kept (errors are data)."""
         mark = lambda part: sh_join(["echo", f"{_MARK} state:{tag}:{part}"])  # noqa: E731
-        return "; ".join([
-            mark("freq"),
-            # globs (no profile cpus) are fixed text and must stay unquoted to expand
-            # (each command's stderr joins its stdout: shell v2 routes keep them apart otherwise)
-            (sh_join(["grep", "-H", ".", *self._freq_files()]) if self.profile.cpus
-             else "grep -H . " + " ".join(self._freq_files())) + " 2>&1",
-            mark("thermal"), sh_join(["dumpsys", "thermalservice"]) + " 2>&1",
-            mark("battery"), sh_join(["dumpsys", "battery"]) + " 2>&1",
-            mark("saver"), sh_join(["settings", "get", "global", "low_power"]) + " 2>&1",
-            mark("end")])
+        return "; ".join(
+            [
+                mark("freq"),
+                # globs (no profile cpus) are fixed text and must stay unquoted to expand
+                # (each command's stderr joins its stdout: shell v2 routes keep them apart otherwise)
+                (
+                    sh_join(["grep", "-H", ".", *self._freq_files()])
+                    if self.profile.cpus
+                    else "grep -H . " + " ".join(self._freq_files())
+                )
+                + " 2>&1",
+                mark("thermal"),
+                sh_join(["dumpsys", "thermalservice"]) + " 2>&1",
+                mark("battery"),
+                sh_join(["dumpsys", "battery"]) + " 2>&1",
+                mark("saver"),
+                sh_join(["settings", "get", "global", "low_power"]) + " 2>&1",
+                mark("end"),
+            ]
+        )
 
     def state(self) -> dict[str, Any]:
         """The device state now (one round trip)."""
@@ -326,11 +406,15 @@ class AdbDevice(Device):
         """
         why = []
         ts = st.get("thermal_status")
-        if isinstance(ts, int) and ts >= (max(1, self.throttle_status - 1) if cooling else self.throttle_status):
+        if isinstance(ts, int) and ts >= (
+            max(1, self.throttle_status - 1) if cooling else self.throttle_status
+        ):
             why.append(f"thermal status {ts}")
         capped = st.get("capped_cpus")
         if isinstance(capped, list) and capped:
-            why.append(f"scaling_max_freq below cpuinfo_max_freq on cpu {','.join(map(str, capped))}")
+            why.append(
+                f"scaling_max_freq below cpuinfo_max_freq on cpu {','.join(map(str, capped))}"
+            )
         bt = st.get("battery_temp_c")
         if isinstance(bt, (int, float)) and bt > self.max_temp_c:
             why.append(f"battery {bt:.1f} C > {self.max_temp_c:g} C")
@@ -351,21 +435,33 @@ class AdbDevice(Device):
             first = False
             waited = time.monotonic() - start
             if waited >= self.cool_wait_s:
-                log.warning("%s: still %s after %.0f s of cooling; measuring anyway", self.profile.name,
-                            "; ".join(why), waited)
+                log.warning(
+                    "%s: still %s after %.0f s of cooling; measuring anyway",
+                    self.profile.name,
+                    "; ".join(why),
+                    waited,
+                )
                 return waited
             log.info("%s: %s, waiting to cool", self.profile.name, "; ".join(why))
             time.sleep(self.cool_poll_s)
 
     # ---- timing
-    def _run_args(self, remote_model: str, num_runs: int, warmup_s: float, max_s: float) -> list[str]:
+    def _run_args(
+        self, remote_model: str, num_runs: int, warmup_s: float, max_s: float
+    ) -> list[str]:
         pr = self.profile.protocol
-        return ([ "taskset", self.profile.cpu_mask] if self.profile.cpu_mask else []) + [
-            self.remote_bin, f"--graph={remote_model}", f"--num_threads={self.profile.threads}",
+        return (["taskset", self.profile.cpu_mask] if self.profile.cpu_mask else []) + [
+            self.remote_bin,
+            f"--graph={remote_model}",
+            f"--num_threads={self.profile.threads}",
             *_DELEGATE_FLAGS[self.profile.delegate],
-            f"--warmup_runs={pr.warmup_runs}", f"--warmup_min_secs={warmup_s:g}",
-            f"--num_runs={num_runs}", "--min_secs=0", f"--max_secs={max_s:g}",
-            *self.extra_args]
+            f"--warmup_runs={pr.warmup_runs}",
+            f"--warmup_min_secs={warmup_s:g}",
+            f"--num_runs={num_runs}",
+            "--min_secs=0",
+            f"--max_secs={max_s:g}",
+            *self.extra_args,
+        ]
 
     def _row_line(self, remote_model: str, repeats: int, first_warmup_s: float) -> str:
         pr = self.profile.protocol
@@ -374,9 +470,11 @@ class AdbDevice(Device):
         parts = [self._state_line("before")]
         for i in range(repeats):
             warm = first_warmup_s if i == 0 else self.warmup_s / 5
-            parts += [sh_join(["echo", f"{_MARK} run {i}"]),
-                      sh_join(self._run_args(remote_model, n, warm, max_s)) + " 2>&1",
-                      f"echo {_MARK} rc $?"]
+            parts += [
+                sh_join(["echo", f"{_MARK} run {i}"]),
+                sh_join(self._run_args(remote_model, n, warm, max_s)) + " 2>&1",
+                f"echo {_MARK} rc $?",
+            ]
         parts.append(self._state_line("after"))
         return "; ".join(parts)
 
@@ -386,8 +484,12 @@ class AdbDevice(Device):
         before = after = {}
         first_warm = self.warmup_s
         for round_ in range(3):  # rerun (more invocations) while the median is not pinned down
-            out, _ = self._sh(self._row_line(remote, self.repeats, first_warm), timeout_s=self.run_timeout_s,
-                              suffix=" 2>&1", hang_is_model_error=True)
+            out, _ = self._sh(
+                self._row_line(remote, self.repeats, first_warm),
+                timeout_s=self.run_timeout_s,
+                suffix=" 2>&1",
+                hang_is_model_error=True,
+            )
             sec = _sections(out)
             if round_ == 0:
                 before = parse_state(sec, "before")
@@ -400,9 +502,13 @@ class AdbDevice(Device):
                     r = parse_benchmark_output(text)
                     r.to_measurement()
                 except BenchmarkOutputError as exc:
-                    raise ModelRunError(f"benchmark_model failed on {name} (exit {rc}): {exc}") from None
+                    raise ModelRunError(
+                        f"benchmark_model failed on {name} (exit {rc}): {exc}"
+                    ) from None
                 if rc not in (0, None):
-                    raise ModelRunError(f"benchmark_model exited {rc} on {name}: {text.strip()[-300:]}")
+                    raise ModelRunError(
+                        f"benchmark_model exited {rc} on {name}: {text.strip()[-300:]}"
+                    )
                 results.append(r)
             means = [r.inference_avg_us for r in results]
             lo, hi = median_ci(means)
@@ -427,41 +533,72 @@ class AdbDevice(Device):
         flags: list[str] = []
         why = self.throttled(before) + self.throttled(after)
         if why:
-            log.warning("%s: %s was timed while %s; cooling down and timing it again", self.profile.name,
-                        model.name, "; ".join(why))
+            log.warning(
+                "%s: %s was timed while %s; cooling down and timing it again",
+                self.profile.name,
+                model.name,
+                "; ".join(why),
+            )
             cooled += self.wait_cool()
             results, before, after = self._time_row(remote, model.name)
             why = self.throttled(before) + self.throttled(after)
             if why:
                 flags.append("throttled")
-                log.warning("%s: %s still throttled (%s): row flagged", self.profile.name, model.name,
-                            "; ".join(why))
+                log.warning(
+                    "%s: %s still throttled (%s): row flagged",
+                    self.profile.name,
+                    model.name,
+                    "; ".join(why),
+                )
         m = _combine(results, self.warmup_s)
         deleg = _delegation(results)
         if self.profile.delegate in ("gpu", "nnapi"):
             frac = deleg.get("fraction")
             if deleg.get("none") or (isinstance(frac, float) and frac < 1.0):
                 flags.append("partial_delegate")
-                log.warning("%s: the %s delegate took %s of %s's nodes: the rest ran on the CPU",
-                            self.profile.name, self.profile.delegate,
-                            f"{frac:.0%}" if isinstance(frac, float) else "none", model.name)
-        state = {"before": before, "after": after, "flags": flags, "cooled_s": round(cooled, 2), **deleg}
-        extra = dict(m.extra, model_sha256=remote.rsplit("/", 1)[1][:24], cooled_s=round(cooled, 2),
-                     state=state, flags=flags)
-        return Measurement(m.median_ms, m.p10_ms, m.p90_ms, m.std_ms, m.mean_ms, m.runs, m.ci_rel, extra)
+                log.warning(
+                    "%s: the %s delegate took %s of %s's nodes: the rest ran on the CPU",
+                    self.profile.name,
+                    self.profile.delegate,
+                    f"{frac:.0%}" if isinstance(frac, float) else "none",
+                    model.name,
+                )
+        state = {
+            "before": before,
+            "after": after,
+            "flags": flags,
+            "cooled_s": round(cooled, 2),
+            **deleg,
+        }
+        extra = dict(
+            m.extra,
+            model_sha256=remote.rsplit("/", 1)[1][:24],
+            cooled_s=round(cooled, 2),
+            state=state,
+            flags=flags,
+        )
+        return Measurement(
+            m.median_ms, m.p10_ms, m.p90_ms, m.std_ms, m.mean_ms, m.runs, m.ci_rel, extra
+        )
 
     def close(self) -> None:
         try:
             if self.t is not None:
                 try:
                     if not self.keep_models and self._models:
-                        self.t.shell(sh_join(["rm", "-f", *sorted(self._models)]), self.command_timeout_s)
+                        self.t.shell(
+                            sh_join(["rm", "-f", *sorted(self._models)]), self.command_timeout_s
+                        )
                     if self.stay_awake:
                         before = self._stay_on_before
-                        self.t.shell(sh_join(
-                            ["settings", "put", "global", "stay_on_while_plugged_in", before]
-                            if before is not None else ["svc", "power", "stayon", "false"]),
-                            self.command_timeout_s)
+                        self.t.shell(
+                            sh_join(
+                                ["settings", "put", "global", "stay_on_while_plugged_in", before]
+                                if before is not None
+                                else ["svc", "power", "stayon", "false"]
+                            ),
+                            self.command_timeout_s,
+                        )
                 except TransportError as exc:
                     log.warning("%s: could not tidy up the phone: %s", self.profile.name, exc)
                 self.t.close()
@@ -480,7 +617,7 @@ def _sections(out: str) -> dict[str, str]:
         if line.startswith(_MARK + " "):
             if name is not None:
                 sec[name] = "\n".join(buf)
-            name, buf = line[len(_MARK) + 1:].strip(), []
+            name, buf = line[len(_MARK) + 1 :].strip(), []
         elif name is not None:
             buf.append(line)
     if name is not None:
@@ -507,8 +644,13 @@ def parse_state(sec: dict[str, str], tag: str) -> dict[str, Any]:
     hw = [c["cpuinfo_max_freq"] for c in cpus.values() if c.get("cpuinfo_max_freq")]
     st["cpuinfo_max_khz"] = max(hw) if hw else UNAVAILABLE
     if mx and hw:
-        st["capped_cpus"] = sorted(n for n, c in cpus.items() if c.get("scaling_max_freq") and
-                                   c.get("cpuinfo_max_freq") and c["scaling_max_freq"] < c["cpuinfo_max_freq"])
+        st["capped_cpus"] = sorted(
+            n
+            for n, c in cpus.items()
+            if c.get("scaling_max_freq")
+            and c.get("cpuinfo_max_freq")
+            and c["scaling_max_freq"] < c["cpuinfo_max_freq"]
+        )
     else:
         st["capped_cpus"] = UNAVAILABLE
     if errors:
@@ -516,12 +658,16 @@ def parse_state(sec: dict[str, str], tag: str) -> dict[str, Any]:
     m = re.search(r"^Thermal Status:\s*(\d+)", part("thermal"), flags=re.M)
     st["thermal_status"] = int(m[1]) if m else UNAVAILABLE
     bat = part("battery")
-    for key, pat, conv in (("battery_level", r"^\s*level:\s*(\d+)", int),
-                           ("battery_temp_c", r"^\s*temperature:\s*(-?\d+)", lambda v: int(v) / 10)):
+    for key, pat, conv in (
+        ("battery_level", r"^\s*level:\s*(\d+)", int),
+        ("battery_temp_c", r"^\s*temperature:\s*(-?\d+)", lambda v: int(v) / 10),
+    ):
         m = re.search(pat, bat, flags=re.M)
         st[key] = conv(m[1]) if m else UNAVAILABLE
     powered = re.findall(r"^\s*(AC|USB|Wireless|Dock) powered:\s*(true|false)", bat, flags=re.M)
-    st["charging"] = (",".join(k.lower() for k, v in powered if v == "true") or "no") if powered else UNAVAILABLE
+    st["charging"] = (
+        (",".join(k.lower() for k, v in powered if v == "true") or "no") if powered else UNAVAILABLE
+    )
     st["power_saver"] = {"0": False, "1": True}.get(part("saver").strip(), UNAVAILABLE)
     return st
 
@@ -536,15 +682,31 @@ def _combine(results: list[BenchmarkResult], warmup_s: float) -> Measurement:
     total = float(counts.sum())
     mean = float((means * counts).sum() / total) if total else float(means.mean())
     # pooled std of single runs: within-invocation variance plus the spread of the means
-    var = sum(((s.std / 1e3) ** 2 + (m - mean) ** 2) * s.count for s, m in zip(stats, means)) / total if total else 0.0
-    extra = {"source": "benchmark_model", "output_form": results[0].form, "stat": "median_of_means",
-             "invocations": len(results), "runs_per_invocation": int(counts.max()) if len(counts) else 0,
-             "warmup_s": warmup_s, "min_ms": min(s.min for s in stats) / 1e3 if stats else med,
-             "means_ms": [round(float(x), 5) for x in means]}
-    return Measurement(median_ms=med, p10_ms=float(np.percentile(means, 10)),
-                       p90_ms=float(np.percentile(means, 90)), std_ms=math.sqrt(var), mean_ms=mean,
-                       runs=int(total), ci_rel=max(med - lo, hi - med) / med if med > 0 else math.inf,
-                       extra=extra)
+    var = (
+        sum(((s.std / 1e3) ** 2 + (m - mean) ** 2) * s.count for s, m in zip(stats, means)) / total
+        if total
+        else 0.0
+    )
+    extra = {
+        "source": "benchmark_model",
+        "output_form": results[0].form,
+        "stat": "median_of_means",
+        "invocations": len(results),
+        "runs_per_invocation": int(counts.max()) if len(counts) else 0,
+        "warmup_s": warmup_s,
+        "min_ms": min(s.min for s in stats) / 1e3 if stats else med,
+        "means_ms": [round(float(x), 5) for x in means],
+    }
+    return Measurement(
+        median_ms=med,
+        p10_ms=float(np.percentile(means, 10)),
+        p90_ms=float(np.percentile(means, 90)),
+        std_ms=math.sqrt(var),
+        mean_ms=mean,
+        runs=int(total),
+        ci_rel=max(med - lo, hi - med) / med if med > 0 else math.inf,
+        extra=extra,
+    )
 
 
 def _delegation(results: list[BenchmarkResult]) -> dict[str, Any]:
@@ -555,8 +717,12 @@ def _delegation(results: list[BenchmarkResult]) -> dict[str, Any]:
     if not r.delegations:
         return {}
     d = r.delegations[-1]
-    out: dict[str, Any] = {"delegate": d.name, "delegate_nodes": d.nodes, "graph_nodes": d.total
-                           if d.total is not None else UNAVAILABLE, "partitions": d.partitions}
+    out: dict[str, Any] = {
+        "delegate": d.name,
+        "delegate_nodes": d.nodes,
+        "graph_nodes": d.total if d.total is not None else UNAVAILABLE,
+        "partitions": d.partitions,
+    }
     if d.fraction is not None:
         out["fraction"] = round(d.fraction, 4)
     return out
@@ -573,14 +739,20 @@ def _milli(v: str | None) -> float | None:
 
 # ---- opening
 
+
 def make_transport(profile: DeviceProfile) -> Transport:
     """The transport for a profile under the route policy of adb_transport.route_for."""
     o = profile.options
     kind = str(o.get("transport", "auto"))
     if kind not in ("auto", "tcp", "usb", "server"):
-        raise InputError(f"transport must be auto|tcp|usb|server, got {kind!r}", f"{profile.name}: options.transport")
-    timeouts = {"connect_timeout_s": float(o.get("connect_timeout_s", 10)),
-                "auth_timeout_s": float(o.get("auth_timeout_s", 30))}
+        raise InputError(
+            f"transport must be auto|tcp|usb|server, got {kind!r}",
+            f"{profile.name}: options.transport",
+        )
+    timeouts = {
+        "connect_timeout_s": float(o.get("connect_timeout_s", 10)),
+        "auth_timeout_s": float(o.get("auth_timeout_s", 30)),
+    }
     if kind == "tcp" and not o.get("host"):
         raise InputError("transport tcp needs options.host", f"{profile.name}: options.host")
     try:
@@ -588,8 +760,9 @@ def make_transport(profile: DeviceProfile) -> Transport:
     except UsbBusy as exc:
         raise InputError(str(exc), f"{profile.name}: options.transport") from None
     if route == "tcp":
-        return AdbShellTransport(host=str(o["host"]), port=int(o.get("port", 5555)), key_path=o.get("adbkey"),
-                                 **timeouts)
+        return AdbShellTransport(
+            host=str(o["host"]), port=int(o.get("port", 5555)), key_path=o.get("adbkey"), **timeouts
+        )
     if route == "server":
         return AdbServerTransport(serial=o.get("serial"))
     return AdbShellTransport(serial=o.get("serial"), key_path=o.get("adbkey"), **timeouts)
@@ -599,8 +772,11 @@ def open_adb_device(profile: DeviceProfile) -> AdbDevice:
     """An AdbDevice for a phone (kind adb): its benchmark_model binary, over its transport."""
     o = profile.options
     if not o.get("benchmark_model"):
-        raise InputError("options.benchmark_model must point at the Android benchmark_model binary "
-                         "(see docs/phones.md)", f"{profile.name}")
+        raise InputError(
+            "options.benchmark_model must point at the Android benchmark_model binary "
+            "(see docs/phones.md)",
+            f"{profile.name}",
+        )
     binary = Path(str(o["benchmark_model"])).expanduser()
     if not binary.is_file():
         raise InputError(f"{binary} does not exist", f"{profile.name}: options.benchmark_model")
@@ -636,9 +812,13 @@ def open_emulated_device(profile: DeviceProfile) -> AdbDevice:
     stub = sandbox / "benchmark_model.standin"
     stub.parent.mkdir(parents=True, exist_ok=True)
     stub.write_bytes(standin_script())
-    t = AdbShellTransport(host=host, port=port_i, key_path=o.get("adbkey"),
-                          connect_timeout_s=float(o.get("connect_timeout_s", 10)),
-                          auth_timeout_s=float(o.get("auth_timeout_s", 10)))
+    t = AdbShellTransport(
+        host=host,
+        port=port_i,
+        key_path=o.get("adbkey"),
+        connect_timeout_s=float(o.get("connect_timeout_s", 10)),
+        auth_timeout_s=float(o.get("auth_timeout_s", 10)),
+    )
     try:
         return AdbDevice(profile, t, stub, on_close=stop)
     except BaseException:

@@ -57,21 +57,25 @@ class PairingNeeded(TransportError):
 
 USB_BUSY_HELP = (
     "the phone's USB interface is busy: a running `adb` server holds it. Either stop the server "
-    "(`adb kill-server`) and retry, or set `transport = \"server\"` in the device profile's "
-    "[options] so latbench goes through that server instead.")
+    '(`adb kill-server`) and retry, or set `transport = "server"` in the device profile\'s '
+    "[options] so latbench goes through that server instead."
+)
 PAIRING_HELP = (
     "the phone asked for TLS: this is Android 11+ *wireless debugging*, which needs `adb pair` "
     "and Google's adb. Either pair and connect with adb (`adb pair IP:PAIR_PORT CODE`, then "
-    "`adb connect IP:PORT`) and set `transport = \"server\"` and `serial = \"IP:PORT\"` in the "
-    "profile's [options], or plug in USB once, run `adb tcpip 5555`, and set `host = \"IP\"` "
-    "(port 5555), which needs no pairing.")
+    '`adb connect IP:PORT`) and set `transport = "server"` and `serial = "IP:PORT"` in the '
+    'profile\'s [options], or plug in USB once, run `adb tcpip 5555`, and set `host = "IP"` '
+    "(port 5555), which needs no pairing."
+)
 LINK_HELP = (
     "no answer from the phone while connecting (Wi-Fi roamed or dropped, phone asleep, USB "
-    "re-enumerating, wrong address?)")
+    "re-enumerating, wrong address?)"
+)
 AUTH_HELP = (
     "the phone refused latbench's ADB key. Unlock the phone, accept the 'Allow USB debugging?' "
     "prompt (tick 'Always allow from this computer'), then retry; if no prompt appears, revoke "
-    "USB debugging authorizations in Developer options and reconnect the cable.")
+    "USB debugging authorizations in Developer options and reconnect the cable."
+)
 
 
 def sh_join(argv: list[str]) -> str:
@@ -136,7 +140,7 @@ def _split_rc(text: str) -> ShellResult:
     idx = text.rfind(RC_MARK)
     if idx < 0:
         return ShellResult(text, None)
-    tail = text[idx + len(RC_MARK):].strip().split()
+    tail = text[idx + len(RC_MARK) :].strip().split()
     rc = int(tail[0]) if tail and tail[0].lstrip("-").isdigit() else None
     return ShellResult(text[:idx], rc)
 
@@ -144,9 +148,16 @@ def _split_rc(text: str) -> ShellResult:
 class AdbShellTransport(Transport):
     """adb-shell's AdbDeviceTcp (host:port) or AdbDeviceUsb (serial), key from an adbkey file."""
 
-    def __init__(self, *, host: str | None = None, port: int = 5555, serial: str | None = None,
-                 key_path: str | Path | None = None, connect_timeout_s: float = 10.0,
-                 auth_timeout_s: float = 30.0):
+    def __init__(
+        self,
+        *,
+        host: str | None = None,
+        port: int = 5555,
+        serial: str | None = None,
+        key_path: str | Path | None = None,
+        connect_timeout_s: float = 10.0,
+        auth_timeout_s: float = 30.0,
+    ):
         self.host, self.port, self.serial = host, port, serial
         self.key_path = key_path
         self.connect_timeout_s = connect_timeout_s
@@ -166,20 +177,28 @@ class AdbShellTransport(Transport):
             if self.host:
                 from adb_shell.adb_device import AdbDevice
 
-                dev = AdbDevice(_eof_aware_tcp(self.host, self.port),
-                                default_transport_timeout_s=self.connect_timeout_s)
+                dev = AdbDevice(
+                    _eof_aware_tcp(self.host, self.port),
+                    default_transport_timeout_s=self.connect_timeout_s,
+                )
             else:
                 from adb_shell.adb_device import AdbDeviceUsb
 
-                dev = AdbDeviceUsb(serial=self.serial, default_transport_timeout_s=self.connect_timeout_s)
+                dev = AdbDeviceUsb(
+                    serial=self.serial, default_transport_timeout_s=self.connect_timeout_s
+                )
             self._asked = False
 
             def asked(_dev: object) -> None:
                 self._asked = True
 
-            dev.connect(rsa_keys=[signer], auth_timeout_s=self.auth_timeout_s,
-                        transport_timeout_s=self.connect_timeout_s, read_timeout_s=self.connect_timeout_s,
-                        auth_callback=asked)
+            dev.connect(
+                rsa_keys=[signer],
+                auth_timeout_s=self.auth_timeout_s,
+                transport_timeout_s=self.connect_timeout_s,
+                read_timeout_s=self.connect_timeout_s,
+                auth_callback=asked,
+            )
         except DeviceAuthError as exc:
             raise AuthRefused(f"{self.name}: {AUTH_HELP} ({exc})") from None
         except Exception as exc:  # noqa: BLE001 - adb-shell and libusb raise many kinds
@@ -191,18 +210,28 @@ class AdbShellTransport(Transport):
         if "Busy" in text or "BUSY" in text:
             return UsbBusy(f"{self.name}: {USB_BUSY_HELP} ({text})")
         if "Access" in exc.__class__.__name__ or "LIBUSB_ERROR_ACCESS" in text:
-            return TransportError(f"{self.name}: no permission to open the USB device ({text}); install "
-                                  "udev rules for Android (Debian: android-sdk-platform-tools-common) "
-                                  "and add yourself to the plugdev group, or use transport = \"server\"")
+            return TransportError(
+                f"{self.name}: no permission to open the USB device ({text}); install "
+                "udev rules for Android (Debian: android-sdk-platform-tools-common) "
+                'and add yourself to the plugdev group, or use transport = "server"'
+            )
         if "STLS" in text:
             return PairingNeeded(f"{self.name}: {PAIRING_HELP}")
-        if what == "connect" and self._asked and (_is_timeout(exc) or isinstance(exc, ConnectionError)):
-            return AuthRefused(f"{self.name}: our key was offered and the phone did not accept it within "
-                               f"{self.auth_timeout_s:g} s; {AUTH_HELP} ({text})")
+        if (
+            what == "connect"
+            and self._asked
+            and (_is_timeout(exc) or isinstance(exc, ConnectionError))
+        ):
+            return AuthRefused(
+                f"{self.name}: our key was offered and the phone did not accept it within "
+                f"{self.auth_timeout_s:g} s; {AUTH_HELP} ({text})"
+            )
         if what == "connect" and (_is_timeout(exc) or isinstance(exc, OSError)):
             return TransportError(f"{self.name}: {LINK_HELP} ({text})")
         if "UsbDeviceNotFound" in text:
-            return TransportError(f"{self.name}: no phone found on USB ({text}); is USB debugging on?")
+            return TransportError(
+                f"{self.name}: no phone found on USB ({text}); is USB debugging on?"
+            )
         return TransportError(f"{self.name}: {what} failed: {text}")
 
     def _need(self):
@@ -213,30 +242,46 @@ class AdbShellTransport(Transport):
     def shell(self, command: str, timeout_s: float) -> ShellResult:
         dev = self._need()
         try:
-            out = dev.shell(_with_rc(command), transport_timeout_s=timeout_s, read_timeout_s=timeout_s,
-                            timeout_s=timeout_s, decode=False)
+            out = dev.shell(
+                _with_rc(command),
+                transport_timeout_s=timeout_s,
+                read_timeout_s=timeout_s,
+                timeout_s=timeout_s,
+                decode=False,
+            )
         except Exception as exc:  # noqa: BLE001
             self.close()
             if _is_timeout(exc):
-                raise CommandTimeout(f"{self.name}: command did not finish within {timeout_s:g} s") from None
+                raise CommandTimeout(
+                    f"{self.name}: command did not finish within {timeout_s:g} s"
+                ) from None
             raise self._classify(exc, "shell") from None
         return _split_rc(out.decode("utf-8", "replace"))
 
     def push(self, local: Path, remote: str, mode: int, timeout_s: float) -> None:
         dev = self._need()
         try:
-            dev.push(str(local), remote, st_mode=stat.S_IFREG | mode, transport_timeout_s=min(timeout_s, 10.0),
-                     read_timeout_s=timeout_s)
+            dev.push(
+                str(local),
+                remote,
+                st_mode=stat.S_IFREG | mode,
+                transport_timeout_s=min(timeout_s, 10.0),
+                read_timeout_s=timeout_s,
+            )
         except Exception as exc:  # noqa: BLE001
             self.close()
             if exc.__class__.__name__ in ("PushFailedError", "AdbCommandFailureException"):
-                raise PushRefused(f"{self.name}: the phone refused the push to {remote}: {exc}") from None
+                raise PushRefused(
+                    f"{self.name}: the phone refused the push to {remote}: {exc}"
+                ) from None
             raise self._classify(exc, f"push of {local.name}") from None
 
     def remote_size(self, remote: str, timeout_s: float) -> int | None:
         dev = self._need()
         try:
-            mode, size, _ = dev.stat(remote, transport_timeout_s=min(timeout_s, 10.0), read_timeout_s=timeout_s)
+            mode, size, _ = dev.stat(
+                remote, transport_timeout_s=min(timeout_s, 10.0), read_timeout_s=timeout_s
+            )
         except Exception as exc:  # noqa: BLE001
             self.close()
             raise self._classify(exc, "stat") from None
@@ -257,8 +302,12 @@ def _is_timeout(exc: Exception) -> bool:
     UsbWriteFailedError."""
     name = exc.__class__.__name__
     text = str(exc)
-    return ("Timeout" in name or isinstance(exc, TimeoutError) or "LIBUSB_ERROR_TIMEOUT" in text
-            or "timed out" in text.lower())
+    return (
+        "Timeout" in name
+        or isinstance(exc, TimeoutError)
+        or "LIBUSB_ERROR_TIMEOUT" in text
+        or "timed out" in text.lower()
+    )
 
 
 def _eof_aware_tcp(host: str, port: int):
@@ -302,7 +351,9 @@ class AdbServerTransport(Transport):
         try:
             return subprocess.run(cmd, capture_output=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            raise CommandTimeout(f"{self.name}: `adb {args[0]}` did not finish within {timeout_s:g} s") from None
+            raise CommandTimeout(
+                f"{self.name}: `adb {args[0]}` did not finish within {timeout_s:g} s"
+            ) from None
 
     def connect(self) -> None:
         r = self._run(["get-state"], 15.0)
@@ -365,8 +416,10 @@ def route_for(transport: str, has_host: bool) -> str:
         return "server"
     running = adb_server_running()
     if transport == "usb" and running:
-        raise UsbBusy(f"usb: {USB_BUSY_HELP} (an adb server listens on port {server_port()}; "
-                      "`transport = \"auto\"` uses it)")
+        raise UsbBusy(
+            f"usb: {USB_BUSY_HELP} (an adb server listens on port {server_port()}; "
+            '`transport = "auto"` uses it)'
+        )
     return "server" if running else "usb"
 
 

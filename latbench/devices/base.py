@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from latbench.errors import LatbenchError
 from latbench.devices.measure import Measurement, Protocol
+from latbench.errors import LatbenchError
 
 
 class ModelRunError(LatbenchError):
@@ -25,8 +25,10 @@ class ModelRunError(LatbenchError):
 class DeviceLost(LatbenchError):
     """The device went away (crash loop, unplugged phone, dropped link): stop, resume later."""
 
-    hint = ("what was measured is kept; reconnect the device (latbench devices) and run the "
-            "same command again to resume (a search: latbench search --resume DIR)")
+    hint = (
+        "what was measured is kept; reconnect the device (latbench devices) and run the "
+        "same command again to resume (a search: latbench search --resume DIR)"
+    )
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,13 @@ from latbench.devices.measure import Measurement
 _PREFIX = re.compile(
     r"^\s*(?:(?:INFO|WARN|WARNING|ERROR|VERBOSE):\s*"  # TFLITE_LOG in newer releases
     r"|[IWEF]\d{4}\s+\S+\s+\d+\s+\S+\]\s*"  # glog
-    r"|\d\d-\d\d\s+[\d:.]+\s+\d+\s+\d+\s+[VDIWEF]\s+\S+\s*:\s*)")  # logcat (Android app)
+    r"|\d\d-\d\d\s+[\d:.]+\s+\d+\s+\d+\s+[VDIWEF]\s+\S+\s*:\s*)"
+)  # logcat (Android app)
 _NUM = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _CURRENT = re.compile(
     rf"Inference timings in us:\s*Init:\s*(?P<init>{_NUM}),\s*First inference:\s*(?P<first>{_NUM}),"
-    rf"\s*Warmup \(avg\):\s*(?P<warmup>{_NUM}),\s*Inference \(avg\):\s*(?P<avg>{_NUM})")
+    rf"\s*Warmup \(avg\):\s*(?P<warmup>{_NUM}),\s*Inference \(avg\):\s*(?P<avg>{_NUM})"
+)
 _LEGACY = re.compile(r"Average inference timings in us:(?P<body>.*)")
 _LEGACY_FIELD = re.compile(rf"(?P<name>[A-Za-z][A-Za-z ()]*?):\s*(?P<val>{_NUM})")
 _STATS = re.compile(r"^count=\d+")
@@ -47,9 +49,13 @@ _KV = re.compile(rf"(?P<k>[A-Za-z][A-Za-z0-9_]*)=(?P<v>{_NUM})")
 _BANNER = re.compile(r"^=+\s*(?P<title>.*?)\s*=+$")
 _RUNNING = re.compile(r"Running benchmark for at least (?P<n>\d+) iterations")
 _PCTL = re.compile(r"^p(?P<q>\d{1,2}(?:\.\d+)?)$")
-_REPLACING = re.compile(r"Replacing (?P<n>\d+)(?: out of (?P<m>\d+))? node\(s\) with delegate \((?P<name>[^)]*)\)"
-                        r"(?: node)?, yielding (?P<p>\d+) partitions")
-_NOT_DELEGATED = re.compile(r"delegate is explicitly applied, the model graph will not be executed", re.I)
+_REPLACING = re.compile(
+    r"Replacing (?P<n>\d+)(?: out of (?P<m>\d+))? node\(s\) with delegate \((?P<name>[^)]*)\)"
+    r"(?: node)?, yielding (?P<p>\d+) partitions"
+)
+_NOT_DELEGATED = re.compile(
+    r"delegate is explicitly applied, the model graph will not be executed", re.I
+)
 
 
 class BenchmarkOutputError(ValueError):
@@ -88,7 +94,9 @@ class RunStats:
         missing = [k for k in ("min", "max", "avg", "std") if k not in kv]
         if missing:
             raise BenchmarkOutputError(f"stats line lacks {missing}: {line.strip()!r}")
-        return cls(count, kv.get("first"), kv.get("curr"), kv["min"], kv["max"], kv["avg"], kv["std"], pct)
+        return cls(
+            count, kv.get("first"), kv.get("curr"), kv["min"], kv["max"], kv["avg"], kv["std"], pct
+        )
 
 
 @dataclass(frozen=True)
@@ -138,7 +146,9 @@ class BenchmarkResult:
     def table(self, title: str, section: str | None = None) -> OpTable | None:
         """The first op table whose banner title contains `title`."""
         for t in self.op_tables:
-            if title.lower() in t.title.lower() and (section is None or section.lower() in t.section.lower()):
+            if title.lower() in t.title.lower() and (
+                section is None or section.lower() in t.section.lower()
+            ):
                 return t
         return None
 
@@ -161,9 +171,13 @@ class BenchmarkResult:
         p90 = pct.get(90.0, min(s.max, avg + 1.2816 * s.std))
         ci = 1.96 * s.std / math.sqrt(s.count) / avg if avg > 0 else math.inf
         extra: dict[str, Any] = {
-            "source": "benchmark_model", "output_form": self.form,
-            "init_ms": round(self.init_us / 1e3, 4), "min_ms": s.min / 1e3, "max_ms": s.max / 1e3,
-            "spread": spread, "median_from": "p50" if 50.0 in pct else "mean",
+            "source": "benchmark_model",
+            "output_form": self.form,
+            "init_ms": round(self.init_us / 1e3, 4),
+            "min_ms": s.min / 1e3,
+            "max_ms": s.max / 1e3,
+            "spread": spread,
+            "median_from": "p50" if 50.0 in pct else "mean",
         }
         if self.first_us is not None:
             extra["first_ms"] = self.first_us / 1e3
@@ -171,10 +185,18 @@ class BenchmarkResult:
             extra["warmup_avg_ms"] = self.warmup_avg_us / 1e3
         for d in self.delegations:
             extra.setdefault("delegates", []).append(
-                {"name": d.name, "nodes": d.nodes, "total": d.total, "partitions": d.partitions})
-        return Measurement(median_ms=median / 1e3, p10_ms=p10 / 1e3, p90_ms=p90 / 1e3,
-                           std_ms=s.std / 1e3, mean_ms=avg / 1e3, runs=s.count, ci_rel=ci,
-                           extra=extra)
+                {"name": d.name, "nodes": d.nodes, "total": d.total, "partitions": d.partitions}
+            )
+        return Measurement(
+            median_ms=median / 1e3,
+            p10_ms=p10 / 1e3,
+            p90_ms=p90 / 1e3,
+            std_ms=s.std / 1e3,
+            mean_ms=avg / 1e3,
+            runs=s.count,
+            ci_rel=ci,
+            extra=extra,
+        )
 
 
 def _to_float(v: str) -> float:
@@ -206,13 +228,22 @@ def _parse_tables(lines: list[str]) -> tuple[OpTable, ...]:
             j = i + 2
             while j < len(lines):
                 raw = lines[j]
-                if not raw.strip() or _BANNER.match(raw.strip()) or "\t" not in raw and "  " not in raw.strip():
+                if (
+                    not raw.strip()
+                    or _BANNER.match(raw.strip())
+                    or "\t" not in raw
+                    and "  " not in raw.strip()
+                ):
                     break
-                cells = [c.strip() for c in re.split(r"\t+", raw.strip())] if "\t" in raw else raw.split()
+                cells = (
+                    [c.strip() for c in re.split(r"\t+", raw.strip())]
+                    if "\t" in raw
+                    else raw.split()
+                )
                 if len(cells) < len(cols):
                     break
                 if len(cells) > len(cols):  # a name with spaces: glue the tail back together
-                    cells = cells[: len(cols) - 1] + [" ".join(cells[len(cols) - 1:])]
+                    cells = cells[: len(cols) - 1] + [" ".join(cells[len(cols) - 1 :])]
                 rows.append(dict(zip(cols, cells)))
                 j += 1
             tables.append(OpTable(m["title"], section, cols, tuple(rows)))
@@ -238,7 +269,9 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
         s = ln.strip()
         m = _REPLACING.search(s)
         if m:
-            delegations.append(Delegation(m["name"], int(m["n"]), int(m["m"]) if m["m"] else None, int(m["p"])))
+            delegations.append(
+                Delegation(m["name"], int(m["n"]), int(m["m"]) if m["m"] else None, int(m["p"]))
+            )
             continue
         if _NOT_DELEGATED.search(s):
             not_delegated = True
@@ -256,11 +289,17 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
             continue
         m = _LEGACY.search(s)
         if m and summary is None:
-            f = {x["name"].strip().lower(): float(x["val"]) for x in _LEGACY_FIELD.finditer(m["body"])}
+            f = {
+                x["name"].strip().lower(): float(x["val"])
+                for x in _LEGACY_FIELD.finditer(m["body"])
+            }
             avg = f.get("inference", f.get("no stats"))
             if avg is None or "init" not in f:
                 raise BenchmarkOutputError(f"cannot read the legacy summary line: {s!r}")
-            summary, form = {"init": f["init"], "first": None, "warmup": f.get("warmup"), "avg": avg}, "legacy"
+            summary, form = (
+                {"init": f["init"], "first": None, "warmup": f.get("warmup"), "avg": avg},
+                "legacy",
+            )
             continue
         if s.startswith("The input model file size (MB):"):
             model_size = _to_float(s.split(":", 1)[1])
@@ -268,15 +307,30 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
         tail = " | ".join(x.strip() for x in lines if x.strip())[-300:]
         raise BenchmarkOutputError(
             "no 'Inference timings in us' or 'Average inference timings in us' line found; "
-            f"the tool failed or its output is not benchmark_model's. Output tail: {tail!r}")
+            f"the tool failed or its output is not benchmark_model's. Output tail: {tail!r}"
+        )
     # The timed phase is the last stats line before the summary; warm-up the one before it.
     warm = stats[-2][1] if len(stats) >= 2 else None
     inf = stats[-1][1] if stats else None
-    if inf is not None and inf.count and summary["avg"] and abs(inf.avg - summary["avg"]) > 0.01 * summary["avg"] + 1:
+    if (
+        inf is not None
+        and inf.count
+        and summary["avg"]
+        and abs(inf.avg - summary["avg"]) > 0.01 * summary["avg"] + 1
+    ):
         raise BenchmarkOutputError(
-            f"stats line avg={inf.avg} disagrees with the summary's {summary['avg']}: mixed or corrupt output")
+            f"stats line avg={inf.avg} disagrees with the summary's {summary['avg']}: mixed or corrupt output"
+        )
     return BenchmarkResult(
-        init_us=summary["init"], first_us=summary["first"], warmup_avg_us=summary["warmup"],
-        inference_avg_us=summary["avg"], warmup=warm, inference=inf, form=form,
-        op_tables=_parse_tables(lines), model_size_mb=model_size, delegations=tuple(delegations),
-        not_delegated=not_delegated)
+        init_us=summary["init"],
+        first_us=summary["first"],
+        warmup_avg_us=summary["warmup"],
+        inference_avg_us=summary["avg"],
+        warmup=warm,
+        inference=inf,
+        form=form,
+        op_tables=_parse_tables(lines),
+        model_size_mb=model_size,
+        delegations=tuple(delegations),
+        not_delegated=not_delegated,
+    )

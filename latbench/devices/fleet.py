@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 from typing import Generic, Iterable, Iterator, Sequence, TypeVar
 
-from latbench.errors import InputError
 from latbench.devices.base import Device
+from latbench.errors import InputError
 
 T = TypeVar("T")
 IGNORED = ("device",)  # the profile name differs between two identical phones; nothing else may
@@ -27,9 +27,12 @@ def split_fingerprint(devices: Sequence[Device]) -> dict[str, str]:
         diff = sorted(k for k in set(base) | set(fp) if base.get(k) != fp.get(k))
         if diff:
             k = diff[0]
-            raise InputError(f"{devices[0].profile.name} and {d.profile.name} differ in {k} "
-                             f"({base.get(k)!r} vs {fp.get(k)!r}); --split needs identical phones "
-                             "and settings", "--split")
+            raise InputError(
+                f"{devices[0].profile.name} and {d.profile.name} differ in {k} "
+                f"({base.get(k)!r} vs {fp.get(k)!r}); --split needs identical phones "
+                "and settings",
+                "--split",
+            )
     return base
 
 

@@ -12,10 +12,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from latbench.devices.measure import Measurement
 from latbench.devices.base import Device, DeviceLost, DeviceProfile, ModelRunError
 from latbench.devices.host_worker import resolve_clock
 from latbench.devices.litert import interpreter_class
+from latbench.devices.measure import Measurement
 
 
 def _cpu_model() -> str:
@@ -54,8 +54,11 @@ class HostDevice(Device):
         if missing:
             from latbench.errors import InputError
 
-            raise InputError(f"profile {profile.name} pins CPUs {missing}, but this machine "
-                             f"offers {sorted(usable)}", "cpus")
+            raise InputError(
+                f"profile {profile.name} pins CPUs {missing}, but this machine "
+                f"offers {sorted(usable)}",
+                "cpus",
+            )
 
     def fingerprint(self) -> dict[str, str]:
         _, runtime, version = interpreter_class()
@@ -75,9 +78,11 @@ class HostDevice(Device):
     def health(self) -> dict[str, Any]:
         c = self.profile.cpus[0] if self.profile.cpus else 0
         base = f"/sys/devices/system/cpu/cpu{c}/cpufreq"
-        h = {"governor": _read(f"{base}/scaling_governor"),
-             "cur_freq_khz": _read(f"{base}/scaling_cur_freq"),
-             "loadavg": _read("/proc/loadavg")}
+        h = {
+            "governor": _read(f"{base}/scaling_governor"),
+            "cur_freq_khz": _read(f"{base}/scaling_cur_freq"),
+            "loadavg": _read("/proc/loadavg"),
+        }
         return {k: v for k, v in h.items() if v is not None}
 
     def _worker(self) -> subprocess.Popen:
@@ -85,15 +90,22 @@ class HostDevice(Device):
             env = dict(os.environ, LATBENCH_CPUS=",".join(map(str, self.profile.cpus)))
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "latbench.devices.host_worker"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                text=True, env=env, bufsize=1,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env=env,
+                bufsize=1,
             )
         return self._proc
 
     def measure(self, model: Path) -> Measurement:
         proc = self._worker()
-        req = {"model": str(Path(model).resolve()), "threads": self.profile.threads,
-               "protocol": asdict(self.profile.protocol)}
+        req = {
+            "model": str(Path(model).resolve()),
+            "threads": self.profile.threads,
+            "protocol": asdict(self.profile.protocol),
+        }
         try:
             proc.stdin.write(json.dumps(req) + "\n")
             proc.stdin.flush()

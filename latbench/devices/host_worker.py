@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from latbench.devices.measure import Protocol, run_protocol
 from latbench.devices.litert import interpreter_class
+from latbench.devices.measure import Protocol, run_protocol
 
 
 def _fill_inputs(interp, rng: np.random.Generator) -> None:
@@ -67,9 +67,13 @@ def time_model(path: str, threads: int, protocol: Protocol) -> dict:
 
     m = run_protocol(once, protocol)
     d = m.to_dict()
-    timed = walls[-m.runs:]
-    d["extra"] = {**d["extra"], "init_ms": round(init_ms, 3), "clock": clock,
-                  "wall_median_ms": round(float(np.median(timed)), 6)}
+    timed = walls[-m.runs :]
+    d["extra"] = {
+        **d["extra"],
+        "init_ms": round(init_ms, 3),
+        "clock": clock,
+        "wall_median_ms": round(float(np.median(timed)), 6),
+    }
     return d
 
 
@@ -83,8 +87,12 @@ def main() -> None:
             continue
         req = json.loads(line)
         try:
-            res = {"ok": True, "measurement": time_model(
-                req["model"], int(req["threads"]), Protocol(**req["protocol"]))}
+            res = {
+                "ok": True,
+                "measurement": time_model(
+                    req["model"], int(req["threads"]), Protocol(**req["protocol"])
+                ),
+            }
         except Exception as exc:  # reported to the parent, which records it as failed
             res = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         out.write(json.dumps(res) + "\n")

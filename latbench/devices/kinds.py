@@ -33,17 +33,29 @@ class DeviceKind:
 
 
 KINDS: dict[str, DeviceKind] = {
-    "host": DeviceKind("host", "this machine's CPU through the LiteRT interpreter",
-                       ("latbench.devices.host", "HostDevice"),
-                       times_on_this_cpu=True, needs_transport=False),
-    "adb": DeviceKind("adb", "an Android phone over ADB, timed by the stock benchmark_model",
-                      ("latbench.devices.adb", "open_adb_device"),
-                      times_on_this_cpu=False, needs_transport=True),
-    "emulated": DeviceKind("emulated", "the stand-in phone: a loopback ADB server whose "
-                           "benchmark_model times on this machine's CPU",
-                           ("latbench.devices.adb", "open_emulated_device"),
-                           times_on_this_cpu=True, needs_transport=True,
-                           reports_product="emulated"),
+    "host": DeviceKind(
+        "host",
+        "this machine's CPU through the LiteRT interpreter",
+        ("latbench.devices.host", "HostDevice"),
+        times_on_this_cpu=True,
+        needs_transport=False,
+    ),
+    "adb": DeviceKind(
+        "adb",
+        "an Android phone over ADB, timed by the stock benchmark_model",
+        ("latbench.devices.adb", "open_adb_device"),
+        times_on_this_cpu=False,
+        needs_transport=True,
+    ),
+    "emulated": DeviceKind(
+        "emulated",
+        "the stand-in phone: a loopback ADB server whose "
+        "benchmark_model times on this machine's CPU",
+        ("latbench.devices.adb", "open_emulated_device"),
+        times_on_this_cpu=True,
+        needs_transport=True,
+        reports_product="emulated",
+    ),
 }
 
 

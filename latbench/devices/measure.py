@@ -36,7 +36,9 @@ class Protocol:
         if unknown:
             from latbench.errors import InputError
 
-            raise InputError(f"unknown field(s) {sorted(unknown)}; known: {sorted(known)}", "protocol")
+            raise InputError(
+                f"unknown field(s) {sorted(unknown)}; known: {sorted(known)}", "protocol"
+            )
         return cls(**d)
 
 
@@ -89,8 +91,9 @@ def summarize(samples_ms: Sequence[float], extra: dict[str, Any] | None = None) 
     )
 
 
-def run_protocol(time_once: Callable[[], float], protocol: Protocol,
-                 clock: Callable[[], float] = time.monotonic) -> Measurement:
+def run_protocol(
+    time_once: Callable[[], float], protocol: Protocol, clock: Callable[[], float] = time.monotonic
+) -> Measurement:
     """Warm up, then time in batches until the median's CI is tight or a cap hits.
 
     `time_once` runs the model once and returns its latency in ms.

@@ -6,10 +6,10 @@ import os
 import tomllib
 from pathlib import Path
 
-from latbench.errors import InputError
-from latbench.devices.measure import Protocol
 from latbench.devices.base import DeviceProfile
 from latbench.devices.kinds import device_kind
+from latbench.devices.measure import Protocol
+from latbench.errors import InputError
 
 _FIELDS = {"name", "kind", "description", "threads", "cpus", "delegate", "protocol", "options"}
 DELEGATES = ("cpu", "xnnpack", "gpu", "nnapi")
@@ -60,12 +60,19 @@ def parse_profile(data: dict, source: str = "") -> DeviceProfile:
         raise InputError(f"cpus must be a list of CPU numbers, got {cpus!r}", f"{where}: cpus")
     delegate = data.get("delegate", "cpu")
     if delegate not in DELEGATES:
-        raise InputError(f"delegate must be one of {DELEGATES}, got {delegate!r}", f"{where}: delegate")
+        raise InputError(
+            f"delegate must be one of {DELEGATES}, got {delegate!r}", f"{where}: delegate"
+        )
     return DeviceProfile(
-        name=data["name"], kind=data["kind"], description=data.get("description", ""),
-        threads=threads, cpus=tuple(cpus), delegate=delegate,
+        name=data["name"],
+        kind=data["kind"],
+        description=data.get("description", ""),
+        threads=threads,
+        cpus=tuple(cpus),
+        delegate=delegate,
         protocol=Protocol.from_dict(data.get("protocol", {})),
-        options=dict(data.get("options", {})), source=source,
+        options=dict(data.get("options", {})),
+        source=source,
     )
 
 
@@ -78,7 +85,9 @@ def load_profile(name_or_path: str) -> DeviceProfile:
         profiles = known_profiles()
         if name_or_path not in profiles:
             known = ", ".join(sorted(profiles)) or "(none found)"
-            raise InputError(f"unknown device {name_or_path!r}; known profiles: {known}", "--device")
+            raise InputError(
+                f"unknown device {name_or_path!r}; known profiles: {known}", "--device"
+            )
         path = profiles[name_or_path]
     try:
         data = tomllib.loads(path.read_text())

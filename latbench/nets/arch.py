@@ -108,7 +108,9 @@ class LayerSpec:
             return self.in_hw**2 * self.cin
         if self.op == "fc":
             return self.cin * self.cout
-        se_macs = 2 * self.se * (self.mid if self.op in BOTTLENECK_OPS else self.cout) if self.se else 0
+        se_macs = (
+            2 * self.se * (self.mid if self.op in BOTTLENECK_OPS else self.cout) if self.se else 0
+        )
         if self.op == "conv":
             return o2 * k2 * self.cin * self.cout + se_macs
         g = self.groups
@@ -208,8 +210,17 @@ class Arch:
         stem_c = self.filters(self.stem.filters)
         out_hw = _out_hw(hw, self.stem.stride)
         specs = [
-            LayerSpec("conv", hw, self.channels, out_hw, stem_c, self.stem.kernel,
-                      self.stem.stride, act=self.stem.act or self.act, precision=precision)
+            LayerSpec(
+                "conv",
+                hw,
+                self.channels,
+                out_hw,
+                stem_c,
+                self.stem.kernel,
+                self.stem.stride,
+                act=self.stem.act or self.act,
+                precision=precision,
+            )
         ]
         hw, c = out_hw, stem_c
         for b in self.blocks:
@@ -220,21 +231,41 @@ class Arch:
                 o_hw = _out_hw(hw, stride)
                 if b.op == "skip":
                     if stride != 1 or c != cout:  # else the identity: no layer to time
-                        specs.append(LayerSpec("conv", hw, c, o_hw, cout, 1, stride, act=act,
-                                               precision=precision))
+                        specs.append(
+                            LayerSpec(
+                                "conv", hw, c, o_hw, cout, 1, stride, act=act, precision=precision
+                            )
+                        )
                     hw, c = o_hw, cout
                     continue
                 expand = 1.0 if b.op == "conv" else float(b.expand)
                 spec = LayerSpec(
-                    b.op, hw, c, o_hw, cout, b.kernel, stride, expand,
-                    se=0, se_gate=self.se_gate,
+                    b.op,
+                    hw,
+                    c,
+                    o_hw,
+                    cout,
+                    b.kernel,
+                    stride,
+                    expand,
+                    se=0,
+                    se_gate=self.se_gate,
                     skip=b.skip and stride == 1 and c == cout,
-                    act=act, precision=precision, groups=b.groups,
+                    act=act,
+                    precision=precision,
+                    groups=b.groups,
                 )
                 if b.se_ratio:
-                    base = c if self.se_base == "in" else (spec.mid if b.op in BOTTLENECK_OPS else cout)
-                    se = (max(1, int(base * b.se_ratio)) if self.se_base == "in"
-                          else make_divisible(base * b.se_ratio, 8))
+                    base = (
+                        c
+                        if self.se_base == "in"
+                        else (spec.mid if b.op in BOTTLENECK_OPS else cout)
+                    )
+                    se = (
+                        max(1, int(base * b.se_ratio))
+                        if self.se_base == "in"
+                        else make_divisible(base * b.se_ratio, 8)
+                    )
                     spec = replace(spec, se=se)
                 else:
                     spec = replace(spec, se_gate="sigmoid")
@@ -314,8 +345,9 @@ def parse_block_string(s: str, where: str = "block") -> Block:
             raise InputError(f"cannot read token {p!r} in {s!r}", where)
         name, val = m.groups()
         if name not in ("r", "k", "s", "e", "i", "o", "se", "g"):
-            raise InputError(f"unknown token {p!r} in {s!r} (known: r k s e i o se g noskip a)",
-                             where)
+            raise InputError(
+                f"unknown token {p!r} in {s!r} (known: r k s e i o se g noskip a)", where
+            )
         if name in vals:
             raise InputError(f"token {name!r} given twice in {s!r}", where)
         vals[name] = val
@@ -349,8 +381,10 @@ def parse_block_string(s: str, where: str = "block") -> Block:
 
 def format_block_string(b: Block) -> str:
     prefix = _PREFIX_OF.get(b.op, "")
-    s = (f"{prefix}r{b.repeats}_k{b.kernel}_s{b.stride}{b.stride}_e{_fmt_num(b.expand)}"
-         f"_i{b.in_filters}_o{b.out_filters}")
+    s = (
+        f"{prefix}r{b.repeats}_k{b.kernel}_s{b.stride}{b.stride}_e{_fmt_num(b.expand)}"
+        f"_i{b.in_filters}_o{b.out_filters}"
+    )
     if b.se_ratio:
         s += f"_se{_fmt_num(b.se_ratio)}"
     if not b.skip:
@@ -387,8 +421,11 @@ def _check_block(b: Block, where: str) -> None:
     if b.groups != 1 and b.op != "fbconv":
         bad("groups", b.groups, "grouped 1x1 convs exist only in fbconv blocks")
     if b.op == "fbconv" and (b.in_filters % b.groups or b.out_filters % b.groups):
-        bad("groups", b.groups, f"must divide in_filters and out_filters "
-            f"({b.in_filters}, {b.out_filters})")
+        bad(
+            "groups",
+            b.groups,
+            f"must divide in_filters and out_filters ({b.in_filters}, {b.out_filters})",
+        )
     if b.op == "skip" and (b.kernel != 1 or b.expand != 1 or b.se_ratio):
         bad("op", b.op, "a skip block has kernel 1, no expansion and no SE")
 
@@ -397,18 +434,42 @@ def _check_block(b: Block, where: str) -> None:
 # arch.json
 # ---------------------------------------------------------------------------
 
-_ARCH_FIELDS = {"name", "resolution", "width", "act", "se_gate", "se_base", "stem", "blocks",
-                "head", "classes", "channels", "dropout"}
-_BLOCK_FIELDS = {"repeats", "kernel", "stride", "expand", "in_filters", "out_filters",
-                 "se_ratio", "skip", "op", "act", "groups"}
+_ARCH_FIELDS = {
+    "name",
+    "resolution",
+    "width",
+    "act",
+    "se_gate",
+    "se_base",
+    "stem",
+    "blocks",
+    "head",
+    "classes",
+    "channels",
+    "dropout",
+}
+_BLOCK_FIELDS = {
+    "repeats",
+    "kernel",
+    "stride",
+    "expand",
+    "in_filters",
+    "out_filters",
+    "se_ratio",
+    "skip",
+    "op",
+    "act",
+    "groups",
+}
 
 
 def typed_field(d: dict, key: str, kind: type | tuple, where: str, default: Any = None) -> Any:
     if key not in d:
         return default
     v = d[key]
-    ok = isinstance(v, kind) and not (isinstance(v, bool) and bool not in (
-        kind if isinstance(kind, tuple) else (kind,)))
+    ok = isinstance(v, kind) and not (
+        isinstance(v, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))
+    )
     if not ok:
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise InputError(f"expected {names}, got {v!r}", f"{where}.{key}" if where else key)
@@ -436,8 +497,11 @@ def explicit_arch_from_dict(d: Any) -> Arch:
     if not isinstance(d, dict):
         raise InputError(f"an arch must be a JSON object, got {type(d).__name__}", "arch")
     if "tokens" in d or "space" in d:
-        raise InputError("a network given by its tokens is decoded by its space "
-                         "(latbench.nets.load.arch_from_dict)", "tokens")
+        raise InputError(
+            "a network given by its tokens is decoded by its space "
+            "(latbench.nets.load.arch_from_dict)",
+            "tokens",
+        )
     refuse_unknown(d, _ARCH_FIELDS, "arch")
     num = (int, float)
     act = _choice(typed_field(d, "act", str, "", "relu"), ACTIVATIONS, "act")
@@ -501,7 +565,8 @@ def explicit_arch_from_dict(d: Any) -> Arch:
         if blk.in_filters != prev:
             raise InputError(
                 f"must equal the previous output ({prev}), got {blk.in_filters}",
-                f"blocks[{i}].in_filters")
+                f"blocks[{i}].in_filters",
+            )
         prev = blk.out_filters
     arch = Arch(
         name=typed_field(d, "name", str, "", "custom"),
@@ -531,7 +596,6 @@ def explicit_arch_from_dict(d: Any) -> Arch:
     return arch
 
 
-
 def arch_to_dict(a: Arch, block_strings: bool = True) -> dict[str, Any]:
     stem = {k: v for k, v in asdict(a.stem).items() if v is not None}
     head = {k: v for k, v in asdict(a.head).items() if v is not None}
@@ -547,11 +611,19 @@ def arch_to_dict(a: Arch, block_strings: bool = True) -> dict[str, Any]:
                 d.pop("groups")  # the default: files stay as they were before the field
             blocks.append(d)
     return {
-        "name": a.name, "resolution": a.resolution, "width": a.width, "act": a.act,
-        "se_gate": a.se_gate, "se_base": a.se_base, "stem": stem, "blocks": blocks,
-        "head": head, "classes": a.classes, "channels": a.channels, "dropout": a.dropout,
+        "name": a.name,
+        "resolution": a.resolution,
+        "width": a.width,
+        "act": a.act,
+        "se_gate": a.se_gate,
+        "se_base": a.se_base,
+        "stem": stem,
+        "blocks": blocks,
+        "head": head,
+        "classes": a.classes,
+        "channels": a.channels,
+        "dropout": a.dropout,
     }
-
 
 
 def save_arch(arch: Arch, path: str | Path) -> None:

@@ -23,6 +23,7 @@ def arch_from_dict(d: Any) -> Arch:
         return _arch_from_tokens(d)
     return explicit_arch_from_dict(d)
 
+
 def _arch_from_tokens(d: dict) -> Arch:
     """`{"space": "fbnet-cifar100", "tokens": "7-8-1-...", "name": ...}`: decode through the space."""
     refuse_unknown(d, _TOKEN_FIELDS, "arch (a network given by its tokens takes only these)")
@@ -39,9 +40,11 @@ def _arch_from_tokens(d: dict) -> Arch:
     elif isinstance(raw, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in raw):
         tokens = list(raw)
     else:
-        raise InputError(f"expected a string like '7-8-1-...' or a list of ints, got {raw!r}",
-                         "tokens")
+        raise InputError(
+            f"expected a string like '7-8-1-...' or a list of ints, got {raw!r}", "tokens"
+        )
     return space.decode(tokens, name=typed_field(d, "name", str, "", None))
+
 
 def load_arch(path: str | Path) -> Arch:
     """Read arch.json; JSON errors and field errors both name the problem."""
@@ -53,7 +56,9 @@ def load_arch(path: str | Path) -> Arch:
     try:
         d = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{p} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise InputError(
+            f"{p} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     try:
         return arch_from_dict(d)
     except InputError as exc:  # several files on one command line: say which one

@@ -11,8 +11,8 @@ import io
 from pathlib import Path
 from typing import Sequence
 
-from latbench.nets.arch import LayerSpec
 from latbench.fileio import write_atomic
+from latbench.nets.arch import LayerSpec
 
 
 def _short(spec: LayerSpec) -> str:
@@ -25,16 +25,23 @@ def _short(spec: LayerSpec) -> str:
     return label
 
 
-def breakdown_png(path: Path, title: str, rows: Sequence[tuple[LayerSpec, float]],
-                  predicted_ms: float, predictor: str, measured_ms: float | None = None) -> None:
+def breakdown_png(
+    path: Path,
+    title: str,
+    rows: Sequence[tuple[LayerSpec, float]],
+    predicted_ms: float,
+    predictor: str,
+    measured_ms: float | None = None,
+) -> None:
     """Horizontal bars (one per layer, in network order) and a totals panel."""
     from latbench.plotting import pyplot
 
     plt = pyplot()
 
     n = len(rows)
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 1.2 + 0.22 * n),
-                                  gridspec_kw={"width_ratios": [3, 1]})
+    fig, (ax, ax2) = plt.subplots(
+        1, 2, figsize=(10, 1.2 + 0.22 * n), gridspec_kw={"width_ratios": [3, 1]}
+    )
     ys = list(range(n))[::-1]
     ax.barh(ys, [ms for _, ms in rows], color="tab:blue")
     ax.set_yticks(ys, [f"{i:2d} {_short(s)}" for i, (s, _) in enumerate(rows)], fontsize=7)

@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from latbench.nets.arch import Arch, LayerSpec
 from latbench.errors import InputError, LatbenchError
+from latbench.nets.arch import Arch, LayerSpec
 from latbench.profiling.lut import LUT
 
 # The LUT latency split by layer kind: the kinds partition the layers, so the
@@ -24,8 +24,17 @@ from latbench.profiling.lut import LUT
 # (full conv, depthwise-separable, inverted residuals with a narrow (e <= 4) or
 # wide (e > 4) expansion, each with or without SE): their in-network slowdown,
 # and their speed ratio across precisions or devices, differ.
-KINDS = ("conv", "conv_se", "dconv", "dconv_se", "mbconv_lo", "mbconv_lo_se", "mbconv_hi",
-         "mbconv_hi_se", "other")
+KINDS = (
+    "conv",
+    "conv_se",
+    "dconv",
+    "dconv_se",
+    "mbconv_lo",
+    "mbconv_lo_se",
+    "mbconv_hi",
+    "mbconv_hi_se",
+    "other",
+)
 KIND_FEATURES = tuple(f"lut_ms_{k}" for k in KINDS)
 FEATURES = ("lut_ms", *KIND_FEATURES, "macs_m", "params_m", "act_mb", "layers")
 
@@ -49,8 +58,16 @@ def layer_features(spec: LayerSpec, lut_ms: float) -> np.ndarray:
     if spec.has_expand_conv:
         act += spec.in_hw**2 * spec.mid * 4 / 1e6
     kind = layer_kind(spec)
-    return np.array([lut_ms, *(lut_ms if kind == k else 0.0 for k in KINDS),
-                     spec.macs() / 1e6, spec.params() / 1e6, act, 1.0])
+    return np.array(
+        [
+            lut_ms,
+            *(lut_ms if kind == k else 0.0 for k in KINDS),
+            spec.macs() / 1e6,
+            spec.params() / 1e6,
+            act,
+            1.0,
+        ]
+    )
 
 
 class MissingKeys(InputError):
@@ -58,11 +75,14 @@ class MissingKeys(InputError):
 
     def __init__(self, keys: list[str], device: str, precision: str):
         self.keys = keys
-        shown = "\n  ".join(keys[:20]) + (f"\n  ... and {len(keys) - 20} more" if len(keys) > 20 else "")
+        shown = "\n  ".join(keys[:20]) + (
+            f"\n  ... and {len(keys) - 20} more" if len(keys) > 20 else ""
+        )
         super().__init__(
             f"{len(keys)} layer(s) missing from the {device} {precision} LUT:\n  {shown}\n"
             f"measure them with: latbench profile --device {device} --precision {precision} "
-            f"--arch ARCH.json   (or add --profile-missing to predict)")
+            f"--arch ARCH.json   (or add --profile-missing to predict)"
+        )
 
 
 class FailedLayers(LatbenchError):
@@ -70,8 +90,10 @@ class FailedLayers(LatbenchError):
 
     def __init__(self, keys: list[str], device: str):
         self.keys = keys
-        super().__init__(f"{len(keys)} layer(s) failed to run on {device} (status=failed in the "
-                         f"LUT), so this network cannot run there: {', '.join(keys[:3])}")
+        super().__init__(
+            f"{len(keys)} layer(s) failed to run on {device} (status=failed in the "
+            f"LUT), so this network cannot run there: {', '.join(keys[:3])}"
+        )
 
 
 @dataclass

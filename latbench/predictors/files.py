@@ -21,10 +21,10 @@ from typing import Any
 from latbench._version import __version__
 from latbench.errors import InputError
 from latbench.fileio import write_atomic
-from latbench.profiling.lut import LUT, content_hash
 from latbench.predictors.base import Predictor
 from latbench.predictors.linear import LinearPredictor, LutSumPredictor
 from latbench.predictors.scaled import ScaledLutPredictor
+from latbench.profiling.lut import LUT, content_hash
 
 FORMAT = "latbench-predictor/2"
 
@@ -44,8 +44,9 @@ def predictor_path(lut_dir: Path, device: str, space: str, precision: str) -> Pa
     """`DEVICE_SPACE_PRECISION.predictor.json`; the names must be plain words."""
     for field, v in (("device", device), ("space", space), ("precision", precision)):
         if not _NAME.fullmatch(v or ""):
-            raise InputError(f"{v!r} cannot be part of a file name (letters, digits, '.', '-')",
-                             field)
+            raise InputError(
+                f"{v!r} cannot be part of a file name (letters, digits, '.', '-')", field
+            )
     return Path(lut_dir) / f"{device}_{space}_{precision}.predictor.json"
 
 
@@ -55,23 +56,42 @@ def file_sha256(path: Path) -> str:
 
 def lut_provenance(lut: LUT, device: str) -> dict[str, Any]:
     rows = lut.content()
-    return {"device": device, "precision": lut.meta.get("precision"),
-            "settings": lut.settings_identity(),
-            "content_sha": content_hash(rows), "rows": rows}
+    return {
+        "device": device,
+        "precision": lut.meta.get("precision"),
+        "settings": lut.settings_identity(),
+        "content_sha": content_hash(rows),
+        "rows": rows,
+    }
 
 
-def save_predictors(path: Path, *, device: str, space: str, precision: str, lut: LUT,
-                    lut_device: str, fitted: dict[str, Predictor], calibration: dict[str, Any],
-                    default: str = DEFAULT) -> dict[str, Any]:
+def save_predictors(
+    path: Path,
+    *,
+    device: str,
+    space: str,
+    precision: str,
+    lut: LUT,
+    lut_device: str,
+    fitted: dict[str, Predictor],
+    calibration: dict[str, Any],
+    default: str = DEFAULT,
+) -> dict[str, Any]:
     """Write the file atomically; returns the document."""
     if default not in fitted:
         raise InputError(f"default predictor {default!r} was not fitted")
-    doc = {"format": FORMAT, "device": device, "space": space, "precision": precision,
-           "default": default, "calibration": calibration,
-           "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "latbench": __version__,
-           "predictors": {k: p.to_dict() for k, p in fitted.items()},
-           "lut": lut_provenance(lut, lut_device)}
+    doc = {
+        "format": FORMAT,
+        "device": device,
+        "space": space,
+        "precision": precision,
+        "default": default,
+        "calibration": calibration,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "latbench": __version__,
+        "predictors": {k: p.to_dict() for k, p in fitted.items()},
+        "lut": lut_provenance(lut, lut_device),
+    }
     write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
     return doc
 
@@ -83,8 +103,9 @@ def read_doc(path: Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read predictor {path}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise InputError(f"{path} is not a {FORMAT} predictor file (an older one? run latbench "
-                         f"calibrate again)")
+        raise InputError(
+            f"{path} is not a {FORMAT} predictor file (an older one? run latbench calibrate again)"
+        )
     for k in ("device", "space", "precision", "default", "predictors", "lut", "calibration"):
         if k not in doc:
             raise InputError(f"{path}: missing field {k!r}")
@@ -97,23 +118,30 @@ def read_doc(path: Path) -> dict[str, Any]:
 def check_against(doc: dict[str, Any], lut: LUT, path: Path) -> None:
     """Refuse a predictor whose LUT changed since it was fitted, saying how."""
     rec = doc["lut"]
-    fix = (f"refit it: latbench calibrate --device {doc['device']} --space {doc['space']} "
-           f"--precision {doc['precision']} (measured networks are reused)")
+    fix = (
+        f"refit it: latbench calibrate --device {doc['device']} --space {doc['space']} "
+        f"--precision {doc['precision']} (measured networks are reused)"
+    )
     if rec.get("settings") != lut.settings_identity():
-        raise InputError(f"{path} was fitted against a LUT measured under other settings "
-                         f"(device fingerprint, runtime, converter, precision or protocol "
-                         f"differ from the {rec['device']} LUT now in place); {fix}")
+        raise InputError(
+            f"{path} was fitted against a LUT measured under other settings "
+            f"(device fingerprint, runtime, converter, precision or protocol "
+            f"differ from the {rec['device']} LUT now in place); {fix}"
+        )
     stored: dict[str, str] = rec["rows"]
     if content_hash(stored) != rec.get("content_sha"):
-        raise InputError(f"{path}: its LUT rows do not match its own content_sha (edited by "
-                         f"hand?); {fix}")
+        raise InputError(
+            f"{path}: its LUT rows do not match its own content_sha (edited by hand?); {fix}"
+        )
     now = lut.content(stored)
     changed = [k for k, v in stored.items() if now[k] != v]
     if changed:
         shown = "; ".join(f"{k}: {stored[k]} -> {now[k]}" for k in changed[:3])
-        raise InputError(f"{path} is stale: {len(changed)} of the {len(stored)} {rec['device']} "
-                         f"LUT rows it was fitted on changed since ({shown}"
-                         f"{'; ...' if len(changed) > 3 else ''}); {fix}")
+        raise InputError(
+            f"{path} is stale: {len(changed)} of the {len(stored)} {rec['device']} "
+            f"LUT rows it was fitted on changed since ({shown}"
+            f"{'; ...' if len(changed) > 3 else ''}); {fix}"
+        )
 
 
 def load_predictors(doc: dict[str, Any], path: Path) -> dict[str, Predictor]:
@@ -121,8 +149,10 @@ def load_predictors(doc: dict[str, Any], path: Path) -> dict[str, Predictor]:
     for name, d in doc["predictors"].items():
         kind = d.get("kind") if isinstance(d, dict) else None
         if kind not in PREDICTORS:
-            raise InputError(f"{path}: predictor {name!r} has unknown kind {kind!r}; known: "
-                             f"{', '.join(PREDICTORS)}")
+            raise InputError(
+                f"{path}: predictor {name!r} has unknown kind {kind!r}; known: "
+                f"{', '.join(PREDICTORS)}"
+            )
         out[name] = PREDICTORS[kind].from_dict(d)
     if doc["default"] not in out:
         raise InputError(f"{path}: default predictor {doc['default']!r} is not in the file")

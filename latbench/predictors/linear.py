@@ -71,9 +71,15 @@ class LinearPredictor(Predictor):
     def to_dict(self) -> dict:
         if not hasattr(self, "coef_"):
             raise NotFitted(self.kind)
-        return {"kind": self.kind, "features": list(self.features), "alpha": self.alpha,
-                "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
-                "coef": self.coef_.tolist(), "intercept": self.intercept_}
+        return {
+            "kind": self.kind,
+            "features": list(self.features),
+            "alpha": self.alpha,
+            "mean": self.mean_.tolist(),
+            "scale": self.scale_.tolist(),
+            "coef": self.coef_.tolist(),
+            "intercept": self.intercept_,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "LinearPredictor":

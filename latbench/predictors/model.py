@@ -15,15 +15,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from latbench.nets.arch import Arch, LayerSpec
 from latbench.errors import InputError
-from latbench.profiling.lut import LUT, find_luts, load_luts
+from latbench.nets.arch import Arch, LayerSpec
 from latbench.nets.spaces import SearchSpace
 from latbench.predictors.base import Predictor
 from latbench.predictors.features import LayerTable
-from latbench.predictors.files import check_against, file_sha256, load_predictors, predictor_path, read_doc
+from latbench.predictors.files import (
+    check_against,
+    file_sha256,
+    load_predictors,
+    predictor_path,
+    read_doc,
+)
 from latbench.predictors.linear import LutSumPredictor
 from latbench.predictors.space_table import SpaceTable
+from latbench.profiling.lut import LUT, find_luts, load_luts
 
 
 def lut_identity(lut: LUT) -> str:
@@ -34,9 +40,16 @@ def lut_identity(lut: LUT) -> str:
 class LatencyModel:
     """predict(archs) and predict_tokens(space, tokens), in ms, for one device."""
 
-    def __init__(self, table: LayerTable, predictor: Predictor, name: str, device: str | None = None,
-                 path: Path | None = None, doc: dict[str, Any] | None = None,
-                 fitted: dict[str, Predictor] | None = None):
+    def __init__(
+        self,
+        table: LayerTable,
+        predictor: Predictor,
+        name: str,
+        device: str | None = None,
+        path: Path | None = None,
+        doc: dict[str, Any] | None = None,
+        fitted: dict[str, Predictor] | None = None,
+    ):
         self.table = table
         self.predictor = predictor
         self.fitted = fitted or {name: predictor}  # every predictor of the file, by name
@@ -71,25 +84,32 @@ class LatencyModel:
 
     def identity(self) -> dict[str, Any]:
         """What a search records: predictor, its file's hash, and the LUT it runs on."""
-        return {"predictor": self.name, "device": self.device,
-                "lut_device": self.table.device, "lut_precision": self.table.precision,
-                "lut": lut_identity(self.table.lut),
-                "predictor_sha": file_sha256(self.path)[:16] if self.path else None}
+        return {
+            "predictor": self.name,
+            "device": self.device,
+            "lut_device": self.table.device,
+            "lut_precision": self.table.precision,
+            "lut": lut_identity(self.table.lut),
+            "predictor_sha": file_sha256(self.path)[:16] if self.path else None,
+        }
 
 
 def load_table(device: str, precision: str = "fp32", lut_dir: Path = Path("lut")) -> LayerTable:
     paths = find_luts(lut_dir, device, precision)
     if not paths:
-        raise InputError(f"no {precision} LUT for device {device!r} in {lut_dir}/; measure the "
-                         f"layers of your networks with: latbench profile --device {device} "
-                         f"--arch ARCH.json --lut-dir {lut_dir} --precision {precision} (or "
-                         f"latbench predict ARCH.json --profile-missing --lut-dir {lut_dir}), or "
-                         f"a whole space: latbench profile --device {device} --space mnasnet "
-                         f"--lut-dir {lut_dir} --precision {precision}")
+        raise InputError(
+            f"no {precision} LUT for device {device!r} in {lut_dir}/; measure the "
+            f"layers of your networks with: latbench profile --device {device} "
+            f"--arch ARCH.json --lut-dir {lut_dir} --precision {precision} (or "
+            f"latbench predict ARCH.json --profile-missing --lut-dir {lut_dir}), or "
+            f"a whole space: latbench profile --device {device} --space mnasnet "
+            f"--lut-dir {lut_dir} --precision {precision}"
+        )
     lut = load_luts(paths)
     if lut.meta.get("precision") != precision:
-        raise InputError(f"LUT {paths[0]} holds {lut.meta.get('precision')} measurements, "
-                         f"not {precision}")
+        raise InputError(
+            f"LUT {paths[0]} holds {lut.meta.get('precision')} measurements, not {precision}"
+        )
     return LayerTable(lut, device, precision)
 
 
@@ -101,23 +121,36 @@ def load_predictor_file(path: Path, lut_dir: Path = Path("lut")) -> LatencyModel
     table = load_table(rec["device"], rec.get("precision", doc["precision"]), lut_dir)
     check_against(doc, table.lut, path)
     fitted = load_predictors(doc, path)
-    return LatencyModel(table, fitted[doc["default"]], doc["default"], doc["device"], path, doc,
-                        fitted)
+    return LatencyModel(
+        table, fitted[doc["default"]], doc["default"], doc["device"], path, doc, fitted
+    )
 
 
-def load_predictor(device_name: str, precision: str = "fp32", lut_dir: Path = Path("lut"),
-                   space: str = "mnasnet", require_calibrated: bool = False) -> LatencyModel:
+def load_predictor(
+    device_name: str,
+    precision: str = "fp32",
+    lut_dir: Path = Path("lut"),
+    space: str = "mnasnet",
+    require_calibrated: bool = False,
+) -> LatencyModel:
     """The device's calibrated predictor, or the plain sum of its own LUT."""
     ppath = predictor_path(lut_dir, device_name, space, precision)
     if ppath.exists():
         model = load_predictor_file(ppath, lut_dir)
         doc = model.doc or {}
-        if (doc.get("device"), doc.get("space"), doc.get("precision")) != (device_name, space,
-                                                                           precision):
-            raise InputError(f"{ppath} holds a predictor for {doc.get('device')} "
-                             f"{doc.get('space')} {doc.get('precision')}, not its file name's")
+        if (doc.get("device"), doc.get("space"), doc.get("precision")) != (
+            device_name,
+            space,
+            precision,
+        ):
+            raise InputError(
+                f"{ppath} holds a predictor for {doc.get('device')} "
+                f"{doc.get('space')} {doc.get('precision')}, not its file name's"
+            )
         return model
     if require_calibrated:
-        raise InputError(f"no calibrated predictor at {ppath}; run: latbench calibrate "
-                         f"--device {device_name} --space {space} --precision {precision}")
+        raise InputError(
+            f"no calibrated predictor at {ppath}; run: latbench calibrate "
+            f"--device {device_name} --space {space} --precision {precision}"
+        )
     return LatencyModel(load_table(device_name, precision, lut_dir), LutSumPredictor(), "lut")

@@ -20,20 +20,27 @@ from latbench.nets.arch import Arch, LayerSpec, unique_specs
 ONDEMAND_LUT = "ondemand"  # the space name of the LUT file that on-demand rows go to
 
 
-def measure_layers(device, specs: Sequence[LayerSpec], lut_name: str, precision: str,
-                   lut_dir: Path, progress: bool = True) -> None:
+def measure_layers(
+    device,
+    specs: Sequence[LayerSpec],
+    lut_name: str,
+    precision: str,
+    lut_dir: Path,
+    progress: bool = True,
+) -> None:
     """Profile `specs` into LUTDIR/DEVICE_LUTNAME_PRECISION.csv, reusing rows the device's
     other LUT files hold; a profile stopped by the device is a LatbenchError saying how to
     resume (every row measured so far is kept)."""
     from latbench.errors import LatbenchError
     from latbench.profiling.layers import profile as run_profile
 
-    summ = run_profile([device], specs, lut_name, precision, lut_dir, progress=progress,
-                       reuse=True)
+    summ = run_profile([device], specs, lut_name, precision, lut_dir, progress=progress, reuse=True)
     if summ and summ[0].stopped:
         exc = LatbenchError(f"profiling stopped: {summ[0].stopped}")
-        exc.hint = ("the layers measured so far are in the LUT; reconnect the device and run "
-                    "the same command again to resume")
+        exc.hint = (
+            "the layers measured so far are in the LUT; reconnect the device and run "
+            "the same command again to resume"
+        )
         raise exc
 
 
@@ -44,8 +51,15 @@ class OnDemandLatency:
     and closed by `close()` / the context manager.
     """
 
-    def __init__(self, device: str, precision: str = "fp32", lut_dir: Path = Path("lut"),
-                 progress: bool = True, log=print, space: str = "mnasnet"):
+    def __init__(
+        self,
+        device: str,
+        precision: str = "fp32",
+        lut_dir: Path = Path("lut"),
+        progress: bool = True,
+        log=print,
+        space: str = "mnasnet",
+    ):
         from latbench.devices import load_profile
 
         self.device_name = device
@@ -83,13 +97,12 @@ class OnDemandLatency:
     def model(self):
         """The device's latency model (calibrated regression, else the LUT sum)."""
         if self._model is None:
-            from latbench.profiling.lut import find_luts
             from latbench.predictors import load_predictor
+            from latbench.profiling.lut import find_luts
 
             if not find_luts(self.lut_dir, self.device_name, self.precision):
                 return None  # no LUT at all yet: the first batch of layers starts one
-            self._model = load_predictor(self.device_name, self.precision, self.lut_dir,
-                                         self.space)
+            self._model = load_predictor(self.device_name, self.precision, self.lut_dir, self.space)
         return self._model
 
     def missing(self, archs: Sequence[Arch]) -> list[str]:
@@ -104,10 +117,13 @@ class OnDemandLatency:
         if not missing:
             return 0
         specs = [s for s in unique_specs(archs, self.precision) if s.key in missing]
-        self.log(f"profiling {len(specs)} new layer(s) on {self.device_name} "
-                 f"(-> {self.lut_dir}/{self.device_name}_{ONDEMAND_LUT}_{self.precision}.csv)")
-        measure_layers(self.device(), specs, ONDEMAND_LUT, self.precision, self.lut_dir,
-                       self.progress)
+        self.log(
+            f"profiling {len(specs)} new layer(s) on {self.device_name} "
+            f"(-> {self.lut_dir}/{self.device_name}_{ONDEMAND_LUT}_{self.precision}.csv)"
+        )
+        measure_layers(
+            self.device(), specs, ONDEMAND_LUT, self.precision, self.lut_dir, self.progress
+        )
         self._model = None  # reload: the table now holds the new rows
         self.profiled += len(specs)
         return len(specs)

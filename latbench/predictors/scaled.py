@@ -52,8 +52,13 @@ class ScaledLutPredictor(Predictor):
 
     kind = "scaled"
 
-    def __init__(self, kinds: Sequence[str] = KINDS, overhead: bool = True,
-                 ridge: float | str = "auto", memory: Sequence[str] = ()):
+    def __init__(
+        self,
+        kinds: Sequence[str] = KINDS,
+        overhead: bool = True,
+        ridge: float | str = "auto",
+        memory: Sequence[str] = (),
+    ):
         self.kinds = tuple(kinds)
         self.overhead = overhead
         self.ridge = ridge
@@ -61,43 +66,57 @@ class ScaledLutPredictor(Predictor):
         if set(self.kinds) != set(KINDS):
             raise InputError(f"kinds must be a permutation of {KINDS}", "predictor.kinds")
         if not set(self.memory) <= {"params_m", "act_mb", "macs_m"}:
-            raise InputError(f"memory terms must be among params_m, act_mb, macs_m, got "
-                             f"{list(self.memory)}", "predictor.memory")
+            raise InputError(
+                f"memory terms must be among params_m, act_mb, macs_m, got {list(self.memory)}",
+                "predictor.memory",
+            )
 
     # -- fitting --------------------------------------------------------------
     @property
     def columns(self) -> list[str]:
         """The design columns: LUT ms per kind, memory terms, then the layer count."""
-        return ([f"lut_ms_{k}" for k in self.kinds] + list(self.memory)
-                + (["layers"] if self.overhead else []))
+        return (
+            [f"lut_ms_{k}" for k in self.kinds]
+            + list(self.memory)
+            + (["layers"] if self.overhead else [])
+        )
 
     def _design(self, X: np.ndarray) -> np.ndarray:
         return _cols(X, self.columns)
 
     def _vector(self, scale: float, overhead: float) -> np.ndarray:
         """Coefficients with every kind at `scale`, no memory term, the given overhead."""
-        return np.array([scale] * len(self.kinds) + [0.0] * len(self.memory)
-                        + ([overhead] if self.overhead else []))
+        return np.array(
+            [scale] * len(self.kinds)
+            + [0.0] * len(self.memory)
+            + ([overhead] if self.overhead else [])
+        )
 
     def _bounds(self, prior: np.ndarray, lo_b: float) -> tuple[np.ndarray, np.ndarray]:
         """Kind scales within SCALE_BOUNDS times the global scale; memory terms >= 0."""
         s = float(prior[0])
         lo = self._vector(SCALE_BOUNDS[0] * s, lo_b)
         hi = np.full(len(lo), np.inf)
-        hi[:len(self.kinds)] = SCALE_BOUNDS[1] * s
+        hi[: len(self.kinds)] = SCALE_BOUNDS[1] * s
         return lo, hi
 
-    def _solve(self, D: np.ndarray, y: np.ndarray, prior: np.ndarray, lam: float,
-               bounds: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    def _solve(
+        self,
+        D: np.ndarray,
+        y: np.ndarray,
+        prior: np.ndarray,
+        lam: float,
+        bounds: tuple[np.ndarray, np.ndarray],
+    ) -> np.ndarray:
         from scipy.optimize import lsq_linear
 
         A = D / y[:, None]
         rhs = np.ones(len(y))
         if lam > 0:
             # penalise each coefficient's relative effect on a prediction
-            lut = D[:, :len(self.kinds)].sum(axis=1).mean()
+            lut = D[:, : len(self.kinds)].sum(axis=1).mean()
             scale = np.ones(D.shape[1])
-            scale[len(self.kinds):] = D[:, len(self.kinds):].mean(axis=0) / lut
+            scale[len(self.kinds) :] = D[:, len(self.kinds) :].mean(axis=0) / lut
             P = np.diag(scale) * np.sqrt(lam)
             A = np.vstack([A, P])
             rhs = np.concatenate([rhs, P @ prior])
@@ -110,8 +129,9 @@ class ScaledLutPredictor(Predictor):
         lut = _cols(X, ["lut_ms"])[:, 0]
         if self.overhead and len(y) >= 3:
             D = np.stack([lut, _cols(X, ["layers"])[:, 0]], axis=1)
-            s, b = lsq_linear(D / y[:, None], np.ones(len(y)),
-                              bounds=([0, lo_b], [np.inf, np.inf])).x
+            s, b = lsq_linear(
+                D / y[:, None], np.ones(len(y)), bounds=([0, lo_b], [np.inf, np.inf])
+            ).x
         else:
             s, b = float(np.sum(lut / y) / np.sum((lut / y) ** 2)), 0.0
         return self._vector(s, b)
@@ -148,8 +168,9 @@ class ScaledLutPredictor(Predictor):
         sq = lambda v: float(np.mean(((D @ v - y) / y) ** 2))  # noqa: E731
         self.fallback_ = ""
         if sq(w) > min(sq(lut_only), sq(prior)):
-            w, self.fallback_ = (lut_only, "lut sum") if sq(lut_only) <= sq(prior) else (
-                prior, "global scale")
+            w, self.fallback_ = (
+                (lut_only, "lut sum") if sq(lut_only) <= sq(prior) else (prior, "global scale")
+            )
         self.coef_ = w
         ratio = y / _cols(X, ["lut_ms"])[:, 0]
         self.ratio_range_ = [float(ratio.min()), float(ratio.max())]
@@ -164,7 +185,7 @@ class ScaledLutPredictor(Predictor):
 
     @property
     def scales_(self) -> np.ndarray:
-        return self.coef_[:len(self.kinds)]
+        return self.coef_[: len(self.kinds)]
 
     @property
     def overhead_ms_(self) -> float:
@@ -207,11 +228,19 @@ class ScaledLutPredictor(Predictor):
     # -- file -----------------------------------------------------------------
     def to_dict(self) -> dict:
         self._check()
-        return {"kind": self.kind, "kinds": list(self.kinds), "overhead": self.overhead,
-                "memory": list(self.memory), "ridge": self.ridge, "ridge_chosen": self.ridge_,
-                "coef": dict(zip(self.columns, map(float, self.coef_))),
-                "fallback": self.fallback_, "ratio_range": self.ratio_range_,
-                "n_train": self.n_train_, "range": self.range_}
+        return {
+            "kind": self.kind,
+            "kinds": list(self.kinds),
+            "overhead": self.overhead,
+            "memory": list(self.memory),
+            "ridge": self.ridge,
+            "ridge_chosen": self.ridge_,
+            "coef": dict(zip(self.columns, map(float, self.coef_))),
+            "fallback": self.fallback_,
+            "ratio_range": self.ratio_range_,
+            "n_train": self.n_train_,
+            "range": self.range_,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "ScaledLutPredictor":
@@ -227,7 +256,8 @@ class ScaledLutPredictor(Predictor):
             p.range_ = {str(k): [float(v[0]), float(v[1])] for k, v in d["range"].items()}
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise InputError(f"malformed scaled predictor: {exc}", "predictor") from None
-        if not np.all(np.isfinite(p.coef_)) or np.any(p.coef_[:len(p.kinds) + len(p.memory)] < 0):
-            raise InputError("coefficients must be finite, scale and memory terms >= 0",
-                             "predictor.coef")
+        if not np.all(np.isfinite(p.coef_)) or np.any(p.coef_[: len(p.kinds) + len(p.memory)] < 0):
+            raise InputError(
+                "coefficients must be finite, scale and memory terms >= 0", "predictor.coef"
+            )
         return p

@@ -36,8 +36,9 @@ class SpaceTable:
             return nan if s.key in failed else layer_features(s, table.layer_ms(s))
 
         zero = np.zeros(len(FEATURES))
-        self.tables = [np.stack([sum((row(s) for s in v), zero) for v in t.variants])
-                       for t in self.terms]
+        self.tables = [
+            np.stack([sum((row(s) for s in v), zero) for v in t.variants]) for t in self.terms
+        ]
 
     def features(self, tokens: np.ndarray) -> np.ndarray:
         """(N, F) features of N token sequences; rows of unrunnable networks are NaN."""

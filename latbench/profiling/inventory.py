@@ -19,7 +19,6 @@ from typing import Any
 from latbench.records import parse_header
 
 
-
 @dataclass
 class Entry:
     """One file of the folder, as `lut list` shows it."""
@@ -67,13 +66,20 @@ def _read_table(path: Path) -> Entry:
     ok = sum(1 for r in rows if r.get("status") == "ok")
     dates = sorted(r.get("measured_at") or "" for r in rows)
     return Entry(
-        file=path.name, kind=kind,
+        file=path.name,
+        kind=kind,
         device=str(fp.get("device") or fp.get("name") or ""),
-        space=str(meta.get("space", "")), precision=str(meta.get("precision", "")),
-        rows=len(rows), ok=ok, failed=len(rows) - ok, created=str(meta.get("created", "")),
-        last_measured=dates[-1] if dates else "", identity=identity_of(meta),
+        space=str(meta.get("space", "")),
+        precision=str(meta.get("precision", "")),
+        rows=len(rows),
+        ok=ok,
+        failed=len(rows) - ok,
+        created=str(meta.get("created", "")),
+        last_measured=dates[-1] if dates else "",
+        identity=identity_of(meta),
         runtime=" ".join(str(fp[k]) for k in ("runtime", "runtime_version") if fp.get(k)),
-        converter=str(meta.get("converter", "")))
+        converter=str(meta.get("converter", "")),
+    )
 
 
 def _read_predictor(path: Path) -> Entry | None:
@@ -87,12 +93,19 @@ def _read_predictor(path: Path) -> Entry | None:
     cal = doc.get("calibration") if isinstance(doc.get("calibration"), dict) else {}
     lut = doc.get("lut") if isinstance(doc.get("lut"), dict) else {}
     return Entry(
-        file=path.name, kind="predictor", device=str(doc.get("device") or ""),
-        space=str(doc.get("space") or ""), precision=str(doc.get("precision") or ""),
-        rows=int(cal.get("networks") or 0), identity=str(lut.get("settings") or ""),
+        file=path.name,
+        kind="predictor",
+        device=str(doc.get("device") or ""),
+        space=str(doc.get("space") or ""),
+        precision=str(doc.get("precision") or ""),
+        rows=int(cal.get("networks") or 0),
+        identity=str(lut.get("settings") or ""),
         created=str(doc.get("created") or ""),
-        extra={"format": doc.get("format"),
-               "predictors": sorted(kinds) if isinstance(kinds, dict) else kinds})
+        extra={
+            "format": doc.get("format"),
+            "predictors": sorted(kinds) if isinstance(kinds, dict) else kinds,
+        },
+    )
 
 
 def inventory(lut_dir: Path) -> list[Entry]:

@@ -22,11 +22,11 @@ from typing import Callable, Sequence
 from tqdm import tqdm
 
 from latbench._version import __version__
-from latbench.nets.arch import LayerSpec
 from latbench.build.cache import converter_version, spec_path
 from latbench.devices import Device, DeviceLost, ModelRunError
 from latbench.devices.fleet import WorkQueue, split_fingerprint
 from latbench.devices.kinds import device_kind
+from latbench.nets.arch import LayerSpec
 from latbench.profiling.lut import LUT, Row, lut_path
 
 
@@ -41,7 +41,9 @@ class Summary:
     failed: int = 0
     wall_s: float = 0.0
     stopped: str = ""  # why the run stopped early, if it did
-    flagged: dict[str, int] = field(default_factory=dict)  # row flag (throttled, partial_delegate) -> rows
+    flagged: dict[str, int] = field(
+        default_factory=dict
+    )  # row flag (throttled, partial_delegate) -> rows
     errors: list[str] = field(default_factory=list)
     health_before: dict = field(default_factory=dict)
     health_after: dict = field(default_factory=dict)
@@ -53,11 +55,15 @@ class Summary:
 
     def line(self) -> str:
         reused = f"{self.reused} reused from other LUT files, " if self.reused else ""
-        s = (f"{self.device}: {self.measured} measured, {self.failed} failed, {reused}"
-             f"{self.skipped} already in {self.lut}, {self.wall_s:.0f} s wall, "
-             f"{self.per_minute:.0f} entries/min")
+        s = (
+            f"{self.device}: {self.measured} measured, {self.failed} failed, {reused}"
+            f"{self.skipped} already in {self.lut}, {self.wall_s:.0f} s wall, "
+            f"{self.per_minute:.0f} entries/min"
+        )
         if self.flagged:
-            s += " -- flagged rows: " + ", ".join(f"{n} {k}" for k, n in sorted(self.flagged.items()))
+            s += " -- flagged rows: " + ", ".join(
+                f"{n} {k}" for k, n in sorted(self.flagged.items())
+            )
         return s + (f" -- stopped: {self.stopped}" if self.stopped else "")
 
 
@@ -117,8 +123,15 @@ def reuse_rows(lut: LUT, specs: Sequence[LayerSpec], sources: Sequence[LUT]) -> 
     return n
 
 
-def count_missing(specs: Sequence[LayerSpec], lut_dir: Path, device: str, precision: str,
-                  target: Path, reuse: bool, retry_failed: bool = False) -> tuple[int, int]:
+def count_missing(
+    specs: Sequence[LayerSpec],
+    lut_dir: Path,
+    device: str,
+    precision: str,
+    target: Path,
+    reuse: bool,
+    retry_failed: bool = False,
+) -> tuple[int, int]:
     """(already measured, to measure) for a dry run: keys in `target` (and, with reuse,
     the device's other LUT files) count as done. Settings are not compared here (that
     needs the device); the real run refuses or skips files measured under others."""
@@ -135,14 +148,13 @@ def count_missing(specs: Sequence[LayerSpec], lut_dir: Path, device: str, precis
         except InputError:
             continue
         mine = Path(p) == Path(target)
-        done |= {k for k, r in rows.items()
-                 if r.status == "ok" or (mine and not retry_failed)}
+        done |= {k for k, r in rows.items() if r.status == "ok" or (mine and not retry_failed)}
     have = sum(1 for s in specs if s.key in done)
     return have, len(specs) - have
 
 
 def _batches(specs: Sequence[LayerSpec], size: int) -> list[list[LayerSpec]]:
-    return [list(specs[i:i + size]) for i in range(0, len(specs), size)]
+    return [list(specs[i : i + size]) for i in range(0, len(specs), size)]
 
 
 def converter_cpus(devices: Sequence[Device]) -> set[int] | None:
@@ -190,18 +202,32 @@ class Converter:
     def __post_init__(self) -> None:
         self._stop = threading.Event()
 
-    def run(self, todo: Sequence[LayerSpec],
-            on_done: Callable[[LayerSpec, Path | None, str | None], None]) -> None:
+    def run(
+        self,
+        todo: Sequence[LayerSpec],
+        on_done: Callable[[LayerSpec, Path | None, str | None], None],
+    ) -> None:
         if not todo:
             return
-        bar = tqdm(total=len(todo), desc="convert", unit="layer", disable=not self.progress,
-                   dynamic_ncols=True, position=0)
-        pool = ProcessPoolExecutor(max_workers=max(1, self.workers),
-                                   mp_context=mp.get_context("spawn"),
-                                   initializer=_pin, initargs=(self.cpus,))
+        bar = tqdm(
+            total=len(todo),
+            desc="convert",
+            unit="layer",
+            disable=not self.progress,
+            dynamic_ncols=True,
+            position=0,
+        )
+        pool = ProcessPoolExecutor(
+            max_workers=max(1, self.workers),
+            mp_context=mp.get_context("spawn"),
+            initializer=_pin,
+            initargs=(self.cpus,),
+        )
         try:
-            futures = {pool.submit(_convert_worker, b, self.batch_size): b
-                       for b in _batches(todo, self.batch_size)}
+            futures = {
+                pool.submit(_convert_worker, b, self.batch_size): b
+                for b in _batches(todo, self.batch_size)
+            }
             for fut in as_completed(futures):
                 if self._stop.is_set():
                     break
@@ -225,16 +251,28 @@ class Converter:
         self._stop.set()
 
 
-def measure_pending(device: Device, lut: LUT, queue: WorkQueue[LayerSpec],
-                    converted: dict[str, tuple[Path | None, str | None]],
-                    summary: Summary, progress: bool = True, position: int = 0) -> None:
+def measure_pending(
+    device: Device,
+    lut: LUT,
+    queue: WorkQueue[LayerSpec],
+    converted: dict[str, tuple[Path | None, str | None]],
+    summary: Summary,
+    progress: bool = True,
+    position: int = 0,
+) -> None:
     """Time specs from the queue, appending each row at once.
 
     If the device is lost, the spec in flight goes back to the queue (another
     phone of a --split run may take it) and this device stops cleanly.
     """
-    bar = tqdm(total=queue.total, desc=f"time {device.profile.name}", unit="layer",
-               disable=not progress, position=position, dynamic_ncols=True)
+    bar = tqdm(
+        total=queue.total,
+        desc=f"time {device.profile.name}",
+        unit="layer",
+        disable=not progress,
+        position=position,
+        dynamic_ncols=True,
+    )
     summary.health_before = device.health()
     try:
         for s in queue:
@@ -273,17 +311,28 @@ def measure_pending(device: Device, lut: LUT, queue: WorkQueue[LayerSpec],
 
 
 def _run_threads(jobs: list[tuple], progress: bool) -> None:
-    threads = [threading.Thread(target=measure_pending, args=(*job, progress, i + 1), daemon=True)
-               for i, job in enumerate(jobs)]
+    threads = [
+        threading.Thread(target=measure_pending, args=(*job, progress, i + 1), daemon=True)
+        for i, job in enumerate(jobs)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
 
 
-def profile(devices: Sequence[Device], specs: Sequence[LayerSpec], space: str, precision: str,
-            lut_dir: Path, workers: int = 2, retry_failed: bool = False,
-            progress: bool = True, split: bool = False, reuse: bool = False) -> list[Summary]:
+def profile(
+    devices: Sequence[Device],
+    specs: Sequence[LayerSpec],
+    space: str,
+    precision: str,
+    lut_dir: Path,
+    workers: int = 2,
+    retry_failed: bool = False,
+    progress: bool = True,
+    split: bool = False,
+    reuse: bool = False,
+) -> list[Summary]:
     """Profile `specs` on every device, each into its own LUT file.
 
     Conversion and timing overlap when the converters can be kept off the
@@ -299,7 +348,7 @@ def profile(devices: Sequence[Device], specs: Sequence[LayerSpec], space: str, p
         split_fingerprint(devices)
     plans = []  # (device that owns the LUT, LUT, pending specs, feed of specs ready to time)
     reused: dict[Path, int] = {}
-    for d in (devices[:1] if split else devices):
+    for d in devices[:1] if split else devices:
         path = lut_path(lut_dir, d.profile.name, space, precision)
         lut = LUT.open(path, lut_meta(d, precision, space))
         done = lut.ok() if retry_failed else lut.rows
@@ -307,8 +356,9 @@ def profile(devices: Sequence[Device], specs: Sequence[LayerSpec], space: str, p
         n_reused = 0
         if reuse and pending:
             n_reused = reuse_rows(lut, pending, other_luts(lut, lut_dir, d.profile.name, precision))
-            pending = [s for s in pending
-                       if s.key not in lut.rows or lut.rows[s.key].status != "ok"]
+            pending = [
+                s for s in pending if s.key not in lut.rows or lut.rows[s.key].status != "ok"
+            ]
         reused[lut.path] = n_reused
         plans.append((d, lut, pending, WorkQueue(closed=False)))
     converted: dict[str, tuple[Path | None, str | None]] = {}
@@ -321,8 +371,9 @@ def profile(devices: Sequence[Device], specs: Sequence[LayerSpec], space: str, p
                 feed.add(s)
             else:
                 waiting.setdefault(s.key, []).append(feed)
-    todo = list({s.key: s for _, _, pending, _ in plans for s in pending
-                 if s.key in waiting}.values())
+    todo = list(
+        {s.key: s for _, _, pending, _ in plans for s in pending if s.key in waiting}.values()
+    )
 
     def on_done(s: LayerSpec, path: Path | None, err: str | None) -> None:
         converted[s.key] = (path, err)
@@ -334,14 +385,23 @@ def profile(devices: Sequence[Device], specs: Sequence[LayerSpec], space: str, p
         jobs = [(d, lut, feed) for d in devices]
     else:
         jobs = [(d, lut, feed) for d, lut, _, feed in plans]
-    skipped = {lut.path: len(specs) - len(pending) - reused[lut.path]
-               for _, lut, pending, _ in plans}
-    summaries = [Summary(d.profile.name, lut.path, total=len(specs), skipped=skipped[lut.path],
-                         reused=reused[lut.path])
-                 for d, lut, _ in jobs]
+    skipped = {
+        lut.path: len(specs) - len(pending) - reused[lut.path] for _, lut, pending, _ in plans
+    }
+    summaries = [
+        Summary(
+            d.profile.name,
+            lut.path,
+            total=len(specs),
+            skipped=skipped[lut.path],
+            reused=reused[lut.path],
+        )
+        for d, lut, _ in jobs
+    ]
     cpus = converter_cpus(devices)
-    converter = Converter(workers if cpus is None else min(workers, len(cpus)), cpus=cpus,
-                          progress=progress)
+    converter = Converter(
+        workers if cpus is None else min(workers, len(cpus)), cpus=cpus, progress=progress
+    )
 
     def convert_then_close() -> None:
         try:
@@ -357,8 +417,9 @@ def profile(devices: Sequence[Device], specs: Sequence[LayerSpec], space: str, p
         else:
             conv_thread = threading.Thread(target=convert_then_close, daemon=True)
             conv_thread.start()
-        measure_jobs = [(d, lut, feed, converted, summ)
-                        for (d, lut, feed), summ in zip(jobs, summaries)]
+        measure_jobs = [
+            (d, lut, feed, converted, summ) for (d, lut, feed), summ in zip(jobs, summaries)
+        ]
         if len(measure_jobs) == 1:
             measure_pending(*measure_jobs[0], progress, 1)
         else:

@@ -18,10 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from latbench.nets.arch import LayerSpec
 from latbench import records
-from latbench.errors import InputError
 from latbench.devices.measure import Measurement
+from latbench.errors import InputError
+from latbench.nets.arch import LayerSpec
 
 SPEC_COLUMNS = [f.name for f in fields(LayerSpec)]
 STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "std_ms", "mean_ms", "runs", "ci_rel"]
@@ -35,11 +35,17 @@ ADDED_SPEC_FIELDS = ("groups",)
 ADDED_COLUMNS = ["stat", "min_ms", "device_state"]
 COLUMNS = ["key", *SPEC_COLUMNS, "status", *STAT_COLUMNS, "error", "measured_at", *ADDED_COLUMNS]
 OPTIONAL_COLUMNS = {*ADDED_SPEC_FIELDS, *ADDED_COLUMNS}
+
+
 def lut_path(lut_dir: Path, device: str, space: str, precision: str) -> Path:
     """LUTDIR/DEVICE_SPACE_PRECISION.csv; each part is checked, so it cannot leave LUTDIR."""
     from latbench.fileio import safe_name
 
-    parts = [safe_name(device, "device"), safe_name(space, "space"), safe_name(precision, "precision")]
+    parts = [
+        safe_name(device, "device"),
+        safe_name(space, "space"),
+        safe_name(precision, "precision"),
+    ]
     return Path(lut_dir) / ("_".join(parts) + ".csv")
 
 
@@ -54,18 +60,38 @@ class Row:
     def to_csv(self) -> list[str]:
         s = self.spec
         m = self.measurement
-        stats = ["" for _ in STAT_COLUMNS] if m is None else [
-            f"{m.median_ms:.6g}", f"{m.p10_ms:.6g}", f"{m.p90_ms:.6g}", f"{m.std_ms:.6g}",
-            f"{m.mean_ms:.6g}", str(m.runs), f"{m.ci_rel:.4g}"]
+        stats = (
+            ["" for _ in STAT_COLUMNS]
+            if m is None
+            else [
+                f"{m.median_ms:.6g}",
+                f"{m.p10_ms:.6g}",
+                f"{m.p90_ms:.6g}",
+                f"{m.std_ms:.6g}",
+                f"{m.mean_ms:.6g}",
+                str(m.runs),
+                f"{m.ci_rel:.4g}",
+            ]
+        )
         spec_vals = [str(getattr(s, c)) for c in SPEC_COLUMNS]
         added = ["", "", ""]
         if m is not None:
             mn = m.extra.get("min_ms")
             st = m.extra.get("state")
-            added = [str(m.extra.get("stat", "median")), f"{mn:.6g}" if isinstance(mn, (int, float)) else "",
-                     json.dumps(st, sort_keys=True, separators=(",", ":")) if st else ""]
-        return [s.key, *spec_vals, self.status, *stats, self.error.replace("\n", " "),
-                self.measured_at, *added]
+            added = [
+                str(m.extra.get("stat", "median")),
+                f"{mn:.6g}" if isinstance(mn, (int, float)) else "",
+                json.dumps(st, sort_keys=True, separators=(",", ":")) if st else "",
+            ]
+        return [
+            s.key,
+            *spec_vals,
+            self.status,
+            *stats,
+            self.error.replace("\n", " "),
+            self.measured_at,
+            *added,
+        ]
 
     @property
     def flags(self) -> list[str]:
@@ -168,13 +194,18 @@ class LUT:
                         extra["min_ms"] = float(rec["min_ms"])
                     if rec["device_state"]:
                         extra["state"] = json.loads(rec["device_state"])
-                    m = Measurement(**{c: float(rec[c]) for c in STAT_COLUMNS if c != "runs"},
-                                    runs=int(rec["runs"]), extra=extra)
+                    m = Measurement(
+                        **{c: float(rec[c]) for c in STAT_COLUMNS if c != "runs"},
+                        runs=int(rec["runs"]),
+                        extra=extra,
+                    )
             except (ValueError, TypeError, KeyError) as exc:
                 raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None
             if spec.key != rec["key"]:
-                raise InputError(f"{path}: row {n + 1} key {rec['key']!r} does not match its "
-                                 f"fields ({spec.key!r})")
+                raise InputError(
+                    f"{path}: row {n + 1} key {rec['key']!r} does not match its "
+                    f"fields ({spec.key!r})"
+                )
             lut.rows[spec.key] = Row(spec, rec["status"], m, rec["error"], rec["measured_at"])
         return lut
 
@@ -195,8 +226,9 @@ class LUT:
 
     def save(self, path: Path | None = None) -> None:
         """Rewrite the whole file atomically (used after merging or dropping rows)."""
-        records.create(Path(path or self.path), self.meta, COLUMNS,
-                       [r.to_csv() for r in self.rows.values()])
+        records.create(
+            Path(path or self.path), self.meta, COLUMNS, [r.to_csv() for r in self.rows.values()]
+        )
 
     def to_frame(self):
         """The table as a pandas DataFrame (ok and failed rows)."""
@@ -205,8 +237,9 @@ class LUT:
         recs = []
         for r in self.rows.values():
             d = {"key": r.spec.key, **r.spec.to_dict(), "status": r.status, "error": r.error}
-            d.update({c: getattr(r.measurement, c) if r.measurement else None
-                      for c in STAT_COLUMNS})
+            d.update(
+                {c: getattr(r.measurement, c) if r.measurement else None for c in STAT_COLUMNS}
+            )
             d["macs"] = r.spec.macs()
             recs.append(d)
         return pd.DataFrame.from_records(recs)

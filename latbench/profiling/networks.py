@@ -14,11 +14,11 @@ from typing import Iterator, Sequence
 
 from tqdm import tqdm
 
-from latbench.nets.arch import Arch
-from latbench.nets.load import arch_from_dict
 from latbench.build.cache import arch_path
 from latbench.devices import Device
 from latbench.devices.measure import Measurement
+from latbench.nets.arch import Arch
+from latbench.nets.load import arch_from_dict
 
 
 def _convert_arch_worker(arch_json: dict, precision: str) -> tuple[str | None, str | None]:
@@ -33,8 +33,9 @@ def _convert_arch_worker(arch_json: dict, precision: str) -> tuple[str | None, s
         return None, f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
-def convert_archs(archs: Sequence[Arch], precision: str = "fp32", workers: int = 2,
-                  progress: bool = True) -> list[tuple[Path | None, str | None]]:
+def convert_archs(
+    archs: Sequence[Arch], precision: str = "fp32", workers: int = 2, progress: bool = True
+) -> list[tuple[Path | None, str | None]]:
     """Convert networks not yet cached, in parallel; (path, error) per arch, in order."""
     out: list[tuple[Path | None, str | None]] = [(None, None)] * len(archs)
     todo = []
@@ -46,9 +47,13 @@ def convert_archs(archs: Sequence[Arch], precision: str = "fp32", workers: int =
             todo.append(i)
     if not todo:
         return out
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=max(1, workers), mp_context=mp.get_context("spawn")
+    ) as pool:
         futs = {i: pool.submit(_convert_arch_worker, archs[i].to_dict(), precision) for i in todo}
-        for i in tqdm(todo, desc="convert nets", unit="net", disable=not progress, dynamic_ncols=True):
+        for i in tqdm(
+            todo, desc="convert nets", unit="net", disable=not progress, dynamic_ncols=True
+        ):
             path, err = futs[i].result()
             out[i] = (Path(path) if path else None, err)
     return out
@@ -67,15 +72,24 @@ def measure_arch(device: Device, arch: Arch, precision: str = "fp32") -> Measure
     return device.measure(p)
 
 
-def measure_archs(device: Device, archs: Sequence[Arch], precision: str = "fp32",
-                  workers: int = 2, progress: bool = True
-                  ) -> Iterator[tuple[int, Measurement | None, str | None]]:
+def measure_archs(
+    device: Device,
+    archs: Sequence[Arch],
+    precision: str = "fp32",
+    workers: int = 2,
+    progress: bool = True,
+) -> Iterator[tuple[int, Measurement | None, str | None]]:
     """Convert all (parallel), then time each: yields (index, measurement, error)."""
     from latbench.devices import ModelRunError
 
     converted = convert_archs(archs, precision, workers, progress)
-    for i in tqdm(range(len(archs)), desc=f"time nets on {device.profile.name}", unit="net",
-                  disable=not progress, dynamic_ncols=True):
+    for i in tqdm(
+        range(len(archs)),
+        desc=f"time nets on {device.profile.name}",
+        unit="net",
+        disable=not progress,
+        dynamic_ncols=True,
+    ):
         path, err = converted[i]
         if path is None:
             yield i, None, f"convert: {err}"
@@ -86,8 +100,9 @@ def measure_archs(device: Device, archs: Sequence[Arch], precision: str = "fp32"
             yield i, None, f"run: {exc}"
 
 
-def measure_network(device: Device, arch: Arch, precision: str = "fp32",
-                    progress: bool = True) -> Measurement:
+def measure_network(
+    device: Device, arch: Arch, precision: str = "fp32", progress: bool = True
+) -> Measurement:
     """One network end to end, exactly as calibrate measures each of its networks
     (`measure_archs`: conversion in a worker process, then the device's protocol).
 

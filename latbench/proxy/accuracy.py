@@ -36,16 +36,13 @@ from typing import Protocol
 
 import numpy as np
 
-from latbench.nets.arch import Arch, make_divisible
 from latbench.errors import InputError
 from latbench.fileio import write_atomic
+from latbench.nets.arch import Arch, make_divisible
 from latbench.proxy.data import Dataset
 from latbench.proxy.recipe import ProxyRecipe
 
-
 TRAINER_VERSION = 3  # bump when training or evaluation changes: old cache entries then miss
-
-
 
 
 def proxy_arch(arch: Arch, recipe: ProxyRecipe, classes: int, channels: int) -> Arch:
@@ -62,18 +59,32 @@ def proxy_arch(arch: Arch, recipe: ProxyRecipe, classes: int, channels: int) -> 
         hw = math.ceil(hw / s)
         return s
 
-    stem = replace(arch.stem, filters=pf(arch.filters(arch.stem.filters)),
-                   stride=stride(arch.stem.stride))
+    stem = replace(
+        arch.stem, filters=pf(arch.filters(arch.stem.filters)), stride=stride(arch.stem.stride)
+    )
     blocks, prev = [], stem.filters
     for b in arch.blocks:
         out = pf(arch.filters(b.out_filters))
         blocks.append(replace(b, stride=stride(b.stride), in_filters=prev, out_filters=out))
         prev = out
     h = arch.head
-    head = replace(h, filters=pf(arch.filters(h.filters) if h.scale else h.filters),
-                   hidden=pf(h.hidden) if h.hidden else 0, scale=False)
-    return replace(arch, resolution=recipe.resolution, width=1.0, classes=classes,
-                   channels=channels, stem=stem, blocks=tuple(blocks), head=head, dropout=0.0)
+    head = replace(
+        h,
+        filters=pf(arch.filters(h.filters) if h.scale else h.filters),
+        hidden=pf(h.hidden) if h.hidden else 0,
+        scale=False,
+    )
+    return replace(
+        arch,
+        resolution=recipe.resolution,
+        width=1.0,
+        classes=classes,
+        channels=channels,
+        stem=stem,
+        blocks=tuple(blocks),
+        head=head,
+        dropout=0.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -118,8 +129,9 @@ def _framework_versions() -> str:
 class ProxyEvaluator:
     """Trains proxy networks on one dataset with one recipe; caches by content."""
 
-    def __init__(self, dataset: Dataset, recipe: ProxyRecipe = ProxyRecipe(),
-                 cache_dir: Path | None = None):
+    def __init__(
+        self, dataset: Dataset, recipe: ProxyRecipe = ProxyRecipe(), cache_dir: Path | None = None
+    ):
         self.recipe = recipe
         self.dataset_name = dataset.name
         self.classes = dataset.classes
@@ -129,15 +141,22 @@ class ProxyEvaluator:
         need = recipe.train_images + recipe.val_images
         if len(dataset.x_train) < need:
             if len(dataset.x_train) < 2 * self.classes:
-                raise InputError(f"dataset {dataset.name} has only {len(dataset.x_train)} training "
-                                 f"images; the proxy needs at least a few per class", "--dataset")
+                raise InputError(
+                    f"dataset {dataset.name} has only {len(dataset.x_train)} training "
+                    f"images; the proxy needs at least a few per class",
+                    "--dataset",
+                )
         n_val = min(recipe.val_images, max(1, len(dataset.x_train) // 5))
         order = np.random.default_rng(recipe.seed).permutation(len(dataset.x_train))
-        val, train = order[:n_val], order[n_val:][:recipe.train_images]
+        val, train = order[:n_val], order[n_val:][: recipe.train_images]
         # the dataset's identity is its content: the exact images and labels the proxy sees
         h = hashlib.sha256()
-        for a in (dataset.x_train[train], dataset.y_train[train], dataset.x_train[val],
-                  dataset.y_train[val]):
+        for a in (
+            dataset.x_train[train],
+            dataset.y_train[train],
+            dataset.x_train[val],
+            dataset.y_train[val],
+        ):
             h.update(str((a.shape, a.dtype.str)).encode())
             h.update(np.ascontiguousarray(a).tobytes())
         self.data_digest = h.hexdigest()[:20]
@@ -159,8 +178,10 @@ class ProxyEvaluator:
         return proxy_arch(arch, self.recipe, self.classes, self.channels)
 
     def key(self, arch: Arch) -> str:
-        text = (f"{self.proxy(arch).digest()}|{self.recipe.key()}|{self.dataset_name}"
-                f"|data-{self.data_digest}|{self.frameworks}|trainer-{TRAINER_VERSION}")
+        text = (
+            f"{self.proxy(arch).digest()}|{self.recipe.key()}|{self.dataset_name}"
+            f"|data-{self.data_digest}|{self.frameworks}|trainer-{TRAINER_VERSION}"
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
     cache_key = key
@@ -184,10 +205,21 @@ class ProxyEvaluator:
         return AccuracyResult(acc, time.monotonic() - t0, params)
 
     def record(self, arch: Arch, res: AccuracyResult) -> None:
-        write_atomic(self.cache_dir / f"{self.key(arch)}.json", json.dumps(
-            {**asdict(res), "cached": False, "arch": arch.name, "recipe": asdict(self.recipe),
-             "dataset": self.dataset_name, "data_digest": self.data_digest,
-             "frameworks": self.frameworks, "trainer": TRAINER_VERSION}).encode())
+        write_atomic(
+            self.cache_dir / f"{self.key(arch)}.json",
+            json.dumps(
+                {
+                    **asdict(res),
+                    "cached": False,
+                    "arch": arch.name,
+                    "recipe": asdict(self.recipe),
+                    "dataset": self.dataset_name,
+                    "data_digest": self.data_digest,
+                    "frameworks": self.frameworks,
+                    "trainer": TRAINER_VERSION,
+                }
+            ).encode(),
+        )
         self.trained += 1
 
     def evaluate(self, arch: Arch) -> AccuracyResult:
@@ -203,9 +235,14 @@ class ProxyEvaluator:
         keras.backend.clear_session()
         keras.utils.set_random_seed(rc.seed)
         model = train.build(arch)
-        loss = train.fit(model, self.x_train, self.y_train,
-                         train.TrainSettings(epochs=rc.epochs, batch=rc.batch, lr=rc.lr,
-                                             bn_momentum=rc.bn_momentum, seed=rc.seed))
+        loss = train.fit(
+            model,
+            self.x_train,
+            self.y_train,
+            train.TrainSettings(
+                epochs=rc.epochs, batch=rc.batch, lr=rc.lr, bn_momentum=rc.bn_momentum, seed=rc.seed
+            ),
+        )
         params = model.count_params()
         if not np.isfinite(loss):
             return 0.0, params  # diverged: as bad as chance, never NaN

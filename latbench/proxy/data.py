@@ -53,7 +53,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise InputError(f"{p} is not an IDX file (bad magic number)")
     ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     dtype = np.dtype(_IDX_DTYPES[data[2]])
     body = np.frombuffer(data, dtype=dtype, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
@@ -79,28 +79,43 @@ def load_fashion_mnist(root: str | Path = FASHION_MNIST_DIR) -> Dataset:
                 raise InputError(
                     f"Fashion-MNIST file {stem}[.gz] not found in {root}. Install it with "
                     f"`sudo apt-get install dataset-fashion-mnist` (files land in {FASHION_MNIST_DIR}), "
-                    f"or pass --data-dir pointing at a folder with the four IDX files")
+                    f"or pass --data-dir pointing at a folder with the four IDX files"
+                )
             arrays[f"{kind}_{split}"] = read_idx(p)
     for split in FASHION_FILES:
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if len(x) != len(y):
-            raise InputError(f"Fashion-MNIST {split}: {len(x)} images but {len(y)} labels in {root}")
-    return Dataset("fashion_mnist", arrays["x_train"][..., None], arrays["y_train"].astype(np.int64),
-                   arrays["x_test"][..., None], arrays["y_test"].astype(np.int64), 10)
+            raise InputError(
+                f"Fashion-MNIST {split}: {len(x)} images but {len(y)} labels in {root}"
+            )
+    return Dataset(
+        "fashion_mnist",
+        arrays["x_train"][..., None],
+        arrays["y_train"].astype(np.int64),
+        arrays["x_test"][..., None],
+        arrays["y_test"].astype(np.int64),
+        10,
+    )
 
 
-def load_image_folder(root: str | Path, size: int, test_fraction: float = 0.2,
-                      seed: int = 0, grayscale: bool = False) -> Dataset:
+def load_image_folder(
+    root: str | Path, size: int, test_fraction: float = 0.2, seed: int = 0, grayscale: bool = False
+) -> Dataset:
     """A folder with one sub-folder of images per class, resized to size x size."""
     from PIL import Image
 
     root = Path(root)
     if not root.is_dir():
-        raise InputError(f"image folder {root} does not exist; pass a folder with one "
-                         f"sub-folder of images per class", "--data-dir")
+        raise InputError(
+            f"image folder {root} does not exist; pass a folder with one "
+            f"sub-folder of images per class",
+            "--data-dir",
+        )
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir())
-    files = [(sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES), i)
-             for i, d in enumerate(class_dirs)]
+    files = [
+        (sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES), i)
+        for i, d in enumerate(class_dirs)
+    ]
     files = [(fs, i) for fs, i in files if fs]
     if len(files) < 2:
         found = sum(len(fs) for fs, _ in files)
@@ -108,7 +123,8 @@ def load_image_folder(root: str | Path, size: int, test_fraction: float = 0.2,
             f"image folder {root} needs at least two sub-folders (one per class) with images "
             f"({', '.join(sorted(IMAGE_SUFFIXES))}); found {len(class_dirs)} sub-folder(s) and "
             f"{found} image(s). Put each class's images in its own sub-folder, e.g. {root}/cat/1.png",
-            "--data-dir")
+            "--data-dir",
+        )
     mode = "L" if grayscale else "RGB"
     xs, ys = [], []
     for fs, label in files:
@@ -134,21 +150,34 @@ def load_tfds(name: str, data_dir: str | None = None) -> Dataset:
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise InputError(f"dataset {name!r} needs tensorflow-datasets: `pip install tensorflow-datasets`, "
-                         f"then download it once with `tfds build {name}`", "--dataset") from None
+        raise InputError(
+            f"dataset {name!r} needs tensorflow-datasets: `pip install tensorflow-datasets`, "
+            f"then download it once with `tfds build {name}`",
+            "--dataset",
+        ) from None
     try:
         builder = tfds.builder(name, data_dir=data_dir)
         splits = builder.info.splits
         test_split = "test" if "test" in splits else "validation"
-        ds = tfds.as_numpy(builder.as_dataset(split=["train", test_split], as_supervised=True,
-                                              batch_size=-1))
+        ds = tfds.as_numpy(
+            builder.as_dataset(split=["train", test_split], as_supervised=True, batch_size=-1)
+        )
     except Exception as exc:  # tfds raises many kinds; all mean "not available locally"
-        raise InputError(f"tensorflow-datasets cannot load {name!r} from disk ({exc}); download it "
-                         f"once with `tfds build {name}` on a machine with internet", "--dataset") from None
+        raise InputError(
+            f"tensorflow-datasets cannot load {name!r} from disk ({exc}); download it "
+            f"once with `tfds build {name}` on a machine with internet",
+            "--dataset",
+        ) from None
     (xtr, ytr), (xte, yte) = ds
     classes = builder.info.features["label"].num_classes
-    return Dataset(name, np.asarray(xtr), np.asarray(ytr, np.int64), np.asarray(xte),
-                   np.asarray(yte, np.int64), classes)
+    return Dataset(
+        name,
+        np.asarray(xtr),
+        np.asarray(ytr, np.int64),
+        np.asarray(xte),
+        np.asarray(yte, np.int64),
+        classes,
+    )
 
 
 def load_dataset(name: str, data_dir: str | None = None, size: int = 32, seed: int = 0) -> Dataset:
@@ -157,7 +186,8 @@ def load_dataset(name: str, data_dir: str | None = None, size: int = 32, seed: i
         return load_fashion_mnist(data_dir or FASHION_MNIST_DIR)
     if name == "folder":
         if not data_dir:
-            raise InputError("--dataset folder needs --data-dir DIR (one sub-folder per class)",
-                             "--data-dir")
+            raise InputError(
+                "--dataset folder needs --data-dir DIR (one sub-folder per class)", "--data-dir"
+            )
         return load_image_folder(data_dir, size, seed=seed)
     return load_tfds(name, data_dir)

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from latbench.errors import InputError
 
+
 @dataclass(frozen=True)
 class ProxyRecipe:
     """How every network is trained for the search (same for baselines)."""
@@ -27,8 +28,9 @@ class ProxyRecipe:
 
     def __post_init__(self) -> None:
         if self.min_map < 1 or self.resolution < 1 or not self.width > 0:
-            raise InputError(f"proxy recipe needs resolution, min_map >= 1 and width > 0: {self}",
-                             "recipe")
+            raise InputError(
+                f"proxy recipe needs resolution, min_map >= 1 and width > 0: {self}", "recipe"
+            )
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from latbench.nets.arch import Arch
 from latbench.errors import InputError
+from latbench.nets.arch import Arch
 
 Weights = dict[str, list[np.ndarray]]  # layer name -> that layer's variables, in Keras order
 BN_IMAGES = 2000  # training images used to re-estimate batch-norm statistics
@@ -56,8 +56,11 @@ def build(arch: Arch):
 
 
 def get_weights(model) -> Weights:
-    return {layer.name: [np.asarray(w) for w in layer.get_weights()]
-            for layer in model.layers if layer.get_weights()}
+    return {
+        layer.name: [np.asarray(w) for w in layer.get_weights()]
+        for layer in model.layers
+        if layer.get_weights()
+    }
 
 
 def inherit(model, parent: Weights) -> int:
@@ -74,8 +77,9 @@ def inherit(model, parent: Weights) -> int:
             continue
         dst = layer.get_weights()
         if len(src) != len(dst):
-            raise InputError(f"layer {layer.name}: parent has {len(src)} weight arrays, "
-                             f"the network {len(dst)}")
+            raise InputError(
+                f"layer {layer.name}: parent has {len(src)} weight arrays, the network {len(dst)}"
+            )
         new = []
         for s, d in zip(src, dst):
             if s.ndim != d.ndim or any(a < b for a, b in zip(s.shape, d.shape)):
@@ -97,7 +101,8 @@ def lean_graphs():
         yield
     finally:
         tf.config.optimizer.set_experimental_options(
-            {"disable_meta_optimizer": bool(old.get("disable_meta_optimizer", False))})
+            {"disable_meta_optimizer": bool(old.get("disable_meta_optimizer", False))}
+        )
 
 
 def fit(model, x: np.ndarray, y: np.ndarray, settings: TrainSettings) -> float:
@@ -124,9 +129,18 @@ def fit(model, x: np.ndarray, y: np.ndarray, settings: TrainSettings) -> float:
         it.assign_add(1.0)
         b1p, b2p = tf.pow(0.9, it), tf.pow(0.999, it)
         for v, (m, s), g in zip(tvars, slots, grads):
-            tf.raw_ops.ResourceApplyAdam(var=v.handle, m=m.handle, v=s.handle, beta1_power=b1p,
-                                         beta2_power=b2p, lr=settings.lr, beta1=0.9, beta2=0.999,
-                                         epsilon=1e-7, grad=g)
+            tf.raw_ops.ResourceApplyAdam(
+                var=v.handle,
+                m=m.handle,
+                v=s.handle,
+                beta1_power=b1p,
+                beta2_power=b2p,
+                lr=settings.lr,
+                beta1=0.9,
+                beta2=0.999,
+                epsilon=1e-7,
+                grad=g,
+            )
         return loss
 
     rng = np.random.default_rng(settings.seed)
@@ -141,7 +155,7 @@ def fit(model, x: np.ndarray, y: np.ndarray, settings: TrainSettings) -> float:
         for batches in schedule:
             order = rng.permutation(n)
             for i in range(0, batches * bs, bs):
-                idx = order[i:i + bs]
+                idx = order[i : i + bs]
                 loss = train_step(tf.constant(x[idx]), tf.constant(y[idx].astype(np.int32)))
     return float(loss)
 
@@ -159,15 +173,15 @@ def recalibrate_bn(model, x: np.ndarray, n: int = BN_IMAGES) -> None:
     for k, i in enumerate(range(0, min(len(x), n), EVAL_BATCH)):
         for bn in bns:
             bn.momentum = k / (k + 1)
-        model(x[i:i + EVAL_BATCH], training=True)
+        model(x[i : i + EVAL_BATCH], training=True)
 
 
 def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 accuracy in inference mode (BN moving statistics)."""
     correct = 0
     for i in range(0, len(x), EVAL_BATCH):
-        logits = model(x[i:i + EVAL_BATCH], training=False)
-        correct += int(np.sum(np.argmax(np.asarray(logits), 1) == y[i:i + EVAL_BATCH]))
+        logits = model(x[i : i + EVAL_BATCH], training=False)
+        correct += int(np.sum(np.argmax(np.asarray(logits), 1) == y[i : i + EVAL_BATCH]))
     return correct / max(1, len(x))
 
 

@@ -44,16 +44,25 @@ def summarize(results: list[dict], seeds: int) -> dict:
     by = {}
     for r in results:
         by.setdefault(r["net"], {})[r["recipe_name"]] = r
-    both = [(v["proxy_s0"]["accuracy"], v["long_s0"]["accuracy"]) for v in by.values()
-            if "proxy_s0" in v and "long_s0" in v]
+    both = [
+        (v["proxy_s0"]["accuracy"], v["long_s0"]["accuracy"])
+        for v in by.values()
+        if "proxy_s0" in v and "long_s0" in v
+    ]
     p, q = np.array(both).T if both else (np.array([]), np.array([]))
     tau = kendalltau(p, q) if len(both) > 2 else None
     spreads = []
     for net, v in by.items():
         accs = [v[f"proxy_s{s}"]["accuracy"] for s in range(seeds) if f"proxy_s{s}" in v]
         if len(accs) == seeds and seeds > 1:
-            spreads.append({"net": net, "accs": accs, "std": float(np.std(accs, ddof=1)),
-                            "range": float(max(accs) - min(accs))})
+            spreads.append(
+                {
+                    "net": net,
+                    "accs": accs,
+                    "std": float(np.std(accs, ddof=1)),
+                    "range": float(max(accs) - min(accs)),
+                }
+            )
     proxy_cpu = [r["cpu_s"] for r in results if r["recipe_name"].startswith("proxy")]
     proxy_wall = [r["wall_s"] for r in results if r["recipe_name"].startswith("proxy")]
     return {
@@ -61,14 +70,20 @@ def summarize(results: list[dict], seeds: int) -> dict:
         "kendall_tau": None if tau is None else float(tau.statistic),
         "kendall_p": None if tau is None else float(tau.pvalue),
         "spearman": None if len(both) < 3 else float(spearmanr(p, q).statistic),
-        "proxy_acc_min_mean_max": [float(p.min()), float(p.mean()), float(p.max())] if both else None,
-        "long_acc_min_mean_max": [float(q.min()), float(q.mean()), float(q.max())] if both else None,
+        "proxy_acc_min_mean_max": [float(p.min()), float(p.mean()), float(p.max())]
+        if both
+        else None,
+        "long_acc_min_mean_max": [float(q.min()), float(q.mean()), float(q.max())]
+        if both
+        else None,
         "seed_spread": spreads,
         "mean_seed_std": float(np.mean([s["std"] for s in spreads])) if spreads else None,
         "proxy_cpu_s_median_max": [float(np.median(proxy_cpu)), float(max(proxy_cpu))]
-        if proxy_cpu else None,
+        if proxy_cpu
+        else None,
         "proxy_wall_s_median_max": [float(np.median(proxy_wall)), float(max(proxy_wall))]
-        if proxy_wall else None,
+        if proxy_wall
+        else None,
     }
 
 
@@ -80,7 +95,11 @@ def plot(results: list[dict], summary: dict, path: Path) -> None:
     by = {}
     for r in results:
         by.setdefault(r["net"], {})[r["recipe_name"]] = r["accuracy"]
-    pts = [(v["proxy_s0"], v["long_s0"], n) for n, v in by.items() if "proxy_s0" in v and "long_s0" in v]
+    pts = [
+        (v["proxy_s0"], v["long_s0"], n)
+        for n, v in by.items()
+        if "proxy_s0" in v and "long_s0" in v
+    ]
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.scatter([a for a, _, _ in pts], [b for _, b, _ in pts], s=18)
     for a, b, n in pts:
@@ -91,15 +110,27 @@ def plot(results: list[dict], summary: dict, path: Path) -> None:
     ax.set_xlabel("proxy accuracy (search recipe)")
     ax.set_ylabel("accuracy after 5x longer training")
     tau = summary["kendall_tau"]
-    ax.set_title(f"Proxy validity on Fashion-MNIST: Kendall tau = {tau:.2f} "
-                 f"(n={summary['networks_with_both']})" if tau is not None else "proxy validity")
+    ax.set_title(
+        f"Proxy validity on Fashion-MNIST: Kendall tau = {tau:.2f} "
+        f"(n={summary['networks_with_both']})"
+        if tau is not None
+        else "proxy validity"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def study(out_dir: Path, networks: int = 20, seed: int = 0, factor: int = 5, seeds: int = 3,
-          spread_networks: int = 5, space_name: str = "mnasnet", progress: bool = True) -> dict:
+def study(
+    out_dir: Path,
+    networks: int = 20,
+    seed: int = 0,
+    factor: int = 5,
+    seeds: int = 3,
+    spread_networks: int = 5,
+    space_name: str = "mnasnet",
+    progress: bool = True,
+) -> dict:
     """Train the study's networks (resuming from `results.jsonl`); write and return the summary.
 
     `networks` are drawn from the space with `seed`; the reference trains on `factor` x as
@@ -135,10 +166,17 @@ def study(out_dir: Path, networks: int = 20, seed: int = 0, factor: int = 5, see
             evaluators[rname] = ProxyEvaluator(ds, recipes[rname], cache_dir=out_dir / "cache")
         t0, c0 = time.monotonic(), time.process_time()
         res = evaluators[rname].train(arch)
-        rec = {"net": net, "recipe_name": rname, "recipe": asdict(recipes[rname]),
-               "arch": " ".join(arch.to_dict()["blocks"]), "accuracy": res.accuracy,
-               "params": res.params, "wall_s": time.monotonic() - t0,
-               "cpu_s": time.process_time() - c0, "load1": os.getloadavg()[0]}
+        rec = {
+            "net": net,
+            "recipe_name": rname,
+            "recipe": asdict(recipes[rname]),
+            "arch": " ".join(arch.to_dict()["blocks"]),
+            "accuracy": res.accuracy,
+            "params": res.params,
+            "wall_s": time.monotonic() - t0,
+            "cpu_s": time.process_time() - c0,
+            "load1": os.getloadavg()[0],
+        }
         append_line(res_path, json.dumps(rec) + "\n")
         done[(net, rname)] = rec
     results = list(_done(res_path).values())

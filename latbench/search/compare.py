@@ -30,9 +30,12 @@ from latbench.search import samples as samples_file
 from latbench.search.pareto import hypervolume
 
 WINDOW = 40  # samples in the recent-reward mean (5 PPO batches of 8)
-METRICS = {"best_reward": "best reward so far",
-           "hypervolume": "Pareto hypervolume (ref: 2T, acc 0)",
-           "recent_reward": f"mean reward of the last {WINDOW} samples"}
+METRICS = {
+    "best_reward": "best reward so far",
+    "hypervolume": "Pareto hypervolume (ref: 2T, acc 0)",
+    "recent_reward": f"mean reward of the last {WINDOW} samples",
+}
+
 
 @dataclass(frozen=True)
 class RunCurves:
@@ -43,7 +46,7 @@ class RunCurves:
     best_reward: np.ndarray  # after k+1 samples
     hypervolume: np.ndarray  # after k+1 samples
     recent_reward: np.ndarray  # mean reward of the last WINDOW samples up to k+1: what the
-    rows: list[dict]           # controller samples now (a learning policy's rises)
+    rows: list[dict]  # controller samples now (a learning policy's rises)
 
 
 def load_run(path: Path) -> RunCurves:
@@ -61,14 +64,15 @@ def load_run(path: Path) -> RunCurves:
     best = np.maximum.accumulate(reward)
     lat = [r["lat_ms"] for r in rows]
     acc = [r["accuracy"] for r in rows]
-    hv = np.array([hypervolume(lat[:k + 1], acc[:k + 1], ref, 0.0) for k in range(len(rows))])
+    hv = np.array([hypervolume(lat[: k + 1], acc[: k + 1], ref, 0.0) for k in range(len(rows))])
     finite = np.where(np.isfinite(reward), reward, 0.0)  # a failed sample counts as reward 0
     cum = np.concatenate([[0.0], np.cumsum(finite)])
     k = np.arange(1, len(rows) + 1)
     lo = np.maximum(0, k - WINDOW)
     recent = (cum[k] - cum[lo]) / (k - lo)
-    return RunCurves(path, cfg["controller"], int(cfg["seed"]), float(cfg["target_ms"]), best, hv,
-                     recent, rows)
+    return RunCurves(
+        path, cfg["controller"], int(cfg["seed"]), float(cfg["target_ms"]), best, hv, recent, rows
+    )
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,11 @@ def check_comparable(runs: Sequence[RunCurves]) -> None:
     """Runs compared at equal budget must share the target (the reward's T)."""
     targets = {r.target_ms for r in runs}
     if len(targets) > 1:
-        raise InputError(f"runs have different targets {sorted(targets)}: their rewards and "
-                         f"hypervolumes are not comparable", "RUNS")
+        raise InputError(
+            f"runs have different targets {sorted(targets)}: their rewards and "
+            f"hypervolumes are not comparable",
+            "RUNS",
+        )
 
 
 def table(runs: Sequence[RunCurves], checkpoints: Sequence[int]) -> list[dict]:
@@ -109,9 +116,17 @@ def table(runs: Sequence[RunCurves], checkpoints: Sequence[int]) -> list[dict]:
     for n in checkpoints:
         for metric in METRICS:
             for g in group(runs, metric, n):
-                rows.append({"samples": n, "controller": g.controller, "runs": g.runs,
-                             "metric": metric, "mean": float(g.mean[-1]),
-                             "min": float(g.lo[-1]), "max": float(g.hi[-1])})
+                rows.append(
+                    {
+                        "samples": n,
+                        "controller": g.controller,
+                        "runs": g.runs,
+                        "metric": metric,
+                        "mean": float(g.mean[-1]),
+                        "min": float(g.lo[-1]),
+                        "max": float(g.hi[-1]),
+                    }
+                )
     return rows
 
 
@@ -137,8 +152,9 @@ def curves_png(runs: Sequence[RunCurves], n: int, path: Path) -> None:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"{len(runs)} runs at equal budget ({n} samples each); band: min-max over seeds",
-                 fontsize=9)
+    fig.suptitle(
+        f"{len(runs)} runs at equal budget ({n} samples each); band: min-max over seeds", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -146,13 +162,19 @@ def curves_png(runs: Sequence[RunCurves], n: int, path: Path) -> None:
 
 def best_network(run: RunCurves, n: int) -> dict:
     """The run's highest-reward sample among its first n."""
-    k = int(np.argmax([r["reward"] if math.isfinite(r["reward"]) else -np.inf
-                       for r in run.rows[:n]]))
+    k = int(
+        np.argmax([r["reward"] if math.isfinite(r["reward"]) else -np.inf for r in run.rows[:n]])
+    )
     return run.rows[k]
 
 
-def retrain(runs: Sequence[RunCurves], n: int, seeds: Sequence[int], reference: str = "mobilenet_v2_x1",
-            log=lambda msg: None) -> list[dict]:
+def retrain(
+    runs: Sequence[RunCurves],
+    n: int,
+    seeds: Sequence[int],
+    reference: str = "mobilenet_v2_x1",
+    log=lambda msg: None,
+) -> list[dict]:
     """Each run's best network (within the budget) and the reference, trained with each
     recipe seed through the run's own proxy recipe (cached like the search's samples)."""
     from latbench.nets import zoo
@@ -178,12 +200,21 @@ def retrain(runs: Sequence[RunCurves], n: int, seeds: Sequence[int], reference: 
                 evaluators[key] = make_evaluator(replace(cfg, recipe={**cfg.recipe, "seed": s}))
             res = evaluators[key].evaluate(arch)
             accs.append(res.accuracy)
-            log(f"{who}: {arch.name} recipe seed {s}: {res.accuracy:.4f}"
-                + (" (cached)" if res.cached else f" ({res.train_s:.0f} s)"))
-        out.append({"run": who, "path": path, "network": arch.name,
-                    "search_accuracy": best["accuracy"] if best else None,
-                    "lat_ms": best["lat_ms"] if best else None,
-                    "reward": best["reward"] if best else None,
-                    **{f"acc_seed{s}": a for s, a in zip(seeds, accs)},
-                    "acc_mean": float(np.mean(accs)), "acc_std": float(np.std(accs))})
+            log(
+                f"{who}: {arch.name} recipe seed {s}: {res.accuracy:.4f}"
+                + (" (cached)" if res.cached else f" ({res.train_s:.0f} s)")
+            )
+        out.append(
+            {
+                "run": who,
+                "path": path,
+                "network": arch.name,
+                "search_accuracy": best["accuracy"] if best else None,
+                "lat_ms": best["lat_ms"] if best else None,
+                "reward": best["reward"] if best else None,
+                **{f"acc_seed{s}": a for s, a in zip(seeds, accs)},
+                "acc_mean": float(np.mean(accs)),
+                "acc_std": float(np.std(accs)),
+            }
+        )
     return out

@@ -38,8 +38,9 @@ class Controller(ABC):
         """Log-probabilities of given sequences under the current policy."""
 
     @abstractmethod
-    def update(self, tokens: Sequence[Sequence[int]], old_logp: np.ndarray,
-               rewards: Sequence[float]) -> dict[str, float]:
+    def update(
+        self, tokens: Sequence[Sequence[int]], old_logp: np.ndarray, rewards: Sequence[float]
+    ) -> dict[str, float]:
         """Learn from one batch's rewards; training statistics for the run's log."""
 
     @abstractmethod

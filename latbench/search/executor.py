@@ -23,8 +23,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
-from latbench.nets.arch import Arch
 from latbench.errors import InputError, LatbenchError
+from latbench.nets.arch import Arch
 from latbench.proxy.accuracy import AccuracyResult, AccuracySource, evaluate
 
 
@@ -43,11 +43,13 @@ class Executor(ABC):
     name: str
 
     @abstractmethod
-    def accuracies(self, source: AccuracySource, archs: Sequence[Arch]) -> Iterator[ChildResult]:
-        ...
+    def accuracies(
+        self, source: AccuracySource, archs: Sequence[Arch]
+    ) -> Iterator[ChildResult]: ...
 
-    def device_measure(self, profile: str, precision: str) -> tuple[Callable[[Arch], float],
-                                                                    Callable[[], None]]:
+    def device_measure(
+        self, profile: str, precision: str
+    ) -> tuple[Callable[[Arch], float], Callable[[], None]]:
         """(measure(arch) -> median ms, close()) for a device profile."""
         dev = DeviceMeasurer(profile, precision)
         return dev.measure, dev.close
@@ -85,8 +87,9 @@ class SerialExecutor(Executor):
             except LatbenchError:
                 raise
             except Exception as exc:  # one unbuildable network must not end the search
-                yield ChildResult(None, f"accuracy: {type(exc).__name__}: {exc}"[:300],
-                                  time.monotonic() - t0)
+                yield ChildResult(
+                    None, f"accuracy: {type(exc).__name__}: {exc}"[:300], time.monotonic() - t0
+                )
                 continue
             yield ChildResult(res, "", 0.0 if res.cached else time.monotonic() - t0)
 
@@ -101,14 +104,17 @@ def _train_child(source: AccuracySource, arch: Arch) -> tuple[AccuracyResult, fl
 class RayExecutor(Executor):
     name = "ray"
 
-    def __init__(self, workers: int | None = None, address: str | None = None,
-                 max_retries: int = 2):
+    def __init__(
+        self, workers: int | None = None, address: str | None = None, max_retries: int = 2
+    ):
         try:
             import ray
         except ImportError:
-            raise InputError("parallel evaluation needs Ray: pip install 'latbench[ray]' "
-                             "(or drop --ray-workers/--ray-address for the serial path)",
-                             "--ray-workers") from None
+            raise InputError(
+                "parallel evaluation needs Ray: pip install 'latbench[ray]' "
+                "(or drop --ray-workers/--ray-address for the serial path)",
+                "--ray-workers",
+            ) from None
         self.ray = ray
         self.max_retries = max_retries
         self.worker_pids: set[int] = set()
@@ -126,10 +132,15 @@ class RayExecutor(Executor):
                 # workers at the driver's priority (Ray's default nices them to 15, which
                 # starves them on a shared machine while the serial path runs at 0)
                 # address="local": a new Ray of our own, even where `ray start` ran before
-                ray.init(address="local", num_cpus=workers, include_dashboard=False,
-                         log_to_driver=False,
-                         runtime_env={"env_vars": env}, object_store_memory=200 * 2**20,
-                         _system_config={"worker_niceness": 0})
+                ray.init(
+                    address="local",
+                    num_cpus=workers,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    runtime_env={"env_vars": env},
+                    object_store_memory=200 * 2**20,
+                    _system_config={"worker_niceness": 0},
+                )
         self._task = ray.remote(num_cpus=1, max_retries=max_retries)(_train_child)
         self._source_refs: dict[int, object] = {}
 
@@ -173,8 +184,11 @@ class RayExecutor(Executor):
                     continue
                 except ray.exceptions.RayError as exc:  # retries exhausted: worker kept dying
                     done.add(k)
-                    yield ChildResult(None, f"accuracy: worker lost after {self.max_retries} "
-                                            f"retries: {type(exc).__name__}"[:300])
+                    yield ChildResult(
+                        None,
+                        f"accuracy: worker lost after {self.max_retries} "
+                        f"retries: {type(exc).__name__}"[:300],
+                    )
                     continue
                 self.worker_pids.add(pid)
                 source.record(a, res)
@@ -190,9 +204,11 @@ class RayExecutor(Executor):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         here = ray.get_runtime_context().get_node_id()
-        actor = ray.remote(num_cpus=0)(DeviceMeasurer).options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)
-        ).remote(profile, precision)
+        actor = (
+            ray.remote(num_cpus=0)(DeviceMeasurer)
+            .options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False))
+            .remote(profile, precision)
+        )
 
         def measure(arch: Arch) -> float:
             try:

@@ -18,10 +18,22 @@ from latbench.proxy.recipe import ProxyRecipe
 Log = Callable[[str], None]
 
 
-def new_config(*, target_ms: float | None, target_mmacs: float | None, latency: str, device: str,
-               lut_dir: Path, out_dir: Path | None, constraint: str | None, alpha: float | None,
-               beta: float | None, space: str, recipe: ProxyRecipe, baselines: str | None,
-               **settings):
+def new_config(
+    *,
+    target_ms: float | None,
+    target_mmacs: float | None,
+    latency: str,
+    device: str,
+    lut_dir: Path,
+    out_dir: Path | None,
+    constraint: str | None,
+    alpha: float | None,
+    beta: float | None,
+    space: str,
+    recipe: ProxyRecipe,
+    baselines: str | None,
+    **settings,
+):
     """A new run's SearchConfig, every argument checked before anything heavy is loaded.
 
     `settings` are the SearchConfig fields taken as they are (samples, batch, seed, ...).
@@ -34,34 +46,55 @@ def new_config(*, target_ms: float | None, target_mmacs: float | None, latency: 
     if out_dir is None:
         raise InputError("give --out DIR for a new run, or --resume DIR", "--out")
     if (latency == "flops") != (target_mmacs is not None) or (latency == "flops" and target_ms):
-        raise InputError("--latency flops takes its target as --target-mmacs (millions of "
-                         "MACs, e.g. 400 for EfficientNet-B0's 0.39 B); the other sources "
-                         "take --target-ms", "--target-mmacs")
+        raise InputError(
+            "--latency flops takes its target as --target-mmacs (millions of "
+            "MACs, e.g. 400 for EfficientNet-B0's 0.39 B); the other sources "
+            "take --target-ms",
+            "--target-mmacs",
+        )
     if latency == "flops":
         target_ms = target_mmacs  # the reward's T, in the source's unit
     if target_ms is None:
-        raise InputError("a new search needs --target-ms (e.g. the latency of mobilenet_v2_x1: "
-                         "latbench measure examples/zoo/mobilenet_v2_x1.json, or latbench "
-                         "predict examples/zoo/mobilenet_v2_x1.json)", "--target-ms")
+        raise InputError(
+            "a new search needs --target-ms (e.g. the latency of mobilenet_v2_x1: "
+            "latbench measure examples/zoo/mobilenet_v2_x1.json, or latbench "
+            "predict examples/zoo/mobilenet_v2_x1.json)",
+            "--target-ms",
+        )
     if target_ms <= 0:
         raise InputError(f"must be > 0 ms, got {target_ms:g}", "--target-ms")
     if (out_dir / "config.json").exists():
-        raise InputError(f"{out_dir} already holds a run; continue it with --resume {out_dir} "
-                         f"or choose another --out", "--out")
+        raise InputError(
+            f"{out_dir} already holds a run; continue it with --resume {out_dir} "
+            f"or choose another --out",
+            "--out",
+        )
     a, b = resolve(constraint, alpha, beta)
     if not 0 < recipe.width <= 4:
         raise InputError(f"must be in (0, 4], got {recipe.width:g}", "--proxy-width")
     # an unknown device: exit 2 now, not after loading TensorFlow (unless a few-shot
     # predictor exists for it: such a device may have no profile)
-    if (latency != "flops" and device not in known_profiles()
-            and not (latency == "lut" and any(lut_dir.glob(f"{device}_*")))):
+    if (
+        latency != "flops"
+        and device not in known_profiles()
+        and not (latency == "lut" and any(lut_dir.glob(f"{device}_*")))
+    ):
         load_profile(device)
     sp = get_space(space)
-    return SearchConfig(target_ms=target_ms, alpha=a, beta=b, latency=latency, device=device,
-                        space=space, recipe=asdict(recipe), lut_dir=str(lut_dir),
-                        baselines=(sp.baselines if baselines is None else
-                                   tuple(x for x in baselines.split(",") if x)),
-                        **settings)
+    return SearchConfig(
+        target_ms=target_ms,
+        alpha=a,
+        beta=b,
+        latency=latency,
+        device=device,
+        space=space,
+        recipe=asdict(recipe),
+        lut_dir=str(lut_dir),
+        baselines=(
+            sp.baselines if baselines is None else tuple(x for x in baselines.split(",") if x)
+        ),
+        **settings,
+    )
 
 
 def resume_config(resume_dir: Path, samples: int | None, lut_dir: Path | None):
@@ -70,8 +103,9 @@ def resume_config(resume_dir: Path, samples: int | None, lut_dir: Path | None):
 
     cfg_path = resume_dir / "config.json"
     if not cfg_path.exists():
-        raise InputError(f"{resume_dir} is not a search run (no config.json); start one with --out",
-                         "--resume")
+        raise InputError(
+            f"{resume_dir} is not a search run (no config.json); start one with --out", "--resume"
+        )
     cfg = SearchConfig.from_json(cfg_path.read_text())
     if samples is not None and samples != cfg.samples:
         cfg = replace(cfg, samples=samples)
@@ -89,8 +123,9 @@ def latency_source(cfg, lut_dir: Path, measure):
     if cfg.latency == "flops":  # the network's MACs in millions: no LUT, no device
         import numpy as np
 
-        return LatencySource(predict=lambda archs: np.array([a.macs() / 1e6 for a in archs]),
-                             measure=None), identity
+        return LatencySource(
+            predict=lambda archs: np.array([a.macs() / 1e6 for a in archs]), measure=None
+        ), identity
     if cfg.latency == "lut":
         from latbench.predictors import load_predictor
 
@@ -108,8 +143,10 @@ def check_latency_model(out_dir: Path, identity: dict, log: Log) -> None:
         return
     old = json.loads(path.read_text())
     if old != identity:
-        msg = (f"WARNING the latency model changed since this run started ({old} -> {identity}): "
-               f"samples before and after are not on the same latency scale")
+        msg = (
+            f"WARNING the latency model changed since this run started ({old} -> {identity}): "
+            f"samples before and after are not on the same latency scale"
+        )
         log(msg)
         with open(out_dir / "events.log", "a") as f:
             f.write(msg + "\n")
@@ -139,15 +176,33 @@ def evaluate_baselines(names, evaluator, latency, log: Log) -> list[dict]:
         pred = float(latency.predict([arch])[0]) if latency.predict else None
         meas = float(latency.measure(arch)) if latency.measure else None
         lat = meas if meas is not None else pred  # a measurement beats a prediction
-        out.append({"name": name, "accuracy": res.accuracy, "pred_ms": pred, "meas_ms": meas,
-                    "lat_ms": lat, "train_s": res.train_s})
-        log(f"baseline {name}: proxy accuracy {res.accuracy:.4f}, latency {lat:.3g} ms"
-            + (f" (predicted {pred:.3g} ms)" if meas is not None and pred is not None else ""))
+        out.append(
+            {
+                "name": name,
+                "accuracy": res.accuracy,
+                "pred_ms": pred,
+                "meas_ms": meas,
+                "lat_ms": lat,
+                "train_s": res.train_s,
+            }
+        )
+        log(
+            f"baseline {name}: proxy accuracy {res.accuracy:.4f}, latency {lat:.3g} ms"
+            + (f" (predicted {pred:.3g} ms)" if meas is not None and pred is not None else "")
+        )
     return out
 
 
-def run_job(out_dir: Path, cfg, *, ray_workers: int | None, ray_address: str | None, log: Log,
-            progress: bool, dataset=None) -> dict:
+def run_job(
+    out_dir: Path,
+    cfg,
+    *,
+    ray_workers: int | None,
+    ray_address: str | None,
+    log: Log,
+    progress: bool,
+    dataset=None,
+) -> dict:
     """Run (or resume) the search of `cfg` in `out_dir`; the run's summary.
 
     KeyboardInterrupt propagates after the device and the executor are closed; every sample
@@ -162,8 +217,9 @@ def run_job(out_dir: Path, cfg, *, ray_workers: int | None, ray_address: str | N
     evaluator = make_evaluator(cfg, dataset=dataset)
     executor = make_executor(ray_workers, ray_address)
     close_device = lambda: None  # noqa: E731
-    no_device = cfg.latency == "flops" or (cfg.latency == "lut"
-                                           and cfg.device not in known_profiles())
+    no_device = cfg.latency == "flops" or (
+        cfg.latency == "lut" and cfg.device not in known_profiles()
+    )
     if no_device:  # e.g. a few-shot predictor for a device latbench cannot reach
         log(f"note: no device profile {cfg.device!r}: predicted latency only, no spot checks")
     try:
@@ -171,8 +227,9 @@ def run_job(out_dir: Path, cfg, *, ray_workers: int | None, ray_address: str | N
         if not no_device:
             measure, close_device = executor.device_measure(cfg.device, cfg.precision)
         lat, identity = latency_source(cfg, Path(cfg.lut_dir), measure)
-        runner = Search(out_dir, cfg, evaluator, lat, space, log=log, progress=progress,
-                        executor=executor)
+        runner = Search(
+            out_dir, cfg, evaluator, lat, space, log=log, progress=progress, executor=executor
+        )
         out_dir.mkdir(parents=True, exist_ok=True)
         check_latency_model(out_dir, identity, log)
         bpath = out_dir / "baselines.json"

@@ -17,8 +17,11 @@ def pareto_front(lat_ms: Sequence[float], acc: Sequence[float]) -> list[int]:
     A point is dominated when another is no slower and no less accurate and
     better in one of the two. Exact duplicates keep their first index only.
     """
-    pts = [(float(l), -float(a), i) for i, (l, a) in enumerate(zip(lat_ms, acc))
-           if math.isfinite(l) and math.isfinite(a)]
+    pts = [
+        (float(l), -float(a), i)
+        for i, (l, a) in enumerate(zip(lat_ms, acc))
+        if math.isfinite(l) and math.isfinite(a)
+    ]
     pts.sort()
     front: list[int] = []
     best_acc = -math.inf
@@ -29,8 +32,9 @@ def pareto_front(lat_ms: Sequence[float], acc: Sequence[float]) -> list[int]:
     return front
 
 
-def hypervolume(lat_ms: Sequence[float], acc: Sequence[float], ref_ms: float,
-                ref_acc: float = 0.0) -> float:
+def hypervolume(
+    lat_ms: Sequence[float], acc: Sequence[float], ref_ms: float, ref_acc: float = 0.0
+) -> float:
     """Area dominated by the points within [.., ref_ms] x [ref_acc, ..]."""
     idx = [i for i in pareto_front(lat_ms, acc) if lat_ms[i] < ref_ms and acc[i] > ref_acc]
     area = 0.0

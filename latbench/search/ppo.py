@@ -54,7 +54,7 @@ class PPOController(Controller):
             return self.rng.uniform(-lim, lim, shape).astype(np.float32)
 
         b = np.zeros(4 * H, np.float32)
-        b[H:2 * H] = 1.0  # forget-gate bias: remember by default
+        b[H : 2 * H] = 1.0  # forget-gate bias: remember by default
         init = {
             "embed": glorot((total + 1, E)),  # last row: the start token
             "lstm_w": glorot((E + H, 4 * H)),
@@ -126,8 +126,9 @@ class PPOController(Controller):
         return self._forward(np.asarray(tokens, int))[0].numpy().astype(np.float64)
 
     # -- PPO ------------------------------------------------------------------
-    def update(self, tokens: Sequence[Sequence[int]], old_logp: np.ndarray,
-               rewards: Sequence[float]) -> dict[str, float]:
+    def update(
+        self, tokens: Sequence[Sequence[int]], old_logp: np.ndarray, rewards: Sequence[float]
+    ) -> dict[str, float]:
         """One PPO update on a batch; returns the loss terms of its last epoch for logging
         (loss, pg, entropy, ratio_max, clip_frac: the share of clipped ratios)."""
         cfg = self.cfg
@@ -141,11 +142,15 @@ class PPOController(Controller):
         for _ in range(cfg.epochs):
             self.step += 1
             out = self._ppo_step(toks, old, adv, tf.constant(self._lr(), tf.float32))
-            stats = {k: float(v) for k, v in zip(("loss", "pg", "entropy", "ratio_max",
-                                                  "clip_frac"), out)}
+            stats = {
+                k: float(v)
+                for k, v in zip(("loss", "pg", "entropy", "ratio_max", "clip_frac"), out)
+            }
         stats["baseline"] = self.baseline
         stats["advantage_mean"] = float(np.mean(r - self.baseline))
-        self.baseline = cfg.baseline_decay * self.baseline + (1 - cfg.baseline_decay) * float(r.mean())
+        self.baseline = cfg.baseline_decay * self.baseline + (1 - cfg.baseline_decay) * float(
+            r.mean()
+        )
         self.updates += 1
         return stats
 
@@ -185,9 +190,15 @@ class PPOController(Controller):
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         write_atomic(path.with_suffix(".npz"), buf.getvalue())
-        state = {"kind": self.kind, "vocab_sizes": self.vocab_sizes, "config": asdict(self.cfg),
-                 "step": self.step, "baseline": self.baseline, "updates": self.updates,
-                 "rng": self.rng.bit_generator.state}
+        state = {
+            "kind": self.kind,
+            "vocab_sizes": self.vocab_sizes,
+            "config": asdict(self.cfg),
+            "step": self.step,
+            "baseline": self.baseline,
+            "updates": self.updates,
+            "rng": self.rng.bit_generator.state,
+        }
         write_atomic(path.with_suffix(".json"), json.dumps(state).encode())
 
     def restore(self, path: str | Path) -> None:
@@ -202,4 +213,3 @@ class PPOController(Controller):
                 self.adam_v[k].assign(z[f"v_{k}"])
         self.step, self.baseline, self.updates = state["step"], state["baseline"], state["updates"]
         self.rng.bit_generator.state = state["rng"]
-

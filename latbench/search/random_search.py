@@ -37,8 +37,12 @@ class RandomController(Controller):
 
     def save(self, path: str | Path) -> None:
         """JSON only: the RNG state and the update count."""
-        state = {"kind": self.kind, "vocab_sizes": self.vocab_sizes, "updates": self.updates,
-                 "rng": self.rng.bit_generator.state}
+        state = {
+            "kind": self.kind,
+            "vocab_sizes": self.vocab_sizes,
+            "updates": self.updates,
+            "rng": self.rng.bit_generator.state,
+        }
         write_atomic(Path(path).with_suffix(".json"), json.dumps(state).encode())
 
     def restore(self, path: str | Path) -> None:

@@ -14,8 +14,11 @@ from latbench.errors import InputError
 # constraint name -> (alpha, beta): MnasNet's soft and hard constraints (Tan et al. 2019,
 # sec. 3), and MobileNetV3's weight for small models (Howard et al. 2019, sec. 4.1: w = -0.15,
 # because accuracy changes much more with latency for small models)
-PRESETS: dict[str, tuple[float, float]] = {"soft": (-0.07, -0.07), "hard": (0.0, -1.0),
-                                           "mobilenetv3-small": (-0.15, -0.15)}
+PRESETS: dict[str, tuple[float, float]] = {
+    "soft": (-0.07, -0.07),
+    "hard": (0.0, -1.0),
+    "mobilenetv3-small": (-0.15, -0.15),
+}
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,9 @@ class RewardSpec:
 
     def __post_init__(self) -> None:
         if not (self.target_ms > 0 and math.isfinite(self.target_ms)):
-            raise InputError(f"must be a positive number of ms, got {self.target_ms}", "--target-ms")
+            raise InputError(
+                f"must be a positive number of ms, got {self.target_ms}", "--target-ms"
+            )
 
     def __call__(self, acc: float, lat_ms: float) -> float:
         return reward(acc, lat_ms, self.target_ms, self.alpha, self.beta)

@@ -33,13 +33,13 @@ from typing import Callable
 import numpy as np
 
 from latbench import records
-from latbench.nets.arch import Arch, save_arch
 from latbench.errors import InputError, LatbenchError
 from latbench.fileio import append_line, write_atomic
-from latbench.predictors import FailedLayers
+from latbench.nets.arch import Arch, save_arch
 from latbench.nets.spaces import SearchSpace, get_space
-from latbench.search import samples as samples_file
+from latbench.predictors import FailedLayers
 from latbench.proxy.accuracy import AccuracySource
+from latbench.search import samples as samples_file
 from latbench.search.controllers import make_controller
 from latbench.search.executor import ChildResult, Executor, SerialExecutor
 from latbench.search.pareto import hypervolume, pareto_front
@@ -47,8 +47,19 @@ from latbench.search.reward import RewardSpec
 
 COLUMNS = samples_file.COLUMNS
 read_samples = samples_file.read
-UPDATE_COLUMNS = ["batch", "samples", "reward_mean", "reward_max", "loss", "pg", "entropy",
-                  "clip_frac", "ratio_max", "baseline", "advantage_mean"]
+UPDATE_COLUMNS = [
+    "batch",
+    "samples",
+    "reward_mean",
+    "reward_max",
+    "loss",
+    "pg",
+    "entropy",
+    "clip_frac",
+    "ratio_max",
+    "baseline",
+    "advantage_mean",
+]
 
 
 # Where a sample's LAT comes from: the device's predictor (lut), the device itself (device),
@@ -131,7 +142,7 @@ class Calibration:
 
     def recent_error(self) -> float:
         """Mean |pred/meas - 1| over the last few spot checks, with the current scale."""
-        recent = self.pairs[-self.window:]
+        recent = self.pairs[-self.window :]
         if not recent:
             return float("nan")
         s = self.scale
@@ -149,10 +160,17 @@ def fastest_candidates(space: SearchSpace) -> list[list[int]]:
 class Search:
     """One search run in one directory (new or resumed)."""
 
-    def __init__(self, out_dir: str | Path, config: SearchConfig, accuracy: AccuracySource,
-                 latency: LatencySource, space: SearchSpace | None = None,
-                 log: Callable[[str], None] = print, progress: bool = True,
-                 executor: Executor | None = None):
+    def __init__(
+        self,
+        out_dir: str | Path,
+        config: SearchConfig,
+        accuracy: AccuracySource,
+        latency: LatencySource,
+        space: SearchSpace | None = None,
+        log: Callable[[str], None] = print,
+        progress: bool = True,
+        executor: Executor | None = None,
+    ):
         self.dir = Path(out_dir)
         self.cfg = config
         self.space = space or get_space(config.space)
@@ -186,8 +204,12 @@ class Search:
         d = self.dir / "controller"
         d.mkdir(exist_ok=True)
         self.ctrl.save(d / f"batch_{batch:05d}")
-        write_atomic(d / "latest.json", json.dumps(
-            {"batch": batch, "samples": samples_done, "kind": self.cfg.controller}).encode())
+        write_atomic(
+            d / "latest.json",
+            json.dumps(
+                {"batch": batch, "samples": samples_done, "kind": self.cfg.controller}
+            ).encode(),
+        )
 
     def _load_checkpoint(self) -> tuple[int, int]:
         """Restore the controller; (next batch index, samples consumed by completed batches)."""
@@ -200,17 +222,33 @@ class Search:
         # checkpoints before the "samples" field: every batch was full
         return b + 1, int(state.get("samples", (b + 1) * self.cfg.batch))
 
-    def _record_update(self, batch: int, samples_done: int, batch_rows: list[dict],
-                       stats: dict) -> None:
+    def _record_update(
+        self, batch: int, samples_done: int, batch_rows: list[dict], stats: dict
+    ) -> None:
         path = self.dir / "updates.csv"
         if not path.exists():
             records.create(path, {"controller": self.cfg.controller}, UPDATE_COLUMNS)
         rewards = [r["reward"] for r in batch_rows]
-        values = {"batch": batch, "samples": samples_done, "reward_mean": float(np.mean(rewards)),
-                  "reward_max": float(np.max(rewards)), **stats}
-        records.append(path, [("" if values.get(c) is None else
-                               repr(values[c]) if isinstance(values[c], float) else values[c])
-                              for c in UPDATE_COLUMNS])
+        values = {
+            "batch": batch,
+            "samples": samples_done,
+            "reward_mean": float(np.mean(rewards)),
+            "reward_max": float(np.max(rewards)),
+            **stats,
+        }
+        records.append(
+            path,
+            [
+                (
+                    ""
+                    if values.get(c) is None
+                    else repr(values[c])
+                    if isinstance(values[c], float)
+                    else values[c]
+                )
+                for c in UPDATE_COLUMNS
+            ],
+        )
 
     # -- evaluation -----------------------------------------------------------
     def check_feasible(self) -> None:
@@ -231,10 +269,19 @@ class Search:
             raise InputError(
                 f"no network in the {self.space.name} space can meet {self.cfg.target_ms:g} ms on "
                 f"{self.cfg.device}: its fastest corner takes {best:.3g} ms. Raise --target-ms to "
-                f"at least {best * 1.2:.3g} (or choose a faster device profile)", "--target-ms")
+                f"at least {best * 1.2:.3g} (or choose a faster device profile)",
+                "--target-ms",
+            )
 
-    def _finish(self, tokens: list[int], index: int, batch: int, rows: list[dict],
-                arch: Arch, child: ChildResult) -> dict:
+    def _finish(
+        self,
+        tokens: list[int],
+        index: int,
+        batch: int,
+        rows: list[dict],
+        arch: Arch,
+        child: ChildResult,
+    ) -> dict:
         """Latency, spot check and reward of one trained child (in sample order)."""
         t0 = time.monotonic()
         err = child.error
@@ -253,8 +300,9 @@ class Search:
             if self.cfg.spot_every and self.latency.measure is not None:  # 0: never measure
                 spot = index % self.cfg.spot_every == 0
                 if not spot and math.isfinite(acc) and math.isfinite(lat):
-                    front = pareto_front([r["lat_ms"] for r in rows] + [lat],
-                                         [r["accuracy"] for r in rows] + [acc])
+                    front = pareto_front(
+                        [r["lat_ms"] for r in rows] + [lat], [r["accuracy"] for r in rows] + [acc]
+                    )
                     spot = len(rows) in front  # a new Pareto member
             if spot:
                 meas = self._measure(arch)
@@ -265,11 +313,22 @@ class Search:
         else:
             meas = self._measure(arch)
             lat = meas
-        return {"sample": index, "batch": batch, "digest": arch.digest(), "tokens": list(tokens),
-                "arch": " ".join(arch.to_dict()["blocks"]), "accuracy": acc, "pred_ms": pred_raw,
-                "meas_ms": meas, "lat_ms": lat, "reward": self.reward(acc, lat),
-                "train_s": train_s, "wall_s": child.elapsed_s + time.monotonic() - t0,
-                "cached": cached, "error": err}
+        return {
+            "sample": index,
+            "batch": batch,
+            "digest": arch.digest(),
+            "tokens": list(tokens),
+            "arch": " ".join(arch.to_dict()["blocks"]),
+            "accuracy": acc,
+            "pred_ms": pred_raw,
+            "meas_ms": meas,
+            "lat_ms": lat,
+            "reward": self.reward(acc, lat),
+            "train_s": train_s,
+            "wall_s": child.elapsed_s + time.monotonic() - t0,
+            "cached": cached,
+            "error": err,
+        }
 
     def _measure(self, arch: Arch) -> float:
         from latbench.devices import DeviceLost, ModelRunError
@@ -284,14 +343,21 @@ class Search:
 
     def _report_drift(self, index: int, pred: float, meas: float) -> None:
         e = self.calib.recent_error()
-        self._event(f"spot check #{index}: predicted {pred:.3g} ms, measured {meas:.3g} ms "
-                    f"({pred / meas - 1:+.1%}); recent mean |error| {e:.1%}")
+        self._event(
+            f"spot check #{index}: predicted {pred:.3g} ms, measured {meas:.3g} ms "
+            f"({pred / meas - 1:+.1%}); recent mean |error| {e:.1%}"
+        )
         if self.calib.drifted():
-            fix = (f"predictions now scaled by {self.calib.scale:.3f}" if self.cfg.recalibrate else
-                   f"pass --recalibrate, or run latbench calibrate --device {self.cfg.device}")
-            self._event(f"WARNING predictor drift: mean |error| {e:.1%} over the last "
-                        f"{min(len(self.calib.pairs), Calibration.window)} spot checks exceeds "
-                        f"{self.cfg.drift_threshold:.0%}; {fix}")
+            fix = (
+                f"predictions now scaled by {self.calib.scale:.3f}"
+                if self.cfg.recalibrate
+                else f"pass --recalibrate, or run latbench calibrate --device {self.cfg.device}"
+            )
+            self._event(
+                f"WARNING predictor drift: mean |error| {e:.1%} over the last "
+                f"{min(len(self.calib.pairs), Calibration.window)} spot checks exceeds "
+                f"{self.cfg.drift_threshold:.0%}; {fix}"
+            )
 
     # -- the loop -------------------------------------------------------------
     def run(self, baselines: list[dict] | None = None) -> dict:
@@ -312,11 +378,19 @@ class Search:
         self.baselines = baselines or []
         B = self.cfg.batch
         if len(rows) < start:
-            raise LatbenchError(f"{self.samples_path} has {len(rows)} rows but the controller "
-                                f"checkpoint is after {start} samples; the run directory is damaged")
+            raise LatbenchError(
+                f"{self.samples_path} has {len(rows)} rows but the controller "
+                f"checkpoint is after {start} samples; the run directory is damaged"
+            )
         t_start = time.monotonic()
-        bar = tqdm(total=self.cfg.samples, initial=min(len(rows), self.cfg.samples), unit="net",
-                   desc="search", disable=not self.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=self.cfg.samples,
+            initial=min(len(rows), self.cfg.samples),
+            unit="net",
+            desc="search",
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
         self._postfix(bar, rows)
         try:
             while start < self.cfg.samples:
@@ -327,7 +401,8 @@ class Search:
                     if i < len(rows) and rows[i]["tokens"] != list(tk):
                         raise LatbenchError(
                             f"resume mismatch at sample {i}: the controller checkpoint does "
-                            f"not reproduce samples.csv (was the run directory edited?)")
+                            f"not reproduce samples.csv (was the run directory edited?)"
+                        )
                 first_new = max(0, len(rows) - start)
                 todo = [list(tk) for tk in tokens[first_new:]]
                 archs = [self.space.decode(t) for t in todo]
@@ -341,7 +416,7 @@ class Search:
                         self._postfix(bar, rows)
                 finally:
                     children.close()  # cancels what is still in flight
-                batch_rows = rows[start:start + n]
+                batch_rows = rows[start : start + n]
                 stats = self.ctrl.update(tokens, logp, [r["reward"] for r in batch_rows])
                 self._checkpoint(b, start + n)
                 self._record_update(b, start + n, batch_rows, stats)
@@ -372,8 +447,13 @@ class Search:
         out = []
         for base in baselines:
             meas, pred = base.get("meas_ms"), base.get("pred_ms")
-            lat = (meas if meas is not None and math.isfinite(meas) else
-                   pred * s if pred is not None else base.get("lat_ms"))
+            lat = (
+                meas
+                if meas is not None and math.isfinite(meas)
+                else pred * s
+                if pred is not None
+                else base.get("lat_ms")
+            )
             out.append({**base, "lat_ms": lat})
         return out
 
@@ -396,49 +476,80 @@ class Search:
         w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
         w.writeheader()
         for i in front:
-            w.writerow({**rows[i], "tokens": "-".join(map(str, rows[i]["tokens"])),
-                        "cached": int(rows[i]["cached"]),
-                        "error": samples_file.one_line(rows[i]["error"])})
+            w.writerow(
+                {
+                    **rows[i],
+                    "tokens": "-".join(map(str, rows[i]["tokens"])),
+                    "cached": int(rows[i]["cached"]),
+                    "error": samples_file.one_line(rows[i]["error"]),
+                }
+            )
         write_atomic(self.dir / "pareto.csv", buf.getvalue().encode())
         pdir = self.dir / "pareto"
         pdir.mkdir(exist_ok=True)
         for old in pdir.glob("*.json"):
             old.unlink()
         for rank, i in enumerate(front):
-            save_arch(self.space.decode(rows[i]["tokens"], name=f"pareto_{rank:02d}_{rows[i]['digest']}"),
-                      pdir / f"{rank:02d}_{rows[i]['digest']}.arch.json")
+            save_arch(
+                self.space.decode(rows[i]["tokens"], name=f"pareto_{rank:02d}_{rows[i]['digest']}"),
+                pdir / f"{rank:02d}_{rows[i]['digest']}.arch.json",
+            )
         finite = [r for r in rows if math.isfinite(r["reward"])]
         best = max(finite, key=lambda r: r["reward"]) if finite else None
         if best is not None:
             (self.dir / "best").mkdir(exist_ok=True)
-            save_arch(self.space.decode(best["tokens"], name=f"best_{best['digest']}"),
-                      self.dir / "best" / "arch.json")
+            save_arch(
+                self.space.decode(best["tokens"], name=f"best_{best['digest']}"),
+                self.dir / "best" / "arch.json",
+            )
         feasible = [r for r in finite if r["lat_ms"] <= self.cfg.target_ms]
         best_feasible = max(feasible, key=lambda r: r["accuracy"]) if feasible else None
         if best_feasible is not None:
-            save_arch(self.space.decode(best_feasible["tokens"], name=f"best_under_target_{best_feasible['digest']}"),
-                      self.dir / "best" / "under_target.arch.json")
+            save_arch(
+                self.space.decode(
+                    best_feasible["tokens"], name=f"best_under_target_{best_feasible['digest']}"
+                ),
+                self.dir / "best" / "under_target.arch.json",
+            )
         ref_ms = 2 * self.cfg.target_ms
         wall = [r["wall_s"] for r in rows if math.isfinite(r["wall_s"])]
         summary = {
-            "samples": len(rows), "target_ms": self.cfg.target_ms,
-            "controller": self.cfg.controller, "seed": self.cfg.seed, "latency": self.cfg.latency,
+            "samples": len(rows),
+            "target_ms": self.cfg.target_ms,
+            "controller": self.cfg.controller,
+            "seed": self.cfg.seed,
+            "latency": self.cfg.latency,
             "best_reward": best["reward"] if best else None,
-            "best": {k: best[k] for k in ("sample", "digest", "accuracy", "lat_ms", "meas_ms", "reward")}
-            if best else None,
-            "best_under_target": {k: best_feasible[k] for k in ("sample", "digest", "accuracy", "lat_ms",
-                                                                 "meas_ms", "reward")}
-            if best_feasible else None,
+            "best": {
+                k: best[k] for k in ("sample", "digest", "accuracy", "lat_ms", "meas_ms", "reward")
+            }
+            if best
+            else None,
+            "best_under_target": {
+                k: best_feasible[k]
+                for k in ("sample", "digest", "accuracy", "lat_ms", "meas_ms", "reward")
+            }
+            if best_feasible
+            else None,
             "pareto_size": len(front),
-            "hypervolume": hypervolume(lat, acc, ref_ms, 0.0), "hypervolume_ref": [ref_ms, 0.0],
+            "hypervolume": hypervolume(lat, acc, ref_ms, 0.0),
+            "hypervolume_ref": [ref_ms, 0.0],
             "mean_wall_s_per_sample": float(np.mean(wall)) if wall else None,
-            "spot_checks": len(self.calib.pairs), "predictor_recent_error": self.calib.recent_error(),
-            "calibration_scale": self.calib.scale, "last_update": stats,
+            "spot_checks": len(self.calib.pairs),
+            "predictor_recent_error": self.calib.recent_error(),
+            "calibration_scale": self.calib.scale,
+            "last_update": stats,
             "baselines": baselines,
         }
         summary = json.loads(json.dumps(summary, default=float).replace("NaN", "null"))
         write_atomic(self.dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
-        plots.pareto_png(rows, front, baselines, self.cfg.target_ms, self.dir / "pareto.png",
-                         latency=self.cfg.latency)
+        plots.pareto_png(
+            rows,
+            front,
+            baselines,
+            self.cfg.target_ms,
+            self.dir / "pareto.png",
+            latency=self.cfg.latency,
+        )
         plots.reward_png(rows, self.dir / "reward.png")
         return summary

@@ -17,8 +17,22 @@ from pathlib import Path
 
 from latbench.fileio import append_line, write_atomic
 
-COLUMNS = ["sample", "batch", "digest", "tokens", "arch", "accuracy", "pred_ms", "meas_ms",
-           "lat_ms", "reward", "train_s", "wall_s", "cached", "error"]
+COLUMNS = [
+    "sample",
+    "batch",
+    "digest",
+    "tokens",
+    "arch",
+    "accuracy",
+    "pred_ms",
+    "meas_ms",
+    "lat_ms",
+    "reward",
+    "train_s",
+    "wall_s",
+    "cached",
+    "error",
+]
 FLOAT_COLUMNS = ("accuracy", "pred_ms", "meas_ms", "lat_ms", "reward", "train_s", "wall_s")
 
 
@@ -28,7 +42,9 @@ def one_line(text: str) -> str:
 
 
 def _fmt(x: float) -> str:
-    return "" if not math.isfinite(x) else repr(float(x))  # exact: a resume must see the same rewards
+    return (
+        "" if not math.isfinite(x) else repr(float(x))
+    )  # exact: a resume must see the same rewards
 
 
 def render(row: dict) -> str:
@@ -57,9 +73,14 @@ def parse(rec: dict) -> dict:
     def f(k: str) -> float:
         return float(rec[k]) if rec[k] != "" else float("nan")
 
-    return {**rec, "sample": int(rec["sample"]), "batch": int(rec["batch"]),
-            "tokens": [int(t) for t in rec["tokens"].split("-")],
-            **{k: f(k) for k in FLOAT_COLUMNS}, "cached": rec["cached"] == "1"}
+    return {
+        **rec,
+        "sample": int(rec["sample"]),
+        "batch": int(rec["batch"]),
+        "tokens": [int(t) for t in rec["tokens"].split("-")],
+        **{k: f(k) for k in FLOAT_COLUMNS},
+        "cached": rec["cached"] == "1",
+    }
 
 
 def read(path: Path) -> list[dict]:
@@ -75,13 +96,14 @@ def read(path: Path) -> list[dict]:
     rows = []
     for values in complete:
         try:
-            rows.append(parse(dict(zip(records[0], values)) if len(values) == len(records[0])
-                              else {}))
+            rows.append(
+                parse(dict(zip(records[0], values)) if len(values) == len(records[0]) else {})
+            )
         except (ValueError, KeyError):
             break
     if len(rows) != len(records) - 1:  # something was dropped: keep exactly the good rows
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(records[:len(rows) + 1])
+        csv.writer(buf, lineterminator="\n").writerows(records[: len(rows) + 1])
         write_atomic(path, buf.getvalue().encode())
     return rows
 

@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+from latbench.errors import InputError
 from latbench.nets.arch import Arch, make_divisible
 from latbench.nets.load import arch_from_dict
-from latbench.errors import InputError
 from latbench.proxy.recipe import ProxyRecipe
 
 # NetAdapt's proxy task: the network keeps its own channels (width 1.0) at 32 px; the
@@ -36,8 +36,20 @@ from latbench.proxy.recipe import ProxyRecipe
 PROXY = ProxyRecipe(resolution=32, width=1.0, train_images=3000, val_images=2000)
 
 METRICS = ("ratio", "accuracy")
-STEP_COLUMNS = ("step", "proposal", "kind", "blocks", "channels_before", "channels_after",
-                "predicted_ms", "measured_ms", "accuracy", "score", "chosen", "train_s")
+STEP_COLUMNS = (
+    "step",
+    "proposal",
+    "kind",
+    "blocks",
+    "channels_before",
+    "channels_after",
+    "predicted_ms",
+    "measured_ms",
+    "accuracy",
+    "score",
+    "chosen",
+    "train_s",
+)
 
 
 @dataclass(frozen=True)
@@ -74,17 +86,27 @@ class NetAdaptConfig:
 # proposals: pure functions on Arch
 # ---------------------------------------------------------------------------
 
+
 def bake_width(arch: Arch) -> Arch:
     """The same network written at width 1.0 (every filter count explicit), so one channel is one."""
     if arch.width == 1.0:
         return arch
     f = arch.filters
-    blocks = tuple(replace(b, in_filters=f(b.in_filters), out_filters=f(b.out_filters))
-                   for b in arch.blocks)
-    head = replace(arch.head, filters=f(arch.head.filters) if arch.head.scale else arch.head.filters,
-                   scale=True)
-    return replace(arch, width=1.0, stem=replace(arch.stem, filters=f(arch.stem.filters)),
-                   blocks=blocks, head=head)
+    blocks = tuple(
+        replace(b, in_filters=f(b.in_filters), out_filters=f(b.out_filters)) for b in arch.blocks
+    )
+    head = replace(
+        arch.head,
+        filters=f(arch.head.filters) if arch.head.scale else arch.head.filters,
+        scale=True,
+    )
+    return replace(
+        arch,
+        width=1.0,
+        stem=replace(arch.stem, filters=f(arch.stem.filters)),
+        blocks=blocks,
+        head=head,
+    )
 
 
 def residual_groups(arch: Arch) -> list[list[int]]:
@@ -132,7 +154,9 @@ def shrink_out(arch: Arch, group: Sequence[int], channels: int) -> Arch | None:
     for i in group:
         b = blocks[i]
         tied_in = i != group[0]
-        blocks[i] = replace(b, out_filters=channels, in_filters=channels if tied_in else b.in_filters)
+        blocks[i] = replace(
+            b, out_filters=channels, in_filters=channels if tied_in else b.in_filters
+        )
     nxt = group[-1] + 1
     if nxt < len(blocks):
         blocks[nxt] = replace(blocks[nxt], in_filters=channels)
@@ -158,11 +182,16 @@ class Proposal:
 
 
 def _shrunk(arch: Arch, kind: str, blocks: tuple[int, ...], channels: int) -> Arch | None:
-    return shrink_mid(arch, blocks[0], channels) if kind == "mid" else shrink_out(arch, blocks, channels)
+    return (
+        shrink_mid(arch, blocks[0], channels)
+        if kind == "mid"
+        else shrink_out(arch, blocks, channels)
+    )
 
 
-def proposals(arch: Arch, cur_ms: float, cfg: NetAdaptConfig,
-              predict: Callable[[Sequence[Arch]], "object"]) -> list[Proposal]:
+def proposals(
+    arch: Arch, cur_ms: float, cfg: NetAdaptConfig, predict: Callable[[Sequence[Arch]], "object"]
+) -> list[Proposal]:
     """One proposal per mid/out choice, each shrunk just enough to cut `delta` of the latency.
 
     All proposals step down together (8, 16, ... channels), so each round's
@@ -183,7 +212,11 @@ def proposals(arch: Arch, cur_ms: float, cfg: NetAdaptConfig,
             after = before - k * cfg.channel_step
             a = _shrunk(arch, kind, blocks, after) if after >= cfg.min_channels else None
             # a mid size that make_divisible cannot express: try the next step down
-            while a is None and kind == "mid" and after - cfg.channel_step > arch.blocks[blocks[0]].in_filters:
+            while (
+                a is None
+                and kind == "mid"
+                and after - cfg.channel_step > arch.blocks[blocks[0]].in_filters
+            ):
                 after -= cfg.channel_step
                 a = _shrunk(arch, kind, blocks, after)
             if a is not None:
@@ -213,11 +246,20 @@ def score(p: Proposal, cur_acc: float, cur_ms: float, metric: str) -> float:
 # the run: training, checkpoints, outputs
 # ---------------------------------------------------------------------------
 
+
 class NetAdaptRun:
     """One NetAdapt run in `out_dir`; `run()` resumes from whatever the directory holds."""
 
-    def __init__(self, out_dir: Path, cfg: NetAdaptConfig, seed_arch: Arch, latency, dataset,
-                 log: Callable[[str], None] = print, progress: bool = True):
+    def __init__(
+        self,
+        out_dir: Path,
+        cfg: NetAdaptConfig,
+        seed_arch: Arch,
+        latency,
+        dataset,
+        log: Callable[[str], None] = print,
+        progress: bool = True,
+    ):
         from latbench.proxy.accuracy import ProxyEvaluator
 
         self.out = Path(out_dir)
@@ -225,8 +267,13 @@ class NetAdaptRun:
         self.latency = latency  # OnDemandLatency (predict, measure, predictor_name)
         self.log = log
         self.progress = progress
-        recipe = replace(PROXY, resolution=cfg.proxy_resolution, train_images=cfg.train_images,
-                         val_images=cfg.val_images, seed=cfg.seed)
+        recipe = replace(
+            PROXY,
+            resolution=cfg.proxy_resolution,
+            train_images=cfg.train_images,
+            val_images=cfg.val_images,
+            seed=cfg.seed,
+        )
         data = ProxyEvaluator(dataset, recipe)  # the search's split and preprocessing
         self.recipe = recipe
         self.classes, self.channels = data.classes, data.channels
@@ -266,8 +313,8 @@ class NetAdaptRun:
         return self.out / "state.json"
 
     def _save_state(self, state: dict, weights) -> None:
-        from latbench.proxy import train
         from latbench.fileio import write_atomic
+        from latbench.proxy import train
 
         train.save_weights(self.out / "current.npz", weights)
         write_atomic(self.state_path, (json.dumps(state, indent=2) + "\n").encode())
@@ -277,23 +324,40 @@ class NetAdaptRun:
 
         state = json.loads(self.state_path.read_text())
         if state["config"] != json.loads(json.dumps(asdict(self.cfg))):
-            diffs = sorted(k for k in state["config"] if state["config"][k] != asdict(self.cfg).get(k))
-            raise InputError(f"{self.out} was started with other settings ({', '.join(diffs)}); "
-                             f"use another --out or the same options")
+            diffs = sorted(
+                k for k in state["config"] if state["config"][k] != asdict(self.cfg).get(k)
+            )
+            raise InputError(
+                f"{self.out} was started with other settings ({', '.join(diffs)}); "
+                f"use another --out or the same options"
+            )
         return state, train.load_weights(self.out / "current.npz")
 
-    def _append_rows(self, step: int, props: Sequence[Proposal], chosen: Proposal | None,
-                     measured: float | None) -> None:
+    def _append_rows(
+        self, step: int, props: Sequence[Proposal], chosen: Proposal | None, measured: float | None
+    ) -> None:
         from latbench import records
 
         path = self.out / "steps.csv"
         records.open_for_append(path, {"kind": "netadapt-steps"}, STEP_COLUMNS)
         for p in props:
-            records.append(path, [step, p.label, p.kind, " ".join(map(str, p.blocks)), p.before, p.after,
-                                  f"{p.predicted_ms:.4f}",
-                                  f"{measured:.4f}" if p is chosen and measured is not None else "",
-                                  f"{p.accuracy:.4f}", f"{p.score:.6g}", int(p is chosen),
-                                  f"{p.train_s:.1f}"])
+            records.append(
+                path,
+                [
+                    step,
+                    p.label,
+                    p.kind,
+                    " ".join(map(str, p.blocks)),
+                    p.before,
+                    p.after,
+                    f"{p.predicted_ms:.4f}",
+                    f"{measured:.4f}" if p is chosen and measured is not None else "",
+                    f"{p.accuracy:.4f}",
+                    f"{p.score:.6g}",
+                    int(p is chosen),
+                    f"{p.train_s:.1f}",
+                ],
+            )
 
     # -- the loop -----------------------------------------------------------------
     def run(self) -> dict:
@@ -308,15 +372,29 @@ class NetAdaptRun:
         else:
             seed = self.seed_arch
             seed_ms = float(self.latency.predict([seed])[0])
-            self.log(f"seed {seed.name}: predicted {seed_ms:.3f} ms, target {cfg.target_ms:.3f} ms; "
-                     f"training the seed on the proxy task ({cfg.pretrain_epochs:g} epochs)")
+            self.log(
+                f"seed {seed.name}: predicted {seed_ms:.3f} ms, target {cfg.target_ms:.3f} ms; "
+                f"training the seed on the proxy task ({cfg.pretrain_epochs:g} epochs)"
+            )
             acc, weights, secs = self._train(seed, None, cfg.pretrain_epochs)
             measured = self.latency.measure(seed) if cfg.measure else None
-            state = {"config": asdict(cfg), "step": 0, "arch": seed.to_dict(block_strings=False),
-                     "accuracy": acc, "predicted_ms": seed_ms, "measured_ms": measured,
-                     "seed": {"name": seed.name, "accuracy": acc, "predicted_ms": seed_ms,
-                              "measured_ms": measured}, "status": "running",
-                     "started": time.time(), "wall_s": secs}
+            state = {
+                "config": asdict(cfg),
+                "step": 0,
+                "arch": seed.to_dict(block_strings=False),
+                "accuracy": acc,
+                "predicted_ms": seed_ms,
+                "measured_ms": measured,
+                "seed": {
+                    "name": seed.name,
+                    "accuracy": acc,
+                    "predicted_ms": seed_ms,
+                    "measured_ms": measured,
+                },
+                "status": "running",
+                "started": time.time(),
+                "wall_s": secs,
+            }
             p0 = Proposal("seed", (), 0, 0, seed, seed_ms, acc, float("nan"), secs)
             self._append_rows(0, [p0], p0, measured)
             self._save_state(state, weights)
@@ -335,25 +413,36 @@ class NetAdaptRun:
             if not props:
                 state["status"] = "unreachable"
                 break
-            self.log(f"step {step}: {cur_ms:.3f} ms, accuracy {cur_acc:.4f}; "
-                     f"fine-tuning {len(props)} proposal(s)")
+            self.log(
+                f"step {step}: {cur_ms:.3f} ms, accuracy {cur_acc:.4f}; "
+                f"fine-tuning {len(props)} proposal(s)"
+            )
             trained = {}
             for p in props:
                 p.accuracy, w, p.train_s = self._train(p.arch, weights, cfg.finetune_epochs)
                 p.score = score(p, cur_acc, cur_ms, cfg.metric)
                 trained[id(p)] = w
-                self.log(f"  {p.label:24} {p.predicted_ms:8.3f} ms  acc {p.accuracy:.4f}  "
-                         f"score {p.score:+.5f}")
+                self.log(
+                    f"  {p.label:24} {p.predicted_ms:8.3f} ms  acc {p.accuracy:.4f}  "
+                    f"score {p.score:+.5f}"
+                )
             best = max(props, key=lambda p: (p.score, -p.predicted_ms))
             measured = self.latency.measure(best.arch) if cfg.measure else None
             self._append_rows(step, props, best, measured)
             cur, weights = best.arch, trained[id(best)]
-            state.update(step=step, arch=cur.to_dict(block_strings=False), accuracy=best.accuracy,
-                         predicted_ms=best.predicted_ms, measured_ms=measured,
-                         wall_s=time.monotonic() - t_start)
+            state.update(
+                step=step,
+                arch=cur.to_dict(block_strings=False),
+                accuracy=best.accuracy,
+                predicted_ms=best.predicted_ms,
+                measured_ms=measured,
+                wall_s=time.monotonic() - t_start,
+            )
             self._save_state(state, weights)
-            self.log(f"  -> {best.label}: {best.predicted_ms:.3f} ms"
-                     + (f" (measured {measured:.3f} ms)" if measured is not None else ""))
+            self.log(
+                f"  -> {best.label}: {best.predicted_ms:.3f} ms"
+                + (f" (measured {measured:.3f} ms)" if measured is not None else "")
+            )
         if "final" not in state:
             state["final"] = self._finish(cur, weights, state)
             state["wall_s"] = time.monotonic() - t_start
@@ -371,9 +460,14 @@ class NetAdaptRun:
         scratch, _, _ = self._train(cur, None, cfg.long_epochs)
         seed_long, _, _ = self._train(self.seed_arch, None, cfg.long_epochs)
         measured = self.latency.measure(cur) if cfg.measure else None
-        return {"predicted_ms": state["predicted_ms"], "measured_ms": measured,
-                "accuracy_tuned": tuned, "accuracy_scratch": scratch,
-                "seed_accuracy_scratch": seed_long, "predictor": self.latency.predictor_name()}
+        return {
+            "predicted_ms": state["predicted_ms"],
+            "measured_ms": measured,
+            "accuracy_tuned": tuned,
+            "accuracy_scratch": scratch,
+            "seed_accuracy_scratch": seed_long,
+            "predictor": self.latency.predictor_name(),
+        }
 
     def _plot(self) -> None:
         from latbench import records
@@ -387,11 +481,21 @@ class NetAdaptRun:
         plt = pyplot()
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         allp = [r for r in rows if r["kind"] != "seed"]
-        ax.scatter([float(r["predicted_ms"]) for r in allp], [float(r["accuracy"]) for r in allp],
-                   s=10, c="0.7", label="proposals (fine-tuned)")
+        ax.scatter(
+            [float(r["predicted_ms"]) for r in allp],
+            [float(r["accuracy"]) for r in allp],
+            s=10,
+            c="0.7",
+            label="proposals (fine-tuned)",
+        )
         ch = [r for r in rows if r["chosen"] == "1"]
-        ax.plot([float(r["predicted_ms"]) for r in ch], [float(r["accuracy"]) for r in ch], "o-",
-                c="C0", label="chosen per step")
+        ax.plot(
+            [float(r["predicted_ms"]) for r in ch],
+            [float(r["accuracy"]) for r in ch],
+            "o-",
+            c="C0",
+            label="chosen per step",
+        )
         ax.axvline(self.cfg.target_ms, ls="--", c="C3", label=f"target {self.cfg.target_ms:.2f} ms")
         ax.set_xlabel("predicted latency (ms)")
         ax.set_ylabel("proxy accuracy")

@@ -22,8 +22,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-from latbench.nets.arch import Arch
 from latbench.errors import InputError
+from latbench.nets.arch import Arch
 
 CONSTRAINTS = ("latency", "flops")
 
@@ -44,7 +44,9 @@ class ScaleConfig:
 
     def __post_init__(self) -> None:
         if self.constraint not in CONSTRAINTS:
-            raise InputError(f"must be one of {CONSTRAINTS}, got {self.constraint!r}", "--constraint")
+            raise InputError(
+                f"must be one of {CONSTRAINTS}, got {self.constraint!r}", "--constraint"
+            )
         for name in ("alphas", "betas", "gammas"):
             vals = getattr(self, name)
             if not vals or min(vals) < 1.0:
@@ -70,8 +72,14 @@ class Coefficients:
         return f"a{self.alpha:g}_b{self.beta:g}_g{self.gamma:g}"
 
 
-def scale_arch(arch: Arch, depth: float, width: float, resolution: float, step: int = 8,
-               name: str | None = None) -> Arch:
+def scale_arch(
+    arch: Arch,
+    depth: float,
+    width: float,
+    resolution: float,
+    step: int = 8,
+    name: str | None = None,
+) -> Arch:
     """The network with every block's repeats x depth (ceil), width x width, input x resolution.
 
     Repeats round up (EfficientNet's `round_repeats`); widths go through the
@@ -80,10 +88,17 @@ def scale_arch(arch: Arch, depth: float, width: float, resolution: float, step: 
     """
     if min(depth, width, resolution) <= 0:
         raise InputError(f"scaling factors must be > 0, got {(depth, width, resolution)}")
-    blocks = tuple(replace(b, repeats=int(math.ceil(b.repeats * depth - 1e-9))) for b in arch.blocks)
+    blocks = tuple(
+        replace(b, repeats=int(math.ceil(b.repeats * depth - 1e-9))) for b in arch.blocks
+    )
     res = max(step, int(round(arch.resolution * resolution / step)) * step)
-    return replace(arch, name=name or arch.name, blocks=blocks, width=round(arch.width * width, 6),
-                   resolution=res)
+    return replace(
+        arch,
+        name=name or arch.name,
+        blocks=blocks,
+        width=round(arch.width * width, 6),
+        resolution=res,
+    )
 
 
 @dataclass
@@ -97,15 +112,22 @@ class Candidate:
 
 
 def grid(cfg: ScaleConfig) -> list[Coefficients]:
-    return [Coefficients(a, b, g) for a, b, g in itertools.product(cfg.alphas, cfg.betas, cfg.gammas)]
+    return [
+        Coefficients(a, b, g) for a, b, g in itertools.product(cfg.alphas, cfg.betas, cfg.gammas)
+    ]
 
 
 def _dominates(p: tuple[float, float], q: tuple[float, float]) -> bool:
     return p[0] >= q[0] and p[1] >= q[1]
 
 
-def grid_search(base: Arch, cfg: ScaleConfig, predict: Callable[[Sequence[Arch]], "object"],
-                accuracy: Callable[[Arch, Coefficients], float], log=print) -> list[Candidate]:
+def grid_search(
+    base: Arch,
+    cfg: ScaleConfig,
+    predict: Callable[[Sequence[Arch]], "object"],
+    accuracy: Callable[[Arch, Coefficients], float],
+    log=print,
+) -> list[Candidate]:
     """All grid points judged, the chosen one first; accuracy only for the closest few.
 
     predict(archs) -> latencies (ms); accuracy(arch, coef) -> proxy accuracy.
@@ -114,9 +136,15 @@ def grid_search(base: Arch, cfg: ScaleConfig, predict: Callable[[Sequence[Arch]]
     cands: list[Candidate] = []
     if cfg.constraint == "flops":
         for c in grid(cfg):
-            cands.append(Candidate(c, scale_arch(base, *c.at(1.0), step=cfg.resolution_step,
-                                                 name=f"{base.name}_{c.label()}"),
-                                   ratio=c.flops_ratio))
+            cands.append(
+                Candidate(
+                    c,
+                    scale_arch(
+                        base, *c.at(1.0), step=cfg.resolution_step, name=f"{base.name}_{c.label()}"
+                    ),
+                    ratio=c.flops_ratio,
+                )
+            )
     else:
         base_ms = float(predict([base])[0])
         too_slow: list[tuple[float, float]] = []
@@ -124,9 +152,17 @@ def grid_search(base: Arch, cfg: ScaleConfig, predict: Callable[[Sequence[Arch]]
             if any(_dominates((b, g), t) for t in too_slow):
                 log(f"  skip beta={b:g} gamma={g:g}: dominates a pair already too slow at alpha=1")
                 continue
-            archs = [scale_arch(base, a, b, g, cfg.resolution_step,
-                                name=f"{base.name}_{Coefficients(a, b, g).label()}")
-                     for a in sorted(cfg.alphas)]
+            archs = [
+                scale_arch(
+                    base,
+                    a,
+                    b,
+                    g,
+                    cfg.resolution_step,
+                    name=f"{base.name}_{Coefficients(a, b, g).label()}",
+                )
+                for a in sorted(cfg.alphas)
+            ]
             lat = [float(x) for x in predict(archs)]
             for a, arch, ms in zip(sorted(cfg.alphas), archs, lat):
                 cands.append(Candidate(Coefficients(a, b, g), arch, ms, ms / base_ms))
@@ -139,9 +175,11 @@ def grid_search(base: Arch, cfg: ScaleConfig, predict: Callable[[Sequence[Arch]]
             seen.add(digest)
             inside.append(c)
     if not inside:
-        raise InputError(f"no grid point has a {cfg.constraint} ratio within "
-                         f"[{lo:.2f}, {hi:.2f}]: widen --tolerance or the grid")
-    for c in inside[:cfg.max_candidates]:
+        raise InputError(
+            f"no grid point has a {cfg.constraint} ratio within "
+            f"[{lo:.2f}, {hi:.2f}]: widen --tolerance or the grid"
+        )
+    for c in inside[: cfg.max_candidates]:
         c.accuracy = float(accuracy(c.arch, c.coef))
         log(f"  {c.coef.label():18} ratio {c.ratio:5.2f}  proxy accuracy {c.accuracy:.4f}")
     judged = [c for c in inside if c.accuracy is not None]
@@ -149,22 +187,32 @@ def grid_search(base: Arch, cfg: ScaleConfig, predict: Callable[[Sequence[Arch]]
     return [best] + [c for c in cands if c is not best]
 
 
-def phi_for_budget(base: Arch, coef: Coefficients, budget_ms: float,
-                   predict: Callable[[Sequence[Arch]], "object"], step: int = 8,
-                   tol: float = 0.02, phi_max: float = 8.0) -> tuple[float, Arch, float]:
+def phi_for_budget(
+    base: Arch,
+    coef: Coefficients,
+    budget_ms: float,
+    predict: Callable[[Sequence[Arch]], "object"],
+    step: int = 8,
+    tol: float = 0.02,
+    phi_max: float = 8.0,
+) -> tuple[float, Arch, float]:
     """The largest phi whose scaled network is predicted within `budget_ms` (bisection).
 
     Returns (phi, network, predicted ms). phi = 0 is the base network; a budget
     below the base network's latency is an input error.
     """
+
     def lat(phi: float) -> tuple[Arch, float]:
         a = scale_arch(base, *coef.at(phi), step=step, name=f"{base.name}_phi{phi:.2f}")
         return a, float(predict([a])[0])
 
     a0, ms0 = lat(0.0)
     if ms0 > budget_ms:
-        raise InputError(f"the base network is predicted at {ms0:.2f} ms, above the budget "
-                         f"{budget_ms:g} ms: nothing to scale up to", "--budgets-ms")
+        raise InputError(
+            f"the base network is predicted at {ms0:.2f} ms, above the budget "
+            f"{budget_ms:g} ms: nothing to scale up to",
+            "--budgets-ms",
+        )
     lo, lo_arch, lo_ms = 0.0, a0, ms0
     hi = 1.0
     while True:
@@ -188,5 +236,3 @@ def phi_for_budget(base: Arch, coef: Coefficients, budget_ms: float,
 def proxy_resolution(base_resolution: int, gamma: float, step: int = 4) -> int:
     """The proxy input for a resolution factor, so resolution scaling is visible to the proxy."""
     return max(step, int(round(base_resolution * gamma / step)) * step)
-
-

@@ -10,16 +10,19 @@ from latbench.errors import InputError
 from latbench.nets.spaces import get_space
 
 
-
 def latbench_cli(*args):
     """The real command line, as a user runs it."""
     import subprocess
     import sys
     from pathlib import Path
 
-    return subprocess.run([sys.executable, "-m", "latbench.commands.main", *map(str, args)],
-                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "latbench.commands.main", *map(str, args)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _tokens(sp, seed):
@@ -35,23 +38,28 @@ def test_networks_are_given_as_tokens_or_arch_json_paths(tmp_path, tiny_arch_dic
     sp = get_space("tiny")
     (tmp_path / "nets").mkdir()
     (tmp_path / "nets" / "a.json").write_text(json.dumps(tiny_arch_dict))
-    f = _write(tmp_path / "m.csv", ["network,latency_ms,name", f"{_tokens(sp, 1)},1.5,",
-                                    "nets/a.json,2.5,mine"])
+    f = _write(
+        tmp_path / "m.csv",
+        ["network,latency_ms,name", f"{_tokens(sp, 1)},1.5,", "nets/a.json,2.5,mine"],
+    )
     got = read_measurements(f, sp)
     assert [r.median_ms for r in got] == [1.5, 2.5]
     assert got[0].network.arch == sp.decode([int(t) for t in _tokens(sp, 1).split("-")])
     assert got[1].network.arch.name == "mine" and got[1].network.source == "file:3"
 
 
-@pytest.mark.parametrize("row,expect", [
-    ("0-1-2,1.0", "row 3: unknown network"),
-    ("nowhere.json,1.0", "row 3: unknown network"),
-    ("{t},-2", "row 3 .*positive"),
-    ("{t},", "row 3 .*missing or not a number"),
-    ("{t},fast", "row 3 .*missing or not a number"),
-    ("{t},nan", "row 3 .*positive"),
-    ("{t0},3.0", "row 3 .*duplicate of row 2"),
-])
+@pytest.mark.parametrize(
+    "row,expect",
+    [
+        ("0-1-2,1.0", "row 3: unknown network"),
+        ("nowhere.json,1.0", "row 3: unknown network"),
+        ("{t},-2", "row 3 .*positive"),
+        ("{t},", "row 3 .*missing or not a number"),
+        ("{t},fast", "row 3 .*missing or not a number"),
+        ("{t},nan", "row 3 .*positive"),
+        ("{t0},3.0", "row 3 .*duplicate of row 2"),
+    ],
+)
 def test_bad_rows_are_named(tmp_path, row, expect):
     sp = get_space("tiny")
     row = row.format(t=_tokens(sp, 2), t0=_tokens(sp, 1))
@@ -73,10 +81,24 @@ def test_few_shot_calibration_makes_a_predictor_predict_uses(synthetic_tiny, tmp
     rng = random.Random(7)
     toks = [sp.sample(rng) for _ in range(12)]
     lut_ms = table.features([sp.decode(t) for t in toks])[:, 0]
-    f = _write(tmp_path / "phone.csv", ["network,latency_ms"] + [
-        f"{'-'.join(map(str, t))},{2.5 * ms:.6f}" for t, ms in zip(toks, lut_ms)])
-    r = latbench_cli("calibrate", "--device", "myphone", "--measurements", f, "--prior", "host",
-                     "--space", "tiny", "--lut-dir", lut_dir)
+    f = _write(
+        tmp_path / "phone.csv",
+        ["network,latency_ms"]
+        + [f"{'-'.join(map(str, t))},{2.5 * ms:.6f}" for t, ms in zip(toks, lut_ms)],
+    )
+    r = latbench_cli(
+        "calibrate",
+        "--device",
+        "myphone",
+        "--measurements",
+        f,
+        "--prior",
+        "host",
+        "--space",
+        "tiny",
+        "--lut-dir",
+        lut_dir,
+    )
     assert r.returncode == 0, r.stderr
     assert "few-shot" in r.stdout
     doc = json.loads((lut_dir / "myphone_tiny_fp32.predictor.json").read_text())
@@ -86,23 +108,65 @@ def test_few_shot_calibration_makes_a_predictor_predict_uses(synthetic_tiny, tmp
     assert doc["calibration"]["measurements_sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
     arch = sp.decode(sp.sample(random.Random(99)), name="new")
     (tmp_path / "new.json").write_text(arch.to_json())
-    r = latbench_cli("predict", tmp_path / "new.json", "--device", "myphone", "--space", "tiny",
-                     "--lut-dir", lut_dir, "--json")
+    r = latbench_cli(
+        "predict",
+        tmp_path / "new.json",
+        "--device",
+        "myphone",
+        "--space",
+        "tiny",
+        "--lut-dir",
+        lut_dir,
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["predictor"] == "scaled" and out["lut_device"] == "host"
     assert out["latency_ms"] == pytest.approx(2.5 * out["lut_sum_ms"], rel=0.02)
     # a bad row: exit 2 and the row named
     bad = _write(tmp_path / "bad.csv", ["network,latency_ms", f"{'-'.join(map(str, toks[0]))},0"])
-    r = latbench_cli("calibrate", "--device", "myphone", "--measurements", bad, "--prior", "host",
-                     "--space", "tiny", "--lut-dir", lut_dir)
+    r = latbench_cli(
+        "calibrate",
+        "--device",
+        "myphone",
+        "--measurements",
+        bad,
+        "--prior",
+        "host",
+        "--space",
+        "tiny",
+        "--lut-dir",
+        lut_dir,
+    )
     assert r.returncode == 2 and "row 2" in r.stderr
     # the search uses it like any other predictor (no profile for myphone: no spot checks)
     run = tmp_path / "search"
-    r = latbench_cli("search", "--device", "myphone", "--space", "tiny", "--target-ms", "100",
-                     "--samples", "2", "--batch", "2", "--proxy-train", "64", "--proxy-epochs", "1",
-                     "--baselines", "", "--spot-every", "0", "--lut-dir", lut_dir, "--out", run,
-                     "--no-progress")
+    r = latbench_cli(
+        "search",
+        "--device",
+        "myphone",
+        "--space",
+        "tiny",
+        "--target-ms",
+        "100",
+        "--samples",
+        "2",
+        "--batch",
+        "2",
+        "--proxy-train",
+        "64",
+        "--proxy-epochs",
+        "1",
+        "--baselines",
+        "",
+        "--spot-every",
+        "0",
+        "--lut-dir",
+        lut_dir,
+        "--out",
+        run,
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     ident = json.loads((run / "latency_model.json").read_text())
     assert ident["predictor"] == "scaled" and ident["lut_device"] == "host"

@@ -5,7 +5,12 @@ from pathlib import Path
 import pytest
 
 from latbench import records
-from latbench.calibration.calibrate import NET_COLUMNS, heldout_networks, measure_sets, sample_networks
+from latbench.calibration.calibrate import (
+    NET_COLUMNS,
+    heldout_networks,
+    measure_sets,
+    sample_networks,
+)
 from latbench.devices import load_profile, open_device
 from latbench.nets.spaces import get_space
 
@@ -28,10 +33,13 @@ def test_sets_are_timed_interleaved_and_each_row_lands_in_its_own_file(tmp_path)
 
         dev.measure = measure
         cp, hp = tmp_path / "c.csv", tmp_path / "h.csv"
-        res = measure_sets(dev, [(cp, calib), (hp, held)], "fp32", workers=1, progress=False,
-                           shuffle_seed=0)
-    assert [set(r) for r in res] == [{n.arch.digest() for n in calib},
-                                     {n.arch.digest() for n in held}]
+        res = measure_sets(
+            dev, [(cp, calib), (hp, held)], "fp32", workers=1, progress=False, shuffle_seed=0
+        )
+    assert [set(r) for r in res] == [
+        {n.arch.digest() for n in calib},
+        {n.arch.digest() for n in held},
+    ]
     assert all(r.median_ms and r.median_ms > 0 for d in res for r in d.values())
     _, crow = records.read(cp, NET_COLUMNS)
     _, hrow = records.read(hp, NET_COLUMNS)
@@ -71,10 +79,29 @@ def test_a_file_from_before_passes_still_reads(tmp_path):
     net = sample_networks(get_space("tiny"), 1, 0)[0]
     import json
 
-    records.create(path, {"space": "networks"}, old_cols, [[
-        net.arch.digest(), net.arch.name, "space:0", "[]",
-        json.dumps(net.arch.to_dict()), "ok", "1.5", "1.4", "1.6", "0.1", "20", "0.01", "",
-        "2026-11-24T00:00:00+00:00"]])
+    records.create(
+        path,
+        {"space": "networks"},
+        old_cols,
+        [
+            [
+                net.arch.digest(),
+                net.arch.name,
+                "space:0",
+                "[]",
+                json.dumps(net.arch.to_dict()),
+                "ok",
+                "1.5",
+                "1.4",
+                "1.6",
+                "0.1",
+                "20",
+                "0.01",
+                "",
+                "2026-11-24T00:00:00+00:00",
+            ]
+        ],
+    )
     from latbench.calibration.calibrate import load_results
 
     r = load_results(path)[net.arch.digest()]

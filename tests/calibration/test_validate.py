@@ -24,7 +24,6 @@ def test_metrics_report_shares_with_their_intervals():
     assert m.max_abs_pct == pytest.approx(15.0)
 
 
-
 def _zoo_row(name, measured, **preds):
     row = {"name": name, "measured_ms": measured}
     for k, v in preds.items():
@@ -36,8 +35,10 @@ def _zoo_row(name, measured, **preds):
 def test_zoo_points_below_the_held_out_ones_are_inside_the_axes():
     preds = {"lut": np.array([2.0, 3.0]), "regression": np.array([2.1, 2.9])}
     meas = np.array([2.05, 3.1])
-    zoo = [_zoo_row("mobilenet_v3_small", 1.0, lut=0.813, regression=0.9),
-           _zoo_row("efficientnet_b0", 9.0, lut=8.0, regression=9.5)]
+    zoo = [
+        _zoo_row("mobilenet_v3_small", 1.0, lut=0.813, regression=0.9),
+        _zoo_row("efficientnet_b0", 9.0, lut=8.0, regression=9.5),
+    ]
     lo, hi = axis_range(preds, meas, zoo)
     every = [*meas, *preds["lut"], *preds["regression"]]
     every += [v for z in zoo for k, v in z.items() if k.endswith("_ms")]
@@ -47,6 +48,7 @@ def test_zoo_points_below_the_held_out_ones_are_inside_the_axes():
 
 def test_the_figure_is_written(tmp_path):
     preds = {"lut": np.array([2.0, 3.0, 4.0])}
-    scatter_png(tmp_path / "p.png", preds, np.array([2.2, 3.1, 4.4]), "t",
-                [_zoo_row("z", 1.0, lut=0.8)])
+    scatter_png(
+        tmp_path / "p.png", preds, np.array([2.2, 3.1, 4.4]), "t", [_zoo_row("z", 1.0, lut=0.8)]
+    )
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"

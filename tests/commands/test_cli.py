@@ -9,8 +9,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run(*args, cwd=REPO, **kw):
-    return subprocess.run([sys.executable, "-m", "latbench.commands.main", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=600, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "latbench.commands.main", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kw,
+    )
 
 
 def test_zoo_lists_networks_with_params():
@@ -77,15 +83,20 @@ def test_every_space_is_a_choice_and_token_strings_decode_to_arch_json():
 
 # ---- a user's first hour (issue 10) -------------------------------------------------------
 
-import os  # noqa: E402
 
 import click  # noqa: E402
 import pytest  # noqa: E402
 
 from latbench.commands.main import cli, main  # noqa: E402
 
-TINY = {"name": "tiny", "resolution": 32, "stem": {"filters": 16},
-        "blocks": ["r1_k3_s11_e1_i16_o8"], "head": {"filters": 64}, "classes": 10}
+TINY = {
+    "name": "tiny",
+    "resolution": 32,
+    "stem": {"filters": 16},
+    "blocks": ["r1_k3_s11_e1_i16_o8"],
+    "head": {"filters": 64},
+    "classes": 10,
+}
 
 
 def _all_commands(group=cli, prefix="latbench"):
@@ -96,8 +107,12 @@ def _all_commands(group=cli, prefix="latbench"):
 
 
 def test_every_option_of_every_command_has_help_text():
-    missing = [f"{where} {p.opts[0]}" for where, cmd in _all_commands() for p in cmd.params
-               if isinstance(p, click.Option) and not p.help]
+    missing = [
+        f"{where} {p.opts[0]}"
+        for where, cmd in _all_commands()
+        for p in cmd.params
+        if isinstance(p, click.Option) and not p.help
+    ]
     missing += [p.opts[0] for p in cli.params if isinstance(p, click.Option) and not p.help]
     assert not missing, f"options without help: {missing}"
 
@@ -115,12 +130,14 @@ def _main(monkeypatch, capsys, *args):
 
 
 @pytest.mark.parametrize("name", ["../../../escaped", "/tmp/x", ""])
-def test_a_network_name_that_would_escape_the_lut_folder_is_refused(tmp_path, monkeypatch,
-                                                                      capsys, name):
+def test_a_network_name_that_would_escape_the_lut_folder_is_refused(
+    tmp_path, monkeypatch, capsys, name
+):
     af = tmp_path / "a.json"
     af.write_text(json.dumps({**TINY, "name": name}))
-    code, out, err = _main(monkeypatch, capsys, "predict", af, "--profile-missing",
-                           "--lut-dir", tmp_path / "lut")
+    code, out, err = _main(
+        monkeypatch, capsys, "predict", af, "--profile-missing", "--lut-dir", tmp_path / "lut"
+    )
     assert code == 2 and "name" in err and "cannot be part of a file name" in err
     assert str(af) in err  # the error names the file
     assert not (tmp_path / "lut").exists() and not list(tmp_path.parent.glob("escaped*"))
@@ -130,8 +147,18 @@ def test_an_arch_error_names_the_file_it_came_from(tmp_path, monkeypatch, capsys
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
     good.write_text(json.dumps(TINY))
     bad.write_text(json.dumps({**TINY, "classes": 0}))
-    code, _, err = _main(monkeypatch, capsys, "profile", "--arch", good, "--arch", bad,
-                         "--dry-run", "--lut-dir", tmp_path)
+    code, _, err = _main(
+        monkeypatch,
+        capsys,
+        "profile",
+        "--arch",
+        good,
+        "--arch",
+        bad,
+        "--dry-run",
+        "--lut-dir",
+        tmp_path,
+    )
     assert code == 2 and f"{bad}: classes" in err and str(good) not in err
 
 
@@ -162,7 +189,8 @@ class _LostPhone:
 
 @pytest.mark.parametrize("exc_name", ["DeviceLost", "ModelRunError"])
 def test_a_device_failure_ends_in_one_line_with_a_hint_not_a_traceback(
-        tmp_path, monkeypatch, capsys, exc_name):
+    tmp_path, monkeypatch, capsys, exc_name
+):
     import latbench.devices
     import latbench.profiling.networks
     from latbench.devices import base
@@ -190,26 +218,36 @@ def test_space_and_dry_run_speak_json(tmp_path, monkeypatch, capsys):
     assert doc["space"] == "tiny" and doc["distinct_layers"] > 0 and "op" in doc["decisions"]
     af = tmp_path / "a.json"
     af.write_text(json.dumps(TINY))
-    code, out, _ = _main(monkeypatch, capsys, "profile", "--arch", af, "--dry-run", "--json",
-                         "--lut-dir", tmp_path)
+    code, out, _ = _main(
+        monkeypatch, capsys, "profile", "--arch", af, "--dry-run", "--json", "--lut-dir", tmp_path
+    )
     from latbench.nets.arch import unique_specs
     from latbench.nets.load import arch_from_dict
 
     n = len(unique_specs([arch_from_dict(TINY)]))
-    assert json.loads(out) == [{"device": "host", "distinct_layers": n, "measured": 0,
-                                "missing": n, "lut": str(tmp_path / "host_tiny_fp32.csv")}]
+    assert json.loads(out) == [
+        {
+            "device": "host",
+            "distinct_layers": n,
+            "measured": 0,
+            "missing": n,
+            "lut": str(tmp_path / "host_tiny_fp32.csv"),
+        }
+    ]
 
 
 def test_lut_list_reads_the_folder(tmp_path, monkeypatch, capsys):
+    from latbench.devices.measure import summarize
     from latbench.nets.arch import LayerSpec
     from latbench.profiling.lut import LUT, Row
-    from latbench.devices.measure import summarize
 
-    lut = LUT.create(tmp_path / "host_t_fp32.csv",
-                     {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32",
-                      "space": "t"})
-    lut.append(Row(LayerSpec("mbconv", 14, 16, 14, 16, 3, 1, 6.0, skip=True), "ok",
-                   summarize([1.0, 2.0])))
+    lut = LUT.create(
+        tmp_path / "host_t_fp32.csv",
+        {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32", "space": "t"},
+    )
+    lut.append(
+        Row(LayerSpec("mbconv", 14, 16, 14, 16, 3, 1, 6.0, skip=True), "ok", summarize([1.0, 2.0]))
+    )
     code, out, _ = _main(monkeypatch, capsys, "lut", "list", "--lut-dir", tmp_path)
     assert code == 0 and "host_t_fp32.csv" in out and " 1 " in out
     code, out, _ = _main(monkeypatch, capsys, "lut", "list", "--lut-dir", tmp_path, "--json")
@@ -251,30 +289,43 @@ def test_no_bars_on_an_unsized_terminal(tmp_path):
 
     if not shutil.which("script"):
         pytest.skip("no `script` here")
-    code = ("import sys\nfrom latbench.commands import console\n"
-            "print('tty' if sys.stderr.isatty() else 'pipe', "
-            "'bars' if console.progress_wanted(False) else 'no-bars')")
+    code = (
+        "import sys\nfrom latbench.commands import console\n"
+        "print('tty' if sys.stderr.isatty() else 'pipe', "
+        "'bars' if console.progress_wanted(False) else 'no-bars')"
+    )
     out = tmp_path / "typescript"
-    subprocess.run(["script", "-qfc", f"{sys.executable} -c \"{code}\"", str(out)], cwd=REPO,
-                   capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        ["script", "-qfc", f'{sys.executable} -c "{code}"', str(out)],
+        cwd=REPO,
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert "tty no-bars" in out.read_text()
 
 
-@pytest.mark.parametrize("bad, named", [
-    (["--target-ms", "-1"], "--target-ms"),
-    (["--target-ms", "5", "--device", "nokia3310"], "nokia3310"),
-    (["--target-ms", "5", "--space", "nope"], "nope"),
-    (["--target-ms", "5", "--constraint", "hard", "--alpha", "0.1"], "alpha"),
-    (["--target-ms", "5", "--data-dir", "/nonexistent/fmnist"], "/nonexistent/fmnist"),
-])
+@pytest.mark.parametrize(
+    "bad, named",
+    [
+        (["--target-ms", "-1"], "--target-ms"),
+        (["--target-ms", "5", "--device", "nokia3310"], "nokia3310"),
+        (["--target-ms", "5", "--space", "nope"], "nope"),
+        (["--target-ms", "5", "--constraint", "hard", "--alpha", "0.1"], "alpha"),
+        (["--target-ms", "5", "--data-dir", "/nonexistent/fmnist"], "/nonexistent/fmnist"),
+    ],
+)
 def test_bad_search_arguments_are_rejected_before_tensorflow_loads(tmp_path, bad, named):
     argv = ["latbench", "search", "--out", str(tmp_path / "r"), *bad]
-    code = ("import sys\nfrom latbench.commands.main import main\n"
-            f"sys.argv = {argv!r}\n"
-            "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)\n"
-            "print('tensorflow' in sys.modules)\n")
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                       timeout=120)
+    code = (
+        "import sys\nfrom latbench.commands.main import main\n"
+        f"sys.argv = {argv!r}\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert r.stdout.split() == ["exit", "2", "False"], r.stderr
     assert named in r.stderr
 
@@ -308,18 +359,22 @@ def test_json_output_is_strict_json_even_with_undefined_statistics(capsys):
     from latbench.commands.options import echo_json as _echo_json
 
     _echo_json({"metrics": {"kendall_tau": float("nan"), "mape": 1.5}, "l": [float("inf")]})
-    assert json.loads(capsys.readouterr().out, parse_constant=lambda c: 1 / 0) == \
-        {"metrics": {"kendall_tau": None, "mape": 1.5}, "l": [None]}
+    assert json.loads(capsys.readouterr().out, parse_constant=lambda c: 1 / 0) == {
+        "metrics": {"kendall_tau": None, "mape": 1.5},
+        "l": [None],
+    }
 
 
 def test_missing_layers_hint_names_the_one_step_fix(tmp_path, monkeypatch, capsys):
+    from latbench.devices.measure import summarize
     from latbench.nets.load import arch_from_dict
     from latbench.profiling.lut import LUT, Row
-    from latbench.devices.measure import summarize
 
     spec = arch_from_dict(TINY).layers()[0]
-    lut = LUT.create(tmp_path / "host_t_fp32.csv",
-                     {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32"})
+    lut = LUT.create(
+        tmp_path / "host_t_fp32.csv",
+        {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32"},
+    )
     lut.append(Row(spec, "ok", summarize([1.0, 2.0])))
     af = tmp_path / "a.json"
     af.write_text(json.dumps(TINY))

@@ -17,8 +17,14 @@ pytestmark = pytest.mark.slow
 
 
 def run(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "latbench.commands.main", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=900, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "latbench.commands.main", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        **kw,
+    )
 
 
 def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
@@ -42,7 +48,8 @@ def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
     assert set(m) == {"scaled", "flops", "lut", "regression"} and m["scaled"]["n"] == 8
     # validate evaluated the very file predict and search load
     assert json.loads((out / "predictor.json").read_text())["path"] == str(
-        lut / "host_tiny_fp32.predictor.json")
+        lut / "host_tiny_fp32.predictor.json"
+    )
     assert (out / "predicted_vs_measured.png").stat().st_size > 10_000
 
     # predict and export a network of the tiny space
@@ -73,9 +80,22 @@ def test_kill_9_mid_profile_loses_nothing_and_resumes(tmp_path, tiny_arch_dict):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    phone = subprocess.Popen([sys.executable, "-m", "latbench.devices.emulated", "--port", str(port),
-                              "--sandbox", tmp_path / "phone", "--hang-after-runs", "3"], cwd=REPO,
-                             stdout=subprocess.PIPE, text=True)
+    phone = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "latbench.devices.emulated",
+            "--port",
+            str(port),
+            "--sandbox",
+            tmp_path / "phone",
+            "--hang-after-runs",
+            "3",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "listening" in phone.stdout.readline()
         prof = tmp_path / "standin.toml"
@@ -90,8 +110,8 @@ max_seconds = 0.5
 target_ci = 1.0
 [options]
 connect = "127.0.0.1:{port}"
-sandbox = "{tmp_path / 'host'}"
-adbkey = "{tmp_path / 'adbkey'}"
+sandbox = "{tmp_path / "host"}"
+adbkey = "{tmp_path / "adbkey"}"
 repeats = 1
 warmup_s = 0.1
 run_timeout_s = 600
@@ -99,8 +119,13 @@ temp_check_s = 1000
 """)
         csv = lut / "standin_tiny_fp32.csv"
         args = ["profile", "--arch", af, "--device", prof, "--lut-dir", lut, "--no-progress"]
-        proc = subprocess.Popen([sys.executable, "-m", "latbench.commands.main", *map(str, args)], cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "latbench.commands.main", *map(str, args)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.time() + 600
         while time.time() < deadline and proc.poll() is None:
             if csv.exists() and len(LUT.load(csv).rows) >= 3:

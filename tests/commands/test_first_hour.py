@@ -17,16 +17,18 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 # What TensorFlow, absl, oneDNN and LiteRT print when nobody silences them.
-TF_LOG = re.compile(r"^[IWEF]\d{4} |oneDNN|absl::|cpu_feature_guard|This TensorFlow binary|"
-                    r"tensorflow/|XNNPACK delegate|WARNING:tensorflow|rebuild TensorFlow|"
-                    r"fully_quantize|UserWarning|warnings\.warn", re.M)
+TF_LOG = re.compile(
+    r"^[IWEF]\d{4} |oneDNN|absl::|cpu_feature_guard|This TensorFlow binary|"
+    r"tensorflow/|XNNPACK delegate|WARNING:tensorflow|rebuild TensorFlow|"
+    r"fully_quantize|UserWarning|warnings\.warn",
+    re.M,
+)
 
 
 @pytest.fixture
 def user_env(tmp_path):
     """A user's environment: no TF_* variables, umask 022, an empty model cache."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TF_", "ABSL", "GLOG"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "ABSL", "GLOG"))}
     env["LATBENCH_CACHE"] = str(tmp_path / "cache")
     old = os.umask(0o022)
     yield env
@@ -34,15 +36,22 @@ def user_env(tmp_path):
 
 
 def cli(env, *args):
-    r = subprocess.run([sys.executable, "-m", "latbench.commands.main", *map(str, args)], cwd=REPO,
-                       env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [sys.executable, "-m", "latbench.commands.main", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert not TF_LOG.search(r.stderr), f"TensorFlow log lines on stderr:\n{r.stderr}"
     assert not TF_LOG.search(r.stdout), f"TensorFlow log lines on stdout:\n{r.stdout}"
     return r
 
 
-def test_first_hour_predict_measure_compare_with_no_lut_and_no_tf_noise(tmp_path, user_env,
-                                                                         tiny_arch_dict):
+def test_first_hour_predict_measure_compare_with_no_lut_and_no_tf_noise(
+    tmp_path, user_env, tiny_arch_dict
+):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(tiny_arch_dict))
     b.write_text(json.dumps({**tiny_arch_dict, "name": "tiny_b", "classes": 7}))  # new fc only
@@ -76,8 +85,17 @@ def test_first_hour_predict_measure_compare_with_no_lut_and_no_tf_noise(tmp_path
     assert m["arch"] == "tiny" and m["median_ms"] > 0 and m["runs"] >= 15
     assert m["p10_ms"] <= m["median_ms"] <= m["p90_ms"]
 
-    r = cli(user_env, "predict", a, "--lut-dir", lut_dir, "--compare", "--json",
-            "--png", tmp_path / "a.png")
+    r = cli(
+        user_env,
+        "predict",
+        a,
+        "--lut-dir",
+        lut_dir,
+        "--compare",
+        "--json",
+        "--png",
+        tmp_path / "a.png",
+    )
     assert r.returncode == 0, r.stderr
     p = json.loads(r.stdout)
     med = p["measured"]["median_ms"]
@@ -99,15 +117,36 @@ def test_calibrate_and_validate_speak_json(tiny_pipeline, tmp_path):
     """Re-running them on the networks already measured only refits and reports."""
     lut_dir = tiny_pipeline["lut_dir"]
     env = dict(os.environ)
-    r = cli(env, "calibrate", "--space", "tiny", "--archs", "16", "--no-zoo", "--lut-dir",
-            lut_dir, "--json")
+    r = cli(
+        env,
+        "calibrate",
+        "--space",
+        "tiny",
+        "--archs",
+        "16",
+        "--no-zoo",
+        "--lut-dir",
+        lut_dir,
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["networks"] == 16
     assert set(doc["training"]) == {"flops", "lut", "regression", "scaled"}
     assert doc["training"]["scaled"]["n"] == 16
-    r = cli(env, "validate", "--space", "tiny", "--archs", "8", "--lut-dir", lut_dir,
-            "--out", tmp_path / "v", "--json")
+    r = cli(
+        env,
+        "validate",
+        "--space",
+        "tiny",
+        "--archs",
+        "8",
+        "--lut-dir",
+        lut_dir,
+        "--out",
+        tmp_path / "v",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["heldout"] == 8 and doc["metrics"]["scaled"]["n"] == 8

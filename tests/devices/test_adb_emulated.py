@@ -15,14 +15,26 @@ from pathlib import Path
 import pytest
 
 from latbench.devices import DeviceLost, ModelRunError, open_device
-from latbench.devices.adb_transport import (AdbShellTransport, AuthRefused, CommandTimeout, TransportError,
-                                            UsbBusy, ensure_adb_key, sh_join)
-from latbench.devices.emulated import (Clocks, EmulatedPhone, Faults, decode_adb_public_key,
-                                       verify_token_signature)
-from latbench.errors import InputError
+from latbench.devices.adb_transport import (
+    AdbShellTransport,
+    CommandTimeout,
+    UsbBusy,
+    ensure_adb_key,
+    sh_join,
+)
+from latbench.devices.emulated import (
+    Clocks,
+    EmulatedPhone,
+    Faults,
+    decode_adb_public_key,
+    verify_token_signature,
+)
 from latbench.devices.profiles import load_profile, parse_profile
+from latbench.errors import InputError
 
-pytestmark = pytest.mark.phone  # every test here starts the stand-in phone: -m "not phone" skips them
+pytestmark = (
+    pytest.mark.phone
+)  # every test here starts the stand-in phone: -m "not phone" skips them
 
 FAST = {"warmup_runs": 2, "min_runs": 10, "max_runs": 40, "max_seconds": 0.5, "target_ci": 0.5}
 
@@ -33,8 +45,8 @@ def tflite(tmp_path_factory) -> Path:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
-    from latbench.nets.arch import LayerSpec
     from latbench.build.builder import layer_model
+    from latbench.nets.arch import LayerSpec
 
     spec = LayerSpec(op="mbconv", in_hw=8, cin=8, out_hw=8, cout=8, kernel=3, stride=1, expand=3.0)
     data = tf.lite.TFLiteConverter.from_keras_model(layer_model(spec)).convert()
@@ -60,7 +72,9 @@ def medium_tflite(tmp_path_factory) -> Path:
     """A layer of a few hundred microseconds, with SE (MEAN and MUL ops, which the stand-in GPU refuses)."""
     from latbench.nets.arch import LayerSpec
 
-    spec = LayerSpec(op="mbconv", in_hw=28, cin=32, out_hw=28, cout=32, kernel=3, stride=1, expand=6.0, se=8)
+    spec = LayerSpec(
+        op="mbconv", in_hw=28, cin=32, out_hw=28, cout=32, kernel=3, stride=1, expand=6.0, se=8
+    )
     return _convert(tmp_path_factory, spec, "medium.tflite")
 
 
@@ -76,11 +90,30 @@ def phone(tmp_path):
 
 
 def profile(phone: EmulatedPhone, adbkey: Path, tmp_path: Path, **opts):
-    options = {"connect": phone.address, "adbkey": str(adbkey), "sandbox": str(tmp_path / "host"),
-               "connect_timeout_s": 3, "command_timeout_s": 30, "run_timeout_s": 120, "retries": 2,
-               "temp_check_s": 0, "warmup_s": 0.3, "repeats": 3, "reconnect_wait_s": 0.2, **opts}
-    return parse_profile({"name": "emulated-test", "kind": "emulated", "threads": 1, "cpus": [0],
-                          "protocol": FAST, "options": options})
+    options = {
+        "connect": phone.address,
+        "adbkey": str(adbkey),
+        "sandbox": str(tmp_path / "host"),
+        "connect_timeout_s": 3,
+        "command_timeout_s": 30,
+        "run_timeout_s": 120,
+        "retries": 2,
+        "temp_check_s": 0,
+        "warmup_s": 0.3,
+        "repeats": 3,
+        "reconnect_wait_s": 0.2,
+        **opts,
+    }
+    return parse_profile(
+        {
+            "name": "emulated-test",
+            "kind": "emulated",
+            "threads": 1,
+            "cpus": [0],
+            "protocol": FAST,
+            "options": options,
+        }
+    )
 
 
 def test_end_to_end_measure(phone, adbkey, tmp_path, tflite):
@@ -97,24 +130,44 @@ def test_end_to_end_measure(phone, adbkey, tmp_path, tflite):
         assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms and m.runs >= 10
         assert m.extra["source"] == "benchmark_model" and m.extra["output_form"] == "current"
         assert m.extra["stat"] == "median_of_means" and m.extra["invocations"] >= 3
-        assert m.median_ms == pytest.approx(sorted(m.extra["means_ms"])[len(m.extra["means_ms"]) // 2])
+        assert m.median_ms == pytest.approx(
+            sorted(m.extra["means_ms"])[len(m.extra["means_ms"]) // 2]
+        )
         assert m.extra["min_ms"] <= m.median_ms
         st = m.extra["state"]["after"]
         assert st["thermal_status"] == 0 and st["battery_level"] == 87 and st["charging"] == "usb"
-        assert st["cur_khz"] > 0 and st["max_khz"] == st["cpuinfo_max_khz"] and st["power_saver"] is False
+        assert (
+            st["cur_khz"] > 0
+            and st["max_khz"] == st["cpuinfo_max_khz"]
+            and st["power_saver"] is False
+        )
     models = [p for p in phone.pushes if "/models/" in p]
     assert len(models) == 1, "the model is pushed once, then found on the phone by its content hash"
     # one shell line per row: state, three back-to-back invocations (the first warms the core), state
     row = [c for c in phone.log if "--graph=" in c][0]
     runs = [r for r in row.split("; ") if "--graph=" in r]
-    assert len(runs) == 3 and all(r.startswith("taskset 1 /data/local/tmp/latbench/benchmark_model.") for r in runs)
-    for flag in ("--num_threads=1", "--use_xnnpack=true", "--warmup_runs=2", "--num_runs=4", "--min_secs=0"):
+    assert len(runs) == 3 and all(
+        r.startswith("taskset 1 /data/local/tmp/latbench/benchmark_model.") for r in runs
+    )
+    for flag in (
+        "--num_threads=1",
+        "--use_xnnpack=true",
+        "--warmup_runs=2",
+        "--num_runs=4",
+        "--min_secs=0",
+    ):
         assert all(flag in r for r in runs)
     assert "--warmup_min_secs=0.3" in runs[0] and "--warmup_min_secs=0.06" in runs[1]
-    assert row.index("dumpsys thermalservice") < row.index("--graph=") < row.rindex("dumpsys thermalservice")
+    assert (
+        row.index("dumpsys thermalservice")
+        < row.index("--graph=")
+        < row.rindex("dumpsys thermalservice")
+    )
     assert phone.stayon == "false", "the screen is kept on while profiling and released after"
     assert any("svc power stayon true" in c for c in phone.log)
-    assert not list((phone.sandbox / "data/local/tmp/latbench/models").iterdir()), "models removed after a run"
+    assert not list((phone.sandbox / "data/local/tmp/latbench/models").iterdir()), (
+        "models removed after a run"
+    )
 
 
 def test_the_users_stay_awake_setting_is_put_back(phone, adbkey, tmp_path, tflite):
@@ -144,7 +197,9 @@ def test_rsa_auth_really_checks_signatures(phone, adbkey, tmp_path):
     t.connect()  # second time: the token signature must verify against that key
     assert t.shell(sh_join(["echo", "hi there"]), 5).output == "hi there\n"
     t.close()
-    assert len(phone.keys_file.read_bytes().splitlines()) == 1, "no second key: the signature was accepted"
+    assert len(phone.keys_file.read_bytes().splitlines()) == 1, (
+        "no second key: the signature was accepted"
+    )
 
     import secrets
 
@@ -171,22 +226,28 @@ def test_refused_auth_is_a_clear_device_lost(tmp_path, adbkey, how):
 
 
 def test_a_link_that_never_answers_is_a_link_problem_not_a_refused_key(tmp_path, adbkey):
-    with EmulatedPhone(tmp_path / "phone", faults=Faults(blackhole_until=time.monotonic() + 3600)) as ph:
+    with EmulatedPhone(
+        tmp_path / "phone", faults=Faults(blackhole_until=time.monotonic() + 3600)
+    ) as ph:
         with pytest.raises(DeviceLost, match="Wi-Fi") as e:
             open_device(profile(ph, adbkey, tmp_path, connect_timeout_s=0.5, retries=1))
     assert "Allow USB debugging" not in str(e.value)
 
 
 def test_a_wifi_blackhole_of_seconds_is_ridden_out_with_back_off(tmp_path, adbkey, tflite):
-    with EmulatedPhone(tmp_path / "phone", faults=Faults(blackhole_until=time.monotonic() + 2.0)) as ph:
-        with open_device(profile(ph, adbkey, tmp_path, connect_timeout_s=0.5, reconnect_wait_s=0.5,
-                                 retries=4)) as dev:
+    with EmulatedPhone(
+        tmp_path / "phone", faults=Faults(blackhole_until=time.monotonic() + 2.0)
+    ) as ph:
+        with open_device(
+            profile(ph, adbkey, tmp_path, connect_timeout_s=0.5, reconnect_wait_s=0.5, retries=4)
+        ) as dev:
             assert dev.fingerprint()["model"] == "latbench emulated phone"
 
 
 def test_a_roam_mid_session_is_ridden_out_with_back_off(phone, adbkey, tmp_path, tflite):
-    with open_device(profile(phone, adbkey, tmp_path, connect_timeout_s=1, reconnect_wait_s=1.0,
-                             retries=2)) as dev:
+    with open_device(
+        profile(phone, adbkey, tmp_path, connect_timeout_s=1, reconnect_wait_s=1.0, retries=2)
+    ) as dev:
         # links drop and the phone refuses connections for 2.5 s: two reconnects 1 s and 2 s apart
         # ride it out; the old 0.2 s / 0.4 s back-off gave up after 0.6 s
         phone.roam(2.5)
@@ -205,8 +266,9 @@ def test_a_usb_read_timeout_is_a_command_timeout_not_a_lost_phone():
 
     class Dev:
         def shell(self, *a, **kw):
-            raise UsbReadFailedError("Could not receive data from ... (timeout 300000ms)",
-                                     "LIBUSB_ERROR_TIMEOUT [-7]")
+            raise UsbReadFailedError(
+                "Could not receive data from ... (timeout 300000ms)", "LIBUSB_ERROR_TIMEOUT [-7]"
+            )
 
         def close(self):
             pass
@@ -217,14 +279,18 @@ def test_a_usb_read_timeout_is_a_command_timeout_not_a_lost_phone():
         t.shell("true", 1)
 
 
-def test_a_hung_run_outlives_the_host_and_the_next_session_kills_it(phone, adbkey, tmp_path, tflite):
+def test_a_hung_run_outlives_the_host_and_the_next_session_kills_it(
+    phone, adbkey, tmp_path, tflite
+):
     prof = profile(phone, adbkey, tmp_path)
     with open_device(prof) as dev:
         remote_bin = dev.remote_bin
     phone.faults.hang_benchmark = 1
     t = AdbShellTransport(host=phone.host, port=phone.port, key_path=adbkey, connect_timeout_s=3)
     t.connect()
-    with pytest.raises(CommandTimeout):  # the host gives up and hangs up (a crash, a kill -9, a cable)
+    with pytest.raises(
+        CommandTimeout
+    ):  # the host gives up and hangs up (a crash, a kill -9, a cable)
         t.shell(sh_join([remote_bin, "--graph=/data/local/tmp/x.tflite"]), 1.0)
     time.sleep(0.3)
     assert phone.stale_processes(), "like on a phone, the hung process survives the host hanging up"
@@ -243,7 +309,9 @@ def test_a_cold_core_is_warmed_up_before_a_row_is_timed(tmp_path, adbkey, medium
                 rows[name] = dev.measure(medium_tflite).median_ms
             if name == "ramping":  # what latbench did before: no time-based warm-up, one invocation
                 time.sleep(0.5)
-                with open_device(profile(ph, adbkey, tmp_path / name, warmup_s=0, repeats=1)) as dev:
+                with open_device(
+                    profile(ph, adbkey, tmp_path / name, warmup_s=0, repeats=1)
+                ) as dev:
                     rows["cold"] = dev.measure(medium_tflite).median_ms
     assert rows["cold"] > 1.6 * rows["steady"], rows  # the stand-in really ramps
     assert 0.75 < rows["ramping"] / rows["steady"] < 1.33, rows
@@ -261,8 +329,9 @@ def test_a_hot_phone_is_cooled_down_before_rows_are_timed(tmp_path, adbkey, tfli
     limit = max(4.0, 3 * row_s)
     clocks = Clocks(idle=1.0, throttle_after_s=limit, cool_rate=0.5)
     with EmulatedPhone(tmp_path / "p", clocks=clocks) as ph:
-        with open_device(profile(ph, adbkey, tmp_path, cool_poll_s=0.2,
-                                 cool_wait_s=max(30.0, 4 * limit))) as dev:
+        with open_device(
+            profile(ph, adbkey, tmp_path, cool_poll_s=0.2, cool_wait_s=max(30.0, 4 * limit))
+        ) as dev:
             rows = []
             while not any(m.extra["cooled_s"] > 0 for m in rows) and len(rows) < 20:
                 rows.append(dev.measure(tflite))  # each row heats the phone further
@@ -278,7 +347,11 @@ def test_a_row_that_stays_throttled_is_flagged(tmp_path, adbkey, medium_tflite):
             m = dev.measure(medium_tflite)
             st = m.extra["state"]["after"]
     assert "throttled" in m.extra["flags"]
-    assert st["thermal_status"] >= 2 and st["max_khz"] < st["cpuinfo_max_khz"] and st["capped_cpus"] == [0]
+    assert (
+        st["thermal_status"] >= 2
+        and st["max_khz"] < st["cpuinfo_max_khz"]
+        and st["capped_cpus"] == [0]
+    )
 
 
 def test_a_value_the_phone_does_not_show_is_unavailable(tmp_path, adbkey, tflite):
@@ -288,7 +361,9 @@ def test_a_value_the_phone_does_not_show_is_unavailable(tmp_path, adbkey, tflite
             m = dev.measure(tflite)
     st = m.extra["state"]["after"]
     assert st["thermal_status"] == "unavailable" and st["cur_khz"] == "unavailable"
-    assert any("Permission denied" in e for e in st["freq_errors"]), "read errors are kept, not dropped"
+    assert any("Permission denied" in e for e in st["freq_errors"]), (
+        "read errors are kept, not dropped"
+    )
     assert st["max_khz"] == st["cpuinfo_max_khz"]  # what could be read still is
 
 
@@ -329,7 +404,7 @@ def test_modern_adbd_features_and_shell_v2(phone, adbkey):
     packets, i = [], 0
     while i < len(raw):
         kind, n = struct.unpack_from("<BI", raw, i)
-        packets.append((kind, raw[i + 5:i + 5 + n]))
+        packets.append((kind, raw[i + 5 : i + 5 + n]))
         i += 5 + n
     assert (1, b"hi\n") in packets and any(k == 2 and b"No such file" in d for k, d in packets)
     assert packets[-1] == (3, bytes([1])), "the exit code comes last"
@@ -390,8 +465,15 @@ def test_missing_model_and_bad_delegate_are_model_errors(phone, adbkey, tmp_path
 
 
 def _as_dict(p):
-    return {"name": p.name, "kind": p.kind, "threads": p.threads, "cpus": list(p.cpus),
-            "delegate": p.delegate, "protocol": FAST, "options": dict(p.options)}
+    return {
+        "name": p.name,
+        "kind": p.kind,
+        "threads": p.threads,
+        "cpus": list(p.cpus),
+        "delegate": p.delegate,
+        "protocol": FAST,
+        "options": dict(p.options),
+    }
 
 
 def test_waits_to_cool_when_hot(phone, adbkey, tmp_path, tflite):
@@ -431,7 +513,9 @@ def test_devices_command_lists_the_emulated_phone(adbkey):
 
     from latbench.commands.devices import devices_command
 
-    r = CliRunner().invoke(devices_command, ["--no-server", "--with-emulated", "--adbkey", str(adbkey)])
+    r = CliRunner().invoke(
+        devices_command, ["--no-server", "--with-emulated", "--adbkey", str(adbkey)]
+    )
     assert r.exit_code == 0, r.output
     assert "latbench emulated phone" in r.output and "emulated" in r.output and "30.1 C" in r.output
     r = CliRunner().invoke(devices_command, ["--no-server", "--adbkey", str(adbkey)])
@@ -441,7 +525,9 @@ def test_devices_command_lists_the_emulated_phone(adbkey):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not __import__("shutil").which("adb"), reason="Debian's adb client is not installed")
+@pytest.mark.skipif(
+    not __import__("shutil").which("adb"), reason="Debian's adb client is not installed"
+)
 def test_google_adb_client_and_server_route(phone, tmp_path, monkeypatch, tflite):
     """Google's own adb (server + client) against the emulated phone: the wire protocol is faithful,
     and latbench's server transport works end to end."""
@@ -450,8 +536,8 @@ def test_google_adb_client_and_server_route(phone, tmp_path, monkeypatch, tflite
 
     from click.testing import CliRunner
 
-    from latbench.devices.adb import AdbDevice, make_transport
     from latbench.commands.devices import devices_command
+    from latbench.devices.adb import AdbDevice, make_transport
     from latbench.devices.emulated import standin_script
 
     with socket.socket() as s:
@@ -464,19 +550,35 @@ def test_google_adb_client_and_server_route(phone, tmp_path, monkeypatch, tflite
         subprocess.run(["adb", "start-server"], capture_output=True, timeout=30, check=True)
         subprocess.run(["adb", "connect", phone.address], capture_output=True, timeout=30)
         # the server authenticates after `connect` returns: wait until it reports "device"
-        subprocess.run(["adb", "-s", phone.address, "wait-for-device"], capture_output=True,
-                       timeout=60)
+        subprocess.run(
+            ["adb", "-s", phone.address, "wait-for-device"], capture_output=True, timeout=60
+        )
         # the phone advertises shell_v2, so adb uses it: exit codes and a separate stderr come through
-        r = subprocess.run(["adb", "-s", phone.address, "shell", "ls /nonexistent"], capture_output=True,
-                           timeout=30)
+        r = subprocess.run(
+            ["adb", "-s", phone.address, "shell", "ls /nonexistent"],
+            capture_output=True,
+            timeout=30,
+        )
         assert r.returncode == 1 and b"No such file" in r.stderr and not r.stdout, r
-        r = subprocess.run(["adb", "-s", phone.address, "shell", "echo", "hi"], capture_output=True, timeout=30)
+        r = subprocess.run(
+            ["adb", "-s", phone.address, "shell", "echo", "hi"], capture_output=True, timeout=30
+        )
         assert r.returncode == 0 and r.stdout == b"hi\n", r
         stub = tmp_path / "stub"
         stub.write_bytes(standin_script())
-        prof = parse_profile({"name": "via-server", "kind": "adb", "cpus": [0], "protocol": FAST,
-                              "options": {"transport": "server", "serial": phone.address,
-                                          "benchmark_model": str(stub)}})
+        prof = parse_profile(
+            {
+                "name": "via-server",
+                "kind": "adb",
+                "cpus": [0],
+                "protocol": FAST,
+                "options": {
+                    "transport": "server",
+                    "serial": phone.address,
+                    "benchmark_model": str(stub),
+                },
+            }
+        )
         dev = AdbDevice(prof, make_transport(prof), stub)
         try:
             assert dev.fingerprint()["model"] == "latbench emulated phone"
@@ -493,7 +595,10 @@ def test_split_needs_identical_phones(tmp_path, adbkey):
     from latbench.devices.fleet import WorkQueue, split_fingerprint
     from latbench.errors import InputError
 
-    with EmulatedPhone(tmp_path / "a", serial="emu-a") as a, EmulatedPhone(tmp_path / "b", serial="emu-b") as b:
+    with (
+        EmulatedPhone(tmp_path / "a", serial="emu-a") as a,
+        EmulatedPhone(tmp_path / "b", serial="emu-b") as b,
+    ):
         pa, pb = profile(a, adbkey, tmp_path / "ha"), profile(b, adbkey, tmp_path / "hb")
         pc = parse_profile({**_as_dict(pb), "name": "other", "threads": 2})
         with open_device(pa) as da, open_device(pb) as db, open_device(pc) as dc:
@@ -531,10 +636,22 @@ def test_devices_never_starts_an_adb_server(monkeypatch):
     assert adb_transport.list_server_devices() == []
 
 
-@pytest.mark.parametrize("model,codename,want", [("Pixel 7 Pro", "cheetah", "pixel7"), ("Pixel 6a", "bluejay", "pixel6"),
-                                                 ("Pixel 4 XL", "coral", "pixel4"), ("Pixel 8a", "akita", "pixel8")])
+@pytest.mark.parametrize(
+    "model,codename,want",
+    [
+        ("Pixel 7 Pro", "cheetah", "pixel7"),
+        ("Pixel 6a", "bluejay", "pixel6"),
+        ("Pixel 4 XL", "coral", "pixel4"),
+        ("Pixel 8a", "akita", "pixel8"),
+    ],
+)
 def test_pro_xl_and_a_variants_match_their_profile(model, codename, want):
     from latbench.commands.devices import PhoneInfo, _profiles, match_profile
 
-    assert match_profile(PhoneInfo("s", "device", "usb", model=model, device=codename), _profiles()) == want
-    assert match_profile(PhoneInfo("s", "device", "usb", model=model, device=""), _profiles()) == want
+    assert (
+        match_profile(PhoneInfo("s", "device", "usb", model=model, device=codename), _profiles())
+        == want
+    )
+    assert (
+        match_profile(PhoneInfo("s", "device", "usb", model=model, device=""), _profiles()) == want
+    )

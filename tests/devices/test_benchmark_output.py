@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from latbench.devices.benchmark_output import (BenchmarkOutputError, RunStats,
-                                               parse_benchmark_output)
+from latbench.devices.benchmark_output import BenchmarkOutputError, RunStats, parse_benchmark_output
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "benchmark_model"
 
@@ -31,7 +30,9 @@ def test_current_form_with_info_prefix():
     assert m.std_ms == pytest.approx(0.009)
     assert m.ci_rel == pytest.approx(1.96 * 9 / math.sqrt(30) / 283.9)
     assert 0.271 <= m.p10_ms < m.median_ms < m.p90_ms <= 0.322
-    assert m.extra["init_ms"] == pytest.approx(3.412) and m.extra["first_ms"] == pytest.approx(0.611)
+    assert m.extra["init_ms"] == pytest.approx(3.412) and m.extra["first_ms"] == pytest.approx(
+        0.611
+    )
     assert m.extra["spread"] == "normal-approx" and m.extra["median_from"] == "mean"
 
 
@@ -41,11 +42,14 @@ def test_current_form_without_prefix():
     assert r.warmup.first == 48122
 
 
-@pytest.mark.parametrize("name,avg,init,warm", [
-    ("tf1_14_legacy_no_stats.txt", 88102.6, 5207, 89540.2),
-    ("android_app_logcat_legacy.txt", 18634.9, 8100, 18890.5),
-    ("tf1_13_with_start_column.txt", 137722, 4452, 139420),
-])
+@pytest.mark.parametrize(
+    "name,avg,init,warm",
+    [
+        ("tf1_14_legacy_no_stats.txt", 88102.6, 5207, 89540.2),
+        ("android_app_logcat_legacy.txt", 18634.9, 8100, 18890.5),
+        ("tf1_13_with_start_column.txt", 137722, 4452, 139420),
+    ],
+)
 def test_legacy_forms(name, avg, init, warm):
     r = parse_benchmark_output(load(name))
     assert r.form == "legacy"
@@ -64,9 +68,14 @@ def test_all_same_and_single_run():
 
 def test_op_profiling_tables_by_header():
     r = parse_benchmark_output(load("op_profiling.txt"))
-    assert r.inference_avg_us == 996.2 and r.inference.count == 40  # the Timings line is not a phase
+    assert (
+        r.inference_avg_us == 996.2 and r.inference.count == 40
+    )  # the Timings line is not a phase
     init = r.table("Run Order", section="Initialization")
-    assert init.column("node type", as_float=False) == ["ModifyGraphWithDelegate", "AllocateTensors"]
+    assert init.column("node type", as_float=False) == [
+        "ModifyGraphWithDelegate",
+        "AllocateTensors",
+    ]
     run = r.table("Run Order", section="Regular")
     assert "start" not in run.columns and run.columns[0] == "node type"
     assert run.column("node type", as_float=False) == ["CONV_2D", "DEPTHWISE_CONV_2D", "MEAN"]
@@ -85,11 +94,15 @@ def test_old_table_with_start_column():
 
 
 def test_percentiles_when_printed():
-    s = RunStats.parse("count=100 first=10 curr=9 min=8 max=20 avg=10 std=2 p5=8.5 p10=8.8 median=9.6 p90=12 p95=14")
+    s = RunStats.parse(
+        "count=100 first=10 curr=9 min=8 max=20 avg=10 std=2 p5=8.5 p10=8.8 median=9.6 p90=12 p95=14"
+    )
     assert s.percentiles == {5.0: 8.5, 10.0: 8.8, 50.0: 9.6, 90.0: 12.0, 95.0: 14.0}
-    text = ("Running benchmark for at least 100 iterations\n"
-            "count=100 first=10 curr=9 min=8 max=20 avg=10 std=2 p10=8.8 median=9.6 p90=12\n"
-            "Inference timings in us: Init: 5, First inference: 10, Warmup (avg): 10, Inference (avg): 10\n")
+    text = (
+        "Running benchmark for at least 100 iterations\n"
+        "count=100 first=10 curr=9 min=8 max=20 avg=10 std=2 p10=8.8 median=9.6 p90=12\n"
+        "Inference timings in us: Init: 5, First inference: 10, Warmup (avg): 10, Inference (avg): 10\n"
+    )
     m = parse_benchmark_output(text).to_measurement()
     assert (m.median_ms, m.p10_ms, m.p90_ms) == pytest.approx((0.0096, 0.0088, 0.012))
     assert m.extra["spread"] == "printed" and m.extra["median_from"] == "p50"
@@ -101,15 +114,19 @@ def test_garbage_and_crashes_raise(name):
         parse_benchmark_output(load(name))
 
 
-@pytest.mark.parametrize("text", ["", "   \n", "\x00\x01\xff binary junk", "Inference timings in us: Init: x"])
+@pytest.mark.parametrize(
+    "text", ["", "   \n", "\x00\x01\xff binary junk", "Inference timings in us: Init: x"]
+)
 def test_more_garbage(text):
     with pytest.raises(BenchmarkOutputError):
         parse_benchmark_output(text)
 
 
 def test_inconsistent_stats_rejected():
-    text = ("count=10 first=1 curr=1 min=1 max=3 avg=2 std=1\n"
-            "Inference timings in us: Init: 5, First inference: 10, Warmup (avg): 10, Inference (avg): 900\n")
+    text = (
+        "count=10 first=1 curr=1 min=1 max=3 avg=2 std=1\n"
+        "Inference timings in us: Init: 5, First inference: 10, Warmup (avg): 10, Inference (avg): 900\n"
+    )
     with pytest.raises(BenchmarkOutputError, match="disagrees"):
         parse_benchmark_output(text)
 
@@ -126,17 +143,20 @@ def test_a_partly_delegated_graph_reports_its_fraction():
     assert (d.name, d.nodes, d.total, d.partitions) == ("TfLiteGpuDelegateV2", 9, 12, 3)
     assert d.fraction == 0.75 and not r.not_delegated
     assert r.to_measurement().extra["delegates"] == [
-        {"name": "TfLiteGpuDelegateV2", "nodes": 9, "total": 12, "partitions": 3}]
+        {"name": "TfLiteGpuDelegateV2", "nodes": 9, "total": 12, "partitions": 3}
+    ]
 
 
 def test_older_delegate_wording_has_no_total_and_no_delegation_is_noticed():
     old = load("gpu_partial_delegate.txt").replace(
         "Replacing 9 out of 12 node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 3 partitions for the whole graph.",
-        "Replacing 9 node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 3 partitions.")
+        "Replacing 9 node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 3 partitions.",
+    )
     (d,) = parse_benchmark_output(old).delegations
     assert (d.nodes, d.total, d.fraction) == (9, None, None)
     none = load("gpu_partial_delegate.txt").replace(
         "INFO: Replacing 9 out of 12 node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 3 partitions for the whole graph.",
-        "WARN: Though GPU delegate is explicitly applied, the model graph will not be executed by the delegate.")
+        "WARN: Though GPU delegate is explicitly applied, the model graph will not be executed by the delegate.",
+    )
     r = parse_benchmark_output(none)
     assert r.not_delegated and not r.delegations

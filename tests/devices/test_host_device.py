@@ -5,11 +5,11 @@ import threading
 import pytest
 
 from latbench.build import convert
-from latbench.nets.arch import LayerSpec
 from latbench.devices import DeviceLost, ModelRunError, load_profile, open_device
 from latbench.devices.base import DeviceProfile
-from latbench.errors import InputError
 from latbench.devices.measure import Protocol
+from latbench.errors import InputError
+from latbench.nets.arch import LayerSpec
 
 
 @pytest.fixture(scope="module")

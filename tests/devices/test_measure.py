@@ -26,16 +26,18 @@ def test_protocol_stops_early_on_stable_timer():
 
 def test_protocol_hits_run_cap_on_noisy_timer():
     rng = np.random.default_rng(1)
-    p = Protocol(warmup_runs=0, min_runs=10, max_runs=50, batch_runs=10, max_seconds=60,
-                 target_ci=0.001)
+    p = Protocol(
+        warmup_runs=0, min_runs=10, max_runs=50, batch_runs=10, max_seconds=60, target_ci=0.001
+    )
     m = run_protocol(lambda: float(rng.lognormal(0, 0.5)), p)
     assert m.runs == 50 and m.ci_rel > 0.001
 
 
 def test_protocol_respects_time_cap():
     t = itertools.count()
-    p = Protocol(warmup_runs=0, min_runs=10, max_runs=10_000, batch_runs=10, max_seconds=5,
-                 target_ci=0.0)
+    p = Protocol(
+        warmup_runs=0, min_runs=10, max_runs=10_000, batch_runs=10, max_seconds=5, target_ci=0.0
+    )
     m = run_protocol(lambda: 1.0 + (next(t) % 2), p, clock=lambda: next(t) * 0.1)
     assert m.runs < 10_000
 

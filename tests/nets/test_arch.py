@@ -2,9 +2,15 @@ import json
 
 import pytest
 
-from latbench.nets.arch import Arch, LayerSpec, format_block_string, make_divisible, parse_block_string
-from latbench.nets.load import arch_from_dict, load_arch
 from latbench.errors import InputError
+from latbench.nets.arch import (
+    Arch,
+    LayerSpec,
+    format_block_string,
+    make_divisible,
+    parse_block_string,
+)
+from latbench.nets.load import arch_from_dict, load_arch
 from latbench.nets.zoo import mobilenet_v2
 
 
@@ -18,27 +24,46 @@ def test_make_divisible_matches_keras_rule():
 
 def test_block_string_decodes_like_tensorflow_tpu():
     b = parse_block_string("r3_k5_s22_e3_i24_o40_se0.25")
-    assert (b.repeats, b.kernel, b.stride, b.expand, b.in_filters, b.out_filters, b.se_ratio,
-            b.skip, b.op) == (3, 5, 2, 3.0, 24, 40, 0.25, True, "mbconv")
+    assert (
+        b.repeats,
+        b.kernel,
+        b.stride,
+        b.expand,
+        b.in_filters,
+        b.out_filters,
+        b.se_ratio,
+        b.skip,
+        b.op,
+    ) == (3, 5, 2, 3.0, 24, 40, 0.25, True, "mbconv")
     assert not parse_block_string("r1_k3_s11_e1_i32_o16_noskip").skip
     assert parse_block_string("cn_r1_k3_s11_i16_o16").op == "conv"
     assert parse_block_string("r1_k3_s11_e6_i16_o16_ahswish").act == "hswish"
 
 
-@pytest.mark.parametrize("s", ["r3_k5_s22_e3_i24_o40_se0.25", "r1_k3_s11_e1_i32_o16_noskip",
-                               "cn_r2_k3_s22_e1_i8_o16_arelu", "r1_k3_s11_e3.667_i24_o24"])
+@pytest.mark.parametrize(
+    "s",
+    [
+        "r3_k5_s22_e3_i24_o40_se0.25",
+        "r1_k3_s11_e1_i32_o16_noskip",
+        "cn_r2_k3_s22_e1_i8_o16_arelu",
+        "r1_k3_s11_e3.667_i24_o24",
+    ],
+)
 def test_block_string_round_trip(s):
     b = parse_block_string(s)
     assert parse_block_string(format_block_string(b)) == b
 
 
-@pytest.mark.parametrize("s, field, words", [
-    ("r2_k3_s22_e6_i16", "blocks[0]", "missing token 'o'"),
-    ("r2_k4_s22_e6_i16_o24", "blocks[0].kernel", "4"),
-    ("r2_k3_s12_e6_i16_o24", "blocks[0]", "square"),
-    ("r2_k3_s22_e6_i16_o24_zz9", "blocks[0]", "unknown token 'zz9'"),
-    ("r2_k3_s22_e6x_i16_o24", "blocks[0]", "bad number"),
-])
+@pytest.mark.parametrize(
+    "s, field, words",
+    [
+        ("r2_k3_s22_e6_i16", "blocks[0]", "missing token 'o'"),
+        ("r2_k4_s22_e6_i16_o24", "blocks[0].kernel", "4"),
+        ("r2_k3_s12_e6_i16_o24", "blocks[0]", "square"),
+        ("r2_k3_s22_e6_i16_o24_zz9", "blocks[0]", "unknown token 'zz9'"),
+        ("r2_k3_s22_e6x_i16_o24", "blocks[0]", "bad number"),
+    ],
+)
 def test_bad_block_string_names_field_and_value(s, field, words):
     with pytest.raises(InputError) as e:
         parse_block_string(s, "blocks[0]")
@@ -53,9 +78,11 @@ def test_layer_keys_are_pinned():
     assert keys[1] == "mbconv:i112x112x32:o112x112x16:k3:s1:e1:se0:noskip:relu6:fp32"
     assert keys[2] == "mbconv:i112x112x16:o56x56x24:k3:s2:e6:se0:noskip:relu6:fp32"
     assert keys[3] == "mbconv:i56x56x24:o56x56x24:k3:s1:e6:se0:skip:relu6:fp32"
-    assert keys[-3:] == ["conv:i7x7x320:o7x7x1280:k1:s1:e1:se0:noskip:relu6:fp32",
-                         "pool:i7x7x1280:o1x1x1280:k1:s1:e1:se0:noskip:none:fp32",
-                         "fc:i1x1x1280:o1x1x1000:k1:s1:e1:se0:noskip:none:fp32"]
+    assert keys[-3:] == [
+        "conv:i7x7x320:o7x7x1280:k1:s1:e1:se0:noskip:relu6:fp32",
+        "pool:i7x7x1280:o1x1x1280:k1:s1:e1:se0:noskip:none:fp32",
+        "fc:i1x1x1280:o1x1x1000:k1:s1:e1:se0:noskip:none:fp32",
+    ]
     se = LayerSpec("mbconv", 28, 40, 28, 40, 5, 1, 3.0, se=10, skip=True, precision="int8")
     assert se.key == "mbconv:i28x28x40:o28x28x40:k5:s1:e3:se10s:skip:relu:int8"
 
@@ -71,25 +98,53 @@ def test_arch_json_round_trip_and_explicit_blocks(tiny_arch_dict):
     assert arch_from_dict(json.loads(a.to_json())) == a
     assert arch_from_dict(a.to_dict(block_strings=False)) == a
     specs = a.layers()
-    assert [s.op for s in specs] == ["conv", "mbconv", "mbconv", "mbconv", "conv", "conv", "pool", "fc"]
+    assert [s.op for s in specs] == [
+        "conv",
+        "mbconv",
+        "mbconv",
+        "mbconv",
+        "conv",
+        "conv",
+        "pool",
+        "fc",
+    ]
     assert specs[2].se == 2 and specs[3].se == 4  # int(cin * 0.25), from each layer's input
     assert specs[3].skip and not specs[2].skip
     assert specs[4].op == "conv" and specs[4].skip  # 16 -> 16, stride 1
 
 
-@pytest.mark.parametrize("patch, field", [
-    ({"blockz": []}, "arch"),
-    ({"resolution": "224"}, "resolution"),
-    ({"resolution": True}, "resolution"),
-    ({"act": "gelu"}, "act"),
-    ({"head": {"kind": "v9"}}, "head.kind"),
-    ({"stem": {"filters": 0}}, "stem.filters"),
-    ({"blocks": []}, "blocks"),
-    ({"blocks": ["r1_k3_s11_e1_i32_o16"]}, "blocks[0].in_filters"),
-    ({"blocks": [{"repeats": 1, "kernel": 3, "stride": 1, "in_filters": 16}]}, "blocks[0].out_filters"),
-    ({"blocks": [{"repeats": 1, "kernel": 3, "stride": 1, "in_filters": 16, "out_filters": 8,
-                  "colour": 1}]}, "blocks[0]"),
-])
+@pytest.mark.parametrize(
+    "patch, field",
+    [
+        ({"blockz": []}, "arch"),
+        ({"resolution": "224"}, "resolution"),
+        ({"resolution": True}, "resolution"),
+        ({"act": "gelu"}, "act"),
+        ({"head": {"kind": "v9"}}, "head.kind"),
+        ({"stem": {"filters": 0}}, "stem.filters"),
+        ({"blocks": []}, "blocks"),
+        ({"blocks": ["r1_k3_s11_e1_i32_o16"]}, "blocks[0].in_filters"),
+        (
+            {"blocks": [{"repeats": 1, "kernel": 3, "stride": 1, "in_filters": 16}]},
+            "blocks[0].out_filters",
+        ),
+        (
+            {
+                "blocks": [
+                    {
+                        "repeats": 1,
+                        "kernel": 3,
+                        "stride": 1,
+                        "in_filters": 16,
+                        "out_filters": 8,
+                        "colour": 1,
+                    }
+                ]
+            },
+            "blocks[0]",
+        ),
+    ],
+)
 def test_malformed_arch_names_the_field(tiny_arch_dict, patch, field):
     d = {**tiny_arch_dict, **patch}
     with pytest.raises(InputError) as e:

@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from latbench.nets.spaces.distinct import distinct_networks
 from latbench.nets.spaces import get_space
+from latbench.nets.spaces.distinct import distinct_networks
 
 
 def test_mnasnet_space_holds_fewer_networks_than_token_sequences():
@@ -19,6 +19,8 @@ def test_mnasnet_space_holds_fewer_networks_than_token_sequences():
 @pytest.mark.slow
 def test_the_count_equals_brute_force_on_the_tiny_space():
     sp = get_space("tiny")
-    nets = {tuple(s.key for s in sp.decode(list(t)).layers())
-            for t in itertools.product(*[range(v) for v in sp.vocab_sizes])}
+    nets = {
+        tuple(s.key for s in sp.decode(list(t)).layers())
+        for t in itertools.product(*[range(v) for v in sp.vocab_sizes])
+    }
     assert distinct_networks(sp) == len(nets) < sp.size()

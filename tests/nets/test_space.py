@@ -7,19 +7,23 @@ import random
 import numpy as np
 import pytest
 
-from latbench.nets.load import arch_from_dict
-from latbench.errors import InputError
-from latbench.profiling.lut import LUT, Row
 from latbench.devices.measure import summarize
-from latbench.predictors import LayerTable, SpaceTable
+from latbench.errors import InputError
+from latbench.nets.load import arch_from_dict
 from latbench.nets.spaces import SPACES, get_space
 from latbench.nets.spaces.mnasnet import DECISIONS, MnasNetSpace
+from latbench.predictors import LayerTable, SpaceTable
+from latbench.profiling.lut import LUT, Row
 
 # Distinct layers per space (fp32); pinned because the LUT, its benchmarks and
 # every predictor table depend on them. MnasNet's 1382 is the 224x224 space.
 DISTINCT_LAYERS = {"mnasnet": 1382, "tiny": 213, "fbnet-cifar100": 106, "fbnet-imagenet": 106}
-NETWORKS = {"mnasnet": (4 * 2 * 2 * 2 * 3 * 3) ** 7, "tiny": (4 * 2 * 2 * 2 * 3 * 3) ** 2,
-            "fbnet-cifar100": 9 ** 22, "fbnet-imagenet": 9 ** 22}
+NETWORKS = {
+    "mnasnet": (4 * 2 * 2 * 2 * 3 * 3) ** 7,
+    "tiny": (4 * 2 * 2 * 2 * 3 * 3) ** 2,
+    "fbnet-cifar100": 9**22,
+    "fbnet-imagenet": 9**22,
+}
 
 spaces = pytest.mark.parametrize("name", list(SPACES))
 
@@ -60,8 +64,10 @@ def test_the_additive_terms_hold_exactly_the_distinct_layers(name):
 def test_vectorised_space_table_equals_the_per_layer_sum(name, tmp_path):
     """A synthetic LUT (latency a known function of the layer): bookkeeping, not timing."""
     sp = get_space(name)
-    lut = LUT.create(tmp_path / "lut.csv", {"fingerprint": {"device": "host"}, "converter": "c",
-                                            "precision": "fp32", "space": name})
+    lut = LUT.create(
+        tmp_path / "lut.csv",
+        {"fingerprint": {"device": "host"}, "converter": "c", "precision": "fp32", "space": name},
+    )
     for s in sp.enumerate_specs():
         lut.append(Row(s, "ok", summarize([0.01 + s.macs() / 1e7 + s.groups * 1e-3])))
     table = LayerTable(lut, "host", "fp32")
@@ -155,8 +161,14 @@ def test_mnasnet_decodes_its_tokens_as_before_the_move():
     assert sp == get_space("mnasnet") and len(DECISIONS) == 6
     arch = sp.decode([0, 1, 1, 1, 2, 2] * 7)  # conv k5 se.25 noskip x1.25 +1 everywhere
     first = arch.blocks[0]
-    assert (first.op, first.kernel, first.se_ratio, first.skip, first.out_filters, first.repeats) == \
-        ("conv", 5, 0.25, False, 24, 2)
+    assert (
+        first.op,
+        first.kernel,
+        first.se_ratio,
+        first.skip,
+        first.out_filters,
+        first.repeats,
+    ) == ("conv", 5, 0.25, False, 24, 2)
     assert [b.repeats for b in arch.blocks] == [2, 3, 4, 5, 4, 4, 2]
 
 

@@ -12,9 +12,9 @@ import random
 import numpy as np
 import pytest
 
+from latbench.errors import InputError
 from latbench.nets.arch import Block, LayerSpec, format_block_string, parse_block_string
 from latbench.nets.load import arch_from_dict
-from latbench.errors import InputError
 from latbench.nets.spaces import get_space
 from latbench.nets.spaces.fbnet import OP_NAMES
 
@@ -24,26 +24,44 @@ SKIP = 8
 
 
 def test_op_indices_follow_hw_nas_bench_order():
-    assert OP_NAMES == ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3",
-                        "k5_e6", "skip")
+    assert OP_NAMES == (
+        "k3_e1",
+        "k3_e1_g2",
+        "k3_e3",
+        "k3_e6",
+        "k5_e1",
+        "k5_e1_g2",
+        "k5_e3",
+        "k5_e6",
+        "skip",
+    )
 
 
-@pytest.mark.parametrize("name, strides, res, stem_stride, head, classes", [
-    ("fbnet-cifar100", [1, 1, 2, 2, 1, 2, 1], 32, 1, 1504, 100),
-    ("fbnet-imagenet", [1, 2, 2, 2, 1, 2, 1], 224, 2, 1984, 1000),
-])
-def test_the_two_settings_have_the_specified_skeleton(name, strides, res, stem_stride, head, classes):
+@pytest.mark.parametrize(
+    "name, strides, res, stem_stride, head, classes",
+    [
+        ("fbnet-cifar100", [1, 1, 2, 2, 1, 2, 1], 32, 1, 1504, 100),
+        ("fbnet-imagenet", [1, 2, 2, 2, 1, 2, 1], 224, 2, 1984, 1000),
+    ],
+)
+def test_the_two_settings_have_the_specified_skeleton(
+    name, strides, res, stem_stride, head, classes
+):
     sp = get_space(name)
     arch = sp.decode(sp.parse_tokens(EXAMPLE))
     assert len(arch.blocks) == 22 and sp.vocab_sizes == [9] * 22
-    assert (arch.resolution, arch.stem.filters, arch.stem.kernel, arch.stem.stride) == \
-        (res, 16, 3, stem_stride)
+    assert (arch.resolution, arch.stem.filters, arch.stem.kernel, arch.stem.stride) == (
+        res,
+        16,
+        3,
+        stem_stride,
+    )
     assert (arch.head.kind, arch.head.filters, arch.classes) == ("conv", head, classes)
     per_stage = np.cumsum([0, 1, 4, 4, 4, 4, 4])
     channels = [16, 24, 32, 64, 112, 184, 352]
     for s, first in enumerate(per_stage):
         n = [1, 4, 4, 4, 4, 4, 1][s]
-        blocks = arch.blocks[first:first + n]
+        blocks = arch.blocks[first : first + n]
         assert [b.stride for b in blocks] == [strides[s]] + [1] * (n - 1)
         assert all(b.out_filters == channels[s] for b in blocks)
     specs = arch.layers()
@@ -73,8 +91,11 @@ def test_ops_decode_to_fbconv_and_skip_with_the_residual_rule():
             assert (s.op, s.kernel, s.act, s.skip) == ("conv", 1, "relu", False)
             assert s.cin != s.cout or s.stride == 2
     # identity skips are no layer: 22 layers less the shape-keeping skips
-    identity = sum(1 for tok, b in zip(t, arch.blocks)
-                   if tok == SKIP and b.stride == 1 and b.in_filters == b.out_filters)
+    identity = sum(
+        1
+        for tok, b in zip(t, arch.blocks)
+        if tok == SKIP and b.stride == 1 and b.in_filters == b.out_filters
+    )
     assert len(layers) == 22 - identity
 
 
@@ -97,8 +118,9 @@ def test_parameters_and_macs_match_a_hand_computation():
     # the all-skip CIFAR network: stem, one 1x1 conv + BN per stage change, head, classifier
     arch = get_space("fbnet-cifar100").decode([SKIP] * 22)
     stem = 3 * 3 * 3 * 16 + 2 * 16
-    changes = sum(a * b + 2 * b for a, b in [(16, 24), (24, 32), (32, 64), (64, 112), (112, 184),
-                                             (184, 352)])
+    changes = sum(
+        a * b + 2 * b for a, b in [(16, 24), (24, 32), (32, 64), (64, 112), (112, 184), (184, 352)]
+    )
     head = 352 * 1504 + 2 * 1504
     fc = 1504 * 100 + 100
     assert stem + changes + head + fc == 780660
@@ -106,23 +128,44 @@ def test_parameters_and_macs_match_a_hand_computation():
 
 
 def test_block_strings_and_objects_carry_the_new_ops():
-    for text in ("fb_r1_k5_s22_e6_i16_o24", "fb_r1_k3_s11_e1_i24_o24_g2", "sk_r1_k1_s22_e1_i24_o32"):
+    for text in (
+        "fb_r1_k5_s22_e6_i16_o24",
+        "fb_r1_k3_s11_e1_i24_o24_g2",
+        "sk_r1_k1_s22_e1_i24_o32",
+    ):
         b = parse_block_string(text)
         assert format_block_string(b) == text
     assert parse_block_string("fb_r1_k3_s11_e1_i24_o24_g2").groups == 2
-    d = {"stem": {"filters": 16, "stride": 1}, "resolution": 32, "classes": 10,
-         "blocks": [{"repeats": 1, "kernel": 3, "stride": 1, "in_filters": 16, "out_filters": 16,
-                     "op": "fbconv", "groups": 2}, "sk_r1_k1_s22_e1_i16_o24"]}
+    d = {
+        "stem": {"filters": 16, "stride": 1},
+        "resolution": 32,
+        "classes": 10,
+        "blocks": [
+            {
+                "repeats": 1,
+                "kernel": 3,
+                "stride": 1,
+                "in_filters": 16,
+                "out_filters": 16,
+                "op": "fbconv",
+                "groups": 2,
+            },
+            "sk_r1_k1_s22_e1_i16_o24",
+        ],
+    }
     arch = arch_from_dict(d)
     assert arch.blocks[0] == Block(1, 3, 1, 1.0, 16, 16, op="fbconv", groups=2)
     assert arch_from_dict(arch.to_dict()) == arch
 
 
-@pytest.mark.parametrize("block, field", [
-    ("r1_k3_s11_e6_i16_o16_g2", "blocks[0].groups"),        # groups outside fbconv
-    ("fb_r1_k3_s11_e1_i16_o16_g3", "blocks[0].groups"),     # 3 does not divide 16
-    ("sk_r1_k3_s11_e1_i16_o16", "blocks[0].op"),            # a skip has no kernel
-])
+@pytest.mark.parametrize(
+    "block, field",
+    [
+        ("r1_k3_s11_e6_i16_o16_g2", "blocks[0].groups"),  # groups outside fbconv
+        ("fb_r1_k3_s11_e1_i16_o16_g3", "blocks[0].groups"),  # 3 does not divide 16
+        ("sk_r1_k3_s11_e1_i16_o16", "blocks[0].op"),  # a skip has no kernel
+    ],
+)
 def test_bad_new_blocks_name_their_field(block, field):
     with pytest.raises(InputError) as e:
         arch_from_dict({"stem": {"filters": 16}, "blocks": [block]})
@@ -133,14 +176,24 @@ def test_bad_new_blocks_name_their_field(block, field):
 # slow: an independent plain-Keras FBNet, and TFLite / XNNPACK
 # ---------------------------------------------------------------------------
 
+
 def reference_fbnet(op_indices, cifar: bool):
     """FBNet exactly as the issue writes it down, without latbench.build.builder or latbench.nets.spaces."""
     import keras
     import tensorflow as tf
     from keras import layers as L
 
-    ops = [(3, 1, 1), (3, 1, 2), (3, 3, 1), (3, 6, 1), (5, 1, 1), (5, 1, 2), (5, 3, 1), (5, 6, 1),
-           None]
+    ops = [
+        (3, 1, 1),
+        (3, 1, 2),
+        (3, 3, 1),
+        (3, 6, 1),
+        (5, 1, 1),
+        (5, 1, 2),
+        (5, 3, 1),
+        (5, 6, 1),
+        None,
+    ]
     n_layers, chans = [1, 4, 4, 4, 4, 4, 1], [16, 24, 32, 64, 112, 184, 352]
     strides = [1, 1, 2, 2, 1, 2, 1] if cifar else [1, 2, 2, 2, 1, 2, 1]
     res, head, classes, stem_s = (32, 1504, 100, 1) if cifar else (224, 1984, 1000, 2)
@@ -181,11 +234,14 @@ def reference_fbnet(op_indices, cifar: bool):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, tokens", [
-    ("fbnet-cifar100", EXAMPLE),
-    ("fbnet-cifar100", "-".join(str(random.Random(4).randrange(9)) for _ in range(22))),
-    ("fbnet-imagenet", "1-5-1-5-1-5-1-5-1-5-1-5-1-5-1-5-1-5-1-5-1-5"),  # every grouped op
-])
+@pytest.mark.parametrize(
+    "name, tokens",
+    [
+        ("fbnet-cifar100", EXAMPLE),
+        ("fbnet-cifar100", "-".join(str(random.Random(4).randrange(9)) for _ in range(22))),
+        ("fbnet-imagenet", "1-5-1-5-1-5-1-5-1-5-1-5-1-5-1-5-1-5-1-5-1-5"),  # every grouped op
+    ],
+)
 def test_the_builder_matches_an_independent_keras_fbnet(name, tokens):
     from latbench.build.builder import arch_model
 
@@ -195,8 +251,10 @@ def test_the_builder_matches_an_independent_keras_fbnet(name, tokens):
     ours, ref = arch_model(arch), reference_fbnet(t, name == "fbnet-cifar100")
     assert ours.count_params() == ref.count_params() == arch.params()
     rng = np.random.default_rng(0)
-    weights = [rng.uniform(0.5, 1.5, w.shape) if "variance" in w.path
-               else rng.normal(0, 0.3, w.shape) for w in ref.weights]
+    weights = [
+        rng.uniform(0.5, 1.5, w.shape) if "variance" in w.path else rng.normal(0, 0.3, w.shape)
+        for w in ref.weights
+    ]
     ref.set_weights(weights)
     assert [int(np.prod(w.shape)) for w in ours.weights] == [w.size for w in weights]
     ours.set_weights([w.reshape(o.shape) for w, o in zip(weights, ours.weights)])
@@ -216,8 +274,11 @@ def _delegated_fully(tflite: bytes) -> tuple[list[str], bool]:
     parts = [o for o in ops if o["op_name"] == "DELEGATE"]
     outs = {d["index"] for d in it.get_output_details()}
     ins = {d["index"] for d in it.get_input_details()}
-    full = (len(parts) == 1 and set(map(int, parts[0]["outputs"])) == outs
-            and ins <= set(map(int, parts[0]["inputs"])))
+    full = (
+        len(parts) == 1
+        and set(map(int, parts[0]["outputs"])) == outs
+        and ins <= set(map(int, parts[0]["inputs"]))
+    )
     return names, full
 
 
@@ -261,9 +322,13 @@ def test_profile_predict_and_export_an_fbnet_given_by_its_tokens(tmp_path):
     from pathlib import Path
 
     def latbench_cli(*args):
-        return subprocess.run([sys.executable, "-m", "latbench.commands.main", *map(str, args)],
-                              cwd=Path(__file__).resolve().parents[2], capture_output=True,
-                              text=True, timeout=900)
+        return subprocess.run(
+            [sys.executable, "-m", "latbench.commands.main", *map(str, args)],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
 
     af = tmp_path / "fb.json"
     af.write_text(json.dumps({"name": "example", "space": "fbnet-cifar100", "tokens": EXAMPLE}))

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from latbench.build.builder import arch_model
 from latbench.nets import zoo
 from latbench.nets.load import arch_from_dict, load_arch
-from latbench.build.builder import arch_model
 
 REPO_EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "zoo"
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from latbench.nets.load import arch_from_dict
-from latbench.profiling.lut import Row
 from latbench.predictors import FEATURES, KINDS, FailedLayers, MissingKeys, SpaceTable
+from latbench.profiling.lut import Row
 
 
 def test_kind_columns_partition_the_lut_time(synthetic_tiny):

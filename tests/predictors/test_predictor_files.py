@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from latbench.calibration.calibrate import NetResult, Network, fit_and_save
-from latbench.errors import InputError
-from latbench.profiling.lut import LUT, Row
 from latbench.devices.measure import summarize
+from latbench.errors import InputError
 from latbench.predictors import load_predictor, predictor_path
+from latbench.profiling.lut import LUT, Row
 
 
 def _calibrate(sp, table, lut_dir, n=20, device="host", scale=1.1):
@@ -21,8 +21,16 @@ def _calibrate(sp, table, lut_dir, n=20, device="host", scale=1.1):
     results = [NetResult(Network(a, "space:2"), float(x[0]) * scale) for a, x in zip(archs, X)]
     meas = lut_dir / "m.csv"
     meas.write_text("network,latency_ms\n")
-    fit_and_save(table, results, lut_dir, device=device, space=sp.name, precision="fp32",
-                 measurements=meas, mode="test")
+    fit_and_save(
+        table,
+        results,
+        lut_dir,
+        device=device,
+        space=sp.name,
+        precision="fp32",
+        measurements=meas,
+        mode="test",
+    )
     return archs
 
 
@@ -36,8 +44,9 @@ def test_file_is_plain_json_named_per_device_space_precision(synthetic_tiny):
     assert set(doc["predictors"]) == {"scaled", "lut", "flops", "regression"}
     model = load_predictor("host", "fp32", tmp, "tiny", require_calibrated=True)
     assert model.name == "scaled"
-    np.testing.assert_allclose(model.predict(archs[:3]) / table.features(archs[:3])[:, 0], 1.1,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(archs[:3]) / table.features(archs[:3])[:, 0], 1.1, rtol=1e-6
+    )
     assert model.predict_tokens(sp, np.array([sp.sample(random.Random(9))])).shape == (1,)
 
 
@@ -99,7 +108,8 @@ def test_without_a_predictor_file_the_lut_sum_answers(synthetic_tiny):
     model = load_predictor("host", "fp32", tmp, "tiny")
     arch = sp.decode(sp.sample(random.Random(4)))
     assert model.name == "lut" and model.predict([arch])[0] == pytest.approx(
-        table.features([arch])[0, 0])
+        table.features([arch])[0, 0]
+    )
     with pytest.raises(InputError, match="latbench calibrate --device host --space tiny"):
         load_predictor("host", "fp32", tmp, "tiny", require_calibrated=True)
 

@@ -2,14 +2,23 @@
 
 import json
 
+from latbench.devices.measure import summarize
 from latbench.nets.arch import LayerSpec
 from latbench.profiling.inventory import identity_of, inventory
 from latbench.profiling.lut import LUT, Row
-from latbench.devices.measure import summarize
 
-META = {"fingerprint": {"device": "host", "cpu": "x", "runtime": "ai-edge-litert",
-                        "runtime_version": "2.3.0"},
-        "converter": "tf-1/recipe-1", "precision": "fp32", "space": "t", "created": "2026-11-24"}
+META = {
+    "fingerprint": {
+        "device": "host",
+        "cpu": "x",
+        "runtime": "ai-edge-litert",
+        "runtime_version": "2.3.0",
+    },
+    "converter": "tf-1/recipe-1",
+    "precision": "fp32",
+    "space": "t",
+    "created": "2026-11-24",
+}
 
 
 def _spec(c):
@@ -20,18 +29,34 @@ def test_luts_predictors_and_stray_files_are_listed_with_counts(tmp_path):
     lut = LUT.create(tmp_path / "host_t_fp32.csv", META)
     lut.append(Row(_spec(16), "ok", summarize([1.0, 1.1, 1.2])))
     lut.append(Row(_spec(24), "failed", error="run: boom"))
-    (tmp_path / "whatever-name.json").write_text(json.dumps({
-        "format": "latbench-predictor/2", "device": "host", "space": "t", "precision": "fp32",
-        "calibration": {"networks": 116}, "lut": {"settings": identity_of(META)},
-        "predictors": {"scaled": {}}}))
+    (tmp_path / "whatever-name.json").write_text(
+        json.dumps(
+            {
+                "format": "latbench-predictor/2",
+                "device": "host",
+                "space": "t",
+                "precision": "fp32",
+                "calibration": {"networks": 116},
+                "lut": {"settings": identity_of(META)},
+                "predictors": {"scaled": {}},
+            }
+        )
+    )
     (tmp_path / "README.md").write_text("not a table")
     (tmp_path / "notes.json").write_text("[1, 2]")
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     entries = {e.file: e for e in inventory(tmp_path)}
     assert set(entries) == {"host_t_fp32.csv", "whatever-name.json", "other.csv"}
     t = entries["host_t_fp32.csv"]
-    assert (t.kind, t.device, t.space, t.precision, t.rows, t.ok, t.failed) == \
-        ("lut", "host", "t", "fp32", 2, 1, 1)
+    assert (t.kind, t.device, t.space, t.precision, t.rows, t.ok, t.failed) == (
+        "lut",
+        "host",
+        "t",
+        "fp32",
+        2,
+        1,
+        1,
+    )
     assert t.runtime == "ai-edge-litert 2.3.0" and t.last_measured.startswith("20")
     p = entries["whatever-name.json"]
     assert p.kind == "predictor" and p.rows == 116 and p.identity == t.identity

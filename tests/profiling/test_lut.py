@@ -1,12 +1,16 @@
 import pytest
 
-from latbench.nets.arch import LayerSpec
-from latbench.errors import InputError
-from latbench.profiling.lut import LUT, Row, load_luts
 from latbench.devices.measure import summarize
+from latbench.errors import InputError
+from latbench.nets.arch import LayerSpec
+from latbench.profiling.lut import LUT, Row, load_luts
 
-META = {"fingerprint": {"device": "host", "cpu": "x"}, "converter": "tf-1/recipe-1",
-        "precision": "fp32", "space": "t"}
+META = {
+    "fingerprint": {"device": "host", "cpu": "x"},
+    "converter": "tf-1/recipe-1",
+    "precision": "fp32",
+    "space": "t",
+}
 
 
 def _spec(c):
@@ -115,14 +119,25 @@ def test_rows_record_which_statistic_they_hold_and_the_phone_state(tmp_path):
     lut = LUT.create(p, META)
     lut.append(Row(_spec(16), "ok", summarize([1.0, 1.1, 1.2])))
     state = {"after": {"thermal_status": 2, "cur_khz": "unavailable"}, "flags": ["throttled"]}
-    phone = Measurement(2.0, 1.9, 2.2, 0.1, 2.05, 40, 0.02,
-                        {"stat": "median_of_means", "min_ms": 1.8, "state": state})
+    phone = Measurement(
+        2.0,
+        1.9,
+        2.2,
+        0.1,
+        2.05,
+        40,
+        0.02,
+        {"stat": "median_of_means", "min_ms": 1.8, "state": state},
+    )
     lut.append(Row(_spec(24), "ok", phone))
     back = LUT.load(p)
     host_row, phone_row = back.rows[_spec(16).key], back.rows[_spec(24).key]
     assert host_row.measurement.extra == {"stat": "median", "min_ms": 1.0} and host_row.flags == []
     assert phone_row.measurement.extra["stat"] == "median_of_means"
-    assert phone_row.measurement.extra["min_ms"] == 1.8 and phone_row.measurement.extra["state"] == state
+    assert (
+        phone_row.measurement.extra["min_ms"] == 1.8
+        and phone_row.measurement.extra["state"] == state
+    )
     assert phone_row.flags == ["throttled"]
 
 
@@ -131,8 +146,8 @@ def test_a_lut_from_before_the_added_columns_loads_and_resumes(tmp_path):
     from latbench.profiling.lut import ADDED_COLUMNS, COLUMNS
 
     p = tmp_path / "old_t_fp32.csv"
-    old_cols = COLUMNS[:-len(ADDED_COLUMNS)]
-    row = Row(_spec(16), "ok", summarize([1.0, 1.2])).to_csv()[:len(old_cols)]
+    old_cols = COLUMNS[: -len(ADDED_COLUMNS)]
+    row = Row(_spec(16), "ok", summarize([1.0, 1.2])).to_csv()[: len(old_cols)]
     records.create(p, META, old_cols, [row])
     back = LUT.load(p)
     assert back.rows[_spec(16).key].measurement.median_ms == pytest.approx(1.1)

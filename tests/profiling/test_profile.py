@@ -2,13 +2,13 @@ import os
 
 import pytest
 
-from latbench.nets.load import arch_from_dict
 from latbench.devices import open_device
 from latbench.devices.base import DeviceProfile
-from latbench.errors import InputError
-from latbench.profiling.lut import LUT
 from latbench.devices.measure import Protocol
+from latbench.errors import InputError
+from latbench.nets.load import arch_from_dict
 from latbench.profiling.layers import converter_cpus, profile
+from latbench.profiling.lut import LUT
 
 FAST = Protocol(warmup_runs=1, min_runs=5, max_runs=20, batch_runs=5, max_seconds=0.5)
 
@@ -54,19 +54,29 @@ def test_split_refuses_different_devices(tmp_path, tiny_arch_dict):
 
 # ---- reusing rows of the device's other LUT files (profile --arch) -------------------------
 
-from latbench.profiling.lut import Row  # noqa: E402
 from latbench.devices.measure import summarize  # noqa: E402
 from latbench.profiling.layers import count_missing, other_luts, reuse_rows  # noqa: E402
+from latbench.profiling.lut import Row  # noqa: E402
 
-META = {"fingerprint": {"device": "host", "cpu": "x"}, "converter": "tf-1/recipe-1",
-        "precision": "fp32", "space": "t"}
+META = {
+    "fingerprint": {"device": "host", "cpu": "x"},
+    "converter": "tf-1/recipe-1",
+    "precision": "fp32",
+    "space": "t",
+}
 
 
 def _lut(path, meta, specs, status="ok"):
     lut = LUT.create(path, meta)
     for s in specs:
-        lut.append(Row(s, status, summarize([1.0, 2.0, 3.0]) if status == "ok" else None,
-                       error="" if status == "ok" else "run: boom"))
+        lut.append(
+            Row(
+                s,
+                status,
+                summarize([1.0, 2.0, 3.0]) if status == "ok" else None,
+                error="" if status == "ok" else "run: boom",
+            )
+        )
     return lut
 
 
@@ -101,17 +111,18 @@ def test_dry_run_counts_only_what_is_missing(tmp_path, tiny_arch_dict):
     assert count_missing(specs, tmp_path, "host", "fp32", target, reuse=False) == (0, len(specs))
     _lut(target, META, specs[3:4], status="failed")
     assert count_missing(specs, tmp_path, "host", "fp32", target, reuse=True) == (4, len(specs) - 4)
-    assert count_missing(specs, tmp_path, "host", "fp32", target, reuse=True,
-                         retry_failed=True) == (3, len(specs) - 3)
+    assert count_missing(
+        specs, tmp_path, "host", "fp32", target, reuse=True, retry_failed=True
+    ) == (3, len(specs) - 3)
 
 
 def test_rows_timed_throttled_or_partly_delegated_are_counted_in_the_summary(tmp_path):
-    from latbench.nets.arch import LayerSpec
     from latbench.devices import Device, DeviceProfile
     from latbench.devices.fleet import WorkQueue
-    from latbench.profiling.lut import LUT
     from latbench.devices.measure import Measurement
+    from latbench.nets.arch import LayerSpec
     from latbench.profiling.layers import Summary, measure_pending
+    from latbench.profiling.lut import LUT
 
     class Flagging(Device):
         def fingerprint(self):
@@ -127,6 +138,8 @@ def test_rows_timed_throttled_or_partly_delegated_are_counted_in_the_summary(tmp
         paths[s.key] = (tmp_path / f"m{s.cin}.tflite", None)
     lut = LUT.create(tmp_path / "f.csv", {"fingerprint": {}})
     summ = Summary("f", lut.path)
-    measure_pending(Flagging(DeviceProfile("f", "host")), lut, WorkQueue(specs), paths, summ, progress=False)
+    measure_pending(
+        Flagging(DeviceProfile("f", "host")), lut, WorkQueue(specs), paths, summ, progress=False
+    )
     assert summ.measured == 2 and summ.flagged == {"throttled": 1}
     assert "flagged rows: 1 throttled" in summ.line()

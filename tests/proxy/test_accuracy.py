@@ -7,17 +7,19 @@ import numpy as np
 import pytest
 
 from latbench.nets import zoo
-from latbench.proxy.accuracy import ProxyEvaluator, proxy_arch
-from latbench.proxy.recipe import ProxyRecipe
-from latbench.proxy.data import FASHION_MNIST_DIR, Dataset, load_fashion_mnist
 from latbench.nets.spaces import get_space
 from latbench.nets.spaces.mnasnet import DECISIONS, TOKENS_PER_BLOCK
+from latbench.proxy.accuracy import ProxyEvaluator, proxy_arch
+from latbench.proxy.data import FASHION_MNIST_DIR, Dataset, load_fashion_mnist
+from latbench.proxy.recipe import ProxyRecipe
 
 SPACE = get_space("mnasnet")
 RECIPE = ProxyRecipe()  # the search's default proxy
 LAYERS = [n for n, _ in DECISIONS].index("layers")
-needs_fmnist = pytest.mark.skipif(not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
-                                  reason="apt-get install dataset-fashion-mnist")
+needs_fmnist = pytest.mark.skipif(
+    not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
+    reason="apt-get install dataset-fashion-mnist",
+)
 
 
 def proxy_layers(tokens, recipe=RECIPE):
@@ -32,9 +34,14 @@ def context():
     return t
 
 
-@pytest.mark.parametrize("pos", range(SPACE.num_tokens),
-                         ids=[f"block{p // TOKENS_PER_BLOCK}_{DECISIONS[p % TOKENS_PER_BLOCK][0]}"
-                              for p in range(SPACE.num_tokens)])
+@pytest.mark.parametrize(
+    "pos",
+    range(SPACE.num_tokens),
+    ids=[
+        f"block{p // TOKENS_PER_BLOCK}_{DECISIONS[p % TOKENS_PER_BLOCK][0]}"
+        for p in range(SPACE.num_tokens)
+    ],
+)
 def test_every_token_position_changes_the_proxy_network(pos):
     variants = set()
     for v in range(SPACE.vocab_sizes[pos]):
@@ -81,8 +88,14 @@ def test_mobilenet_v2_gets_the_same_transformation():
 
 def fake_dataset(seed, n=120):
     rng = np.random.default_rng(seed)
-    return Dataset("fashion_mnist", rng.integers(0, 255, (n, 28, 28, 1), dtype=np.uint8),
-                   rng.integers(0, 10, n), np.zeros((1, 28, 28, 1), np.uint8), np.zeros(1, int), 10)
+    return Dataset(
+        "fashion_mnist",
+        rng.integers(0, 255, (n, 28, 28, 1), dtype=np.uint8),
+        rng.integers(0, 10, n),
+        np.zeros((1, 28, 28, 1), np.uint8),
+        np.zeros(1, int),
+        10,
+    )
 
 
 def test_cache_key_names_the_dataset_content_and_the_frameworks(tmp_path, monkeypatch):
@@ -109,10 +122,15 @@ def test_an_image_folder_split_does_not_depend_on_the_search_seed(tmp_path):
         (tmp_path / "img" / cls).mkdir(parents=True)
         for i in range(20):
             Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(
-                tmp_path / "img" / cls / f"{i}.png")
+                tmp_path / "img" / cls / f"{i}.png"
+            )
     recipe = {**RECIPE.__dict__, "resolution": 16, "train_images": 16, "val_images": 8}
-    cfgs = [SearchConfig(target_ms=1, seed=s, dataset="folder", data_dir=str(tmp_path / "img"),
-                         recipe=recipe) for s in (1, 2)]
+    cfgs = [
+        SearchConfig(
+            target_ms=1, seed=s, dataset="folder", data_dir=str(tmp_path / "img"), recipe=recipe
+        )
+        for s in (1, 2)
+    ]
     digests = {make_evaluator(c, tmp_path / "cache").data_digest for c in cfgs}
     assert len(digests) == 1
 

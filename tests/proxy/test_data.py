@@ -54,7 +54,8 @@ def test_image_folder_loads_and_splits(tmp_path):
         (tmp_path / cls).mkdir()
         for i in range(5):
             Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(
-                tmp_path / cls / f"{i}.png")
+                tmp_path / cls / f"{i}.png"
+            )
     ds = load_image_folder(tmp_path, 16, test_fraction=0.2)
     assert ds.classes == 3
     assert ds.x_train.shape == (12, 16, 16, 3) and ds.x_test.shape == (3, 16, 16, 3)

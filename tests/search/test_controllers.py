@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
+from latbench.nets.spaces import get_space
 from latbench.search.controllers import CONTROLLERS, Controller, make_controller
 from latbench.search.ppo import PPOController
 from latbench.search.random_search import RandomController
-from latbench.nets.spaces import get_space
 
 VOCAB = get_space("tiny").vocab_sizes  # 12 decisions: the real per-block token layout
 TARGET = [3, 0, 1, 1, 2, 0, 1, 1, 0, 0, 1, 2]
@@ -85,7 +85,9 @@ def test_the_random_controller_never_loads_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys; from latbench.search.controllers import make_controller; "
-            "make_controller('random', [3, 4], 0).sample(2); print('tensorflow' in sys.modules)")
+    code = (
+        "import sys; from latbench.search.controllers import make_controller; "
+        "make_controller('random', [3, 4], 0).sample(2); print('tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -9,15 +9,18 @@ import pytest
 
 from latbench.errors import InputError
 from latbench.proxy.accuracy import AccuracyResult, ProxyEvaluator
-from latbench.proxy.recipe import ProxyRecipe
 from latbench.proxy.data import FASHION_MNIST_DIR, load_fashion_mnist
+from latbench.proxy.recipe import ProxyRecipe
 from latbench.search.executor import SerialExecutor, make_executor
 from latbench.search.run import LatencySource, Search, SearchConfig, read_samples
 
-needs_fmnist = pytest.mark.skipif(not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
-                                  reason="apt-get install dataset-fashion-mnist")
-TINY_RECIPE = ProxyRecipe(resolution=16, width=1.0, train_images=256, val_images=128, epochs=1,
-                          batch=64)
+needs_fmnist = pytest.mark.skipif(
+    not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
+    reason="apt-get install dataset-fashion-mnist",
+)
+TINY_RECIPE = ProxyRecipe(
+    resolution=16, width=1.0, train_images=256, val_images=128, epochs=1, batch=64
+)
 
 
 class FakeAccuracy:
@@ -58,21 +61,36 @@ def fake_pred(archs):
 
 
 def cfg(**kw):
-    base = dict(target_ms=3.0, samples=8, batch=4, latency="lut", space="tiny", seed=11,
-                controller="ppo", spot_every=0)
+    base = dict(
+        target_ms=3.0,
+        samples=8,
+        batch=4,
+        latency="lut",
+        space="tiny",
+        seed=11,
+        controller="ppo",
+        spot_every=0,
+    )
     return SearchConfig(**{**base, **kw})
 
 
 def outcome(path):
-    return [(r["tokens"], r["accuracy"], r["lat_ms"], r["reward"], r["error"])
-            for r in read_samples(path / "samples.csv")]
+    return [
+        (r["tokens"], r["accuracy"], r["lat_ms"], r["reward"], r["error"])
+        for r in read_samples(path / "samples.csv")
+    ]
 
 
 def test_the_serial_path_needs_no_ray(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails
     assert isinstance(make_executor(), SerialExecutor)
-    Search(tmp_path, cfg(controller="random", samples=3), FakeAccuracy(),
-           LatencySource(predict=fake_pred), progress=False).run()
+    Search(
+        tmp_path,
+        cfg(controller="random", samples=3),
+        FakeAccuracy(),
+        LatencySource(predict=fake_pred),
+        progress=False,
+    ).run()
     assert len(read_samples(tmp_path / "samples.csv")) == 3
     with pytest.raises(InputError, match="pip install"):
         make_executor(workers=2)
@@ -94,8 +112,9 @@ def ray_executor():
 def test_ray_gives_the_serial_samples_and_rewards(tmp_path, ray_executor):
     lat = LatencySource(predict=fake_pred)
     Search(tmp_path / "serial", cfg(), FakeAccuracy(), lat, progress=False).run()
-    Search(tmp_path / "ray", cfg(), FakeAccuracy(), lat, progress=False,
-           executor=ray_executor).run()
+    Search(
+        tmp_path / "ray", cfg(), FakeAccuracy(), lat, progress=False, executor=ray_executor
+    ).run()
     assert outcome(tmp_path / "serial") == outcome(tmp_path / "ray")
     assert len(ray_executor.worker_pids) == 2 and os.getpid() not in ray_executor.worker_pids
 
@@ -106,8 +125,14 @@ def test_a_dead_worker_costs_only_its_sample_which_is_retried(tmp_path, ray_exec
     Search(tmp_path / "serial", cfg(), FakeAccuracy(), lat, progress=False).run()
     victim = read_samples(tmp_path / "serial" / "samples.csv")[5]["digest"]
     marker = tmp_path / "died"
-    Search(tmp_path / "ray", cfg(), DiesOnce(marker, victim), lat, progress=False,
-           executor=ray_executor).run()
+    Search(
+        tmp_path / "ray",
+        cfg(),
+        DiesOnce(marker, victim),
+        lat,
+        progress=False,
+        executor=ray_executor,
+    ).run()
     assert marker.exists()  # a worker really died...
     assert outcome(tmp_path / "serial") == outcome(tmp_path / "ray")  # ...and nothing shows
 
@@ -118,8 +143,13 @@ def test_real_proxy_training_on_ray_matches_serial(tmp_path, ray_executor):
     ds = load_fashion_mnist()
     lat = LatencySource(predict=fake_pred)
     c = cfg(samples=4, batch=4)
-    Search(tmp_path / "serial", c, ProxyEvaluator(ds, TINY_RECIPE, tmp_path / "acc_serial"), lat,
-           progress=False).run()
+    Search(
+        tmp_path / "serial",
+        c,
+        ProxyEvaluator(ds, TINY_RECIPE, tmp_path / "acc_serial"),
+        lat,
+        progress=False,
+    ).run()
     ev = ProxyEvaluator(ds, TINY_RECIPE, tmp_path / "acc_ray")
     Search(tmp_path / "ray", c, ev, lat, progress=False, executor=ray_executor).run()
     assert outcome(tmp_path / "serial") == outcome(tmp_path / "ray")

@@ -20,7 +20,8 @@ def test_hypervolume_by_hand():
     assert hypervolume([1, 2, 3], [0.5, 0.7, 0.8], 4.0, 0.0) == pytest.approx(2.0)
     # a dominated point adds nothing; reference accuracy shifts every strip
     assert hypervolume([1, 2, 3, 2.5], [0.5, 0.7, 0.8, 0.6], 4.0, 0.4) == pytest.approx(
-        0.1 + 0.3 + 0.4)
+        0.1 + 0.3 + 0.4
+    )
     # points beyond the reference latency are outside the box
     assert hypervolume([5.0], [0.9], 4.0) == 0.0
     assert hypervolume([], [], 4.0) == 0.0

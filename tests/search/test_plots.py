@@ -2,8 +2,13 @@
 
 from latbench.search.plots import LATENCY_LABELS, baseline_latency, pareto_png
 
-BASE = {"name": "mobilenet_v2_x1", "accuracy": 0.56, "pred_ms": 24.6, "meas_ms": 25.1,
-        "lat_ms": 24.6}
+BASE = {
+    "name": "mobilenet_v2_x1",
+    "accuracy": 0.56,
+    "pred_ms": 24.6,
+    "meas_ms": 25.1,
+    "lat_ms": 24.6,
+}
 
 
 def test_a_baseline_star_uses_the_samples_kind_of_latency():
@@ -19,8 +24,11 @@ def test_the_latency_axis_says_predicted_or_measured(tmp_path, monkeypatch):
 
     labels = []
     orig = matplotlib.axes.Axes.set_xlabel
-    monkeypatch.setattr(matplotlib.axes.Axes, "set_xlabel",
-                        lambda self, s, *a, **k: (labels.append(s), orig(self, s, *a, **k))[1])
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "set_xlabel",
+        lambda self, s, *a, **k: (labels.append(s), orig(self, s, *a, **k))[1],
+    )
     rows = [{"lat_ms": 20.0, "accuracy": 0.5}, {"lat_ms": 26.0, "accuracy": 0.6}]
     for kind in ("lut", "device"):
         pareto_png(rows, [0, 1], [BASE], 25.0, tmp_path / f"{kind}.png", latency=kind)

@@ -16,8 +16,8 @@ def test_presets_are_the_mnasnet_ones():
 
 def test_reward_formula_by_hand():
     # soft: 0.8 * (5/10)^-0.07 = 0.8 * 2^0.07
-    assert reward(0.8, 5.0, 10.0, -0.07, -0.07) == pytest.approx(0.8 * 2 ** 0.07)
-    assert reward(0.8, 20.0, 10.0, -0.07, -0.07) == pytest.approx(0.8 * 2 ** -0.07)
+    assert reward(0.8, 5.0, 10.0, -0.07, -0.07) == pytest.approx(0.8 * 2**0.07)
+    assert reward(0.8, 20.0, 10.0, -0.07, -0.07) == pytest.approx(0.8 * 2**-0.07)
     # hard: no bonus under the target, 1/x penalty above it
     assert reward(0.8, 5.0, 10.0, 0.0, -1.0) == pytest.approx(0.8)
     assert reward(0.8, 20.0, 10.0, 0.0, -1.0) == pytest.approx(0.4)

@@ -7,16 +7,19 @@ from pathlib import Path
 import pytest
 
 from latbench.errors import InputError
-from latbench.proxy.accuracy import ProxyEvaluator
-from latbench.proxy.recipe import ProxyRecipe
-from latbench.proxy.data import FASHION_MNIST_DIR, load_fashion_mnist
-from latbench.search.run import LatencySource, Search, SearchConfig, read_samples
 from latbench.nets.spaces import get_space
+from latbench.proxy.accuracy import ProxyEvaluator
+from latbench.proxy.data import FASHION_MNIST_DIR, load_fashion_mnist
+from latbench.proxy.recipe import ProxyRecipe
+from latbench.search.run import LatencySource, Search, SearchConfig, read_samples
 
-needs_fmnist = pytest.mark.skipif(not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
-                                  reason="apt-get install dataset-fashion-mnist")
-TINY_RECIPE = ProxyRecipe(resolution=16, width=1.0, train_images=256, val_images=128, epochs=1,
-                          batch=64)
+needs_fmnist = pytest.mark.skipif(
+    not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
+    reason="apt-get install dataset-fashion-mnist",
+)
+TINY_RECIPE = ProxyRecipe(
+    resolution=16, width=1.0, train_images=256, val_images=128, epochs=1, batch=64
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,30 +88,45 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, memo_laten
     ds = load_fashion_mnist()
     acc_dir = tmp_path / "acc"  # shared accuracy cache: same network, same number
     lat = LatencySource(measure=memo_latency)
-    full = Search(tmp_path / "full", cfg, ProxyEvaluator(ds, TINY_RECIPE, acc_dir), lat,
-                  progress=False).run()
+    full = Search(
+        tmp_path / "full", cfg, ProxyEvaluator(ds, TINY_RECIPE, acc_dir), lat, progress=False
+    ).run()
     # interrupted while the 2nd sample of the 2nd batch is in flight
     with pytest.raises(KeyboardInterrupt):
-        Search(tmp_path / "cut", cfg, Interrupting(ProxyEvaluator(ds, TINY_RECIPE, acc_dir), 4),
-               lat, progress=False).run()
+        Search(
+            tmp_path / "cut",
+            cfg,
+            Interrupting(ProxyEvaluator(ds, TINY_RECIPE, acc_dir), 4),
+            lat,
+            progress=False,
+        ).run()
     assert len(read_samples(tmp_path / "cut" / "samples.csv")) == 4  # only the one in flight lost
-    resumed = Search(tmp_path / "cut", cfg, ProxyEvaluator(ds, TINY_RECIPE, acc_dir), lat,
-                     progress=False).run()
+    resumed = Search(
+        tmp_path / "cut", cfg, ProxyEvaluator(ds, TINY_RECIPE, acc_dir), lat, progress=False
+    ).run()
     a = read_samples(tmp_path / "full" / "samples.csv")
     b = read_samples(tmp_path / "cut" / "samples.csv")
     assert [r["tokens"] for r in a] == [r["tokens"] for r in b]
     assert [r["reward"] for r in a] == [r["reward"] for r in b]
     assert resumed["best_reward"] == full["best_reward"]
     assert resumed["hypervolume"] == pytest.approx(full["hypervolume"])
-    for name in ("pareto.csv", "pareto.png", "reward.png", "best/arch.json", "summary.json",
-                 "controller/latest.json"):
+    for name in (
+        "pareto.csv",
+        "pareto.png",
+        "reward.png",
+        "best/arch.json",
+        "summary.json",
+        "controller/latest.json",
+    ):
         assert (tmp_path / "cut" / name).exists(), name
 
 
 def test_torn_last_line_is_dropped(tmp_path):
     p = tmp_path / "samples.csv"
-    head = ("sample,batch,digest,tokens,arch,accuracy,pred_ms,meas_ms,lat_ms,reward,train_s,"
-            "wall_s,cached,error\n")
+    head = (
+        "sample,batch,digest,tokens,arch,accuracy,pred_ms,meas_ms,lat_ms,reward,train_s,"
+        "wall_s,cached,error\n"
+    )
     good = "0,0,abc,1-2,r1,0.5,,1.0,1.0,0.5,1.0,2.0,0,\n"
     p.write_text(head + good + "1,0,def,1-")
     rows = read_samples(p)
@@ -118,6 +136,7 @@ def test_torn_last_line_is_dropped(tmp_path):
 
 
 # -- the loop's bookkeeping, with cheap deterministic stand-ins for training and timing --
+
 
 class FakeAccuracy:
     """A deterministic accuracy per network (no training): the AccuracySource protocol."""
@@ -157,8 +176,9 @@ class CountingMeasure:
 
 
 def tiny_cfg(**kw):
-    base = dict(target_ms=3.0, samples=5, batch=2, latency="lut", space="tiny", seed=3,
-                controller="random")
+    base = dict(
+        target_ms=3.0, samples=5, batch=2, latency="lut", space="tiny", seed=3, controller="random"
+    )
     return SearchConfig(**{**base, **kw})
 
 
@@ -170,10 +190,22 @@ def test_an_error_message_with_a_newline_keeps_every_row(tmp_path):
     from latbench.search import samples
 
     p = tmp_path / "samples.csv"
-    row = {"sample": 0, "batch": 0, "digest": "abc", "tokens": [1, 2], "arch": "r1",
-           "accuracy": float("nan"), "pred_ms": 1.0, "meas_ms": float("nan"), "lat_ms": 1.0,
-           "reward": 0.0, "train_s": 0.0, "wall_s": 0.1, "cached": False,
-           "error": "accuracy: line one\nline two, with a comma"}
+    row = {
+        "sample": 0,
+        "batch": 0,
+        "digest": "abc",
+        "tokens": [1, 2],
+        "arch": "r1",
+        "accuracy": float("nan"),
+        "pred_ms": 1.0,
+        "meas_ms": float("nan"),
+        "lat_ms": 1.0,
+        "reward": 0.0,
+        "train_s": 0.0,
+        "wall_s": 0.1,
+        "cached": False,
+        "error": "accuracy: line one\nline two, with a comma",
+    }
     samples.append(p, row)
     samples.append(p, {**row, "sample": 1, "error": ""})
     rows = read_samples(p)
@@ -197,8 +229,9 @@ def test_extending_a_finished_run_whose_last_batch_was_partial(tmp_path):
     lat = LatencySource(predict=fake_pred)
     Search(tmp_path, tiny_cfg(controller="ppo"), acc, lat, progress=False).run()
     assert len(read_samples(tmp_path / "samples.csv")) == 5  # batches of 2, 2, 1
-    summary = Search(tmp_path, tiny_cfg(controller="ppo", samples=9), acc, lat,
-                     progress=False).run()
+    summary = Search(
+        tmp_path, tiny_cfg(controller="ppo", samples=9), acc, lat, progress=False
+    ).run()
     rows = read_samples(tmp_path / "samples.csv")
     assert summary["samples"] == 9 and [r["sample"] for r in rows] == list(range(9))
     assert [r["batch"] for r in rows] == [0, 0, 1, 1, 2, 3, 3, 4, 4]
@@ -220,17 +253,26 @@ def read_csv_table(path):
 
 def test_spot_every_zero_never_measures(tmp_path):
     measure = CountingMeasure(1.0)
-    Search(tmp_path, tiny_cfg(spot_every=0), FakeAccuracy(),
-           LatencySource(predict=fake_pred, measure=measure), progress=False).run()
+    Search(
+        tmp_path,
+        tiny_cfg(spot_every=0),
+        FakeAccuracy(),
+        LatencySource(predict=fake_pred, measure=measure),
+        progress=False,
+    ).run()
     rows = read_samples(tmp_path / "samples.csv")
     assert measure.calls == 0 and all(r["meas_ms"] != r["meas_ms"] for r in rows)  # NaN
 
 
 def test_a_measured_latency_replaces_the_prediction_in_reward_and_front(tmp_path):
     cfg = tiny_cfg(spot_every=1)
-    s = Search(tmp_path, cfg, FakeAccuracy(), LatencySource(predict=fake_pred,
-                                                            measure=CountingMeasure(2.0)),
-               progress=False)
+    s = Search(
+        tmp_path,
+        cfg,
+        FakeAccuracy(),
+        LatencySource(predict=fake_pred, measure=CountingMeasure(2.0)),
+        progress=False,
+    )
     s.run()
     rows = read_samples(tmp_path / "samples.csv")
     assert all(r["meas_ms"] == pytest.approx(2 * r["pred_ms"]) for r in rows)
@@ -247,8 +289,13 @@ def test_recalibration_rescales_earlier_rows_and_baselines(tmp_path):
             return super().__call__(arch)
 
     cfg = tiny_cfg(spot_every=2, recalibrate=True, samples=14)
-    s = Search(tmp_path, cfg, FakeAccuracy(), LatencySource(predict=fake_pred, measure=Drifting(1)),
-               progress=False)
+    s = Search(
+        tmp_path,
+        cfg,
+        FakeAccuracy(),
+        LatencySource(predict=fake_pred, measure=Drifting(1)),
+        progress=False,
+    )
     base = [{"name": "b", "accuracy": 0.7, "pred_ms": 2.0, "meas_ms": None, "lat_ms": 2.0}]
     summary = s.run(base)
     rows = read_samples(tmp_path / "samples.csv")

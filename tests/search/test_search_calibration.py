@@ -1,7 +1,7 @@
 import pytest
 
-from latbench.search.run import Calibration, SearchConfig, fastest_candidates
 from latbench.nets.spaces import get_space
+from latbench.search.run import Calibration, SearchConfig, fastest_candidates
 
 
 def test_drift_and_recalibration_by_hand():
@@ -21,8 +21,9 @@ def test_drift_and_recalibration_by_hand():
 def test_fastest_candidates_are_cheapest_corner():
     space = get_space("mnasnet")
     archs = [space.decode(t) for t in fastest_candidates(space)]
-    assert all(b.repeats == max(1, n - 1) for a in archs
-               for b, (_, n, _) in zip(a.blocks, space.skeleton))
+    assert all(
+        b.repeats == max(1, n - 1) for a in archs for b, (_, n, _) in zip(a.blocks, space.skeleton)
+    )
     assert min(a.macs() for a in archs) < space.decode([1] * space.num_tokens).macs()
 
 

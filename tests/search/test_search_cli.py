@@ -3,8 +3,8 @@
 import pytest
 from click.testing import CliRunner
 
-from latbench.errors import InputError
 from latbench.commands.search import search_command
+from latbench.errors import InputError
 
 
 def invoke(*args):
@@ -26,8 +26,16 @@ def test_missing_debian_dataset(tmp_path):
 
 def test_empty_image_folder(tmp_path):
     (tmp_path / "imgs").mkdir()
-    r = invoke("--target-ms", "8", "--out", str(tmp_path / "a"), "--dataset", "folder",
-               "--data-dir", str(tmp_path / "imgs"))
+    r = invoke(
+        "--target-ms",
+        "8",
+        "--out",
+        str(tmp_path / "a"),
+        "--dataset",
+        "folder",
+        "--data-dir",
+        str(tmp_path / "imgs"),
+    )
     assert isinstance(r.exception, InputError) and "sub-folder" in str(r.exception)
 
 
@@ -43,7 +51,9 @@ def test_half_explicit_reward_exponents(tmp_path):
 
 @pytest.mark.parametrize("missing_lut", [True])
 def test_lut_mode_without_a_lut_says_which_command(tmp_path, missing_lut):
-    r = invoke("--target-ms", "8", "--out", str(tmp_path / "a"), "--lut-dir", str(tmp_path / "nolut"))
+    r = invoke(
+        "--target-ms", "8", "--out", str(tmp_path / "a"), "--lut-dir", str(tmp_path / "nolut")
+    )
     assert isinstance(r.exception, InputError)
     assert "latbench" in str(r.exception)  # names the command that builds the LUT
 
@@ -69,9 +79,31 @@ def test_search_with_workers_runs_children_on_ray_and_times_on_the_device(tmp_pa
     if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
         pytest.skip("apt-get install dataset-fashion-mnist")
     out = tmp_path / "run"
-    r = invoke("--space", "tiny", "--latency", "device", "--device", "host", "--target-ms", "5",
-               "--samples", "4", "--batch", "4", "--proxy-train", "256", "--proxy-epochs", "1",
-               "--baselines", "", "--ray-workers", "2", "--no-progress", "--out", str(out))
+    r = invoke(
+        "--space",
+        "tiny",
+        "--latency",
+        "device",
+        "--device",
+        "host",
+        "--target-ms",
+        "5",
+        "--samples",
+        "4",
+        "--batch",
+        "4",
+        "--proxy-train",
+        "256",
+        "--proxy-epochs",
+        "1",
+        "--baselines",
+        "",
+        "--ray-workers",
+        "2",
+        "--no-progress",
+        "--out",
+        str(out),
+    )
     assert r.exception is None, r.output
     rows = read_samples(out / "samples.csv")
     assert len(rows) == 4 and all(0 < x["accuracy"] <= 1 and x["meas_ms"] > 0 for x in rows)

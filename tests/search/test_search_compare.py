@@ -14,13 +14,29 @@ def _run(root, name, controller, seed, points, target=2.0):
     """A run directory as `latbench search` leaves it: config.json and samples.csv."""
     d = root / name
     d.mkdir()
-    (d / "config.json").write_text(SearchConfig(target_ms=target, controller=controller,
-                                                seed=seed).to_json())
+    (d / "config.json").write_text(
+        SearchConfig(target_ms=target, controller=controller, seed=seed).to_json()
+    )
     for i, (lat, acc, rew) in enumerate(points):
-        samples_file.append(d / "samples.csv", {
-            "sample": i, "batch": i // 8, "digest": f"d{i}", "tokens": [0, 1], "arch": "",
-            "accuracy": acc, "pred_ms": lat, "meas_ms": float("nan"), "lat_ms": lat,
-            "reward": rew, "train_s": 1.0, "wall_s": 1.0, "cached": False, "error": ""})
+        samples_file.append(
+            d / "samples.csv",
+            {
+                "sample": i,
+                "batch": i // 8,
+                "digest": f"d{i}",
+                "tokens": [0, 1],
+                "arch": "",
+                "accuracy": acc,
+                "pred_ms": lat,
+                "meas_ms": float("nan"),
+                "lat_ms": lat,
+                "reward": rew,
+                "train_s": 1.0,
+                "wall_s": 1.0,
+                "cached": False,
+                "error": "",
+            },
+        )
     return d
 
 
@@ -32,8 +48,7 @@ def test_curves_group_and_budget(tmp_path):
     np.testing.assert_allclose(runs[0].best_reward, [0.4, 0.7, 0.7])
     # ref point (2T = 4 ms, acc 0): after 2 samples the front is (1.0, 0.6) alone
     # (3.0, 0.5 is dominated): area (4 - 1) * 0.6; then (2.5, 0.9) joins it
-    np.testing.assert_allclose(runs[0].hypervolume,
-                               [1.0 * 0.5, 3 * 0.6, 1.5 * 0.6 + 1.5 * 0.9])
+    np.testing.assert_allclose(runs[0].hypervolume, [1.0 * 0.5, 3 * 0.6, 1.5 * 0.6 + 1.5 * 0.9])
     np.testing.assert_allclose(runs[0].recent_reward, [0.4, 0.55, (0.4 + 0.7 + 0.6) / 3])
     assert budget(runs) == 2
     g = {x.controller: x for x in group(runs, "best_reward", 2)}
@@ -43,7 +58,8 @@ def test_curves_group_and_budget(tmp_path):
     np.testing.assert_allclose(g["ppo"].hi, [0.5, 0.9])
     rows = table(runs, [2])
     assert {(r["controller"], r["metric"]) for r in rows} == {
-        (c, m) for c in ("ppo", "random") for m in ("best_reward", "hypervolume", "recent_reward")}
+        (c, m) for c in ("ppo", "random") for m in ("best_reward", "hypervolume", "recent_reward")
+    }
 
 
 def test_command_writes_the_figure_and_refuses_mixed_targets(tmp_path):

@@ -7,15 +7,21 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import latbench_cli
 
+from latbench.errors import InputError
 from latbench.nets import zoo
 from latbench.nets.arch import parse_block_string
 from latbench.nets.load import arch_from_dict
-from latbench.errors import InputError
-from latbench.tuning.netadapt import (NetAdaptConfig, bake_width, block_mid, proposals, residual_groups,
-                               shrink_mid, shrink_out)
-
-from conftest import latbench_cli
+from latbench.tuning.netadapt import (
+    NetAdaptConfig,
+    bake_width,
+    block_mid,
+    proposals,
+    residual_groups,
+    shrink_mid,
+    shrink_out,
+)
 
 
 def macs_ms(archs):
@@ -31,12 +37,15 @@ def test_baking_the_width_leaves_every_layer_unchanged():
 
 
 def test_a_block_whose_first_layer_is_residual_shares_its_output_with_the_block_before():
-    a = replace(zoo.get("mnasnet_a1"), blocks=(
-        parse_block_string("r1_k3_s11_e1_i32_o16_noskip"),
-        parse_block_string("r2_k3_s22_e6_i16_o24"),
-        parse_block_string("r2_k3_s11_e3_i24_o24"),   # tied to the block before
-        parse_block_string("r1_k3_s11_e3_i24_o24_noskip"),  # no skip: a group of its own
-    ))
+    a = replace(
+        zoo.get("mnasnet_a1"),
+        blocks=(
+            parse_block_string("r1_k3_s11_e1_i32_o16_noskip"),
+            parse_block_string("r2_k3_s22_e6_i16_o24"),
+            parse_block_string("r2_k3_s11_e3_i24_o24"),  # tied to the block before
+            parse_block_string("r1_k3_s11_e3_i24_o24_noskip"),  # no skip: a group of its own
+        ),
+    )
     assert residual_groups(a) == [[0], [1, 2], [3]]
 
 
@@ -91,9 +100,17 @@ def test_a_proposal_inherits_the_parents_weights_truncated(tmp_path):
 
     from latbench.proxy import train
 
-    a = arch_from_dict({"name": "t", "resolution": 16, "channels": 1, "classes": 4,
-                        "stem": {"filters": 16}, "blocks": ["r1_k3_s22_e4_i16_o24_se0.25"],
-                        "head": {"filters": 32}})
+    a = arch_from_dict(
+        {
+            "name": "t",
+            "resolution": 16,
+            "channels": 1,
+            "classes": 4,
+            "stem": {"filters": 16},
+            "blocks": ["r1_k3_s22_e4_i16_o24_se0.25"],
+            "head": {"filters": 32},
+        }
+    )
     parent = train.build(a)
     pw = train.get_weights(parent)
     b = shrink_out(shrink_mid(a, 0, 48), [0], 16)
@@ -127,11 +144,28 @@ def test_a_checkpoint_holding_pickled_objects_is_refused(tmp_path):
         train.load_weights(tmp_path / "bad.npz")
 
 
-SMALL = {"name": "small", "resolution": 32, "act": "relu", "stem": {"filters": 16},
-         "blocks": ["r1_k3_s11_e1_i16_o16_noskip", "r2_k3_s22_e4_i16_o32",
-                    "r1_k3_s22_e4_i32_o48"], "head": {"filters": 96}, "classes": 10}
-FAST = ("--proxy-resolution", "16", "--proxy-train", "300", "--pretrain-epochs", "0.5",
-        "--finetune-epochs", "0.1", "--long-epochs", "0.2", "--no-progress")
+SMALL = {
+    "name": "small",
+    "resolution": 32,
+    "act": "relu",
+    "stem": {"filters": 16},
+    "blocks": ["r1_k3_s11_e1_i16_o16_noskip", "r2_k3_s22_e4_i16_o32", "r1_k3_s22_e4_i32_o48"],
+    "head": {"filters": 96},
+    "classes": 10,
+}
+FAST = (
+    "--proxy-resolution",
+    "16",
+    "--proxy-train",
+    "300",
+    "--pretrain-epochs",
+    "0.5",
+    "--finetune-epochs",
+    "0.1",
+    "--long-epochs",
+    "0.2",
+    "--no-progress",
+)
 
 
 @pytest.mark.slow
@@ -139,8 +173,19 @@ def test_netadapt_meets_the_target_profiles_new_layers_on_demand_and_resumes(tmp
     arch = tmp_path / "small.json"
     arch.write_text(json.dumps(SMALL))
     lut, out = tmp_path / "lut", tmp_path / "run"
-    r = latbench_cli("netadapt", arch, "--target-ratio", "0.9", "--lut-dir", lut, "--out", out,
-                     "--delta", "0.03", *FAST)
+    r = latbench_cli(
+        "netadapt",
+        arch,
+        "--target-ratio",
+        "0.9",
+        "--lut-dir",
+        lut,
+        "--out",
+        out,
+        "--delta",
+        "0.03",
+        *FAST,
+    )
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["status"] == "target met"
@@ -160,13 +205,35 @@ def test_netadapt_meets_the_target_profiles_new_layers_on_demand_and_resumes(tmp
     assert len(chosen) >= 2 and all(b < a for a, b in zip(chosen, chosen[1:]))
     assert all(x["measured_ms"] for x in rows if x["chosen"] == "1")  # each chosen one timed
     # a second run finds the finished run and trains nothing more
-    r2 = latbench_cli("netadapt", arch, "--target-ratio", "0.9", "--lut-dir", lut, "--out", out,
-                      "--delta", "0.03", *FAST)
+    r2 = latbench_cli(
+        "netadapt",
+        arch,
+        "--target-ratio",
+        "0.9",
+        "--lut-dir",
+        lut,
+        "--out",
+        out,
+        "--delta",
+        "0.03",
+        *FAST,
+    )
     assert r2.returncode == 0 and "resuming" in r2.stderr
     assert json.loads(r2.stdout)["layers_profiled_on_demand"] == 0
     # other settings on the same directory are refused, naming what differs
-    r3 = latbench_cli("netadapt", arch, "--target-ratio", "0.9", "--lut-dir", lut, "--out", out,
-                      "--delta", "0.05", *FAST)
+    r3 = latbench_cli(
+        "netadapt",
+        arch,
+        "--target-ratio",
+        "0.9",
+        "--lut-dir",
+        lut,
+        "--out",
+        out,
+        "--delta",
+        "0.05",
+        *FAST,
+    )
     assert r3.returncode == 2 and "delta" in r3.stderr
 
 
@@ -175,8 +242,20 @@ def test_an_unreachable_target_stops_with_the_closest_network_and_says_so(tmp_pa
     arch = tmp_path / "small.json"
     arch.write_text(json.dumps(SMALL))
     out = tmp_path / "run"
-    r = latbench_cli("netadapt", arch, "--target-ms", "0.0001", "--lut-dir", tmp_path / "lut",
-                     "--out", out, "--delta", "0.2", "--no-measure", *FAST)
+    r = latbench_cli(
+        "netadapt",
+        arch,
+        "--target-ms",
+        "0.0001",
+        "--lut-dir",
+        tmp_path / "lut",
+        "--out",
+        out,
+        "--delta",
+        "0.2",
+        "--no-measure",
+        *FAST,
+    )
     assert r.returncode == 1, r.stderr
     assert "not met (unreachable)" in r.stderr and "final.json" in r.stderr
     assert (out / "final.json").exists()

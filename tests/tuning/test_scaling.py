@@ -6,12 +6,17 @@ import json
 
 import numpy as np
 import pytest
-
-from latbench.nets import zoo
-from latbench.errors import InputError
-from latbench.tuning.scaling import Coefficients, ScaleConfig, grid_search, phi_for_budget, scale_arch
-
 from conftest import latbench_cli
+
+from latbench.errors import InputError
+from latbench.nets import zoo
+from latbench.tuning.scaling import (
+    Coefficients,
+    ScaleConfig,
+    grid_search,
+    phi_for_budget,
+    scale_arch,
+)
 
 
 def macs_ms(archs):
@@ -19,11 +24,14 @@ def macs_ms(archs):
     return np.array([a.macs() / 1e6 for a in archs])
 
 
-@pytest.mark.parametrize("name,d,w,res,published_m,repeats", [
-    # EfficientNet-B1 and -B2 are B0 scaled by (depth, width, resolution): Tan & Le 2019, Table 1
-    ("b1", 1.1, 1.0, 240, 7.8, [2, 3, 3, 4, 4, 5, 2]),
-    ("b2", 1.2, 1.1, 260, 9.2, [2, 3, 3, 4, 4, 5, 2]),
-])
+@pytest.mark.parametrize(
+    "name,d,w,res,published_m,repeats",
+    [
+        # EfficientNet-B1 and -B2 are B0 scaled by (depth, width, resolution): Tan & Le 2019, Table 1
+        ("b1", 1.1, 1.0, 240, 7.8, [2, 3, 3, 4, 4, 5, 2]),
+        ("b2", 1.2, 1.1, 260, 9.2, [2, 3, 3, 4, 4, 5, 2]),
+    ],
+)
 def test_scaling_b0_gives_efficientnets_published_networks(name, d, w, res, published_m, repeats):
     b0 = zoo.get("efficientnet_b0")
     a = scale_arch(b0, d, w, res / 224, step=4)
@@ -47,9 +55,17 @@ def test_the_latency_grid_never_measures_pairs_that_dominate_one_already_too_slo
         seen.extend((a.width, a.resolution) for a in archs)
         return macs_ms(archs)
 
-    cfg = ScaleConfig(target_ratio=1.5, tolerance=0.15, alphas=(1.0, 1.25, 1.5),
-                      betas=(1.0, 1.1, 1.3, 1.6), gammas=(1.0, 1.1, 1.3, 1.6), max_candidates=2)
-    ranked = grid_search(base, cfg, predict, lambda arch, coef: 1.0 / coef.alpha, log=lambda m: None)
+    cfg = ScaleConfig(
+        target_ratio=1.5,
+        tolerance=0.15,
+        alphas=(1.0, 1.25, 1.5),
+        betas=(1.0, 1.1, 1.3, 1.6),
+        gammas=(1.0, 1.1, 1.3, 1.6),
+        max_candidates=2,
+    )
+    ranked = grid_search(
+        base, cfg, predict, lambda arch, coef: 1.0 / coef.alpha, log=lambda m: None
+    )
     best = ranked[0]
     assert 1.275 <= best.ratio <= 1.725 and best.accuracy is not None
     # (1.3, 1.3) is ~2.9x MACs at alpha=1, so (1.6, *) and (*, 1.6) beyond it are skipped
@@ -60,8 +76,9 @@ def test_the_latency_grid_never_measures_pairs_that_dominate_one_already_too_slo
 
 def test_the_flops_constraint_keeps_alpha_beta2_gamma2_near_two():
     cfg = ScaleConfig(constraint="flops", tolerance=0.05)
-    ranked = grid_search(zoo.get("efficientnet_b0"), cfg, macs_ms,
-                         lambda arch, coef: coef.gamma, log=lambda m: None)
+    ranked = grid_search(
+        zoo.get("efficientnet_b0"), cfg, macs_ms, lambda arch, coef: coef.gamma, log=lambda m: None
+    )
     assert 1.9 <= ranked[0].coef.flops_ratio <= 2.1
 
 
@@ -85,20 +102,50 @@ def test_coefficients_below_one_are_refused():
 @pytest.mark.slow
 def test_scale_writes_a_family_with_predicted_and_measured_latency(tmp_path):
     arch = tmp_path / "small.json"
-    arch.write_text(json.dumps({"name": "small", "resolution": 32, "act": "relu",
-                                "stem": {"filters": 16},
-                                "blocks": ["r1_k3_s11_e1_i16_o16_noskip", "r2_k3_s22_e4_i16_o24"],
-                                "head": {"filters": 64}, "classes": 10}))
+    arch.write_text(
+        json.dumps(
+            {
+                "name": "small",
+                "resolution": 32,
+                "act": "relu",
+                "stem": {"filters": 16},
+                "blocks": ["r1_k3_s11_e1_i16_o16_noskip", "r2_k3_s22_e4_i16_o24"],
+                "head": {"filters": 64},
+                "classes": 10,
+            }
+        )
+    )
     lut, out = tmp_path / "lut", tmp_path / "run"
     prof = latbench_cli("profile", "--arch", arch, "--lut-dir", lut, "--no-progress")
     assert prof.returncode == 0, prof.stderr
     base = latbench_cli("predict", arch, "--lut-dir", lut, "--json")
     assert base.returncode == 0, base.stderr
     base_ms = json.loads(base.stdout)["latency_ms"]
-    r = latbench_cli("scale", arch, "--lut-dir", lut, "--out", out, "--alphas", "1,2",
-                     "--betas", "1,1.3", "--gammas", "1,1.3", "--tolerance", "0.35",
-                     "--max-candidates", "2", "--proxy-resolution", "16", "--proxy-train", "300",
-                     "--budgets-ms", f"{1.6 * base_ms:.4f}", "--no-progress")
+    r = latbench_cli(
+        "scale",
+        arch,
+        "--lut-dir",
+        lut,
+        "--out",
+        out,
+        "--alphas",
+        "1,2",
+        "--betas",
+        "1,1.3",
+        "--gammas",
+        "1,1.3",
+        "--tolerance",
+        "0.35",
+        "--max-candidates",
+        "2",
+        "--proxy-resolution",
+        "16",
+        "--proxy-train",
+        "300",
+        "--budgets-ms",
+        f"{1.6 * base_ms:.4f}",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["chosen"]["accuracy"] is not None

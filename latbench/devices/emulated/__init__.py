@@ -7,5 +7,11 @@ from latbench.devices.emulated.protocol import decode_adb_public_key, verify_tok
 from latbench.devices.emulated.server import EmulatedPhone
 from latbench.devices.emulated.state import Clocks, Faults
 
-__all__ = ["Clocks", "EmulatedPhone", "Faults", "decode_adb_public_key", "standin_script",
-           "verify_token_signature"]
+__all__ = [
+    "Clocks",
+    "EmulatedPhone",
+    "Faults",
+    "decode_adb_public_key",
+    "standin_script",
+    "verify_token_signature",
+]

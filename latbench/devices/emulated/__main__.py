@@ -14,31 +14,48 @@ from latbench.devices.emulated.benchmark import benchmark_main
 from latbench.devices.emulated.server import EmulatedPhone
 from latbench.devices.emulated.state import Clocks, Faults
 
-
 # -- entry point --------------------------------------------------------------
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--benchmark-model"]:
         return benchmark_main(argv[1:])
-    ap = argparse.ArgumentParser(prog="python -m latbench.devices.emulated",
-                                 description="A loopback ADB phone for latbench demos and tests.")
+    ap = argparse.ArgumentParser(
+        prog="python -m latbench.devices.emulated",
+        description="A loopback ADB phone for latbench demos and tests.",
+    )
     ap.add_argument("--port", type=int, default=5555)
     ap.add_argument("--sandbox", required=True, help="directory that plays the phone's filesystem")
     ap.add_argument("--serial", default="emulated-0001")
     ap.add_argument("--refuse-auth", action="store_true", help="decline every key (fault test)")
-    ap.add_argument("--hang-after-runs", type=int, default=-1, metavar="N",
-                    help="the benchmark_model run after N started ones hangs, once (fault test)")
-    ap.add_argument("--throttle-after-s", type=float, default=Clocks.throttle_after_s,
-                    help="busy seconds before the modelled core throttles")
+    ap.add_argument(
+        "--hang-after-runs",
+        type=int,
+        default=-1,
+        metavar="N",
+        help="the benchmark_model run after N started ones hangs, once (fault test)",
+    )
+    ap.add_argument(
+        "--throttle-after-s",
+        type=float,
+        default=Clocks.throttle_after_s,
+        help="busy seconds before the modelled core throttles",
+    )
     a = ap.parse_args(argv)
-    phone = EmulatedPhone(a.sandbox, port=a.port, serial=a.serial,
-                          faults=Faults(refuse_auth=a.refuse_auth,
-                                        hang_after_runs=a.hang_after_runs),
-                          clocks=Clocks(throttle_after_s=a.throttle_after_s))
+    phone = EmulatedPhone(
+        a.sandbox,
+        port=a.port,
+        serial=a.serial,
+        faults=Faults(refuse_auth=a.refuse_auth, hang_after_runs=a.hang_after_runs),
+        clocks=Clocks(throttle_after_s=a.throttle_after_s),
+    )
     phone.start()
-    print(f"emulated phone {a.serial} listening on {phone.address} (sandbox {phone.sandbox}); "
-          "Ctrl-C stops it", flush=True)
+    print(
+        f"emulated phone {a.serial} listening on {phone.address} (sandbox {phone.sandbox}); "
+        "Ctrl-C stops it",
+        flush=True,
+    )
     try:
         while True:
             time.sleep(3600)

@@ -22,10 +22,14 @@ STANDIN_MARKER = b"latbench-emulated-benchmark_model"
 
 # -- the benchmark_model stand-in ---------------------------------------------
 
+
 def standin_script() -> bytes:
     """What latbench pushes as `benchmark_model` to the emulated phone (a marker, not a binary)."""
-    return (b"#!/system/bin/sh\n# " + STANDIN_MARKER
-            + b": the emulated phone runs LiteRT in its place\nexit 1\n")
+    return (
+        b"#!/system/bin/sh\n# "
+        + STANDIN_MARKER
+        + b": the emulated phone runs LiteRT in its place\nexit 1\n"
+    )
 
 
 def _stats_line(us: list[int]) -> str:
@@ -38,8 +42,9 @@ def _stats_line(us: list[int]) -> str:
     avg = sum(us) / n
     var = sum(x * x for x in us) / n - avg * avg
     std = int(max(var, 0.0) ** 0.5)
-    return (f"count={n} first={us[0]} curr={us[-1]} min={min(us)} max={max(us)} avg={avg:g} "
-            f"std={std}")
+    return (
+        f"count={n} first={us[0]} curr={us[-1]} min={min(us)} max={max(us)} avg={avg:g} std={std}"
+    )
 
 
 def benchmark_main(argv: list[str]) -> int:
@@ -52,8 +57,19 @@ def benchmark_main(argv: list[str]) -> int:
     argv = argv[1:] if hang else argv
     flags: dict[str, str] = {}
     unconsumed = []
-    known = {"graph", "num_threads", "warmup_runs", "num_runs", "min_secs", "max_secs",
-             "warmup_min_secs", "use_xnnpack", "use_gpu", "use_nnapi", "enable_op_profiling"}
+    known = {
+        "graph",
+        "num_threads",
+        "warmup_runs",
+        "num_runs",
+        "min_secs",
+        "max_secs",
+        "warmup_min_secs",
+        "use_xnnpack",
+        "use_gpu",
+        "use_nnapi",
+        "enable_op_profiling",
+    }
     for a in argv:
         k, _, v = a.lstrip("-").partition("=")
         (flags.__setitem__(k, v) if a.startswith("--") and k in known else unconsumed.append(a))
@@ -62,6 +78,7 @@ def benchmark_main(argv: list[str]) -> int:
     if cpus:
         os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     log("STARTING!")
+
     def ready() -> float:
         t = time.monotonic()
         if os.environ.get("LATBENCH_EMU_READY"):
@@ -82,16 +99,27 @@ def benchmark_main(argv: list[str]) -> int:
     log(f"Num threads: [{threads}]")
     log(f"Graph: [{graph}]")
     on = lambda f: flags.get(f, "false").lower() in ("1", "true")  # noqa: E731
-    delegate = ("gpu" if on("use_gpu") else "nnapi" if on("use_nnapi")
-                else "xnnpack" if on("use_xnnpack") else "")
+    delegate = (
+        "gpu"
+        if on("use_gpu")
+        else "nnapi"
+        if on("use_nnapi")
+        else "xnnpack"
+        if on("use_xnnpack")
+        else ""
+    )
     if delegate in ("gpu", "nnapi") and os.environ.get("LATBENCH_EMU_NO_DELEGATE"):
-        print(f"ERROR: {delegate.upper()} delegate is not available on the latbench emulated "
-              "phone.", flush=True)
+        print(
+            f"ERROR: {delegate.upper()} delegate is not available on the latbench emulated phone.",
+            flush=True,
+        )
         print(f"ERROR: Failed to apply {delegate.upper()} delegate.", flush=True)
         return 1
     if flags.get("enable_op_profiling", "false").lower() in ("1", "true"):
-        print("WARN: the emulated stand-in cannot profile ops; no op tables will be printed.",
-              flush=True)
+        print(
+            "WARN: the emulated stand-in cannot profile ops; no op tables will be printed.",
+            flush=True,
+        )
     if not graph or not Path(graph).is_file():
         print(f"ERROR: Could not open '{graph}'.", flush=True)
         print("ERROR: Failed to load model", flush=True)
@@ -124,12 +152,15 @@ def benchmark_main(argv: list[str]) -> int:
     t_ready = ready()
 
     def phase(n: int, min_secs: float) -> list[int]:
-        log(f"Running benchmark for at least {n} iterations and at least {min_secs:g} seconds "
-            f"but terminate if exceeding {max_s:g} seconds.")
+        log(
+            f"Running benchmark for at least {n} iterations and at least {min_secs:g} seconds "
+            f"but terminate if exceeding {max_s:g} seconds."
+        )
         us: list[int] = []
         start = time.perf_counter()
-        while ((len(us) < n or time.perf_counter() - start < min_secs)
-               and time.perf_counter() - start <= max_s):
+        while (
+            len(us) < n or time.perf_counter() - start < min_secs
+        ) and time.perf_counter() - start <= max_s:
             t = time.thread_time_ns()
             interp.invoke()
             cpu_us = (time.thread_time_ns() - t) / 1000
@@ -142,8 +173,10 @@ def benchmark_main(argv: list[str]) -> int:
     runs = phase(num_n, min_s)
     w_avg = sum(warm) / len(warm) if warm else 0
     r_avg = sum(runs) / len(runs) if runs else 0
-    log(f"Inference timings in us: Init: {init_us}, First inference: {warm[0] if warm else 0}, "
-        f"Warmup (avg): {w_avg:g}, Inference (avg): {r_avg:g}")
+    log(
+        f"Inference timings in us: Init: {init_us}, First inference: {warm[0] if warm else 0}, "
+        f"Warmup (avg): {w_avg:g}, Inference (avg): {r_avg:g}"
+    )
     return 0
 
 
@@ -155,16 +188,27 @@ def _announce_delegate(delegate: str, ops: list[str], log: Callable[[str], None]
     refuses = set(filter(None, os.environ.get("LATBENCH_EMU_REFUSES", "").split(",")))
     if delegate == "xnnpack":
         refuses = set()
-    names = {"xnnpack": "TfLiteXNNPackDelegate", "gpu": "TfLiteGpuDelegateV2",
-             "nnapi": "TfLiteNnapiDelegate"}
+    names = {
+        "xnnpack": "TfLiteXNNPackDelegate",
+        "gpu": "TfLiteGpuDelegateV2",
+        "nnapi": "TfLiteNnapiDelegate",
+    }
     taken = [op not in refuses for op in ops]
     parts = sum(1 for i, t in enumerate(taken) if i == 0 or t != taken[i - 1])
-    log("Created TensorFlow Lite XNNPACK delegate for CPU." if delegate == "xnnpack"
-        else f"Created TensorFlow Lite delegate for {delegate.upper()}.")
+    log(
+        "Created TensorFlow Lite XNNPACK delegate for CPU."
+        if delegate == "xnnpack"
+        else f"Created TensorFlow Lite delegate for {delegate.upper()}."
+    )
     if any(taken):
-        log(f"Replacing {sum(taken)} out of {len(ops)} node(s) with delegate "
+        log(
+            f"Replacing {sum(taken)} out of {len(ops)} node(s) with delegate "
             f"({names[delegate]}) node, "
-            f"yielding {parts} partitions for the whole graph.")
+            f"yielding {parts} partitions for the whole graph."
+        )
     else:
-        print(f"WARN: Though {delegate.upper()} delegate is explicitly applied, the model graph "
-              "will not be executed by the delegate.", flush=True)
+        print(
+            f"WARN: Though {delegate.upper()} delegate is explicitly applied, the model graph "
+            "will not be executed by the delegate.",
+            flush=True,
+        )

@@ -14,8 +14,14 @@ import struct
 
 # -- wire format -------------------------------------------------------------
 
-A_CNXN, A_AUTH, A_OPEN, A_OKAY, A_WRTE, A_CLSE = (b"CNXN", b"AUTH", b"OPEN", b"OKAY", b"WRTE",
-                                                  b"CLSE")
+A_CNXN, A_AUTH, A_OPEN, A_OKAY, A_WRTE, A_CLSE = (
+    b"CNXN",
+    b"AUTH",
+    b"OPEN",
+    b"OKAY",
+    b"WRTE",
+    b"CLSE",
+)
 A_STLS = b"STLS"
 # What this adbd implements of a modern adbd's feature list (adb reads it from the CNXN banner).
 FEATURES = ("shell_v2", "stat_v2", "fixed_push_mkdir")
@@ -34,7 +40,6 @@ def _cmd_int(cmd: bytes) -> int:
 def pack_message(cmd: bytes, arg0: int, arg1: int, data: bytes = b"") -> bytes:
     c = _cmd_int(cmd)
     return HEADER.pack(c, arg0, arg1, len(data), sum(data) & 0xFFFFFFFF, c ^ 0xFFFFFFFF) + data
-
 
 
 class LinkClosed(Exception):
@@ -63,13 +68,14 @@ def read_message(sock: socket.socket) -> tuple[bytes, int, int, bytes]:
 
 # -- RSA: Android's public key format and the token signature ------------------
 
+
 def decode_adb_public_key(text: bytes | str) -> tuple[int, int]:
     """(n, e) from an adbkey.pub line: base64 of {len, n0inv, n[len], rr[len], e} + ' user@host'."""
     if isinstance(text, str):
         text = text.encode()
     blob = base64.b64decode(text.strip().split(b"\0")[0].split()[0])
     words = struct.unpack_from("<I", blob, 0)[0]
-    n = int.from_bytes(blob[8:8 + 4 * words], "little")
+    n = int.from_bytes(blob[8 : 8 + 4 * words], "little")
     e = struct.unpack_from("<I", blob, 8 + 8 * words)[0]
     return n, e
 

@@ -26,12 +26,27 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from latbench.devices.emulated.protocol import (A_AUTH, A_CLSE, A_CNXN, A_OKAY, A_OPEN, A_STLS,
-                                                A_WRTE, AUTH_RSAPUBLICKEY, AUTH_SIGNATURE,
-                                                AUTH_TOKEN, FEATURES, MAX_DATA, V2_EXIT,
-                                                VERSION, LinkClosed, decode_adb_public_key,
-                                                pack_message, read_message,
-                                                verify_token_signature)
+from latbench.devices.emulated.protocol import (
+    A_AUTH,
+    A_CLSE,
+    A_CNXN,
+    A_OKAY,
+    A_OPEN,
+    A_STLS,
+    A_WRTE,
+    AUTH_RSAPUBLICKEY,
+    AUTH_SIGNATURE,
+    AUTH_TOKEN,
+    FEATURES,
+    MAX_DATA,
+    V2_EXIT,
+    VERSION,
+    LinkClosed,
+    decode_adb_public_key,
+    pack_message,
+    read_message,
+    verify_token_signature,
+)
 from latbench.devices.emulated.shell import Shell
 from latbench.devices.emulated.state import Clocks, Faults, PhoneState
 
@@ -45,14 +60,22 @@ class _Stream:
 class EmulatedPhone(PhoneState):
     """The loopback adbd. start() serves on 127.0.0.1 in background threads."""
 
-    def __init__(self, sandbox: str | Path, port: int = 0, host: str = "127.0.0.1",
-                 faults: Faults | None = None, auto_accept: bool = True,
-                 serial: str = "emulated-0001", clocks: Clocks | None = None):
+    def __init__(
+        self,
+        sandbox: str | Path,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        faults: Faults | None = None,
+        auto_accept: bool = True,
+        serial: str = "emulated-0001",
+        clocks: Clocks | None = None,
+    ):
         self.host, self.port = host, port
         self._srv: socket.socket | None = None
         self._conns: set[socket.socket] = set()
-        super().__init__(sandbox, faults=faults, auto_accept=auto_accept, serial=serial,
-                         clocks=clocks)
+        super().__init__(
+            sandbox, faults=faults, auto_accept=auto_accept, serial=serial, clocks=clocks
+        )
 
     # ---- lifecycle
     def start(self) -> "EmulatedPhone":
@@ -62,8 +85,9 @@ class EmulatedPhone(PhoneState):
         srv.listen(8)
         self.port = srv.getsockname()[1]
         self._srv = srv
-        threading.Thread(target=self._accept_loop, args=(srv,), name="emulated-phone",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._accept_loop, args=(srv,), name="emulated-phone", daemon=True
+        ).start()
         return self
 
     @property
@@ -159,10 +183,12 @@ class _Session:
 
     def banner(self) -> bytes:
         p = self.phone.props
-        return (f"device::ro.product.name={p['ro.product.name']};"
-                f"ro.product.model={p['ro.product.model']};"
-                f"ro.product.device={p['ro.product.device']};"
-                f"features={','.join(FEATURES)}").encode() + b"\0"
+        return (
+            f"device::ro.product.name={p['ro.product.name']};"
+            f"ro.product.model={p['ro.product.model']};"
+            f"ro.product.device={p['ro.product.device']};"
+            f"features={','.join(FEATURES)}"
+        ).encode() + b"\0"
 
     def run(self) -> None:
         while True:
@@ -186,8 +212,9 @@ class _Session:
     def _auth(self, kind: int, data: bytes) -> None:
         ph = self.phone
         if kind == AUTH_SIGNATURE:
-            if not ph.faults.refuse_auth and any(verify_token_signature(k, self.token, data)
-                                                 for k in ph.accepted_keys()):
+            if not ph.faults.refuse_auth and any(
+                verify_token_signature(k, self.token, data) for k in ph.accepted_keys()
+            ):
                 self.authed = True
                 self.send(A_CNXN, VERSION, MAX_DATA, self.banner())
             else:
@@ -236,7 +263,7 @@ class _Session:
     def write(self, st: _Stream, data: bytes) -> None:
         """Send data in WRTE packets, each acknowledged with OKAY before the next."""
         for i in range(0, len(data), MAX_DATA):
-            self.send(A_WRTE, st.local_id, st.remote_id, data[i:i + MAX_DATA])
+            self.send(A_WRTE, st.local_id, st.remote_id, data[i : i + MAX_DATA])
             self.wait_okay(st)
 
     def wait_okay(self, st: _Stream) -> None:
@@ -301,8 +328,19 @@ class _Sync:
         try:
             p = self.sess.phone.host_path(path)
             s = p.stat() if ident == b"STA2" else p.lstat()
-            vals = (0, s.st_dev, s.st_ino, s.st_mode, s.st_nlink, 2000, 2000, s.st_size,
-                    int(s.st_atime), int(s.st_mtime), int(s.st_ctime))
+            vals = (
+                0,
+                s.st_dev,
+                s.st_ino,
+                s.st_mode,
+                s.st_nlink,
+                2000,
+                2000,
+                s.st_size,
+                int(s.st_atime),
+                int(s.st_mtime),
+                int(s.st_ctime),
+            )
         except (OSError, PermissionError):
             vals = (2,) + (0,) * 10  # ENOENT
         self.sess.write(self.st, ident + struct.pack("<IQQIIIIQqqq", *vals))
@@ -358,7 +396,7 @@ class _Sync:
         except (OSError, PermissionError):
             return self._fail(f"open failed: No such file or directory: {path}")
         for i in range(0, len(data), 64 * 1024):
-            chunk = data[i:i + 64 * 1024]
+            chunk = data[i : i + 64 * 1024]
             self._reply(b"DATA", len(chunk), data=chunk)
         self._reply(b"DONE", 0)
 

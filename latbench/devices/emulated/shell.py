@@ -33,6 +33,7 @@ STAYON_BITS = {"false": 0, "ac": 1, "usb": 2, "wireless": 4, "true": 7}
 
 # -- the shell ----------------------------------------------------------------
 
+
 class Shell:
     """An allow-list interpreter for `sh -c`: `;`, `&&`, `||`, `2>/dev/null`, `2>&1`, globs."""
 
@@ -57,8 +58,9 @@ class Shell:
         op = ";"
         for tok in tokens + [";"]:
             if tok in (";", "&&", "||"):
-                if cmd and (op == ";" or (op == "&&" and self.rc == 0)
-                            or (op == "||" and self.rc != 0)):
+                if cmd and (
+                    op == ";" or (op == "&&" and self.rc == 0) or (op == "||" and self.rc != 0)
+                ):
                     if _peer_gone(self.conn):
                         # the host hung up: the shell gets SIGHUP (what it started may live on)
                         break
@@ -80,8 +82,13 @@ class Shell:
                 continue
             if argv[i] in (">", ">>", "<", "|"):
                 self.rc = 2
-                return [(2, b"/system/bin/sh: redirection/pipes are not supported by the "
-                            b"emulated shell\n")]
+                return [
+                    (
+                        2,
+                        b"/system/bin/sh: redirection/pipes are not supported by the "
+                        b"emulated shell\n",
+                    )
+                ]
             clean.append(argv[i].replace("$?", str(self.rc)))
             i += 1
         if not clean:
@@ -146,13 +153,22 @@ class Shell:
                 return b"0\n", b"", 0
             if args == ["get", "global", "stay_on_while_plugged_in"]:
                 return f"{ph.stay_on_while_plugged_in}\n".encode(), b"", 0
-            if args[:3] == ["put", "global", "stay_on_while_plugged_in"] and len(args) == 4 \
-                    and args[3].isdigit():
+            if (
+                args[:3] == ["put", "global", "stay_on_while_plugged_in"]
+                and len(args) == 4
+                and args[3].isdigit()
+            ):
                 ph.stay_on_while_plugged_in = int(args[3])
                 ph.stayon = {v: k for k, v in STAYON_BITS.items()}.get(int(args[3]), args[3])
                 return b"", b"", 0
-            return b"", (b"settings: only 'get global low_power' and get/put global "
-                         b"stay_on_while_plugged_in are emulated\n"), 1
+            return (
+                b"",
+                (
+                    b"settings: only 'get global low_power' and get/put global "
+                    b"stay_on_while_plugged_in are emulated\n"
+                ),
+                1,
+            )
         if name == "sha256sum":
             out, err, rc = [], [], 0
             for a in args:
@@ -171,9 +187,13 @@ class Shell:
             if len(pats) != 1:
                 return b"", b"pkill: need one pattern\n", 2
             with ph.lock:
-                hits = [p for p, cmdline in ph.children.items()
-                        if _pattern_in(pats[0], cmdline if "-f" in args
-                                       else cmdline.split()[0].rsplit("/", 1)[-1])]
+                hits = [
+                    p
+                    for p, cmdline in ph.children.items()
+                    if _pattern_in(
+                        pats[0], cmdline if "-f" in args else cmdline.split()[0].rsplit("/", 1)[-1]
+                    )
+                ]
             for p in hits:
                 p.kill()
                 p.wait()
@@ -189,22 +209,31 @@ class Shell:
         ph = self.phone
         if args[:1] == ["battery"]:
             t = int(round(ph.battery_milli_c() / 100))
-            text = ("Current Battery Service state:\n  AC powered: false\n  USB powered: true\n"
-                    "  Wireless powered: false\n  Max charging current: 500000\n  status: 2\n"
-                    "  health: 2\n  present: true\n  level: 87\n  scale: 100\n  voltage: 4215\n"
-                    f"  temperature: {t}\n  technology: Li-ion\n")
+            text = (
+                "Current Battery Service state:\n  AC powered: false\n  USB powered: true\n"
+                "  Wireless powered: false\n  Max charging current: 500000\n  status: 2\n"
+                "  health: 2\n  present: true\n  level: 87\n  scale: 100\n  voltage: 4215\n"
+                f"  temperature: {t}\n  technology: Li-ion\n"
+            )
             return text.encode(), b"", 0
         if args[:1] == ["thermalservice"] and not ph.faults.no_thermalservice:
             st = ph.clocks.status()
-            temps = [("battery", 2, ph.battery_milli_c() / 1000), ("cpu-big", 0, 36.0 + 10 * st),
-                     ("skin", 3, 33.0)]
-            rows = "".join(f"\tTemperature{{mValue={v:.1f}, mType={ty}, mName={n}, "
-                           f"mStatus={st if ty == 0 else 0}}}\n"
-                           for n, ty, v in temps)
-            text = ("IsStatusOverride: false\nThermalEventListeners:\n\tcallbacks: 1\n"
-                    f"\tkilled: false\nThermal Status: {st}\nCached temperatures:\n{rows}"
-                    "HAL Ready: true\nHAL connection:\n\tThermalHAL 2.0 connected: yes\n"
-                    f"Current temperatures from HAL:\n{rows}")
+            temps = [
+                ("battery", 2, ph.battery_milli_c() / 1000),
+                ("cpu-big", 0, 36.0 + 10 * st),
+                ("skin", 3, 33.0),
+            ]
+            rows = "".join(
+                f"\tTemperature{{mValue={v:.1f}, mType={ty}, mName={n}, "
+                f"mStatus={st if ty == 0 else 0}}}\n"
+                for n, ty, v in temps
+            )
+            text = (
+                "IsStatusOverride: false\nThermalEventListeners:\n\tcallbacks: 1\n"
+                f"\tkilled: false\nThermal Status: {st}\nCached temperatures:\n{rows}"
+                "HAL Ready: true\nHAL connection:\n\tThermalHAL 2.0 connected: yes\n"
+                f"Current temperatures from HAL:\n{rows}"
+            )
             return text.encode(), b"", 0
         return b"", f"Can't find service: {' '.join(args)}\n".encode(), 0
 
@@ -304,8 +333,9 @@ class Shell:
             time.sleep(0.05)
         return True
 
-    def _program(self, path: str, args: list[str],
-                 cpus: set[int] | None) -> tuple[bytes, bytes, int]:
+    def _program(
+        self, path: str, args: list[str], cpus: set[int] | None
+    ) -> tuple[bytes, bytes, int]:
         ph = self.phone
         try:
             p = ph.host_path(path)
@@ -316,8 +346,14 @@ class Shell:
         if not os.access(p, os.X_OK):
             return b"", f"/system/bin/sh: {path}: can't execute: Permission denied\n".encode(), 126
         if STANDIN_MARKER not in p.read_bytes()[:4096]:
-            return b"", (f"/system/bin/sh: {path}: can't execute: this emulated phone runs only "
-                         "latbench's benchmark_model stand-in\n").encode(), 126
+            return (
+                b"",
+                (
+                    f"/system/bin/sh: {path}: can't execute: this emulated phone runs only "
+                    "latbench's benchmark_model stand-in\n"
+                ).encode(),
+                126,
+            )
         ph.runs_started += 1
         hang = ph.faults.take("hang_benchmark") or ph.runs_started == ph.faults.hang_after_runs + 1
         argv = []
@@ -333,15 +369,26 @@ class Shell:
             # a stale (hung) benchmark on the core halves our share of it
             share = 1 + len(ph.children)
             (ph.sandbox / ".standin").mkdir(exist_ok=True)
-            env = dict(os.environ, LATBENCH_EMU_CPUS=",".join(map(str, sorted(cpus or ()))),
-                       LATBENCH_EMU_CLOCK=ph.clocks.start(), LATBENCH_EMU_SHARE=str(share),
-                       LATBENCH_EMU_READY=str(ph.sandbox / ".standin"),
-                       LATBENCH_EMU_REFUSES=",".join(ph.faults.delegate_refuses),
-                       LATBENCH_EMU_NO_DELEGATE="1" if ph.faults.gpu_unavailable else "")
-            cmd = [sys.executable, "-m", "latbench.devices.emulated", "--benchmark-model",
-                   *(["--hang"] if hang else []), *argv]
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                    cwd=ph.sandbox)
+            env = dict(
+                os.environ,
+                LATBENCH_EMU_CPUS=",".join(map(str, sorted(cpus or ()))),
+                LATBENCH_EMU_CLOCK=ph.clocks.start(),
+                LATBENCH_EMU_SHARE=str(share),
+                LATBENCH_EMU_READY=str(ph.sandbox / ".standin"),
+                LATBENCH_EMU_REFUSES=",".join(ph.faults.delegate_refuses),
+                LATBENCH_EMU_NO_DELEGATE="1" if ph.faults.gpu_unavailable else "",
+            )
+            cmd = [
+                sys.executable,
+                "-m",
+                "latbench.devices.emulated",
+                "--benchmark-model",
+                *(["--hang"] if hang else []),
+                *argv,
+            ]
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ph.sandbox
+            )
             ph.children[proc] = " ".join([path, *args])
         out = b""
         while True:

@@ -26,8 +26,8 @@ from typing import Callable
 
 from latbench.devices.emulated.protocol import decode_adb_public_key
 
-
 # -- faults --------------------------------------------------------------------
+
 
 @dataclass
 class Faults:
@@ -109,8 +109,9 @@ class _ClockState:
             self._idle_to(time.monotonic())
             self.busy += 1
             c = self.c
-            return ",".join(map(repr, (self.warm, self.heat, c.ramp_s, c.idle, c.throttle_after_s,
-                                       c.throttled)))
+            return ",".join(
+                map(repr, (self.warm, self.heat, c.ramp_s, c.idle, c.throttle_after_s, c.throttled))
+            )
 
     def stop(self, busy_s: float) -> None:
         """A process ended after busy_s seconds of load."""
@@ -167,8 +168,7 @@ PROPS = {
     "ro.build.version.release": "14",
     "ro.build.version.sdk": "34",
     "ro.build.id": "LATBENCH.EMU",
-    "ro.build.fingerprint":
-        "latbench/latbench_emulated/emulated:14/LATBENCH.EMU/1:userdebug/test-keys",
+    "ro.build.fingerprint": "latbench/latbench_emulated/emulated:14/LATBENCH.EMU/1:userdebug/test-keys",
     "ro.serialno": "emulated-0001",
 }
 
@@ -178,8 +178,14 @@ WRITABLE_ROOT = "/data/local/tmp"
 class PhoneState:
     """What the phone holds between connections: files, settings, processes, clocks."""
 
-    def __init__(self, sandbox: str | Path, faults: Faults | None = None, auto_accept: bool = True,
-                 serial: str = "emulated-0001", clocks: Clocks | None = None):
+    def __init__(
+        self,
+        sandbox: str | Path,
+        faults: Faults | None = None,
+        auto_accept: bool = True,
+        serial: str = "emulated-0001",
+        clocks: Clocks | None = None,
+    ):
         self.sandbox = Path(sandbox).resolve()
         self.faults = faults or Faults()
         self.clocks = _ClockState(clocks or Clocks())
@@ -230,25 +236,29 @@ class PhoneState:
         tmp.mkdir(parents=True, exist_ok=True)
         self.keys_file.parent.mkdir(parents=True, exist_ok=True)
         self.keys_file.touch()
-        zones = [("battery", self.battery_milli_c),
-                 ("cpu-big", lambda: 36000 + (self._hot() * 20000) + 10000 * self.clocks.status()),
-                 ("skin", lambda: 33000)]
+        zones = [
+            ("battery", self.battery_milli_c),
+            ("cpu-big", lambda: 36000 + (self._hot() * 20000) + 10000 * self.clocks.status()),
+            ("skin", lambda: 33000),
+        ]
         for i, (kind, fn) in enumerate(zones):
             base = f"/sys/class/thermal/thermal_zone{i}"
             d = self.sandbox / base.lstrip("/")
             d.mkdir(parents=True, exist_ok=True)
             (d / "type").write_text(kind + "\n")
             (d / "temp").write_text("0\n")
-            self.virtual_files[f"{base}/temp"] = (lambda f=fn: f"{int(f())}\n")
+            self.virtual_files[f"{base}/temp"] = lambda f=fn: f"{int(f())}\n"
         ck = self.clocks
         for c in sorted(os.sched_getaffinity(0)):
             base = f"/sys/devices/system/cpu/cpu{c}/cpufreq"
             d = self.sandbox / base.lstrip("/")
             d.mkdir(parents=True, exist_ok=True)
-            files = {"scaling_governor": lambda: "schedutil\n",
-                     "cpuinfo_max_freq": lambda: f"{ck.c.max_khz}\n",
-                     "scaling_max_freq": lambda: f"{int(ck.c.max_khz * ck.now()[1])}\n",
-                     "scaling_cur_freq": lambda: f"{int(ck.c.max_khz * ck.now()[0])}\n"}
+            files = {
+                "scaling_governor": lambda: "schedutil\n",
+                "cpuinfo_max_freq": lambda: f"{ck.c.max_khz}\n",
+                "scaling_max_freq": lambda: f"{int(ck.c.max_khz * ck.now()[1])}\n",
+                "scaling_cur_freq": lambda: f"{int(ck.c.max_khz * ck.now()[0])}\n",
+            }
             for name, fn in files.items():
                 (d / name).write_text("0\n")
                 self.virtual_files[f"{base}/{name}"] = fn

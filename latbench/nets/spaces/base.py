@@ -17,8 +17,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from latbench.nets.arch import Arch, LayerSpec
 from latbench.errors import InputError
+from latbench.nets.arch import Arch, LayerSpec
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,10 @@ class SearchSpace(ABC):
     def check_tokens(self, tokens: Sequence[int], where: str = "tokens") -> None:
         """InputError naming the first bad position, if any."""
         if len(tokens) != self.num_tokens:
-            raise InputError(f"expected {self.num_tokens} tokens for the {self.name} space, "
-                             f"got {len(tokens)}", where)
+            raise InputError(
+                f"expected {self.num_tokens} tokens for the {self.name} space, got {len(tokens)}",
+                where,
+            )
         for i, (t, n) in enumerate(zip(tokens, self.vocab_sizes)):
             if not (isinstance(t, int) and not isinstance(t, bool) and 0 <= t < n):
                 raise InputError(f"must be an int in [0, {n}), got {t!r}", f"{where}[{i}]")
@@ -113,8 +115,9 @@ class SearchSpace(ABC):
         try:
             tokens = [int(p) for p in parts]
         except ValueError:
-            raise InputError(f"expected {self.num_tokens} integers joined by '-', got {text!r}",
-                             where) from None
+            raise InputError(
+                f"expected {self.num_tokens} integers joined by '-', got {text!r}", where
+            ) from None
         self.check_tokens(tokens, where)
         return tokens
 

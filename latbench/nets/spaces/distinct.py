@@ -27,8 +27,9 @@ def _filters_position(space: SearchSpace) -> int:
     return [n for n, _ in _block_decisions(space)].index("filters")
 
 
-def block_variants(space: SearchSpace, b: int, prev_filters_token: int | None
-                   ) -> dict[int, set[tuple[str, ...]]]:
+def block_variants(
+    space: SearchSpace, b: int, prev_filters_token: int | None
+) -> dict[int, set[tuple[str, ...]]]:
     """Block b's distinct layer lists after a given previous-block filters token, by out channels."""
     decisions = _block_decisions(space)
     per_block = len(decisions)
@@ -38,10 +39,10 @@ def block_variants(space: SearchSpace, b: int, prev_filters_token: int | None
     out: dict[int, set[tuple[str, ...]]] = defaultdict(set)
     for combo in itertools.product(*[range(len(c)) for _, c in decisions]):
         t = list(base)
-        t[b * per_block:(b + 1) * per_block] = combo
+        t[b * per_block : (b + 1) * per_block] = combo
         arch = space.decode(t)
         first = 1 + sum(blk.repeats for blk in arch.blocks[:b])
-        specs = arch.layers()[first:first + arch.blocks[b].repeats]
+        specs = arch.layers()[first : first + arch.blocks[b].repeats]
         out[arch.blocks[b].out_filters].add(tuple(s.key for s in specs))
     return out
 

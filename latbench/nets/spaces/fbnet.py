@@ -28,8 +28,14 @@ from latbench.nets.spaces.base import SearchSpace, Term
 
 # (name, kernel, expansion, groups); None: the skip op
 OPS: tuple[tuple[str, int | None, int | None, int | None], ...] = (
-    ("k3_e1", 3, 1, 1), ("k3_e1_g2", 3, 1, 2), ("k3_e3", 3, 3, 1), ("k3_e6", 3, 6, 1),
-    ("k5_e1", 5, 1, 1), ("k5_e1_g2", 5, 1, 2), ("k5_e3", 5, 3, 1), ("k5_e6", 5, 6, 1),
+    ("k3_e1", 3, 1, 1),
+    ("k3_e1_g2", 3, 1, 2),
+    ("k3_e3", 3, 3, 1),
+    ("k3_e6", 3, 6, 1),
+    ("k5_e1", 5, 1, 1),
+    ("k5_e1_g2", 5, 1, 2),
+    ("k5_e3", 5, 3, 1),
+    ("k5_e6", 5, 6, 1),
     ("skip", None, None, None),
 )
 OP_NAMES = tuple(o[0] for o in OPS)
@@ -79,8 +85,13 @@ class FBNetSpace(SearchSpace):
                 blocks.append(Block(1, k, stride, float(e), cin, cout, op="fbconv", groups=g))
         return Arch(
             name=name or f"{self.name}_{self.format_tokens(tokens)}",
-            resolution=self.resolution, act="relu", stem=self.stem, blocks=tuple(blocks),
-            head=self.head, classes=self.classes, channels=self.channels,
+            resolution=self.resolution,
+            act="relu",
+            stem=self.stem,
+            blocks=tuple(blocks),
+            head=self.head,
+            classes=self.classes,
+            channels=self.channels,
         )
 
     def describe(self, tokens: Sequence[int]) -> list[dict]:
@@ -90,13 +101,15 @@ class FBNetSpace(SearchSpace):
         return {"op": list(OP_NAMES)}
 
     def summary(self) -> list[str]:
-        return [f"space {self.name}: {self.num_layers} layers x 1 decision (FBNet, HW-NAS-Bench; "
-                f"{self.resolution}x{self.resolution} input, {self.classes} classes)",
-                f"  op       {list(OP_NAMES)}",
-                f"  stages   layers {list(STAGE_LAYERS)}, channels {list(STAGE_CHANNELS)}, "
-                f"strides {list(self.strides)}",
-                f"  stem     3x3 conv s{self.stem.stride} to {self.stem.filters}; head 1x1 conv to "
-                f"{self.head.filters}, pool, fc"]
+        return [
+            f"space {self.name}: {self.num_layers} layers x 1 decision (FBNet, HW-NAS-Bench; "
+            f"{self.resolution}x{self.resolution} input, {self.classes} classes)",
+            f"  op       {list(OP_NAMES)}",
+            f"  stages   layers {list(STAGE_LAYERS)}, channels {list(STAGE_CHANNELS)}, "
+            f"strides {list(self.strides)}",
+            f"  stem     3x3 conv s{self.stem.stride} to {self.stem.filters}; head 1x1 conv to "
+            f"{self.head.filters}, pool, fc",
+        ]
 
     def cheapest_candidates(self) -> list[list[int]]:
         """Every layer skip (stage changes become 1x1 convs), or every layer k3_e1(_g2)."""
@@ -127,5 +140,11 @@ class FBNetSpace(SearchSpace):
 
 
 FBNET_CIFAR100 = FBNetSpace()
-FBNET_IMAGENET = FBNetSpace(name="fbnet-imagenet", strides=IMAGENET_STRIDES, resolution=224,
-                            classes=1000, stem=Stem(16, 3, 2), head=Head("conv", 1984))
+FBNET_IMAGENET = FBNetSpace(
+    name="fbnet-imagenet",
+    strides=IMAGENET_STRIDES,
+    resolution=224,
+    classes=1000,
+    stem=Stem(16, 3, 2),
+    head=Head("conv", 1984),
+)

@@ -17,8 +17,12 @@ from latbench.nets.arch import Arch, Block, Head, LayerSpec, Stem, make_divisibl
 from latbench.nets.spaces.base import SearchSpace, Term
 
 # (ConvOp name, block op, expansion)
-CONV_OPS = (("conv", "conv", 1.0), ("dconv", "mbconv", 1.0),
-            ("mbconv3", "mbconv", 3.0), ("mbconv6", "mbconv", 6.0))
+CONV_OPS = (
+    ("conv", "conv", 1.0),
+    ("dconv", "mbconv", 1.0),
+    ("mbconv3", "mbconv", 3.0),
+    ("mbconv6", "mbconv", 6.0),
+)
 KERNELS = (3, 5)
 SE_RATIOS = (0.0, 0.25)
 SKIPS = (True, False)  # identity residual, none
@@ -36,8 +40,15 @@ DECISIONS: tuple[tuple[str, tuple], ...] = (
 TOKENS_PER_BLOCK = len(DECISIONS)
 
 # MobileNetV2 skeleton: (filters, layers, stride) per block.
-MOBILENET_V2_SKELETON = ((16, 1, 1), (24, 2, 2), (32, 3, 2), (64, 4, 2),
-                         (96, 3, 1), (160, 3, 2), (320, 1, 1))
+MOBILENET_V2_SKELETON = (
+    (16, 1, 1),
+    (24, 2, 2),
+    (32, 3, 2),
+    (64, 4, 2),
+    (96, 3, 1),
+    (160, 3, 2),
+    (320, 1, 1),
+)
 
 
 @dataclass(frozen=True)
@@ -70,26 +81,39 @@ class MnasNetSpace(SearchSpace):
         blocks = []
         prev = self.stem.filters
         for b, (base_f, base_n, stride) in enumerate(self.skeleton):
-            t = tokens[b * TOKENS_PER_BLOCK:(b + 1) * TOKENS_PER_BLOCK]
+            t = tokens[b * TOKENS_PER_BLOCK : (b + 1) * TOKENS_PER_BLOCK]
             _, op, expand = CONV_OPS[t[0]]
             out = make_divisible(base_f * WIDTH_MULTS[t[4]], 8)
-            blocks.append(Block(
-                repeats=max(1, base_n + DEPTH_DELTAS[t[5]]), kernel=KERNELS[t[1]],
-                stride=stride, expand=expand, in_filters=prev, out_filters=out,
-                se_ratio=SE_RATIOS[t[2]], skip=SKIPS[t[3]], op=op,
-            ))
+            blocks.append(
+                Block(
+                    repeats=max(1, base_n + DEPTH_DELTAS[t[5]]),
+                    kernel=KERNELS[t[1]],
+                    stride=stride,
+                    expand=expand,
+                    in_filters=prev,
+                    out_filters=out,
+                    se_ratio=SE_RATIOS[t[2]],
+                    skip=SKIPS[t[3]],
+                    op=op,
+                )
+            )
             prev = out
         return Arch(
             name=name or f"{self.name}_" + "".join(map(str, tokens)),
-            resolution=self.resolution, act=self.act, stem=self.stem, blocks=tuple(blocks),
-            head=self.head, classes=self.classes, channels=self.channels,
+            resolution=self.resolution,
+            act=self.act,
+            stem=self.stem,
+            blocks=tuple(blocks),
+            head=self.head,
+            classes=self.classes,
+            channels=self.channels,
         )
 
     def describe(self, tokens: Sequence[int]) -> list[dict]:
         """Human-readable per-block choices (for CSVs and plots)."""
         out = []
         for b in range(self.num_blocks):
-            t = tokens[b * TOKENS_PER_BLOCK:(b + 1) * TOKENS_PER_BLOCK]
+            t = tokens[b * TOKENS_PER_BLOCK : (b + 1) * TOKENS_PER_BLOCK]
             out.append({name: choices[i] for (name, choices), i in zip(DECISIONS, t)})
         return out
 
@@ -115,8 +139,14 @@ class MnasNetSpace(SearchSpace):
                                     t = list(base)
                                     if prev is not None:
                                         t[(b - 1) * TOKENS_PER_BLOCK + 4] = prev
-                                    t[b * TOKENS_PER_BLOCK:(b + 1) * TOKENS_PER_BLOCK] = \
-                                        [op, k, se, skip, f, deepest]
+                                    t[b * TOKENS_PER_BLOCK : (b + 1) * TOKENS_PER_BLOCK] = [
+                                        op,
+                                        k,
+                                        se,
+                                        skip,
+                                        f,
+                                        deepest,
+                                    ]
                                     archs.append(self.decode(t))
         return unique_specs(archs, precision)
 
@@ -134,8 +164,10 @@ class MnasNetSpace(SearchSpace):
         return {name: list(choices) for name, choices in DECISIONS}
 
     def summary(self) -> list[str]:
-        lines = [f"space {self.name}: {self.num_blocks} blocks x {len(DECISIONS)} decisions "
-                 f"(MnasNet, over the MobileNetV2 skeleton)"]
+        lines = [
+            f"space {self.name}: {self.num_blocks} blocks x {len(DECISIONS)} decisions "
+            f"(MnasNet, over the MobileNetV2 skeleton)"
+        ]
         lines += [f"  {name:8} {list(choices)}" for name, choices in DECISIONS]
         return lines
 
@@ -180,7 +212,7 @@ class MnasNetSpace(SearchSpace):
                     t = [1] * self.num_tokens
                     if b:
                         t[(b - 1) * tpb + f_pos] = prev
-                    t[b * tpb:(b + 1) * tpb] = [*choice, deepest]
+                    t[b * tpb : (b + 1) * tpb] = [*choice, deepest]
                     a = self.decode(t)
                     layers = a.layers(precision)
                     start = 1 + sum(blk.repeats for blk in a.blocks[:b])
@@ -188,10 +220,10 @@ class MnasNetSpace(SearchSpace):
                     repeat[b][own] = (layers[start + 1],)
                     stem = (layers[0],)
                     if b == nb - 1:
-                        head[choice[f_pos]] = tuple(layers[start + a.blocks[b].repeats:])
+                        head[choice[f_pos]] = tuple(layers[start + a.blocks[b].repeats :])
 
         def own_index(t, b):
-            blk = t[:, b * tpb:b * tpb + 5]
+            blk = t[:, b * tpb : b * tpb + 5]
             return np.ravel_multi_index(tuple(blk[:, i] for i in range(5)), own_sizes)
 
         def first_index(b):
@@ -214,5 +246,11 @@ class MnasNetSpace(SearchSpace):
 
 MNASNET = MnasNetSpace()
 # Two blocks at 32x32: the same decisions on a small skeleton, for tests and demos.
-TINY = MnasNetSpace(name="tiny", skeleton=((16, 1, 1), (24, 2, 2)), resolution=32, classes=10,
-                    stem=Stem(16), head=Head("conv", 64))
+TINY = MnasNetSpace(
+    name="tiny",
+    skeleton=((16, 1, 1), (24, 2, 2)),
+    resolution=32,
+    classes=10,
+    stem=Stem(16),
+    head=Head("conv", 64),
+)
