@@ -29,7 +29,10 @@ def main() -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = load_table(prior, prec, Path("lut"))
-    runnable = lambda rs: [r for r in rs if r.median_ms and not table.failed([r.network.arch])]  # noqa
+
+    def runnable(rs):
+        return [r for r in rs if r.median_ms and not table.failed([r.network.arch])]
+
     pool = runnable(load_results(Path(pool_path)).values())
     held = runnable(load_results(Path(held_path)).values())
     pool_d = {r.network.arch.digest() for r in pool}

@@ -21,7 +21,7 @@ specs = get_space("mnasnet").enumerate_specs()
 random.Random(1).shuffle(specs)
 specs = specs[:n]
 runs = []
-for i in range(2):
+for _ in range(2):
     d = Path(tempfile.mkdtemp())
     with open_device(load_profile(device)) as dev:
         profile([dev], specs, "rep", "fp32", d, progress=False)

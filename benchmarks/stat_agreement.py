@@ -17,14 +17,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from latbench.build.cache import spec_path  # noqa: E402
-from latbench.devices import load_profile, open_device  # noqa: E402
-from latbench.devices.adb_transport import ensure_adb_key  # noqa: E402
-from latbench.devices.emulated import Clocks, EmulatedPhone  # noqa: E402
-from latbench.devices.profiles import parse_profile  # noqa: E402
-from latbench.nets.spaces import get_space  # noqa: E402
+from latbench.build.cache import spec_path
+from latbench.devices import load_profile, open_device
+from latbench.devices.adb_transport import ensure_adb_key
+from latbench.devices.emulated import Clocks, EmulatedPhone
+from latbench.devices.profiles import parse_profile
+from latbench.nets.spaces import get_space
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 specs = get_space("mnasnet").enumerate_specs()

@@ -24,14 +24,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from latbench.build.cache import arch_path, spec_path  # noqa: E402
-from latbench.devices import open_device  # noqa: E402
-from latbench.devices.adb_transport import ensure_adb_key  # noqa: E402
-from latbench.devices.emulated import Clocks, EmulatedPhone  # noqa: E402
-from latbench.devices.profiles import parse_profile  # noqa: E402
-from latbench.nets import zoo  # noqa: E402
+from latbench.build.cache import arch_path, spec_path
+from latbench.devices import open_device
+from latbench.devices.adb_transport import ensure_adb_key
+from latbench.devices.emulated import Clocks, EmulatedPhone
+from latbench.devices.profiles import parse_profile
+from latbench.nets import zoo
 
 warmup_s = float(sys.argv[1]) if len(sys.argv) > 1 else 0.6
 repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -113,12 +113,12 @@ for name in configs:
         f"{np.median(r[large]):12.3f} {total / whole[name]:10.3f} {whole[name] / whole['steady']:13.3f}"
     )
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from latbench.fileio import write_atomic  # noqa: E402
+from latbench.fileio import write_atomic
 
 fig, ax = plt.subplots(figsize=(7, 4.2))
 for name, marker in (("old", "x"), ("fixed", "o")):
@@ -141,7 +141,7 @@ ax.set_title(
 )
 ax.legend(fontsize=8)
 fig.tight_layout()
-import io  # noqa: E402
+import io
 
 buf = io.BytesIO()
 fig.savefig(buf, format="png", dpi=110)

@@ -13,7 +13,7 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # the console script is checked too: an old install may point at a module that has moved
 if ! .venv/bin/python -c "import latbench, tensorflow, ai_edge_litert, pytest" 2>/dev/null \
-   || ! .venv/bin/latbench --version >/dev/null 2>&1; then
+   || ! .venv/bin/latbench --version >/dev/null 2>&1 || ! [ -x .venv/bin/ruff ]; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e ".[test]"
 fi

@@ -77,7 +77,7 @@ def _read_records(path: Path):
     """A latbench CSV (LUT or network file) read with plain pandas: drop `# ` header lines."""
     import pandas as pd
 
-    lines = [l for l in path.read_text().splitlines() if not l.startswith("# ")]
+    lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("# ")]
     return pd.read_csv(io.StringIO("\n".join(lines)))
 
 

@@ -12,10 +12,10 @@ from typing import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-from keras import layers  # noqa: E402
+import keras
+from keras import layers
 
-from latbench.nets.arch import Arch, LayerSpec  # noqa: E402
+from latbench.nets.arch import Arch, LayerSpec
 
 
 def _act(x, act: str, name: str):

@@ -16,15 +16,15 @@ from typing import Callable, Iterator, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import logging as absl_logging  # noqa: E402
+import numpy as np
+import tensorflow as tf
+from absl import logging as absl_logging
 
-from latbench.nets.arch import Arch, LayerSpec  # noqa: E402
-from latbench.build.builder import arch_model, layer_model  # noqa: E402
-from latbench.build.cache import arch_path, spec_path  # noqa: E402
-from latbench.fileio import write_atomic  # noqa: E402
-from latbench.build.tflite_split import split_model  # noqa: E402
+from latbench.nets.arch import Arch, LayerSpec
+from latbench.build.builder import arch_model, layer_model
+from latbench.build.cache import arch_path, spec_path
+from latbench.fileio import write_atomic
+from latbench.build.tflite_split import split_model
 
 REPRESENTATIVE_SAMPLES = 4
 absl_logging.set_verbosity(absl_logging.ERROR)  # the converter's deprecation chatter

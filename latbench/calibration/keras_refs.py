@@ -105,7 +105,7 @@ def measure_refs(device: Device, path: Path, precision: str, meta: dict) -> dict
             continue
         try:
             model = _convert(name, precision)
-        except Exception as exc:  # a converter failure is recorded, the others go on
+        except Exception as exc:  # noqa: BLE001 - a converter failure is recorded, the others go on
             model, err = None, f"convert: {type(exc).__name__}: {str(exc)[:300]}"
         try:
             if model is None:

@@ -371,7 +371,10 @@ class AdbDevice(Device):
 
     def _state_line(self, tag: str) -> str:
         """Shell commands printing the device state, between markers; stderr kept (errors are data)."""
-        mark = lambda part: sh_join(["echo", f"{_MARK} state:{tag}:{part}"])  # noqa: E731
+
+        def mark(part: str) -> str:
+            return sh_join(["echo", f"{_MARK} state:{tag}:{part}"])
+
         return "; ".join(
             [
                 mark("freq"),
@@ -627,7 +630,10 @@ def _sections(out: str) -> dict[str, str]:
 
 def parse_state(sec: dict[str, str], tag: str) -> dict[str, Any]:
     """Device state from the sections of a state block; what the phone did not show is UNAVAILABLE."""
-    part = lambda name: sec.get(f"state:{tag}:{name}", "")  # noqa: E731
+
+    def part(name: str) -> str:
+        return sec.get(f"state:{tag}:{name}", "")
+
     st: dict[str, Any] = {}
     cpus: dict[int, dict[str, int]] = {}
     errors = []

@@ -249,7 +249,7 @@ class AdbShellTransport(Transport):
                 timeout_s=timeout_s,
                 decode=False,
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - classified below: adb-shell raises many kinds
             self.close()
             if _is_timeout(exc):
                 raise CommandTimeout(
@@ -268,7 +268,7 @@ class AdbShellTransport(Transport):
                 transport_timeout_s=min(timeout_s, 10.0),
                 read_timeout_s=timeout_s,
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - classified below: adb-shell raises many kinds
             self.close()
             if exc.__class__.__name__ in ("PushFailedError", "AdbCommandFailureException"):
                 raise PushRefused(
@@ -282,7 +282,7 @@ class AdbShellTransport(Transport):
             mode, size, _ = dev.stat(
                 remote, transport_timeout_s=min(timeout_s, 10.0), read_timeout_s=timeout_s
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - classified below: adb-shell raises many kinds
             self.close()
             raise self._classify(exc, "stat") from None
         return size if stat.S_ISREG(mode) else None

@@ -93,7 +93,7 @@ def main() -> None:
                     req["model"], int(req["threads"]), Protocol(**req["protocol"])
                 ),
             }
-        except Exception as exc:  # reported to the parent, which records it as failed
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which records it as failed
             res = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         out.write(json.dumps(res) + "\n")
         out.flush()

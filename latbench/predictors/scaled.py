@@ -165,7 +165,10 @@ class ScaledLutPredictor(Predictor):
         w = self._solve(D, y, prior, lam, self._bounds(prior, lo_b))
         self.ridge_ = lam
         lut_only = self._vector(1.0, 0.0)
-        sq = lambda v: float(np.mean(((D @ v - y) / y) ** 2))  # noqa: E731
+
+        def sq(v):
+            return float(np.mean(((D @ v - y) / y) ** 2))
+
         self.fallback_ = ""
         if sq(w) > min(sq(lut_only), sq(prior)):
             w, self.fallback_ = (

@@ -234,7 +234,7 @@ class Converter:
                 batch = futures[fut]
                 try:
                     results = {k: (p, e) for k, p, e in fut.result()}
-                except Exception as exc:  # a worker died: the batch is recorded as failed
+                except Exception as exc:  # noqa: BLE001 - a worker died: the batch is recorded as failed
                     results = {s.key: (None, f"conversion worker died: {exc}") for s in batch}
                 for s in batch:
                     path, err = results.get(s.key, (None, "lost in conversion"))
@@ -306,7 +306,7 @@ def measure_pending(
         bar.close()
     try:
         summary.health_after = device.health()
-    except Exception:  # a lost device may not answer
+    except Exception:  # noqa: BLE001 - a lost device may not answer
         pass
 
 

@@ -29,7 +29,7 @@ def _convert_arch_worker(arch_json: dict, precision: str) -> tuple[str | None, s
 
     try:
         return str(convert_arch(arch_from_dict(arch_json), precision)), None
-    except Exception as exc:  # recorded per network, the batch goes on
+    except Exception as exc:  # noqa: BLE001 - recorded per network, the batch goes on
         return None, f"{type(exc).__name__}: {str(exc)[:300]}"
 
 

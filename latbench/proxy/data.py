@@ -162,7 +162,7 @@ def load_tfds(name: str, data_dir: str | None = None) -> Dataset:
         ds = tfds.as_numpy(
             builder.as_dataset(split=["train", test_split], as_supervised=True, batch_size=-1)
         )
-    except Exception as exc:  # tfds raises many kinds; all mean "not available locally"
+    except Exception as exc:  # noqa: BLE001 - tfds raises many kinds; all mean "not available locally"
         raise InputError(
             f"tensorflow-datasets cannot load {name!r} from disk ({exc}); download it "
             f"once with `tfds build {name}` on a machine with internet",

@@ -86,7 +86,7 @@ class SerialExecutor(Executor):
                 res = evaluate(source, arch)
             except LatbenchError:
                 raise
-            except Exception as exc:  # one unbuildable network must not end the search
+            except Exception as exc:  # noqa: BLE001 - one unbuildable network must not end the search
                 yield ChildResult(
                     None, f"accuracy: {type(exc).__name__}: {exc}"[:300], time.monotonic() - t0
                 )

@@ -216,7 +216,10 @@ def run_job(
     space = get_space(cfg.space)
     evaluator = make_evaluator(cfg, dataset=dataset)
     executor = make_executor(ray_workers, ray_address)
-    close_device = lambda: None  # noqa: E731
+
+    def close_device() -> None:  # replaced by the device's own once one is opened
+        pass
+
     no_device = cfg.latency == "flops" or (
         cfg.latency == "lut" and cfg.device not in known_profiles()
     )

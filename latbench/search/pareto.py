@@ -18,14 +18,14 @@ def pareto_front(lat_ms: Sequence[float], acc: Sequence[float]) -> list[int]:
     better in one of the two. Exact duplicates keep their first index only.
     """
     pts = [
-        (float(l), -float(a), i)
-        for i, (l, a) in enumerate(zip(lat_ms, acc))
-        if math.isfinite(l) and math.isfinite(a)
+        (float(lat), -float(a), i)
+        for i, (lat, a) in enumerate(zip(lat_ms, acc))
+        if math.isfinite(lat) and math.isfinite(a)
     ]
     pts.sort()
     front: list[int] = []
     best_acc = -math.inf
-    for l, neg_a, i in pts:
+    for _lat, neg_a, i in pts:
         if -neg_a > best_acc:
             front.append(i)
             best_acc = -neg_a

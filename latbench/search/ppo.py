@@ -24,7 +24,7 @@ from latbench.fileio import write_atomic
 from latbench.search.controllers import Controller
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
+import pytest
+
+from latbench.commands.main import cli, main
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -83,11 +88,6 @@ def test_every_space_is_a_choice_and_token_strings_decode_to_arch_json():
 
 # ---- a user's first hour (issue 10) -------------------------------------------------------
 
-
-import click  # noqa: E402
-import pytest  # noqa: E402
-
-from latbench.commands.main import cli, main  # noqa: E402
 
 TINY = {
     "name": "tiny",

@@ -615,7 +615,9 @@ def test_route_policy_uses_a_running_server_else_usb(monkeypatch):
     from latbench.devices import adb_transport
     from latbench.devices.adb import make_transport
 
-    prof = lambda **o: parse_profile({"name": "p", "kind": "adb", "options": o})  # noqa: E731
+    def prof(**o):
+        return parse_profile({"name": "p", "kind": "adb", "options": o})
+
     monkeypatch.setattr(adb_transport, "adb_server_running", lambda timeout_s=0.5: True)
     assert make_transport(prof()).name.startswith("adb-server")
     assert make_transport(prof(host="10.0.0.2")).name == "tcp 10.0.0.2:5555"

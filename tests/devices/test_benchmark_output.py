@@ -132,7 +132,10 @@ def test_inconsistent_stats_rejected():
 
 
 def test_zero_runs_cannot_become_a_measurement():
-    text = "count=0\nInference timings in us: Init: 5, First inference: 0, Warmup (avg): 0, Inference (avg): 0\n"
+    text = (
+        "count=0\n"
+        "Inference timings in us: Init: 5, First inference: 0, Warmup (avg): 0, Inference (avg): 0\n"
+    )
     with pytest.raises(BenchmarkOutputError, match="count=0"):
         parse_benchmark_output(text).to_measurement()
 
@@ -149,14 +152,17 @@ def test_a_partly_delegated_graph_reports_its_fraction():
 
 def test_older_delegate_wording_has_no_total_and_no_delegation_is_noticed():
     old = load("gpu_partial_delegate.txt").replace(
-        "Replacing 9 out of 12 node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 3 partitions for the whole graph.",
+        "Replacing 9 out of 12 node(s) with delegate (TfLiteGpuDelegateV2) node, "
+        "yielding 3 partitions for the whole graph.",
         "Replacing 9 node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 3 partitions.",
     )
     (d,) = parse_benchmark_output(old).delegations
     assert (d.nodes, d.total, d.fraction) == (9, None, None)
     none = load("gpu_partial_delegate.txt").replace(
-        "INFO: Replacing 9 out of 12 node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 3 partitions for the whole graph.",
-        "WARN: Though GPU delegate is explicitly applied, the model graph will not be executed by the delegate.",
+        "INFO: Replacing 9 out of 12 node(s) with delegate (TfLiteGpuDelegateV2) node, "
+        "yielding 3 partitions for the whole graph.",
+        "WARN: Though GPU delegate is explicitly applied, "
+        "the model graph will not be executed by the delegate.",
     )
     r = parse_benchmark_output(none)
     assert r.not_delegated and not r.delegations

@@ -4,11 +4,11 @@ import pytest
 
 from latbench.devices import open_device
 from latbench.devices.base import DeviceProfile
-from latbench.devices.measure import Protocol
+from latbench.devices.measure import Protocol, summarize
 from latbench.errors import InputError
 from latbench.nets.load import arch_from_dict
-from latbench.profiling.layers import converter_cpus, profile
-from latbench.profiling.lut import LUT
+from latbench.profiling.layers import converter_cpus, count_missing, other_luts, profile, reuse_rows
+from latbench.profiling.lut import LUT, Row
 
 FAST = Protocol(warmup_runs=1, min_runs=5, max_runs=20, batch_runs=5, max_seconds=0.5)
 
@@ -54,9 +54,6 @@ def test_split_refuses_different_devices(tmp_path, tiny_arch_dict):
 
 # ---- reusing rows of the device's other LUT files (profile --arch) -------------------------
 
-from latbench.devices.measure import summarize  # noqa: E402
-from latbench.profiling.layers import count_missing, other_luts, reuse_rows  # noqa: E402
-from latbench.profiling.lut import Row  # noqa: E402
 
 META = {
     "fingerprint": {"device": "host", "cpu": "x"},

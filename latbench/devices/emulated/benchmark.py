@@ -73,7 +73,10 @@ def benchmark_main(argv: list[str]) -> int:
     for a in argv:
         k, _, v = a.lstrip("-").partition("=")
         (flags.__setitem__(k, v) if a.startswith("--") and k in known else unconsumed.append(a))
-    log = lambda s: print(f"INFO: {s}", flush=True)  # noqa: E731
+
+    def log(s: str) -> None:
+        print(f"INFO: {s}", flush=True)
+
     cpus = os.environ.get("LATBENCH_EMU_CPUS", "")
     if cpus:
         os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
@@ -98,7 +101,10 @@ def benchmark_main(argv: list[str]) -> int:
     max_s = float(flags.get("max_secs", "150"))
     log(f"Num threads: [{threads}]")
     log(f"Graph: [{graph}]")
-    on = lambda f: flags.get(f, "false").lower() in ("1", "true")  # noqa: E731
+
+    def on(f: str) -> bool:
+        return flags.get(f, "false").lower() in ("1", "true")
+
     delegate = (
         "gpu"
         if on("use_gpu")
