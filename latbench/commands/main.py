@@ -9,6 +9,7 @@ keeps stderr to errors.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -456,7 +457,11 @@ _register_subsystem_commands()
 
 
 def main() -> None:
-    """Entry point: quiet TensorFlow, then map latbench errors to exit codes and one message."""
+    """Entry point: quiet TensorFlow, then map latbench errors to exit codes and one message.
+
+    A reader that goes away (`latbench zoo | head -1`) ends the command quietly with exit 0,
+    as `ls | head` does; Ctrl-C ends it with exit 130 and, under --json, one JSON object.
+    """
     from latbench.quiet import quiet_tensorflow
 
     quiet_tensorflow()  # before anything imports TensorFlow (here and in worker processes)
@@ -471,11 +476,22 @@ def main() -> None:
             click.echo(error_text(exc), err=True)
         sys.exit(code)
 
+    stdout = sys.stdout
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
+    except BrokenPipeError:
+        _stdout_gone()
+    except SystemExit:
+        if sys.stdout is not stdout:  # click met EPIPE, swapped stdout and exits 1: not a failure
+            _stdout_gone()
+        raise
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        fail(
+            Interrupted(
+                "interrupted; what was measured is kept: run the same command again to resume"
+            ),
+            130,
+        )
     except click.ClickException as exc:
         if as_json:
             fail(exc, exc.exit_code)
@@ -485,6 +501,21 @@ def main() -> None:
         fail(exc, exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+class Interrupted(LatbenchError):
+    """Ctrl-C (SIGINT): the job stopped where it was; every finished row is on disk."""
+
+
+def _stdout_gone() -> None:
+    """The reader of stdout went away: point stdout at /dev/null so the interpreter's final
+    flush cannot fail again, and exit 0 without a word."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -381,3 +381,81 @@ def test_missing_layers_hint_names_the_one_step_fix(tmp_path, monkeypatch, capsy
     code, _, err = _main(monkeypatch, capsys, "predict", af, "--lut-dir", tmp_path)
     assert code == 2 and "missing from the host fp32 LUT" in err and spec.key not in err
     assert f"latbench predict {af}" in err and f"--lut-dir {tmp_path} --profile-missing" in err
+
+
+@pytest.mark.parametrize(
+    "args", [("zoo",), ("space", "--list", "--space", "tiny"), ("zoo", "--json")]
+)
+def test_a_reader_that_goes_away_ends_the_command_quietly_with_exit_0(args):
+    """As `ls | head` does. The read end is closed before latbench writes a byte, so every write
+    meets a closed pipe (EPIPE), whatever the machine's speed."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", "latbench.commands.main", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 0, err
+    assert err == ""
+
+
+def test_the_main_job_pipes_into_head_under_pipefail():
+    """The README's main job runs `latbench predict ... | head -3` under `set -o pipefail`."""
+    r = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -o pipefail; {sys.executable} -m latbench.commands.main zoo | head -1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and r.stderr == "" and r.stdout.startswith("network")
+
+
+def test_ctrl_c_under_json_is_one_json_object_and_exit_130(tmp_path):
+    """SIGINT while the command waits on its input (a FIFO nobody writes): deterministic."""
+    import os
+    import signal
+    import time
+
+    fifo = tmp_path / "arch.json"
+    os.mkfifo(fifo)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "latbench.commands.main",
+            "export",
+            str(fifo),
+            "-o",
+            str(tmp_path / "x.tflite"),
+            "--json",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until it blocks opening the FIFO
+        try:
+            if any(
+                os.readlink(f"/proc/{p.pid}/fd/{fd}") == str(fifo)
+                for fd in os.listdir(f"/proc/{p.pid}/fd")
+            ):
+                break
+        except OSError:
+            pass
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    doc = json.loads(out)
+    assert doc["exit_code"] == 130 and "interrupted" in doc["error"]
