@@ -34,18 +34,25 @@ class Predictor:
         precision: str = "fp32",
         space: str = "mnasnet",
         lut_dir: str | Path = "lut",
+        method: str | None = None,
     ):
         from latbench.nets.spaces import get_space
         from latbench.predictors import load_predictor
 
         self.device, self.precision = device, precision
         self.space = get_space(space)
-        self.model = load_predictor(device, precision, Path(lut_dir), space)
+        self.model = load_predictor(device, precision, Path(lut_dir), space, method=method)
 
     @property
     def kind(self) -> str:
-        """Which predictor answers: "scaled" (calibrated) or "lut" (plain LUT sum)."""
+        """Which predictor answers: the file's default (calibrate's choice: "scaled", "lut",
+        ...), the method asked for, or "lut" (plain LUT sum) with no predictor file."""
         return self.model.name
+
+    @property
+    def reason(self) -> str:
+        """Why that predictor answers (calibrate's judgement, validate's verdict, or asked)."""
+        return self.model.reason
 
     @property
     def provenance(self) -> dict[str, Any]:

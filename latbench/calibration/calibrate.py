@@ -334,6 +334,61 @@ def fit_predictors(X: np.ndarray, y: np.ndarray) -> dict[str, Predictor]:
     return {k: p.fit(X, y) for k, p in make_predictors().items()}
 
 
+LOO_MAX = 20  # up to this many networks: leave-one-out; more: FOLDS-fold cross-validation
+FOLDS = 10
+MIN_JUDGED = 4  # fewer networks cannot judge a method: the default stays DEFAULT, and says so
+SIMPLEST_FIRST = ("lut", "flops", DEFAULT, "regression")  # by the number of fitted numbers
+
+
+def judge_predictors(X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Every method's out-of-sample error on the calibration networks; the best is the default.
+
+    Each network is predicted by the methods fitted without it (leave-one-out up to LOO_MAX
+    networks, else FOLDS folds assigned round-robin in the networks' order, so the judgement
+    is deterministic). The plain LUT sum is one of the candidates: a calibration that does
+    not beat it out of sample does not replace it. Differences within one standard error of
+    the best method's error decide nothing: the simplest method within it wins (the
+    "one-standard-error rule" of cross-validation)."""
+    n = len(y)
+    if n < MIN_JUDGED:
+        return {
+            "method": "none",
+            "networks": n,
+            "mape": {},
+            "default": DEFAULT,
+            "reason": f"{n} network(s) cannot judge the methods: {DEFAULT} by default",
+        }
+    k = n if n <= LOO_MAX else FOLDS
+    how = "leave-one-out" if k == n else f"{k}-fold cross-validation"
+    fold = np.arange(n) % k
+    pred = {name: np.empty(n) for name in make_predictors()}
+    for f in range(k):
+        test = fold == f
+        for name, p in make_predictors().items():
+            pred[name][test] = p.fit(X[~test], y[~test]).predict(X[test])
+    err = {name: np.abs(v - y) / y * 100 for name, v in pred.items()}
+    mape = {name: round(float(e.mean()), 4) for name, e in err.items()}
+    lowest = min(mape, key=mape.get)
+    se = float(err[lowest].std(ddof=1) / np.sqrt(n))
+    order = [m for m in SIMPLEST_FIRST if m in mape] + [m for m in mape if m not in SIMPLEST_FIRST]
+    best = next(m for m in order if mape[m] <= mape[lowest] + se)
+    why = f"{how} on {n} networks: {best} MAPE {mape[best]:.2f} %"
+    if best != lowest:
+        why += (
+            f", within one standard error ({se:.2f}) of {lowest}'s {mape[lowest]:.2f} % and simpler"
+        )
+    if best != "lut":
+        why += f"; LUT sum {mape['lut']:.2f} %"
+    return {
+        "method": how,
+        "networks": n,
+        "mape": mape,
+        "standard_error": round(se, 4),
+        "default": best,
+        "reason": why,
+    }
+
+
 def fit_and_save(
     table: LayerTable,
     results: Sequence[NetResult],
@@ -349,10 +404,12 @@ def fit_and_save(
 
     `table` is the LUT the features come from (the device's own, or the prior's
     for few-shot: `mode` "few-shot"); `device` and `precision` are what the
-    predictor is for.
+    predictor is for. The file's default is the method with the lowest out-of-sample
+    error on these networks (`judge_predictors`), the plain LUT sum included.
     """
     X, y, ok = training_set(table, results)
     fitted = fit_predictors(X, y)
+    selection = judge_predictors(X, y)
     calibration: dict[str, Any] = {
         "mode": mode,
         "measurements": Path(measurements).name,
@@ -371,5 +428,7 @@ def fit_and_save(
         lut_device=table.device,
         fitted=fitted,
         calibration=calibration,
+        default=selection["default"],
+        selection=selection,
     )
     return fitted, X, y, path

@@ -181,6 +181,7 @@ class Validation:
     zoo: list[dict] = field(default_factory=list)
     keras: list[dict] = field(default_factory=list)
     report: Path = Path()
+    verdict: dict | None = None  # set when the default lost to the LUT sum (see `validate`)
 
 
 def validate(
@@ -302,6 +303,8 @@ def validate(
     if keras:
         write_atomic(out_dir / "keras.csv", pd.DataFrame(keras).to_csv(index=False).encode())
     summary = {k: metrics(v, meas).__dict__ for k, v in preds.items()}
+    source = f"from {measurements}" if measurements is not None else f"seed {seed}"
+    verdict = _judge_default(model, summary, len(meas), source)
     write_atomic(out_dir / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
     write_atomic(
         out_dir / "predictor.json",
@@ -327,7 +330,46 @@ def validate(
         zoo,
         keras,
     )
-    source = f"from {measurements}" if measurements is not None else f"seed {seed}"
     return Validation(
-        len(meas), source, model.path, model.name, list(preds), summary, zoo, keras, out_dir
+        len(meas),
+        source,
+        model.path,
+        model.name,
+        list(preds),
+        summary,
+        zoo,
+        keras,
+        out_dir,
+        verdict,
     )
+
+
+def _judge_default(model, summary: dict[str, dict], n: int, source: str) -> dict | None:
+    """The file's default worse than the plain LUT sum on held-out networks: record it in the
+    predictor file, whose users (predict, search, the Python API) then take the LUT sum until
+    calibrate writes a new file (or they ask for a method by name). The verdict, or None."""
+    from datetime import datetime, timezone
+
+    from latbench.predictors.files import read_doc, write_doc
+
+    name = model.name
+    if name == "lut" or "lut" not in summary or name not in summary:
+        return None
+    mine, lut = summary[name]["mape"], summary["lut"]["mape"]
+    if not mine > lut:
+        return None
+    verdict = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "heldout": n,
+        "source": source,
+        "demoted": name,
+        "mape": {name: mine, "lut": lut},
+        "reason": (
+            f"validate ({n} held-out networks, {source}) found {name} worse than the LUT sum "
+            f"(MAPE {mine:.2f} % vs {lut:.2f} %): the LUT sum is used until calibrate runs again"
+        ),
+    }
+    doc = read_doc(model.path)
+    doc["default"], doc["verdict"] = "lut", verdict
+    write_doc(model.path, doc)
+    return verdict

@@ -83,6 +83,18 @@ def lut_dir_option(f: Callable | None = None, *, help_extra: str = ""):
     return deco(f) if f is not None else deco
 
 
+def predictor_method_option(f: Callable) -> Callable:
+    """--predictor-method NAME: one method of the predictor file instead of its default."""
+    return click.option(
+        "--predictor-method",
+        default=None,
+        metavar="NAME",
+        help="Use this method of the device's predictor file (lut: the plain LUT sum, scaled, "
+        "regression, flops) instead of its default (calibrate's choice, or the LUT sum after "
+        "validate found that choice worse).",
+    )(f)
+
+
 def json_option(f: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help=JSON_HELP)(f)
 

@@ -22,6 +22,7 @@ from latbench.commands.options import (
     measurement_line,
     no_progress_option,
     precision_option,
+    predictor_method_option,
     space_option,
 )
 
@@ -63,6 +64,7 @@ _space_option = space_option("The predictor is calibrated for it (names its file
     help="Also draw the per-layer breakdown and the totals (predicted, measured with "
     "--compare) into this PNG.",
 )
+@predictor_method_option
 @no_progress_option
 def predict_command(
     arch_file,
@@ -74,6 +76,7 @@ def predict_command(
     profile_missing,
     compare,
     png_path,
+    predictor_method,
     no_progress,
 ) -> None:
     """Predict the latency of ARCH_FILE (total and per layer).
@@ -81,8 +84,9 @@ def predict_command(
     The device's LUT files in --lut-dir (DEVICE_*_PRECISION.csv: a space, the zoo, single
     networks) are merged into one table; files measured under other settings are refused.
     The total comes from the calibrated predictor file DEVICE_SPACE_PRECISION.predictor.json
-    when `latbench calibrate` has written one ([scaled] by default), else it is the plain
-    sum of the layers ([lut]).
+    when `latbench calibrate` has written one (its default: the method with the lowest
+    out-of-sample error on the calibration networks), else it is the plain sum of the
+    layers ([lut]). Which predictor is used, and why, is printed.
     """
     from latbench.devices import load_profile, open_device
     from latbench.nets.arch import unique_specs
@@ -94,7 +98,7 @@ def predict_command(
     progress = progress_wanted(no_progress or as_json)
     have_lut = bool(find_luts(lut_dir, device_name, precision))
     model = (
-        load_predictor(device_name, precision, lut_dir, space_name)
+        load_predictor(device_name, precision, lut_dir, space_name, method=predictor_method)
         if have_lut or not profile_missing
         else None
     )
@@ -108,7 +112,7 @@ def predict_command(
         note(f"measuring {len(specs)} missing layer(s) of {arch.name} on {lut_dev}")
         with open_device(load_profile(lut_dev)) as dev:
             measure_layers(dev, specs, arch.name, lut_prec, lut_dir, progress)
-        model = load_predictor(device_name, precision, lut_dir, space_name)
+        model = load_predictor(device_name, precision, lut_dir, space_name, method=predictor_method)
     elif missing:
         exc = MissingKeys(missing, lut_dev, lut_prec)
         exc.hint = (
@@ -144,6 +148,7 @@ def predict_command(
             "device": device_name,
             "precision": precision,
             "predictor": model.name,
+            "predictor_reason": model.reason,
             "predictor_file": str(model.path) if model.path else None,
             "lut_device": model.table.device,
             "latency_ms": total,
@@ -165,6 +170,7 @@ def predict_command(
         f"{arch.name} on {device_name} ({precision}): {total:.3f} ms "
         f"[{model.name}; {src}]   LUT sum {lut_sum:.3f} ms"
     )
+    note(f"predictor {model.name}: {model.reason}")
     if outside:
         note(
             "warning: outside the range the predictor was calibrated on ("
@@ -412,6 +418,8 @@ def validate_command(
         log=note,
     )
     summary, zoo, keras, preds, out_dir = v.metrics, v.zoo, v.keras, v.predictors, v.report
+    if v.verdict:  # loud, even under --quiet: predict and search change what they use
+        click.echo(f"WARNING {v.verdict['reason']} (recorded in {v.predictor_file})", err=True)
     if as_json:
         echo_json(
             {
@@ -426,6 +434,7 @@ def validate_command(
                 "zoo": zoo,
                 "keras": keras,
                 "report": str(out_dir),
+                "verdict": v.verdict,
             }
         )
         return

@@ -14,6 +14,7 @@ from latbench.commands.options import (
     lut_dir_option,
     no_progress_option,
     precision_option,
+    predictor_method_option,
     proxy_options,
     ray_options,
     recipe_from,
@@ -131,6 +132,7 @@ _RECIPE = ProxyRecipe()  # CLI defaults come from the recipe, never from a copy
 @precision_option
 @lut_dir_option
 @proxy_options(_RECIPE)
+@predictor_method_option
 @ray_options
 @no_progress_option
 def search_command(
@@ -158,6 +160,7 @@ def search_command(
     baselines,
     ray_workers,
     ray_address,
+    predictor_method,
     no_progress,
     **proxy,
 ):
@@ -216,6 +219,7 @@ def search_command(
             recalibrate=recalibrate,
             dataset=dataset,
             data_dir=data_dir,
+            predictor_method=predictor_method,
         )
         ds = load_dataset(dataset, data_dir, recipe.resolution, seed=0)  # a missing data dir too
     try:

@@ -76,8 +76,13 @@ def save_predictors(
     fitted: dict[str, Predictor],
     calibration: dict[str, Any],
     default: str = DEFAULT,
+    selection: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the file atomically; returns the document."""
+    """Write the file atomically; returns the document.
+
+    `selection` records why `default` is the default (calibrate's judgement). A file whose
+    content would not change is left as it is, its `created` date included, so re-running
+    calibrate on unchanged data gives the same bytes (and the same hash a search records)."""
     if default not in fitted:
         raise InputError(f"default predictor {default!r} was not fitted")
     doc = {
@@ -86,14 +91,27 @@ def save_predictors(
         "space": space,
         "precision": precision,
         "default": default,
+        "selection": selection or {"method": "none", "default": default, "reason": "as asked"},
         "calibration": calibration,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "latbench": __version__,
         "predictors": {k: p.to_dict() for k, p in fitted.items()},
         "lut": lut_provenance(lut, lut_device),
     }
+    doc = json.loads(json.dumps(doc))  # as it will read back (tuples become lists)
+    try:
+        old = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        old = None
+    if isinstance(old, dict) and {**old, "created": doc["created"]} == doc:
+        return old
     write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
     return doc
+
+
+def write_doc(path: Path, doc: dict[str, Any]) -> None:
+    """Rewrite a predictor file read with `read_doc` (validate records its verdict)."""
+    write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
 
 
 def read_doc(path: Path) -> dict[str, Any]:

@@ -49,8 +49,10 @@ class LatencyModel:
         path: Path | None = None,
         doc: dict[str, Any] | None = None,
         fitted: dict[str, Predictor] | None = None,
+        reason: str = "",
     ):
         self.table = table
+        self.reason = reason  # why this predictor is the one in use (predict prints it)
         self.predictor = predictor
         self.fitted = fitted or {name: predictor}  # every predictor of the file, by name
         self.name = name  # which predictor is in use: "scaled", "lut", ...
@@ -113,17 +115,32 @@ def load_table(device: str, precision: str = "fp32", lut_dir: Path = Path("lut")
     return LayerTable(lut, device, precision)
 
 
-def load_predictor_file(path: Path, lut_dir: Path = Path("lut")) -> LatencyModel:
-    """A predictor file and the LUT it names, checked against each other."""
+def load_predictor_file(
+    path: Path, lut_dir: Path = Path("lut"), method: str | None = None
+) -> LatencyModel:
+    """A predictor file and the LUT it names, checked against each other.
+
+    The predictor in use is `method` when given, else the file's default: calibrate's
+    choice (its `selection`), or the LUT sum when validate found that choice worse than the
+    LUT sum on held-out networks (its `verdict`)."""
     path = Path(path)
     doc = read_doc(path)
     rec = doc["lut"]
     table = load_table(rec["device"], rec.get("precision", doc["precision"]), lut_dir)
     check_against(doc, table.lut, path)
     fitted = load_predictors(doc, path)
-    return LatencyModel(
-        table, fitted[doc["default"]], doc["default"], doc["device"], path, doc, fitted
-    )
+    if method is not None:
+        if method not in fitted:
+            raise InputError(
+                f"{path} holds no predictor {method!r}; it holds: {', '.join(fitted)}",
+                "--predictor-method",
+            )
+        name, reason = method, "asked for (--predictor-method)"
+    else:
+        name = doc["default"]
+        verdict, selection = doc.get("verdict") or {}, doc.get("selection") or {}
+        reason = verdict.get("reason") or selection.get("reason") or "the file's default"
+    return LatencyModel(table, fitted[name], name, doc["device"], path, doc, fitted, reason)
 
 
 def load_predictor(
@@ -132,11 +149,13 @@ def load_predictor(
     lut_dir: Path = Path("lut"),
     space: str = "mnasnet",
     require_calibrated: bool = False,
+    method: str | None = None,
 ) -> LatencyModel:
-    """The device's calibrated predictor, or the plain sum of its own LUT."""
+    """The device's calibrated predictor (`method`: one of its file's methods by name), or
+    the plain sum of its own LUT."""
     ppath = predictor_path(lut_dir, device_name, space, precision)
     if ppath.exists():
-        model = load_predictor_file(ppath, lut_dir)
+        model = load_predictor_file(ppath, lut_dir, method)
         doc = model.doc or {}
         if (doc.get("device"), doc.get("space"), doc.get("precision")) != (
             device_name,
@@ -153,4 +172,14 @@ def load_predictor(
             f"no calibrated predictor at {ppath}; run: latbench calibrate "
             f"--device {device_name} --space {space} --precision {precision}"
         )
-    return LatencyModel(load_table(device_name, precision, lut_dir), LutSumPredictor(), "lut")
+    if method not in (None, "lut"):
+        raise InputError(
+            f"no calibrated predictor at {ppath}, so no {method!r}: only the LUT sum (lut)",
+            "--predictor-method",
+        )
+    return LatencyModel(
+        load_table(device_name, precision, lut_dir),
+        LutSumPredictor(),
+        "lut",
+        reason="no calibrated predictor file: the plain sum of the LUT",
+    )

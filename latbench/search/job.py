@@ -129,7 +129,9 @@ def latency_source(cfg, lut_dir: Path, measure):
     if cfg.latency == "lut":
         from latbench.predictors import load_predictor
 
-        model = load_predictor(cfg.device, cfg.precision, lut_dir, cfg.space)
+        model = load_predictor(
+            cfg.device, cfg.precision, lut_dir, cfg.space, method=cfg.predictor_method
+        )
         predict = model.predict
         identity.update(model.identity())  # predictor, its file's hash, the LUT's settings+rows
     return LatencySource(predict=predict, measure=measure), identity

@@ -90,6 +90,7 @@ class SearchConfig:
     recipe: dict = field(default_factory=dict)  # ProxyRecipe fields
     baselines: tuple[str, ...] = ("mobilenet_v2_x1",)
     lut_dir: str = "lut"
+    predictor_method: str | None = None  # lut mode: a method of the predictor file by name
 
     def __post_init__(self) -> None:
         if self.latency not in LATENCY_SOURCES:

@@ -61,7 +61,11 @@ def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
     r = run("predict", af, "--space", "tiny", "--lut-dir", lut, "--json")
     assert r.returncode == 0, r.stderr
     p = json.loads(r.stdout)
-    assert p["predictor"] == "scaled" and len(p["layers"]) == len(arch.layers())
+    # the method in use is calibrate's judgement, or the LUT sum if validate found it worse
+    doc = json.loads((lut / "host_tiny_fp32.predictor.json").read_text())
+    assert doc["default"] == ("lut" if doc.get("verdict") else doc["selection"]["default"])
+    assert p["predictor"] == doc["default"] and p["predictor_reason"]
+    assert len(p["layers"]) == len(arch.layers())
     assert p["lut_sum_ms"] == pytest.approx(sum(x["ms"] for x in p["layers"]))
     r = run("export", af, "-o", tmp_path / "t.tflite", "--precision", "int8")
     assert r.returncode == 0 and (tmp_path / "t.tflite").read_bytes()[4:8] == b"TFL3"
