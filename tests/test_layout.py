@@ -125,7 +125,10 @@ def test_click_is_imported_only_by_the_commands():
 
 
 def test_every_stage_folder_says_what_it_takes_and_gives():
-    for folder in sorted(p for p in PACKAGE.iterdir() if (p / "__init__.py").exists()):
+    folders = sorted(p for p in PACKAGE.iterdir() if p.is_dir() and any(p.glob("*.py")))
+    assert {p.name for p in folders} >= set(STAGES[1:10]) - {"api"}
+    for folder in folders:
+        assert (folder / "__init__.py").exists(), f"{folder.name}/ has no __init__.py"
         doc = ast.get_docstring(ast.parse((folder / "__init__.py").read_text()))
         assert doc and len(doc.split()) >= 8, f"{folder.name}/__init__.py needs a docstring"
 
