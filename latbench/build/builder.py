@@ -41,8 +41,9 @@ def _hard_swish(x):
 
 
 def _conv_bn(x, filters: int, kernel: int, stride: int, act: str, name: str, groups: int = 1):
-    x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, groups=groups,
-                      name=f"{name}_conv")(x)
+    x = layers.Conv2D(
+        filters, kernel, stride, padding="same", use_bias=False, groups=groups, name=f"{name}_conv"
+    )(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return _act(x, act, f"{name}_act")
 
@@ -59,8 +60,9 @@ def _channel_shuffle(x, groups: int, name: str):
 
 
 def _depthwise_bn(x, spec: LayerSpec, name: str):
-    x = layers.DepthwiseConv2D(spec.kernel, spec.stride, padding="same", use_bias=False,
-                               name=f"{name}_dw")(x)
+    x = layers.DepthwiseConv2D(
+        spec.kernel, spec.stride, padding="same", use_bias=False, name=f"{name}_dw"
+    )(x)
     x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
     return _act(x, spec.act, f"{name}_dw_act")
 

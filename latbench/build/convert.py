@@ -20,18 +20,21 @@ import numpy as np
 import tensorflow as tf
 from absl import logging as absl_logging
 
-from latbench.nets.arch import Arch, LayerSpec
 from latbench.build.builder import arch_model, layer_model
 from latbench.build.cache import arch_path, spec_path
-from latbench.fileio import write_atomic
 from latbench.build.tflite_split import split_model
+from latbench.fileio import write_atomic
+from latbench.nets.arch import Arch, LayerSpec
 
 REPRESENTATIVE_SAMPLES = 4
 absl_logging.set_verbosity(absl_logging.ERROR)  # the converter's deprecation chatter
 
 
-def _convert(fn: "tf.types.experimental.ConcreteFunction", precision: str,
-             input_shapes: Sequence[tuple[int, ...]]) -> bytes:
+def _convert(
+    fn: "tf.types.experimental.ConcreteFunction",
+    precision: str,
+    input_shapes: Sequence[tuple[int, ...]],
+) -> bytes:
     conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], None)
     if precision == "int8":
         rng = np.random.default_rng(0)
@@ -57,7 +60,8 @@ def convert_model(model: "tf.keras.Model", precision: str = "fp32") -> bytes:
     """One Keras model (batch 1) -> .tflite bytes."""
     shape = tuple(model.input.shape)
     fn = tf.function(lambda x: model(x, training=False), autograph=False).get_concrete_function(
-        tf.TensorSpec(shape, tf.float32, name="x"))
+        tf.TensorSpec(shape, tf.float32, name="x")
+    )
     return _convert(fn, precision, [shape])
 
 
@@ -73,7 +77,8 @@ def convert_layers_batch(specs: Sequence[LayerSpec]) -> list[bytes]:
         return tuple(m(x, training=False) for m, x in zip(models, xs))
 
     fn = tf.function(run, autograph=False).get_concrete_function(
-        *[tf.TensorSpec(sh, tf.float32, name=f"x{i}") for i, sh in enumerate(shapes)])
+        *[tf.TensorSpec(sh, tf.float32, name=f"x{i}") for i, sh in enumerate(shapes)]
+    )
     buf = _convert(fn, precision, shapes)
     return split_model(buf)
 
@@ -86,8 +91,9 @@ class Converted:
     cached: bool = False
 
 
-def convert_layers(specs: Sequence[LayerSpec], batch_size: int = 48,
-                   on_batch: Callable[[int], None] | None = None) -> Iterator[Converted]:
+def convert_layers(
+    specs: Sequence[LayerSpec], batch_size: int = 48, on_batch: Callable[[int], None] | None = None
+) -> Iterator[Converted]:
     """Yield a .tflite path (or an error) per spec, converting what is not cached.
 
     A batch that fails to convert is retried one layer at a time, so one bad
@@ -101,10 +107,10 @@ def convert_layers(specs: Sequence[LayerSpec], batch_size: int = 48,
         else:
             todo.append(s)
     for i in range(0, len(todo), batch_size):
-        batch = todo[i:i + batch_size]
+        batch = todo[i : i + batch_size]
         try:
             blobs = convert_layers_batch(batch)
-        except Exception:  # find the culprit(s) one by one
+        except Exception:  # noqa: BLE001 - the converter raises many kinds; find the culprit(s) one by one
             blobs = None
         for j, s in enumerate(batch):
             try:
@@ -112,7 +118,7 @@ def convert_layers(specs: Sequence[LayerSpec], batch_size: int = 48,
                 p = spec_path(s)
                 write_atomic(p, data)
                 yield Converted(s, p)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - recorded as this layer's failure, the rest go on
                 yield Converted(s, None, error=f"{type(exc).__name__}: {str(exc)[:300]}")
         if on_batch:
             on_batch(len(batch))
@@ -126,8 +132,11 @@ def convert_arch(arch: Arch, precision: str = "fp32") -> Path:
     return p
 
 
-def convert_to_cache(specs: Sequence[LayerSpec], batch_size: int = 48
-                     ) -> list[tuple[str, str | None, str | None]]:
+def convert_to_cache(
+    specs: Sequence[LayerSpec], batch_size: int = 48
+) -> list[tuple[str, str | None, str | None]]:
     """Worker entry point: (key, path or None, error or None) per spec."""
-    return [(c.spec.key, str(c.path) if c.path else None, c.error)
-            for c in convert_layers(specs, batch_size)]
+    return [
+        (c.spec.key, str(c.path) if c.path else None, c.error)
+        for c in convert_layers(specs, batch_size)
+    ]

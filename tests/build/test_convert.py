@@ -1,10 +1,10 @@
 import numpy as np
 
 from latbench.build import convert
-from latbench.nets.arch import LayerSpec
-from latbench.nets.load import arch_from_dict
 from latbench.build.builder import layer_model
 from latbench.devices.litert import interpreter_class
+from latbench.nets.arch import LayerSpec
+from latbench.nets.load import arch_from_dict
 
 SPECS = [
     LayerSpec("conv", 16, 8, 8, 16, 3, 2, act="relu6"),
@@ -31,9 +31,16 @@ def test_batched_split_models_equal_single_conversions():
         assert ops_b == ops_s, spec.key
         it.allocate_tensors()
         assert tuple(it.get_input_details()[0]["shape"]) == (1, spec.in_hw, spec.in_hw, spec.cin)
-        assert tuple(it.get_output_details()[0]["shape"]) == (1, spec.out_hw, spec.out_hw, spec.cout)
-        it.set_tensor(it.get_input_details()[0]["index"],
-                      np.ones((1, spec.in_hw, spec.in_hw, spec.cin), np.float32))
+        assert tuple(it.get_output_details()[0]["shape"]) == (
+            1,
+            spec.out_hw,
+            spec.out_hw,
+            spec.cout,
+        )
+        it.set_tensor(
+            it.get_input_details()[0]["index"],
+            np.ones((1, spec.in_hw, spec.in_hw, spec.cin), np.float32),
+        )
         it.invoke()
     assert "HARD_SWISH" in _ops(blobs[1])[0]  # the converter fused our hard-swish
 
