@@ -18,6 +18,7 @@ import click
 from latbench._version import __version__
 from latbench.commands.console import note, progress_wanted
 from latbench.commands.options import (
+    conditions_warning,
     converter_workers_option,
     device_option,
     echo_json,
@@ -323,6 +324,7 @@ def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
     profile_ = load_profile(device_name)
     with open_device(profile_) as dev:
         m = measure_network(dev, arch, precision, progress_wanted(no_progress or as_json))
+    warning = conditions_warning(m)
     if as_json:
         echo_json(
             {
@@ -332,10 +334,13 @@ def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
                 "macs": arch.macs(),
                 "params": arch.params(trainable=True),
                 **m.to_dict(),
+                "warning": warning,
             }
         )
         return
     click.echo(f"{arch.name} on {device_name} ({precision}): {measurement_line(m)}")
+    if warning:
+        click.echo(warning, err=True)
 
 
 @cli.command()

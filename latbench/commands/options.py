@@ -200,6 +200,25 @@ def echo_json(doc) -> None:
     click.echo(json.dumps(json_safe(doc), indent=2, allow_nan=False))
 
 
+def conditions_warning(m) -> str | None:
+    """One line saying how a measurement's conditions were disturbed (None: quiet)."""
+    from latbench.devices.hostload import elsewhere
+
+    state = m.extra.get("state") or {}
+    seen = []
+    if "contended" in (m.extra.get("flags") or []):
+        seen.append("timed under contention, twice (" + "; ".join(state.get("contended", [])) + ")")
+    elif state.get("retimed"):
+        seen.append("timed again after a contended first try")
+    if note := elsewhere(state):
+        seen.append(note)
+    if "throttled" in (m.extra.get("flags") or []):
+        seen.append("the device was throttled")
+    if not seen:
+        return None
+    return "warning: " + "; ".join(seen) + ": this number may be too high"
+
+
 def measurement_line(m) -> str:
     """One Measurement as `measure` and `predict --compare` print it."""
     return (

@@ -14,6 +14,7 @@ import click
 from latbench.commands.console import note, progress_wanted
 from latbench.commands.options import (
     PRECISIONS,
+    conditions_warning,
     converter_workers_option,
     device_option,
     echo_json,
@@ -163,6 +164,7 @@ def predict_command(
             doc["measured"] = measured.to_dict()
             doc["error_pct"] = 100 * (total - measured.median_ms) / measured.median_ms
             doc["lut_sum_error_pct"] = 100 * (lut_sum - measured.median_ms) / measured.median_ms
+            doc["measured_warning"] = conditions_warning(measured)
         echo_json(doc)
         return
     src = f"{model.table.device} LUT" + (f", {model.path}" if model.path else ", no calibration")
@@ -182,6 +184,8 @@ def predict_command(
     if measured is not None:
         med = measured.median_ms
         click.echo(f"measured end to end: {measurement_line(measured)}")
+        if warning := conditions_warning(measured):
+            click.echo(warning, err=True)
         click.echo(
             f"predicted [{model.name}] {total:.3f} ms vs measured {med:.3f} ms: "
             f"{100 * (total - med) / med:+.1f} %   (LUT sum {100 * (lut_sum - med) / med:+.1f} %)"

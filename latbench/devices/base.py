@@ -40,6 +40,7 @@ class DeviceProfile:
     description: str = ""
     threads: int = 1
     cpus: tuple[int, ...] = ()  # CPU set to pin to; () = no pinning
+    pick_cpu: bool = False  # cpus = "auto": time on the least busy CPU, chosen when opened
     delegate: str = "cpu"  # cpu (XNNPACK) | gpu | nnapi
     protocol: Protocol = field(default_factory=Protocol)
     options: dict[str, Any] = field(default_factory=dict)  # kind-specific (serial, paths, temps)
@@ -67,6 +68,11 @@ class Device(abc.ABC):
 
         Raises ModelRunError when the model fails, DeviceLost when the device does.
         """
+
+    @property
+    def pinned_cpus(self) -> tuple[int, ...]:
+        """The CPUs this device times on, as resolved when it was opened (() = not pinned)."""
+        return self.profile.cpus
 
     def health(self) -> dict[str, Any]:
         """Temperatures, governors, frequencies: recorded, not compared."""

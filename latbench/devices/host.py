@@ -1,19 +1,28 @@
-"""The host device: this machine's CPU through LiteRT, in an isolated worker."""
+"""The host device: this machine's CPU through LiteRT, in an isolated worker.
+
+Every row records the conditions it was timed under (hostload.py: the timing CPU, its
+siblings' and the other CPUs' busy share, steal time, the worker's wall / CPU-time ratio). A
+row timed under contention is timed again after a pause; if it is still contended it is kept
+and flagged "contended", as a phone row timed while throttled is flagged "throttled".
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import select
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from latbench.devices.base import Device, DeviceLost, DeviceProfile, ModelRunError
 from latbench.devices.host_worker import resolve_clock
+from latbench.devices.hostload import CpuWatch, least_busy_cpu
 from latbench.devices.litert import interpreter_class
 from latbench.devices.measure import Measurement
 
@@ -26,6 +35,9 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+log = logging.getLogger(__name__)
 
 
 def _read(path: str) -> str | None:
@@ -59,6 +71,20 @@ class HostDevice(Device):
                 f"offers {sorted(usable)}",
                 "cpus",
             )
+        # cpus = "auto": as many of the least busy CPUs as the profile has threads
+        self._cpus: tuple[int, ...] = profile.cpus
+        if profile.pick_cpu:
+            free = set(usable)
+            picked = []
+            for _ in range(min(profile.threads, len(free))):
+                picked.append(least_busy_cpu(free))
+                free.discard(picked[-1])
+            self._cpus = tuple(sorted(picked))
+        self.retime_wait_s = float(profile.options.get("retime_wait_s", 3.0))
+
+    @property
+    def pinned_cpus(self) -> tuple[int, ...]:
+        return self._cpus
 
     def fingerprint(self) -> dict[str, str]:
         _, runtime, version = interpreter_class()
@@ -70,13 +96,15 @@ class HostDevice(Device):
             "runtime": runtime,
             "runtime_version": version,
             "threads": str(self.profile.threads),
-            "cpus": ",".join(map(str, self.profile.cpus)) or "all",
+            "cpus": "auto"
+            if self.profile.pick_cpu
+            else ",".join(map(str, self.profile.cpus)) or "all",
             "delegate": self.profile.delegate,
             "clock": resolve_clock(self.profile.protocol.clock, self.profile.threads),
         }
 
     def health(self) -> dict[str, Any]:
-        c = self.profile.cpus[0] if self.profile.cpus else 0
+        c = self._cpus[0] if self._cpus else 0
         base = f"/sys/devices/system/cpu/cpu{c}/cpufreq"
         h = {
             "governor": _read(f"{base}/scaling_governor"),
@@ -87,7 +115,7 @@ class HostDevice(Device):
 
     def _worker(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
-            env = dict(os.environ, LATBENCH_CPUS=",".join(map(str, self.profile.cpus)))
+            env = dict(os.environ, LATBENCH_CPUS=",".join(map(str, self._cpus)))
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "latbench.devices.host_worker"],
                 stdin=subprocess.PIPE,
@@ -100,6 +128,42 @@ class HostDevice(Device):
         return self._proc
 
     def measure(self, model: Path) -> Measurement:
+        """Time one model; again after a pause if it was contended, then flag it if still so."""
+        m, cond = self._watched(model)
+        retimed, flags = False, []
+        if cond["contended"]:
+            log.warning(
+                "%s: %s was timed under contention (%s); timing it again in %.0f s",
+                self.profile.name,
+                Path(model).name,
+                "; ".join(cond["contended"]),
+                self.retime_wait_s,
+            )
+            time.sleep(self.retime_wait_s)
+            m, cond = self._watched(model)
+            retimed = True
+            if cond["contended"]:
+                flags.append("contended")
+                log.warning(
+                    "%s: %s still contended (%s): row flagged",
+                    self.profile.name,
+                    Path(model).name,
+                    "; ".join(cond["contended"]),
+                )
+        state = {**cond, "retimed": retimed, "flags": flags}
+        extra = dict(m.extra, state=state, flags=flags)
+        return Measurement(
+            m.median_ms, m.p10_ms, m.p90_ms, m.std_ms, m.mean_ms, m.runs, m.ci_rel, extra
+        )
+
+    def _watched(self, model: Path) -> tuple[Measurement, dict]:
+        """One timing and the conditions around it (on the timing CPU, or CPU 0's view)."""
+        watch = CpuWatch(self._cpus[0] if self._cpus else -1)
+        m = self._time(model)
+        ratio = m.extra.get("wall_cpu") if self.profile.threads == 1 else None
+        return m, watch.stop(ratio)
+
+    def _time(self, model: Path) -> Measurement:
         proc = self._worker()
         req = {
             "model": str(Path(model).resolve()),

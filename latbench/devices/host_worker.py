@@ -55,24 +55,30 @@ def time_model(path: str, threads: int, protocol: Protocol) -> dict:
     invoke = interp.invoke
     wall, cpu = time.perf_counter_ns, time.thread_time_ns
     walls: list[float] = []
+    cpus: list[float] = []
     clock = resolve_clock(protocol.clock, threads)
 
     def once() -> float:
-        """One invocation; returns the chosen clock, keeps wall time beside it."""
+        """One invocation; returns the chosen clock, keeps wall and CPU time beside it."""
         t, c = wall(), cpu()
         invoke()
         c, t = cpu() - c, wall() - t
         walls.append(t / 1e6)
+        cpus.append(c / 1e6)
         return (c if clock == "thread_cpu" else t) / 1e6
 
     m = run_protocol(once, protocol)
     d = m.to_dict()
     timed = walls[-m.runs :]
+    cpu_sum = sum(cpus[-m.runs :])
     d["extra"] = {
         **d["extra"],
         "init_ms": round(init_ms, 3),
         "clock": clock,
         "wall_median_ms": round(float(np.median(timed)), 6),
+        # all the timed runs' wall time over their CPU time: > 1 when the thread waited for
+        # its CPU (another process ran there) - a median would hide short preemptions
+        "wall_cpu": round(sum(timed) / cpu_sum, 4) if cpu_sum > 0 else None,
     }
     return d
 

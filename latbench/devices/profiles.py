@@ -56,8 +56,13 @@ def parse_profile(data: dict, source: str = "") -> DeviceProfile:
     if not isinstance(threads, int) or threads < 1:
         raise InputError(f"threads must be an int >= 1, got {threads!r}", f"{where}: threads")
     cpus = data.get("cpus", [])
-    if not isinstance(cpus, list) or not all(isinstance(c, int) and c >= 0 for c in cpus):
-        raise InputError(f"cpus must be a list of CPU numbers, got {cpus!r}", f"{where}: cpus")
+    pick_cpu = cpus == "auto"
+    if pick_cpu:
+        cpus = []
+    elif not isinstance(cpus, list) or not all(isinstance(c, int) and c >= 0 for c in cpus):
+        raise InputError(
+            f'cpus must be a list of CPU numbers or "auto", got {cpus!r}', f"{where}: cpus"
+        )
     delegate = data.get("delegate", "cpu")
     if delegate not in DELEGATES:
         raise InputError(
@@ -69,6 +74,7 @@ def parse_profile(data: dict, source: str = "") -> DeviceProfile:
         description=data.get("description", ""),
         threads=threads,
         cpus=tuple(cpus),
+        pick_cpu=pick_cpu,
         delegate=delegate,
         protocol=Protocol.from_dict(data.get("protocol", {})),
         options=dict(data.get("options", {})),

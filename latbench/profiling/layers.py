@@ -167,9 +167,9 @@ def converter_cpus(devices: Sequence[Device]) -> set[int] | None:
     free = set(os.sched_getaffinity(0))
     for d in devices:
         if device_kind(d.profile.kind).times_on_this_cpu:
-            if not d.profile.cpus:
+            if not d.pinned_cpus:
                 return None
-            free -= set(d.profile.cpus)
+            free -= set(d.pinned_cpus)
     return free or None
 
 
