@@ -23,6 +23,7 @@ from latbench.nets.arch import Arch
 from latbench.nets.load import arch_from_dict, load_arch
 
 NetworkLike = Union[str, Path, Arch, dict, Sequence[int]]
+PRECISIONS = ("fp32", "int8")
 
 
 class Predictor:
@@ -39,6 +40,8 @@ class Predictor:
         from latbench.nets.spaces import get_space
         from latbench.predictors import load_predictor
 
+        if precision not in PRECISIONS:
+            raise InputError(f"must be one of {PRECISIONS}, got {precision!r}", "precision")
         self.device, self.precision = device, precision
         self.space = get_space(space)
         self.model = load_predictor(device, precision, Path(lut_dir), space, method=method)
@@ -79,7 +82,9 @@ class Predictor:
                 raise InputError(
                     f"{net!r} is neither an arch.json path nor tokens", "network"
                 ) from None
-        return self.space.decode([int(t) for t in net])
+        tokens = [int(t) for t in net]
+        self.space.check_tokens(tokens, "tokens")  # names the bad position, not numpy's error
+        return self.space.decode(tokens)
 
     def predict(self, nets: NetworkLike | Sequence[NetworkLike]) -> float | np.ndarray:
         """Latency in ms: a float for one network, an array for a list of them."""
@@ -92,7 +97,21 @@ class Predictor:
 
     def predict_tokens(self, tokens: np.ndarray) -> np.ndarray:
         """Vectorised over an (N, tokens) matrix of the space; NaN where a layer failed."""
-        return self.model.predict_tokens(self.space, np.asarray(tokens))
+        t = np.asarray(tokens)
+        vocab = np.asarray(self.space.vocab_sizes)
+        if t.ndim != 2 or t.shape[1] != len(vocab) or not np.issubdtype(t.dtype, np.integer):
+            raise InputError(
+                f"expected an integer matrix of shape (N, {len(vocab)}) for the "
+                f"{self.space.name} space, got {t.dtype} {t.shape}",
+                "tokens",
+            )
+        bad = np.argwhere((t < 0) | (t >= vocab))
+        if len(bad):
+            r, c = bad[0]
+            raise InputError(
+                f"row {r}, position {c}: token {t[r, c]} outside 0..{vocab[c] - 1}", "tokens"
+            )
+        return self.model.predict_tokens(self.space, t)
 
     def breakdown(self, net: NetworkLike) -> list[tuple[str, float]]:
         """(layer key, LUT ms) per layer, in network order (uncalibrated)."""

@@ -68,8 +68,14 @@ def error_text(exc: BaseException) -> str:
 def error_json(exc: BaseException, exit_code: int) -> str:
     """The same error as one JSON object, for --json callers (printed on stdout)."""
     doc = {"error": str(exc), "kind": type(exc).__name__, "exit_code": exit_code}
-    if getattr(exc, "field", None):
-        doc["field"] = exc.field
+    field = getattr(exc, "field", None)
+    param = getattr(exc, "param", None)  # click's BadParameter: the option it was given to
+    if not field and param is not None and getattr(param, "opts", None):
+        field = max(param.opts, key=len)
+    if field:
+        doc["field"] = field
+    if getattr(exc, "file", None):
+        doc["file"] = exc.file
     if getattr(exc, "hint", ""):
         doc["hint"] = exc.hint
     return json.dumps(doc)

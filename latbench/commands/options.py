@@ -99,6 +99,16 @@ def json_option(f: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help=JSON_HELP)(f)
 
 
+def json_errors_option(f: Callable) -> Callable:
+    """--json for commands whose results are JSON already: errors and Ctrl-C become JSON too."""
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Errors and Ctrl-C as one JSON object on stdout too (results are JSON anyway).",
+    )(f)
+
+
 def no_progress_option(f: Callable) -> Callable:
     return click.option("--no-progress", is_flag=True, help=NO_PROGRESS_HELP)(f)
 

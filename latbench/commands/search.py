@@ -11,6 +11,7 @@ import click
 
 from latbench.commands.options import (
     device_option,
+    json_errors_option,
     lut_dir_option,
     no_progress_option,
     precision_option,
@@ -135,6 +136,7 @@ _RECIPE = ProxyRecipe()  # CLI defaults come from the recipe, never from a copy
 @predictor_method_option
 @ray_options
 @no_progress_option
+@json_errors_option
 def search_command(
     device,
     latency,
@@ -162,6 +164,7 @@ def search_command(
     ray_address,
     predictor_method,
     no_progress,
+    as_json,
     **proxy,
 ):
     """MnasNet search: RL controller, proxy-trained accuracy, measured or predicted latency."""

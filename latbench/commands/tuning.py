@@ -18,6 +18,7 @@ from latbench.commands.console import note, progress_wanted
 from latbench.commands.options import (
     device_option,
     echo_json,
+    json_errors_option,
     lut_dir_option,
     no_progress_option,
     precision_option,
@@ -58,6 +59,7 @@ def _common(f):
                 "--seed", type=int, default=0, show_default=True, help="Training and split seed."
             ),
             no_progress_option,
+            json_errors_option,
         ]
     ):
         f = opt(f)
@@ -134,6 +136,7 @@ def netadapt_command(
     data_dir,
     seed,
     no_progress,
+    as_json,
     target_ms,
     target_ratio,
     delta,
@@ -268,6 +271,7 @@ def scale_command(
     data_dir,
     seed,
     no_progress,
+    as_json,
     constraint,
     target_ratio,
     tolerance,

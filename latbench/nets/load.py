@@ -62,4 +62,6 @@ def load_arch(path: str | Path) -> Arch:
     try:
         return arch_from_dict(d)
     except InputError as exc:  # several files on one command line: say which one
-        raise InputError(f"{p}: {exc}") from None
+        err = InputError(f"{p}: {exc}")
+        err.field, err.file = exc.field, str(p)  # --json callers get both apart
+        raise err from None

@@ -99,6 +99,10 @@ class LatencyModel:
 def load_table(device: str, precision: str = "fp32", lut_dir: Path = Path("lut")) -> LayerTable:
     paths = find_luts(lut_dir, device, precision)
     if not paths:
+        from latbench.devices import known_profiles, load_profile
+
+        if device not in known_profiles() and not any(Path(lut_dir).glob(f"{device}_*")):
+            load_profile(device)  # a typo: "unknown device 'hots'; known profiles: ..."
         raise InputError(
             f"no {precision} LUT for device {device!r} in {lut_dir}/; measure the "
             f"layers of your networks with: latbench profile --device {device} "

@@ -8,6 +8,7 @@ proxy recipe. Nothing here parses a command line or prints: messages go through 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -61,8 +62,11 @@ def new_config(
             "predict examples/zoo/mobilenet_v2_x1.json)",
             "--target-ms",
         )
-    if target_ms <= 0:
-        raise InputError(f"must be > 0 ms, got {target_ms:g}", "--target-ms")
+    if not math.isfinite(target_ms) or target_ms <= 0:
+        raise InputError(
+            f"must be a finite number > 0, got {target_ms:g}",
+            "--target-mmacs" if latency == "flops" else "--target-ms",
+        )
     if (out_dir / "config.json").exists():
         raise InputError(
             f"{out_dir} already holds a run; continue it with --resume {out_dir} "

@@ -52,6 +52,13 @@ def resolve(constraint: str | None, alpha: float | None, beta: float | None) -> 
             raise InputError("give both --alpha and --beta, or neither (then --constraint applies)")
         if constraint not in (None, "custom"):
             raise InputError(f"--constraint {constraint} and --alpha/--beta both given; pick one")
+        for name, v in (("--alpha", alpha), ("--beta", beta)):
+            if not math.isfinite(v) or v > 0:
+                raise InputError(
+                    f"must be a finite number <= 0 (a positive exponent rewards slower "
+                    f"networks), got {v:g}; MnasNet uses -0.07 (soft) or 0 and -1 (hard)",
+                    name,
+                )
         return float(alpha), float(beta)
     name = constraint or "soft"
     if name not in PRESETS:

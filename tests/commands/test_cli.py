@@ -1,6 +1,7 @@
 """The command line as a user meets it: exit codes and messages."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -459,3 +460,51 @@ def test_ctrl_c_under_json_is_one_json_object_and_exit_130(tmp_path):
     assert p.returncode == 130, err
     doc = json.loads(out)
     assert doc["exit_code"] == 130 and "interrupted" in doc["error"]
+
+
+@pytest.fixture
+def no_tensorflow(tmp_path):
+    """An environment where importing TensorFlow fails: a check that needs it is too late."""
+    fake = tmp_path / "fake" / "tensorflow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('TensorFlow was imported')\n")
+    return dict(os.environ, PYTHONPATH=str(fake.parent))
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (("--target-ms", "nan"), "--target-ms"),
+        (("--target-ms", "inf"), "--target-ms"),
+        (("--target-ms", "5", "--alpha", "1", "--beta", "1"), "--alpha"),
+        (("--latency", "flops", "--target-mmacs", "nan"), "--target-mmacs"),
+    ],
+)
+def test_search_refuses_bad_targets_and_rewards_before_loading_anything(
+    tmp_path, no_tensorflow, args, field
+):
+    r = run("search", *args, "--out", tmp_path / "run", "--json", env=no_tensorflow)
+    assert r.returncode == 2, r.stderr
+    assert json.loads(r.stdout)["field"] == field and "TensorFlow" not in r.stdout + r.stderr
+
+
+def test_a_mistyped_device_is_called_unknown_by_predict_and_the_api(tmp_path):
+    r = run("predict", "examples/zoo/mnasnet_a1.json", "--device", "hots", "--lut-dir", tmp_path)
+    assert r.returncode == 2 and "unknown device 'hots'; known profiles:" in r.stderr
+    import latbench
+    from latbench.errors import InputError
+
+    with pytest.raises(InputError, match="unknown device 'hots'"):
+        latbench.Predictor(device="hots", lut_dir=tmp_path)
+    with pytest.raises(InputError, match="precision"):
+        latbench.Predictor(precision="fp16", lut_dir=tmp_path)
+
+
+def test_json_errors_name_the_field_and_the_file(tmp_path, tiny_arch_dict):
+    bad = tmp_path / "bad.json"
+    blocks = [tiny_arch_dict["blocks"][0], {**tiny_arch_dict["blocks"][2], "kernel": 4}]
+    bad.write_text(json.dumps({**tiny_arch_dict, "blocks": blocks}))
+    doc = json.loads(run("predict", bad, "--json").stdout)
+    assert doc["field"] == "blocks[1].kernel" and doc["file"] == str(bad)
+    doc = json.loads(run("measure", bad, "--precision", "fp64", "--json").stdout)
+    assert doc["field"] == "--precision" and doc["exit_code"] == 2
