@@ -4,6 +4,12 @@ Files are created with the permissions the user's umask allows (0644 under
 the usual umask 022), like any other tool's output, so LUTs and predictors
 can be shared; a temp file's private 0600 mode is never left on a result.
 File names that come from user data go through `safe_name` first.
+
+Appends never leave part of a row: a short write is continued, and a write that fails
+(a full disk, a file-size limit, a read-only file system) is undone by truncating the file
+back to where the row began, then reported as one line (`WriteFailed`, exit 1) saying that
+nothing measured before it was lost. Appends do not follow a symlink: an artifact that is a
+link is refused, so a folder handed over by someone else cannot make latbench write outside it.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from latbench.errors import InputError
+from latbench.errors import InputError, LatbenchError
 
 # The alphabet of names that become parts of file names (networks, devices, spaces).
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
@@ -38,28 +44,97 @@ def safe_name(name: str, what: str = "name") -> str:
     return name
 
 
+class WriteFailed(LatbenchError):
+    """The file system refused a write (full, read-only, over a size limit)."""
+
+    hint = "free space (or fix the folder), then run the same command again to resume"
+
+
+def _failed(path: Path, exc: OSError, what: str) -> WriteFailed:
+    return WriteFailed(f"cannot write {path}: {exc.strerror or exc}; {what}")
+
+
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temp file, fsync and rename, so a kill never leaves half a file."""
+    """Write via a temp file, fsync and rename, so a kill never leaves half a file.
+
+    The rename replaces a symlink at `path` itself, never the file it points to."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise _failed(path, exc, "the file as it was before is unchanged") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def append_line(path: Path, line: str) -> None:
-    """Append one line durably (O_APPEND + fsync): a kill loses at most this line."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+def open_append(path: Path, flags: int = os.O_WRONLY | os.O_APPEND | os.O_CREAT) -> int:
+    """An O_APPEND descriptor that does not follow a symlink (InputError naming the link)."""
     try:
-        os.write(fd, line.encode())
+        return os.open(path, flags | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        if Path(path).is_symlink():
+            raise InputError(
+                f"{path} is a symbolic link; latbench appends only to regular files in "
+                f"the folder it was given (replace the link with the file itself)"
+            ) from None
+        raise _failed(Path(path), exc, "nothing was written") from None
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line durably (O_APPEND + fsync): a kill loses at most this line, and a failed
+    write leaves none of it (the file is truncated back to where the line began)."""
+    data = memoryview(line.encode())
+    fd = open_append(path)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            while data:
+                data = data[os.write(fd, data) :]  # a short write is continued
+            os.fsync(fd)
+        except OSError as exc:
+            os.ftruncate(fd, start)
+            raise _failed(
+                Path(path), exc, "this row was not written and every row before it is kept"
+            ) from None
+    finally:
+        os.close(fd)
+
+
+def cut_torn_tail(path: Path) -> bool:
+    """Cut a partial last line (left by a kill) in place, keeping the file's mode, owner and
+    inode; True if there was one. Only the bytes after the last newline are removed."""
+    fd = open_append(path, os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return False
+        keep = size
+        with open(fd, "rb", closefd=False) as f:
+            while keep > 0:
+                step = min(keep, 65536)
+                f.seek(keep - step)
+                chunk = f.read(step)
+                if keep == size and chunk.endswith(b"\n"):
+                    return False
+                nl = chunk.rfind(b"\n")
+                if nl >= 0:
+                    keep = keep - step + nl + 1
+                    break
+                keep -= step
+        os.ftruncate(fd, keep)
         os.fsync(fd)
+        return True
     finally:
         os.close(fd)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Collection, Sequence
 
 from latbench.errors import InputError
-from latbench.fileio import append_line, write_atomic
+from latbench.fileio import append_line, cut_torn_tail, write_atomic
 
 # Metadata that must match for two sets of measurements to be comparable.
 IDENTITY_KEYS = ("fingerprint", "converter", "precision")
@@ -125,9 +125,7 @@ def read(
 
 def drop_torn_tail(path: Path) -> None:
     """Cut a partial last row (left by a kill) so appends start on a fresh line."""
-    data = Path(path).read_bytes()
-    if data and not data.endswith(b"\n"):
-        write_atomic(Path(path), data[: data.rfind(b"\n") + 1])
+    cut_torn_tail(Path(path))
 
 
 def append(path: Path, values: Sequence[Any]) -> None:

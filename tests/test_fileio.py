@@ -87,3 +87,97 @@ def test_a_device_profile_name_cannot_name_files_outside_the_folder(tmp_path):
     toml.write_text('name = "../../escaped"\nkind = "host"\n')
     with pytest.raises(InputError, match="name.*cannot be part of a file name"):
         load_profile(str(toml))
+
+
+# ---- a full disk, a file-size limit, symlinks: nothing measured is lost ----------------------
+
+_APPEND_UNDER_LIMIT = """
+import resource, signal, sys
+from latbench.fileio import append_line
+from latbench.errors import LatbenchError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the kernel then returns EFBIG, as a full disk does
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
+try:
+    for i in range(1000):
+        append_line(sys.argv[1], f"row {i:04d}," + "x" * 50 + "\\n")
+except LatbenchError as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_a_write_cut_short_by_the_kernel_leaves_no_partial_row(tmp_path):
+    """A real file-size limit (RLIMIT_FSIZE): the kernel writes part of the row that crosses it,
+    then refuses; the file must end on a whole row, and the message must say so in one line."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "t.csv"
+    limit, row = 1000, 60  # not a multiple of the 60-byte row: the crossing row is written in part
+    r = subprocess.run(
+        [sys.executable, "-c", _APPEND_UNDER_LIMIT, str(path), str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (
+        r.stdout.startswith("WriteFailed cannot write")
+        and "every row before it is kept" in r.stdout
+    )
+    data = path.read_bytes()
+    assert data.endswith(b"\n") and len(data) == (limit // row) * row
+    assert [ln[:8] for ln in data.decode().splitlines()] == [f"row {i:04d}" for i in range(16)]
+
+
+def test_a_full_file_system_leaves_no_partial_row(tmp_path):
+    """A real full tmpfs, where the machine lets root mount one."""
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mnt)], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("cannot mount a tmpfs here (not root, or no mount permission)")
+    try:
+        path = mnt / "t.csv"
+        from latbench.fileio import WriteFailed
+
+        with pytest.raises(WriteFailed, match="No space left"):
+            for i in range(100_000):
+                append_line(path, f"row {i:05d}," + "y" * 90 + "\n")
+        data = path.read_bytes()
+        assert data.endswith(b"\n") and len(data) % 101 == 0
+        with pytest.raises(WriteFailed, match="unchanged"):
+            write_atomic(mnt / "big.json", b"z" * 100_000)
+        assert not list(mnt.glob(".tmp-*"))  # no temp file left behind
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_appends_refuse_a_symlink_instead_of_writing_through_it(tmp_path):
+    outside = tmp_path / "outside.csv"
+    outside.write_text("precious\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "events.log").symlink_to(outside)
+    with pytest.raises(InputError, match="symbolic link"):
+        append_line(run / "events.log", "x\n")
+    with pytest.raises(InputError, match="symbolic link"):
+        records.drop_torn_tail(run / "events.log")
+    assert outside.read_text() == "precious\n"
+
+
+def test_cutting_a_torn_tail_keeps_the_file_itself(tmp_path):
+    path = tmp_path / "lut.csv"
+    path.write_text("# a: 1\nkey,ms\nk1,1.0\nk2,2.")
+    os.chmod(path, 0o640)
+    inode = path.stat().st_ino
+    records.drop_torn_tail(path)
+    assert path.read_text() == "# a: 1\nkey,ms\nk1,1.0\n"
+    assert path.stat().st_ino == inode and stat.S_IMODE(path.stat().st_mode) == 0o640
+    records.drop_torn_tail(path)  # nothing torn: nothing cut
+    assert path.read_text() == "# a: 1\nkey,ms\nk1,1.0\n"

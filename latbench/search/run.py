@@ -369,7 +369,7 @@ class Search:
         cfg_path = self.dir / "config.json"
         if not cfg_path.exists():
             write_atomic(cfg_path, self.cfg.to_json().encode())
-        rows = read_samples(self.samples_path)
+        rows = read_samples(self.samples_path, repair=True)  # the writer cuts a torn tail
         for r in rows:
             if math.isfinite(r["pred_ms"]) and math.isfinite(r["meas_ms"]):
                 self.calib.observe(r["pred_ms"], r["meas_ms"])

@@ -4,8 +4,11 @@ One CSV row per completed sample, written with `fileio.append_line` (fsynced,
 O_APPEND). Fields are quoted by the csv module, so a value may hold commas or
 quotes; newlines are folded to " | " before writing, so one row is always one
 physical line and a row torn by a kill is exactly the last, unterminated line.
-Reading parses whole CSV records (never split lines by hand), drops a torn
-last record, and cuts it off the file so the next append starts cleanly.
+Reading parses whole CSV records (never split lines by hand) and ignores a
+torn last record; the writer (a resuming search, `repair=True`) cuts it off the
+file so the next append starts cleanly. Any other malformed row is refused with
+its line number and the file is left exactly as it is: a reader never deletes
+measured data to make a file readable.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import io
 import math
 from pathlib import Path
 
-from latbench.fileio import append_line, write_atomic
+from latbench.errors import InputError
+from latbench.fileio import append_line, cut_torn_tail, write_atomic
 
 COLUMNS = [
     "sample",
@@ -83,28 +87,35 @@ def parse(rec: dict) -> dict:
     }
 
 
-def read(path: Path) -> list[dict]:
-    """Completed rows in order; a torn or malformed tail is dropped (and cut off the file)."""
+def read(path: Path, repair: bool = False) -> list[dict]:
+    """Completed rows in order. A torn last line (no newline: a kill mid-write) is ignored,
+    and with `repair` cut off the file; a malformed complete row is an InputError naming its
+    line, and the file is not touched."""
     path = Path(path)
     if not path.exists():
         return []
-    text = path.read_text()
+    text = path.read_text(errors="strict")
     records = list(csv.reader(io.StringIO(text, newline="")))
     if not records:
         return []
-    complete = records[1:] if text.endswith("\n") else records[1:-1]
+    torn = not text.endswith("\n")
+    complete = records[1:-1] if torn else records[1:]
+    header = records[0]
+    if sorted(header) != sorted(COLUMNS):
+        raise InputError(f"{path}: line 1 is not the samples.csv header; the file was not changed")
     rows = []
-    for values in complete:
+    for n, values in enumerate(complete, start=2):
         try:
-            rows.append(
-                parse(dict(zip(records[0], values)) if len(values) == len(records[0]) else {})
-            )
-        except (ValueError, KeyError):
-            break
-    if len(rows) != len(records) - 1:  # something was dropped: keep exactly the good rows
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(records[: len(rows) + 1])
-        write_atomic(path, buf.getvalue().encode())
+            if len(values) != len(header):
+                raise ValueError(f"{len(values)} fields, expected {len(header)}")
+            rows.append(parse(dict(zip(header, values))))
+        except (ValueError, KeyError) as exc:
+            raise InputError(
+                f"{path}: line {n} is malformed ({exc}); the file was not changed: fix or "
+                f"remove that line (rows after it are kept), then run the command again"
+            ) from None
+    if torn and repair:
+        cut_torn_tail(path)
     return rows
 
 

@@ -121,7 +121,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, memo_laten
         assert (tmp_path / "cut" / name).exists(), name
 
 
-def test_torn_last_line_is_dropped(tmp_path):
+def test_a_torn_last_line_is_ignored_by_readers_and_cut_by_the_writer(tmp_path):
     p = tmp_path / "samples.csv"
     head = (
         "sample,batch,digest,tokens,arch,accuracy,pred_ms,meas_ms,lat_ms,reward,train_s,"
@@ -129,10 +129,29 @@ def test_torn_last_line_is_dropped(tmp_path):
     )
     good = "0,0,abc,1-2,r1,0.5,,1.0,1.0,0.5,1.0,2.0,0,\n"
     p.write_text(head + good + "1,0,def,1-")
-    rows = read_samples(p)
+    rows = read_samples(p)  # a reader (compare, a count) changes nothing
     assert len(rows) == 1 and rows[0]["tokens"] == [1, 2]
+    assert p.read_text() == head + good + "1,0,def,1-"
+    assert len(read_samples(p, repair=True)) == 1  # the resuming writer cuts the torn tail
     assert p.read_text() == head + good
     assert list(csv.reader(Path(p).open()))[1][0] == "0"
+
+
+def test_a_malformed_row_in_the_middle_is_refused_and_nothing_is_cut(tmp_path):
+    """One bad line (X before sample 2) must not cost the good rows after it."""
+    p = tmp_path / "samples.csv"
+    head = (
+        "sample,batch,digest,tokens,arch,accuracy,pred_ms,meas_ms,lat_ms,reward,train_s,"
+        "wall_s,cached,error\n"
+    )
+    rows = [f"{i},0,d{i},1-2,r1,0.5,,1.0,1.0,0.5,1.0,2.0,0,\n" for i in range(5)]
+    rows[2] = "X" + rows[2]
+    p.write_text(head + "".join(rows))
+    before = p.read_bytes()
+    for repair in (False, True):
+        with pytest.raises(InputError, match=r"line 4 is malformed.*not changed"):
+            read_samples(p, repair=repair)
+    assert p.read_bytes() == before
 
 
 # -- the loop's bookkeeping, with cheap deterministic stand-ins for training and timing --
