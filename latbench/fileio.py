@@ -14,11 +14,15 @@ link is refused, so a folder handed over by someone else cannot make latbench wr
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
+import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Iterator
 
 from latbench.errors import InputError, LatbenchError
 
@@ -138,3 +142,44 @@ def cut_torn_tail(path: Path) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+class Locked(LatbenchError):
+    """Another latbench process is writing the same artifact."""
+
+    hint = "wait for it to finish (or stop it), then run the same command again"
+
+
+@contextlib.contextmanager
+def hold_lock(path: Path, what: str = "") -> Iterator[None]:
+    """Hold the advisory write lock of an artifact (a file or a run folder) while writing it.
+
+    The lock is `fcntl.flock` on a sidecar `.NAME.lock` beside the artifact (inside a folder
+    for a folder), which records who holds it: a second writer gets one line naming the
+    holder's pid, command and start time, instead of doubled rows. The kernel drops the lock
+    when its holder dies, however it dies, so a stale lock file never blocks anyone."""
+    path = Path(path)
+    lock = path / ".lock" if path.is_dir() else path.with_name(f".{path.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        raise _failed(lock, exc, "nothing was written") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            raise Locked(f"{what or path} is being written by {holder}") from None
+        me = f"pid {os.getpid()} ({' '.join(sys.argv)[:200]}) since {_now()}"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, me.encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -181,3 +181,75 @@ def test_cutting_a_torn_tail_keeps_the_file_itself(tmp_path):
     assert path.stat().st_ino == inode and stat.S_IMODE(path.stat().st_mode) == 0o640
     records.drop_torn_tail(path)  # nothing torn: nothing cut
     assert path.read_text() == "# a: 1\nkey,ms\nk1,1.0\n"
+
+
+# ---- a second writer: refused, naming the first ----------------------------------------------
+
+_HOLD = """
+import sys
+from latbench.fileio import hold_lock
+with hold_lock(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes our stdin
+"""
+
+
+@pytest.fixture
+def held(tmp_path):
+    """A real second process holding the lock of a path until the test ends."""
+    import subprocess
+    import sys
+
+    procs = []
+
+    def hold(path):
+        p = subprocess.Popen(
+            [sys.executable, "-c", _HOLD, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert p.stdout.readline().strip() == "held"
+        procs.append(p)
+        return p
+
+    yield hold
+    for p in procs:
+        p.stdin.close()
+        p.wait(timeout=60)
+
+
+def test_a_second_writer_is_refused_naming_the_holder_and_freed_when_it_dies(tmp_path, held):
+    from latbench.fileio import Locked, hold_lock
+
+    lut = tmp_path / "host_x_fp32.csv"
+    p = held(lut)
+    with pytest.raises(Locked, match=rf"being written by pid {p.pid} \(.*\) since 20"):
+        with hold_lock(lut):
+            pass
+    p.kill()  # killed, not released: the kernel drops the lock with the process
+    p.wait()
+    with hold_lock(lut):
+        pass
+
+
+def test_profile_into_a_lut_another_process_writes_exits_1_with_one_line(
+    tmp_path, held, tiny_arch_dict
+):
+    import json
+    import subprocess
+    import sys
+
+    af = tmp_path / "a.json"
+    af.write_text(json.dumps(tiny_arch_dict))
+    lut = tmp_path / "lut"
+    p = held(lut / "host_tiny_fp32.csv")
+    r = subprocess.run(
+        [sys.executable, "-m", "latbench.commands.main", "profile", "--arch", str(af),
+         "--lut-dir", str(lut), "--no-progress"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 1
+    (line,) = r.stderr.strip().splitlines()
+    assert f"is being written by pid {p.pid}" in line and "run the same command again" in line
+    assert not (lut / "host_tiny_fp32.csv").exists()

@@ -43,6 +43,23 @@ class Calibration:
     lut_precision: str
 
 
+def _locks(lut_dir: Path, device: str, space: str, precision: str):
+    """The write locks of a device's calibration files: its measured-network tables and its
+    predictor file (calibrate and validate write them; one process at a time)."""
+    import contextlib
+
+    from latbench.calibration.calibrate import nets_path
+    from latbench.fileio import hold_lock
+    from latbench.predictors.files import predictor_path
+
+    stack = contextlib.ExitStack()
+    ppath = predictor_path(lut_dir, device, space, precision)
+    stack.enter_context(hold_lock(ppath, f"the {device} {space} {precision} calibration files"))
+    for kind in ("calib", "validate"):
+        stack.enter_context(hold_lock(nets_path(lut_dir, device, space, precision, kind)))
+    return stack
+
+
 def calibrate(
     *,
     device: str,
@@ -62,7 +79,31 @@ def calibrate(
     progress: bool,
     log: Log,
 ) -> Calibration:
-    """Measure (or read) whole networks and fit the device's predictor file on them."""
+    """Measure (or read) whole networks and fit the device's predictor file on them (holding
+    the device's calibration locks)."""
+    with _locks(lut_dir, device, space_name, precision):
+        return _calibrate(**{k: v for k, v in locals().items()})
+
+
+def _calibrate(
+    *,
+    device: str,
+    precision: str,
+    space_name: str,
+    lut_dir: Path,
+    n_archs: int,
+    seed: int,
+    with_zoo: bool | None,
+    n_heldout: int,
+    heldout_seed: int,
+    passes: int,
+    measurements: Path | None,
+    prior_device: str | None,
+    prior_precision: str | None,
+    workers: int,
+    progress: bool,
+    log: Log,
+) -> Calibration:
     from latbench.calibration.calibrate import (
         fit_and_save,
         heldout_networks,
@@ -201,7 +242,29 @@ def validate(
     progress: bool,
     log: Log,
 ) -> Validation:
-    """Judge the device's predictor file on held-out networks; write the report folder."""
+    """Judge the device's predictor file on held-out networks; write the report folder (holding
+    the device's calibration locks)."""
+    with _locks(lut_dir, device, space_name, precision):
+        return _validate(**{k: v for k, v in locals().items()})
+
+
+def _validate(
+    *,
+    device: str,
+    precision: str,
+    space_name: str,
+    lut_dir: Path,
+    n_archs: int,
+    seed: int,
+    with_zoo: bool,
+    keras_refs: bool,
+    passes: int,
+    measurements: Path | None,
+    out_dir: Path | None,
+    workers: int,
+    progress: bool,
+    log: Log,
+) -> Validation:
     import pandas as pd
 
     from latbench.calibration.calibrate import (

@@ -26,6 +26,7 @@ from latbench.commands.options import (
     recipe_from,
 )
 from latbench.errors import InputError, LatbenchError
+from latbench.fileio import hold_lock
 from latbench.proxy.recipe import ProxyRecipe
 from latbench.tuning.netadapt import PROXY as NETADAPT_PROXY
 
@@ -316,9 +317,12 @@ def scale_command(
         # the proxy keeps the candidate's own resolution factor: resolution is what it judges
         return evaluators[r].evaluate(arch).accuracy
 
-    with OnDemandLatency(
-        device, precision, lut_dir, progress=progress_wanted(no_progress), log=_log
-    ) as lat:
+    with (
+        hold_lock(out_dir, f"scaling run {out_dir}"),
+        OnDemandLatency(
+            device, precision, lut_dir, progress=progress_wanted(no_progress), log=_log
+        ) as lat,
+    ):
         base_ms = float(lat.predict([base])[0])
         _log(
             f"{base.name}: predicted {base_ms:.3f} ms on {device}; grid search at phi = 1 "

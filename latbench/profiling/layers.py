@@ -9,6 +9,7 @@ the same command resumes an interrupted profile.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import threading
@@ -26,6 +27,7 @@ from latbench.build.cache import converter_version, spec_path
 from latbench.devices import Device, DeviceLost, ModelRunError
 from latbench.devices.fleet import WorkQueue, split_fingerprint
 from latbench.devices.kinds import device_kind
+from latbench.fileio import hold_lock
 from latbench.nets.arch import LayerSpec
 from latbench.profiling.lut import LUT, Row, lut_path
 
@@ -341,7 +343,30 @@ def profile(
     (same fingerprint but the name): they share one LUT, named after the
     first, and one work queue. With reuse=True, rows already measured in the
     device's other LUT files under the same settings are copied, not measured again.
+    Every LUT written is locked for the whole run (`fileio.hold_lock`): a second writer of
+    the same LUT is refused with the holder's pid, command and start time.
     """
+    with contextlib.ExitStack() as locks:
+        for d in devices[:1] if split and len(devices) > 1 else devices:
+            path = lut_path(lut_dir, d.profile.name, space, precision)
+            locks.enter_context(hold_lock(path, f"LUT {path}"))
+        return _profile(
+            devices, specs, space, precision, lut_dir, workers, retry_failed, progress, split, reuse
+        )
+
+
+def _profile(
+    devices: Sequence[Device],
+    specs: Sequence[LayerSpec],
+    space: str,
+    precision: str,
+    lut_dir: Path,
+    workers: int,
+    retry_failed: bool,
+    progress: bool,
+    split: bool,
+    reuse: bool,
+) -> list[Summary]:
     t0 = time.monotonic()
     split = split and len(devices) > 1
     if split:

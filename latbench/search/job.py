@@ -211,8 +211,17 @@ def run_job(
 ) -> dict:
     """Run (or resume) the search of `cfg` in `out_dir`; the run's summary.
 
-    KeyboardInterrupt propagates after the device and the executor are closed; every sample
-    finished before it is on disk (`run.Search`)."""
+    The run folder is locked for the whole run (`fileio.hold_lock`): a second `search
+    --resume` of it is refused naming the first. KeyboardInterrupt propagates after the
+    device and the executor are closed; every sample finished before it is on disk."""
+    from latbench.fileio import hold_lock
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with hold_lock(out_dir, f"search run {out_dir}"):
+        return _run_locked(out_dir, cfg, ray_workers, ray_address, log, progress, dataset)
+
+
+def _run_locked(out_dir: Path, cfg, ray_workers, ray_address, log: Log, progress: bool, dataset):
     from latbench.devices import known_profiles
     from latbench.fileio import write_atomic
     from latbench.nets.spaces import get_space
@@ -239,7 +248,6 @@ def run_job(
         runner = Search(
             out_dir, cfg, evaluator, lat, space, log=log, progress=progress, executor=executor
         )
-        out_dir.mkdir(parents=True, exist_ok=True)
         check_latency_model(out_dir, identity, log)
         bpath = out_dir / "baselines.json"
         if not (out_dir / "samples.csv").exists():

@@ -361,10 +361,17 @@ class NetAdaptRun:
 
     # -- the loop -----------------------------------------------------------------
     def run(self) -> dict:
+        """Run (or resume) to the target, holding the run folder's lock (`fileio.hold_lock`)."""
+        from latbench.fileio import hold_lock
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        with hold_lock(self.out, f"NetAdapt run {self.out}"):
+            return self._run()
+
+    def _run(self) -> dict:
         from latbench.nets.arch import save_arch
 
         cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
         if self.state_path.exists():
             state, weights = self._load_state()
             cur = arch_from_dict(state["arch"])
