@@ -82,131 +82,109 @@ def calibrate(
     """Measure (or read) whole networks and fit the device's predictor file on them (holding
     the device's calibration locks)."""
     with _locks(lut_dir, device, space_name, precision):
-        return _calibrate(**{k: v for k, v in locals().items()})
-
-
-def _calibrate(
-    *,
-    device: str,
-    precision: str,
-    space_name: str,
-    lut_dir: Path,
-    n_archs: int,
-    seed: int,
-    with_zoo: bool | None,
-    n_heldout: int,
-    heldout_seed: int,
-    passes: int,
-    measurements: Path | None,
-    prior_device: str | None,
-    prior_precision: str | None,
-    workers: int,
-    progress: bool,
-    log: Log,
-) -> Calibration:
-    from latbench.calibration.calibrate import (
-        fit_and_save,
-        heldout_networks,
-        measure_sets,
-        nets_path,
-        read_measurements,
-        sample_networks,
-        zoo_networks,
-    )
-    from latbench.nets.spaces import get_space
-    from latbench.predictors import MissingKeys, load_table
-
-    space = get_space(space_name)
-    if measurements is not None and (n_heldout or passes > 1):
-        raise InputError(
-            "--heldout and --passes measure networks here; they do not go with --measurements",
-            "--measurements",
+        from latbench.calibration.calibrate import (
+            fit_and_save,
+            heldout_networks,
+            measure_sets,
+            nets_path,
+            read_measurements,
+            sample_networks,
+            zoo_networks,
         )
-    if measurements is None:
-        if prior_device or prior_precision:
-            raise InputError("--prior/--prior-precision go with --measurements", "--prior")
-        from latbench.devices import load_profile, open_device
+        from latbench.nets.spaces import get_space
+        from latbench.predictors import MissingKeys, load_table
 
-        profile = load_profile(device)
-        table = load_table(device, precision, lut_dir)
-        if with_zoo is None:
-            with_zoo = space.calibrate_with_zoo
-        nets = sample_networks(space, n_archs, seed) + (zoo_networks() if with_zoo else [])
-        nets = runnable(nets, table, log)
-        held: list = []
-        if n_heldout:
-            sampled, zoo_held = heldout_networks(
-                space, n_heldout, heldout_seed, {n.arch.digest() for n in nets}, not with_zoo
-            )
-            held = runnable(
-                sampled + [z for z in zoo_held if not table.missing([z.arch])], table, log
-            )
-        missing = table.missing([n.arch for n in nets + held])
-        if missing:
-            exc = MissingKeys(missing, device, precision)
-            exc.hint = (
-                f"for the space's networks: latbench profile --device {device} "
-                f"--space {space_name} --precision {precision} --lut-dir {lut_dir}"
-                + (
-                    f"; for the zoo: the same with --zoo instead of --space {space_name}"
-                    if with_zoo
-                    else ""
-                )
-            )
-            raise exc
-        path = nets_path(lut_dir, device, space_name, precision, "calib")
-        sets = [(path, nets)]
-        if held:
-            sets.append((nets_path(lut_dir, device, space_name, precision, "validate"), held))
-            log(
-                f"measuring {len(nets)} calibration and {len(held)} held-out networks "
-                f"interleaved (validate --archs {n_heldout} --seed {heldout_seed} will use them)"
-            )
-        with open_device(profile) as dev:
-            results = measure_sets(
-                dev,
-                sets,
-                precision,
-                workers,
-                progress,
-                shuffle_seed=seed if held else None,
-                passes=passes,
-            )[0]
-        wanted = {n.arch.digest() for n in nets}
-        chosen = [r for d, r in results.items() if d in wanted]
-        mode = "measured"
-        log(f"measured networks -> {path}")
-    else:
-        table = load_table(prior_device or device, prior_precision or precision, lut_dir)
-        chosen = read_measurements(measurements, space)
-        missing = table.missing([r.network.arch for r in chosen])
-        if missing:
-            raise MissingKeys(missing, table.device, table.precision)
-        failed = [r for r in chosen if table.failed([r.network.arch])]
-        if failed:
+        space = get_space(space_name)
+        if measurements is not None and (n_heldout or passes > 1):
             raise InputError(
-                f"{measurements}: row {failed[0].network.source.split(':')[1]} "
-                f"({failed[0].network.arch.name}) holds layers that failed on "
-                f"{table.device} (status=failed in its LUT): the prior cannot "
-                f"describe it; remove the row"
+                "--heldout and --passes measure networks here; they do not go with --measurements",
+                "--measurements",
             )
-        path = Path(measurements)
-        mode = (
-            "few-shot"
-            if table.device != device or table.precision != precision
-            else "measurements file"
+        if measurements is None:
+            if prior_device or prior_precision:
+                raise InputError("--prior/--prior-precision go with --measurements", "--prior")
+            from latbench.devices import load_profile, open_device
+
+            profile = load_profile(device)
+            table = load_table(device, precision, lut_dir)
+            if with_zoo is None:
+                with_zoo = space.calibrate_with_zoo
+            nets = sample_networks(space, n_archs, seed) + (zoo_networks() if with_zoo else [])
+            nets = runnable(nets, table, log)
+            held: list = []
+            if n_heldout:
+                sampled, zoo_held = heldout_networks(
+                    space, n_heldout, heldout_seed, {n.arch.digest() for n in nets}, not with_zoo
+                )
+                held = runnable(
+                    sampled + [z for z in zoo_held if not table.missing([z.arch])], table, log
+                )
+            missing = table.missing([n.arch for n in nets + held])
+            if missing:
+                exc = MissingKeys(missing, device, precision)
+                exc.hint = (
+                    f"for the space's networks: latbench profile --device {device} "
+                    f"--space {space_name} --precision {precision} --lut-dir {lut_dir}"
+                    + (
+                        f"; for the zoo: the same with --zoo instead of --space {space_name}"
+                        if with_zoo
+                        else ""
+                    )
+                )
+                raise exc
+            path = nets_path(lut_dir, device, space_name, precision, "calib")
+            sets = [(path, nets)]
+            if held:
+                sets.append((nets_path(lut_dir, device, space_name, precision, "validate"), held))
+                log(
+                    f"measuring {len(nets)} calibration and {len(held)} held-out networks "
+                    f"interleaved (validate --archs {n_heldout} --seed {heldout_seed} will use them)"
+                )
+            with open_device(profile) as dev:
+                results = measure_sets(
+                    dev,
+                    sets,
+                    precision,
+                    workers,
+                    progress,
+                    shuffle_seed=seed if held else None,
+                    passes=passes,
+                )[0]
+            wanted = {n.arch.digest() for n in nets}
+            chosen = [r for d, r in results.items() if d in wanted]
+            mode = "measured"
+            log(f"measured networks -> {path}")
+        else:
+            table = load_table(prior_device or device, prior_precision or precision, lut_dir)
+            chosen = read_measurements(measurements, space)
+            missing = table.missing([r.network.arch for r in chosen])
+            if missing:
+                raise MissingKeys(missing, table.device, table.precision)
+            failed = [r for r in chosen if table.failed([r.network.arch])]
+            if failed:
+                raise InputError(
+                    f"{measurements}: row {failed[0].network.source.split(':')[1]} "
+                    f"({failed[0].network.arch.name}) holds layers that failed on "
+                    f"{table.device} (status=failed in its LUT): the prior cannot "
+                    f"describe it; remove the row"
+                )
+            path = Path(measurements)
+            mode = (
+                "few-shot"
+                if table.device != device or table.precision != precision
+                else "measurements file"
+            )
+        fitted, X, y, ppath = fit_and_save(
+            table,
+            chosen,
+            lut_dir,
+            device=device,
+            space=space_name,
+            precision=precision,
+            measurements=path,
+            mode=mode,
         )
-    fitted, X, y, ppath = fit_and_save(
-        table,
-        chosen,
-        lut_dir,
-        device=device,
-        space=space_name,
-        precision=precision,
-        measurements=path,
-        mode=mode,
-    )
-    return Calibration(fitted, X, y, ppath, mode, path, table.device, table.precision)
+        return Calibration(fitted, X, y, ppath, mode, path, table.device, table.precision)
 
 
 @dataclass
@@ -245,166 +223,148 @@ def validate(
     """Judge the device's predictor file on held-out networks; write the report folder (holding
     the device's calibration locks)."""
     with _locks(lut_dir, device, space_name, precision):
-        return _validate(**{k: v for k, v in locals().items()})
+        import pandas as pd
 
+        from latbench.calibration.calibrate import (
+            heldout_networks,
+            load_results,
+            measure_networks,
+            nets_path,
+            read_measurements,
+            zoo_networks,
+        )
+        from latbench.calibration.validate import (
+            keras_rows,
+            metrics,
+            predict_all,
+            scatter_png,
+            zoo_from_file,
+            zoo_leave_one_out,
+        )
+        from latbench.fileio import write_atomic
+        from latbench.nets.spaces import get_space
+        from latbench.predictors import load_predictor
+        from latbench.predictors.files import file_sha256
 
-def _validate(
-    *,
-    device: str,
-    precision: str,
-    space_name: str,
-    lut_dir: Path,
-    n_archs: int,
-    seed: int,
-    with_zoo: bool,
-    keras_refs: bool,
-    passes: int,
-    measurements: Path | None,
-    out_dir: Path | None,
-    workers: int,
-    progress: bool,
-    log: Log,
-) -> Validation:
-    import pandas as pd
-
-    from latbench.calibration.calibrate import (
-        heldout_networks,
-        load_results,
-        measure_networks,
-        nets_path,
-        read_measurements,
-        zoo_networks,
-    )
-    from latbench.calibration.validate import (
-        keras_rows,
-        metrics,
-        predict_all,
-        scatter_png,
-        zoo_from_file,
-        zoo_leave_one_out,
-    )
-    from latbench.fileio import write_atomic
-    from latbench.nets.spaces import get_space
-    from latbench.predictors import load_predictor
-    from latbench.predictors.files import file_sha256
-
-    model = load_predictor(device, precision, lut_dir, space_name, require_calibrated=True)
-    doc = model.doc or {}
-    cal = doc["calibration"]
-    calibrated_on = set(cal.get("digests", []))
-    log(
-        f"evaluating {model.path} (sha256 {file_sha256(model.path)[:16]}) as predict and "
-        f"search load it: {', '.join(model.fitted)} (default {model.name}), "
-        f"calibrated on {cal.get('networks')} networks ({cal.get('mode')})"
-    )
-    zoo_calibrated = [z for z in zoo_networks() if z.arch.digest() in calibrated_on]
-    zoo_held = (
-        [z for z in zoo_networks() if z.arch.digest() not in calibrated_on] if with_zoo else []
-    )
-    unprofiled = [z for z in zoo_held if model.table.missing([z.arch])]
-    if unprofiled:
+        model = load_predictor(device, precision, lut_dir, space_name, require_calibrated=True)
+        doc = model.doc or {}
+        cal = doc["calibration"]
+        calibrated_on = set(cal.get("digests", []))
         log(
-            f"leaving out {len(unprofiled)} zoo network(s) whose layers are not in the "
-            f"{model.table.device} LUT (measure them with: latbench profile --device "
-            f"{model.table.device} --zoo)"
+            f"evaluating {model.path} (sha256 {file_sha256(model.path)[:16]}) as predict and "
+            f"search load it: {', '.join(model.fitted)} (default {model.name}), "
+            f"calibrated on {cal.get('networks')} networks ({cal.get('mode')})"
         )
-        zoo_held = [z for z in zoo_held if z not in unprofiled]
-    refs: dict = {}
-    if measurements is not None:
-        given = read_measurements(measurements, get_space(space_name))
-        test = [r for r in given if r.network.arch.digest() not in calibrated_on]
-        if len(test) < len(given):
+        zoo_calibrated = [z for z in zoo_networks() if z.arch.digest() in calibrated_on]
+        zoo_held = (
+            [z for z in zoo_networks() if z.arch.digest() not in calibrated_on] if with_zoo else []
+        )
+        unprofiled = [z for z in zoo_held if model.table.missing([z.arch])]
+        if unprofiled:
             log(
-                f"leaving out {len(given) - len(test)} network(s) of {measurements} that "
-                f"the predictor was calibrated on"
+                f"leaving out {len(unprofiled)} zoo network(s) whose layers are not in the "
+                f"{model.table.device} LUT (measure them with: latbench profile --device "
+                f"{model.table.device} --zoo)"
             )
-        zoo_res = []
-    else:
-        from latbench.devices import load_profile, open_device
-
-        profile = load_profile(device)
-        nets, _ = heldout_networks(get_space(space_name), n_archs, seed, calibrated_on, False)
-        nets = runnable(nets + zoo_held, model.table, log)
-        path = nets_path(lut_dir, device, space_name, precision, "validate")
-        with open_device(profile) as dev:
-            results = measure_networks(dev, nets, path, precision, workers, progress, passes=passes)
-            if keras_refs:
-                from latbench.calibration.keras_refs import measure_refs, refs_path
-                from latbench.profiling.layers import lut_meta
-
-                refs = measure_refs(
-                    dev,
-                    refs_path(lut_dir, device, precision),
-                    precision,
-                    lut_meta(dev, precision, space="keras"),
+            zoo_held = [z for z in zoo_held if z not in unprofiled]
+        refs: dict = {}
+        if measurements is not None:
+            given = read_measurements(measurements, get_space(space_name))
+            test = [r for r in given if r.network.arch.digest() not in calibrated_on]
+            if len(test) < len(given):
+                log(
+                    f"leaving out {len(given) - len(test)} network(s) of {measurements} that "
+                    f"the predictor was calibrated on"
                 )
-        zoo_d = {z.arch.digest() for z in zoo_held}
-        test = [results[n.arch.digest()] for n in nets if n.arch.digest() not in zoo_d]
-        zoo_res = [results[n.arch.digest()] for n in nets if n.arch.digest() in zoo_d]
-    preds, meas, rows = predict_all(model, test)
-    zoo = zoo_from_file(model, zoo_res)
-    if zoo_calibrated and with_zoo:
-        calib_path = nets_path(lut_dir, device, space_name, precision, "calib")
-        train = load_results(calib_path)
-        zoo += zoo_leave_one_out(
-            model.table,
-            [r for d, r in train.items() if d in calibrated_on],
-            [train[z.arch.digest()] for z in zoo_calibrated if z.arch.digest() in train],
-        )
-    keras = keras_rows(model, refs) if refs else []
-    out_dir = out_dir or Path("runs") / f"validate-{device}-{space_name}-{precision}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(
-        {
-            "name": [r.network.arch.name for r in rows],
-            "measured_ms": meas,
-            **{f"{k}_ms": v for k, v in preds.items()},
-        }
-    )
-    write_atomic(out_dir / "heldout.csv", frame.to_csv(index=False).encode())
-    write_atomic(out_dir / "zoo.csv", pd.DataFrame(zoo).to_csv(index=False).encode())
-    if keras:
-        write_atomic(out_dir / "keras.csv", pd.DataFrame(keras).to_csv(index=False).encode())
-    summary = {k: metrics(v, meas).__dict__ for k, v in preds.items()}
-    source = f"from {measurements}" if measurements is not None else f"seed {seed}"
-    verdict = _judge_default(model, summary, len(meas), source)
-    write_atomic(out_dir / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
-    write_atomic(
-        out_dir / "predictor.json",
-        (
-            json.dumps(
-                {
-                    "path": str(model.path),
-                    "sha256": file_sha256(model.path),
-                    "default": model.name,
-                    "calibration": {k: v for k, v in cal.items() if k != "digests"},
-                    "identity": model.identity(),
-                },
-                indent=2,
+            zoo_res = []
+        else:
+            from latbench.devices import load_profile, open_device
+
+            profile = load_profile(device)
+            nets, _ = heldout_networks(get_space(space_name), n_archs, seed, calibrated_on, False)
+            nets = runnable(nets + zoo_held, model.table, log)
+            path = nets_path(lut_dir, device, space_name, precision, "validate")
+            with open_device(profile) as dev:
+                results = measure_networks(
+                    dev, nets, path, precision, workers, progress, passes=passes
+                )
+                if keras_refs:
+                    from latbench.calibration.keras_refs import measure_refs, refs_path
+                    from latbench.profiling.layers import lut_meta
+
+                    refs = measure_refs(
+                        dev,
+                        refs_path(lut_dir, device, precision),
+                        precision,
+                        lut_meta(dev, precision, space="keras"),
+                    )
+            zoo_d = {z.arch.digest() for z in zoo_held}
+            test = [results[n.arch.digest()] for n in nets if n.arch.digest() not in zoo_d]
+            zoo_res = [results[n.arch.digest()] for n in nets if n.arch.digest() in zoo_d]
+        preds, meas, rows = predict_all(model, test)
+        zoo = zoo_from_file(model, zoo_res)
+        if zoo_calibrated and with_zoo:
+            calib_path = nets_path(lut_dir, device, space_name, precision, "calib")
+            train = load_results(calib_path)
+            zoo += zoo_leave_one_out(
+                model.table,
+                [r for d, r in train.items() if d in calibrated_on],
+                [train[z.arch.digest()] for z in zoo_calibrated if z.arch.digest() in train],
             )
-            + "\n"
-        ).encode(),
-    )
-    scatter_png(
-        out_dir / "predicted_vs_measured.png",
-        preds,
-        meas,
-        f"{device} {space_name} {precision}: {len(meas)} held-out networks",
-        zoo,
-        keras,
-    )
-    return Validation(
-        len(meas),
-        source,
-        model.path,
-        model.name,
-        list(preds),
-        summary,
-        zoo,
-        keras,
-        out_dir,
-        verdict,
-    )
+        keras = keras_rows(model, refs) if refs else []
+        out_dir = out_dir or Path("runs") / f"validate-{device}-{space_name}-{precision}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        frame = pd.DataFrame(
+            {
+                "name": [r.network.arch.name for r in rows],
+                "measured_ms": meas,
+                **{f"{k}_ms": v for k, v in preds.items()},
+            }
+        )
+        write_atomic(out_dir / "heldout.csv", frame.to_csv(index=False).encode())
+        write_atomic(out_dir / "zoo.csv", pd.DataFrame(zoo).to_csv(index=False).encode())
+        if keras:
+            write_atomic(out_dir / "keras.csv", pd.DataFrame(keras).to_csv(index=False).encode())
+        summary = {k: metrics(v, meas).__dict__ for k, v in preds.items()}
+        source = f"from {measurements}" if measurements is not None else f"seed {seed}"
+        verdict = _judge_default(model, summary, len(meas), source)
+        write_atomic(out_dir / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
+        write_atomic(
+            out_dir / "predictor.json",
+            (
+                json.dumps(
+                    {
+                        "path": str(model.path),
+                        "sha256": file_sha256(model.path),
+                        "default": model.name,
+                        "calibration": {k: v for k, v in cal.items() if k != "digests"},
+                        "identity": model.identity(),
+                    },
+                    indent=2,
+                )
+                + "\n"
+            ).encode(),
+        )
+        scatter_png(
+            out_dir / "predicted_vs_measured.png",
+            preds,
+            meas,
+            f"{device} {space_name} {precision}: {len(meas)} held-out networks",
+            zoo,
+            keras,
+        )
+        return Validation(
+            len(meas),
+            source,
+            model.path,
+            model.name,
+            list(preds),
+            summary,
+            zoo,
+            keras,
+            out_dir,
+            verdict,
+        )
 
 
 def _judge_default(model, summary: dict[str, dict], n: int, source: str) -> dict | None:
