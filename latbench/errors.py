@@ -30,3 +30,9 @@ def one_line(exc: BaseException, limit: int = 400) -> str:
     """The error message folded into one line (device output can span many)."""
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Interrupted(LatbenchError):
+    """Ctrl-C (SIGINT): the job stopped where it was; every finished row is on disk."""
+
+    exit_code = 130

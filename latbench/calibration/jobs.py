@@ -54,9 +54,13 @@ def _locks(lut_dir: Path, device: str, space: str, precision: str):
 
     stack = contextlib.ExitStack()
     ppath = predictor_path(lut_dir, device, space, precision)
-    stack.enter_context(hold_lock(ppath, f"the {device} {space} {precision} calibration files"))
-    for kind in ("calib", "validate"):
-        stack.enter_context(hold_lock(nets_path(lut_dir, device, space, precision, kind)))
+    try:
+        stack.enter_context(hold_lock(ppath, f"the {device} {space} {precision} calibration files"))
+        for kind in ("calib", "validate"):
+            stack.enter_context(hold_lock(nets_path(lut_dir, device, space, precision, kind)))
+    except BaseException:
+        stack.close()  # release what was taken before the one that failed
+        raise
     return stack
 
 
@@ -290,14 +294,14 @@ def validate(
                 )
                 if keras_refs:
                     from latbench.calibration.keras_refs import measure_refs, refs_path
+                    from latbench.fileio import hold_lock
                     from latbench.profiling.layers import lut_meta
 
-                    refs = measure_refs(
-                        dev,
-                        refs_path(lut_dir, device, precision),
-                        precision,
-                        lut_meta(dev, precision, space="keras"),
-                    )
+                    rpath = refs_path(lut_dir, device, precision)  # shared by every space
+                    with hold_lock(rpath):
+                        refs = measure_refs(
+                            dev, rpath, precision, lut_meta(dev, precision, space="keras")
+                        )
             zoo_d = {z.arch.digest() for z in zoo_held}
             test = [results[n.arch.digest()] for n in nets if n.arch.digest() not in zoo_d]
             zoo_res = [results[n.arch.digest()] for n in nets if n.arch.digest() in zoo_d]
@@ -327,7 +331,7 @@ def validate(
             write_atomic(out_dir / "keras.csv", pd.DataFrame(keras).to_csv(index=False).encode())
         summary = {k: metrics(v, meas).__dict__ for k, v in preds.items()}
         source = f"from {measurements}" if measurements is not None else f"seed {seed}"
-        verdict = _judge_default(model, summary, len(meas), source)
+        verdict = _judge_default(model, summary, preds, meas, source)
         write_atomic(out_dir / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
         write_atomic(
             out_dir / "predictor.json",
@@ -367,19 +371,28 @@ def validate(
         )
 
 
-def _judge_default(model, summary: dict[str, dict], n: int, source: str) -> dict | None:
+def _judge_default(model, summary: dict[str, dict], preds: dict, meas, source: str) -> dict | None:
     """The file's default worse than the plain LUT sum on held-out networks: record it in the
     predictor file, whose users (predict, search, the Python API) then take the LUT sum until
-    calibrate writes a new file (or they ask for a method by name). The verdict, or None."""
+    calibrate writes a new file (or they ask for a method by name). The verdict, or None.
+
+    Worse means by more than one standard error of the per-network difference, on at least
+    MIN_JUDGED networks (calibrate's rule): a difference the noise explains changes nothing."""
     from datetime import datetime, timezone
 
+    import numpy as np
+
+    from latbench.calibration.calibrate import MIN_JUDGED
     from latbench.predictors.files import read_doc, write_doc
 
-    name = model.name
-    if name == "lut" or "lut" not in summary or name not in summary:
+    name, n = model.name, len(meas)
+    if name == "lut" or "lut" not in summary or name not in summary or n < MIN_JUDGED:
         return None
     mine, lut = summary[name]["mape"], summary["lut"]["mape"]
-    if not mine > lut:
+    m = np.asarray(meas, float)
+    diff = (np.abs(np.asarray(preds[name]) - m) - np.abs(np.asarray(preds["lut"]) - m)) / m * 100
+    se = float(diff.std(ddof=1) / np.sqrt(n))
+    if not diff.mean() > se:
         return None
     verdict = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -29,7 +29,7 @@ from latbench.commands.options import (
     precision_option,
     space_option,
 )
-from latbench.errors import InputError, LatbenchError
+from latbench.errors import InputError, Interrupted, LatbenchError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -276,12 +276,10 @@ def profile(
             reuse=reuse,
         )
     except KeyboardInterrupt:
-        click.echo(
-            "\ninterrupted: every entry measured so far is in the LUT; "
-            "run the same command again to resume",
-            err=True,
-        )
-        sys.exit(1)
+        raise Interrupted(
+            "interrupted: every entry measured so far is in the LUT; "
+            "run the same command again to resume"
+        ) from None
     finally:
         for d in devices:
             d.close()
@@ -475,10 +473,13 @@ def main() -> None:
     as_json = "--json" in sys.argv[1:]
 
     def fail(exc: BaseException, code: int) -> None:
-        if as_json:
-            click.echo(error_json(exc, code))
-        else:
-            click.echo(error_text(exc), err=True)
+        try:
+            if as_json:
+                click.echo(error_json(exc, code))
+            else:
+                click.echo(error_text(exc), err=True)
+        except BrokenPipeError:  # nobody left to tell
+            _stdout_gone()
         sys.exit(code)
 
     stdout = sys.stdout
@@ -487,7 +488,9 @@ def main() -> None:
     except BrokenPipeError:
         _stdout_gone()
     except SystemExit:
-        if sys.stdout is not stdout:  # click met EPIPE, swapped stdout and exits 1: not a failure
+        # click met EPIPE on stdout or stderr, swapped both and exits 1: a closed stdout is
+        # not a failure (exit 0); a closed stderr alone stays one
+        if sys.stdout is not stdout and _broken(1):
             _stdout_gone()
         raise
     except (click.exceptions.Abort, KeyboardInterrupt):
@@ -508,8 +511,16 @@ def main() -> None:
         sys.exit(exc.exit_code)
 
 
-class Interrupted(LatbenchError):
-    """Ctrl-C (SIGINT): the job stopped where it was; every finished row is on disk."""
+def _broken(fd: int) -> bool:
+    """Whether the pipe behind `fd` has lost its reader."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poll.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 def _stdout_gone() -> None:

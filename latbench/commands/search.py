@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -236,15 +235,17 @@ def search_command(
             dataset=ds,
         )
     except KeyboardInterrupt:
+        from latbench.errors import InputError, Interrupted
         from latbench.search.samples import read as read_samples
 
-        n = len(read_samples(out_dir / "samples.csv"))
-        click.echo(
-            f"\ninterrupted after {n} completed samples; continue with: "
-            f"latbench search --resume {out_dir}",
-            err=True,
-        )
-        sys.exit(130)
+        try:
+            n = str(len(read_samples(out_dir / "samples.csv")))
+        except InputError:
+            n = "the"
+        raise Interrupted(
+            f"interrupted after {n} completed samples; continue with: "
+            f"latbench search --resume {out_dir}"
+        ) from None
     click.echo(
         json.dumps(
             {

@@ -8,7 +8,6 @@ accuracy from the search's proxy task.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from latbench.commands.options import (
     proxy_options,
     recipe_from,
 )
-from latbench.errors import InputError, LatbenchError
+from latbench.errors import InputError, Interrupted, LatbenchError
 from latbench.fileio import hold_lock
 from latbench.proxy.recipe import ProxyRecipe
 from latbench.tuning.netadapt import PROXY as NETADAPT_PROXY
@@ -186,11 +185,10 @@ def netadapt_command(
         try:
             state = runner.run()
         except KeyboardInterrupt:
-            _log(
-                f"\ninterrupted: every finished step is kept in {out_dir}/; "
+            raise Interrupted(
+                f"interrupted: every finished step is kept in {out_dir}/; "
                 f"run the same command again to resume"
-            )
-            sys.exit(130)
+            ) from None
     fin = state["final"]
     summary = {
         "status": state["status"],

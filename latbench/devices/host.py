@@ -40,6 +40,16 @@ def _cpu_model() -> str:
 log = logging.getLogger(__name__)
 
 
+def _fastest(cpus: set[int]) -> set[int]:
+    """The CPUs of the highest maximum clock (all of them where sysfs does not say)."""
+    top = {c: _read(f"/sys/devices/system/cpu/cpu{c}/cpufreq/cpuinfo_max_freq") for c in cpus}
+    known = {c: int(v) for c, v in top.items() if v and v.isdigit()}
+    if len(known) < len(cpus):
+        return cpus
+    best = max(known.values())
+    return {c for c, v in known.items() if v == best}
+
+
 def _read(path: str) -> str | None:
     try:
         return Path(path).read_text().strip()
@@ -74,7 +84,7 @@ class HostDevice(Device):
         # cpus = "auto": as many of the least busy CPUs as the profile has threads
         self._cpus: tuple[int, ...] = profile.cpus
         if profile.pick_cpu:
-            free = set(usable)
+            free = _fastest(set(usable))  # a hybrid CPU: never an efficiency core
             picked = []
             for _ in range(min(profile.threads, len(free))):
                 picked.append(least_busy_cpu(free))
@@ -158,10 +168,12 @@ class HostDevice(Device):
 
     def _watched(self, model: Path) -> tuple[Measurement, dict]:
         """One timing and the conditions around it (on the timing CPU, or CPU 0's view)."""
-        watch = CpuWatch(self._cpus[0] if self._cpus else -1)
+        watch = CpuWatch(self._cpus)
         m = self._time(model)
-        ratio = m.extra.get("wall_cpu") if self.profile.threads == 1 else None
-        return m, watch.stop(ratio)
+        one = self.profile.threads == 1
+        return m, watch.stop(
+            m.extra.get("wall_cpu") if one else None, m.extra.get("lost_ms") if one else None
+        )
 
     def _time(self, model: Path) -> Measurement:
         proc = self._worker()

@@ -79,6 +79,9 @@ def time_model(path: str, threads: int, protocol: Protocol) -> dict:
         # all the timed runs' wall time over their CPU time: > 1 when the thread waited for
         # its CPU (another process ran there) - a median would hide short preemptions
         "wall_cpu": round(sum(timed) / cpu_sum, 4) if cpu_sum > 0 else None,
+        # and in absolute time: the clocks' own overhead makes tiny rows' ratio ~1.1 on an
+        # idle machine, while a real preemption costs at least a scheduler slice (~ms)
+        "lost_ms": round(sum(timed) - cpu_sum, 4),
     }
     return d
 

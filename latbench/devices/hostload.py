@@ -25,6 +25,7 @@ LIMITS = {
     "steal": 0.02,  # share of the timing CPU's time stolen by the hypervisor
     "siblings_busy": 0.25,  # hyperthread siblings of the timing CPU: share of time busy
 }
+LOST_MS = 2.0  # the wall / CPU ratio counts only when the wall clock lost this much in all
 OTHERS_BUSY = 0.50  # the busiest other CPU above this is reported (a VM may share cores unseen)
 
 
@@ -89,31 +90,37 @@ def _busy(a: CpuTimes | None, b: CpuTimes | None) -> float:
 
 
 class CpuWatch:
-    """Busy and steal shares over a span of time, around the timing CPU."""
+    """Busy and steal shares over a span of time, around the timing CPUs (the worker's set:
+    its own CPUs are neither "others" nor "siblings"; () = unpinned, nothing to attribute)."""
 
-    def __init__(self, cpu: int):
-        self.cpu = cpu
-        self.siblings = siblings(cpu)
+    def __init__(self, cpus: tuple[int, ...]):
+        self.cpus = tuple(cpus)
+        self.cpu = self.cpus[0] if self.cpus else -1
+        self.siblings = set().union(*(siblings(c) for c in self.cpus)) - set(self.cpus)
         self._start = cpu_times()
         self._t0 = time.monotonic()
 
-    def stop(self, wall_cpu: float | None = None) -> dict:
-        """The conditions seen since the watch started; `wall_cpu` from the timing worker."""
+    def stop(self, wall_cpu: float | None = None, lost_ms: float | None = None) -> dict:
+        """The conditions seen since the watch started; `wall_cpu` and `lost_ms` (wall minus
+        CPU time over the timed runs) from the timing worker."""
         end = cpu_times()
-        a, b = self._start.get(self.cpu), end.get(self.cpu)
         steal = 0.0
-        if a and b and b.total > a.total:
-            steal = (b.steal - a.steal) / (b.total - a.total)
+        for c in self.cpus:  # the most stolen of the timing CPUs
+            a, b = self._start.get(c), end.get(c)
+            if a and b and b.total > a.total:
+                steal = max(steal, (b.steal - a.steal) / (b.total - a.total))
         others = {
             c: round(_busy(self._start.get(c), end.get(c)), 3)
             for c in end
-            if c != self.cpu and self.cpu >= 0
+            if self.cpus and c not in self.cpus
         }
         sib = [others[c] for c in self.siblings if c in others]
         cond = {
             "cpu": self.cpu,
+            "cpus": list(self.cpus),
             "span_s": round(time.monotonic() - self._t0, 2),
             "wall_cpu": None if wall_cpu is None else round(wall_cpu, 3),
+            "lost_ms": None if lost_ms is None else round(lost_ms, 3),
             "steal": round(steal, 4),
             "siblings": sorted(self.siblings),
             "siblings_busy": max(sib) if sib else None,
@@ -137,6 +144,8 @@ def judge(cond: dict) -> list[str]:
     why = []
     for key, limit in LIMITS.items():
         v = cond.get(key)
+        if key == "wall_cpu" and not (cond.get("lost_ms") or 0) > LOST_MS:
+            continue  # a ratio over microseconds of clock overhead says nothing
         if isinstance(v, (int, float)) and v > limit:
             why.append(f"{key} {v:g} > {limit:g}")
     return why

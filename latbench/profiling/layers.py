@@ -26,6 +26,7 @@ from latbench._version import __version__
 from latbench.build.cache import converter_version, spec_path
 from latbench.devices import Device, DeviceLost, ModelRunError
 from latbench.devices.fleet import WorkQueue, split_fingerprint
+from latbench.devices.hostload import siblings
 from latbench.devices.kinds import device_kind
 from latbench.fileio import hold_lock
 from latbench.nets.arch import LayerSpec
@@ -171,7 +172,8 @@ def converter_cpus(devices: Sequence[Device]) -> set[int] | None:
         if device_kind(d.profile.kind).times_on_this_cpu:
             if not d.pinned_cpus:
                 return None
-            free -= set(d.pinned_cpus)
+            for c in d.pinned_cpus:  # and off their hyperthread siblings (the same core)
+                free -= {c} | siblings(c)
     return free or None
 
 
