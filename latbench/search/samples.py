@@ -87,34 +87,48 @@ def parse(rec: dict) -> dict:
     }
 
 
+def _malformed(path: Path, n: int, why: object) -> InputError:
+    return InputError(
+        f"{path}: line {n} is malformed ({why}); the file was not changed: fix or remove "
+        f"that line (rows after it are kept), then run the command again"
+    )
+
+
 def read(path: Path, repair: bool = False) -> list[dict]:
     """Completed rows in order. A torn last line (no newline: a kill mid-write) is ignored,
     and with `repair` cut off the file; a malformed complete row is an InputError naming its
-    line, and the file is not touched."""
+    line, and the file is not touched. Lines are parsed one by one (a row is one physical
+    line by construction), so one damaged row cannot swallow the rows after it, and a torn
+    line is never decoded (a kill may have cut a character in half)."""
     path = Path(path)
     if not path.exists():
         return []
-    text = path.read_text(errors="strict")
-    records = list(csv.reader(io.StringIO(text, newline="")))
-    if not records:
+    data = path.read_bytes()
+    *complete, tail = data.split(b"\n")
+    if not complete:  # empty, or only a torn header
+        if tail and repair:
+            cut_torn_tail(path)
         return []
-    torn = not text.endswith("\n")
-    complete = records[1:-1] if torn else records[1:]
-    header = records[0]
+
+    def fields(n: int, raw: bytes) -> list[str]:
+        try:
+            return next(csv.reader([raw.decode("utf-8")]), [])
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise _malformed(path, n, exc) from None
+
+    header = fields(1, complete[0])
     if sorted(header) != sorted(COLUMNS):
         raise InputError(f"{path}: line 1 is not the samples.csv header; the file was not changed")
     rows = []
-    for n, values in enumerate(complete, start=2):
+    for n, raw in enumerate(complete[1:], start=2):
+        values = fields(n, raw)
         try:
             if len(values) != len(header):
                 raise ValueError(f"{len(values)} fields, expected {len(header)}")
             rows.append(parse(dict(zip(header, values))))
         except (ValueError, KeyError) as exc:
-            raise InputError(
-                f"{path}: line {n} is malformed ({exc}); the file was not changed: fix or "
-                f"remove that line (rows after it are kept), then run the command again"
-            ) from None
-    if torn and repair:
+            raise _malformed(path, n, exc) from None
+    if tail and repair:
         cut_torn_tail(path)
     return rows
 

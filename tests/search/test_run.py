@@ -331,3 +331,19 @@ def test_recalibration_rescales_earlier_rows_and_baselines(tmp_path):
     for p in read_csv(tmp_path / "pareto.csv"):
         assert float(p["lat_ms"]) == pytest.approx(view[int(p["sample"])]["lat_ms"])
     assert summary["baselines"][0]["lat_ms"] == pytest.approx(2.0 * scale)
+
+
+def test_an_unclosed_quote_or_a_cut_character_loses_no_row_after_it(tmp_path):
+    p = tmp_path / "samples.csv"
+    head = (
+        "sample,batch,digest,tokens,arch,accuracy,pred_ms,meas_ms,lat_ms,reward,train_s,"
+        "wall_s,cached,error\n"
+    )
+    good = "0,0,abc,1-2,r1,0.5,,1.0,1.0,0.5,1.0,2.0,0,\n"
+    p.write_bytes((head + good).encode() + "1,0,d,1-2,r1,0.5,,1,1,0.5,1,2,0,é".encode()[:-1])
+    assert len(read_samples(p)) == 1  # the torn tail ends inside a UTF-8 character
+    p.write_text(head + good.replace(",r1,", ',"r1,') + good)
+    before = p.read_bytes()
+    with pytest.raises(InputError, match="line 2 is malformed"):
+        read_samples(p)
+    assert p.read_bytes() == before
