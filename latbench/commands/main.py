@@ -431,7 +431,8 @@ def lut_list(lut_dir: Path, as_json: bool) -> None:
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     note(
-        "ROWS: layers (lut), networks (networks), training networks (predictor). Runtime and "
+        "ROWS: layers (lut), networks (networks), Keras networks (refs), training networks "
+        "(predictor). Runtime and "
         "converter: --json."
     )
 

@@ -24,7 +24,7 @@ class Entry:
     """One file of the folder, as `lut list` shows it."""
 
     file: str
-    kind: str  # lut | networks | predictor | unreadable
+    kind: str  # lut | networks | refs | predictor | unreadable
     device: str = ""
     space: str = ""
     precision: str = ""
@@ -61,7 +61,15 @@ def _read_table(path: Path) -> Entry:
     reader = csv.DictReader(io.StringIO("\n".join(body)))
     rows = list(reader)
     cols = reader.fieldnames or []
-    kind = "lut" if "key" in cols else "networks" if "digest" in cols else "unreadable"
+    kind = (
+        "lut"
+        if "key" in cols
+        else "networks"
+        if "digest" in cols
+        else "refs"  # Keras' own networks timed by validate --keras-refs
+        if {"name", "zoo"} <= set(cols)
+        else "unreadable"
+    )
     fp = meta.get("fingerprint") or {}
     ok = sum(1 for r in rows if r.get("status") == "ok")
     dates = sorted(r.get("measured_at") or "" for r in rows)
@@ -123,5 +131,5 @@ def inventory(lut_dir: Path) -> list[Entry]:
             e = _read_predictor(p)
             if e is not None:
                 out.append(e)
-    order = {"lut": 0, "networks": 1, "predictor": 2, "unreadable": 3}
+    order = {"lut": 0, "networks": 1, "refs": 2, "predictor": 3, "unreadable": 4}
     return sorted(out, key=lambda e: (e.device, e.precision, order[e.kind], e.file))

@@ -10,7 +10,8 @@ import numpy as np
 from latbench.plotting import pyplot
 
 LATENCY_LABELS = {
-    "lut": "predicted latency (ms; LUT + calibrated predictor)",
+    # a spot-checked sample is drawn at its measured latency, the others at the prediction
+    "lut": "latency (ms; measured where spot-checked, else predicted)",
     "device": "measured latency (ms, end to end on the device)",
     "flops": "multiply-accumulates (millions; --latency flops)",
 }

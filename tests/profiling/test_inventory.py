@@ -74,3 +74,14 @@ def test_identity_is_the_one_predictor_files_are_bound_to():
     from latbench.predictors import lut_identity
 
     assert lut_identity(LUT(meta=META)).startswith(identity_of(META) + "-")
+
+
+def test_the_keras_references_table_is_listed_as_refs_not_unreadable(tmp_path):
+    """The file `validate --keras-refs` writes (host_keras_fp32.refs.csv) is latbench's own."""
+    (tmp_path / "host_keras_fp32.refs.csv").write_text(
+        '# fingerprint: {"device": "host"}\n# precision: "fp32"\n# space: "keras"\n'
+        "name,zoo,status,median_ms,p10_ms,p90_ms,runs\n"
+        "MobileNetV2,mobilenet_v2_x1,ok,3.384,3.3,3.5,400\n"
+    )
+    (entry,) = inventory(tmp_path)
+    assert (entry.kind, entry.device, entry.rows) == ("refs", "host", 1)
