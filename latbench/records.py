@@ -20,17 +20,32 @@ from latbench.fileio import append_line, cut_torn_tail, write_atomic
 IDENTITY_KEYS = ("fingerprint", "converter", "precision")
 
 
+def differences(a: dict[str, Any], b: dict[str, Any], keys: Sequence[str] = IDENTITY_KEYS) -> list:
+    """(dotted key, value in a, value in b) for every setting that differs, nested dicts
+    compared key by key (a fingerprint differs in `cpus`, not as a whole)."""
+    out = []
+    for k in keys:
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += [(f"{k}.{sub}", x.get(sub), y.get(sub)) for sub in sorted(set(x) | set(y))
+                    if x.get(sub) != y.get(sub)]  # fmt: skip
+        elif x != y:
+            out.append((k, x, y))
+    return out
+
+
 def check_compatible(
     file_meta: dict[str, Any], meta: dict[str, Any], source: object, what: str = "this device"
 ) -> None:
-    """Refuse to mix measurements taken under other settings."""
-    diffs = [k for k in IDENTITY_KEYS if file_meta.get(k) != meta.get(k)]
+    """Refuse to mix measurements taken under other settings, naming the settings that differ;
+    never advise deleting measured data."""
+    diffs = differences(file_meta, meta)
     if diffs:
-        lines = [f"  {k}: file has {file_meta.get(k)!r}, {what} has {meta.get(k)!r}" for k in diffs]
+        lines = [f"  {k}: {source} has {x!r}, {what} has {y!r}" for k, x, y in diffs]
         raise InputError(
             f"{source} was measured under other settings and is not mixed in:\n"
             + "\n".join(lines)
-            + "\nUse another --lut-dir, or delete the file to measure again."
+            + "\nKeep them apart: move one of them to another folder, or use another --lut-dir."
         )
 
 

@@ -253,12 +253,13 @@ def content_hash(content: dict[str, str]) -> str:
 def load_luts(paths: Iterable[Path]) -> LUT:
     """Merge several compatible LUT files (e.g. space + zoo) into one table."""
     merged: LUT | None = None
+    first: Path | None = None
     for p in paths:
         lut = LUT.load(p)
         if merged is None:
-            merged = LUT(meta=dict(lut.meta), path=None)
-        else:
-            lut.check_compatible(merged.meta, what="the other LUTs")
+            merged, first = LUT(meta=dict(lut.meta), path=None), Path(p)
+        else:  # neither file is "the wrong one": name both
+            lut.check_compatible(merged.meta, what=str(first))
         for k, r in lut.rows.items():
             if r.status == "ok" or k not in merged.rows:
                 merged.rows[k] = r
@@ -268,4 +269,17 @@ def load_luts(paths: Iterable[Path]) -> LUT:
 
 
 def find_luts(lut_dir: Path, device: str, precision: str) -> list[Path]:
-    return sorted(Path(lut_dir).glob(f"{device}_*_{precision}.csv"))
+    """The device's LUT files: `DEVICE_*_PRECISION.csv` whose header names DEVICE as its
+    device. A glob alone would also take a device named `DEVICE_x`'s files."""
+    out = []
+    for p in sorted(Path(lut_dir).glob(f"{device}_*_{precision}.csv")):
+        try:
+            with open(p, errors="replace") as f:
+                head = [ln.rstrip("\n") for _, ln in zip(range(64), f)]
+        except OSError:
+            continue
+        meta, _ = records.parse_header(head)
+        fp = meta.get("fingerprint")
+        if not isinstance(fp, dict) or fp.get("device", device) == device:
+            out.append(p)  # a file without a fingerprint is kept: its loader names the problem
+    return out

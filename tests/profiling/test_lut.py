@@ -157,3 +157,29 @@ def test_a_lut_from_before_the_added_columns_loads_and_resumes(tmp_path):
     again = LUT.load(p)
     assert set(again.rows) == {_spec(16).key, _spec(24).key}
     assert p.read_text().count("\n") == len(META) + 1 + 2
+
+
+def test_a_device_whose_name_extends_another_s_keeps_its_own_files(tmp_path):
+    """`host_4t_*_fp32.csv` matches the glob `host_*_fp32.csv`; the header says whose it is."""
+    from latbench.profiling.lut import find_luts
+
+    for device in ("host", "host_4t"):
+        LUT.create(tmp_path / f"{device}_tiny_fp32.csv", {"fingerprint": {"device": device}})
+    assert [p.name for p in find_luts(tmp_path, "host", "fp32")] == ["host_tiny_fp32.csv"]
+    assert [p.name for p in find_luts(tmp_path, "host_4t", "fp32")] == ["host_4t_tiny_fp32.csv"]
+
+
+def test_two_luts_of_other_settings_are_both_named_with_the_differing_key_only(tmp_path):
+    from latbench.profiling.lut import load_luts
+
+    fp = {"device": "host", "cpu": "AMD EPYC", "cpus": "auto", "threads": "1"}
+    LUT.create(tmp_path / "host_a_fp32.csv", {"fingerprint": fp, "precision": "fp32"})
+    LUT.create(
+        tmp_path / "host_b_fp32.csv", {"fingerprint": {**fp, "cpus": "0"}, "precision": "fp32"}
+    )
+    with pytest.raises(InputError) as e:
+        load_luts([tmp_path / "host_a_fp32.csv", tmp_path / "host_b_fp32.csv"])
+    msg = str(e.value)
+    assert "fingerprint.cpus" in msg and "'0'" in msg and "'auto'" in msg
+    assert "host_a_fp32.csv" in msg and "host_b_fp32.csv" in msg
+    assert "AMD EPYC" not in msg and "delete" not in msg
