@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -121,6 +122,21 @@ def _parse_spec(rec: dict[str, str]) -> LayerSpec:
     return LayerSpec(**vals)
 
 
+MAX_MS = 1e6  # no layer takes 16 minutes: a larger number is damage, not a measurement
+
+
+def _ms(rec: dict[str, str], col: str) -> float:
+    """A timing column, checked: finite, >= 0 (the median > 0) and below MAX_MS."""
+    v = float(rec[col])
+    if col == "ci_rel":  # a relative width, not a time
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"ci_rel must be a finite number >= 0, got {rec[col]!r}")
+        return v
+    if not (math.isfinite(v) and 0 <= v < MAX_MS) or (col == "median_ms" and v == 0):
+        raise ValueError(f"{col} must be a finite time in (0, {MAX_MS:g}) ms, got {rec[col]!r}")
+    return v
+
+
 @dataclass
 class LUT:
     """Rows by key, plus the metadata they were measured under."""
@@ -184,10 +200,13 @@ class LUT:
         path = Path(path)
         meta, recs = records.read(path, COLUMNS, OPTIONAL_COLUMNS)
         lut = cls(meta=meta, path=path)
+        first_ok: dict[str, int] = {}
         for n, rec in enumerate(recs):
             try:
                 spec = _parse_spec(rec)
                 m = None
+                if rec["status"] not in ("ok", "failed"):
+                    raise ValueError(f"status must be ok or failed, got {rec['status']!r}")
                 if rec["status"] == "ok":
                     extra: dict[str, Any] = {"stat": rec["stat"] or "median"}
                     if rec["min_ms"]:
@@ -195,10 +214,12 @@ class LUT:
                     if rec["device_state"]:
                         extra["state"] = json.loads(rec["device_state"])
                     m = Measurement(
-                        **{c: float(rec[c]) for c in STAT_COLUMNS if c != "runs"},
+                        **{c: _ms(rec, c) for c in STAT_COLUMNS if c != "runs"},
                         runs=int(rec["runs"]),
                         extra=extra,
                     )
+                    if m.runs < 1:
+                        raise ValueError(f"runs must be >= 1, got {m.runs}")
             except (ValueError, TypeError, KeyError) as exc:
                 raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None
             if spec.key != rec["key"]:
@@ -206,6 +227,15 @@ class LUT:
                     f"{path}: row {n + 1} key {rec['key']!r} does not match its "
                     f"fields ({spec.key!r})"
                 )
+            if rec["status"] == "ok":  # a failed row may be measured again later; ok rows once
+                if spec.key in first_ok:
+                    raise InputError(
+                        f"{path}: rows {first_ok[spec.key] + 1} and {n + 1} both measure "
+                        f"{spec.key} (two writers?); keep the one you trust and remove the other"
+                    )
+                first_ok[spec.key] = n
+            elif spec.key in first_ok:
+                continue  # a failed retry never hides a measured row
             lut.rows[spec.key] = Row(spec, rec["status"], m, rec["error"], rec["measured_at"])
         return lut
 

@@ -105,7 +105,8 @@ def test_content_hash_follows_row_values_and_protocol_is_part_of_the_settings(tm
     before, settings = lut.content_hash(), lut.settings_identity()
     assert lut.content() == {_spec(16).key: "1", _spec(24).key: "failed"}
     assert LUT.load(p).content_hash() == before  # a load round trip changes nothing
-    lut.append(Row(_spec(16), "ok", summarize([1.01])))  # re-profiled row
+    lut.rows[_spec(16).key] = Row(_spec(16), "ok", summarize([1.01]))  # re-profiled row
+    lut.save()  # (one row per key: appending a second measured row is refused on load)
     assert lut.content_hash() != before
     assert lut.content_hash([_spec(24).key]) == LUT.load(p).content_hash([_spec(24).key])
     other = LUT(meta={**META, "protocol": {"min_runs": 30}})
@@ -183,3 +184,31 @@ def test_two_luts_of_other_settings_are_both_named_with_the_differing_key_only(t
     assert "fingerprint.cpus" in msg and "'0'" in msg and "'auto'" in msg
     assert "host_a_fp32.csv" in msg and "host_b_fp32.csv" in msg
     assert "AMD EPYC" not in msg and "delete" not in msg
+
+
+@pytest.mark.parametrize("median", ["nan", "inf", "-5", "1e308", "0"])
+def test_a_damaged_median_is_refused_naming_the_file_and_row(tmp_path, median):
+    """nan, inf, negative, absurd or zero medians were summed and printed (-3.411 ms)."""
+    spec = LayerSpec("mbconv", 8, 16, 8, 16, 3, 1, 6.0, skip=True)
+    path = tmp_path / "host_t_fp32.csv"
+    lut = LUT.create(path, {"fingerprint": {"device": "host"}})
+    lut.append(Row(spec, "ok", summarize([0.5, 0.6, 0.7])))
+    text = path.read_text().splitlines()
+    fields = text[-1].split(",")
+    i = text[-2].split(",").index("median_ms")
+    fields[i] = median
+    path.write_text("\n".join(text[:-1] + [",".join(fields)]) + "\n")
+    with pytest.raises(InputError, match=r"host_t_fp32.csv: row 1 is malformed: median_ms"):
+        LUT.load(path)
+
+
+def test_two_measured_rows_of_one_key_are_refused_but_a_retried_failure_is_not(tmp_path):
+    spec = LayerSpec("mbconv", 8, 16, 8, 16, 3, 1, 6.0, skip=True)
+    path = tmp_path / "host_t_fp32.csv"
+    lut = LUT.create(path, {"fingerprint": {"device": "host"}})
+    lut.append(Row(spec, "failed", None, "boom"))
+    lut.append(Row(spec, "ok", summarize([0.5])))  # --retry-failed measured it
+    assert LUT.load(path).rows[spec.key].status == "ok"
+    lut.append(Row(spec, "ok", summarize([0.9])))  # a second writer did it again
+    with pytest.raises(InputError, match="rows 2 and 3 both measure"):
+        LUT.load(path)
