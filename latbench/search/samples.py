@@ -96,38 +96,45 @@ def _malformed(path: Path, n: int, why: object) -> InputError:
 
 def read(path: Path, repair: bool = False) -> list[dict]:
     """Completed rows in order. A torn last line (no newline: a kill mid-write) is ignored,
-    and with `repair` cut off the file; a malformed complete row is an InputError naming its
-    line, and the file is not touched. Lines are parsed one by one (a row is one physical
-    line by construction), so one damaged row cannot swallow the rows after it, and a torn
-    line is never decoded (a kill may have cut a character in half)."""
+    and with `repair` cut off the file; a malformed row is an InputError naming its line, and
+    the file is not touched. Only the bytes up to the last newline are decoded and parsed (a
+    kill may have cut a character in half after it), so nothing complete is ever taken for
+    the torn tail: an unclosed quote makes its row malformed instead of swallowing the rest.
+    Records are parsed by the csv module, so files whose quoted fields span lines (written
+    before newlines were folded) still read."""
     path = Path(path)
     if not path.exists():
         return []
     data = path.read_bytes()
-    *complete, tail = data.split(b"\n")
-    if not complete:  # empty, or only a torn header
-        if tail and repair:
-            cut_torn_tail(path)
-        return []
-
-    def fields(n: int, raw: bytes) -> list[str]:
-        try:
-            return next(csv.reader([raw.decode("utf-8")]), [])
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise _malformed(path, n, exc) from None
-
-    header = fields(1, complete[0])
-    if sorted(header) != sorted(COLUMNS):
-        raise InputError(f"{path}: line 1 is not the samples.csv header; the file was not changed")
-    rows = []
-    for n, raw in enumerate(complete[1:], start=2):
-        values = fields(n, raw)
-        try:
-            if len(values) != len(header):
-                raise ValueError(f"{len(values)} fields, expected {len(header)}")
-            rows.append(parse(dict(zip(header, values))))
-        except (ValueError, KeyError) as exc:
-            raise _malformed(path, n, exc) from None
+    cut = data.rfind(b"\n") + 1
+    complete, tail = data[:cut], data[cut:]
+    try:
+        text = complete.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = complete[: exc.start].count(b"\n") + 1
+        raise _malformed(path, line, "not UTF-8") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[dict] = []
+    header: list[str] | None = None
+    start = 1
+    try:
+        for values in reader:
+            if header is None:
+                header = values
+                if sorted(header) != sorted(COLUMNS):
+                    raise InputError(
+                        f"{path}: line 1 is not the samples.csv header; the file was not changed"
+                    )
+            else:
+                try:
+                    if len(values) != len(header):
+                        raise ValueError(f"{len(values)} fields, expected {len(header)}")
+                    rows.append(parse(dict(zip(header, values))))
+                except (ValueError, KeyError) as exc:
+                    raise _malformed(path, start, exc) from None
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise _malformed(path, start, exc) from None
     if tail and repair:
         cut_torn_tail(path)
     return rows
