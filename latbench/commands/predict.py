@@ -110,8 +110,10 @@ def predict_command(
         from latbench.predictors.ondemand import measure_layers
 
         specs = [s for s in unique_specs([arch], lut_prec) if s.key in set(missing)]
-        note(f"measuring {len(specs)} missing layer(s) of {arch.name} on {lut_dev}")
+        # the device first: a phone with no benchmark_model binary or no link says so before
+        # anything is promised
         with open_device(load_profile(lut_dev)) as dev:
+            note(f"measuring {len(specs)} missing layer(s) of {arch.name} on {lut_dev}")
             measure_layers(dev, specs, arch.name, lut_prec, lut_dir, progress)
         model = load_predictor(device_name, precision, lut_dir, space_name, method=predictor_method)
     elif missing:

@@ -785,7 +785,12 @@ def open_adb_device(profile: DeviceProfile) -> AdbDevice:
         )
     binary = Path(str(o["benchmark_model"])).expanduser()
     if not binary.is_file():
-        raise InputError(f"{binary} does not exist", f"{profile.name}: options.benchmark_model")
+        raise InputError(
+            f"{binary} does not exist: put the Android benchmark_model binary there, or point "
+            f"options.benchmark_model at it (docs/phones.md says where to get it); nothing "
+            f"was measured",
+            f"{profile.name}: options.benchmark_model",
+        )
     return AdbDevice(profile, make_transport(profile), binary)
 
 

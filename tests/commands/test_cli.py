@@ -505,3 +505,15 @@ def test_json_errors_name_the_field_and_the_file(tmp_path, tiny_arch_dict):
     assert doc["field"] == "blocks[1].kernel" and doc["file"] == str(bad)
     doc = json.loads(run("measure", bad, "--precision", "fp64", "--json").stdout)
     assert doc["field"] == "--precision" and doc["exit_code"] == 2
+
+
+def test_profile_missing_on_a_phone_without_its_binary_says_so_before_promising_anything(
+    tmp_path,
+):
+    r = run(
+        "predict", "examples/zoo/mobilenet_v2_x0.35.json", "--device", "pixel7",
+        "--profile-missing", "--lut-dir", tmp_path / "lut",
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "measuring" not in r.stderr and "docs/phones.md" in r.stderr
+    assert "options.benchmark_model" in r.stderr and not (tmp_path / "lut").exists()
