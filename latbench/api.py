@@ -98,19 +98,7 @@ class Predictor:
     def predict_tokens(self, tokens: np.ndarray) -> np.ndarray:
         """Vectorised over an (N, tokens) matrix of the space; NaN where a layer failed."""
         t = np.asarray(tokens)
-        vocab = np.asarray(self.space.vocab_sizes)
-        if t.ndim != 2 or t.shape[1] != len(vocab) or not np.issubdtype(t.dtype, np.integer):
-            raise InputError(
-                f"expected an integer matrix of shape (N, {len(vocab)}) for the "
-                f"{self.space.name} space, got {t.dtype} {t.shape}",
-                "tokens",
-            )
-        bad = np.argwhere((t < 0) | (t >= vocab))
-        if len(bad):
-            r, c = bad[0]
-            raise InputError(
-                f"row {r}, position {c}: token {t[r, c]} outside 0..{vocab[c] - 1}", "tokens"
-            )
+        self.space.check_token_matrix(t)  # names the bad row, not numpy's indexing error
         return self.model.predict_tokens(self.space, t)
 
     def breakdown(self, net: NetworkLike) -> list[tuple[str, float]]:

@@ -140,6 +140,20 @@ def ray_options(f: Callable) -> Callable:
     )(f)
 
 
+def dataset_options(f: Callable) -> Callable:
+    """--dataset NAME and --data-dir DIR: the proxy task's images (search, netadapt, scale)."""
+    f = click.option(
+        "--data-dir", help="IDX folder for fashion_mnist, image folder, or tfds data_dir."
+    )(f)
+    return click.option(
+        "--dataset",
+        default="fashion_mnist",
+        show_default=True,
+        help="Proxy dataset: fashion_mnist, folder (with --data-dir), or a tensorflow-datasets "
+        "name.",
+    )(f)
+
+
 # --proxy-NAME option -> (ProxyRecipe field, click type, help)
 PROXY_OPTIONS: dict[str, tuple[str, object, str]] = {
     "resolution": (

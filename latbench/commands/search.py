@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from latbench.commands.options import (
+    dataset_options,
     device_option,
     json_errors_option,
     lut_dir_option,
@@ -115,13 +116,7 @@ _RECIPE = ProxyRecipe()  # CLI defaults come from the recipe, never from a copy
     is_flag=True,
     help="Scale predictions by the median measured/predicted ratio of the spot checks.",
 )
-@click.option(
-    "--dataset",
-    default="fashion_mnist",
-    show_default=True,
-    help="fashion_mnist, folder (with --data-dir), or a tensorflow-datasets name.",
-)
-@click.option("--data-dir", help="IDX folder for fashion_mnist, image folder, or tfds data_dir.")
+@dataset_options
 @click.option(
     "--baselines",
     default=None,

@@ -15,6 +15,7 @@ import click
 
 from latbench.commands.console import note, progress_wanted
 from latbench.commands.options import (
+    dataset_options,
     device_option,
     echo_json,
     json_errors_option,
@@ -48,13 +49,7 @@ def _common(f):
                 required=True,
                 help="Run directory (re-run with the same options to resume).",
             ),
-            click.option(
-                "--dataset",
-                default="fashion_mnist",
-                show_default=True,
-                help="Proxy dataset: fashion_mnist, folder (with --data-dir) or a tfds name.",
-            ),
-            click.option("--data-dir", help="IDX folder, image folder, or tfds data_dir."),
+            dataset_options,
             click.option(
                 "--seed", type=int, default=0, show_default=True, help="Training and split seed."
             ),

@@ -22,7 +22,7 @@ from typing import Any
 
 from latbench.devices.base import Device, DeviceLost, DeviceProfile, ModelRunError
 from latbench.devices.host_worker import resolve_clock
-from latbench.devices.hostload import CpuWatch, least_busy_cpu
+from latbench.devices.hostload import CpuWatch, least_busy_cpus
 from latbench.devices.litert import interpreter_class
 from latbench.devices.measure import Measurement
 
@@ -84,12 +84,8 @@ class HostDevice(Device):
         # cpus = "auto": as many of the least busy CPUs as the profile has threads
         self._cpus: tuple[int, ...] = profile.cpus
         if profile.pick_cpu:
-            free = _fastest(set(usable))  # a hybrid CPU: never an efficiency core
-            picked = []
-            for _ in range(min(profile.threads, len(free))):
-                picked.append(least_busy_cpu(free))
-                free.discard(picked[-1])
-            self._cpus = tuple(sorted(picked))
+            fast = _fastest(set(usable))  # a hybrid CPU: never an efficiency core
+            self._cpus = least_busy_cpus(fast, profile.threads)
         self.retime_wait_s = float(profile.options.get("retime_wait_s", 3.0))
 
     @property

@@ -68,10 +68,9 @@ def siblings(cpu: int, root: str = "/sys/devices/system/cpu") -> set[int]:
     return found - {cpu}
 
 
-def least_busy_cpu(candidates: set[int], sample_s: float = 0.3, read=cpu_times) -> int:
-    """The candidate CPU (and its siblings) least busy over a short sample; ties: lowest.
-
-    `read` gives the per-CPU times (`cpu_times`; tests pass recorded snapshots)."""
+def least_busy_cpus(candidates: set[int], n: int = 1, sample_s: float = 0.3, read=cpu_times):
+    """The n candidate CPUs least busy (with their siblings) over one short sample, sorted;
+    ties go to the lower number. `read` gives the per-CPU times (tests pass snapshots)."""
     a = read()
     time.sleep(sample_s)
     b = read()
@@ -80,7 +79,7 @@ def least_busy_cpu(candidates: set[int], sample_s: float = 0.3, read=cpu_times) 
         cpus = {c} | (siblings(c) & set(b))
         return sum(_busy(a.get(x), b.get(x)) for x in cpus)
 
-    return min(sorted(candidates), key=load)
+    return tuple(sorted(sorted(sorted(candidates), key=load)[:n]))
 
 
 def _busy(a: CpuTimes | None, b: CpuTimes | None) -> float:

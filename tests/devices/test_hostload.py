@@ -13,7 +13,7 @@ import pytest
 from latbench.build import convert
 from latbench.devices import open_device
 from latbench.devices.base import DeviceProfile
-from latbench.devices.hostload import CpuTimes, cpu_times, judge, least_busy_cpu, siblings
+from latbench.devices.hostload import CpuTimes, cpu_times, judge, least_busy_cpus, siblings
 from latbench.devices.measure import Protocol
 from latbench.devices.profiles import parse_profile
 from latbench.errors import InputError
@@ -51,7 +51,14 @@ def test_the_least_busy_cpu_and_its_siblings_win():
             {0: CpuTimes(90, 100, 0), 1: CpuTimes(10, 100, 0)},
         ]
     )
-    assert least_busy_cpu({0, 1}, sample_s=0, read=lambda: next(snaps)) == 1
+    assert least_busy_cpus({0, 1}, sample_s=0, read=lambda: next(snaps)) == (1,)
+    two = iter(
+        [
+            {0: CpuTimes(0, 0, 0), 1: CpuTimes(0, 0, 0)},
+            {0: CpuTimes(9, 10, 0), 1: CpuTimes(1, 10, 0)},
+        ]
+    )
+    assert least_busy_cpus({0, 1}, 2, sample_s=0, read=lambda: next(two)) == (0, 1)
 
 
 def test_judge_names_each_exceeded_limit():

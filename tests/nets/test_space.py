@@ -180,3 +180,19 @@ def test_zoo_and_baselines_belong_only_to_the_zoos_family(name):
     family = isinstance(sp, MnasNetSpace)  # the zoo's networks are MobileNet-style
     assert sp.calibrate_with_zoo == family
     assert all(b in zoo.ZOO for b in sp.baselines) and bool(sp.baselines) == family
+
+
+def test_a_token_matrix_is_checked_naming_the_bad_row_and_position():
+    import numpy as np
+
+    from latbench.errors import InputError
+
+    sp = get_space("tiny")
+    ok = np.zeros((3, sp.num_tokens), dtype=int)
+    sp.check_token_matrix(ok)
+    bad = ok.copy()
+    bad[2, 1] = 99
+    with pytest.raises(InputError, match=r"row 2, position 1: token 99"):
+        sp.check_token_matrix(bad)
+    with pytest.raises(InputError, match="integer matrix of shape"):
+        sp.check_token_matrix(ok[:, :-1])

@@ -109,6 +109,26 @@ class SearchSpace(ABC):
             if not (isinstance(t, int) and not isinstance(t, bool) and 0 <= t < n):
                 raise InputError(f"must be an int in [0, {n}), got {t!r}", f"{where}[{i}]")
 
+    def check_token_matrix(self, tokens, where: str = "tokens") -> None:
+        """`check_tokens` for an (N, num_tokens) integer matrix, vectorised: InputError naming
+        the first bad row and position."""
+        import numpy as np
+
+        t = np.asarray(tokens)
+        vocab = np.asarray(self.vocab_sizes)
+        if t.ndim != 2 or t.shape[1] != len(vocab) or not np.issubdtype(t.dtype, np.integer):
+            raise InputError(
+                f"expected an integer matrix of shape (N, {len(vocab)}) for the {self.name} "
+                f"space, got {t.dtype} {t.shape}",
+                where,
+            )
+        bad = np.argwhere((t < 0) | (t >= vocab))
+        if len(bad):
+            r, c = bad[0]
+            raise InputError(
+                f"row {r}, position {c}: token {t[r, c]} outside 0..{vocab[c] - 1}", where
+            )
+
     def parse_tokens(self, text: str, where: str = "tokens") -> list[int]:
         """'7-8-1-...' -> [7, 8, 1, ...], checked against the space."""
         parts = str(text).strip().split("-")
