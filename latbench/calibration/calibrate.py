@@ -63,8 +63,14 @@ NET_COLUMNS = [
     "error",
     "measured_at",
     "pass",
+    "speed",
+    "device_state",
 ]
-NET_OPTIONAL = {"pass"}  # files from before --passes: one row per network
+# Added later (older files read them as ""): pass (files from before --passes: one row per
+# network); speed (the sentinel layer then over its LUT-time reference, profiling/sentinel.py:
+# 1.08 = the machine timed 8 % slower than when the LUT was timed; "" = not known);
+# device_state (JSON: the device's conditions around the row and its flags, as in a LUT).
+NET_OPTIONAL = {"pass", "speed", "device_state"}
 
 
 def nets_path(lut_dir: Path, device: str, space: str, precision: str, kind: str) -> Path:
@@ -85,6 +91,9 @@ class NetResult:
     median_ms: float | None  # with several passes: the median of the passes' medians
     error: str = ""
     passes: int = 1  # measurements behind median_ms
+    corrected: int = 0  # of them, timed on a slower machine and scaled back (sentinel speed)
+    disturbed: int = 0  # measurements left out: timed more than REFUSE_LIMIT slower
+    flags: tuple[str, ...] = ()  # row flags seen (contended, throttled, ...)
 
 
 def sample_networks(space: SearchSpace, n: int, seed: int) -> list[Network]:
@@ -112,25 +121,53 @@ def load_results(path: Path) -> dict[str, NetResult]:
 
     A network measured in several passes has one row per pass; its result is the
     median of the passes' medians. A network that failed in any pass is failed.
+    A row timed while the sentinel said the machine was slower than when the LUT was
+    timed (its `speed`) is scaled back by that speed beyond DRIFT_LIMIT, and left out
+    beyond REFUSE_LIMIT (the next pass or run times that network again).
     """
+    from latbench.profiling.sentinel import DRIFT_LIMIT, REFUSE_LIMIT
+
     _, rows = records.read(path, NET_COLUMNS, NET_OPTIONAL)
-    by: dict[str, tuple[Network, list[float], str]] = {}
+    by: dict[str, dict] = {}
     for n, r in enumerate(rows):
         try:
             arch = arch_from_dict(json.loads(r["arch"]))
             tokens = tuple(json.loads(r["tokens"])) if r["tokens"] else ()
             med = float(r["median_ms"]) if r["status"] == "ok" else None
+            speed = float(r["speed"]) if r.get("speed") else None
+            state = json.loads(r["device_state"]) if r.get("device_state") else {}
         except (ValueError, InputError) as exc:
             raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None
-        net, meds, err = by.get(r["digest"], (Network(arch, r["source"], tokens), [], ""))
+        for what, v in (("median_ms", med), ("speed", speed)):
+            if v is not None and not (math.isfinite(v) and 0 < v < 1e6):
+                raise InputError(f"{path}: row {n + 1}: {what} {v!r} is out of range")
+        e = by.setdefault(
+            r["digest"],
+            {"net": Network(arch, r["source"], tokens), "meds": [], "err": "", "cor": 0, "dis": 0,
+             "flags": set()},
+        )  # fmt: skip
+        if isinstance(state, dict):
+            e["flags"] |= {str(f) for f in state.get("flags", [])}
         if med is None:
-            err = r["error"] or "failed"
+            e["err"] = r["error"] or "failed"
+        elif speed is not None and speed > 1 + REFUSE_LIMIT:
+            e["dis"] += 1
+        elif speed is not None and speed > 1 + DRIFT_LIMIT:
+            e["meds"].append(med / speed)
+            e["cor"] += 1
         else:
-            meds.append(med)
-        by[r["digest"]] = (net, meds, err)
+            e["meds"].append(med)
     return {
-        d: NetResult(net, None if err or not meds else float(np.median(meds)), err, len(meds))
-        for d, (net, meds, err) in by.items()
+        d: NetResult(
+            e["net"],
+            None if e["err"] or not e["meds"] else float(np.median(e["meds"])),
+            e["err"],
+            len(e["meds"]),
+            e["cor"],
+            e["dis"],
+            tuple(sorted(e["flags"])),
+        )
+        for d, e in by.items()
     }
 
 
@@ -142,9 +179,63 @@ def measure_networks(
     workers: int = 2,
     progress: bool = True,
     passes: int = 1,
+    context: str = "networks",
+    sentinels: list | None = None,
 ) -> dict[str, NetResult]:
     """Measure the networks not yet in `path`, appending each row as it is measured."""
-    return measure_sets(device, [(path, nets)], precision, workers, progress, passes=passes)[0]
+    return measure_sets(
+        device,
+        [(path, nets)],
+        precision,
+        workers,
+        progress,
+        passes=passes,
+        context=context,
+        sentinels=sentinels,
+    )[0]
+
+
+def conditions(results: Sequence[NetResult], sentinel=None) -> dict[str, Any]:
+    """What the measurements behind `results` went through: networks with a measurement
+    corrected for a slower machine, left out as too disturbed, or flagged (contended,
+    throttled), and the sentinel's summary when this job timed it."""
+    from latbench.profiling.sentinel import DRIFT_LIMIT, REFUSE_LIMIT
+
+    flagged: dict[str, int] = {}
+    for r in results:
+        for f in r.flags:
+            flagged[f] = flagged.get(f, 0) + 1
+    out: dict[str, Any] = {
+        "networks": len(results),
+        "corrected": sum(1 for r in results if r.corrected),
+        "disturbed": sum(1 for r in results if r.disturbed),
+        "flagged": flagged,
+        "drift_limit": DRIFT_LIMIT,
+        "refuse_limit": REFUSE_LIMIT,
+    }
+    if sentinel is not None:
+        out["sentinel"] = sentinel.summary()
+    return out
+
+
+def conditions_warning(c: dict[str, Any], what: str = "networks") -> str | None:
+    """One line when the networks' conditions were disturbed (None: they were not)."""
+    seen = []
+    if c.get("corrected"):
+        seen.append(
+            f"{c['corrected']} timed on a machine more than {100 * c['drift_limit']:.0f} % slower "
+            f"than when the LUT was timed (sentinel) and scaled back"
+        )
+    if c.get("disturbed"):
+        seen.append(
+            f"{c['disturbed']} left out, timed more than {100 * c['refuse_limit']:.0f} % slower "
+            f"(run the same command again to time them again)"
+        )
+    for flag, n in sorted((c.get("flagged") or {}).items()):
+        seen.append(f"{n} flagged {flag}")
+    if not seen:
+        return None
+    return f"warning: of {c['networks']} {what}, " + "; ".join(seen)
 
 
 def measure_sets(
@@ -155,6 +246,8 @@ def measure_sets(
     progress: bool = True,
     shuffle_seed: int | None = None,
     passes: int = 1,
+    context: str = "networks",
+    sentinels: list | None = None,
 ) -> list[dict[str, NetResult]]:
     """Measure several sets of networks, each row appended to its set's file.
 
@@ -167,11 +260,17 @@ def measure_sets(
     (a shared or throttling machine's speed moves on a scale of seconds, more
     than one measurement's confidence interval). A network that fails is not
     timed again. Rows already in the files count: an interrupted run resumes.
+    The sentinel (profiling/sentinel.py: a fixed layer and network) is re-timed at
+    intervals while networks are timed; each row records the sentinel's speed then (and its
+    device state), which `load_results` corrects for. A machine already slower than
+    REFUSE_LIMIT when the job starts stops it before anything is timed. The Sentinel used
+    is appended to `sentinels` when given (its summary goes into the predictor file).
     Returns digest -> result per set.
     """
     meta = lut_meta(device, precision, space="networks")
     for path, _ in sets:
         records.open_for_append(path, meta, NET_COLUMNS, NET_OPTIONAL)
+    sentinel = None
     for p in range(passes):
         done = [load_results(path) for path, _ in sets]
         todo: dict[tuple[int, str], Network] = {}
@@ -183,10 +282,17 @@ def measure_sets(
         order = [(k, n) for (k, _), n in todo.items()]
         if shuffle_seed is not None or passes > 1:
             random.Random((shuffle_seed or 0) + 1000 * p).shuffle(order)
+        if order and sentinel is None:
+            sentinel = _start_sentinel(device, Path(sets[0][0]).parent, precision, context)
+            if sentinels is not None:
+                sentinels.append(sentinel)
         for i, m, err in measure_archs(
             device, [n.arch for _, n in order], precision, workers, progress
         ):
             k, net = order[i]
+            speed = sentinel.speed() if sentinel is not None else None
+            state = (m.extra.get("state") or {}) if m is not None else {}
+            flags = list(m.extra.get("flags") or ()) if m is not None else []
             stats = (
                 ["", "", "", "", "", ""]
                 if m is None
@@ -212,9 +318,47 @@ def measure_sets(
                     err or "",
                     datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     str(p + 1),
+                    "" if speed is None else f"{speed:.4f}",
+                    json.dumps({**state, "flags": flags}, sort_keys=True, separators=(",", ":"))
+                    if state or flags
+                    else "",
                 ],
             )
+            if sentinel is not None:
+                sentinel.check()
+    if sentinel is not None:
+        sentinel.check(force=True)
     return [load_results(path) for path, _ in sets]
+
+
+def _start_sentinel(device: Device, lut_dir: Path, precision: str, context: str):
+    """The job's sentinel, first reading taken; refuses to start on a machine that already
+    times the sentinel more than REFUSE_LIMIT slower than when the LUT was timed (once more
+    after a pause first: a burst of load passes)."""
+    import time
+
+    from latbench.errors import LatbenchError
+    from latbench.profiling.sentinel import REFUSE_LIMIT, Sentinel
+
+    sentinel = Sentinel(device, lut_dir, precision, context, network=True).start()
+    for attempt in range(2):
+        speed = sentinel.speed()
+        if speed is None or speed <= 1 + REFUSE_LIMIT:
+            return sentinel
+        if attempt == 0:
+            time.sleep(float(device.profile.options.get("retime_wait_s", 3.0)) * 5)
+            sentinel.check(force=True)
+    exc = LatbenchError(
+        f"{device.profile.name} times the sentinel layer {100 * (speed - 1):.0f} % slower than "
+        f"when its LUT was timed ({speed * sentinel.reference:.3f} ms now, "
+        f"{sentinel.reference:.3f} ms then; limit {100 * REFUSE_LIMIT:.0f} %): networks timed "
+        f"now would not match the LUT; nothing was measured"
+    )
+    exc.hint = (
+        "run it again when the machine is quieter (latbench devices shows its load), or "
+        "profile the LUT again under today's conditions"
+    )
+    raise exc
 
 
 def heldout_networks(
@@ -399,6 +543,7 @@ def fit_and_save(
     precision: str,
     measurements: Path,
     mode: str,
+    measured_under: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Predictor], np.ndarray, np.ndarray, Path]:
     """Fit every predictor on the measured networks and save them; (fitted, X, y, path).
 
@@ -418,6 +563,8 @@ def fit_and_save(
         "digests": sorted(r.network.arch.digest() for r in ok),
         "zoo": sorted(r.network.arch.name for r in ok if r.network.source == "zoo"),
     }
+    if measured_under is not None:
+        calibration["conditions"] = measured_under  # `conditions`, when this job measured
     path = predictor_path(lut_dir, device, space, precision)
     save_predictors(
         path,

@@ -87,6 +87,8 @@ def calibrate(
     the device's calibration locks)."""
     with _locks(lut_dir, device, space_name, precision):
         from latbench.calibration.calibrate import (
+            conditions,
+            conditions_warning,
             fit_and_save,
             heldout_networks,
             measure_sets,
@@ -144,6 +146,7 @@ def calibrate(
                     f"measuring {len(nets)} calibration and {len(held)} held-out networks "
                     f"interleaved (validate --archs {n_heldout} --seed {heldout_seed} will use them)"
                 )
+            sentinels: list = []
             with open_device(profile) as dev:
                 results = measure_sets(
                     dev,
@@ -153,11 +156,18 @@ def calibrate(
                     progress,
                     shuffle_seed=seed if held else None,
                     passes=passes,
+                    context="calibrate",
+                    sentinels=sentinels,
                 )[0]
             wanted = {n.arch.digest() for n in nets}
             chosen = [r for d, r in results.items() if d in wanted]
             mode = "measured"
             log(f"measured networks -> {path}")
+            measured_under = conditions(chosen, sentinels[0] if sentinels else None)
+            if sentinels:
+                log(sentinels[0].line())
+            if warning := conditions_warning(measured_under, "calibration networks"):
+                log(warning)
         else:
             table = load_table(prior_device or device, prior_precision or precision, lut_dir)
             chosen = read_measurements(measurements, space)
@@ -173,6 +183,7 @@ def calibrate(
                     f"describe it; remove the row"
                 )
             path = Path(measurements)
+            measured_under = None
             mode = (
                 "few-shot"
                 if table.device != device or table.precision != precision
@@ -187,6 +198,7 @@ def calibrate(
             precision=precision,
             measurements=path,
             mode=mode,
+            measured_under=measured_under,
         )
         return Calibration(fitted, X, y, ppath, mode, path, table.device, table.precision)
 
@@ -205,6 +217,7 @@ class Validation:
     keras: list[dict] = field(default_factory=list)
     report: Path = Path()
     verdict: dict | None = None  # set when the default lost to the LUT sum (see `validate`)
+    conditions: dict | None = None  # calibrate.conditions of the networks timed (None: a file)
 
 
 def validate(
@@ -230,6 +243,7 @@ def validate(
         import pandas as pd
 
         from latbench.calibration.calibrate import (
+            conditions,
             heldout_networks,
             load_results,
             measure_networks,
@@ -281,6 +295,7 @@ def validate(
                     f"the predictor was calibrated on"
                 )
             zoo_res = []
+            measured_under = None
         else:
             from latbench.devices import load_profile, open_device
 
@@ -288,9 +303,18 @@ def validate(
             nets, _ = heldout_networks(get_space(space_name), n_archs, seed, calibrated_on, False)
             nets = runnable(nets + zoo_held, model.table, log)
             path = nets_path(lut_dir, device, space_name, precision, "validate")
+            sentinels: list = []
             with open_device(profile) as dev:
                 results = measure_networks(
-                    dev, nets, path, precision, workers, progress, passes=passes
+                    dev,
+                    nets,
+                    path,
+                    precision,
+                    workers,
+                    progress,
+                    passes=passes,
+                    context="validate",
+                    sentinels=sentinels,
                 )
                 if keras_refs:
                     from latbench.calibration.keras_refs import measure_refs, refs_path
@@ -305,6 +329,9 @@ def validate(
             zoo_d = {z.arch.digest() for z in zoo_held}
             test = [results[n.arch.digest()] for n in nets if n.arch.digest() not in zoo_d]
             zoo_res = [results[n.arch.digest()] for n in nets if n.arch.digest() in zoo_d]
+            measured_under = conditions([*test, *zoo_res], sentinels[0] if sentinels else None)
+            if sentinels:
+                log(sentinels[0].line())
         preds, meas, rows = predict_all(model, test)
         zoo = zoo_from_file(model, zoo_res)
         if zoo_calibrated and with_zoo:
@@ -343,6 +370,7 @@ def validate(
                         "default": model.name,
                         "calibration": {k: v for k, v in cal.items() if k != "digests"},
                         "identity": model.identity(),
+                        "conditions": measured_under,
                     },
                     indent=2,
                 )
@@ -368,6 +396,7 @@ def validate(
             keras,
             out_dir,
             verdict,
+            measured_under,
         )
 
 

@@ -177,6 +177,8 @@ def _summary_doc(s) -> dict:
         "errors": s.errors,
         "health_before": s.health_before,
         "health_after": s.health_after,
+        "flagged": s.flagged,
+        "sentinel": s.sentinel,
     }
 
 
@@ -305,23 +307,36 @@ def profile(
 @click.argument("arch_file", type=click.Path(path_type=Path))
 @device_option()
 @precision_option
+@click.option(
+    "--bursts",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="Time the network in this many bursts a second apart; the confidence interval "
+    "covers the spread between them (1: one burst, whose interval says nothing of drift).",
+)
+@lut_dir_option
 @json_option
 @no_progress_option
-def measure(arch_file, device_name, precision, as_json, no_progress) -> None:
+def measure(arch_file, device_name, precision, bursts, lut_dir, as_json, no_progress) -> None:
     """Time the whole network ARCH_FILE end to end on a device.
 
     Same protocol as a LUT row and as `calibrate`: the converted model (cached) is warmed up,
-    then timed until the median's 95 % confidence interval is within 1 % or a cap is hit;
-    prints the median, p10/p90, std and the number of timed runs.
+    then timed until the median's 95 % confidence interval is within 1 % or a cap is hit,
+    in --bursts bursts a second apart; the interval printed holds across the bursts. The
+    sentinel layer is timed before and after (see docs/measurement.md): a machine slower than
+    when the LUT was timed, or one whose speed moved meanwhile, gets a warning line.
     """
     from latbench.devices import load_profile, open_device
     from latbench.nets.load import load_arch
-    from latbench.profiling.networks import measure_network
+    from latbench.profiling.sentinel import measure_watched
 
     arch = load_arch(arch_file)
     profile_ = load_profile(device_name)
     with open_device(profile_) as dev:
-        m = measure_network(dev, arch, precision, progress_wanted(no_progress or as_json))
+        m = measure_watched(
+            dev, arch, precision, lut_dir, progress_wanted(no_progress or as_json), bursts
+        )
     warning = conditions_warning(m)
     if as_json:
         echo_json(
@@ -430,10 +445,12 @@ def lut_list(lut_dir: Path, as_json: bool) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    for e in entries:
+        if e.note:
+            click.echo(f"{e.file}: {e.note}")
     note(
-        "ROWS: layers (lut), networks (networks), Keras networks (refs), training networks "
-        "(predictor). Runtime and "
-        "converter: --json."
+        "ROWS: layers (lut), networks (networks), Keras networks (refs), sentinel readings "
+        "(sentinel), training networks (predictor). Runtime and converter: --json."
     )
 
 

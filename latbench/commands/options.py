@@ -238,14 +238,36 @@ def conditions_warning(m) -> str | None:
         seen.append(note)
     if "throttled" in (m.extra.get("flags") or []):
         seen.append("the device was throttled")
+    seen += sentinel_notes(m.extra.get("sentinel") or {})
     if not seen:
         return None
     return "warning: " + "; ".join(seen) + ": this number may be too high"
 
 
+def sentinel_notes(info: dict) -> list[str]:
+    """What the sentinel readings around a measurement say (profiling/sentinel.measure_watched)."""
+    from latbench.profiling.sentinel import DRIFT_LIMIT
+
+    out = []
+    if info.get("speed", 1.0) > 1 + DRIFT_LIMIT:
+        out.append(
+            f"the sentinel layer timed {100 * (info['speed'] - 1):.0f} % slower than when the "
+            f"LUT was timed ({info['reference_ms']:.3f} ms then)"
+        )
+    if info.get("moved", 1.0) > 1 + DRIFT_LIMIT:
+        out.append(f"the sentinel moved {100 * (info['moved'] - 1):.0f} % during the measurement")
+    return out
+
+
 def measurement_line(m) -> str:
-    """One Measurement as `measure` and `predict --compare` print it."""
+    """One Measurement as `measure` and `predict --compare` print it: the interval is said to
+    hold over time only when it was taken from several bursts."""
+    n = m.extra.get("bursts", 1)
+    basis = (
+        f"over {n} bursts in {m.extra.get('span_s', 0):.0f} s" if n > 1 else "within one burst only"
+    )
     return (
         f"median {m.median_ms:.3f} ms  (p10 {m.p10_ms:.3f}, p90 {m.p90_ms:.3f}, "
-        f"std {m.std_ms:.3f})  {m.runs} runs, 95 % CI of the median ±{100 * m.ci_rel:.1f} %"
+        f"std {m.std_ms:.3f})  {m.runs} runs, 95 % CI of the median ±{100 * m.ci_rel:.1f} % "
+        f"({basis})"
     )

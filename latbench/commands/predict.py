@@ -129,10 +129,10 @@ def predict_command(
     lut_sum = sum(ms for _, ms in rows)
     measured = None
     if compare:
-        from latbench.profiling.networks import measure_network
+        from latbench.profiling.sentinel import measure_watched
 
         with open_device(load_profile(device_name)) as dev:
-            measured = measure_network(dev, arch, precision, progress)
+            measured = measure_watched(dev, arch, precision, lut_dir, progress)
     if png_path:
         from latbench.predictors.breakdown import breakdown_png
 
@@ -426,6 +426,11 @@ def validate_command(
     summary, zoo, keras, preds, out_dir = v.metrics, v.zoo, v.keras, v.predictors, v.report
     if v.verdict:  # loud, even under --quiet: predict and search change what they use
         click.echo(f"WARNING {v.verdict['reason']} (recorded in {v.predictor_file})", err=True)
+    from latbench.calibration.calibrate import conditions_warning as networks_warning
+
+    warning = networks_warning(v.conditions, "held-out networks") if v.conditions else None
+    if warning:
+        click.echo(warning, err=True)
     if as_json:
         echo_json(
             {
@@ -441,6 +446,8 @@ def validate_command(
                 "keras": keras,
                 "report": str(out_dir),
                 "verdict": v.verdict,
+                "conditions": v.conditions,
+                "warning": warning,
             }
         )
         return

@@ -24,7 +24,7 @@ class Entry:
     """One file of the folder, as `lut list` shows it."""
 
     file: str
-    kind: str  # lut | networks | refs | predictor | unreadable
+    kind: str  # lut | networks | refs | sentinel | predictor | unreadable
     device: str = ""
     space: str = ""
     precision: str = ""
@@ -62,7 +62,9 @@ def _read_table(path: Path) -> Entry:
     rows = list(reader)
     cols = reader.fieldnames or []
     kind = (
-        "lut"
+        "sentinel"  # the sentinel's readings (profiling/sentinel.py)
+        if {"what", "context"} <= set(cols)
+        else "lut"
         if "key" in cols
         else "networks"
         if "digest" in cols
@@ -70,8 +72,18 @@ def _read_table(path: Path) -> Entry:
         if {"name", "zoo"} <= set(cols)
         else "unreadable"
     )
+    note = ""
+    if kind == "lut":  # rows of another precision than the header's or the file name's
+        named = path.stem.rsplit("_", 1)[-1]
+        held = sorted({r.get("precision") or "" for r in rows} - {""})
+        said = {str(meta.get("precision", named)), named}
+        if held and (set(held) != said or len(said) > 1):
+            note = (
+                f"holds {'/'.join(held)} rows, but its name says {named} and its header "
+                f"{meta.get('precision')}: predict refuses it"
+            )
     fp = meta.get("fingerprint") or {}
-    ok = sum(1 for r in rows if r.get("status") == "ok")
+    ok = sum(1 for r in rows if r.get("status", "ok") == "ok")
     dates = sorted(r.get("measured_at") or "" for r in rows)
     return Entry(
         file=path.name,
@@ -87,6 +99,7 @@ def _read_table(path: Path) -> Entry:
         identity=identity_of(meta),
         runtime=" ".join(str(fp[k]) for k in ("runtime", "runtime_version") if fp.get(k)),
         converter=str(meta.get("converter", "")),
+        note=note,
     )
 
 
@@ -131,5 +144,5 @@ def inventory(lut_dir: Path) -> list[Entry]:
             e = _read_predictor(p)
             if e is not None:
                 out.append(e)
-    order = {"lut": 0, "networks": 1, "refs": 2, "predictor": 3, "unreadable": 4}
+    order = {"lut": 0, "networks": 1, "refs": 2, "sentinel": 3, "predictor": 4, "unreadable": 5}
     return sorted(out, key=lambda e: (e.device, e.precision, order[e.kind], e.file))

@@ -31,6 +31,8 @@ from latbench.devices.kinds import device_kind
 from latbench.fileio import hold_lock
 from latbench.nets.arch import LayerSpec
 from latbench.profiling.lut import LUT, Row, lut_path
+from latbench.profiling.sentinel import NETWORK as SENTINEL_NETWORK
+from latbench.profiling.sentinel import Sentinel, sentinel_layer, sentinel_path
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Summary:
         default_factory=dict
     )  # row flag (throttled, partial_delegate) -> rows
     errors: list[str] = field(default_factory=list)
+    sentinel: dict = field(default_factory=dict)  # Sentinel.summary() of the run
+    sentinel_line: str = ""
     health_before: dict = field(default_factory=dict)
     health_after: dict = field(default_factory=dict)
 
@@ -67,7 +71,8 @@ class Summary:
             s += " -- flagged rows: " + ", ".join(
                 f"{n} {k}" for k, n in sorted(self.flagged.items())
             )
-        return s + (f" -- stopped: {self.stopped}" if self.stopped else "")
+        s += f" -- stopped: {self.stopped}" if self.stopped else ""
+        return s + (f"\n  {self.sentinel_line}" if self.sentinel_line else "")
 
 
 def lut_meta(device: Device, precision: str, space: str) -> dict:
@@ -81,6 +86,11 @@ def lut_meta(device: Device, precision: str, space: str) -> dict:
         "protocol": asdict(p.protocol),
         "latbench": __version__,
         "health_at_start": device.health(),
+        "sentinel": {  # re-timed during every job that measures (profiling/sentinel.py)
+            "file": sentinel_path(Path("."), p.name, precision).name,
+            "layer": sentinel_layer(precision).key,
+            "network": SENTINEL_NETWORK,
+        },
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -278,8 +288,18 @@ def measure_pending(
         dynamic_ncols=True,
     )
     summary.health_before = device.health()
+    sentinel: Sentinel | None = None
     try:
         for s in queue:
+            if sentinel is None:  # the first row to time: the sentinel's first reading
+                sentinel = Sentinel(
+                    device,
+                    Path(lut.path).parent,
+                    str(lut.meta.get("precision", s.precision)),
+                    f"profile {Path(lut.path).name}",
+                ).start()
+            else:
+                sentinel.check()
             path, err = converted.get(s.key, (None, "not converted"))
             if path is None:
                 lut.append(Row(s, "failed", error=f"convert: {err}"))
@@ -304,10 +324,14 @@ def measure_pending(
             bar.total = queue.total
             bar.update(1)
             bar.set_postfix(failed=summary.failed, refresh=False)
+        if sentinel is not None:
+            sentinel.check(force=True)
     except DeviceLost as exc:
         summary.stopped = f"device lost: {exc}"
     finally:
         bar.close()
+        if sentinel is not None:
+            summary.sentinel, summary.sentinel_line = sentinel.summary(), sentinel.line()
     try:
         summary.health_after = device.health()
     except Exception:  # noqa: BLE001 - a lost device may not answer

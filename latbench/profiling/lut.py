@@ -222,6 +222,11 @@ class LUT:
                         raise ValueError(f"runs must be >= 1, got {m.runs}")
             except (ValueError, TypeError, KeyError) as exc:
                 raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None
+            if meta.get("precision") and spec.precision != meta["precision"]:
+                raise InputError(
+                    f"{path}: row {n + 1} is a {spec.precision} layer in a "
+                    f"{meta['precision']} LUT (rows of one precision per file)"
+                )
             if spec.key != rec["key"]:
                 raise InputError(
                     f"{path}: row {n + 1} key {rec['key']!r} does not match its "

@@ -101,21 +101,47 @@ def measure_archs(
 
 
 def measure_network(
-    device: Device, arch: Arch, precision: str = "fp32", progress: bool = True
+    device: Device,
+    arch: Arch,
+    precision: str = "fp32",
+    progress: bool = True,
+    bursts: int = 1,
+    gap_s: float = 1.0,
 ) -> Measurement:
     """One network end to end, exactly as calibrate measures each of its networks
     (`measure_archs`: conversion in a worker process, then the device's protocol).
 
+    With bursts > 1 the protocol runs that many times, `gap_s` apart, and the result is
+    `combine_bursts`: its confidence interval holds over those seconds, not only within
+    one burst.
+
     Raises LatbenchError when it cannot be converted, ModelRunError when it fails
     on the device, DeviceLost when the device goes away.
     """
+    import time
+
     from latbench.devices import ModelRunError
+    from latbench.devices.measure import combine_bursts
     from latbench.errors import LatbenchError
 
-    for _, m, err in measure_archs(device, [arch], precision, workers=1, progress=progress):
-        if m is not None:
-            return m
-        if err and err.startswith("run: "):
-            raise ModelRunError(f"{arch.name} failed on {device.profile.name}: {err[5:]}")
+    [(path, err)] = convert_archs([arch], precision, workers=1, progress=progress)
+    if path is None:
         raise LatbenchError(f"cannot convert {arch.name} ({precision}): {err}")
-    raise LatbenchError(f"{arch.name}: nothing was measured")
+    taken: list[Measurement] = []
+    t0 = time.monotonic()
+    for b in tqdm(
+        range(max(1, bursts)),
+        desc=f"time {arch.name} on {device.profile.name}",
+        unit="burst",
+        disable=not progress or bursts < 2,
+        dynamic_ncols=True,
+    ):
+        if b:
+            time.sleep(gap_s)
+        try:
+            taken.append(device.measure(path))
+        except ModelRunError as exc:
+            raise ModelRunError(f"{arch.name} failed on {device.profile.name}: {exc}") from None
+    if len(taken) == 1:
+        return taken[0]
+    return combine_bursts(taken, time.monotonic() - t0)

@@ -193,7 +193,7 @@ def test_a_device_failure_ends_in_one_line_with_a_hint_not_a_traceback(
     tmp_path, monkeypatch, capsys, exc_name
 ):
     import latbench.devices
-    import latbench.profiling.networks
+    import latbench.profiling.sentinel
     from latbench.devices import base
 
     af = tmp_path / "a.json"
@@ -203,7 +203,7 @@ def test_a_device_failure_ends_in_one_line_with_a_hint_not_a_traceback(
         raise getattr(base, exc_name)("adb: device 'X1' not found\nerror: closed")
 
     monkeypatch.setattr(latbench.devices, "open_device", _LostPhone)
-    monkeypatch.setattr(latbench.profiling.networks, "measure_network", boom)
+    monkeypatch.setattr(latbench.profiling.sentinel, "measure_watched", boom)
     code, out, err = _main(monkeypatch, capsys, "measure", af)
     assert code == 1 and not out
     assert err.count("\n") == 1 and "Traceback" not in err

@@ -47,3 +47,31 @@ def test_summary_statistics():
     assert m.median_ms == 3 and m.p10_ms == pytest.approx(1.4) and m.runs == 5
     assert m.std_ms == pytest.approx(np.std([1, 2, 3, 4, 100], ddof=1))
     assert math.isfinite(m.ci_rel)
+
+
+def _burst(med: float, ci: float = 0.005, flags=()):
+    from latbench.devices.measure import Measurement
+
+    return Measurement(med, med * 0.99, med * 1.01, med * 0.01, med, 20, ci, {"flags": list(flags)})
+
+
+def test_bursts_that_disagree_widen_the_interval_beyond_any_one_burst():
+    from latbench.devices.measure import combine_bursts
+
+    m = combine_bursts([_burst(2.06), _burst(2.40), _burst(2.21)], span_s=4.0)
+    # each burst claims +-0.5 %; the bursts moved 15 %: the interval says so
+    assert m.ci_rel > 0.10
+    assert m.median_ms == pytest.approx(2.21)
+    assert m.extra["bursts"] == 3 and m.extra["ci_basis"] == "bursts"
+    assert m.extra["burst_medians_ms"] == [2.06, 2.4, 2.21]
+    assert m.runs == 60
+
+
+def test_bursts_that_agree_keep_the_within_burst_interval_and_every_flag():
+    from latbench.devices.measure import combine_bursts
+
+    m = combine_bursts(
+        [_burst(1.000, 0.01), _burst(1.001, 0.01, ["contended"]), _burst(0.999, 0.01)], 3.0
+    )
+    assert m.ci_rel == pytest.approx(0.01, rel=0.3)
+    assert m.extra["flags"] == ["contended"]
