@@ -224,8 +224,8 @@ class LUT:
                 raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None
             if meta.get("precision") and spec.precision != meta["precision"]:
                 raise InputError(
-                    f"{path}: row {n + 1} is a {spec.precision} layer in a "
-                    f"{meta['precision']} LUT (rows of one precision per file)"
+                    f"{path}: row {n + 1} holds a layer of precision {spec.precision}, but the "
+                    f"LUT is {meta['precision']} (rows of one precision per file)"
                 )
             if spec.key != rec["key"]:
                 raise InputError(

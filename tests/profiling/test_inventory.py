@@ -85,3 +85,19 @@ def test_the_keras_references_table_is_listed_as_refs_not_unreadable(tmp_path):
     )
     (entry,) = inventory(tmp_path)
     assert (entry.kind, entry.device, entry.rows) == ("refs", "host", 1)
+
+
+def test_an_int8_file_holding_fp32_rows_is_flagged_and_refused(tmp_path):
+    import pytest
+
+    from latbench.errors import InputError
+
+    lut = LUT.create(tmp_path / "host_t_int8.csv", {**META, "precision": "int8"})
+    lut.append(Row(_spec(16), "ok", summarize([1.0, 1.1, 1.2])))  # an fp32 layer
+    good = LUT.create(tmp_path / "host_t_fp32.csv", META)
+    good.append(Row(_spec(16), "ok", summarize([1.0, 1.1, 1.2])))
+    entries = {e.file: e for e in inventory(tmp_path)}
+    assert "holds fp32 rows" in entries["host_t_int8.csv"].note
+    assert entries["host_t_fp32.csv"].note == ""
+    with pytest.raises(InputError, match="row 1 holds a layer of precision fp32, but the LUT is int8"):
+        LUT.load(tmp_path / "host_t_int8.csv")
