@@ -45,11 +45,19 @@ def test_sets_are_timed_interleaved_and_each_row_lands_in_its_own_file(tmp_path)
     _, hrow = records.read(hp, NET_COLUMNS)
     assert {r["source"] for r in crow} == {"space:0"} and {r["source"] for r in hrow} == {"space:7"}
     # the timing order mixes the two sets: not all of one set before the other
-    from latbench.build.cache import arch_path
+    from latbench.build.cache import arch_path, spec_path
 
     which = {arch_path(n.arch, "fp32").name: k for k, s in enumerate((calib, held)) for n in s}
-    seq = [which[m] for m in order]
+    seq = [which[m] for m in order if m in which]
     assert len(seq) == len(calib) + len(held)
+    # the rest are the sentinel's layer and network, timed before the first network and
+    # after the last
+    from latbench.nets import zoo
+    from latbench.profiling.sentinel import NETWORK, sentinel_layer
+
+    sentinel = {spec_path(sentinel_layer("fp32")).name, arch_path(zoo.get(NETWORK), "fp32").name}
+    assert set(order) - set(which) == sentinel
+    assert order[0] in sentinel and order[-1] in sentinel
     assert seq != sorted(seq) and seq != sorted(seq, reverse=True)
 
 
