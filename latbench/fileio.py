@@ -61,13 +61,15 @@ def _failed(path: Path, exc: OSError, what: str) -> WriteFailed:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write via a temp file, fsync and rename, so a kill never leaves half a file.
 
-    The rename replaces a symlink at `path` itself, never the file it points to."""
+    The rename replaces a symlink at `path` itself, never the file it points to. A file that
+    is rewritten (a LUT upgraded to new columns, merged, or cut) keeps its permission bits and
+    its group, as an edit in place would; a new file follows the umask."""
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        os.fchmod(fd, 0o666 & ~current_umask())
+        _take_mode_and_group(fd, path)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -81,6 +83,24 @@ def write_atomic(path: Path, data: bytes) -> None:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _take_mode_and_group(fd: int, path: Path) -> None:
+    """Give the temp file `fd` the mode and group of the regular file it will replace (if any,
+    and as far as this process may: a group it does not belong to is left as created)."""
+    import stat
+
+    try:
+        old = os.lstat(path)
+    except FileNotFoundError:
+        old = None
+    if old is None or not stat.S_ISREG(old.st_mode):
+        os.fchmod(fd, 0o666 & ~current_umask())
+        return
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))
+    if os.fstat(fd).st_gid != old.st_gid:
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, -1, old.st_gid)
 
 
 def open_append(path: Path, flags: int = os.O_WRONLY | os.O_APPEND | os.O_CREAT) -> int:
