@@ -15,6 +15,7 @@ link is refused, so a folder handed over by someone else cannot make latbench wr
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
@@ -52,6 +53,21 @@ class WriteFailed(LatbenchError):
     """The file system refused a write (full, read-only, over a size limit)."""
 
     hint = "free space (or fix the folder), then run the same command again to resume"
+
+
+# What the file system says when it will not take a write: full (or over quota), read-only,
+# or over a file-size limit.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def write_failure(exc: BaseException) -> WriteFailed | None:
+    """A WriteFailed for an OSError that says the file system refused a write (a writer that
+    does not go through this module: a library saving its own file, a folder made on a
+    read-only disk), naming its file; None for any other error."""
+    if not isinstance(exc, OSError) or exc.errno not in WRITE_ERRNOS:
+        return None
+    where = exc.filename if exc.filename is not None else "a file"
+    return _failed(Path(str(where)), exc, "files written before it are kept")
 
 
 def _failed(path: Path, exc: OSError, what: str) -> WriteFailed:
@@ -192,8 +208,11 @@ def hold_lock(path: Path, what: str = "") -> Iterator[None]:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
             raise Locked(f"{what or path} is being written by {holder}") from None
         me = f"pid {os.getpid()} ({' '.join(sys.argv)[:200]}) since {_now()}"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, me.encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, me.encode(), 0)
+        except OSError as exc:  # a full disk: refuse now, before any work that could not be kept
+            raise _failed(lock, exc, "nothing was written") from None
         yield
     finally:
         os.close(fd)  # releases the lock
