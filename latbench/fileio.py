@@ -15,6 +15,7 @@ link is refused, so a folder handed over by someone else cannot make latbench wr
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
@@ -54,6 +55,21 @@ class WriteFailed(LatbenchError):
     hint = "free space (or fix the folder), then run the same command again to resume"
 
 
+# What the file system says when it will not take a write: full (or over quota), read-only,
+# or over a file-size limit.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def write_failure(exc: BaseException) -> WriteFailed | None:
+    """A WriteFailed for an OSError that says the file system refused a write (a writer that
+    does not go through this module: a library saving its own file, a folder made on a
+    read-only disk), naming its file; None for any other error."""
+    if not isinstance(exc, OSError) or exc.errno not in WRITE_ERRNOS:
+        return None
+    where = exc.filename if exc.filename is not None else "a file"
+    return _failed(Path(str(where)), exc, "files written before it are kept")
+
+
 def _failed(path: Path, exc: OSError, what: str) -> WriteFailed:
     return WriteFailed(f"cannot write {path}: {exc.strerror or exc}; {what}")
 
@@ -61,13 +77,15 @@ def _failed(path: Path, exc: OSError, what: str) -> WriteFailed:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write via a temp file, fsync and rename, so a kill never leaves half a file.
 
-    The rename replaces a symlink at `path` itself, never the file it points to."""
+    The rename replaces a symlink at `path` itself, never the file it points to. A file that
+    is rewritten (a LUT upgraded to new columns, merged, or cut) keeps its permission bits and
+    its group, as an edit in place would; a new file follows the umask."""
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        os.fchmod(fd, 0o666 & ~current_umask())
+        _take_mode_and_group(fd, path)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -81,6 +99,24 @@ def write_atomic(path: Path, data: bytes) -> None:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _take_mode_and_group(fd: int, path: Path) -> None:
+    """Give the temp file `fd` the mode and group of the regular file it will replace (if any,
+    and as far as this process may: a group it does not belong to is left as created)."""
+    import stat
+
+    try:
+        old = os.lstat(path)
+    except FileNotFoundError:
+        old = None
+    if old is None or not stat.S_ISREG(old.st_mode):
+        os.fchmod(fd, 0o666 & ~current_umask())
+        return
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))
+    if os.fstat(fd).st_gid != old.st_gid:
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, -1, old.st_gid)
 
 
 def open_append(path: Path, flags: int = os.O_WRONLY | os.O_APPEND | os.O_CREAT) -> int:
@@ -172,8 +208,11 @@ def hold_lock(path: Path, what: str = "") -> Iterator[None]:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
             raise Locked(f"{what or path} is being written by {holder}") from None
         me = f"pid {os.getpid()} ({' '.join(sys.argv)[:200]}) since {_now()}"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, me.encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, me.encode(), 0)
+        except OSError as exc:  # a full disk: refuse now, before any work that could not be kept
+            raise _failed(lock, exc, "nothing was written") from None
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -26,7 +26,7 @@ STAGES = [
     "commands",
     "latbench",
 ]
-FOUNDATION = {"_version", "errors", "fileio", "records", "plotting", "quiet"}
+FOUNDATION = {"_version", "errors", "fileio", "records", "plotting", "procs", "quiet"}
 
 
 def _module_name(path: Path) -> str:

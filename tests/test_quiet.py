@@ -55,3 +55,36 @@ def test_stderr_works_as_before_after_the_import():
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
     assert "oneDNN" in r.stderr  # the filter is what removes it (a test that can fail)
+
+
+_RETRACE = """
+import sys
+if sys.argv[1] == "quiet":
+    from latbench.quiet import quiet_tensorflow
+    quiet_tensorflow()
+import tensorflow as tf
+
+for i in range(8):  # as proxy.train.fit does: one new tf.function per network
+    def step(x):
+        return x * 2.0
+    tf.function(step, autograph=False)(tf.constant([float(i)] * (i + 1)))
+tf.get_logger().warning("a warning latbench does not cause")
+"""
+
+
+@pytest.mark.slow
+def test_tf_function_retracing_warnings_are_dropped_and_other_tf_warnings_kept():
+    """Issue 19 item 9: `search` printed `WARNING:tensorflow: ... retracing` lines."""
+    import subprocess
+    import sys
+
+    def stderr(mode):
+        r = subprocess.run(
+            [sys.executable, "-c", _RETRACE, mode], capture_output=True, text=True, timeout=300
+        )
+        assert r.returncode == 0, r.stderr
+        return r.stderr
+
+    assert "retracing" in stderr("loud")  # the warning is real without the filter
+    quiet = stderr("quiet")
+    assert "retracing" not in quiet and "a warning latbench does not cause" in quiet

@@ -525,6 +525,12 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except LatbenchError as exc:  # InputError (2), device and job failures (1)
         fail(exc, exc.exit_code)
+    except OSError as exc:  # a full disk or a read-only folder under a writer of its own
+        from latbench.fileio import write_failure
+
+        if (refused := write_failure(exc)) is None:
+            raise
+        fail(refused, refused.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
 

@@ -122,7 +122,9 @@ class HostDevice(Device):
     def _worker(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
             env = dict(os.environ, LATBENCH_CPUS=",".join(map(str, self._cpus)))
-            self._proc = subprocess.Popen(
+            from latbench.procs import popen_tied  # the worker dies with this process
+
+            self._proc = popen_tied(
                 [sys.executable, "-m", "latbench.devices.host_worker"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

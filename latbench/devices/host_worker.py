@@ -87,6 +87,9 @@ def time_model(path: str, threads: int, protocol: Protocol) -> dict:
 
 
 def main() -> None:
+    from latbench.procs import die_with_parent_from_env
+
+    die_with_parent_from_env()  # a kill -9 of latbench takes this worker with it
     cpus = os.environ.get("LATBENCH_CPUS", "")
     if cpus:
         os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})

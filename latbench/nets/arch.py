@@ -26,6 +26,54 @@ PRECISIONS = ("fp32", "int8")
 HEAD_KINDS = ("conv", "v3")
 # "ds" block strings are mbconv with e1; fbconv and skip are the FBNet space's ops
 BLOCK_OPS = ("mbconv", "conv", "fbconv", "skip")
+KERNELS = (1, 3, 5, 7)
+STRIDES = (1, 2)
+
+# The range of every number in arch.json, both ends allowed (dropout's upper end excluded), as
+# documented in docs/arch-format.md ("Limits"). Wide enough for every published mobile network
+# and then some; narrow enough that no file can make latbench build, convert or allocate
+# something absurd (`classes: 10**12`). `blocks[].x` is every block's field x.
+LIMITS: dict[str, tuple[float, float]] = {
+    "resolution": (8, 2048),
+    "width": (0.05, 4.0),
+    "classes": (1, 100_000),
+    "channels": (1, 64),
+    "dropout": (0.0, 1.0),
+    "stem.filters": (1, 4096),
+    "head.filters": (1, 8192),
+    "head.hidden": (0, 8192),
+    "blocks": (1, 64),  # how many blocks
+    "blocks[].repeats": (1, 32),
+    "blocks[].in_filters": (1, 4096),
+    "blocks[].out_filters": (1, 4096),
+    "blocks[].expand": (1.0, 16.0),
+    "blocks[].se_ratio": (0.0, 1.0),
+    "blocks[].groups": (1, 64),
+}
+# Bounds on the network as a whole, checked after its fields (each names the part that
+# crosses it): timed layers, the largest tensor (elements), parameters.
+MAX_LAYERS = 1024
+MAX_TENSOR = 2**27  # 512 MiB in fp32
+MAX_PARAMS = 2**28  # 1 GiB of fp32 weights
+
+
+def check_range(value: Any, limit: str, where: str) -> Any:
+    """`value` if it lies in LIMITS[limit] (NaN never does), else InputError naming `where`."""
+    lo, hi = LIMITS[limit]
+    top_ok = value < hi if limit == "dropout" else value <= hi
+    if not (lo <= value and top_ok):
+        top = ")" if limit == "dropout" else "]"
+        raise InputError(f"must be in [{lo:g}, {hi:g}{top}, got {shown(value)}", where)
+    return value
+
+
+def shown(value: Any) -> str:
+    """repr of a value for an error line, a huge integer cut to its size (10**12 -> 1.000e+12)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        if value.bit_length() < 1000:
+            return f"{float(value):.3e}"
+        return f"an integer of about {round(value.bit_length() * 0.30103)} digits"
+    return repr(value)
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -398,26 +446,18 @@ def format_block_string(b: Block) -> str:
 
 def _check_block(b: Block, where: str) -> None:
     def bad(name: str, val: Any, why: str) -> None:
-        raise InputError(f"{why}, got {val!r}", f"{where}.{name}")
+        raise InputError(f"{why}, got {shown(val)}", f"{where}.{name}")
 
-    if b.repeats < 1:
-        bad("repeats", b.repeats, "must be >= 1")
-    if b.kernel not in (1, 3, 5, 7):
+    for name in ("repeats", "in_filters", "out_filters", "expand", "se_ratio", "groups"):
+        check_range(getattr(b, name), f"blocks[].{name}", f"{where}.{name}")
+    if b.kernel not in KERNELS:
         bad("kernel", b.kernel, "must be 1, 3, 5 or 7")
-    if b.stride not in (1, 2):
+    if b.stride not in STRIDES:
         bad("stride", b.stride, "must be 1 or 2")
-    if not (b.expand >= 1):
-        bad("expand", b.expand, "must be >= 1")
-    if b.in_filters < 1 or b.out_filters < 1:
-        bad("out_filters", (b.in_filters, b.out_filters), "filters must be >= 1")
-    if not (0 <= b.se_ratio <= 1):
-        bad("se_ratio", b.se_ratio, "must be in [0, 1]")
     if b.op not in BLOCK_OPS:
         bad("op", b.op, f"must be one of {BLOCK_OPS}")
     if b.act is not None and b.act not in ACTIVATIONS:
         bad("act", b.act, f"must be one of {ACTIVATIONS}")
-    if b.groups < 1:
-        bad("groups", b.groups, "must be >= 1")
     if b.groups != 1 and b.op != "fbconv":
         bad("groups", b.groups, "grouped 1x1 convs exist only in fbconv blocks")
     if b.op == "fbconv" and (b.in_filters % b.groups or b.out_filters % b.groups):
@@ -476,6 +516,13 @@ def typed_field(d: dict, key: str, kind: type | tuple, where: str, default: Any 
     return v
 
 
+def bounded(d: dict, key: str, kind: type | tuple, where: str, default: Any, limit: str) -> Any:
+    """typed_field, then the range of LIMITS[limit], checked before any conversion to float
+    (so 10**400 is refused, not an OverflowError)."""
+    v = typed_field(d, key, kind, where, default)
+    return check_range(v, limit, f"{where}.{key}" if where else key)
+
+
 def refuse_unknown(d: dict, known: set[str], where: str) -> None:
     unknown = sorted(set(d) - known)
     if unknown:
@@ -508,21 +555,19 @@ def explicit_arch_from_dict(d: Any) -> Arch:
     stem_d = typed_field(d, "stem", dict, "", {})
     refuse_unknown(stem_d, {"filters", "kernel", "stride", "act"}, "stem")
     stem = Stem(
-        filters=typed_field(stem_d, "filters", int, "stem", 32),
-        kernel=typed_field(stem_d, "kernel", int, "stem", 3),
-        stride=typed_field(stem_d, "stride", int, "stem", 2),
+        filters=bounded(stem_d, "filters", int, "stem", 32, "stem.filters"),
+        kernel=_choice(typed_field(stem_d, "kernel", int, "stem", 3), KERNELS, "stem.kernel"),
+        stride=_choice(typed_field(stem_d, "stride", int, "stem", 2), STRIDES, "stem.stride"),
         act=typed_field(stem_d, "act", str, "stem", None),
     )
     if stem.act is not None:
         _choice(stem.act, ACTIVATIONS, "stem.act")
-    if stem.filters < 1:
-        raise InputError(f"must be >= 1, got {stem.filters}", "stem.filters")
     head_d = typed_field(d, "head", dict, "", {})
     refuse_unknown(head_d, {"kind", "filters", "hidden", "scale", "act"}, "head")
     head = Head(
         kind=_choice(typed_field(head_d, "kind", str, "head", "conv"), HEAD_KINDS, "head.kind"),
-        filters=typed_field(head_d, "filters", int, "head", 1280),
-        hidden=typed_field(head_d, "hidden", int, "head", 0),
+        filters=bounded(head_d, "filters", int, "head", 1280, "head.filters"),
+        hidden=bounded(head_d, "hidden", int, "head", 0, "head.hidden"),
         scale=typed_field(head_d, "scale", bool, "head", True),
         act=typed_field(head_d, "act", str, "head", None),
     )
@@ -533,6 +578,8 @@ def explicit_arch_from_dict(d: Any) -> Arch:
     blocks_in = typed_field(d, "blocks", list, "", None)
     if not blocks_in:
         raise InputError("an arch needs a non-empty list of blocks", "blocks")
+    if len(blocks_in) > LIMITS["blocks"][1]:
+        raise InputError(f"at most {LIMITS['blocks'][1]:g} blocks, got {len(blocks_in)}", "blocks")
     blocks = []
     for i, b in enumerate(blocks_in):
         where = f"blocks[{i}]"
@@ -544,13 +591,13 @@ def explicit_arch_from_dict(d: Any) -> Arch:
                 if req not in b:
                     raise InputError("missing required field", f"{where}.{req}")
             blk = Block(
-                repeats=typed_field(b, "repeats", int, where),
+                repeats=bounded(b, "repeats", int, where, None, "blocks[].repeats"),
                 kernel=typed_field(b, "kernel", int, where),
                 stride=typed_field(b, "stride", int, where),
-                expand=float(typed_field(b, "expand", num, where, 1)),
-                in_filters=typed_field(b, "in_filters", int, where),
-                out_filters=typed_field(b, "out_filters", int, where),
-                se_ratio=float(typed_field(b, "se_ratio", num, where, 0.0)),
+                expand=float(bounded(b, "expand", num, where, 1, "blocks[].expand")),
+                in_filters=bounded(b, "in_filters", int, where, None, "blocks[].in_filters"),
+                out_filters=bounded(b, "out_filters", int, where, None, "blocks[].out_filters"),
+                se_ratio=float(bounded(b, "se_ratio", num, where, 0.0, "blocks[].se_ratio")),
                 skip=typed_field(b, "skip", bool, where, True),
                 op=typed_field(b, "op", str, where, "mbconv"),
                 act=typed_field(b, "act", str, where, None),
@@ -570,30 +617,70 @@ def explicit_arch_from_dict(d: Any) -> Arch:
         prev = blk.out_filters
     arch = Arch(
         name=typed_field(d, "name", str, "", "custom"),
-        resolution=typed_field(d, "resolution", int, "", 224),
-        width=float(typed_field(d, "width", num, "", 1.0)),
+        resolution=bounded(d, "resolution", int, "", 224, "resolution"),
+        width=float(bounded(d, "width", num, "", 1.0, "width")),
         act=act,
         se_gate=_choice(typed_field(d, "se_gate", str, "", "sigmoid"), SE_GATES, "se_gate"),
         se_base=_choice(typed_field(d, "se_base", str, "", "in"), SE_BASES, "se_base"),
         stem=stem,
         blocks=tuple(blocks),
         head=head,
-        classes=typed_field(d, "classes", int, "", 1000),
-        channels=typed_field(d, "channels", int, "", 3),
-        dropout=float(typed_field(d, "dropout", num, "", 0.2)),
+        classes=bounded(d, "classes", int, "", 1000, "classes"),
+        channels=bounded(d, "channels", int, "", 3, "channels"),
+        dropout=float(bounded(d, "dropout", num, "", 0.2, "dropout")),
     )
     from latbench.fileio import safe_name
 
     safe_name(arch.name, "name")  # it names files (profile --arch): no paths, no empties
-    if not 8 <= arch.resolution <= 2048:
-        raise InputError(f"must be in [8, 2048], got {arch.resolution}", "resolution")
-    if not 0.05 <= arch.width <= 4:
-        raise InputError(f"must be in [0.05, 4], got {arch.width}", "width")
-    if arch.classes < 1:
-        raise InputError(f"must be >= 1, got {arch.classes}", "classes")
-    if arch.channels < 1:
-        raise InputError(f"must be >= 1, got {arch.channels}", "channels")
+    check_size(arch)
     return arch
+
+
+def _largest_tensor(s: LayerSpec) -> int:
+    """Elements of the largest tensor a layer reads, expands to or writes."""
+    return max(s.in_hw**2 * max(s.cin, s.mid), s.out_hw**2 * max(s.cout, s.mid))
+
+
+def layer_owners(arch: Arch) -> list[str]:
+    """The arch.json part that makes each of `arch.layers()`, in order (for error fields).
+
+    Refuses a network of more than MAX_LAYERS layers before they are made."""
+    owners = ["stem.filters"]
+    c = arch.filters(arch.stem.filters)
+    for i, b in enumerate(arch.blocks):
+        cout = arch.filters(b.out_filters)
+        if b.op == "skip":  # only a shape-changing first repeat is a layer
+            owners += [f"blocks[{i}]"] * (b.stride != 1 or c != cout)
+        else:
+            owners += [f"blocks[{i}]"] * b.repeats
+        c = cout
+        if len(owners) > MAX_LAYERS:
+            raise InputError(
+                f"the network would have more than {MAX_LAYERS} layers", f"blocks[{i}].repeats"
+            )
+    return owners + ["head.filters"] * 2 + ["head.hidden"] * (arch.head.kind == "v3") + ["classes"]
+
+
+def check_size(arch: Arch) -> None:
+    """The whole network's bounds (MAX_LAYERS, MAX_TENSOR, MAX_PARAMS), each refusal naming
+    the part of arch.json that crosses it."""
+    owners = layer_owners(arch)
+    specs = arch.layers()
+    params = 0
+    for spec, owner in zip(specs, owners):
+        if (n := _largest_tensor(spec)) > MAX_TENSOR:
+            raise InputError(
+                f"a tensor of {n:.3g} elements ({spec.key}); the limit is {MAX_TENSOR:.3g} "
+                f"(lower the resolution, the width or the filters)",
+                owner,
+            )
+        params += spec.params()
+        if params > MAX_PARAMS:
+            raise InputError(
+                f"the network would have over {MAX_PARAMS:.3g} parameters at this layer "
+                f"({spec.key}); lower the filters, the width or the classes",
+                owner,
+            )
 
 
 def arch_to_dict(a: Arch, block_strings: bool = True) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from latbench.devices.hostload import siblings
 from latbench.devices.kinds import device_kind
 from latbench.fileio import hold_lock
 from latbench.nets.arch import LayerSpec
+from latbench.procs import pool_initializer
 from latbench.profiling.lut import LUT, Row, lut_path
 from latbench.profiling.sentinel import NETWORK as SENTINEL_NETWORK
 from latbench.profiling.sentinel import Sentinel, sentinel_layer, sentinel_path
@@ -234,8 +235,8 @@ class Converter:
         pool = ProcessPoolExecutor(
             max_workers=max(1, self.workers),
             mp_context=mp.get_context("spawn"),
-            initializer=_pin,
-            initargs=(self.cpus,),
+            initializer=pool_initializer,  # workers die with this process, then pin
+            initargs=(os.getpid(), _pin, self.cpus),
         )
         try:
             futures = {

@@ -8,6 +8,7 @@ competes with a converter.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -19,6 +20,7 @@ from latbench.devices import Device
 from latbench.devices.measure import Measurement
 from latbench.nets.arch import Arch
 from latbench.nets.load import arch_from_dict
+from latbench.procs import pool_initializer
 
 
 def _convert_arch_worker(arch_json: dict, precision: str) -> tuple[str | None, str | None]:
@@ -48,7 +50,10 @@ def convert_archs(
     if not todo:
         return out
     with ProcessPoolExecutor(
-        max_workers=max(1, workers), mp_context=mp.get_context("spawn")
+        max_workers=max(1, workers),
+        mp_context=mp.get_context("spawn"),
+        initializer=pool_initializer,  # workers die with this process
+        initargs=(os.getpid(),),
     ) as pool:
         futs = {i: pool.submit(_convert_arch_worker, archs[i].to_dict(), precision) for i in todo}
         for i in tqdm(

@@ -88,7 +88,7 @@ def summarize(results: list[dict], seeds: int) -> dict:
 
 
 def plot(results: list[dict], summary: dict, path: Path) -> None:
-    from latbench.plotting import pyplot
+    from latbench.plotting import pyplot, save_figure
 
     plt = pyplot()
 
@@ -117,8 +117,7 @@ def plot(results: list[dict], summary: dict, path: Path) -> None:
         else "proxy validity"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def study(

@@ -137,7 +137,7 @@ def checkpoints(n: int, step: int = 25) -> list[int]:
 def curves_png(runs: Sequence[RunCurves], n: int, path: Path) -> None:
     """Best reward, hypervolume and recent mean reward against samples, mean and min-max band
     per controller."""
-    from latbench.plotting import pyplot
+    from latbench.plotting import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 3.8))
@@ -156,8 +156,7 @@ def curves_png(runs: Sequence[RunCurves], n: int, path: Path) -> None:
         f"{len(runs)} runs at equal budget ({n} samples each); band: min-max over seeds", fontsize=9
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def best_network(run: RunCurves, n: int) -> dict:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from latbench.errors import InputError
+from latbench.fileio import write_atomic
 from latbench.proxy.recipe import ProxyRecipe
 
 Log = Callable[[str], None]
@@ -113,7 +114,7 @@ def resume_config(resume_dir: Path, samples: int | None, lut_dir: Path | None):
     cfg = SearchConfig.from_json(cfg_path.read_text())
     if samples is not None and samples != cfg.samples:
         cfg = replace(cfg, samples=samples)
-        cfg_path.write_text(cfg.to_json())
+        write_atomic(cfg_path, cfg.to_json().encode())
     if lut_dir is not None:
         cfg = replace(cfg, lut_dir=str(lut_dir))
     return cfg
@@ -145,7 +146,7 @@ def check_latency_model(out_dir: Path, identity: dict, log: Log) -> None:
     """Record which latency model a run uses; warn when a resume gets another one."""
     path = out_dir / "latency_model.json"
     if not path.exists():
-        path.write_text(json.dumps(identity, indent=2) + "\n")
+        write_atomic(path, (json.dumps(identity, indent=2) + "\n").encode())
         return
     old = json.loads(path.read_text())
     if old != identity:
@@ -223,7 +224,6 @@ def run_job(
 
 def _run_locked(out_dir: Path, cfg, ray_workers, ray_address, log: Log, progress: bool, dataset):
     from latbench.devices import known_profiles
-    from latbench.fileio import write_atomic
     from latbench.nets.spaces import get_space
     from latbench.search.executor import make_executor
     from latbench.search.run import Search

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latbench.plotting import pyplot
+from latbench.plotting import pyplot, save_figure
 
 LATENCY_LABELS = {
     # a spot-checked sample is drawn at its measured latency, the others at the prediction
@@ -78,8 +78,7 @@ def pareto_png(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def reward_png(rows: list[dict], path: Path, window: int = 16) -> None:
@@ -103,5 +102,4 @@ def reward_png(rows: list[dict], path: Path, window: int = 16) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)

@@ -483,7 +483,7 @@ class NetAdaptRun:
         if not path.exists():
             return
         _, rows = records.read(path, STEP_COLUMNS)
-        from latbench.plotting import pyplot
+        from latbench.plotting import pyplot, save_figure
 
         plt = pyplot()
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -509,5 +509,4 @@ class NetAdaptRun:
         ax.set_title("NetAdapt: accuracy against latency over the steps")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(self.out / "netadapt.png", dpi=110)
-        plt.close(fig)
+        save_figure(fig, self.out / "netadapt.png", dpi=110)

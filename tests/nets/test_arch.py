@@ -165,3 +165,129 @@ def test_digest_ignores_name_only(tiny_arch_dict):
     c = arch_from_dict({**tiny_arch_dict, "resolution": 64})
     assert a.digest() == b.digest() != c.digest()
     assert isinstance(Arch().name, str)
+
+
+# ---- every field bounded (LIMITS, docs/arch-format.md "Limits") ------------------------------
+
+
+def _with(d, path, value):
+    """A deep copy of arch dict `d` with `path` (`stem.filters`, `blocks[2].repeats`) set."""
+    import copy
+    import re
+
+    d = copy.deepcopy(d)
+    *parents, last = path.split(".")
+    node = d
+    for part in parents:
+        m = re.fullmatch(r"(\w+)\[(\d+)\]", part)
+        node = node[m[1]][int(m[2])] if m else node.setdefault(part, {})
+    m = re.fullmatch(r"(\w+)\[(\d+)\]", last)
+    if m:
+        node[m[1]][int(m[2])] = value
+    else:
+        node[last] = value
+    return d
+
+
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        ("classes", 10**12),
+        ("classes", 0),
+        ("classes", 10**400),
+        ("channels", 100_000),
+        ("resolution", 10**9),
+        ("resolution", 4),
+        ("width", 1e308),
+        ("width", float("inf")),
+        ("width", float("nan")),
+        ("dropout", float("nan")),
+        ("dropout", 1.0),
+        ("dropout", -0.1),
+        ("dropout", 10**400),
+        ("stem.filters", 10**6),
+        ("stem.kernel", 10**6),
+        ("stem.kernel", 0),
+        ("stem.stride", 64),
+        ("head.filters", 10**7),
+        ("head.hidden", -1),
+        ("blocks[2].repeats", 10**6),
+        ("blocks[2].repeats", 0),
+        ("blocks[2].kernel", 9),
+        ("blocks[2].stride", 3),
+        ("blocks[2].expand", 1e300),
+        ("blocks[2].expand", 10**400),
+        ("blocks[2].expand", float("nan")),
+        ("blocks[2].out_filters", 10**5),
+        ("blocks[2].se_ratio", 2),
+        ("blocks[2].groups", 10**6),
+    ],
+)
+def test_every_arch_field_is_bounded_and_a_value_outside_names_its_path(
+    tiny_arch_dict, path, value
+):
+    d = _with(tiny_arch_dict, path, value)
+    with pytest.raises(InputError) as e:
+        arch_from_dict(d)
+    assert e.value.field == path, str(e.value)
+    assert len(str(e.value)) < 300 and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "block, path",
+    [
+        ("r99_k3_s11_e6_i16_o8", "blocks[0].repeats"),
+        ("r1_k3_s11_e99_i16_o8", "blocks[0].expand"),
+        ("r1_k3_s11_e1e999_i16_o8", "blocks[0].expand"),
+        ("r1_k3_s11_e6_i16_o8_se5", "blocks[0].se_ratio"),
+    ],
+)
+def test_block_strings_are_bounded_like_block_objects(tiny_arch_dict, block, path):
+    with pytest.raises(InputError) as e:
+        arch_from_dict(_with(tiny_arch_dict, "blocks[0]", block))
+    assert e.value.field == path, str(e.value)
+
+
+def test_too_many_blocks_are_refused(tiny_arch_dict):
+    d = {**tiny_arch_dict, "blocks": ["r1_k3_s11_e1_i16_o16"] * 65}
+    with pytest.raises(InputError) as e:
+        arch_from_dict(d)
+    assert e.value.field == "blocks" and "at most 64" in str(e.value)
+
+
+def test_fields_in_range_that_add_up_to_too_much_are_refused_naming_the_part(tiny_arch_dict):
+    """Each field within its limit, the network as a whole not: layers, a tensor, parameters."""
+    many = {**tiny_arch_dict, "blocks": ["r1_k3_s11_e1_i16_o16"] + ["r32_k3_s11_e1_i16_o16"] * 40}
+    with pytest.raises(InputError) as e:
+        arch_from_dict(many)
+    assert e.value.field.endswith(".repeats") and "1024 layers" in str(e.value)
+    wide = _with(_with(tiny_arch_dict, "resolution", 2048), "stem.filters", 4096)
+    wide["stem"]["stride"] = 1
+    wide["blocks"][0] = "r1_k3_s11_e1_i4096_o8"
+    with pytest.raises(InputError) as e:
+        arch_from_dict(wide)
+    assert e.value.field == "stem.filters" and "tensor" in str(e.value)
+    heavy = _with(tiny_arch_dict, "head.filters", 8192)
+    heavy["classes"] = 100_000
+    with pytest.raises(InputError) as e:
+        arch_from_dict(heavy)
+    assert e.value.field == "classes" and "parameters" in str(e.value)
+
+
+def test_every_zoo_network_and_space_sample_is_within_the_limits():
+    import numpy as np
+
+    from latbench.nets.arch import check_size, layer_owners
+    from latbench.nets.spaces import SPACES
+    from latbench.nets.zoo import all_archs
+
+    archs = list(all_archs())
+    rng = np.random.default_rng(0)
+    for space in SPACES.values():
+        archs += [
+            space.decode([int(rng.integers(v)) for v in space.vocab_sizes]) for _ in range(50)
+        ]
+    for a in archs:
+        assert len(layer_owners(a)) == len(a.layers()), a.name
+        check_size(a)
+        assert arch_from_dict(a.to_dict()) == a

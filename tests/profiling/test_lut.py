@@ -212,3 +212,32 @@ def test_two_measured_rows_of_one_key_are_refused_but_a_retried_failure_is_not(t
     lut.append(Row(spec, "ok", summarize([0.9])))  # a second writer did it again
     with pytest.raises(InputError, match="rows 2 and 3 both measure"):
         LUT.load(path)
+
+
+def test_resuming_a_torn_lut_keeps_its_mode_and_group(tmp_path):
+    """Issue 19 item 9: a resume that cuts a torn tail, and one that rewrites the file with
+    today's columns, both keep the file's permission bits and group (and every row)."""
+    import os
+    import stat
+
+    from latbench import records
+    from latbench.profiling.lut import COLUMNS, OPTIONAL_COLUMNS
+
+    p = tmp_path / "host_t_fp32.csv"
+    legacy = [c for c in COLUMNS if c not in OPTIONAL_COLUMNS]
+    keep = [i for i, c in enumerate(COLUMNS) if c in legacy]
+    row = Row(_spec(16), "ok", summarize([1.0])).to_csv()
+    records.create(p, META, legacy, [[row[i] for i in keep]])
+    with open(p, "a") as f:
+        f.write("mbconv:i8x8x16:o8x8")  # a row torn by a kill
+    os.chmod(p, 0o640)
+    gid = 4242 if os.geteuid() == 0 else os.getgid()  # root may give any group
+    os.chown(p, -1, gid)
+    lut = LUT.open(p, META)  # cuts the torn tail, then upgrades the columns (a rewrite)
+    lut.append(Row(_spec(24), "ok", summarize([2.0])))
+    st = p.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_gid == gid
+    assert set(LUT.load(p).rows) == {_spec(16).key, _spec(24).key}
+    lut.save()  # a merge's rewrite keeps them too
+    st = p.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_gid == gid

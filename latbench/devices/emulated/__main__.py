@@ -20,6 +20,9 @@ from latbench.devices.emulated.state import Clocks, Faults
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--benchmark-model"]:
+        from latbench.procs import die_with_parent_from_env
+
+        die_with_parent_from_env()
         return benchmark_main(argv[1:])
     ap = argparse.ArgumentParser(
         prog="python -m latbench.devices.emulated",

@@ -25,6 +25,7 @@ import time
 
 from latbench.devices.emulated.benchmark import STANDIN_MARKER
 from latbench.devices.emulated.state import WRITABLE_ROOT, PhoneState
+from latbench.procs import popen_tied
 
 # `svc power stayon X` writes Settings.Global.STAY_ON_WHILE_PLUGGED_IN as a bitmask of the
 # plug types that keep the screen on (BatteryManager: AC 1, USB 2, wireless 4).
@@ -386,8 +387,8 @@ class Shell:
                 *(["--hang"] if hang else []),
                 *argv,
             ]
-            proc = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ph.sandbox
+            proc = popen_tied(  # the phone's processes end with the phone (this process)
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ph.sandbox
             )
             ph.children[proc] = " ".join([path, *args])
         out = b""
