@@ -115,9 +115,17 @@ def _convert(precision: str, network: bool) -> dict[str, Path]:
         out["network"] = arch_path(net, precision)
     if all(p.exists() for p in out.values()):
         return out
+    import os
+
+    from latbench.procs import pool_initializer
     from latbench.profiling.networks import _convert_arch_worker
 
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        1,
+        mp_context=mp.get_context("spawn"),
+        initializer=pool_initializer,  # the worker dies with this process
+        initargs=(os.getpid(),),
+    ) as pool:
         if not out["layer"].exists():
             [(_, path, err)] = pool.submit(_convert_layer_worker, spec).result()
             if path is None:
