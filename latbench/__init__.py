@@ -1,12 +1,12 @@
 """latbench: measured-latency, platform-aware NAS for mobile CNNs.
 
-Python API (imports stay light until called): latbench.predict(net, device=...)
-and latbench.Predictor(device=...); see latbench/api.py.
+Python API (imports stay light until called): latbench.predict(net, device=...),
+latbench.Predictor(device=...) and latbench.measure(model, device=...); see latbench/api.py.
 """
 
 from latbench._version import __version__
 
-__all__ = ["Predictor", "__version__", "predict"]
+__all__ = ["Predictor", "__version__", "measure", "predict"]
 
 
 def predict(
@@ -16,6 +16,14 @@ def predict(
     from latbench.api import predict as _predict
 
     return _predict(net, device, precision, space, lut_dir)
+
+
+def measure(model, device: str = "host", precision: str = "fp32", **kw):
+    """Time a model end to end on a device (arch.json, .tflite, Keras file or model, bytes);
+    returns its Measurement. See latbench.api.measure."""
+    from latbench.api import measure as _measure
+
+    return _measure(model, device, precision, **kw)
 
 
 def __getattr__(name: str):

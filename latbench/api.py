@@ -121,3 +121,57 @@ def predict(
 ) -> float:
     """Predicted latency (ms) of one network on a device; see Predictor to predict many."""
     return Predictor(device, precision, space, lut_dir).predict(net)
+
+
+def measure(
+    model: Any,
+    device: str = "host",
+    precision: str = "fp32",
+    bursts: int = 3,
+    input_shape: Sequence[int] | None = None,
+    signature: str | None = None,
+    lut_dir: str | Path = "lut",
+    progress: bool = False,
+):
+    """Time a model end to end on a device, exactly as `latbench measure` does; returns its
+    `Measurement` (median_ms, p10/p90, runs, the CI over bursts, the conditions in `extra`).
+
+    `model`: an arch.json path or dict / Arch, a .tflite / .keras / .h5 path or SavedModel
+    folder, the bytes of a .tflite, or an in-memory Keras model (converted here, with the
+    project's recipe, at `precision`).
+    """
+    import tempfile
+
+    from latbench.build.models import ModelFile, keras_tflite, prepare_model
+    from latbench.devices import load_profile, open_device
+    from latbench.profiling.sentinel import measure_watched
+
+    if precision not in PRECISIONS:
+        raise InputError(f"{precision!r} is not one of {PRECISIONS}", "precision")
+    shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
+    if isinstance(model, (bytes, bytearray)):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.tflite"
+            path.write_bytes(bytes(model))
+            target: Any = prepare_model(path, precision, shape, signature)
+    elif isinstance(model, Arch) or isinstance(model, dict):
+        target = model if isinstance(model, Arch) else arch_from_dict(model)
+    elif isinstance(model, (str, Path)):
+        p = Path(model)
+        target = (
+            load_arch(p) if p.suffix == ".json" else prepare_model(p, precision, shape, signature)
+        )
+    elif hasattr(model, "inputs") and hasattr(model, "to_json"):  # a Keras model
+        res = keras_tflite(model, precision, shape)
+        target = ModelFile(
+            Path(res["path"]), res["name"], "keras", "in memory", precision, res["inputs"],
+            res["extra"],
+        )  # fmt: skip
+    else:
+        raise InputError(
+            f"cannot measure a {type(model).__name__}: give a path, .tflite bytes, an Arch or "
+            f"a Keras model",
+            "model",
+        )
+    with open_device(load_profile(device)) as dev:
+        return measure_watched(dev, target, precision, Path(lut_dir), progress, bursts)

@@ -304,7 +304,7 @@ def profile(
 
 
 @cli.command()
-@click.argument("arch_file", type=click.Path(path_type=Path))
+@click.argument("model_file", metavar="MODEL", type=click.Path(path_type=Path))
 @device_option()
 @precision_option
 @click.option(
@@ -315,43 +315,68 @@ def profile(
     help="Time the network in this many bursts a second apart; the confidence interval "
     "covers the spread between them (1: one burst, whose interval says nothing of drift).",
 )
+@click.option(
+    "--input-shape",
+    metavar="DIMS",
+    help="Fix a Keras or SavedModel input's dynamic dimensions, e.g. 1,224,224,3.",
+)
+@click.option("--signature", metavar="NAME", help="The SavedModel / .tflite signature to time.")
 @lut_dir_option
 @json_option
 @no_progress_option
-def measure(arch_file, device_name, precision, bursts, lut_dir, as_json, no_progress) -> None:
-    """Time the whole network ARCH_FILE end to end on a device.
+def measure(
+    model_file, device_name, precision, bursts, input_shape, signature, lut_dir, as_json,
+    no_progress,
+) -> None:  # fmt: skip
+    """Time a model end to end on a device: latbench's arch.json, or any .tflite, .keras /
+    .h5 Keras model or SavedModel folder.
 
     Same protocol as a LUT row and as `calibrate`: the converted model (cached) is warmed up,
     then timed until the median's 95 % confidence interval is within 1 % or a cap is hit,
     in --bursts bursts a second apart; the interval printed holds across the bursts. The
     sentinel layer is timed before and after (see docs/measurement.md): a machine slower than
-    when the LUT was timed, or one whose speed moved meanwhile, gets a warning line.
+    when the LUT was timed, or one whose speed moved meanwhile, gets a warning line. A Keras
+    or SavedModel input is converted with --precision (int8: full-integer, the project's
+    recipe); a .tflite is timed as it is.
     """
+    from latbench.build.models import model_kind, parse_input_shape, prepare_model
     from latbench.devices import load_profile, open_device
     from latbench.nets.load import load_arch
     from latbench.profiling.sentinel import measure_watched
 
-    arch = load_arch(arch_file)
+    kind = model_kind(model_file)
+    shape = parse_input_shape(input_shape)
     profile_ = load_profile(device_name)
+    if kind == "arch":
+        if shape or signature:
+            raise InputError("goes with a model file, not an arch.json", "--input-shape")
+        target = load_arch(model_file)
+        doc = {
+            "arch": target.name,
+            "macs": target.macs(),
+            "params": target.params(trainable=True),
+        }
+    else:
+        target = prepare_model(model_file, precision, shape, signature)
+        doc = {
+            "model": str(model_file),
+            "kind": target.kind,
+            "tflite": str(target.path),
+            "inputs": target.inputs,
+            "ops": target.extra.get("ops", {}),
+        }
     with open_device(profile_) as dev:
         m = measure_watched(
-            dev, arch, precision, lut_dir, progress_wanted(no_progress or as_json), bursts
+            dev, target, precision, lut_dir, progress_wanted(no_progress or as_json), bursts
         )
     warning = conditions_warning(m)
+    held = getattr(target, "precision", precision)  # a .tflite: "as-is"
     if as_json:
         echo_json(
-            {
-                "arch": arch.name,
-                "device": device_name,
-                "precision": precision,
-                "macs": arch.macs(),
-                "params": arch.params(trainable=True),
-                **m.to_dict(),
-                "warning": warning,
-            }
+            {**doc, "device": device_name, "precision": held, **m.to_dict(), "warning": warning}
         )
         return
-    click.echo(f"{arch.name} on {device_name} ({precision}): {measurement_line(m)}")
+    click.echo(f"{target.name} on {device_name} ({held}): {measurement_line(m)}")
     if warning:
         click.echo(warning, err=True)
 

@@ -123,20 +123,33 @@ def measure_network(
     Raises LatbenchError when it cannot be converted, ModelRunError when it fails
     on the device, DeviceLost when the device goes away.
     """
-    import time
-
-    from latbench.devices import ModelRunError
-    from latbench.devices.measure import combine_bursts
     from latbench.errors import LatbenchError
 
     [(path, err)] = convert_archs([arch], precision, workers=1, progress=progress)
     if path is None:
         raise LatbenchError(f"cannot convert {arch.name} ({precision}): {err}")
+    return measure_file(device, path, arch.name, progress, bursts, gap_s)
+
+
+def measure_file(
+    device: Device,
+    path: Path,
+    name: str,
+    progress: bool = True,
+    bursts: int = 1,
+    gap_s: float = 1.0,
+) -> Measurement:
+    """One .tflite file on the device, in `bursts` bursts `gap_s` apart (`combine_bursts`)."""
+    import time
+
+    from latbench.devices import ModelRunError
+    from latbench.devices.measure import combine_bursts
+
     taken: list[Measurement] = []
     t0 = time.monotonic()
     for b in tqdm(
         range(max(1, bursts)),
-        desc=f"time {arch.name} on {device.profile.name}",
+        desc=f"time {name} on {device.profile.name}",
         unit="burst",
         disable=not progress or bursts < 2,
         dynamic_ncols=True,
@@ -146,7 +159,7 @@ def measure_network(
         try:
             taken.append(device.measure(path))
         except ModelRunError as exc:
-            raise ModelRunError(f"{arch.name} failed on {device.profile.name}: {exc}") from None
+            raise ModelRunError(f"{name} failed on {device.profile.name}: {exc}") from None
     if len(taken) == 1:
         return taken[0]
     return combine_bursts(taken, time.monotonic() - t0)

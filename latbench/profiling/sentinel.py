@@ -305,21 +305,25 @@ class Sentinel:
 
 def measure_watched(
     device: Device,
-    arch,
+    target,
     precision: str,
     lut_dir: Path,
     progress: bool = True,
     bursts: int = 3,
     context: str = "measure",
 ) -> Measurement:
-    """One network end to end in `bursts` bursts (`networks.measure_network`), with the
-    sentinel layer timed before and after: extra["sentinel"] holds both readings, the
-    LUT-time reference when there is one, and `speed` (after / reference) and `moved`
-    (after / before), which `measure` and `predict --compare` warn about."""
-    from latbench.profiling.networks import measure_network
+    """One network (an Arch) or model (a build.models.ModelFile) end to end in `bursts`
+    bursts (`networks.measure_network` / `measure_file`), with the sentinel layer timed
+    before and after: extra["sentinel"] holds both readings, the LUT-time reference when
+    there is one, and `speed` (after / reference) and `moved` (after / before), which
+    `measure` and `predict --compare` warn about."""
+    from latbench.profiling.networks import measure_file, measure_network
 
     sentinel = Sentinel(device, lut_dir, precision, context).start()
-    m = measure_network(device, arch, precision, progress, bursts=bursts)
+    if hasattr(target, "blocks"):
+        m = measure_network(device, target, precision, progress, bursts=bursts)
+    else:
+        m = measure_file(device, target.path, target.name, progress, bursts=bursts)
     sentinel.check(force=True)
     lay = [r.median_ms for r in sentinel.readings if r.what == "layer"]
     info: dict[str, Any] = {"readings_ms": lay}
