@@ -607,6 +607,9 @@ def explicit_arch_from_dict(d: Any) -> Arch:
             blocks.append(blk)
         else:
             raise InputError(f"a block is a block string or an object, got {b!r}", where)
+    for part, example in (("stem", '{"filters": 32}'), ("head", '{"filters": 1280}')):
+        if part not in d:  # no silent default: the first and last convs cost real time
+            raise InputError(f'missing; e.g. "{part}": {example}', part)
     prev = stem.filters
     for i, blk in enumerate(blocks):
         if blk.in_filters != prev:

@@ -291,3 +291,14 @@ def test_every_zoo_network_and_space_sample_is_within_the_limits():
         assert len(layer_owners(a)) == len(a.layers()), a.name
         check_size(a)
         assert arch_from_dict(a.to_dict()) == a
+
+
+@pytest.mark.parametrize("part", ["stem", "head"])
+def test_a_missing_stem_or_head_is_refused_not_defaulted(tiny_arch_dict, part):
+    from latbench.errors import InputError
+    from latbench.nets.load import arch_from_dict
+
+    d = {k: v for k, v in tiny_arch_dict.items() if k != part}
+    with pytest.raises(InputError) as e:
+        arch_from_dict(d)
+    assert e.value.field == part and "missing" in str(e.value)

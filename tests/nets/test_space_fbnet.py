@@ -138,6 +138,7 @@ def test_block_strings_and_objects_carry_the_new_ops():
     assert parse_block_string("fb_r1_k3_s11_e1_i24_o24_g2").groups == 2
     d = {
         "stem": {"filters": 16, "stride": 1},
+        "head": {"filters": 64},
         "resolution": 32,
         "classes": 10,
         "blocks": [
