@@ -33,13 +33,14 @@ from latbench.nets.load import arch_from_dict, load_arch
 from latbench.nets.spaces import SearchSpace
 from latbench.nets.zoo import all_archs
 from latbench.predictors import (
+    BASE_FEATURES,
     DEFAULT,
-    FEATURES,
     LayerTable,
     LinearPredictor,
     LutSumPredictor,
     Predictor,
     ScaledLutPredictor,
+    StagewisePredictor,
     predictor_path,
     save_predictors,
 )
@@ -470,7 +471,8 @@ def make_predictors() -> dict[str, Predictor]:
         DEFAULT: ScaledLutPredictor(),
         "lut": LutSumPredictor(),
         "flops": LinearPredictor(("macs_m",)),
-        "regression": LinearPredictor(FEATURES),
+        "regression": LinearPredictor(BASE_FEATURES),
+        "stagewise": StagewisePredictor(),
     }
 
 
@@ -481,7 +483,10 @@ def fit_predictors(X: np.ndarray, y: np.ndarray) -> dict[str, Predictor]:
 LOO_MAX = 20  # up to this many networks: leave-one-out; more: FOLDS-fold cross-validation
 FOLDS = 10
 MIN_JUDGED = 4  # fewer networks cannot judge a method: the default stays DEFAULT, and says so
-SIMPLEST_FIRST = ("lut", "flops", DEFAULT, "regression")  # by the number of fitted numbers
+# by the number of fitted numbers: stagewise after scaled (it holds scaled's global fit and
+# adds shrunk per-stage terms), so it becomes the default only when it is better than scaled
+# by more than one standard error out of sample
+SIMPLEST_FIRST = ("lut", "flops", DEFAULT, "stagewise", "regression")
 
 
 def judge_predictors(X: np.ndarray, y: np.ndarray) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from latbench.fileio import write_atomic
 from latbench.predictors.base import Predictor
 from latbench.predictors.linear import LinearPredictor, LutSumPredictor
 from latbench.predictors.scaled import ScaledLutPredictor
+from latbench.predictors.stagewise import StagewisePredictor
 from latbench.profiling.lut import LUT, content_hash
 
 FORMAT = "latbench-predictor/2"
@@ -33,6 +34,7 @@ PREDICTORS: dict[str, type[Predictor]] = {
     "lut": LutSumPredictor,
     "linear": LinearPredictor,
     "scaled": ScaledLutPredictor,
+    "stagewise": StagewisePredictor,
 }
 DEFAULT = "scaled"
 
