@@ -10,7 +10,7 @@ __all__ = ["Predictor", "__version__", "measure", "predict"]
 
 
 def predict(
-    net, device: str = "host", precision: str = "fp32", space: str = "mnasnet", lut_dir="lut"
+    net, device: str = "host", precision: str = "fp32", space: str | None = None, lut_dir="lut"
 ) -> float:
     """Predicted latency (ms) of one network (arch.json path, Arch, dict or tokens)."""
     from latbench.api import predict as _predict

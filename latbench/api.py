@@ -6,6 +6,10 @@
     p.predict(["a.json", arch, "0-1-0-0-1-1-...", ...])   # paths, Arch, dicts, tokens
     p.predict_tokens(token_matrix)                        # vectorised over a search space
 
+    # few-shot: fit on networks timed elsewhere, features from the host LUT; no file written
+    p = latbench.Predictor.fit([("0-1-...", 12.3), ...], prior="host", precision="int8")
+    p.save("phone.predictor.json"); latbench.Predictor.load("phone.predictor.json")
+
 It loads exactly what `latbench predict` and `latbench search` load (the
 device's predictor file, checked against its LUT), so numbers agree with the
 command line.
@@ -33,18 +37,106 @@ class Predictor:
         self,
         device: str = "host",
         precision: str = "fp32",
-        space: str = "mnasnet",
+        space: str | None = None,
         lut_dir: str | Path = "lut",
         method: str | None = None,
     ):
+        """The device's predictor file in lut_dir (space: the one it has a file for, else
+        the one its LUT names; give it only to choose among several)."""
         from latbench.nets.spaces import get_space
         from latbench.predictors import load_predictor
+        from latbench.predictors.model import space_for
 
         if precision not in PRECISIONS:
             raise InputError(f"must be one of {PRECISIONS}, got {precision!r}", "precision")
         self.device, self.precision = device, precision
+        space = space_for(space, Path(lut_dir), device, precision, fallback="mnasnet")
         self.space = get_space(space)
         self.model = load_predictor(device, precision, Path(lut_dir), space, method=method)
+        self._fit = None
+
+    @classmethod
+    def _wrap(cls, model, space: str, precision: str, fit=None) -> "Predictor":
+        from latbench.nets.spaces import get_space
+
+        self = cls.__new__(cls)
+        self.device, self.precision = model.device, precision
+        self.space = get_space(space)
+        self.model, self._fit = model, fit
+        return self
+
+    @classmethod
+    def fit(
+        cls,
+        measurements,
+        prior: str = "host",
+        space: str | None = None,
+        precision: str = "fp32",
+        prior_precision: str | None = None,
+        device: str | None = None,
+        lut_dir: str | Path = "lut",
+    ) -> "Predictor":
+        """Fit on whole networks timed on the target device, features from `prior`'s LUT
+        (of `prior_precision`, default `precision`), in memory: nothing is written.
+
+        `measurements`: a `network,latency_ms` CSV path, a DataFrame with those columns, or
+        a list of (network, ms); a network is tokens, an arch.json path, an Arch or a dict.
+        The space comes from the prior's LUT (give `space` only to choose). The default
+        predictor is the method with the lowest out-of-sample error on the measurements
+        (`provenance["selection"]`); `save` writes the file predict and search load.
+        Exactly what `latbench calibrate --measurements` runs."""
+        from latbench.calibration.calibrate import fit_measurements
+        from latbench.predictors import LatencyModel
+
+        if precision not in PRECISIONS:
+            raise InputError(f"must be one of {PRECISIONS}, got {precision!r}", "precision")
+        f = fit_measurements(
+            measurements,
+            prior=prior,
+            space=space,
+            precision=precision,
+            prior_precision=prior_precision,
+            device=device,
+            lut_dir=Path(lut_dir),
+        )
+        doc = {"calibration": f.calibration, "selection": f.selection, "default": f.default}
+        model = LatencyModel(
+            f.table,
+            f.fitted[f.default],
+            f.default,
+            f.device,
+            doc=doc,
+            fitted=f.fitted,
+            reason=f.selection["reason"],
+        )
+        return cls._wrap(model, f.space, precision, f)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted predictors as a predictor file (`latbench predict --predictor`)."""
+        if self._fit is None:
+            raise InputError(
+                f"this predictor was loaded from {self.model.path or 'its LUT'}; only one made "
+                f"by Predictor.fit is saved (copy the file instead)",
+                "save",
+            )
+        return self._fit.save(Path(path))
+
+    @classmethod
+    def load(
+        cls, path: str | Path, lut_dir: str | Path = "lut", method: str | None = None
+    ) -> "Predictor":
+        """A predictor file anywhere (its device, space and precision are in it), checked
+        against the LUT it names in lut_dir."""
+        from latbench.predictors import load_predictor_file
+
+        model = load_predictor_file(Path(path), Path(lut_dir), method)
+        doc = model.doc or {}
+        return cls._wrap(model, doc["space"], doc["precision"])
+
+    def methods(self) -> dict[str, float]:
+        """Out-of-sample MAPE (%) of every method on the calibration networks (calibrate's
+        judgement); {} when there were too few networks to judge."""
+        return dict(((self.model.doc or {}).get("selection") or {}).get("mape") or {})
 
     @property
     def kind(self) -> str:
@@ -82,7 +174,10 @@ class Predictor:
                 raise InputError(
                     f"{net!r} is neither an arch.json path nor tokens", "network"
                 ) from None
+        from latbench.nets.spaces import check_token_count
+
         tokens = [int(t) for t in net]
+        check_token_count(self.space, tokens, "tokens")
         self.space.check_tokens(tokens, "tokens")  # names the bad position, not numpy's error
         return self.space.decode(tokens)
 
@@ -116,7 +211,7 @@ def predict(
     net: NetworkLike,
     device: str = "host",
     precision: str = "fp32",
-    space: str = "mnasnet",
+    space: str | None = None,
     lut_dir: str | Path = "lut",
 ) -> float:
     """Predicted latency (ms) of one network on a device; see Predictor to predict many."""

@@ -30,16 +30,17 @@ from latbench.devices import Device
 from latbench.errors import InputError
 from latbench.nets.arch import Arch
 from latbench.nets.load import arch_from_dict, load_arch
-from latbench.nets.spaces import SearchSpace
+from latbench.nets.spaces import SearchSpace, check_token_count
 from latbench.nets.zoo import all_archs
 from latbench.predictors import (
+    BASE_FEATURES,
     DEFAULT,
-    FEATURES,
     LayerTable,
     LinearPredictor,
     LutSumPredictor,
     Predictor,
     ScaledLutPredictor,
+    StagewisePredictor,
     predictor_path,
     save_predictors,
 )
@@ -382,6 +383,7 @@ def _network_from_text(text: str, space: SearchSpace, base: Path) -> tuple[Arch,
     if t and all(p.strip().lstrip("-").isdigit() for p in t.replace(",", "-").split("-") if p):
         parts = [p for p in t.replace(",", "-").replace(" ", "-").split("-") if p]
         tokens = tuple(int(p) for p in parts)
+        check_token_count(space, tokens)
         return space.decode(list(tokens)), tokens
     path = Path(t)
     if not path.is_absolute():
@@ -470,7 +472,8 @@ def make_predictors() -> dict[str, Predictor]:
         DEFAULT: ScaledLutPredictor(),
         "lut": LutSumPredictor(),
         "flops": LinearPredictor(("macs_m",)),
-        "regression": LinearPredictor(FEATURES),
+        "regression": LinearPredictor(BASE_FEATURES),
+        "stagewise": StagewisePredictor(),
     }
 
 
@@ -481,7 +484,10 @@ def fit_predictors(X: np.ndarray, y: np.ndarray) -> dict[str, Predictor]:
 LOO_MAX = 20  # up to this many networks: leave-one-out; more: FOLDS-fold cross-validation
 FOLDS = 10
 MIN_JUDGED = 4  # fewer networks cannot judge a method: the default stays DEFAULT, and says so
-SIMPLEST_FIRST = ("lut", "flops", DEFAULT, "regression")  # by the number of fitted numbers
+# by the number of fitted numbers: stagewise after scaled (it holds scaled's global fit and
+# adds shrunk per-stage terms), so it becomes the default only when it is better than scaled
+# by more than one standard error out of sample
+SIMPLEST_FIRST = ("lut", "flops", DEFAULT, "stagewise", "regression")
 
 
 def judge_predictors(X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -533,6 +539,215 @@ def judge_predictors(X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     }
 
 
+def measurements_from(source: Any, space: SearchSpace) -> tuple[list[NetResult], str, str]:
+    """(results, name, sha256) of measurements given as a `network,latency_ms` CSV path, a
+    DataFrame with those columns, or a list of (network, ms) pairs; a network is an Arch, an
+    arch dict, an arch.json path or the space's tokens (a sequence or "0-1-...")."""
+    import hashlib
+
+    if isinstance(source, (str, Path)):
+        return read_measurements(Path(source), space), Path(source).name, file_sha256(source)
+    if hasattr(source, "columns") and hasattr(source, "itertuples"):  # a DataFrame
+        missing = [c for c in MEASUREMENT_COLUMNS if c not in source.columns]
+        if missing:
+            raise InputError(
+                f"the DataFrame needs columns {', '.join(MEASUREMENT_COLUMNS)} "
+                f"(missing: {', '.join(missing)})",
+                "measurements",
+            )
+        source = list(zip(source["network"], source["latency_ms"]))
+    out: list[NetResult] = []
+    seen: dict[str, int] = {}
+    for n, item in enumerate(source):
+        where = f"measurements[{n}]"
+        try:
+            net, ms = item
+            ms = float(ms)
+        except (TypeError, ValueError):
+            raise InputError("must be a (network, latency_ms) pair", where) from None
+        if not math.isfinite(ms) or ms <= 0:
+            raise InputError(f"latency_ms must be a positive number, got {ms}", where)
+        tokens: tuple[int, ...] = ()
+        if isinstance(net, Arch):
+            arch = net
+        elif isinstance(net, dict):
+            arch = arch_from_dict(net)
+        elif isinstance(net, str) or isinstance(net, Path):
+            arch, tokens = _network_from_text(str(net), space, Path("."))
+        else:
+            try:
+                tokens = tuple(int(t) for t in net)
+            except (TypeError, ValueError):
+                raise InputError(f"unknown network {net!r}", where) from None
+            check_token_count(space, tokens, where)
+            space.check_tokens(list(tokens), where)
+            arch = space.decode(list(tokens))
+        d = arch.digest()
+        if d in seen:
+            raise InputError(f"the same network as measurements[{seen[d]}]; give it once", where)
+        seen[d] = n
+        out.append(NetResult(Network(arch, f"list:{n}", tokens), ms))
+    if not out:
+        raise InputError("no measurements", "measurements")
+    digest = hashlib.sha256(
+        json.dumps([[r.network.arch.digest(), r.median_ms] for r in out]).encode()
+    ).hexdigest()
+    return out, "(in memory)", digest
+
+
+@dataclass
+class Fit:
+    """Fitted predictors, why the default is the default, and what they were fitted on:
+    everything a predictor file holds, in memory (`save` writes it)."""
+
+    table: LayerTable
+    fitted: dict[str, Predictor]
+    selection: dict[str, Any]
+    calibration: dict[str, Any]
+    X: np.ndarray
+    y: np.ndarray
+    device: str
+    space: str
+    precision: str
+
+    @property
+    def default(self) -> str:
+        return self.selection["default"]
+
+    def save(self, path: Path) -> Path:
+        save_predictors(
+            path,
+            device=self.device,
+            space=self.space,
+            precision=self.precision,
+            lut=self.table.lut,
+            lut_device=self.table.device,
+            fitted=self.fitted,
+            calibration=self.calibration,
+            default=self.default,
+            selection=self.selection,
+        )
+        return Path(path)
+
+
+def fit_results(
+    table: LayerTable,
+    results: Sequence[NetResult],
+    *,
+    device: str,
+    space: str,
+    precision: str,
+    mode: str,
+    source: str,
+    source_sha: str,
+    measured_under: dict[str, Any] | None = None,
+) -> Fit:
+    """Fit and judge every predictor on the measured networks, touching no file.
+
+    `table` is the LUT the features come from (the device's own, or the prior's for
+    few-shot: `mode` "few-shot"); `device` and `precision` are what the predictor is for.
+    The default is the method with the lowest out-of-sample error on these networks
+    (`judge_predictors`), the plain LUT sum included."""
+    X, y, ok = training_set(table, results)
+    calibration: dict[str, Any] = {
+        "mode": mode,
+        "measurements": source,
+        "measurements_sha256": source_sha,
+        "networks": len(ok),
+        "digests": sorted(r.network.arch.digest() for r in ok),
+        "zoo": sorted(r.network.arch.name for r in ok if r.network.source == "zoo"),
+    }
+    if measured_under is not None:
+        calibration["conditions"] = measured_under  # `conditions`, when this job measured
+    return Fit(
+        table, fit_predictors(X, y), judge_predictors(X, y), calibration, X, y, device, space,
+        precision,
+    )  # fmt: skip
+
+
+def _token_lengths(source: Any) -> set[int]:
+    """How many tokens the networks given as tokens have (arch files and Archs: none)."""
+
+    def length(net: Any) -> int | None:
+        if isinstance(net, str):
+            t = net.strip()
+            parts = [p for p in t.replace(",", "-").replace(" ", "-").split("-") if p]
+            return len(parts) if parts and all(p.isdigit() for p in parts) else None
+        if isinstance(net, (Arch, dict, Path)):
+            return None
+        try:
+            return len(net)
+        except TypeError:
+            return None
+
+    if isinstance(source, (str, Path)):
+        try:
+            text = Path(source).read_text()
+        except OSError:
+            return set()  # read_measurements names the problem
+        rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+        nets = [r.get("network") or "" for r in rows]
+    elif hasattr(source, "columns"):
+        nets = list(source["network"]) if "network" in source.columns else []
+    else:
+        nets = [item[0] for item in source if isinstance(item, (tuple, list)) and item]
+    return {n for n in map(length, nets) if n}
+
+
+def fit_measurements(
+    measurements: Any,
+    *,
+    prior: str = "host",
+    space: str | None = None,
+    precision: str = "fp32",
+    prior_precision: str | None = None,
+    device: str | None = None,
+    lut_dir: Path = Path("lut"),
+) -> Fit:
+    """What `latbench calibrate --measurements` and `latbench.Predictor.fit` both run:
+    features from `prior`'s LUT, the predictors fitted on the measured networks, in memory.
+
+    `measurements`: see `measurements_from`. The space is `space`, else the one the prior's
+    LUT names (predictors.resolve_space). `device` names whom the predictor is for (default:
+    the prior's name when precisions match, else "PRIOR-PRECISION")."""
+    from latbench.predictors import MissingKeys, load_table
+    from latbench.predictors.model import resolve_space
+
+    prior_precision = prior_precision or precision
+    space = resolve_space(
+        space,
+        lut_dir=Path(lut_dir),
+        device=prior,
+        precision=prior_precision,
+        token_lengths=sorted(_token_lengths(measurements)),
+    )
+    from latbench.nets.spaces import get_space
+
+    table = load_table(prior, prior_precision, Path(lut_dir))
+    results, name, sha = measurements_from(measurements, get_space(space))
+    missing = table.missing([r.network.arch for r in results])
+    if missing:
+        raise MissingKeys(missing, table.device, table.precision)
+    failed = [r for r in results if table.failed([r.network.arch])]
+    if failed:
+        raise InputError(
+            f"{name}: {failed[0].network.source} ({failed[0].network.arch.name}) holds layers "
+            f"that failed on {table.device} (status=failed in its LUT): the prior cannot "
+            f"describe it; remove it"
+        )
+    if device is None:
+        device = prior if prior_precision == precision else f"{prior}-{precision}"
+    mode = (
+        "few-shot"
+        if table.device != device or table.precision != precision
+        else "measurements file"
+    )
+    return fit_results(
+        table, results, device=device, space=space, precision=precision, mode=mode, source=name,
+        source_sha=sha,
+    )  # fmt: skip
+
+
 def fit_and_save(
     table: LayerTable,
     results: Sequence[NetResult],
@@ -544,38 +759,20 @@ def fit_and_save(
     measurements: Path,
     mode: str,
     measured_under: dict[str, Any] | None = None,
+    out: Path | None = None,
 ) -> tuple[dict[str, Predictor], np.ndarray, np.ndarray, Path]:
-    """Fit every predictor on the measured networks and save them; (fitted, X, y, path).
-
-    `table` is the LUT the features come from (the device's own, or the prior's
-    for few-shot: `mode` "few-shot"); `device` and `precision` are what the
-    predictor is for. The file's default is the method with the lowest out-of-sample
-    error on these networks (`judge_predictors`), the plain LUT sum included.
-    """
-    X, y, ok = training_set(table, results)
-    fitted = fit_predictors(X, y)
-    selection = judge_predictors(X, y)
-    calibration: dict[str, Any] = {
-        "mode": mode,
-        "measurements": Path(measurements).name,
-        "measurements_sha256": file_sha256(measurements),
-        "networks": len(ok),
-        "digests": sorted(r.network.arch.digest() for r in ok),
-        "zoo": sorted(r.network.arch.name for r in ok if r.network.source == "zoo"),
-    }
-    if measured_under is not None:
-        calibration["conditions"] = measured_under  # `conditions`, when this job measured
-    path = predictor_path(lut_dir, device, space, precision)
-    save_predictors(
-        path,
+    """`fit_results` on the networks of `measurements`, saved to `out` (default: the
+    device's predictor file in lut_dir); (fitted, X, y, path)."""
+    fit = fit_results(
+        table,
+        results,
         device=device,
         space=space,
         precision=precision,
-        lut=table.lut,
-        lut_device=table.device,
-        fitted=fitted,
-        calibration=calibration,
-        default=selection["default"],
-        selection=selection,
+        mode=mode,
+        source=Path(measurements).name,
+        source_sha=file_sha256(measurements),
+        measured_under=measured_under,
     )
-    return fitted, X, y, path
+    path = fit.save(out or predictor_path(lut_dir, device, space, precision))
+    return fit.fitted, fit.X, fit.y, path

@@ -41,6 +41,8 @@ class Calibration:
     measurements: Path  # the networks' file
     lut_device: str
     lut_precision: str
+    selection: dict = field(default_factory=dict)  # calibrate.judge_predictors' judgement
+    space: str = ""
 
 
 def _locks(lut_dir: Path, device: str, space: str, precision: str):
@@ -68,7 +70,7 @@ def calibrate(
     *,
     device: str,
     precision: str,
-    space_name: str,
+    space_name: str | None,
     lut_dir: Path,
     n_archs: int,
     seed: int,
@@ -82,23 +84,36 @@ def calibrate(
     workers: int,
     progress: bool,
     log: Log,
+    out: Path | None = None,
 ) -> Calibration:
     """Measure (or read) whole networks and fit the device's predictor file on them (holding
-    the device's calibration locks)."""
+    the device's calibration locks); the file goes to `out` if given. With no `space_name`
+    the space is the one the LUT names (and the measurements' tokens fit)."""
+    if space_name is None:
+        from latbench.calibration.calibrate import _token_lengths
+        from latbench.predictors.model import resolve_space
+
+        space_name = resolve_space(
+            None,
+            lut_dir=lut_dir,
+            device=(prior_device or device) if measurements is not None else device,
+            precision=(prior_precision or precision) if measurements is not None else precision,
+            token_lengths=sorted(_token_lengths(measurements)) if measurements is not None else (),
+        )
     with _locks(lut_dir, device, space_name, precision):
         from latbench.calibration.calibrate import (
             conditions,
             conditions_warning,
-            fit_and_save,
+            fit_measurements,
+            fit_results,
             heldout_networks,
             measure_sets,
             nets_path,
-            read_measurements,
             sample_networks,
             zoo_networks,
         )
         from latbench.nets.spaces import get_space
-        from latbench.predictors import MissingKeys, load_table
+        from latbench.predictors import MissingKeys, load_table, predictor_path
 
         space = get_space(space_name)
         if measurements is not None and (n_heldout or passes > 1):
@@ -168,39 +183,43 @@ def calibrate(
                 log(sentinels[0].line())
             if warning := conditions_warning(measured_under, "calibration networks"):
                 log(warning)
-        else:
-            table = load_table(prior_device or device, prior_precision or precision, lut_dir)
-            chosen = read_measurements(measurements, space)
-            missing = table.missing([r.network.arch for r in chosen])
-            if missing:
-                raise MissingKeys(missing, table.device, table.precision)
-            failed = [r for r in chosen if table.failed([r.network.arch])]
-            if failed:
-                raise InputError(
-                    f"{measurements}: row {failed[0].network.source.split(':')[1]} "
-                    f"({failed[0].network.arch.name}) holds layers that failed on "
-                    f"{table.device} (status=failed in its LUT): the prior cannot "
-                    f"describe it; remove the row"
-                )
-            path = Path(measurements)
-            measured_under = None
-            mode = (
-                "few-shot"
-                if table.device != device or table.precision != precision
-                else "measurements file"
+            from latbench.predictors.files import file_sha256
+
+            fit = fit_results(
+                table,
+                chosen,
+                device=device,
+                space=space_name,
+                precision=precision,
+                mode=mode,
+                source=path.name,
+                source_sha=file_sha256(path),
+                measured_under=measured_under,
             )
-        fitted, X, y, ppath = fit_and_save(
-            table,
-            chosen,
-            lut_dir,
-            device=device,
-            space=space_name,
-            precision=precision,
-            measurements=path,
-            mode=mode,
-            measured_under=measured_under,
+        else:  # the same fit as latbench.Predictor.fit
+            fit = fit_measurements(
+                measurements,
+                prior=prior_device or device,
+                space=space_name,
+                precision=precision,
+                prior_precision=prior_precision,
+                device=device,
+                lut_dir=lut_dir,
+            )
+            path = Path(measurements)
+        ppath = fit.save(out or predictor_path(lut_dir, device, space_name, precision))
+        return Calibration(
+            fit.fitted,
+            fit.X,
+            fit.y,
+            ppath,
+            fit.calibration["mode"],
+            path,
+            fit.table.device,
+            fit.table.precision,
+            fit.selection,
+            space_name,
         )
-        return Calibration(fitted, X, y, ppath, mode, path, table.device, table.precision)
 
 
 @dataclass
@@ -224,7 +243,7 @@ def validate(
     *,
     device: str,
     precision: str,
-    space_name: str,
+    space_name: str | None,
     lut_dir: Path,
     n_archs: int,
     seed: int,
@@ -236,9 +255,25 @@ def validate(
     workers: int,
     progress: bool,
     log: Log,
+    predictor_file: Path | None = None,
 ) -> Validation:
-    """Judge the device's predictor file on held-out networks; write the report folder (holding
-    the device's calibration locks)."""
+    """Judge the device's predictor file (or `predictor_file`: its device, space and
+    precision are in it) on held-out networks; write the report folder (holding the
+    device's calibration locks)."""
+    from latbench.predictors.model import space_for
+
+    if predictor_file is not None:
+        from latbench.predictors.files import read_doc
+
+        doc = read_doc(predictor_file)
+        if space_name not in (None, doc["space"]):
+            raise InputError(
+                f"{predictor_file} is a predictor for the {doc['space']} space, not {space_name}",
+                "--space",
+            )
+        device, space_name, precision = doc["device"], doc["space"], doc["precision"]
+    else:
+        space_name = space_for(space_name, lut_dir, device, precision)
     with _locks(lut_dir, device, space_name, precision):
         import pandas as pd
 
@@ -261,10 +296,14 @@ def validate(
         )
         from latbench.fileio import write_atomic
         from latbench.nets.spaces import get_space
-        from latbench.predictors import load_predictor
+        from latbench.predictors import load_predictor, load_predictor_file
         from latbench.predictors.files import file_sha256
 
-        model = load_predictor(device, precision, lut_dir, space_name, require_calibrated=True)
+        model = (
+            load_predictor_file(predictor_file, lut_dir)
+            if predictor_file is not None
+            else load_predictor(device, precision, lut_dir, space_name, require_calibrated=True)
+        )
         doc = model.doc or {}
         cal = doc["calibration"]
         calibrated_on = set(cal.get("digests", []))

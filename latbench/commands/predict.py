@@ -26,6 +26,7 @@ from latbench.commands.options import (
     predictor_method_option,
     space_option,
 )
+from latbench.errors import InputError
 
 _passes_option = click.option(
     "--passes",
@@ -37,7 +38,18 @@ _passes_option = click.option(
     "by more than its own confidence interval.",
 )
 
-_space_option = space_option("The predictor is calibrated for it (names its files).")
+_space_option = space_option(
+    "The predictor is calibrated for it (names its files) [the space of the device's "
+    "predictor file or LUT; give it only to choose among several].",
+    default=None,
+)
+_predictor_file_option = click.option(
+    "--predictor",
+    "predictor_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Use this predictor file (calibrate --out) instead of the device's in --lut-dir; "
+    "its device, space and precision are in it.",
+)
 
 
 @click.command("predict")
@@ -66,6 +78,7 @@ _space_option = space_option("The predictor is calibrated for it (names its file
     "--compare) into this PNG.",
 )
 @predictor_method_option
+@_predictor_file_option
 @no_progress_option
 def predict_command(
     arch_file,
@@ -78,6 +91,7 @@ def predict_command(
     compare,
     png_path,
     predictor_method,
+    predictor_file,
     no_progress,
 ) -> None:
     """Predict the latency of ARCH_FILE (total and per layer).
@@ -92,17 +106,31 @@ def predict_command(
     from latbench.devices import load_profile, open_device
     from latbench.nets.arch import unique_specs
     from latbench.nets.load import load_arch
-    from latbench.predictors import MissingKeys, load_predictor
+    from latbench.predictors import MissingKeys, load_predictor, load_predictor_file
+    from latbench.predictors.model import space_for
     from latbench.profiling.lut import find_luts
 
     arch = load_arch(arch_file)
     progress = progress_wanted(no_progress or as_json)
-    have_lut = bool(find_luts(lut_dir, device_name, precision))
-    model = (
-        load_predictor(device_name, precision, lut_dir, space_name, method=predictor_method)
-        if have_lut or not profile_missing
-        else None
-    )
+    if predictor_file is not None:
+        model = load_predictor_file(predictor_file, lut_dir, predictor_method)
+        doc = model.doc or {}
+        device_name, precision = doc["device"], doc["precision"]
+        if space_name not in (None, doc["space"]):
+            raise InputError(
+                f"{predictor_file} is a predictor for the {doc['space']} space, not {space_name}",
+                "--space",
+            )
+        space_name = doc["space"]
+        have_lut = True
+    else:
+        space_name = space_for(space_name, lut_dir, device_name, precision, fallback="mnasnet")
+        have_lut = bool(find_luts(lut_dir, device_name, precision))
+        model = (
+            load_predictor(device_name, precision, lut_dir, space_name, method=predictor_method)
+            if have_lut or not profile_missing
+            else None
+        )
     lut_dev = model.table.device if model else device_name
     lut_prec = model.table.precision if model else precision
     missing = model.table.missing([arch]) if model else [s.key for s in arch.layers(precision)]
@@ -115,7 +143,13 @@ def predict_command(
         with open_device(load_profile(lut_dev)) as dev:
             note(f"measuring {len(specs)} missing layer(s) of {arch.name} on {lut_dev}")
             measure_layers(dev, specs, arch.name, lut_prec, lut_dir, progress)
-        model = load_predictor(device_name, precision, lut_dir, space_name, method=predictor_method)
+        model = (
+            load_predictor_file(predictor_file, lut_dir, predictor_method)
+            if predictor_file is not None
+            else load_predictor(
+                device_name, precision, lut_dir, space_name, method=predictor_method
+            )
+        )
     elif missing:
         exc = MissingKeys(missing, lut_dev, lut_prec)
         exc.hint = (
@@ -195,25 +229,60 @@ def predict_command(
 
 
 def _report_fit(
-    fitted, X, y, n_what: str, path: Path, as_json: bool = False, extra: dict | None = None
+    fitted,
+    X,
+    y,
+    n_what: str,
+    path: Path,
+    as_json: bool = False,
+    extra: dict | None = None,
+    selection: dict | None = None,
 ) -> None:
+    """Per method: its out-of-sample error on the measurements (the headline: what predicts
+    unseen networks), then its training error; the default marked; a warning where a method
+    has more free parameters than the measurements support (fewer than two per parameter)."""
     from latbench.calibration.validate import metrics
 
+    selection = selection or {}
+    loo = selection.get("mape") or {}
+    default = selection.get("default")
+    n = len(y)
+    free = {k: p.free_parameters() for k, p in fitted.items()}
+    crowded = [k for k, f in free.items() if 2 * f > n]
     if as_json:
         echo_json(
             {
                 **(extra or {}),
-                "networks": int(len(y)),
+                "networks": int(n),
                 "predictor": str(path),
-                "coefficients": fitted["scaled"].to_dict().get("coef"),
+                "default": default,
+                "selection": selection,
+                "free_parameters": free,
+                "too_many_parameters": crowded,
+                "coefficients": {k: p.to_dict().get("coef") for k, p in fitted.items()},
                 "training": {k: metrics(p.predict(X), y).__dict__ for k, p in fitted.items()},
             }
         )
         return
-    click.echo(f"fitted on {len(y)} {n_what}")
+    click.echo(f"fitted on {n} {n_what}")
+    how = selection.get("method", "none")
+    click.echo(
+        f"  {'method':11} {'held-out MAPE %':>15}  {'training MAPE %':>15}  free parameters"
+        + (f"   (held out: {how})" if how != "none" else "")
+    )
     for k, p in fitted.items():
         m = metrics(p.predict(X), y)
-        click.echo(f"  {k:10} training MAPE {m.mape:5.2f} %  within 10 % {m.within10:5.1f} %")
+        held = f"{loo[k]:15.2f}" if k in loo else f"{'-':>15}"
+        mark = "  <- default" if k == default else ""
+        click.echo(f"  {k:11} {held}  {m.mape:15.2f}  {free[k]:15d}{mark}")
+    if selection.get("reason"):
+        click.echo(f"  default {default}: {selection['reason']}")
+    for k in crowded:
+        note(
+            f"warning: {k} has {free[k]} free parameters for {n} networks (fewer than two "
+            f"networks per parameter): its training error says little; trust the held-out "
+            f"column, and validate"
+        )
     d = fitted["scaled"].to_dict()
     click.echo(
         "  scaled coefficients: "
@@ -283,6 +352,13 @@ def _report_fit(
     "--prior-precision", type=PRECISIONS, help="Precision of the prior's LUT [--precision]."
 )
 @lut_dir_option
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the predictor file here [LUTDIR/DEVICE_SPACE_PRECISION.predictor.json]; "
+    "predict and validate take it with --predictor.",
+)
 @converter_workers_option
 @no_progress_option
 @json_option
@@ -300,6 +376,7 @@ def calibrate_command(
     prior_device,
     prior_precision,
     lut_dir,
+    out_file,
     workers,
     no_progress,
     as_json,
@@ -324,6 +401,7 @@ def calibrate_command(
         workers=workers,
         progress=progress_wanted(no_progress or as_json),
         log=note,
+        out=out_file,
     )
     _report_fit(
         c.fitted,
@@ -334,12 +412,13 @@ def calibrate_command(
         as_json,
         {
             "device": device_name,
-            "space": space_name,
+            "space": c.space,
             "precision": precision,
             "mode": c.mode,
             "measurements": str(c.measurements),
             "lut_device": c.lut_device,
         },
+        c.selection,
     )
 
 
@@ -379,6 +458,7 @@ def _fmt_ci(share: float, ci) -> str:
     help="Held-out networks measured elsewhere (network,latency_ms CSV) instead of measuring here.",
 )
 @lut_dir_option
+@_predictor_file_option
 @click.option(
     "--out",
     "out_dir",
@@ -399,6 +479,7 @@ def validate_command(
     passes,
     measurements,
     lut_dir,
+    predictor_file,
     out_dir,
     workers,
     no_progress,
@@ -418,6 +499,7 @@ def validate_command(
         keras_refs=keras_refs,
         passes=passes,
         measurements=measurements,
+        predictor_file=predictor_file,
         out_dir=out_dir,
         workers=workers,
         progress=progress_wanted(no_progress or as_json),

@@ -5,6 +5,8 @@ space_table.py  the same, vectorised over a search space's token matrices
 base.py         the Predictor interface (fit / predict / to_dict / from_dict)
 linear.py       LUT sum and ridge-regression baselines
 scaled.py       the calibrated default: constrained per-kind scales + overhead
+stagewise.py    per-stage (feature-map size) scales and overheads shrunk toward scaled's
+                global fit, for few-shot transfer
 files.py        predictor files (JSON, provenance, refusal of stale ones), the
                 name -> class table PREDICTORS
 model.py        LatencyModel and load_predictor: what predict/validate/search use
@@ -12,7 +14,9 @@ model.py        LatencyModel and load_predictor: what predict/validate/search us
 
 from latbench.predictors.base import NotFitted, Predictor
 from latbench.predictors.features import (
+    BASE_FEATURES,
     FEATURES,
+    HW_BUCKETS,
     KINDS,
     FailedLayers,
     LayerTable,
@@ -30,10 +34,13 @@ from latbench.predictors.model import (
 )
 from latbench.predictors.scaled import ScaledLutPredictor
 from latbench.predictors.space_table import SpaceTable
+from latbench.predictors.stagewise import StagewisePredictor
 
 __all__ = [
+    "BASE_FEATURES",
     "DEFAULT",
     "FEATURES",
+    "HW_BUCKETS",
     "KINDS",
     "PREDICTORS",
     "FailedLayers",
@@ -46,6 +53,7 @@ __all__ = [
     "Predictor",
     "ScaledLutPredictor",
     "SpaceTable",
+    "StagewisePredictor",
     "layer_features",
     "load_predictor",
     "load_predictor_file",

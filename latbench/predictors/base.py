@@ -32,6 +32,11 @@ class Predictor(ABC):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted latency (ms) per row; NaN where the features are NaN."""
 
+    def free_parameters(self) -> int:
+        """How many numbers the fit chose freely (those held at a prior by shrinkage do not
+        count): calibrate warns when the measurements are too few for them."""
+        return 0
+
     @abstractmethod
     def to_dict(self) -> dict:
         """Settings and learned state as JSON-able data (with "kind")."""

@@ -1,7 +1,8 @@
 """Per-network feature vectors from a LUT: the input every predictor takes.
 
-Every feature is a sum over the network's layers (LUT latency in total and by
-layer kind, MACs, parameters, activation bytes, layer count), so a network's
+Every feature is a sum over the network's layers (LUT latency in total, by
+layer kind and by feature-map size, MACs, parameters, activation bytes, layer
+count), so a network's
 vector is the sum of its layers' vectors: the LUT sum is one column, a
 calibrated predictor corrects the isolated-layer bias per kind without leaving
 the LUT's key space, and a search space can be tabulated per block
@@ -36,7 +37,16 @@ KINDS = (
     "other",
 )
 KIND_FEATURES = tuple(f"lut_ms_{k}" for k in KINDS)
-FEATURES = ("lut_ms", *KIND_FEATURES, "macs_m", "params_m", "act_mb", "layers")
+# The LUT latency split by the layer's input feature-map size, to the nearest power of two
+# in log scale (224 -> 256, 112 -> 128, ..., 7 -> 8; 32 -> 32 on CIFAR): in a space these are
+# its stages (resolutions), whatever the space, so a device whose speed relative to the
+# prior depends on the stage can be fitted per bucket (predictors/stagewise.py). Sizes
+# beyond 256 share the last bucket. The buckets partition the layers like the kinds do.
+HW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+HW_FEATURES = tuple(f"lut_ms_hw{b}" for b in HW_BUCKETS)
+# What the baselines see (the features before the size buckets were added; regression's set)
+BASE_FEATURES = ("lut_ms", *KIND_FEATURES, "macs_m", "params_m", "act_mb", "layers")
+FEATURES = (*BASE_FEATURES, *HW_FEATURES)
 
 
 def layer_kind(spec: LayerSpec) -> str:
@@ -52,12 +62,18 @@ def layer_kind(spec: LayerSpec) -> str:
     return f"{base}_se" if spec.se else base
 
 
+def hw_bucket(in_hw: int) -> int:
+    """The HW_BUCKETS entry of a feature-map size (nearest power of two in log scale)."""
+    e = int(np.clip(np.round(np.log2(max(int(in_hw), 1))), 0, len(HW_BUCKETS) - 1))
+    return HW_BUCKETS[e]
+
+
 def layer_features(spec: LayerSpec, lut_ms: float) -> np.ndarray:
     """The additive feature vector of one layer (see FEATURES)."""
     act = (spec.in_hw**2 * spec.cin + spec.out_hw**2 * spec.cout) * 4 / 1e6
     if spec.has_expand_conv:
         act += spec.in_hw**2 * spec.mid * 4 / 1e6
-    kind = layer_kind(spec)
+    kind, hw = layer_kind(spec), hw_bucket(spec.in_hw)
     return np.array(
         [
             lut_ms,
@@ -66,6 +82,7 @@ def layer_features(spec: LayerSpec, lut_ms: float) -> np.ndarray:
             spec.params() / 1e6,
             act,
             1.0,
+            *(lut_ms if hw == b else 0.0 for b in HW_BUCKETS),
         ]
     )
 

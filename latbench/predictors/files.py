@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from latbench.fileio import write_atomic
 from latbench.predictors.base import Predictor
 from latbench.predictors.linear import LinearPredictor, LutSumPredictor
 from latbench.predictors.scaled import ScaledLutPredictor
+from latbench.predictors.stagewise import StagewisePredictor
 from latbench.profiling.lut import LUT, content_hash
 
 FORMAT = "latbench-predictor/2"
@@ -33,20 +33,19 @@ PREDICTORS: dict[str, type[Predictor]] = {
     "lut": LutSumPredictor,
     "linear": LinearPredictor,
     "scaled": ScaledLutPredictor,
+    "stagewise": StagewisePredictor,
 }
 DEFAULT = "scaled"
 
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
-
-
 def predictor_path(lut_dir: Path, device: str, space: str, precision: str) -> Path:
-    """`DEVICE_SPACE_PRECISION.predictor.json`; the names must be plain words."""
+    """`DEVICE_SPACE_PRECISION.predictor.json`, each part checked as every file name part is
+    (fileio.safe_name: the alphabet of device profiles, `_` included). Looked up by this
+    exact name, never by pattern, and its content is checked to name the same three."""
+    from latbench.fileio import safe_name
+
     for field, v in (("device", device), ("space", space), ("precision", precision)):
-        if not _NAME.fullmatch(v or ""):
-            raise InputError(
-                f"{v!r} cannot be part of a file name (letters, digits, '.', '-')", field
-            )
+        safe_name(v, field)
     return Path(lut_dir) / f"{device}_{space}_{precision}.predictor.json"
 
 

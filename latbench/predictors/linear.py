@@ -68,6 +68,9 @@ class LinearPredictor(Predictor):
             raise NotFitted(self.kind)
         return ((self._cols(X) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
 
+    def free_parameters(self) -> int:
+        return len(self.features) + 1  # and the intercept; alpha is too small to hold any
+
     def to_dict(self) -> dict:
         if not hasattr(self, "coef_"):
             raise NotFitted(self.kind)

@@ -96,6 +96,107 @@ class LatencyModel:
         }
 
 
+def lut_spaces(lut_dir: Path, device: str, precision: str) -> list[str]:
+    """The search spaces (known ones) whose LUTs the device has: each file's header `space`."""
+    from latbench import records
+    from latbench.nets.spaces import SPACES
+
+    out = []
+    for p in find_luts(lut_dir, device, precision):
+        try:
+            with open(p, errors="replace") as f:
+                meta, _ = records.parse_header([ln.rstrip("\n") for _, ln in zip(range(64), f)])
+        except OSError:
+            continue
+        if meta.get("space") in SPACES and meta["space"] not in out:
+            out.append(meta["space"])
+    return out
+
+
+def resolve_space(
+    space: str | None,
+    *,
+    lut_dir: Path,
+    device: str,
+    precision: str,
+    token_lengths: Sequence[int] = (),
+    where: str = "--space",
+) -> str:
+    """The space asked for, else the one the device's LUT headers name (narrowed to those
+    taking `token_lengths` tokens), else the only space taking them; InputError naming the
+    candidates when that leaves none or several."""
+    from latbench.nets.spaces import SPACES, get_space
+
+    if space is not None:
+        get_space(space)
+        return space
+    lengths = set(token_lengths)
+
+    def fits(name: str) -> bool:
+        return all(SPACES[name].num_tokens == n for n in lengths)
+
+    named = lut_spaces(lut_dir, device, precision)
+    cands = [s for s in named if fits(s)]
+    if len(cands) == 1:
+        return cands[0]
+    told = f"networks of {'/'.join(map(str, sorted(lengths)))} tokens" if lengths else ""
+    if cands:
+        raise InputError(
+            f"the {device} {precision} LUTs are of {' and '.join(cands)}"
+            + (f", and {told} fit each" if told else "")
+            + ": give --space",
+            where,
+        )
+    fitting = [s for s in SPACES if fits(s)] if lengths else []
+    if len(fitting) == 1 and not named:
+        return fitting[0]
+    luts = f"the {device} {precision} LUTs in {lut_dir}/ name " + (
+        " and ".join(named) if named else "no space"
+    )
+    if fitting:
+        raise InputError(
+            f"{told} fit the {' or '.join(fitting)} space, but {luts}: give --space "
+            f"{fitting[0]} (and the prior's LUT of that space)",
+            where,
+        )
+    raise InputError(
+        f"cannot tell the search space: {told + ' fit no space; ' if told else ''}{luts}; "
+        f"give --space NAME (one of {', '.join(SPACES)})",
+        where,
+    )
+
+
+def calibrated_spaces(lut_dir: Path, device: str, precision: str) -> list[str]:
+    """The spaces the device has a predictor file for in lut_dir (exact file names)."""
+    from latbench.nets.spaces import SPACES
+
+    return [s for s in SPACES if predictor_path(lut_dir, device, s, precision).exists()]
+
+
+def space_for(
+    space: str | None, lut_dir: Path, device: str, precision: str, fallback: str | None = None
+) -> str:
+    """`space`, else the only space the device has a predictor file for, else the one its
+    LUTs name (resolve_space), else `fallback` when given (a plain LUT sum needs no space);
+    what predict, validate and latbench.Predictor use."""
+    if space is None:
+        have = calibrated_spaces(lut_dir, device, precision)
+        if len(have) == 1:
+            return have[0]
+        if len(have) > 1:
+            raise InputError(
+                f"{device} has {precision} predictors for {' and '.join(have)} in {lut_dir}/: "
+                f"give --space",
+                "--space",
+            )
+    try:
+        return resolve_space(space, lut_dir=lut_dir, device=device, precision=precision)
+    except InputError:
+        if space is not None or fallback is None:
+            raise
+        return fallback
+
+
 def load_table(device: str, precision: str = "fp32", lut_dir: Path = Path("lut")) -> LayerTable:
     paths = find_luts(lut_dir, device, precision)
     if not paths:

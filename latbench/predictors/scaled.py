@@ -47,7 +47,69 @@ def _cols(X: np.ndarray, names: Sequence[str]) -> np.ndarray:
     return np.asarray(X, float)[:, [FEATURES.index(n) for n in names]]
 
 
-class ScaledLutPredictor(Predictor):
+def overhead_floor(X: np.ndarray) -> float:
+    """The lowest per-layer overhead allowed: minus half the cheapest network's average layer."""
+    per_layer = _cols(X, ["lut_ms"])[:, 0] / _cols(X, ["layers"])[:, 0]
+    return -0.5 * float(per_layer.min())
+
+
+def global_fit(X: np.ndarray, y: np.ndarray, lo_b: float, overhead: bool = True):
+    """(s, b): one scale on the LUT sum plus a per-layer overhead b >= lo_b, on relative
+    error; b = 0 with fewer than 3 networks (or overhead=False)."""
+    from scipy.optimize import lsq_linear
+
+    lut = _cols(X, ["lut_ms"])[:, 0]
+    if overhead and len(y) >= 3:
+        D = np.stack([lut, _cols(X, ["layers"])[:, 0]], axis=1)
+        s, b = lsq_linear(D / y[:, None], np.ones(len(y)), bounds=([0, lo_b], [np.inf, np.inf])).x
+        return float(s), float(b)
+    return float(np.sum(lut / y) / np.sum((lut / y) ** 2)), 0.0
+
+
+class CalibrationRange:
+    """The calibration range and the ratio guard, shared by the LUT-scaling predictors.
+
+    Needs `ratio_range_` and `range_` (set by `remember_range` in fit) and `_check()`."""
+
+    def remember_range(self, X: np.ndarray, y: np.ndarray) -> None:
+        ratio = y / _cols(X, ["lut_ms"])[:, 0]
+        self.ratio_range_ = [float(ratio.min()), float(ratio.max())]
+        self.range_ = self._range(X)
+
+    def guard(self, raw: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """`raw`, its ratio to the LUT sum kept within the calibration networks' ratios."""
+        lut = _cols(X, ["lut_ms"])[:, 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.clip(raw / lut, *self.ratio_range_)
+        return np.where(lut > 0, lut * ratio, raw)
+
+    def _summary(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        X = np.asarray(X, float)
+        lut = _cols(X, ["lut_ms"])[:, 0]
+        out = {"lut_ms": lut, "layers": _cols(X, ["layers"])[:, 0]}
+        for k in KINDS:
+            out[f"share_{k}"] = _cols(X, [f"lut_ms_{k}"])[:, 0] / np.where(lut > 0, lut, 1.0)
+        return out
+
+    def _range(self, X: np.ndarray) -> dict[str, list[float]]:
+        return {k: [float(np.nanmin(v)), float(np.nanmax(v))] for k, v in self._summary(X).items()}
+
+    def check_range(self, X: np.ndarray) -> list[list[str]]:
+        """Per row, what lies outside the calibration range (empty list: inside).
+
+        Totals get 10 % of slack, kind shares 5 points.
+        """
+        self._check()
+        out: list[list[str]] = [[] for _ in range(len(X))]
+        for name, v in self._summary(X).items():
+            lo, hi = self.range_[name]
+            slack = 0.05 if name.startswith("share_") else 0.1 * hi
+            for i in np.flatnonzero((v < lo - slack) | (v > hi + slack)):
+                out[i].append(f"{name} {v[i]:.3g} outside the calibrated [{lo:.3g}, {hi:.3g}]")
+        return out
+
+
+class ScaledLutPredictor(CalibrationRange, Predictor):
     """a_k >= 0 per layer kind on LUT time, plus a per-layer overhead b (module docstring)."""
 
     kind = "scaled"
@@ -124,17 +186,7 @@ class ScaledLutPredictor(Predictor):
 
     def _global(self, X: np.ndarray, y: np.ndarray, lo_b: float) -> np.ndarray:
         """One scale for all kinds (+ overhead): the prior the full fit shrinks to."""
-        from scipy.optimize import lsq_linear
-
-        lut = _cols(X, ["lut_ms"])[:, 0]
-        if self.overhead and len(y) >= 3:
-            D = np.stack([lut, _cols(X, ["layers"])[:, 0]], axis=1)
-            s, b = lsq_linear(
-                D / y[:, None], np.ones(len(y)), bounds=([0, lo_b], [np.inf, np.inf])
-            ).x
-        else:
-            s, b = float(np.sum(lut / y) / np.sum((lut / y) ** 2)), 0.0
-        return self._vector(s, b)
+        return self._vector(*global_fit(X, y, lo_b, self.overhead))
 
     def _cv_error(self, X, y, lam, lo_b) -> float:
         n = len(y)
@@ -153,8 +205,7 @@ class ScaledLutPredictor(Predictor):
         if len(y) == 0 or np.any(~np.isfinite(y)) or np.any(y <= 0):
             raise InputError("calibration latencies must be positive numbers", "measurements")
         D = self._design(X)
-        per_layer = _cols(X, ["lut_ms"])[:, 0] / _cols(X, ["layers"])[:, 0]
-        lo_b = -0.5 * float(per_layer.min())
+        lo_b = overhead_floor(X)
         prior = self._global(X, y, lo_b)
         if self.ridge != "auto":
             lam = float(self.ridge)
@@ -175,9 +226,7 @@ class ScaledLutPredictor(Predictor):
                 (lut_only, "lut sum") if sq(lut_only) <= sq(prior) else (prior, "global scale")
             )
         self.coef_ = w
-        ratio = y / _cols(X, ["lut_ms"])[:, 0]
-        self.ratio_range_ = [float(ratio.min()), float(ratio.max())]
-        self.range_ = self._range(X)
+        self.remember_range(X, y)
         self.n_train_ = int(len(y))
         return self
 
@@ -197,36 +246,15 @@ class ScaledLutPredictor(Predictor):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The fitted sum, its ratio to the LUT sum kept within the calibration's ratios."""
         self._check()
-        raw = self._design(X) @ self.coef_
-        lut = _cols(X, ["lut_ms"])[:, 0]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.clip(raw / lut, *self.ratio_range_)
-        return np.where(lut > 0, lut * ratio, raw)
+        return self.guard(self._design(X) @ self.coef_, X)
 
-    def _summary(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        X = np.asarray(X, float)
-        lut = _cols(X, ["lut_ms"])[:, 0]
-        out = {"lut_ms": lut, "layers": _cols(X, ["layers"])[:, 0]}
-        for k in KINDS:
-            out[f"share_{k}"] = _cols(X, [f"lut_ms_{k}"])[:, 0] / np.where(lut > 0, lut, 1.0)
-        return out
-
-    def _range(self, X: np.ndarray) -> dict[str, list[float]]:
-        return {k: [float(np.nanmin(v)), float(np.nanmax(v))] for k, v in self._summary(X).items()}
-
-    def check_range(self, X: np.ndarray) -> list[list[str]]:
-        """Per row, what lies outside the calibration range (empty list: inside).
-
-        Totals get 10 % of slack, kind shares 5 points.
-        """
+    def free_parameters(self) -> int:
+        """Coefficients fitted freely: the global scale and overhead when the per-kind
+        factors were held at it (ridge >= 1e3 or a fallback), else every column."""
         self._check()
-        out: list[list[str]] = [[] for _ in range(len(X))]
-        for name, v in self._summary(X).items():
-            lo, hi = self.range_[name]
-            slack = 0.05 if name.startswith("share_") else 0.1 * hi
-            for i in np.flatnonzero((v < lo - slack) | (v > hi + slack)):
-                out[i].append(f"{name} {v[i]:.3g} outside the calibrated [{lo:.3g}, {hi:.3g}]")
-        return out
+        if self.fallback_ or self.ridge_ >= 1e3:
+            return 1 + int(self.overhead)
+        return len(self.columns)
 
     # -- file -----------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -171,3 +171,43 @@ def test_few_shot_calibration_makes_a_predictor_predict_uses(synthetic_tiny, tmp
     ident = json.loads((run / "latency_model.json").read_text())
     assert ident["predictor"] == "scaled" and ident["lut_device"] == "host"
     assert ident["device"] == "myphone" and ident["predictor_sha"]
+
+
+@pytest.mark.slow
+def test_calibrate_out_and_predictor_files_for_a_device_named_with_an_underscore(
+    synthetic_tiny, tmp_path
+):
+    """calibrate --out FILE without --space (the prior LUT names it), then predict and
+    validate --predictor FILE; the output leads with each method's held-out error."""
+    sp, table, lut_dir = synthetic_tiny
+    rng = random.Random(3)
+    toks = [sp.sample(rng) for _ in range(10)]
+    lut_ms = table.features([sp.decode(t) for t in toks])[:, 0]
+    f = _write(
+        tmp_path / "a50.csv",
+        ["network,latency_ms"]
+        + [f"{'-'.join(map(str, t))},{2.0 * ms + 0.05:.6f}" for t, ms in zip(toks, lut_ms)],
+    )
+    out = tmp_path / "elsewhere" / "a50.json"
+    r = latbench_cli(
+        "calibrate", "--device", "samsung_a50", "--measurements", f, "--prior", "host",
+        "--lut-dir", lut_dir, "--out", out,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "held-out MAPE" in r.stdout and "<- default" in r.stdout
+    assert "regression has 15 free parameters for 10 networks" in r.stderr
+    assert not list(lut_dir.glob("*.predictor.json"))  # --out: nothing in the LUT folder
+    assert json.loads(out.read_text())["space"] == "tiny"
+    arch = sp.decode(sp.sample(random.Random(99)), name="new")
+    (tmp_path / "new.json").write_text(arch.to_json())
+    r = latbench_cli("predict", tmp_path / "new.json", "--predictor", out, "--lut-dir", lut_dir,
+                     "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["device"] == "samsung_a50"
+    held = sp.sample(random.Random(5))
+    ms = float(table.features([sp.decode(held)])[0, 0])
+    v = _write(tmp_path / "v.csv", ["network,latency_ms", f"{'-'.join(map(str, held))},{ms}"])
+    r = latbench_cli("validate", "--predictor", out, "--measurements", v, "--lut-dir", lut_dir,
+                     "--out", tmp_path / "report", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["predictor_file"] == str(out)

@@ -41,7 +41,7 @@ def test_file_is_plain_json_named_per_device_space_precision(synthetic_tiny):
     assert path == predictor_path(tmp, "host", "tiny", "fp32")
     doc = json.loads(path.read_text())  # plain JSON: nothing to execute on load
     assert doc["lut"]["device"] == "host" and doc["calibration"]["networks"] == 20
-    assert set(doc["predictors"]) == {"scaled", "lut", "flops", "regression"}
+    assert set(doc["predictors"]) == {"scaled", "lut", "flops", "regression", "stagewise"}
     model = load_predictor("host", "fp32", tmp, "tiny", require_calibrated=True)
     assert model.name == "scaled"
     np.testing.assert_allclose(

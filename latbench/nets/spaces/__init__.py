@@ -19,10 +19,31 @@ SPACES: dict[str, SearchSpace] = {
 }
 
 
+def check_token_count(space: SearchSpace, tokens, where: str = "tokens") -> None:
+    """InputError when `tokens` is not as long as the space's sequences, naming the spaces
+    whose sequences are that long (a forgotten --space)."""
+    n = len(tokens)
+    if n == space.num_tokens:
+        return
+    fit = [name for name, sp in SPACES.items() if sp.num_tokens == n]
+    hint = f"; {n} tokens fit the {' or '.join(fit)} space (--space {fit[0]})" if fit else ""
+    raise InputError(
+        f"expected {space.num_tokens} tokens for the {space.name} space, got {n}{hint}", where
+    )
+
+
 def get_space(name: str) -> SearchSpace:
     if name not in SPACES:
         raise InputError(f"unknown search space {name!r}; known: {', '.join(SPACES)}", "--space")
     return SPACES[name]
 
 
-__all__ = ["SPACES", "FBNetSpace", "MnasNetSpace", "SearchSpace", "Term", "get_space"]
+__all__ = [
+    "check_token_count",
+    "SPACES",
+    "FBNetSpace",
+    "MnasNetSpace",
+    "SearchSpace",
+    "Term",
+    "get_space",
+]
