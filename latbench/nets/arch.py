@@ -473,6 +473,8 @@ def typed_field(d: dict, key: str, kind: type | tuple, where: str, default: Any 
     if not ok:
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise InputError(f"expected {names}, got {v!r}", f"{where}.{key}" if where else key)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise InputError(f"must be a finite number, got {v!r}", f"{where}.{key}" if where else key)
     return v
 
 
@@ -593,6 +595,8 @@ def explicit_arch_from_dict(d: Any) -> Arch:
         raise InputError(f"must be >= 1, got {arch.classes}", "classes")
     if arch.channels < 1:
         raise InputError(f"must be >= 1, got {arch.channels}", "channels")
+    if not 0 <= arch.dropout < 1:
+        raise InputError(f"must be in [0, 1), got {arch.dropout}", "dropout")
     return arch
 
 

@@ -47,6 +47,12 @@ def _cols(X: np.ndarray, names: Sequence[str]) -> np.ndarray:
     return np.asarray(X, float)[:, [FEATURES.index(n) for n in names]]
 
 
+# Bounds on what a predictor file may hold: a measured network is at most this many times
+# its LUT sum (or that many times less), and no fitted coefficient is this large.
+MAX_RATIO = 1e3
+MAX_COEF = 1e6
+
+
 class ScaledLutPredictor(Predictor):
     """a_k >= 0 per layer kind on LUT time, plus a per-layer overhead b (module docstring)."""
 
@@ -262,5 +268,21 @@ class ScaledLutPredictor(Predictor):
         if not np.all(np.isfinite(p.coef_)) or np.any(p.coef_[: len(p.kinds) + len(p.memory)] < 0):
             raise InputError(
                 "coefficients must be finite, scale and memory terms >= 0", "predictor.coef"
+            )
+        if np.any(np.abs(p.coef_) > MAX_COEF) or not np.any(p.scales_ > 0):
+            raise InputError(
+                f"coefficients must be within +-{MAX_COEF:g} and some scale > 0, got "
+                f"{[round(float(c), 6) for c in p.coef_]}",
+                "predictor.coef",
+            )
+        lo, hi = p.ratio_range_
+        if not (0 < lo <= hi <= MAX_RATIO):  # NaN fails too
+            raise InputError(f"must be 0 < low <= high <= {MAX_RATIO:g}, got {[lo, hi]}",
+                             "predictor.ratio_range")  # fmt: skip
+        bad = [k for k, (a, b) in p.range_.items() if not (np.isfinite(a) and a <= b)]
+        if bad or p.n_train_ < 1 or not (np.isfinite(p.ridge_) and p.ridge_ >= 0):
+            raise InputError(
+                f"range {bad}, n_train {p.n_train_} or ridge_chosen {p.ridge_} out of range",
+                "predictor",
             )
         return p

@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 from latbench.errors import InputError
-from latbench.fileio import append_line, cut_torn_tail, write_atomic
+from latbench.fileio import MAX_TABLE_BYTES, append_line, cut_torn_tail, read_bytes, write_atomic
 
 COLUMNS = [
     "sample",
@@ -105,7 +105,7 @@ def read(path: Path, repair: bool = False) -> list[dict]:
     path = Path(path)
     if not path.exists():
         return []
-    data = path.read_bytes()
+    data = read_bytes(path, limit=MAX_TABLE_BYTES)
     cut = data.rfind(b"\n") + 1
     complete, tail = data[:cut], data[cut:]
     try:
