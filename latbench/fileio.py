@@ -384,6 +384,10 @@ def read_npz(path: Path, what: str = "") -> dict:
     if not data.startswith(b"PK\x03\x04"):
         raise InputError(f"cannot read {name}: not an .npz archive (no zip header)")
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            bad = zf.testzip()  # numpy reads a member without reaching its CRC check
+        if bad is not None:
+            raise ValueError(f"member {bad} fails its CRC check (damaged bytes)")
         z = np.load(io.BytesIO(data), allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise ValueError("a single .npy array, not an archive")

@@ -131,7 +131,7 @@ def read(
     lines = read_text(path, limit=MAX_TABLE_BYTES).split("\n")
     meta, i = parse_header(lines, path)
     body = lines[i:]
-    header = parse_csv([body[0]], path, i)[0] if body else []
+    header = (parse_csv([body[0]], path, i) or [[]])[0] if body else []
     lacking = set(columns) - set(header)
     if header != [c for c in columns if c in header] or not lacking <= set(optional):
         raise InputError(f"{path}: not a latbench table (expected columns {list(columns)})")

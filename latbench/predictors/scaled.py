@@ -276,8 +276,8 @@ class ScaledLutPredictor(Predictor):
                 "predictor.coef",
             )
         lo, hi = p.ratio_range_
-        if not (0 < lo <= hi <= MAX_RATIO):  # NaN fails too
-            raise InputError(f"must be 0 < low <= high <= {MAX_RATIO:g}, got {[lo, hi]}",
+        if not (1 / MAX_RATIO <= lo <= hi <= MAX_RATIO):  # NaN fails too
+            raise InputError(f"must be {1 / MAX_RATIO:g} <= low <= high <= {MAX_RATIO:g}, got {[lo, hi]}",
                              "predictor.ratio_range")  # fmt: skip
         bad = [k for k, (a, b) in p.range_.items() if not (np.isfinite(a) and a <= b)]
         if bad or p.n_train_ < 1 or not (np.isfinite(p.ridge_) and p.ridge_ >= 0):

@@ -310,7 +310,11 @@ def load_luts(paths: Iterable[Path]) -> LUT:
 def find_luts(lut_dir: Path, device: str, precision: str) -> list[Path]:
     """The device's LUT files: `DEVICE_*_PRECISION.csv` whose header names DEVICE as its
     device. A glob alone would also take a device named `DEVICE_x`'s files."""
-    out = []
+    from latbench.fileio import SAFE_NAME
+
+    out: list[Path] = []
+    if not SAFE_NAME.fullmatch(device) or not SAFE_NAME.fullmatch(precision):
+        return out  # a profile given by its path (`--device dev.toml`) names no file here
     for p in sorted(Path(lut_dir).glob(f"{device}_*_{precision}.csv")):
         try:
             data = read_bytes(p, limit=1 << 20, head=True)  # never blocks on a FIFO

@@ -282,7 +282,9 @@ class Search:
         except InputError:
             raise
         except (KeyError, ValueError, TypeError, IndexError) as exc:
-            raise InputError(f"controller checkpoint {ckpt}.npz/.json is damaged: {exc}") from None
+            raise InputError(
+                f"controller checkpoint {ckpt}.json (with its .npz) is damaged: {exc}"
+            ) from None
         # checkpoints before the "samples" field: every batch was full
         return b + 1, int(state.get("samples", (b + 1) * self.cfg.batch))
 
