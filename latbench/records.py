@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Collection, Sequence
 
 from latbench.errors import InputError
-from latbench.fileio import append_line, cut_torn_tail, write_atomic
+from latbench.fileio import (
+    MAX_LINE_BYTES,
+    MAX_TABLE_BYTES,
+    append_line,
+    cut_torn_tail,
+    parse_json,
+    read_text,
+    write_atomic,
+)
 
 # Metadata that must match for two sets of measurements to be comparable.
 IDENTITY_KEYS = ("fingerprint", "converter", "precision")
@@ -70,7 +78,7 @@ def open_for_append(
 
 
 def _header_line(path: Path) -> str:
-    for line in Path(path).read_text().split("\n"):
+    for line in read_text(path, limit=MAX_TABLE_BYTES).split("\n"):
         if not line.startswith("# "):
             return line
     return ""
@@ -96,18 +104,19 @@ def create(
 def parse_header(lines: Sequence[str], source: object = None) -> tuple[dict[str, Any], int]:
     """The `# key: json` lines at the top: (meta, index of the first other line).
 
-    With a `source`, a line that is not JSON is an InputError naming it; without
-    one (a lenient reader such as `lut list`), its raw text is kept.
+    With a `source`, a line that is not JSON (or not within `parse_json`'s limits) is an
+    InputError naming it; without one (a lenient reader such as `lut list`), its raw text
+    is kept.
     """
     meta: dict[str, Any] = {}
     i = 0
     while i < len(lines) and lines[i].startswith("# "):
         k, _, v = lines[i][2:].partition(": ")
         try:
-            meta[k] = json.loads(v)
-        except json.JSONDecodeError:
+            meta[k] = parse_json(v, f"metadata line {i + 1}")
+        except InputError as exc:
             if source is not None:
-                raise InputError(f"{source}: bad metadata line {i + 1}: {lines[i]!r}") from None
+                raise InputError(f"{source}: bad {exc}"[:400]) from None
             meta[k] = v
         i += 1
     return meta, i
@@ -119,23 +128,40 @@ def read(
     """(meta, rows as dicts); the columns must be `columns` in order, where a file from before
     some `optional` columns were added may lack them (they read as "")."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    lines = text.split("\n")
+    lines = read_text(path, limit=MAX_TABLE_BYTES).split("\n")
     meta, i = parse_header(lines, path)
     body = lines[i:]
-    header = next(csv.reader([body[0]]), []) if body else []
+    header = (parse_csv([body[0]], path, i) or [[]])[0] if body else []
     lacking = set(columns) - set(header)
     if header != [c for c in columns if c in header] or not lacking <= set(optional):
         raise InputError(f"{path}: not a latbench table (expected columns {list(columns)})")
     complete = body[1:-1]  # the last piece is "" after a final newline, else a torn row
-    rows = list(csv.DictReader(io.StringIO("\n".join([body[0], *complete]))))
+    rows = []
+    for n, values in enumerate(parse_csv(complete, path, i + 1), start=1):
+        if len(values) > len(header):
+            raise InputError(f"{path}: row {n} has {len(values)} fields, the header {len(header)}")
+        rows.append(dict(zip(header, values + [""] * (len(header) - len(values)))))
     for r in rows:
         for c in lacking:
             r[c] = ""
     return meta, rows
+
+
+def parse_csv(lines: Sequence[str], source: object, first_line: int = 0) -> list[list[str]]:
+    """CSV records of `lines` (quoted fields may span lines); a line over MAX_LINE_BYTES or
+    a quote left open is an InputError naming the file and line (before any large field is
+    parsed: a line over the limit is refused as it is met)."""
+    for n, line in enumerate(lines):
+        if len(line) > MAX_LINE_BYTES:
+            raise InputError(
+                f"{source}: line {first_line + n + 1} is {len(line)} characters long, over the "
+                f"{MAX_LINE_BYTES}-character limit of a table line"
+            )
+    reader = csv.reader(io.StringIO("\n".join(lines), newline=""), strict=True)
+    try:
+        return [r for r in reader if r]
+    except csv.Error as exc:
+        raise InputError(f"{source}: line {first_line + reader.line_num}: {exc}") from None
 
 
 def drop_torn_tail(path: Path) -> None:

@@ -1,7 +1,9 @@
 """Files latbench writes: modes that follow the umask, names that cannot leave their folder."""
 
 import os
+import re
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -253,3 +255,112 @@ def test_profile_into_a_lut_another_process_writes_exits_1_with_one_line(
     (line,) = r.stderr.strip().splitlines()
     assert f"is being written by pid {p.pid}" in line and "run the same command again" in line
     assert not (lut / "host_tiny_fp32.csv").exists()
+
+
+# ---- the one reading path (read_bytes, read_text, parse_json, load_toml, read_npz) ----------
+
+
+def test_non_regular_files_are_refused_without_blocking(tmp_path):
+    import os
+
+    from latbench.fileio import read_bytes
+
+    fifo = tmp_path / "arch.json"
+    os.mkfifo(fifo)  # nobody writes: an open without O_NONBLOCK would hang here
+    with pytest.raises(InputError, match=r"arch.json is a FIFO"):
+        read_bytes(fifo)
+    with pytest.raises(InputError, match=r"/dev/zero is not a regular file"):
+        read_bytes(Path("/dev/zero"))
+    with pytest.raises(InputError, match=r"is a folder"):
+        read_bytes(tmp_path)
+    with pytest.raises(InputError, match=r"cannot read .*nothing.json: No such file"):
+        read_bytes(tmp_path / "nothing.json")
+
+
+def test_size_cap_and_head(tmp_path):
+    from latbench.fileio import read_bytes
+
+    p = tmp_path / "big.csv"
+    p.write_bytes(b"x" * 100)
+    with pytest.raises(InputError, match=r"big.csv is 100 bytes, over the 99 bytes limit"):
+        read_bytes(p, limit=99)
+    assert read_bytes(p, limit=10, head=True) == b"x" * 10
+
+
+def test_text_must_be_utf8_and_the_bad_byte_is_located(tmp_path):
+    from latbench.fileio import read_text
+
+    p = tmp_path / "lut.csv"
+    p.write_bytes(b"# a: 1\nkey,\xe9t\xe9\n")
+    with pytest.raises(
+        InputError, match=r"lut.csv is not UTF-8 text: byte 0xe9 at offset 11 \(line 2\)"
+    ):
+        read_text(p)
+
+
+@pytest.mark.parametrize(
+    "text,why",
+    [
+        ('{"a": NaN}', "NaN is not a number latbench accepts"),
+        ('{"a": -Infinity}', "-Infinity is not a number"),
+        ('{"a": 1e999}', "1e999 is not a finite number"),
+        ('{"a": ' + "9" * 5000 + "}", "an integer of 5000 digits"),
+        ('{"a": 1, "a": 2}', "key 'a' appears twice"),
+        ("[" * 100000 + "]" * 100000, "nests lists/objects deeper than 64"),
+        ("[" * 65 + "]" * 65, "nests lists/objects deeper than 64"),
+        ('{"a": ', "is not valid JSON: Expecting value at line 1 column 7"),
+    ],
+)
+def test_parse_json_refuses_what_no_latbench_file_holds(text, why):
+    from latbench.fileio import parse_json
+
+    with pytest.raises(InputError, match=re.escape(why)):
+        parse_json(text, "f.json")
+
+
+def test_parse_json_keeps_ordinary_documents():
+    from latbench.fileio import parse_json
+
+    big = 2**127  # a PCG64 state: 39 digits
+    assert parse_json(f'{{"rng": {big}, "x": [1.5, -2, null]}}', "f") == {
+        "rng": big,
+        "x": [1.5, -2, None],
+    }
+    assert parse_json('{"a": NaN}', "f", allow_nan=True)["a"] != 0  # NaN where allowed
+
+
+def test_toml_is_as_strict(tmp_path):
+    from latbench.fileio import load_toml
+
+    p = tmp_path / "dev.toml"
+    for body, why in [
+        ("a = nan\n", "nan is not a finite number"),
+        ("a = " + "9" * 5000 + "\n", "an integer of more than 40 digits"),
+        ("a = " + "[" * 5000 + "]" * 5000 + "\n", "too deep"),
+        ("a = 1\na = 2\n", "not valid TOML"),
+    ]:
+        p.write_text(body)
+        with pytest.raises(InputError, match=why):
+            load_toml(p)
+
+
+def test_npz_without_pickles_and_with_its_crc_checked(tmp_path):
+    import io
+
+    import numpy as np
+
+    from latbench.fileio import read_npz
+
+    p = tmp_path / "w.npz"
+    buf = io.BytesIO()
+    np.savez(buf, a=np.arange(64, dtype=np.float32))
+    p.write_bytes(buf.getvalue())
+    assert read_npz(p)["a"][5] == 5
+    data = bytearray(buf.getvalue())
+    data[data.index(b"\x93NUMPY") + 140] ^= 0x80
+    p.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="fails its CRC check"):
+        read_npz(p)
+    p.write_bytes(b"junk")
+    with pytest.raises(InputError, match="not an .npz archive"):
+        read_npz(p)

@@ -28,6 +28,7 @@ import numpy as np
 from latbench import records
 from latbench.devices import Device
 from latbench.errors import InputError
+from latbench.fileio import MAX_TABLE_BYTES, parse_json, read_text
 from latbench.nets.arch import Arch
 from latbench.nets.load import arch_from_dict, load_arch
 from latbench.nets.spaces import SearchSpace, check_token_count
@@ -46,7 +47,9 @@ from latbench.predictors import (
 )
 from latbench.predictors.files import file_sha256
 from latbench.profiling.layers import lut_meta
+from latbench.profiling.lut import MAX_MS, MIN_MS, checked_ms
 from latbench.profiling.networks import measure_archs
+from latbench.records import parse_csv
 
 NET_COLUMNS = [
     "digest",
@@ -132,12 +135,12 @@ def load_results(path: Path) -> dict[str, NetResult]:
     by: dict[str, dict] = {}
     for n, r in enumerate(rows):
         try:
-            arch = arch_from_dict(json.loads(r["arch"]))
-            tokens = tuple(json.loads(r["tokens"])) if r["tokens"] else ()
-            med = float(r["median_ms"]) if r["status"] == "ok" else None
+            arch = arch_from_dict(parse_json(r["arch"], "arch"))
+            tokens = tuple(parse_json(r["tokens"], "tokens")) if r["tokens"] else ()
+            med = checked_ms(r["median_ms"], "median_ms") if r["status"] == "ok" else None
             speed = float(r["speed"]) if r.get("speed") else None
-            state = json.loads(r["device_state"]) if r.get("device_state") else {}
-        except (ValueError, InputError) as exc:
+            state = parse_json(r["device_state"], "device_state") if r.get("device_state") else {}
+        except (ValueError, TypeError, InputError) as exc:
             raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None
         for what, v in (("median_ms", med), ("speed", speed)):
             if v is not None and not (math.isfinite(v) and 0 < v < 1e6):
@@ -403,11 +406,10 @@ def read_measurements(path: Path, space: SearchSpace) -> list[NetResult]:
     a missing, non-numeric, non-positive or non-finite latency, a network listed twice.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}", "--measurements") from None
-    reader = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    text = read_text(path, "--measurements", MAX_TABLE_BYTES)
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    parse_csv(lines, path)  # line lengths and quoting: one line naming the file
+    reader = csv.DictReader(lines)
     missing = [c for c in MEASUREMENT_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise InputError(
@@ -433,8 +435,11 @@ def read_measurements(path: Path, space: SearchSpace) -> list[NetResult]:
             raise InputError(
                 f"{where} ({net}): latency_ms {raw!r} is missing or not a number"
             ) from None
-        if not math.isfinite(ms) or ms <= 0:
-            raise InputError(f"{where} ({net}): latency_ms must be a positive number, got {raw}")
+        if not (math.isfinite(ms) and MIN_MS <= ms < MAX_MS):
+            raise InputError(
+                f"{where} ({net}): latency_ms must be a time in [{MIN_MS:g}, {MAX_MS:g}) ms, "
+                f"got {raw}"
+            )
         d = arch.digest()
         if d in seen:
             raise InputError(

@@ -39,6 +39,22 @@ class Protocol:
             raise InputError(
                 f"unknown field(s) {sorted(unknown)}; known: {sorted(known)}", "protocol"
             )
+        for k, v in d.items():  # a number of the default's type, finite, in [0, 1e6]
+            want = type(getattr(cls, k))
+            ok = (
+                isinstance(v, str)
+                if want is str
+                else isinstance(v, (int, float) if want is float else int)
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+                and 0 <= v <= 1e6
+            )
+            if not ok:
+                from latbench.errors import InputError
+
+                raise InputError(
+                    f"expected a {want.__name__} in [0, 1e6], got {v!r}", f"protocol.{k}"
+                )
         return cls(**d)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
 from latbench.devices.base import DeviceProfile
@@ -53,13 +52,15 @@ def parse_profile(data: dict, source: str = "") -> DeviceProfile:
     safe_name(data["name"], f"{where}: name")  # it names LUT, predictor and report files
     device_kind(data["kind"], f"{where}: kind")  # one of the KINDS table
     threads = data.get("threads", 1)
-    if not isinstance(threads, int) or threads < 1:
-        raise InputError(f"threads must be an int >= 1, got {threads!r}", f"{where}: threads")
+    if not isinstance(threads, int) or not 1 <= threads <= 1024:
+        raise InputError(
+            f"threads must be an int in [1, 1024], got {threads!r}", f"{where}: threads"
+        )
     cpus = data.get("cpus", [])
     pick_cpu = cpus == "auto"
     if pick_cpu:
         cpus = []
-    elif not isinstance(cpus, list) or not all(isinstance(c, int) and c >= 0 for c in cpus):
+    elif not isinstance(cpus, list) or not all(isinstance(c, int) and 0 <= c < 4096 for c in cpus):
         raise InputError(
             f'cpus must be a list of CPU numbers or "auto", got {cpus!r}', f"{where}: cpus"
         )
@@ -68,6 +69,11 @@ def parse_profile(data: dict, source: str = "") -> DeviceProfile:
         raise InputError(
             f"delegate must be one of {DELEGATES}, got {delegate!r}", f"{where}: delegate"
         )
+    for k in ("protocol", "options"):
+        if not isinstance(data.get(k, {}), dict):
+            raise InputError(f"must be a table, got {data[k]!r}", f"{where}: {k}")
+    if not isinstance(data.get("description", ""), str):
+        raise InputError("must be a string", f"{where}: description")
     return DeviceProfile(
         name=data["name"],
         kind=data["kind"],
@@ -95,8 +101,6 @@ def load_profile(name_or_path: str) -> DeviceProfile:
                 f"unknown device {name_or_path!r}; known profiles: {known}", "--device"
             )
         path = profiles[name_or_path]
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path} is not valid TOML: {exc}") from None
-    return parse_profile(data, str(path))
+    from latbench.fileio import load_toml
+
+    return parse_profile(load_toml(path), str(path))

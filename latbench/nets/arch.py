@@ -513,6 +513,8 @@ def typed_field(d: dict, key: str, kind: type | tuple, where: str, default: Any 
     if not ok:
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise InputError(f"expected {names}, got {v!r}", f"{where}.{key}" if where else key)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise InputError(f"must be a finite number, got {v!r}", f"{where}.{key}" if where else key)
     return v
 
 

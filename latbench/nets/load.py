@@ -6,11 +6,11 @@ this module sits above both, so `arch.py` needs no search space.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from latbench.errors import InputError
+from latbench.fileio import load_json
 from latbench.nets.arch import Arch, explicit_arch_from_dict, refuse_unknown, typed_field
 from latbench.nets.spaces import SPACES
 
@@ -49,16 +49,7 @@ def _arch_from_tokens(d: dict) -> Arch:
 def load_arch(path: str | Path) -> Arch:
     """Read arch.json; JSON errors and field errors both name the problem."""
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise InputError(f"cannot read {p}: {exc.strerror}") from None
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{p} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+    d = load_json(p)
     try:
         return arch_from_dict(d)
     except InputError as exc:  # several files on one command line: say which one

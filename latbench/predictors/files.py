@@ -19,7 +19,7 @@ from typing import Any
 
 from latbench._version import __version__
 from latbench.errors import InputError
-from latbench.fileio import write_atomic
+from latbench.fileio import load_json, read_bytes, write_atomic
 from latbench.predictors.base import Predictor
 from latbench.predictors.linear import LinearPredictor, LutSumPredictor
 from latbench.predictors.scaled import ScaledLutPredictor
@@ -50,7 +50,7 @@ def predictor_path(lut_dir: Path, device: str, space: str, precision: str) -> Pa
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return hashlib.sha256(read_bytes(path)).hexdigest()
 
 
 def lut_provenance(lut: LUT, device: str) -> dict[str, Any]:
@@ -99,8 +99,8 @@ def save_predictors(
     }
     doc = json.loads(json.dumps(doc))  # as it will read back (tuples become lists)
     try:
-        old = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        old = load_json(path)
+    except InputError:
         old = None
     if isinstance(old, dict) and {**old, "created": doc["created"]} == doc:
         return old
@@ -115,10 +115,7 @@ def write_doc(path: Path, doc: dict[str, Any]) -> None:
 
 def read_doc(path: Path) -> dict[str, Any]:
     """The file's JSON, checked for shape (not yet against a LUT)."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read predictor {path}: {exc}") from None
+    doc = load_json(path, "predictor")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InputError(
             f"{path} is not a {FORMAT} predictor file (an older one? run latbench calibrate again)"
@@ -129,6 +126,18 @@ def read_doc(path: Path) -> dict[str, Any]:
     lut = doc["lut"]
     if not isinstance(lut, dict) or not isinstance(lut.get("rows"), dict) or "device" not in lut:
         raise InputError(f"{path}: field 'lut' must hold device, settings, content_sha and rows")
+    for k in ("device", "space", "precision", "default"):
+        if not isinstance(doc[k], str):
+            raise InputError(f"{path}: field {k!r} must be a string, got {doc[k]!r}")
+    preds = doc["predictors"]
+    if not isinstance(preds, dict) or not all(isinstance(v, dict) for v in preds.values()):
+        raise InputError(
+            f"{path}: field 'predictors' must map names to objects, got {str(preds)[:80]}"
+        )
+    if not isinstance(doc["calibration"], dict):
+        raise InputError(f"{path}: field 'calibration' must be an object")
+    if not all(isinstance(v, str) for v in lut["rows"].values()):
+        raise InputError(f"{path}: field 'lut.rows' must map LUT keys to strings")
     return doc
 
 
@@ -170,7 +179,10 @@ def load_predictors(doc: dict[str, Any], path: Path) -> dict[str, Predictor]:
                 f"{path}: predictor {name!r} has unknown kind {kind!r}; known: "
                 f"{', '.join(PREDICTORS)}"
             )
-        out[name] = PREDICTORS[kind].from_dict(d)
+        try:
+            out[name] = PREDICTORS[kind].from_dict(d)
+        except InputError as exc:
+            raise InputError(f"{path}: predictor {name!r}: {exc}") from None
     if doc["default"] not in out:
         raise InputError(f"{path}: default predictor {doc['default']!r} is not in the file")
     return out

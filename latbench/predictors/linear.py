@@ -96,4 +96,10 @@ class LinearPredictor(Predictor):
             raise InputError(f"malformed linear predictor: {exc}", "predictor") from None
         if not (len(p.mean_) == len(p.scale_) == len(p.coef_) == len(p.features)):
             raise InputError("malformed linear predictor: coefficient lengths differ", "predictor")
+        values = np.concatenate([p.mean_, p.scale_, p.coef_, [p.intercept_, p.alpha]])
+        if not np.all(np.isfinite(values)) or np.any(np.abs(values) > 1e12):
+            raise InputError("numbers must be finite and within +-1e12", "predictor")
+        if np.any(p.scale_ <= 0) or p.alpha < 0:
+            raise InputError(f"scale must be > 0 and alpha >= 0, got {p.scale_.tolist()}, "
+                             f"{p.alpha}", "predictor.scale")  # fmt: skip
         return p

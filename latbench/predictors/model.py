@@ -201,8 +201,10 @@ def load_table(device: str, precision: str = "fp32", lut_dir: Path = Path("lut")
     paths = find_luts(lut_dir, device, precision)
     if not paths:
         from latbench.devices import known_profiles, load_profile
+        from latbench.fileio import SAFE_NAME
 
-        if device not in known_profiles() and not any(Path(lut_dir).glob(f"{device}_*")):
+        named = SAFE_NAME.fullmatch(device) and any(Path(lut_dir).glob(f"{device}_*"))
+        if device not in known_profiles() and not named:
             load_profile(device)  # a typo: "unknown device 'hots'; known profiles: ..."
         raise InputError(
             f"no {precision} LUT for device {device!r} in {lut_dir}/; measure the "

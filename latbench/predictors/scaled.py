@@ -47,6 +47,12 @@ def _cols(X: np.ndarray, names: Sequence[str]) -> np.ndarray:
     return np.asarray(X, float)[:, [FEATURES.index(n) for n in names]]
 
 
+# Bounds on what a predictor file may hold: a measured network is at most this many times
+# its LUT sum (or that many times less), and no fitted coefficient is this large.
+MAX_RATIO = 1e3
+MAX_COEF = 1e6
+
+
 def overhead_floor(X: np.ndarray) -> float:
     """The lowest per-layer overhead allowed: minus half the cheapest network's average layer."""
     per_layer = _cols(X, ["lut_ms"])[:, 0] / _cols(X, ["layers"])[:, 0]
@@ -75,6 +81,17 @@ class CalibrationRange:
         ratio = y / _cols(X, ["lut_ms"])[:, 0]
         self.ratio_range_ = [float(ratio.min()), float(ratio.max())]
         self.range_ = self._range(X)
+
+    def check_loaded(self) -> None:
+        """The calibration range a predictor file gave, checked: finite, ordered, in bounds
+        (NaN fails every comparison)."""
+        lo, hi = self.ratio_range_
+        if not (1 / MAX_RATIO <= lo <= hi <= MAX_RATIO):
+            raise InputError(f"must be {1 / MAX_RATIO:g} <= low <= high <= {MAX_RATIO:g}, got {[lo, hi]}",
+                             "predictor.ratio_range")  # fmt: skip
+        bad = [k for k, (a, b) in self.range_.items() if not (np.isfinite(a) and a <= b)]
+        if bad or self.n_train_ < 1:
+            raise InputError(f"range {bad} or n_train {self.n_train_} out of range", "predictor")
 
     def guard(self, raw: np.ndarray, X: np.ndarray) -> np.ndarray:
         """`raw`, its ratio to the LUT sum kept within the calibration networks' ratios."""
@@ -291,4 +308,13 @@ class ScaledLutPredictor(CalibrationRange, Predictor):
             raise InputError(
                 "coefficients must be finite, scale and memory terms >= 0", "predictor.coef"
             )
+        if np.any(np.abs(p.coef_) > MAX_COEF) or not np.any(p.scales_ > 0):
+            raise InputError(
+                f"coefficients must be within +-{MAX_COEF:g} and some scale > 0, got "
+                f"{[round(float(c), 6) for c in p.coef_]}",
+                "predictor.coef",
+            )
+        p.check_loaded()
+        if not (np.isfinite(p.ridge_) and p.ridge_ >= 0):
+            raise InputError(f"ridge_chosen {p.ridge_} out of range", "predictor")
         return p

@@ -35,7 +35,7 @@ import numpy as np
 from latbench.errors import InputError
 from latbench.predictors.base import NotFitted, Predictor
 from latbench.predictors.features import FEATURES, HW_FEATURES, KIND_FEATURES
-from latbench.predictors.scaled import CalibrationRange, global_fit, overhead_floor
+from latbench.predictors.scaled import MAX_COEF, CalibrationRange, global_fit, overhead_floor
 
 GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, math.inf)  # penalty strengths tried (inf: held at prior)
 MIN_NETS = 5  # fewer networks: the global fit only
@@ -211,4 +211,7 @@ class StagewisePredictor(CalibrationRange, Predictor):
             raise InputError(
                 "coefficients must be finite, the per-network overhead >= 0", "predictor.coef"
             )
+        if np.any(np.abs(p.coef_) > MAX_COEF) or np.any(np.abs(p.prior_) > MAX_COEF):
+            raise InputError(f"coefficients must be within +-{MAX_COEF:g}", "predictor.coef")
+        p.check_loaded()
         return p

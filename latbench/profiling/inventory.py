@@ -9,14 +9,13 @@ keeps working when file names change. Nothing is executed or unpickled.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from latbench.records import parse_header
+from latbench.errors import InputError, one_line
+from latbench.fileio import MAX_TABLE_BYTES, load_json, read_text
+from latbench.records import parse_csv, parse_header
 
 
 @dataclass
@@ -52,15 +51,20 @@ def identity_of(meta: dict[str, Any]) -> str:
 
 
 def _read_table(path: Path) -> Entry:
-    text = path.read_text(errors="replace")
-    lines = text.split("\n")
+    lines = read_text(path, limit=MAX_TABLE_BYTES).split("\n")
     meta, i = parse_header(lines)  # lenient: a file we cannot parse is still listed
     if not meta or i >= len(lines):
         return Entry(path.name, "unreadable", note="no latbench header")
+    for k in ("fingerprint", "space", "precision", "created", "converter"):
+        if k not in meta:
+            continue
+        if isinstance(meta[k], dict) != (k == "fingerprint"):
+            note = f"its {k} header is not what latbench writes: {str(meta[k])[:80]!r}"
+            return Entry(path.name, "unreadable", note=note)
     body = [ln for ln in lines[i:] if ln]
-    reader = csv.DictReader(io.StringIO("\n".join(body)))
-    rows = list(reader)
-    cols = reader.fieldnames or []
+    records = parse_csv(body, path, i)
+    cols = records[0] if records else []
+    rows = [dict(zip(cols, r)) for r in records[1:]]
     kind = (
         "sentinel"  # the sentinel's readings (profiling/sentinel.py)
         if {"what", "context"} <= set(cols)
@@ -105,8 +109,10 @@ def _read_table(path: Path) -> Entry:
 
 def _read_predictor(path: Path) -> Entry | None:
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        doc = load_json(path)
+    except InputError as exc:
+        if path.name.endswith(".predictor.json"):
+            return Entry(path.name, "unreadable", note=one_line(exc))
         return None
     if not isinstance(doc, dict) or not str(doc.get("format", "")).startswith("latbench-predictor"):
         return None
@@ -138,8 +144,8 @@ def inventory(lut_dir: Path) -> list[Entry]:
         if p.suffix == ".csv":
             try:
                 out.append(_read_table(p))
-            except (OSError, UnicodeDecodeError, csv.Error) as exc:
-                out.append(Entry(p.name, "unreadable", note=str(exc)))
+            except InputError as exc:
+                out.append(Entry(p.name, "unreadable", note=one_line(exc)))
         elif p.suffix == ".json":
             e = _read_predictor(p)
             if e is not None:

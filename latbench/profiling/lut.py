@@ -22,6 +22,7 @@ from typing import Any, Iterable
 from latbench import records
 from latbench.devices.measure import Measurement
 from latbench.errors import InputError
+from latbench.fileio import parse_json, read_bytes
 from latbench.nets.arch import LayerSpec
 
 SPEC_COLUMNS = [f.name for f in fields(LayerSpec)]
@@ -123,17 +124,25 @@ def _parse_spec(rec: dict[str, str]) -> LayerSpec:
 
 
 MAX_MS = 1e6  # no layer takes 16 minutes: a larger number is damage, not a measurement
+MIN_MS = 1e-6  # nor under a nanosecond (the timers' resolution is a microsecond)
 
 
 def _ms(rec: dict[str, str], col: str) -> float:
-    """A timing column, checked: finite, >= 0 (the median > 0) and below MAX_MS."""
-    v = float(rec[col])
+    """A timing column, checked: finite, >= 0 (the median >= MIN_MS) and below MAX_MS."""
     if col == "ci_rel":  # a relative width, not a time
+        v = float(rec[col])
         if not (math.isfinite(v) and v >= 0):
             raise ValueError(f"ci_rel must be a finite number >= 0, got {rec[col]!r}")
         return v
-    if not (math.isfinite(v) and 0 <= v < MAX_MS) or (col == "median_ms" and v == 0):
-        raise ValueError(f"{col} must be a finite time in (0, {MAX_MS:g}) ms, got {rec[col]!r}")
+    return checked_ms(rec[col], col, MIN_MS if col == "median_ms" else 0.0)
+
+
+def checked_ms(raw: str, col: str, low: float = MIN_MS) -> float:
+    """A time in ms read from a file: finite and in [low, MAX_MS), else ValueError naming
+    the column (every latency latbench reads passes here)."""
+    v = float(raw)
+    if not (math.isfinite(v) and low <= v < MAX_MS):
+        raise ValueError(f"{col} must be a finite time in [{low:g}, {MAX_MS:g}) ms, got {raw!r}")
     return v
 
 
@@ -210,9 +219,9 @@ class LUT:
                 if rec["status"] == "ok":
                     extra: dict[str, Any] = {"stat": rec["stat"] or "median"}
                     if rec["min_ms"]:
-                        extra["min_ms"] = float(rec["min_ms"])
+                        extra["min_ms"] = _ms(rec, "min_ms")
                     if rec["device_state"]:
-                        extra["state"] = json.loads(rec["device_state"])
+                        extra["state"] = parse_json(rec["device_state"], "device_state")
                     m = Measurement(
                         **{c: _ms(rec, c) for c in STAT_COLUMNS if c != "runs"},
                         runs=int(rec["runs"]),
@@ -220,7 +229,7 @@ class LUT:
                     )
                     if m.runs < 1:
                         raise ValueError(f"runs must be >= 1, got {m.runs}")
-            except (ValueError, TypeError, KeyError) as exc:
+            except (ValueError, TypeError, KeyError, InputError) as exc:
                 raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None
             if meta.get("precision") and spec.precision != meta["precision"]:
                 raise InputError(
@@ -306,13 +315,18 @@ def load_luts(paths: Iterable[Path]) -> LUT:
 def find_luts(lut_dir: Path, device: str, precision: str) -> list[Path]:
     """The device's LUT files: `DEVICE_*_PRECISION.csv` whose header names DEVICE as its
     device. A glob alone would also take a device named `DEVICE_x`'s files."""
-    out = []
+    from latbench.fileio import SAFE_NAME
+
+    out: list[Path] = []
+    if not SAFE_NAME.fullmatch(device) or not SAFE_NAME.fullmatch(precision):
+        return out  # a profile given by its path (`--device dev.toml`) names no file here
     for p in sorted(Path(lut_dir).glob(f"{device}_*_{precision}.csv")):
         try:
-            with open(p, errors="replace") as f:
-                head = [ln.rstrip("\n") for _, ln in zip(range(64), f)]
-        except OSError:
+            data = read_bytes(p, limit=1 << 20, head=True)  # never blocks on a FIFO
+        except InputError:
+            out.append(p)  # its loader names the problem
             continue
+        head = data.decode(errors="replace").split("\n")[:64]
         meta, _ = records.parse_header(head)
         fp = meta.get("fingerprint")
         if not isinstance(fp, dict) or fp.get("device", device) == device:

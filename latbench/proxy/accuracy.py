@@ -37,7 +37,7 @@ from typing import Protocol
 import numpy as np
 
 from latbench.errors import InputError
-from latbench.fileio import write_atomic
+from latbench.fileio import load_json, write_atomic
 from latbench.nets.arch import Arch, make_divisible
 from latbench.proxy.data import Dataset
 from latbench.proxy.recipe import ProxyRecipe
@@ -191,10 +191,10 @@ class ProxyEvaluator:
         if not path.exists():
             return None
         try:
-            d = json.loads(path.read_text())
+            d = load_json(path, "cache file", allow_nan=True)
             return AccuracyResult(float(d["accuracy"]), float(d["train_s"]), int(d["params"]), True)
-        except (OSError, ValueError, KeyError):
-            return None  # a torn cache file: train again
+        except (InputError, ValueError, KeyError, TypeError):
+            return None  # a torn or damaged cache file: train again
 
     cached = lookup
 

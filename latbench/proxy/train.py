@@ -198,11 +198,13 @@ def save_weights(path: Path, weights: Weights) -> None:
 
 def load_weights(path: Path) -> Weights:
     out: dict[str, dict[int, np.ndarray]] = {}
+    from latbench.fileio import read_npz
+
+    arrays = read_npz(Path(path), "weights")
     try:
-        with np.load(Path(path), allow_pickle=False) as z:
-            for k in z.files:
-                name, _, i = k.rpartition("/")
-                out.setdefault(name, {})[int(i)] = z[k]
-    except (OSError, ValueError) as exc:
+        for k, a in arrays.items():
+            name, _, i = k.rpartition("/")
+            out.setdefault(name, {})[int(i)] = a
+    except ValueError as exc:
         raise InputError(f"cannot read weights {path}: {exc}") from None
     return {name: [d[i] for i in sorted(d)] for name, d in out.items()}

@@ -20,7 +20,8 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from latbench.fileio import append_line, write_atomic
+from latbench.errors import InputError
+from latbench.fileio import MAX_TABLE_BYTES, append_line, parse_json, read_text, write_atomic
 from latbench.proxy.accuracy import ProxyEvaluator
 from latbench.proxy.recipe import ProxyRecipe
 
@@ -28,11 +29,14 @@ from latbench.proxy.recipe import ProxyRecipe
 def _done(path: Path) -> dict[tuple[str, str], dict]:
     out = {}
     if path.exists():
-        for line in path.read_text().splitlines():
+        for n, line in enumerate(read_text(path, limit=MAX_TABLE_BYTES).splitlines(), 1):
             try:
-                d = json.loads(line)
-            except ValueError:
+                d = parse_json(line, f"{path}: line {n}", allow_nan=True)
+            except InputError:
                 continue  # a torn last line
+            if not (isinstance(d, dict) and isinstance(d.get("net"), str)
+                    and isinstance(d.get("recipe_name"), str)):  # fmt: skip
+                raise InputError(f"{path}: line {n} is not a result of this study")
             out[(d["net"], d["recipe_name"])] = d
     return out
 

@@ -55,11 +55,13 @@ def load_run(path: Path) -> RunCurves:
     cfg_path = path / "config.json"
     if not cfg_path.exists():
         raise InputError(f"{path} is not a search run (no config.json)", "RUNS")
-    cfg = json.loads(cfg_path.read_text())
+    from latbench.search.run import SearchConfig
+
+    cfg = SearchConfig.load(cfg_path)
     rows = samples_file.read(path / "samples.csv") if (path / "samples.csv").exists() else []
     if not rows:
         raise InputError(f"{path} has no completed samples yet", "RUNS")
-    ref = 2 * float(cfg["target_ms"])
+    ref = 2 * cfg.target_ms
     reward = np.array([r["reward"] if math.isfinite(r["reward"]) else -np.inf for r in rows])
     best = np.maximum.accumulate(reward)
     lat = [r["lat_ms"] for r in rows]
@@ -70,9 +72,7 @@ def load_run(path: Path) -> RunCurves:
     k = np.arange(1, len(rows) + 1)
     lo = np.maximum(0, k - WINDOW)
     recent = (cum[k] - cum[lo]) / (k - lo)
-    return RunCurves(
-        path, cfg["controller"], int(cfg["seed"]), float(cfg["target_ms"]), best, hv, recent, rows
-    )
+    return RunCurves(path, cfg.controller, cfg.seed, cfg.target_ms, best, hv, recent, rows)
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ def retrain(
     evaluators: dict[tuple, object] = {}
     jobs = []
     for run in runs:
-        cfg = SearchConfig.from_json((run.path / "config.json").read_text())
+        cfg = SearchConfig.load(run.path / "config.json")
         best = best_network(run, n)
         arch = get_space(cfg.space).decode(best["tokens"], name=f"best_{best['digest']}")
         jobs.append((cfg, f"{run.controller} seed {run.seed}", str(run.path), arch, best))

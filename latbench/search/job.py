@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from latbench.errors import InputError
-from latbench.fileio import write_atomic
+from latbench.fileio import load_json, write_atomic
 from latbench.proxy.recipe import ProxyRecipe
 
 Log = Callable[[str], None]
@@ -111,7 +111,7 @@ def resume_config(resume_dir: Path, samples: int | None, lut_dir: Path | None):
         raise InputError(
             f"{resume_dir} is not a search run (no config.json); start one with --out", "--resume"
         )
-    cfg = SearchConfig.from_json(cfg_path.read_text())
+    cfg = SearchConfig.load(cfg_path)
     if samples is not None and samples != cfg.samples:
         cfg = replace(cfg, samples=samples)
         write_atomic(cfg_path, cfg.to_json().encode())
@@ -148,7 +148,7 @@ def check_latency_model(out_dir: Path, identity: dict, log: Log) -> None:
     if not path.exists():
         write_atomic(path, (json.dumps(identity, indent=2) + "\n").encode())
         return
-    old = json.loads(path.read_text())
+    old = load_json(path, allow_nan=True)
     if old != identity:
         msg = (
             f"WARNING the latency model changed since this run started ({old} -> {identity}): "
@@ -253,7 +253,11 @@ def _run_locked(out_dir: Path, cfg, ray_workers, ray_address, log: Log, progress
         if not (out_dir / "samples.csv").exists():
             runner.check_feasible()  # before any training: fail fast on an unreachable target
         if bpath.exists():
-            base = json.loads(bpath.read_text())
+            base = load_json(bpath, allow_nan=True)  # a failed baseline's numbers are NaN
+            if not isinstance(base, list) or not all(
+                isinstance(b, dict) and isinstance(b.get("name"), str) for b in base
+            ):
+                raise InputError(f"{bpath}: expected a list of baselines, got {str(base)[:80]}")
         else:
             base = evaluate_baselines(cfg.baselines, evaluator, lat, log)
             write_atomic(bpath, (json.dumps(base, indent=2) + "\n").encode())

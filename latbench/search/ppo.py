@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from latbench.fileio import write_atomic
+from latbench.fileio import load_json, read_npz, write_atomic
 from latbench.search.controllers import Controller
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -203,13 +203,13 @@ class PPOController(Controller):
 
     def restore(self, path: str | Path) -> None:
         path = Path(path)
-        state = json.loads(path.with_suffix(".json").read_text())
+        state = load_json(path.with_suffix(".json"), "controller checkpoint", allow_nan=True)
         if state["vocab_sizes"] != self.vocab_sizes:
             raise ValueError("checkpoint is for another search space")
-        with np.load(path.with_suffix(".npz"), allow_pickle=False) as z:
-            for k in self.weights:
-                self.weights[k].assign(z[f"w_{k}"])
-                self.adam_m[k].assign(z[f"m_{k}"])
-                self.adam_v[k].assign(z[f"v_{k}"])
+        z = read_npz(path.with_suffix(".npz"), "controller checkpoint")
+        for k in self.weights:
+            self.weights[k].assign(z[f"w_{k}"])
+            self.adam_m[k].assign(z[f"m_{k}"])
+            self.adam_v[k].assign(z[f"v_{k}"])
         self.step, self.baseline, self.updates = state["step"], state["baseline"], state["updates"]
         self.rng.bit_generator.state = state["rng"]

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from latbench.fileio import write_atomic
+from latbench.fileio import load_json, write_atomic
 from latbench.search.controllers import Controller
 
 
@@ -46,7 +46,7 @@ class RandomController(Controller):
         write_atomic(Path(path).with_suffix(".json"), json.dumps(state).encode())
 
     def restore(self, path: str | Path) -> None:
-        state = json.loads(Path(path).with_suffix(".json").read_text())
+        state = load_json(Path(path).with_suffix(".json"), "controller checkpoint", allow_nan=True)
         if state["vocab_sizes"] != self.vocab_sizes:
             raise ValueError("checkpoint is for another search space")
         self.updates = state["updates"]

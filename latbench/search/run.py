@@ -28,13 +28,13 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from latbench import records
 from latbench.errors import InputError, LatbenchError
-from latbench.fileio import append_line, write_atomic
+from latbench.fileio import append_line, load_json, parse_json, write_atomic
 from latbench.nets.arch import Arch, save_arch
 from latbench.nets.spaces import SearchSpace, get_space
 from latbench.predictors import FailedLayers
@@ -104,13 +104,61 @@ class SearchConfig:
         return json.dumps(d, indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "SearchConfig":
-        d = json.loads(text)
+    def from_json(cls, text: str, source: object = "config.json") -> "SearchConfig":
+        return cls.from_dict(parse_json(text, source), source)
+
+    @classmethod
+    def load(cls, path: Path) -> "SearchConfig":
+        """A run's config.json, every field checked for type and range (InputError naming
+        the file and field)."""
+        return cls.from_dict(load_json(path), path)
+
+    @classmethod
+    def from_dict(cls, d: Any, source: object = "config.json") -> "SearchConfig":
+        if not isinstance(d, dict):
+            raise InputError(f"{source}: expected a JSON object, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         if set(d) - known:
-            raise InputError(f"config.json has unknown fields {sorted(set(d) - known)}")
-        d["baselines"] = tuple(d.get("baselines", ()))
+            raise InputError(f"{source} has unknown fields {sorted(set(d) - known)}")
+        if "target_ms" not in d:
+            raise InputError(f"{source}: missing field 'target_ms'")
+        for f in fields(cls):
+            if f.name in d and not _CONFIG_CHECKS[str(f.type)](d[f.name]):
+                raise InputError(
+                    f"{source}: field {f.name!r} must be {_CONFIG_DOC[str(f.type)]}, "
+                    f"got {str(d[f.name])[:60]!r}"
+                )
+        if not 0 < d["target_ms"] < 1e6:
+            raise InputError(
+                f"{source}: field 'target_ms' must be in (0, 1e6), got {d['target_ms']}"
+            )
+        d = {**d, "baselines": tuple(d.get("baselines", ()))}
         return cls(**d)
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# config.json field checks, by the field's annotation
+_CONFIG_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "float": lambda v: _num(v) and abs(v) <= 1e6,
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**9,
+    "str": lambda v: isinstance(v, str),
+    "str | None": lambda v: v is None or isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "dict": lambda v: isinstance(v, dict),
+    "tuple[str, ...]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+}
+_CONFIG_DOC = {
+    "float": "a finite number within +-1e6",
+    "int": "an integer in [0, 1e9]",
+    "str": "a string",
+    "str | None": "a string or null",
+    "bool": "true or false",
+    "dict": "an object",
+    "tuple[str, ...]": "a list of strings",
+}
 
 
 @dataclass
@@ -217,9 +265,26 @@ class Search:
         latest = self.dir / "controller" / "latest.json"
         if not latest.exists():
             return 0, 0
-        state = json.loads(latest.read_text())
+        state = load_json(latest)
+        ok = isinstance(state, dict) and all(
+            isinstance(state.get(k, 0), int) and 0 <= state.get(k, 0) <= 10**9
+            for k in ("batch", "samples")
+        )
+        if not ok or "batch" not in state:
+            raise InputError(
+                f'{latest}: expected {{"batch": N, "samples": N}} with integers >= 0, '
+                f"got {str(state)[:80]}"
+            )
         b = state["batch"]
-        self.ctrl.restore(self.dir / "controller" / f"batch_{b:05d}")
+        ckpt = self.dir / "controller" / f"batch_{b:05d}"
+        try:
+            self.ctrl.restore(ckpt)
+        except InputError:
+            raise
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise InputError(
+                f"controller checkpoint {ckpt}.json (with its .npz) is damaged: {exc}"
+            ) from None
         # checkpoints before the "samples" field: every batch was full
         return b + 1, int(state.get("samples", (b + 1) * self.cfg.batch))
 

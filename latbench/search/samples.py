@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 from latbench.errors import InputError
-from latbench.fileio import append_line, cut_torn_tail, write_atomic
+from latbench.fileio import MAX_TABLE_BYTES, append_line, cut_torn_tail, read_bytes, write_atomic
 
 COLUMNS = [
     "sample",
@@ -38,6 +38,10 @@ COLUMNS = [
     "error",
 ]
 FLOAT_COLUMNS = ("accuracy", "pred_ms", "meas_ms", "lat_ms", "reward", "train_s", "wall_s")
+
+
+# What a number of a row may be (written from finite values only: a missing one is "").
+_RANGES = {"accuracy": (0.0, 1.0), "reward": (-1e9, 1e9)}
 
 
 def one_line(text: str) -> str:
@@ -74,8 +78,14 @@ def parse(rec: dict) -> dict:
     if set(rec) != set(COLUMNS) or None in rec.values():
         raise ValueError("wrong number of fields")
 
-    def f(k: str) -> float:
-        return float(rec[k]) if rec[k] != "" else float("nan")
+    def f(k: str) -> float:  # "" is a sample without that number (a failure): NaN
+        if rec[k] == "":
+            return float("nan")
+        v = float(rec[k])
+        lo, hi = _RANGES.get(k, (0.0, 1e9))
+        if not (math.isfinite(v) and lo <= v <= hi):
+            raise ValueError(f"{k} must be a number in [{lo:g}, {hi:g}], got {rec[k]!r}")
+        return v
 
     return {
         **rec,
@@ -105,7 +115,7 @@ def read(path: Path, repair: bool = False) -> list[dict]:
     path = Path(path)
     if not path.exists():
         return []
-    data = path.read_bytes()
+    data = read_bytes(path, limit=MAX_TABLE_BYTES)
     cut = data.rfind(b"\n") + 1
     complete, tail = data[:cut], data[cut:]
     try:

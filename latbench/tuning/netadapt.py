@@ -24,7 +24,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from latbench.errors import InputError
 from latbench.nets.arch import Arch, make_divisible
@@ -320,9 +320,11 @@ class NetAdaptRun:
         write_atomic(self.state_path, (json.dumps(state, indent=2) + "\n").encode())
 
     def _load_state(self):
+        from latbench.fileio import load_json
         from latbench.proxy import train
 
-        state = json.loads(self.state_path.read_text())
+        state = load_json(self.state_path, "NetAdapt state")
+        _check_state(state, self.state_path)
         if state["config"] != json.loads(json.dumps(asdict(self.cfg))):
             diffs = sorted(
                 k for k in state["config"] if state["config"][k] != asdict(self.cfg).get(k)
@@ -374,7 +376,10 @@ class NetAdaptRun:
         cfg = self.cfg
         if self.state_path.exists():
             state, weights = self._load_state()
-            cur = arch_from_dict(state["arch"])
+            try:
+                cur = arch_from_dict(state["arch"])
+            except InputError as exc:
+                raise InputError(f"NetAdapt state {self.state_path}: arch: {exc}") from None
             self.log(f"resuming {self.out} at step {state['step']}")
         else:
             seed = self.seed_arch
@@ -510,3 +515,29 @@ class NetAdaptRun:
         ax.legend(fontsize=8)
         fig.tight_layout()
         save_figure(fig, self.out / "netadapt.png", dpi=110)
+
+
+def _check_state(state: Any, path: Path) -> None:
+    """The fields of state.json that a resume uses, checked for type and range."""
+
+    def num(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e9
+
+    checks = {
+        "config": lambda v: isinstance(v, dict),
+        "step": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10**6,
+        "arch": lambda v: isinstance(v, dict),
+        "accuracy": lambda v: num(v) and 0 <= v <= 1,
+        "predicted_ms": lambda v: num(v) and v > 0,
+        "status": lambda v: isinstance(v, str),
+    }
+    if not isinstance(state, dict):
+        raise InputError(f"NetAdapt state {path}: expected a JSON object")
+    for k, ok in checks.items():
+        if k not in state or not ok(state[k]):
+            raise InputError(
+                f"NetAdapt state {path}: field {k!r} is missing or out of range "
+                f"({str(state.get(k))[:60]})"
+            )
+    if "wall_s" in state and not (num(state["wall_s"]) and state["wall_s"] >= 0):
+        raise InputError(f"NetAdapt state {path}: field 'wall_s' must be a number >= 0")

@@ -53,10 +53,11 @@ def test_networks_are_given_as_tokens_or_arch_json_paths(tmp_path, tiny_arch_dic
     [
         ("0-1-2,1.0", "row 3: unknown network"),
         ("nowhere.json,1.0", "row 3: unknown network"),
-        ("{t},-2", "row 3 .*positive"),
+        ("{t},-2", r"row 3 .*latency_ms must be a time in \[1e-06, 1e\+06\) ms"),
+        ("{t},1e-300", "row 3 .*must be a time in"),
         ("{t},", "row 3 .*missing or not a number"),
         ("{t},fast", "row 3 .*missing or not a number"),
-        ("{t},nan", "row 3 .*positive"),
+        ("{t},nan", "row 3 .*must be a time in"),
         ("{t0},3.0", "row 3 .*duplicate of row 2"),
     ],
 )

@@ -419,41 +419,38 @@ def test_the_main_job_pipes_into_head_under_pipefail():
 
 
 def test_ctrl_c_under_json_is_one_json_object_and_exit_130(tmp_path):
-    """SIGINT while the command waits on its input (a FIFO nobody writes to): deterministic."""
-    import os
+    """SIGINT while the command waits on reading its input: deterministic. (A FIFO no longer
+    blocks: latbench refuses one at once, so the read is made to wait by a stand-in that says
+    when it is waiting.)"""
     import signal
     import time
 
-    fifo = tmp_path / "arch.json"
-    os.mkfifo(fifo)
+    ready = tmp_path / "waiting"
+    code = (
+        "import pathlib, sys, time\n"
+        "import latbench.nets.load as load\n"
+        "def stuck(path):\n"
+        f"    pathlib.Path({str(ready)!r}).write_text('x')\n"
+        "    time.sleep(600)\n"
+        "load.load_json = stuck\n"
+        "from latbench.commands.main import main\n"
+        "sys.argv = ['latbench', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    (tmp_path / "arch.json").write_text("{}")
     p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "latbench.commands.main",
-            "export",
-            str(fifo),
-            "-o",
-            str(tmp_path / "x.tflite"),
-            "--json",
-        ],
+        [sys.executable, "-c", code, "export", str(tmp_path / "arch.json"), "-o",
+         str(tmp_path / "x.tflite"), "--json"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    # opening a FIFO for writing without blocking fails (ENXIO) until a reader has it open:
-    # once it succeeds, latbench is blocked reading arch.json, whatever the machine's speed
-    writer, deadline = None, time.monotonic() + 300
-    while writer is None and p.poll() is None and time.monotonic() < deadline:
-        try:
-            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError:
-            time.sleep(0.05)
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not ready.exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
-    if writer is not None:
-        os.close(writer)
     assert p.returncode == 130, err
     doc = json.loads(out)
     assert doc["exit_code"] == 130 and "interrupted" in doc["error"]
