@@ -686,11 +686,10 @@ def _token_lengths(source: Any) -> set[int]:
             return None
 
     if isinstance(source, (str, Path)):
-        try:
-            text = Path(source).read_text()
-        except OSError:
-            return set()  # read_measurements names the problem
-        rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+        text = read_text(Path(source), "--measurements", MAX_TABLE_BYTES)  # one line if bad
+        lines = [line for line in text.splitlines() if not line.startswith("#")]
+        parse_csv(lines, Path(source))  # line lengths and quoting: one line naming the file
+        rows = csv.DictReader(lines)
         nets = [r.get("network") or "" for r in rows]
     elif hasattr(source, "columns"):
         nets = list(source["network"]) if "network" in source.columns else []
