@@ -64,6 +64,7 @@ class ModelOps:
     tflite: Path
     decomposition: Decomposition
     extra: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None  # the .tflite to time whole (ModelFile-like: with `name`)
 
     @property
     def ops(self) -> list[OpSpec]:
@@ -109,7 +110,7 @@ def prepare_models(
                 f"{d.precision} (an operator LUT holds one precision)",
                 "--precision",
             )
-        out.append(ModelOps(m.name, m.source, m.path, d, dict(m.extra)))
+        out.append(ModelOps(m.name, m.source, m.path, d, dict(m.extra), m.path))
     return out
 
 

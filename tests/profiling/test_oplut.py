@@ -72,6 +72,12 @@ def test_profile_model_resumes_refuses_by_name_and_damaged_files_are_one_line(tm
     second = latbench_cli(*args)
     (doc,) = json.loads(second.stdout)
     assert (doc["measured"], doc["skipped"]) == (0, 5)
+    pred = latbench_cli("predict", FIXTURES / "net_fp32.tflite", "--lut-dir", lut, "--json")
+    assert pred.returncode == 0, pred.stderr
+    p = json.loads(pred.stdout)
+    rows = OpLUT.load(op_lut_path(lut, "host", "", "fp32")).ok()
+    assert p["predictor"] == "op-sum" and len(p["operators"]) == 5
+    assert p["latency_ms"] == pytest.approx(sum(r.measurement.median_ms for r in rows.values()))
     r = latbench_cli("profile", "--model", FIXTURES / "net_int8.tflite", "--lut-dir", lut)
     assert r.returncode == 2 and "--precision int8" in r.stderr
     for name, data in list(_damaged().items())[:5]:
