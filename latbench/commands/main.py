@@ -147,9 +147,6 @@ def _profile_specs(
     from latbench.nets.arch import unique_specs
     from latbench.nets.load import load_arch
 
-    chosen = [bool(space_name), use_zoo, bool(arch_files)]
-    if sum(chosen) != 1:
-        raise click.UsageError("give exactly one of --space NAME, --zoo, --arch FILE")
     if space_name:
         from latbench.nets.spaces import get_space
 
@@ -194,6 +191,22 @@ def _summary_doc(s) -> dict:
     help="Every layer of these arch.json files (rows already measured in the device's "
     "other LUT files are copied, not measured again).",
 )
+@click.option(
+    "--model",
+    "model_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="MODEL",
+    help="Every operator of this model (.tflite, .keras / .h5, SavedModel folder; repeat for "
+    "several) into the device's operator LUT, LUTDIR/DEVICE_PRECISION.ops.csv; an operator "
+    "shared by several models is measured once.",
+)
+@click.option(
+    "--input-shape",
+    metavar="DIMS",
+    help="With --model: fix a Keras or SavedModel input's dynamic dimensions, e.g. 1,224,224,3.",
+)
+@click.option("--signature", metavar="NAME", help="With --model: the signature to decompose.")
 @precision_option
 @lut_dir_option
 @converter_workers_option
@@ -216,6 +229,9 @@ def profile(
     space_name,
     use_zoo,
     arch_files,
+    model_files,
+    input_shape,
+    signature,
     precision,
     lut_dir,
     workers,
@@ -226,23 +242,40 @@ def profile(
     no_progress,
     as_json,
 ) -> None:
-    """Time every layer of a space / the zoo / arch files into a LUT per device."""
+    """Time every layer of a space / the zoo / arch files into a LUT per device, or every
+    operator of any model (--model) into the device's operator LUT."""
     from latbench.devices import load_profile, open_device
-    from latbench.profiling.layers import count_missing
+    from latbench.profiling.layers import LAYERS, count_missing
     from latbench.profiling.layers import profile as run_profile
-    from latbench.profiling.lut import lut_path
 
+    chosen = [bool(space_name), use_zoo, bool(arch_files), bool(model_files)]
+    if sum(chosen) != 1:
+        raise click.UsageError("give exactly one of --space NAME, --zoo, --arch FILE, --model FILE")
+    if (input_shape or signature) and not model_files:
+        raise click.UsageError("--input-shape and --signature go with --model")
     profiles = [load_profile(n) for n in device_names]
-    space_label, specs = _profile_specs(space_name, use_zoo, arch_files, precision)
+    table, models = LAYERS, []
+    if model_files:
+        from latbench.build.models import parse_input_shape
+        from latbench.profiling.oplut import OPS, prepare_models, unique_ops
+
+        shape = parse_input_shape(input_shape)
+        models = prepare_models(model_files, precision, shape, signature)
+        space_label, specs, table = "ops", unique_ops(models), OPS
+        for m in models:
+            if m.decomposition.refused:
+                note(f"{m.source}: not timed alone (whole model only): {m.refused_line()}")
+    else:
+        space_label, specs = _profile_specs(space_name, use_zoo, arch_files, precision)
     if limit:
         specs = specs[:limit]
     reuse = bool(arch_files)
     if dry_run:
         docs = []
         for p in profiles:
-            target = lut_path(lut_dir, p.name, space_label, precision)
+            target = table.lut_file(lut_dir, p.name, space_label, precision)
             have, todo = count_missing(
-                specs, lut_dir, p.name, precision, target, reuse, retry_failed
+                specs, lut_dir, p.name, precision, target, reuse, retry_failed, table.lut_cls
             )
             docs.append(
                 {
@@ -258,7 +291,8 @@ def profile(
             return
         for d in docs:
             click.echo(
-                f"{d['device']}: {d['distinct_layers']} distinct layers, {d['measured']} "
+                f"{d['device']}: {d['distinct_layers']} distinct {table.lut_cls.unit}s, "
+                f"{d['measured']} "
                 f"already measured, {d['missing']} to measure -> {d['lut']}"
             )
         return
@@ -276,6 +310,7 @@ def profile(
             progress=progress_wanted(no_progress),
             split=split,
             reuse=reuse,
+            table=table,
         )
     except KeyboardInterrupt:
         raise Interrupted(
@@ -286,7 +321,11 @@ def profile(
         for d in devices:
             d.close()
     if as_json:
-        echo_json([_summary_doc(s) for s in summaries])
+        docs = [_summary_doc(s) for s in summaries]
+        if models:
+            for d in docs:
+                d["models"] = [m.to_dict() for m in models]
+        echo_json(docs)
     else:
         for s in summaries:
             click.echo(s.line())
@@ -474,8 +513,8 @@ def lut_list(lut_dir: Path, as_json: bool) -> None:
         if e.note:
             click.echo(f"{e.file}: {e.note}")
     note(
-        "ROWS: layers (lut), networks (networks), Keras networks (refs), sentinel readings "
-        "(sentinel), training networks (predictor). Runtime and converter: --json."
+        "ROWS: layers (lut), operators (oplut), networks (networks), Keras networks (refs), "
+        "sentinel readings (sentinel), training networks (predictor). Runtime and converter: --json."
     )
 
 

@@ -53,7 +53,7 @@ _predictor_file_option = click.option(
 
 
 @click.command("predict")
-@click.argument("arch_file", type=click.Path(path_type=Path))
+@click.argument("arch_file", metavar="MODEL", type=click.Path(path_type=Path))
 @device_option()
 @precision_option
 @_space_option
@@ -77,6 +77,12 @@ _predictor_file_option = click.option(
     help="Also draw the per-layer breakdown and the totals (predicted, measured with "
     "--compare) into this PNG.",
 )
+@click.option(
+    "--input-shape",
+    metavar="DIMS",
+    help="A Keras or SavedModel MODEL: fix its input's dynamic dimensions, e.g. 1,224,224,3.",
+)
+@click.option("--signature", metavar="NAME", help="A SavedModel / .tflite MODEL: its signature.")
 @predictor_method_option
 @_predictor_file_option
 @no_progress_option
@@ -93,8 +99,15 @@ def predict_command(
     predictor_method,
     predictor_file,
     no_progress,
+    input_shape,
+    signature,
 ) -> None:
-    """Predict the latency of ARCH_FILE (total and per layer).
+    """Predict the latency of MODEL (total and per layer or operator): an arch.json, or any
+    .tflite, .keras / .h5 or SavedModel folder.
+
+    Any model: the sum of its operators' rows in the device's operator LUT
+    (LUTDIR/DEVICE_PRECISION.ops.csv, made by `latbench profile --model`), with the share of
+    each operator; --profile-missing measures the operators it lacks first.
 
     The device's LUT files in --lut-dir (DEVICE_*_PRECISION.csv: a space, the zoo, single
     networks) are merged into one table; files measured under other settings are refused.
@@ -103,6 +116,7 @@ def predict_command(
     out-of-sample error on the calibration networks), else it is the plain sum of the
     layers ([lut]). Which predictor is used, and why, is printed.
     """
+    from latbench.build.models import model_kind
     from latbench.devices import load_profile, open_device
     from latbench.nets.arch import unique_specs
     from latbench.nets.load import load_arch
@@ -110,6 +124,15 @@ def predict_command(
     from latbench.predictors.model import space_for
     from latbench.profiling.lut import find_luts
 
+    if model_kind(arch_file) != "arch":
+        if png_path:
+            raise click.UsageError("--png goes with an arch.json (not yet with any model)")
+        return _predict_model(
+            arch_file, device_name, precision, lut_dir, as_json, profile_missing, compare,
+            input_shape, signature, progress_wanted(no_progress or as_json),
+        )  # fmt: skip
+    if input_shape or signature:
+        raise click.UsageError("--input-shape and --signature go with a model file")
     arch = load_arch(arch_file)
     progress = progress_wanted(no_progress or as_json)
     if predictor_file is not None:
@@ -225,6 +248,67 @@ def predict_command(
         click.echo(
             f"predicted [{model.name}] {total:.3f} ms vs measured {med:.3f} ms: "
             f"{100 * (total - med) / med:+.1f} %   (LUT sum {100 * (lut_sum - med) / med:+.1f} %)"
+        )
+
+
+def _predict_model(
+    path: Path, device_name, precision, lut_dir, as_json, profile_missing, compare, input_shape,
+    signature, progress,
+) -> None:  # fmt: skip
+    """`predict MODEL` for any model: the operator sum and its breakdown."""
+    from latbench.build.models import parse_input_shape
+    from latbench.devices import load_profile, open_device
+    from latbench.predictors.opsum import missing_ops, op_sum
+    from latbench.profiling.oplut import OpLUT, load_op_lut, op_lut_path, prepare_models
+
+    shape = parse_input_shape(input_shape)
+    profile_ = load_profile(device_name)  # an unknown device: refused before any work
+    (model,) = prepare_models([path], precision, shape, signature)
+    lut_file = op_lut_path(lut_dir, device_name, "", precision)
+    lut = OpLUT.load(lut_file) if lut_file.exists() else None
+    if profile_missing and (lut is None or missing_ops(model, lut)):
+        from latbench.profiling.oplut import profile_ops
+
+        with open_device(profile_) as dev:
+            (summ,) = profile_ops([dev], [model], precision, lut_dir, progress=progress)
+        note(summ.line())
+        lut = None
+    if lut is None:
+        lut = load_op_lut(lut_dir, device_name, precision)
+    pred = op_sum(model, lut, device_name)
+    total = pred.total_ms
+    measured = None
+    if compare:
+        from latbench.profiling.sentinel import measure_watched
+
+        with open_device(profile_) as dev:
+            measured = measure_watched(dev, model, precision, lut_dir, progress)
+    if as_json:
+        doc = {**pred.to_dict(), "source": str(path), "lut": str(lut_file)}
+        if measured is not None:
+            doc["measured"] = measured.to_dict()
+            doc["error_pct"] = 100 * (total - measured.median_ms) / measured.median_ms
+            doc["measured_warning"] = conditions_warning(measured)
+        echo_json(doc)
+        return
+    click.echo(
+        f"{model.name} on {device_name} ({precision}): {total:.4f} ms "
+        f"[op-sum; {lut_file}, no calibration]   {len(pred.rows)} operators"
+    )
+    for op, n, ms in pred.by_op():
+        click.echo(f"  {ms:9.4f} ms  {100 * ms / total if total else 0:5.1f} %  {n:3d} x {op}")
+    note("per operator, in graph order (--json: every key):")
+    for s, ms in pred.rows:
+        pct = 100 * ms / total if total else 0.0
+        note(f"  {ms:8.4f} ms  {pct:5.1f} %  {s.op} {s.inputs.split(';')[0]} -> {s.outputs}")
+    if measured is not None:
+        med = measured.median_ms
+        click.echo(f"measured end to end: {measurement_line(measured)}")
+        if warning := conditions_warning(measured):
+            click.echo(warning, err=True)
+        click.echo(
+            f"predicted [op-sum] {total:.3f} ms vs measured {med:.3f} ms: "
+            f"{100 * (total - med) / med:+.1f} %"
         )
 
 

@@ -23,7 +23,7 @@ class Entry:
     """One file of the folder, as `lut list` shows it."""
 
     file: str
-    kind: str  # lut | networks | refs | sentinel | predictor | unreadable
+    kind: str  # lut | oplut | networks | refs | sentinel | predictor | unreadable
     device: str = ""
     space: str = ""
     precision: str = ""
@@ -68,6 +68,8 @@ def _read_table(path: Path) -> Entry:
     kind = (
         "sentinel"  # the sentinel's readings (profiling/sentinel.py)
         if {"what", "context"} <= set(cols)
+        else "oplut"  # operators of any model (profiling/oplut.py)
+        if "key" in cols and meta.get("table") == "ops"
         else "lut"
         if "key" in cols
         else "networks"
@@ -150,5 +152,6 @@ def inventory(lut_dir: Path) -> list[Entry]:
             e = _read_predictor(p)
             if e is not None:
                 out.append(e)
-    order = {"lut": 0, "networks": 1, "refs": 2, "sentinel": 3, "predictor": 4, "unreadable": 5}
+    order = {"lut": 0, "oplut": 1, "networks": 2, "refs": 3, "sentinel": 4, "predictor": 5,
+             "unreadable": 6}  # fmt: skip
     return sorted(out, key=lambda e: (e.device, e.precision, order[e.kind], e.file))

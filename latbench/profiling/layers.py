@@ -5,6 +5,11 @@ processes (TensorFlow is imported there only, and a batch of layers shares one
 converter call), then each device times the converted files and appends one
 LUT row per layer as it goes. Already-measured keys are skipped: re-running
 the same command resumes an interrupted profile.
+
+The loop is generic in what a row is (`Table`): layers of latbench's networks (`LAYERS`,
+converted by `build/convert.py`) or operators of any .tflite (`profiling/oplut.py`, cut
+out by `build/tflite_ops.py`) go through the same locking, resume, conversion workers,
+sentinel and crash-safe appends.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
 
@@ -76,10 +81,12 @@ class Summary:
         return s + (f"\n  {self.sentinel_line}" if self.sentinel_line else "")
 
 
-def lut_meta(device: Device, precision: str, space: str) -> dict:
-    """Header of a new LUT: what must match (identity) and what is informative."""
+def lut_meta(device: Device, precision: str, space: str, table: str = "") -> dict:
+    """Header of a new LUT: what must match (identity) and what is informative.
+    `table` names a LUT that is not a layer LUT ("ops": profiling/oplut.py)."""
     p = device.profile
     return {
+        **({"table": table} if table else {}),
         "fingerprint": device.fingerprint(),
         "converter": converter_version(),
         "precision": precision,
@@ -145,6 +152,7 @@ def count_missing(
     target: Path,
     reuse: bool,
     retry_failed: bool = False,
+    lut_cls: type[LUT] = LUT,
 ) -> tuple[int, int]:
     """(already measured, to measure) for a dry run: keys in `target` (and, with reuse,
     the device's other LUT files) count as done. Settings are not compared here (that
@@ -158,7 +166,7 @@ def count_missing(
     done: set[str] = set()
     for p in paths:
         try:
-            rows = LUT.load(p).rows
+            rows = lut_cls.load(p).rows
         except InputError:
             continue
         mine = Path(p) == Path(target)
@@ -167,7 +175,7 @@ def count_missing(
     return have, len(specs) - have
 
 
-def _batches(specs: Sequence[LayerSpec], size: int) -> list[list[LayerSpec]]:
+def _batches(specs: Sequence[Any], size: int) -> list[list[Any]]:
     return [list(specs[i : i + size]) for i in range(0, len(specs), size)]
 
 
@@ -202,6 +210,23 @@ def _convert_worker(specs: list[LayerSpec], batch_size: int):
     return convert_to_cache(specs, batch_size)
 
 
+@dataclass(frozen=True)
+class Table:
+    """What a profile run fills, and how: the LUT class (its row type), where its file is,
+    where an item's .tflite is cached, and the worker function that makes the missing ones
+    (`worker(items, batch_size) -> [(key, path | None, error | None)]`, run in a process
+    that may die: its batch is then recorded as failed)."""
+
+    lut_cls: type[LUT]
+    lut_file: Callable[[Path, str, str, str], Path]  # (lut_dir, device, label, precision)
+    tflite: Callable[[Any], Path]
+    worker: Callable[[list, int], list]
+    name: str = ""  # the header's `table` ("" for layer LUTs)
+
+
+LAYERS = Table(LUT, lut_path, spec_path, _convert_worker)
+
+
 @dataclass
 class Converter:
     """Converts specs in worker processes, reporting each finished batch.
@@ -213,21 +238,23 @@ class Converter:
     batch_size: int = 48
     cpus: set[int] | None = None
     progress: bool = True
+    worker: Callable[[list, int], list] = _convert_worker
+    unit: str = "layer"
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
 
     def run(
         self,
-        todo: Sequence[LayerSpec],
-        on_done: Callable[[LayerSpec, Path | None, str | None], None],
+        todo: Sequence[Any],
+        on_done: Callable[[Any, Path | None, str | None], None],
     ) -> None:
         if not todo:
             return
         bar = tqdm(
             total=len(todo),
             desc="convert",
-            unit="layer",
+            unit=self.unit,
             disable=not self.progress,
             dynamic_ncols=True,
             position=0,
@@ -240,7 +267,7 @@ class Converter:
         )
         try:
             futures = {
-                pool.submit(_convert_worker, b, self.batch_size): b
+                pool.submit(self.worker, b, self.batch_size): b
                 for b in _batches(todo, self.batch_size)
             }
             for fut in as_completed(futures):
@@ -269,13 +296,13 @@ class Converter:
 def measure_pending(
     device: Device,
     lut: LUT,
-    queue: WorkQueue[LayerSpec],
+    queue: WorkQueue[Any],
     converted: dict[str, tuple[Path | None, str | None]],
     summary: Summary,
     progress: bool = True,
     position: int = 0,
 ) -> None:
-    """Time specs from the queue, appending each row at once.
+    """Time specs from the queue (the LUT's item type), appending each row at once.
 
     If the device is lost, the spec in flight goes back to the queue (another
     phone of a --split run may take it) and this device stops cleanly.
@@ -283,7 +310,7 @@ def measure_pending(
     bar = tqdm(
         total=queue.total,
         desc=f"time {device.profile.name}",
-        unit="layer",
+        unit=lut.unit,
         disable=not progress,
         position=position,
         dynamic_ncols=True,
@@ -352,7 +379,7 @@ def _run_threads(jobs: list[tuple], progress: bool) -> None:
 
 def profile(
     devices: Sequence[Device],
-    specs: Sequence[LayerSpec],
+    specs: Sequence[Any],
     space: str,
     precision: str,
     lut_dir: Path,
@@ -361,6 +388,7 @@ def profile(
     progress: bool = True,
     split: bool = False,
     reuse: bool = False,
+    table: Table = LAYERS,
 ) -> list[Summary]:
     """Profile `specs` on every device, each into its own LUT file.
 
@@ -371,20 +399,22 @@ def profile(
     first, and one work queue. With reuse=True, rows already measured in the
     device's other LUT files under the same settings are copied, not measured again.
     Every LUT written is locked for the whole run (`fileio.hold_lock`): a second writer of
-    the same LUT is refused with the holder's pid, command and start time.
+    the same LUT is refused with the holder's pid, command and start time. `table` says what
+    a row is (default: layers; `profiling/oplut.OPS`: operators of any model).
     """
     with contextlib.ExitStack() as locks:
         for d in devices[:1] if split and len(devices) > 1 else devices:
-            path = lut_path(lut_dir, d.profile.name, space, precision)
+            path = table.lut_file(lut_dir, d.profile.name, space, precision)
             locks.enter_context(hold_lock(path, f"LUT {path}"))
         return _profile(
-            devices, specs, space, precision, lut_dir, workers, retry_failed, progress, split, reuse
-        )
+            devices, specs, space, precision, lut_dir, workers, retry_failed, progress, split,
+            reuse, table,
+        )  # fmt: skip
 
 
 def _profile(
     devices: Sequence[Device],
-    specs: Sequence[LayerSpec],
+    specs: Sequence[Any],
     space: str,
     precision: str,
     lut_dir: Path,
@@ -393,6 +423,7 @@ def _profile(
     progress: bool,
     split: bool,
     reuse: bool,
+    table: Table,
 ) -> list[Summary]:
     t0 = time.monotonic()
     split = split and len(devices) > 1
@@ -401,8 +432,8 @@ def _profile(
     plans = []  # (device that owns the LUT, LUT, pending specs, feed of specs ready to time)
     reused: dict[Path, int] = {}
     for d in devices[:1] if split else devices:
-        path = lut_path(lut_dir, d.profile.name, space, precision)
-        lut = LUT.open(path, lut_meta(d, precision, space))
+        path = table.lut_file(lut_dir, d.profile.name, space, precision)
+        lut = table.lut_cls.open(path, lut_meta(d, precision, space, table.name))
         done = lut.ok() if retry_failed else lut.rows
         pending = [s for s in specs if s.key not in done]
         n_reused = 0
@@ -417,7 +448,7 @@ def _profile(
     waiting: dict[str, list[WorkQueue]] = {}
     for _, _, pending, feed in plans:
         for s in pending:
-            p = spec_path(s)
+            p = table.tflite(s)
             if p.exists():
                 converted[s.key] = (p, None)
                 feed.add(s)
@@ -427,7 +458,7 @@ def _profile(
         {s.key: s for _, _, pending, _ in plans for s in pending if s.key in waiting}.values()
     )
 
-    def on_done(s: LayerSpec, path: Path | None, err: str | None) -> None:
+    def on_done(s: Any, path: Path | None, err: str | None) -> None:
         converted[s.key] = (path, err)
         for feed in waiting.pop(s.key, []):
             feed.add(s)
@@ -452,7 +483,11 @@ def _profile(
     ]
     cpus = converter_cpus(devices)
     converter = Converter(
-        workers if cpus is None else min(workers, len(cpus)), cpus=cpus, progress=progress
+        workers if cpus is None else min(workers, len(cpus)),
+        cpus=cpus,
+        progress=progress,
+        worker=table.worker,
+        unit=table.lut_cls.unit,
     )
 
     def convert_then_close() -> None:

@@ -1,5 +1,9 @@
 """The latency lookup table: one CSV row per LayerSpec key, with a metadata header.
 
+The table is generic in what a row describes: `LUT.item_type` is a frozen dataclass with a
+`key` property and a `precision` field whose fields are the row's descriptive columns
+(`LayerSpec` here; `build/tflite_ops.OpSpec` for the operator LUT, `profiling/oplut.py`).
+
 File layout: `# key: value` comment lines (device fingerprint, runtime and
 converter versions, threads, CPU set, delegate, precision, dates) followed by
 a CSV table. The file is created atomically and then appended one flushed,
@@ -17,7 +21,7 @@ import threading
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 from latbench import records
 from latbench.devices.measure import Measurement
@@ -25,7 +29,14 @@ from latbench.errors import InputError
 from latbench.fileio import parse_json, read_bytes
 from latbench.nets.arch import LayerSpec
 
-SPEC_COLUMNS = [f.name for f in fields(LayerSpec)]
+
+def item_columns(cls: type) -> list[str]:
+    """The row columns of an item type: its dataclass fields, less those marked
+    `metadata={"column": False}` (where an item comes from, not what it is)."""
+    return [f.name for f in fields(cls) if f.metadata.get("column", True)]
+
+
+SPEC_COLUMNS = item_columns(LayerSpec)
 STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "std_ms", "mean_ms", "runs", "ci_rel"]
 # Added after the first release (older files load with these empty and are rewritten with
 # them on resume): groups, a LayerSpec field (FBNet's grouped convs; empty = 1); stat: which
@@ -53,7 +64,7 @@ def lut_path(lut_dir: Path, device: str, space: str, precision: str) -> Path:
 
 @dataclass
 class Row:
-    spec: LayerSpec
+    spec: Any  # a LayerSpec, or the item type of the LUT it belongs to
     status: str  # ok | failed
     measurement: Measurement | None = None
     error: str = ""
@@ -75,7 +86,7 @@ class Row:
                 f"{m.ci_rel:.4g}",
             ]
         )
-        spec_vals = [str(getattr(s, c)) for c in SPEC_COLUMNS]
+        spec_vals = [str(getattr(s, c)) for c in item_columns(type(s))]
         added = ["", "", ""]
         if m is not None:
             mn = m.extra.get("min_ms")
@@ -102,10 +113,10 @@ class Row:
         return list(st.get("flags", [])) if isinstance(st, dict) else []
 
 
-def _parse_spec(rec: dict[str, str]) -> LayerSpec:
-    kinds = {f.name: f.type for f in fields(LayerSpec)}
+def _parse_spec(rec: dict[str, str], cls: type = LayerSpec) -> Any:
+    kinds = {f.name: f.type for f in fields(cls)}
     vals: dict[str, Any] = {}
-    for c in SPEC_COLUMNS:
+    for c in item_columns(cls):
         if c in ADDED_SPEC_FIELDS and not rec.get(c):
             continue  # a LUT from before the field: its default
         raw = rec[c]
@@ -120,7 +131,7 @@ def _parse_spec(rec: dict[str, str]) -> LayerSpec:
             vals[c] = raw == "True"
         else:
             vals[c] = raw
-    return LayerSpec(**vals)
+    return cls(**vals)
 
 
 MAX_MS = 1e6  # no layer takes 16 minutes: a larger number is damage, not a measurement
@@ -149,6 +160,11 @@ def checked_ms(raw: str, col: str, low: float = MIN_MS) -> float:
 @dataclass
 class LUT:
     """Rows by key, plus the metadata they were measured under."""
+
+    item_type: ClassVar[type] = LayerSpec  # what a row describes (its columns)
+    columns: ClassVar[list[str]] = COLUMNS
+    optional: ClassVar[set[str]] = OPTIONAL_COLUMNS
+    unit: ClassVar[str] = "layer"
 
     meta: dict[str, Any]
     rows: dict[str, Row] = field(default_factory=dict)
@@ -201,18 +217,18 @@ class LUT:
     @classmethod
     def create(cls, path: Path, meta: dict[str, Any]) -> "LUT":
         """A new, empty LUT file: header plus column names, written atomically."""
-        records.create(path, meta, COLUMNS)
+        records.create(path, meta, cls.columns)
         return cls(meta=dict(meta), path=Path(path))
 
     @classmethod
     def load(cls, path: Path) -> "LUT":
         path = Path(path)
-        meta, recs = records.read(path, COLUMNS, OPTIONAL_COLUMNS)
+        meta, recs = records.read(path, cls.columns, cls.optional)
         lut = cls(meta=meta, path=path)
         first_ok: dict[str, int] = {}
         for n, rec in enumerate(recs):
             try:
-                spec = _parse_spec(rec)
+                spec = _parse_spec(rec, cls.item_type)
                 m = None
                 if rec["status"] not in ("ok", "failed"):
                     raise ValueError(f"status must be ok or failed, got {rec['status']!r}")
@@ -256,7 +272,7 @@ class LUT:
     @classmethod
     def open(cls, path: Path, meta: dict[str, Any]) -> "LUT":
         """Resume an existing LUT (after checking its settings) or start a new one."""
-        records.open_for_append(path, meta, COLUMNS, OPTIONAL_COLUMNS)
+        records.open_for_append(path, meta, cls.columns, cls.optional)
         return cls.load(path)
 
     def append(self, row: Row) -> None:
@@ -271,7 +287,10 @@ class LUT:
     def save(self, path: Path | None = None) -> None:
         """Rewrite the whole file atomically (used after merging or dropping rows)."""
         records.create(
-            Path(path or self.path), self.meta, COLUMNS, [r.to_csv() for r in self.rows.values()]
+            Path(path or self.path),
+            self.meta,
+            self.columns,
+            [r.to_csv() for r in self.rows.values()],
         )
 
     def to_frame(self):
@@ -284,7 +303,8 @@ class LUT:
             d.update(
                 {c: getattr(r.measurement, c) if r.measurement else None for c in STAT_COLUMNS}
             )
-            d["macs"] = r.spec.macs()
+            if hasattr(r.spec, "macs"):
+                d["macs"] = r.spec.macs()
             recs.append(d)
         return pd.DataFrame.from_records(recs)
 
@@ -313,8 +333,9 @@ def load_luts(paths: Iterable[Path]) -> LUT:
 
 
 def find_luts(lut_dir: Path, device: str, precision: str) -> list[Path]:
-    """The device's LUT files: `DEVICE_*_PRECISION.csv` whose header names DEVICE as its
-    device. A glob alone would also take a device named `DEVICE_x`'s files."""
+    """The device's layer LUT files: `DEVICE_*_PRECISION.csv` whose header names DEVICE as its
+    device. A glob alone would also take a device named `DEVICE_x`'s files. Operator LUTs
+    (header `table: "ops"`) are not layer LUTs and are left out."""
     from latbench.fileio import SAFE_NAME
 
     out: list[Path] = []
@@ -329,6 +350,8 @@ def find_luts(lut_dir: Path, device: str, precision: str) -> list[Path]:
         head = data.decode(errors="replace").split("\n")[:64]
         meta, _ = records.parse_header(head)
         fp = meta.get("fingerprint")
+        if meta.get("table") == "ops":
+            continue
         if not isinstance(fp, dict) or fp.get("device", device) == device:
             out.append(p)  # a file without a fingerprint is kept: its loader names the problem
     return out
