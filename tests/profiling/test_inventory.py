@@ -99,5 +99,7 @@ def test_an_int8_file_holding_fp32_rows_is_flagged_and_refused(tmp_path):
     entries = {e.file: e for e in inventory(tmp_path)}
     assert "holds fp32 rows" in entries["host_t_int8.csv"].note
     assert entries["host_t_fp32.csv"].note == ""
-    with pytest.raises(InputError, match="row 1 holds a layer of precision fp32, but the LUT is int8"):
+    with pytest.raises(
+        InputError, match="row 1 holds a layer of precision fp32, but the LUT is int8"
+    ):
         LUT.load(tmp_path / "host_t_int8.csv")
