@@ -11,10 +11,11 @@ How a row is timed (the phone protocol; docs/phones.md says why):
   The first invocation warms the core for `warmup_s` seconds of wall time
   (benchmark_model's --warmup_min_secs), so an idle big core has ramped its
   clock before anything is timed; the later ones, started while the core is
-  still busy, warm for `warmup_s / 5`. benchmark_model prints only the mean
-  of its timed runs, so the row's median_ms is the median of the invocations'
-  means (`stat` = "median_of_means" in the LUT), p10/p90 are percentiles of
-  those means, min_ms is the fastest single run seen, and ci_rel is the
+  still busy, warm for `warmup_s / 5`. Each invocation's centre is the tool's own
+  median (from its --result_file_path proto, else the stats line's `median=`), or its
+  mean for old binaries that print no median; the row's median_ms is the median of
+  those centres (`stat` = "median_of_medians" / "median_of_means" in the LUT), p10/p90
+  are percentiles of them, min_ms is the fastest single run seen, and ci_rel is the
   distribution-free CI of that median. A row timed while the phone throttled
   (thermal status >= MODERATE, or a timed core's scaling_max_freq below its
   cpuinfo_max_freq) is timed again after a cool-down, and flagged "throttled"
@@ -51,12 +52,20 @@ Profile [options] (all optional unless said):
   extra_args     list of extra benchmark_model flags, e.g. ["--use_caching=true"]
   model, product ro.product.model / ro.product.device this profile is meant for,
                  a string or a list (used by `latbench devices` to match a phone)
+  cluster        which core cluster `cpus` must be in, checked against cpuinfo_max_freq
+                 before anything is measured: "big" (default) | "mid" | "little" | "any"
+  preflight      run the pre-flight (cores, one run on a tiny model) before the first
+                 row (default true)
 Kind "emulated" only:
   connect        "127.0.0.1:PORT" of an already running emulated phone; else one
                  is started in-process on a free port
   sandbox        its filesystem directory (default: a temporary directory)
   clocks         table of latbench.devices.emulated.Clocks fields for the in-process phone,
                  e.g. {ramp_s = 0.4, throttle_after_s = 120}
+  layout         core layout of the in-process phone: "tensor_g3" | "tensor_g4" | "tensor_g5"
+                 (default: this host's CPUs)
+  standin        which benchmark_model the stand-in plays: "classic" (default) | "compiled_model"
+  standin_result_file  whether it takes --result_file_path (default true)
 """
 
 from __future__ import annotations
@@ -91,7 +100,9 @@ from latbench.devices.benchmark_output import (
     BenchmarkResult,
     parse_benchmark_output,
 )
+from latbench.devices.benchmark_tools import TOOLS, identify, kind_of_output
 from latbench.devices.measure import Measurement, median_ci
+from latbench.devices.result_proto import ResultProtoError, parse_result_proto
 from latbench.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -107,12 +118,15 @@ FINGERPRINT_PROPS = {
     "sdk": "ro.build.version.sdk",
     "build": "ro.build.fingerprint",
 }
-_DELEGATE_FLAGS = {
-    "cpu": ["--use_xnnpack=true"],
-    "xnnpack": ["--use_xnnpack=true"],
-    "gpu": ["--use_gpu=true"],
-    "nnapi": ["--use_nnapi=true"],
+# the names each delegate goes by in `Replacing ... with delegate (NAME)` lines
+_DELEGATE_NAMES = {
+    "gpu": ("gpu",),
+    "nnapi": ("nnapi",),
+    "cpu": ("xnnpack",),
+    "xnnpack": ("xnnpack",),
 }
+PREFLIGHT_MODEL = Path(__file__).resolve().parent / "data" / "preflight.tflite"
+NNAPI_DEPRECATED_SDK = 35  # Android 15 deprecates NNAPI
 UNAVAILABLE = "unavailable"
 _FATAL_LINK = (AuthRefused, UsbBusy, PairingNeeded)
 _MARK = "@@latbench"
@@ -172,9 +186,18 @@ class AdbDevice(Device):
                 "a different benchmark_model (see docs/phones.md)",
                 f"{profile.name}: options.benchmark_model_sha256",
             )
+        self.cluster = str(o.get("cluster", "big"))
+        if self.cluster not in ("big", "mid", "little", "any"):
+            raise InputError(
+                f'cluster must be "big", "mid", "little" or "any", got {self.cluster!r}',
+                f"{profile.name}: options.cluster",
+            )
+        self._preflight_done = not bool(o.get("preflight", True))
+        self.preflight_s: float | None = None
         self._call(self.t.connect)
         self.stale_killed = self._kill_stale()
         self._ensure_binary()
+        self.tool_kind, self.result_file, self.tool_version = self._identify_tool()
         if self.stay_awake:
             # the user's own setting, restored on close (svc power stayon false would not)
             out, rc = self._sh(["settings", "get", "global", "stay_on_while_plugged_in"])
@@ -234,7 +257,13 @@ class AdbDevice(Device):
         return r.output, r.rc
 
     def _pkill_line(self) -> str:
-        return sh_join(["pkill", "-f", re.escape(f"{self.remote_dir}/benchmark_model")])
+        """`pkill -f` for our benchmark_model processes whose pattern cannot match itself.
+
+        The line runs as `sh -c LINE`, so a plain pattern matches that shell's own command
+        line and pkill kills it before the exit code prints. `[b]enchmark_model` matches
+        the binary's path but not the text `[b]enchmark_model` in the shell's line.
+        """
+        return sh_join(["pkill", "-f", re.escape(f"{self.remote_dir}/") + "[b]enchmark_model"])
 
     def _reconnect_after_timeout(self) -> None:
         """A command hung: reconnect (the link may be wedged) and kill what hangs, so it does not
@@ -308,6 +337,126 @@ class AdbDevice(Device):
                 self.profile.name,
             )
 
+    # ---- which benchmark_model, and a pre-flight check
+    def _identify_tool(self) -> tuple[str | None, bool, str]:
+        """Ask the pushed binary for its `--help`: which of the two tools, result proto or not."""
+        out, _ = self._sh(sh_join([self.remote_bin, "--help"]) + " 2>&1")
+        info = identify(out)
+        if info.kind is None:
+            log.info(
+                "%s: benchmark_model --help did not say which tool it is; the first run will",
+                self.profile.name,
+            )
+        return info.kind, info.result_file, info.version
+
+    def _tool_flags(self) -> list[str]:
+        kind = self.tool_kind or "classic"
+        try:
+            return TOOLS[kind].flags_for(self.profile.delegate)
+        except KeyError:
+            raise InputError(
+                f"delegate {self.profile.delegate!r} is not offered by the {kind} benchmark_model "
+                f"({TOOLS[kind].description}); use the other tool (docs/phones.md)",
+                f"{self.profile.name}: delegate",
+            ) from None
+
+    def clusters(self) -> dict[int, int]:
+        """cpu number -> cpuinfo_max_freq (kHz), from sysfs ({} where unreadable)."""
+        out, _ = self._sh("grep -H . /sys/devices/system/cpu/cpu*/cpufreq/cpuinfo_max_freq 2>&1")
+        found = re.findall(r"/cpu(\d+)/cpufreq/cpuinfo_max_freq:(\d+)", out)
+        return {int(c): int(f) for c, f in found}
+
+    def check_cores(self) -> None:
+        """The profile's cores exist and belong to the cluster it claims; else one-line InputError."""
+        cpus = self.profile.cpus
+        if not cpus:
+            return
+        freqs = self.clusters()
+        where = f"{self.profile.name}: cpus"
+        if not freqs:
+            log.warning("%s: cannot read cpuinfo_max_freq; core check skipped", self.profile.name)
+            return
+        missing = [c for c in cpus if c not in freqs]
+        if missing:
+            raise InputError(
+                f"the phone has CPUs {_ranges(sorted(freqs))}, no cpu{','.join(map(str, missing))}: "
+                f"this profile is for another core layout (run `latbench devices --probe SERIAL` "
+                f"or copy a profile for this phone); nothing was measured",
+                where,
+            )
+        levels = sorted(set(freqs.values()))
+        want = {
+            "big": [levels[-1]],
+            "little": [levels[0]],
+            "mid": levels[1:-1] or levels,
+            "any": levels,
+        }[self.cluster]
+        wrong = [c for c in cpus if freqs[c] not in want]
+        if wrong:
+            best = [c for c, f in sorted(freqs.items()) if f in want]
+            raise InputError(
+                f"cpu{','.join(map(str, wrong))} runs at most "
+                f"{max(freqs[c] for c in wrong) / 1e6:.2f} GHz, not in the {self.cluster} cluster "
+                f"(cpu {_ranges(best)}, {max(want) / 1e6:.2f} GHz): set cpus = {best[-1:]} "
+                f"or options.cluster; nothing was measured",
+                where,
+            )
+
+    def preflight(self) -> float:
+        """Before the first measurement: the cores, then one short run on a tiny model.
+
+        Stops with one line (InputError) when the cores are wrong, the binary cannot run, or
+        its output is not one latbench reads. Returns the seconds it took.
+        """
+        if self._preflight_done:
+            return 0.0
+        t0 = time.monotonic()
+        self.check_cores()
+        self._tool_flags()  # a delegate this tool does not offer
+        sdk = self.props().get("ro.build.version.sdk", "")
+        if self.profile.delegate == "nnapi" and sdk.isdigit() and int(sdk) >= NNAPI_DEPRECATED_SDK:
+            log.warning(
+                "%s: NNAPI is deprecated from Android 15 (SDK %s on this phone): its drivers may "
+                "be missing or slow; GPU or CPU rows are the ones to trust",
+                self.profile.name,
+                sdk,
+            )
+        remote = f"{self.remote_dir}/models/preflight.tflite"
+        self._push(PREFLIGHT_MODEL, remote)
+        self._models.add(remote)
+        line = self._run_line(remote, 0, 3, 0.0, 1.0)
+        out, _ = self._sh(line, timeout_s=self.run_timeout_s, suffix=" 2>&1")
+        sec = _sections(out)
+        text, rc = sec.get("run 0", ""), _rc(out, 0)
+        where = f"{self.profile.name}: options.benchmark_model"
+        try:
+            r = parse_benchmark_output(text)
+        except BenchmarkOutputError:
+            last = next((x.strip() for x in reversed(text.splitlines()) if x.strip()), "")
+            raise InputError(
+                f"pre-flight: benchmark_model on a tiny model exited {rc} and printed nothing "
+                f"latbench can read ({last[:160]!r}): wrong binary for this phone? nothing was measured",
+                where,
+            ) from None
+        if rc not in (0, None):
+            raise InputError(f"pre-flight: benchmark_model exited {rc} on a tiny model", where)
+        seen = kind_of_output(r.form)
+        if self.tool_kind is None:
+            self.tool_kind = seen
+        elif seen != self.tool_kind:
+            raise InputError(
+                f"pre-flight: --help says {self.tool_kind}, the output is {seen}'s", where
+            )
+        self._preflight_done = True
+        self.preflight_s = time.monotonic() - t0
+        log.info(
+            "%s: pre-flight passed in %.1f s (%s benchmark_model)",
+            self.profile.name,
+            self.preflight_s,
+            self.tool_kind,
+        )
+        return self.preflight_s
+
     # ---- the Device interface
     def props(self) -> dict[str, str]:
         if self._props is None:
@@ -324,6 +473,9 @@ class AdbDevice(Device):
             {
                 "runtime": "benchmark_model",
                 "runtime_sha256": self._bin_sha[:16],
+                "benchmark_tool": self.tool_kind or "unknown",
+                "benchmark_tool_version": self.tool_version,
+                "result_source": "result_proto" if self.result_file else "text",
                 "threads": str(self.profile.threads),
                 "cpus": ",".join(map(str, self.profile.cpus)) or "all",
                 "cpu_mask": self.profile.cpu_mask or "all",
@@ -449,22 +601,57 @@ class AdbDevice(Device):
             time.sleep(self.cool_poll_s)
 
     # ---- timing
+    @property
+    def _result_path(self) -> str:
+        return f"{self.remote_dir}/result.pb"
+
     def _run_args(
-        self, remote_model: str, num_runs: int, warmup_s: float, max_s: float
+        self, remote_model: str, num_runs: int, warmup_s: float, max_s: float, warmup_runs: int
     ) -> list[str]:
-        pr = self.profile.protocol
+        tool = TOOLS[self.tool_kind or "classic"]
+        extra = []
+        if self.result_file:
+            extra.append(f"--result_file_path={self._result_path}")
+        if self.profile.delegate == "gpu" and tool.gpu_cache_flags:
+            # compiled GPU kernels are cached on the phone, not rebuilt at every invocation
+            token = remote_model.rsplit("/", 1)[-1].split(".")[0]
+            extra += [
+                f"--delegate_serialize_dir={self.remote_dir}/gpu_cache",
+                f"--delegate_serialize_token={token}",
+            ]
         return (["taskset", self.profile.cpu_mask] if self.profile.cpu_mask else []) + [
             self.remote_bin,
             f"--graph={remote_model}",
             f"--num_threads={self.profile.threads}",
-            *_DELEGATE_FLAGS[self.profile.delegate],
-            f"--warmup_runs={pr.warmup_runs}",
+            *self._tool_flags(),
+            f"--warmup_runs={warmup_runs}",
             f"--warmup_min_secs={warmup_s:g}",
             f"--num_runs={num_runs}",
             "--min_secs=0",
             f"--max_secs={max_s:g}",
+            *extra,
             *self.extra_args,
         ]
+
+    def _run_line(
+        self, remote_model: str, i: int, n: int, warm: float, max_s: float, warmup_runs: int = 1
+    ) -> str:
+        """One invocation between markers: its log (stdout and stderr), its exit code, and the
+        result proto (base64) where the tool writes one; a stale proto is removed first."""
+        res = self._result_path
+        parts = [sh_join(["echo", f"{_MARK} run {i}"])]
+        if self.result_file:
+            parts.append(sh_join(["rm", "-f", res]))
+        parts += [
+            sh_join(self._run_args(remote_model, n, warm, max_s, warmup_runs)) + " 2>&1",
+            f"echo {_MARK} rc {i} $?",
+        ]
+        if self.result_file:
+            parts += [
+                sh_join(["echo", f"{_MARK} proto {i}"]),
+                sh_join(["base64", res]) + " 2>/dev/null",
+            ]
+        return "; ".join(parts)
 
     def _row_line(self, remote_model: str, repeats: int, first_warmup_s: float) -> str:
         pr = self.profile.protocol
@@ -473,11 +660,7 @@ class AdbDevice(Device):
         parts = [self._state_line("before")]
         for i in range(repeats):
             warm = first_warmup_s if i == 0 else self.warmup_s / 5
-            parts += [
-                sh_join(["echo", f"{_MARK} run {i}"]),
-                sh_join(self._run_args(remote_model, n, warm, max_s)) + " 2>&1",
-                f"echo {_MARK} rc $?",
-            ]
+            parts.append(self._run_line(remote_model, i, n, warm, max_s, pr.warmup_runs))
         parts.append(self._state_line("after"))
         return "; ".join(parts)
 
@@ -499,10 +682,10 @@ class AdbDevice(Device):
             after = parse_state(sec, "after")
             for i in range(self.repeats):
                 text = sec.get(f"run {i}", "")
-                rc_m = re.search(rf"{_MARK} rc (-?\d+)", out.split(f"{_MARK} run {i}\n", 1)[-1])
-                rc = int(rc_m[1]) if rc_m else None
+                rc = _rc(out, i)
                 try:
                     r = parse_benchmark_output(text)
+                    r = self._with_proto(r, sec.get(f"proto {i}"))
                     r.to_measurement()
                 except BenchmarkOutputError as exc:
                     raise ModelRunError(
@@ -513,7 +696,7 @@ class AdbDevice(Device):
                         f"benchmark_model exited {rc} on {name}: {text.strip()[-300:]}"
                     )
                 results.append(r)
-            means = [r.inference_avg_us for r in results]
+            means = _centres(results)
             lo, hi = median_ci(means)
             med = float(np.median(means))
             ci = max(med - lo, hi - med) / med if med > 0 else math.inf
@@ -523,8 +706,23 @@ class AdbDevice(Device):
             first_warm = self.warmup_s  # a new shell line: the core may have idled meanwhile
         return results, before, after
 
+    def _with_proto(self, r: BenchmarkResult, b64: str | None) -> BenchmarkResult:
+        """The run's statistics from its result proto where there is one; else the text's."""
+        if not self.result_file or not b64 or not b64.strip():
+            return r
+        import base64
+        import binascii
+
+        try:
+            proto = parse_result_proto(base64.b64decode("".join(b64.split()), validate=True))
+        except (binascii.Error, ResultProtoError) as exc:
+            log.warning("%s: unreadable result proto (%s); using the text", self.profile.name, exc)
+            return r
+        return r.with_proto(proto)
+
     def measure(self, model: Path) -> Measurement:
         model = Path(model)
+        self.preflight()
         cooled = 0.0
         if time.monotonic() - self._last_temp_check >= self.temp_check_s:
             cooled = self.wait_cool()
@@ -554,7 +752,7 @@ class AdbDevice(Device):
                     "; ".join(why),
                 )
         m = _combine(results, self.warmup_s)
-        deleg = _delegation(results)
+        deleg = _delegation(results, self.profile.delegate)
         if self.profile.delegate in ("gpu", "nnapi"):
             frac = deleg.get("fraction")
             if deleg.get("none") or (isinstance(frac, float) and frac < 1.0):
@@ -678,9 +876,30 @@ def parse_state(sec: dict[str, str], tag: str) -> dict[str, Any]:
     return st
 
 
+def _rc(out: str, i: int) -> int | None:
+    """Invocation i's exit code from its `@@latbench rc I CODE` line (None: it never printed)."""
+    m = re.search(rf"^{_MARK} rc {i} (-?\d+)\s*$", out, flags=re.M)
+    return int(m[1]) if m else None
+
+
+def _ranges(cpus: list[int]) -> str:
+    return ",".join(map(str, cpus)) if len(cpus) < 3 else f"{cpus[0]}-{cpus[-1]}"
+
+
+def _centres(results: list[BenchmarkResult]) -> list[float]:
+    """Each invocation's centre in us: the tool's own median where every invocation printed
+    (or wrote) one, else their means."""
+    meds = [r.median_us for r in results]
+    if all(m is not None for m in meds):
+        return [float(m) for m in meds]  # type: ignore[arg-type]
+    return [r.inference_avg_us for r in results]
+
+
 def _combine(results: list[BenchmarkResult], warmup_s: float) -> Measurement:
-    """One row from several invocations: the median of their means (see the module docstring)."""
-    means = np.array([r.inference_avg_us for r in results], dtype=float) / 1e3
+    """One row from several invocations: the median of their medians where the tool gives
+    them, else of their means (see the module docstring)."""
+    by_median = all(r.median_us is not None for r in results)
+    means = np.array(_centres(results), dtype=float) / 1e3
     stats = [r.inference for r in results if r.inference is not None]
     counts = np.array([s.count for s in stats], dtype=float)
     med = float(np.median(means))
@@ -696,12 +915,13 @@ def _combine(results: list[BenchmarkResult], warmup_s: float) -> Measurement:
     extra = {
         "source": "benchmark_model",
         "output_form": results[0].form,
-        "stat": "median_of_means",
+        "result_source": results[0].source,
+        "stat": "median_of_medians" if by_median else "median_of_means",
         "invocations": len(results),
         "runs_per_invocation": int(counts.max()) if len(counts) else 0,
         "warmup_s": warmup_s,
         "min_ms": min(s.min for s in stats) / 1e3 if stats else med,
-        "means_ms": [round(float(x), 5) for x in means],
+        ("medians_ms" if by_median else "means_ms"): [round(float(x), 5) for x in means],
     }
     return Measurement(
         median_ms=med,
@@ -715,22 +935,40 @@ def _combine(results: list[BenchmarkResult], warmup_s: float) -> Measurement:
     )
 
 
-def _delegation(results: list[BenchmarkResult]) -> dict[str, Any]:
-    """The delegate's share of the graph as the tool reported it (last invocation)."""
+def _delegation(results: list[BenchmarkResult], requested: str) -> dict[str, Any]:
+    """What the requested delegate took, and apart from it what the XNNPACK fallback took
+    (last invocation), with the GPU API the delegate initialised."""
     r = results[-1]
+    out: dict[str, Any] = {}
+    if r.gpu_backend:
+        out["gpu_backend"] = r.gpu_backend
     if r.not_delegated:
-        return {"delegate_nodes": 0, "fraction": 0.0, "none": True}
+        return {**out, "delegate_nodes": 0, "fraction": 0.0, "none": True}
     if not r.delegations:
-        return {}
-    d = r.delegations[-1]
-    out: dict[str, Any] = {
-        "delegate": d.name,
-        "delegate_nodes": d.nodes,
-        "graph_nodes": d.total if d.total is not None else UNAVAILABLE,
-        "partitions": d.partitions,
-    }
-    if d.fraction is not None:
-        out["fraction"] = round(d.fraction, 4)
+        return out
+    names = _DELEGATE_NAMES.get(requested, ())
+    mine = [d for d in r.delegations if any(n in d.name.lower() for n in names)]
+    others = [d for d in r.delegations if d not in mine]
+    if requested in ("gpu", "nnapi") and not mine:
+        # only the fallback's line: the requested delegate took nothing
+        out.update({"delegate_nodes": 0, "fraction": 0.0, "none": True})
+    elif mine:
+        d = mine[0]
+        out.update(
+            {
+                "delegate": d.name,
+                "delegate_nodes": d.nodes,
+                "graph_nodes": d.total if d.total is not None else UNAVAILABLE,
+                "partitions": d.partitions,
+            }
+        )
+        if d.fraction is not None:
+            out["fraction"] = round(d.fraction, 4)
+    if others:
+        out["fallback"] = [
+            {"delegate": d.name, "nodes": d.nodes, "of": d.total, "partitions": d.partitions}
+            for d in others
+        ]
     return out
 
 
@@ -812,7 +1050,12 @@ def open_emulated_device(profile: DeviceProfile) -> AdbDevice:
     else:
         tmp = None if o.get("sandbox") else tempfile.TemporaryDirectory(prefix="latbench-phone-")
         sandbox = Path(o.get("sandbox") or tmp.name)
-        phone = EmulatedPhone(sandbox / "phone", port=int(o.get("port", 0)), clocks=clocks).start()
+        phone = EmulatedPhone(
+            sandbox / "phone",
+            port=int(o.get("port", 0)),
+            clocks=clocks,
+            layout=o.get("layout"),
+        ).start()
         host, port_i = phone.host, phone.port
 
         def stop() -> None:
@@ -822,7 +1065,13 @@ def open_emulated_device(profile: DeviceProfile) -> AdbDevice:
 
     stub = sandbox / "benchmark_model.standin"
     stub.parent.mkdir(parents=True, exist_ok=True)
-    stub.write_bytes(standin_script())
+    try:
+        script = standin_script(
+            str(o.get("standin", "classic")), bool(o.get("standin_result_file", True))
+        )
+    except ValueError as exc:
+        raise InputError(str(exc), f"{profile.name}: options.standin") from None
+    stub.write_bytes(script)
     t = AdbShellTransport(
         host=host,
         port=port_i,

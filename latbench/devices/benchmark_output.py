@@ -17,17 +17,30 @@ With `--enable_op_profiling=true` the tool appends tables, each introduced by a
 `===== Title =====` banner and a header row of `[column]` cells; they are read
 by header name so that added or removed columns ([start] went away) don't matter.
 
+Newer releases append `p5=P median=M p95=Q` to the stats line
+(StatWithPercentiles); the median is then the tool's own per-invocation median.
+
+LiteRT's CompiledModel tool (litert/tools) prints the same stats lines but, instead of
+the `Inference timings` line, a block of milliseconds (form "compiled_model"):
+`========== BENCHMARK RESULTS ==========`, `Model initialization: X ms`,
+`Warmup (first): X ms`, `Warmup (avg): X ms (N runs)`, `Inference (avg): X ms (N runs)`,
+`Inference (min|max): X ms`, `Inference (std): X`.
+
 Delegates announce what they took: `Replacing N out of M node(s) with delegate
 (NAME) node, yielding P partitions for the whole graph.` (older releases:
 `Replacing N node(s) with delegate (NAME) node, yielding P partitions.`, no
-M). A GPU/NNAPI run where N < M is partly CPU time; `delegation` says so.
+M; newer ones say `for subgraph S`). When GPU or NNAPI take part of a graph,
+XNNPACK is applied to the rest and prints a second such line: every line is
+kept, in order, so the requested delegate's and the fallback's are told apart.
+The GPU delegate says which API it initialised (`Initialized OpenCL-based API.`
+or, when OpenCL is missing, `Initialized OpenGL-based API.`): `gpu_backend`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from latbench.devices.measure import Measurement
@@ -51,7 +64,13 @@ _RUNNING = re.compile(r"Running benchmark for at least (?P<n>\d+) iterations")
 _PCTL = re.compile(r"^p(?P<q>\d{1,2}(?:\.\d+)?)$")
 _REPLACING = re.compile(
     r"Replacing (?P<n>\d+)(?: out of (?P<m>\d+))? node\(s\) with delegate \((?P<name>[^)]*)\)"
-    r"(?: node)?, yielding (?P<p>\d+) partitions"
+    r"(?: node)?, yielding (?P<p>\d+) partitions(?: for subgraph (?P<sg>\d+))?"
+)
+_GPU_API = re.compile(r"Initialized (?P<api>OpenCL|OpenGL|Vulkan|Metal|WebGPU)[- ]based API", re.I)
+_CM_BANNER = re.compile(r"=+\s*BENCHMARK RESULTS\s*=+")
+_CM_FIELD = re.compile(
+    rf"(?P<k>Model initialization|Warmup \(first\)|Warmup \(avg\)|Inference \((?:avg|min|max|std)\))"
+    rf":\s*(?P<v>{_NUM})(?:\s*ms)?(?:\s*\((?P<n>\d+) runs\))?"
 )
 _NOT_DELEGATED = re.compile(
     r"delegate is explicitly applied, the model graph will not be executed", re.I
@@ -121,6 +140,7 @@ class Delegation:
     nodes: int
     total: int | None
     partitions: int
+    subgraph: int | None = None
 
     @property
     def fraction(self) -> float | None:
@@ -142,6 +162,54 @@ class BenchmarkResult:
     model_size_mb: float | None = None
     delegations: tuple[Delegation, ...] = ()
     not_delegated: bool = False  # the tool said the applied delegate takes nothing
+    gpu_backend: str | None = None  # "opencl" | "opengl" | ...: what the GPU delegate initialised
+    source: str = "text"  # "text" | "result_proto": where the timed statistics came from
+    memory: dict[str, float] = field(default_factory=dict)  # from the result proto, where given
+
+    @property
+    def median_us(self) -> float | None:
+        """The tool's own median of this invocation's timed runs (None where it printed none)."""
+        s = self.inference
+        return s.percentiles.get(50.0) if s is not None else None
+
+    def with_proto(self, proto: dict[str, Any]) -> "BenchmarkResult":
+        """The same run with its statistics from the tool's result proto (result_proto.py).
+
+        The proto is the tool's own record (median, p5, p95 in ms); the text keeps what the
+        proto has no field for (delegate lines, op tables). Its avg must agree with the text's.
+        """
+        lat = proto["latency"]
+        if "avg_ms" not in lat:
+            raise BenchmarkOutputError("the result proto has no avg_ms")
+        avg = lat["avg_ms"] * 1e3
+        if self.inference_avg_us and abs(avg - self.inference_avg_us) > 0.01 * avg + 10:
+            raise BenchmarkOutputError(
+                f"the result proto's avg {avg:.1f} us disagrees with the printed "
+                f"{self.inference_avg_us:.1f} us: a stale or foreign result file"
+            )
+        pct = dict(self.inference.percentiles) if self.inference else {}
+        for q, k in ((5.0, "p5_ms"), (50.0, "median_ms"), (95.0, "p95_ms")):
+            if k in lat:
+                pct[q] = lat[k] * 1e3
+        count = int(proto["misc"].get("num_runs", self.inference.count if self.inference else 0))
+        inf = RunStats(
+            count,
+            self.inference.first if self.inference else None,
+            self.inference.curr if self.inference else None,
+            lat.get("min_ms", 0.0) * 1e3,
+            lat.get("max_ms", 0.0) * 1e3,
+            avg,
+            lat.get("stddev_ms", 0.0) * 1e3,
+            pct,
+        )
+        return replace(
+            self,
+            inference=inf,
+            inference_avg_us=avg,
+            init_us=lat.get("init_ms", self.init_us / 1e3) * 1e3,
+            source="result_proto",
+            memory=dict(proto.get("memory", {})),
+        )
 
     def table(self, title: str, section: str | None = None) -> OpTable | None:
         """The first op table whose banner title contains `title`."""
@@ -265,17 +333,38 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
     model_size = None
     delegations: list[Delegation] = []
     not_delegated = False
+    gpu_backend = None
+    block: dict[str, tuple[float, int | None]] = {}
+    in_block = False
     for ln in lines:
         s = ln.strip()
         m = _REPLACING.search(s)
         if m:
             delegations.append(
-                Delegation(m["name"], int(m["n"]), int(m["m"]) if m["m"] else None, int(m["p"]))
+                Delegation(
+                    m["name"],
+                    int(m["n"]),
+                    int(m["m"]) if m["m"] else None,
+                    int(m["p"]),
+                    int(m["sg"]) if m["sg"] else None,
+                )
             )
+            continue
+        m = _GPU_API.search(s)
+        if m:
+            gpu_backend = m["api"].lower()
             continue
         if _NOT_DELEGATED.search(s):
             not_delegated = True
             continue
+        if _CM_BANNER.search(s):
+            in_block, block = True, {}
+            continue
+        if in_block:
+            m = _CM_FIELD.search(s)
+            if m:
+                block[m["k"]] = (float(m["v"]), int(m["n"]) if m["n"] else None)
+                continue
         m = _RUNNING.search(s)
         if m:
             expected = int(m["n"])
@@ -303,24 +392,38 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
             continue
         if s.startswith("The input model file size (MB):"):
             model_size = _to_float(s.split(":", 1)[1])
+    if summary is None and "Inference (avg)" in block and "Model initialization" in block:
+        summary = {
+            "init": block["Model initialization"][0] * 1e3,
+            "first": block["Warmup (first)"][0] * 1e3 if "Warmup (first)" in block else None,
+            "warmup": block["Warmup (avg)"][0] * 1e3 if "Warmup (avg)" in block else None,
+            "avg": block["Inference (avg)"][0] * 1e3,
+        }
+        form = "compiled_model"
+        if not stats:  # no stats line: the block's min/max/std stand in for it
+            n = block["Inference (avg)"][1] or 0
+            get = lambda k: block.get(f"Inference ({k})", (0.0, None))[0] * 1e3  # noqa: E731
+            stats.append(
+                (n, RunStats(n, None, None, get("min"), get("max"), summary["avg"], get("std")))
+            )
     if summary is None:
         tail = " | ".join(x.strip() for x in lines if x.strip())[-300:]
         raise BenchmarkOutputError(
-            "no 'Inference timings in us' or 'Average inference timings in us' line found; "
-            f"the tool failed or its output is not benchmark_model's. Output tail: {tail!r}"
+            "no 'Inference timings in us', 'Average inference timings in us' or "
+            "'BENCHMARK RESULTS' summary found; the tool failed or its output is not "
+            f"benchmark_model's. Output tail: {tail!r}"
         )
     # The timed phase is the last stats line before the summary; warm-up the one before it.
     warm = stats[-2][1] if len(stats) >= 2 else None
     inf = stats[-1][1] if stats else None
-    if (
-        inf is not None
-        and inf.count
-        and summary["avg"]
-        and abs(inf.avg - summary["avg"]) > 0.01 * summary["avg"] + 1
-    ):
+    # the CompiledModel block rounds to 10 us
+    slack = 0.01 * summary["avg"] + (10 if form == "compiled_model" else 1)
+    if inf is not None and inf.count and summary["avg"] and abs(inf.avg - summary["avg"]) > slack:
         raise BenchmarkOutputError(
             f"stats line avg={inf.avg} disagrees with the summary's {summary['avg']}: mixed or corrupt output"
         )
+    if form == "compiled_model" and inf is not None and inf.count:
+        summary["avg"] = inf.avg  # the stats line's microseconds, not the block's rounded ms
     return BenchmarkResult(
         init_us=summary["init"],
         first_us=summary["first"],
@@ -333,4 +436,5 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
         model_size_mb=model_size,
         delegations=tuple(delegations),
         not_delegated=not_delegated,
+        gpu_backend=gpu_backend,
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import re
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -39,6 +40,18 @@ from latbench.procs import pool_initializer
 from latbench.profiling.lut import LUT, Row, lut_path
 from latbench.profiling.sentinel import NETWORK as SENTINEL_NETWORK
 from latbench.profiling.sentinel import Sentinel, sentinel_layer, sentinel_path
+
+# A run whose first rows all fail the same way (wrong binary, a CPU the phone lacks, a delegate
+# it cannot create) stops after this many instead of recording every row as failed.
+SAME_FAILURE_STOP = 5
+
+
+def failure_kind(error: str, names: Sequence[str] = ()) -> str:
+    """An error message with what differs between rows (model names, numbers) taken out."""
+    for n in names:
+        if n:
+            error = error.replace(n, "<model>")
+    return re.sub(r"\d+(?:\.\d+)?", "#", error)[:300]
 
 
 @dataclass
@@ -317,6 +330,7 @@ def measure_pending(
     )
     summary.health_before = device.health()
     sentinel: Sentinel | None = None
+    first_failures: list[str] = []  # failure kinds of the rows timed so far, while none succeeded
     try:
         for s in queue:
             if sentinel is None:  # the first row to time: the sentinel's first reading
@@ -340,6 +354,18 @@ def measure_pending(
                     lut.append(Row(s, "failed", error=f"run: {exc}"))
                     summary.failed += 1
                     summary.errors.append(f"{s.key}: run: {exc}")
+                    if summary.measured == 0:
+                        first_failures.append(failure_kind(str(exc), (s.key, Path(path).name)))
+                        if (
+                            len(first_failures) >= SAME_FAILURE_STOP
+                            and len(set(first_failures)) == 1
+                        ):
+                            summary.stopped = (
+                                f"the first {len(first_failures)} rows all failed the same way "
+                                f"({str(exc)[:200]}); fix that, then run again with --retry-failed"
+                            )
+                            bar.update(1)
+                            break
                 except DeviceLost:
                     queue.put_back(s)
                     raise

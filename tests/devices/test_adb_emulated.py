@@ -7,6 +7,7 @@ clean resume.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import time
@@ -89,7 +90,7 @@ def phone(tmp_path):
         yield ph
 
 
-def profile(phone: EmulatedPhone, adbkey: Path, tmp_path: Path, **opts):
+def profile(phone: EmulatedPhone, adbkey: Path, tmp_path: Path, cpus_=(0,), **opts):
     options = {
         "connect": phone.address,
         "adbkey": str(adbkey),
@@ -109,7 +110,7 @@ def profile(phone: EmulatedPhone, adbkey: Path, tmp_path: Path, **opts):
             "name": "emulated-test",
             "kind": "emulated",
             "threads": 1,
-            "cpus": [0],
+            "cpus": list(cpus_),
             "protocol": FAST,
             "options": options,
         }
@@ -129,9 +130,11 @@ def test_end_to_end_measure(phone, adbkey, tmp_path, tflite):
     for m in (m1, m2):
         assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms and m.runs >= 10
         assert m.extra["source"] == "benchmark_model" and m.extra["output_form"] == "current"
-        assert m.extra["stat"] == "median_of_means" and m.extra["invocations"] >= 3
+        # the tool's own per-invocation medians, read from its result proto
+        assert m.extra["stat"] == "median_of_medians" and m.extra["invocations"] >= 3
+        assert m.extra["result_source"] == "result_proto"
         assert m.median_ms == pytest.approx(
-            sorted(m.extra["means_ms"])[len(m.extra["means_ms"]) // 2]
+            sorted(m.extra["medians_ms"])[len(m.extra["medians_ms"]) // 2]
         )
         assert m.extra["min_ms"] <= m.median_ms
         st = m.extra["state"]["after"]
@@ -141,10 +144,10 @@ def test_end_to_end_measure(phone, adbkey, tmp_path, tflite):
             and st["max_khz"] == st["cpuinfo_max_khz"]
             and st["power_saver"] is False
         )
-    models = [p for p in phone.pushes if "/models/" in p]
+    models = [p for p in phone.pushes if "/models/" in p and "preflight" not in p]
     assert len(models) == 1, "the model is pushed once, then found on the phone by its content hash"
     # one shell line per row: state, three back-to-back invocations (the first warms the core), state
-    row = [c for c in phone.log if "--graph=" in c][0]
+    row = [c for c in phone.log if "--graph=" in c and "preflight" not in c][0]
     runs = [r for r in row.split("; ") if "--graph=" in r]
     assert len(runs) == 3 and all(
         r.startswith("taskset 1 /data/local/tmp/latbench/benchmark_model.") for r in runs
@@ -412,10 +415,11 @@ def test_modern_adbd_features_and_shell_v2(phone, adbkey):
 
 def test_drop_mid_push_is_retried(phone, adbkey, tmp_path, tflite):
     with open_device(profile(phone, adbkey, tmp_path, keep_models=True)) as dev:
+        dev.preflight()
         phone.faults.drop_push, phone.faults.drop_push_after_bytes = 1, 1024
         m = dev.measure(tflite)
     assert m.runs >= 10
-    pushed = [p for p in phone.pushes if "/models/" in p]
+    pushed = [p for p in phone.pushes if "/models/" in p and "preflight" not in p]
     assert len(pushed) == 1
     assert phone.host_path(pushed[0]).read_bytes() == tflite.read_bytes()
 
@@ -423,10 +427,13 @@ def test_drop_mid_push_is_retried(phone, adbkey, tmp_path, tflite):
 def test_link_that_keeps_dropping_is_device_lost_then_resumes(phone, adbkey, tmp_path, tflite):
     prof = profile(phone, adbkey, tmp_path, retries=1)
     with open_device(prof) as dev:
+        dev.preflight()
         phone.faults.drop_push, phone.faults.drop_push_after_bytes = -1, 1024
         with pytest.raises(DeviceLost, match="unreachable after 2 attempts"):
             dev.measure(tflite)
-    assert not [p for p in phone.pushes if "/models/" in p], "no partial model is left as if pushed"
+    assert not [p for p in phone.pushes if "/models/" in p and "preflight" not in p], (
+        "no partial model is left as if pushed"
+    )
     phone.faults.drop_push = 0
     with open_device(prof) as dev:  # resume: a fresh session picks up where it stopped
         assert dev.measure(tflite).runs >= 10
@@ -434,6 +441,7 @@ def test_link_that_keeps_dropping_is_device_lost_then_resumes(phone, adbkey, tmp
 
 def test_hung_benchmark_is_a_model_error_and_the_phone_recovers(phone, adbkey, tmp_path, tflite):
     with open_device(profile(phone, adbkey, tmp_path, run_timeout_s=20, repeats=1)) as dev:
+        dev.preflight()
         phone.faults.hang_benchmark = 1
         t = time.monotonic()
         with pytest.raises(ModelRunError, match="did not finish within 20 s"):
@@ -445,6 +453,7 @@ def test_hung_benchmark_is_a_model_error_and_the_phone_recovers(phone, adbkey, t
 
 def test_garbage_output_is_a_model_error(phone, adbkey, tmp_path, tflite):
     with open_device(profile(phone, adbkey, tmp_path)) as dev:
+        dev.preflight()
         phone.faults.garbage_benchmark = 1
         with pytest.raises(ModelRunError, match="no 'Inference timings in us'"):
             dev.measure(tflite)
@@ -459,7 +468,10 @@ def test_missing_model_and_bad_delegate_are_model_errors(phone, adbkey, tmp_path
             dev.measure(bad)
     gpu = parse_profile({**_as_dict(profile(phone, adbkey, tmp_path)), "delegate": "gpu"})
     phone.faults.gpu_unavailable = True
-    with open_device(gpu) as dev:
+    with open_device(gpu) as dev:  # a delegate the phone cannot create: the pre-flight says so
+        with pytest.raises(InputError, match="pre-flight.*GPU"):
+            dev.measure(tflite)
+    with open_device(dataclasses.replace(gpu, options={**gpu.options, "preflight": False})) as dev:
         with pytest.raises(ModelRunError, match="GPU"):
             dev.measure(tflite)
 
@@ -478,6 +490,7 @@ def _as_dict(p):
 
 def test_waits_to_cool_when_hot(phone, adbkey, tmp_path, tflite):
     with open_device(profile(phone, adbkey, tmp_path, max_temp_c=40, cool_poll_s=0.2)) as dev:
+        dev.preflight()
         phone.faults.hot_until = time.monotonic() + 0.7
         assert dev.health()["battery_temp_c"] == pytest.approx(48.0)
         m = dev.measure(tflite)
@@ -657,3 +670,162 @@ def test_pro_xl_and_a_variants_match_their_profile(model, codename, want):
     assert (
         match_profile(PhoneInfo("s", "device", "usb", model=model, device=""), _profiles()) == want
     )
+
+
+# ---- issue 20: phones as they are today (each test fails on the code before it)
+
+
+def test_the_compiled_model_tool_is_recognised_given_its_flags_and_parsed(
+    phone, adbkey, tmp_path, tflite
+):
+    """LiteRT's CompiledModel benchmark_model prints a BENCHMARK RESULTS block in ms and has no
+    --use_xnnpack: it is told apart by its --help, given --use_cpu, and its rows are timed."""
+    with open_device(profile(phone, adbkey, tmp_path, standin="compiled_model")) as dev:
+        fp = dev.fingerprint()
+        m = dev.measure(tflite)
+    assert fp["benchmark_tool"] == "compiled_model" and fp["benchmark_tool_version"]
+    assert m.extra["output_form"] == "compiled_model" and m.runs >= 10
+    assert m.extra["stat"] == "median_of_medians"
+    row = [c for c in phone.log if "--graph=" in c and "preflight" not in c][0]
+    assert "--use_cpu=true" in row and "--use_xnnpack" not in row
+
+
+def test_the_classic_tool_is_recognised_and_nnapi_is_refused_for_the_compiled_one(
+    phone, adbkey, tmp_path, tflite
+):
+    with open_device(profile(phone, adbkey, tmp_path)) as dev:
+        assert dev.fingerprint()["benchmark_tool"] == "classic"
+    nnapi = parse_profile(
+        {
+            **_as_dict(profile(phone, adbkey, tmp_path, standin="compiled_model")),
+            "delegate": "nnapi",
+        }
+    )
+    with open_device(nnapi) as dev:
+        with pytest.raises(InputError, match="nnapi.*not offered by the compiled_model"):
+            dev.measure(tflite)
+
+
+def test_the_result_proto_is_preferred_and_the_text_is_the_fallback(
+    phone, adbkey, tmp_path, tflite
+):
+    with open_device(profile(phone, adbkey, tmp_path)) as dev:
+        assert dev.fingerprint()["result_source"] == "result_proto"
+        m = dev.measure(tflite)
+    assert m.extra["result_source"] == "result_proto" and m.extra["stat"] == "median_of_medians"
+    assert any("--result_file_path=/data/local/tmp/latbench/result.pb" in c for c in phone.log)
+    # an older build without --result_file_path: the new stats line's median, from the text
+    with open_device(profile(phone, adbkey, tmp_path, standin_result_file=False)) as dev:
+        assert dev.fingerprint()["result_source"] == "text"
+        m = dev.measure(tflite)
+    assert m.extra["result_source"] == "text" and m.extra["stat"] == "median_of_medians"
+
+
+def test_preflight_stops_a_pixel8_profile_on_a_pixel9(tmp_path, adbkey, tflite):
+    """Tensor G4 has 8 cores: `cpus = [8]` (Pixel 8's X3) does not exist there, and cpu3 is a
+    little core; each stops before anything is measured, with one line."""
+    with EmulatedPhone(tmp_path / "p9", layout="tensor_g4") as p9:
+        with open_device(profile(p9, adbkey, tmp_path, cpus_=[8])) as dev:
+            with pytest.raises(InputError, match="no cpu8"):
+                dev.measure(tflite)
+        with open_device(profile(p9, adbkey, tmp_path, cpus_=[3])) as dev:
+            with pytest.raises(InputError, match=r"cpu3 .*not in the big cluster .*cpus = \[7\]"):
+                dev.measure(tflite)
+        assert not [c for c in p9.log if "--graph=" in c], "nothing ran"
+        with open_device(profile(p9, adbkey, tmp_path, cpus_=[7])) as dev:
+            assert dev.measure(tflite).runs >= 10
+            assert dev.clusters()[7] == 3105000 and len(dev.clusters()) == 8
+
+
+def test_taskset_fails_for_a_cpu_the_phone_does_not_have(tmp_path, adbkey):
+    with EmulatedPhone(tmp_path / "p10", layout="tensor_g5") as p10:
+        t = AdbShellTransport(host=p10.host, port=p10.port, key_path=adbkey, connect_timeout_s=3)
+        t.connect()
+        r = t.shell("taskset 100 /system/bin/true", 10)
+        assert r.rc == 1 and "Invalid argument" in r.output
+        assert "Tensor G5" in t.shell("getprop ro.soc.model", 10).output
+        t.close()
+
+
+def test_preflight_stops_on_a_binary_that_is_not_benchmark_model(phone, adbkey, tmp_path, tflite):
+    from latbench.devices.adb import AdbDevice
+
+    wrong = tmp_path / "not_benchmark_model"
+    wrong.write_bytes(b"\x7fELF something else entirely")
+    prof = profile(phone, adbkey, tmp_path)
+    t = AdbShellTransport(host=phone.host, port=phone.port, key_path=adbkey, connect_timeout_s=3)
+    dev = AdbDevice(prof, t, wrong)
+    try:
+        with pytest.raises(InputError, match="pre-flight.*wrong binary"):
+            dev.measure(tflite)
+    finally:
+        dev.close()
+
+
+def test_a_partial_gpu_row_records_the_gpu_and_the_xnnpack_fallback_apart(
+    phone, adbkey, tmp_path, medium_tflite
+):
+    """The tool prints the GPU's `Replacing` line, then XNNPACK's for what the GPU left: the
+    row must keep the GPU's counts under the GPU's name, and the fallback beside them."""
+    gpu = parse_profile({**_as_dict(profile(phone, adbkey, tmp_path)), "delegate": "gpu"})
+    with open_device(gpu) as dev:
+        m = dev.measure(medium_tflite)
+    st = m.extra["state"]
+    assert st["delegate"] == "TfLiteGpuDelegateV2" and st["gpu_backend"] == "opencl"
+    assert 0 < st["delegate_nodes"] < st["graph_nodes"]
+    assert [f["delegate"] for f in st["fallback"]] == ["TfLiteXNNPackDelegate"]
+    assert "partial_delegate" in m.extra["flags"]
+    row = [c for c in phone.log if "--graph=" in c and "preflight" not in c][0]
+    assert "--delegate_serialize_dir=/data/local/tmp/latbench/gpu_cache" in row
+    phone.faults.gpu_api = "OpenGL"  # no OpenCL on this phone: the delegate falls back to GL
+    with open_device(gpu) as dev:
+        assert dev.measure(medium_tflite).extra["state"]["gpu_backend"] == "opengl"
+
+
+def test_nnapi_on_android_15_is_warned_about(phone, adbkey, tmp_path, tflite, caplog):
+    phone.props["ro.build.version.sdk"] = "35"
+    nnapi = parse_profile({**_as_dict(profile(phone, adbkey, tmp_path)), "delegate": "nnapi"})
+    with open_device(nnapi) as dev:
+        dev.preflight()
+    assert "NNAPI is deprecated from Android 15" in caplog.text
+
+
+def test_the_stale_process_pkill_cannot_kill_its_own_shell(phone, adbkey, tmp_path):
+    """`sh -c "pkill -f PATTERN; echo rc"`: the shell's own command line holds the pattern."""
+    with open_device(profile(phone, adbkey, tmp_path)) as dev:
+        naive = sh_join(["pkill", "-f", "/data/local/tmp/latbench/benchmark_model"])
+        assert dev.t.shell(naive, 10).rc is None, "the stand-in's pkill sees its caller"
+        out, rc = dev._sh(dev._pkill_line())
+        assert rc == 1, "nothing to kill, and the exit code arrives"
+
+
+def test_the_tool_logs_on_stderr_and_rows_keep_it(phone, adbkey, tmp_path, tflite):
+    """The real tool logs on stderr: a row line that dropped stderr would see nothing."""
+    with open_device(profile(phone, adbkey, tmp_path, keep_models=True)) as dev:
+        assert dev.measure(tflite).runs >= 10
+        remote = next(p for p in phone.pushes if "/models/" in p and "preflight" not in p)
+        run = sh_join([dev.remote_bin, f"--graph={remote}", "--num_runs=2", "--warmup_runs=1"])
+        assert "Inference timings in us" not in dev.t.shell(run + " 2>/dev/null", 60).output
+        assert "Inference timings in us" in dev.t.shell(run + " 2>&1", 60).output
+
+
+@pytest.mark.parametrize(
+    "name,layout,ok",
+    [
+        ("pixel8", "tensor_g3", True),
+        ("pixel9", "tensor_g4", True),
+        ("pixel10", "tensor_g5", True),
+        ("pixel8", "tensor_g4", False),  # cpu8 does not exist on a Pixel 9
+    ],
+)
+def test_shipped_pixel_profiles_pass_the_core_check_on_their_layout(
+    tmp_path, adbkey, name, layout, ok
+):
+    shipped = load_profile(name)
+    with EmulatedPhone(tmp_path / layout, layout=layout) as ph:
+        with open_device(profile(ph, adbkey, tmp_path, cpus_=shipped.cpus)) as dev:
+            if ok:
+                dev.check_cores()
+            else:
+                with pytest.raises(InputError, match="no cpu8"):
+                    dev.check_cores()

@@ -166,3 +166,61 @@ def test_older_delegate_wording_has_no_total_and_no_delegation_is_noticed():
     )
     r = parse_benchmark_output(none)
     assert r.not_delegated and not r.delegations
+
+
+def test_the_compiled_model_tools_results_block():
+    r = parse_benchmark_output(load("litert_compiled_model.txt"))
+    assert r.form == "compiled_model"
+    assert r.init_us == pytest.approx(3410) and r.first_us == pytest.approx(610)
+    assert r.inference_avg_us == 283.9, "the stats line's microseconds, not the block's 0.28 ms"
+    assert r.inference.count == 30 and r.median_us == 281
+    m = r.to_measurement()
+    assert m.median_ms == pytest.approx(0.281) and m.extra["median_from"] == "p50"
+
+
+def test_the_compiled_model_block_alone_still_parses():
+    text = "\n".join(
+        ln for ln in load("litert_compiled_model.txt").splitlines() if "count=" not in ln
+    )
+    r = parse_benchmark_output(text)
+    assert r.form == "compiled_model" and r.inference_avg_us == pytest.approx(280)
+    assert r.inference.count == 30 and r.inference.min == pytest.approx(270)
+
+
+def test_the_new_stats_line_carries_the_tools_median_and_p5_p95():
+    s = RunStats.parse(
+        "count=30 first=290 curr=280 min=271 max=322 avg=283.9 std=9 p5=273 median=281 p95=301"
+    )
+    assert s.percentiles == {5.0: 273, 50.0: 281, 95.0: 301}
+
+
+def test_a_partial_gpu_run_keeps_both_replacing_lines_and_the_gpu_api():
+    r = parse_benchmark_output(load("classic_gpu_partial_with_xnnpack_fallback.txt"))
+    gpu, xnn = r.delegations
+    assert (gpu.name, gpu.nodes, gpu.total, gpu.subgraph) == ("TfLiteGpuDelegateV2", 9, 14, None)
+    assert (xnn.name, xnn.nodes, xnn.total, xnn.subgraph) == ("TfLiteXNNPackDelegate", 4, 8, 0)
+    assert r.gpu_backend == "opencl"
+
+
+def test_the_result_proto_replaces_the_texts_statistics():
+    from latbench.devices.result_proto import encode_result_proto, parse_result_proto
+
+    r = parse_benchmark_output(load("litert_current_info_prefix.txt"))
+    proto = parse_result_proto(
+        encode_result_proto(
+            {
+                "avg_ms": 0.2839,
+                "median_ms": 0.2801,
+                "p5_ms": 0.272,
+                "p95_ms": 0.31,
+                "min_ms": 0.271,
+            },
+            misc={"num_runs": 30},
+        )
+    )
+    p = r.with_proto(proto)
+    assert p.source == "result_proto" and p.median_us == pytest.approx(280.1, rel=1e-5)
+    assert p.inference.percentiles[95.0] == pytest.approx(310, rel=1e-5)
+    stale = parse_result_proto(encode_result_proto({"avg_ms": 9.0}))
+    with pytest.raises(BenchmarkOutputError, match="stale or foreign"):
+        r.with_proto(stale)

@@ -140,3 +140,31 @@ def test_rows_timed_throttled_or_partly_delegated_are_counted_in_the_summary(tmp
     )
     assert summ.measured == 2 and summ.flagged == {"throttled": 1}
     assert "flagged rows: 1 throttled" in summ.line()
+
+
+def test_a_run_whose_first_rows_all_fail_the_same_way_stops_early(tmp_path):
+    """A wrong binary or a missing CPU fails every row: stop after a few, not after hours."""
+    from latbench.devices import Device, DeviceProfile, ModelRunError
+    from latbench.devices.fleet import WorkQueue
+    from latbench.nets.arch import LayerSpec
+    from latbench.profiling.layers import SAME_FAILURE_STOP, Summary, measure_pending
+    from latbench.profiling.lut import LUT
+
+    class Broken(Device):
+        def fingerprint(self):
+            return {"device": "b"}
+
+        def measure(self, model):
+            raise ModelRunError(
+                f"benchmark_model exited 1 on {model.name}: taskset: Invalid argument"
+            )
+
+    specs = [LayerSpec("conv", 8, c, 8, c, 3) for c in range(8, 40)]
+    paths = {s.key: (tmp_path / f"m{s.cin}.tflite", None) for s in specs}
+    lut = LUT.create(tmp_path / "b.csv", {"fingerprint": {}})
+    summ = Summary("b", lut.path)
+    measure_pending(
+        Broken(DeviceProfile("b", "host")), lut, WorkQueue(specs), paths, summ, progress=False
+    )
+    assert summ.failed == SAME_FAILURE_STOP < len(specs)
+    assert "all failed the same way" in summ.stopped and "taskset" in summ.stopped

@@ -69,12 +69,18 @@ class EmulatedPhone(PhoneState):
         auto_accept: bool = True,
         serial: str = "emulated-0001",
         clocks: Clocks | None = None,
+        layout: str | None = None,
     ):
         self.host, self.port = host, port
         self._srv: socket.socket | None = None
         self._conns: set[socket.socket] = set()
         super().__init__(
-            sandbox, faults=faults, auto_accept=auto_accept, serial=serial, clocks=clocks
+            sandbox,
+            faults=faults,
+            auto_accept=auto_accept,
+            serial=serial,
+            clocks=clocks,
+            layout=layout,
         )
 
     # ---- lifecycle

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from latbench.devices.emulated.benchmark import STANDIN_MARKER
+from latbench.devices.emulated.benchmark import standin_header
 from latbench.devices.emulated.state import WRITABLE_ROOT, PhoneState
 from latbench.procs import popen_tied
 
@@ -41,10 +41,14 @@ class Shell:
     def __init__(self, phone: PhoneState, conn: socket.socket):
         self.phone, self.conn = phone, conn
         self.rc = 0
+        self.line = ""
+        self.killed = False  # a pkill -f matched this shell's own command line
 
     def run(self, line: str) -> list[tuple[int, bytes]]:
         """Run a line; its output as (fd, bytes) chunks in order (fd 1 stdout, 2 stderr)."""
         self.phone.log.append(line)
+        self.line = line  # `sh -c LINE`: what pkill -f sees as this shell's command line
+        self.killed = False
         try:
             lex = shlex.shlex(line, posix=True, punctuation_chars=";&|<>")
             lex.wordchars += "$?%:,@+^{}[]#!="
@@ -66,6 +70,9 @@ class Shell:
                         # the host hung up: the shell gets SIGHUP (what it started may live on)
                         break
                     out += self._simple(cmd)
+                    if self.killed:  # SIGTERM: nothing after it runs, no exit-code marker
+                        self.rc = 143
+                        break
                 cmd, op = [], tok
             else:
                 cmd.append(tok)
@@ -199,7 +206,23 @@ class Shell:
                 p.kill()
                 p.wait()
             ph.reap()
+            # the `sh -c LINE` running this pkill is a process too, and its command line
+            # holds the pattern unless the pattern is written so that it cannot match itself
+            if "-f" in args and _pattern_in(pats[0], f"sh -c {self.line}"):
+                self.killed = True
             return b"", b"", 0 if hits else 1
+        if name == "base64":  # toybox base64 FILE
+            import base64
+
+            try:
+                data = ph.host_path(args[-1]).read_bytes() if args else b""
+            except (OSError, PermissionError):
+                return (
+                    b"",
+                    f"base64: {args[-1] if args else ''}: No such file or directory\n".encode(),
+                    1,
+                )
+            return base64.encodebytes(data), b"", 0
         if name == "taskset":
             return self._taskset(args)
         if "/" in name:
@@ -321,10 +344,10 @@ class Shell:
             mask = int(args[0], 16)
         except ValueError:
             return b"", f"taskset: bad mask '{args[0]}'\n".encode(), 1
-        cpus = {c for c in os.sched_getaffinity(0) if mask >> c & 1}
-        if not cpus:
+        cpus = {c for c in self.phone.phone_cpus() if mask >> c & 1}
+        if not cpus:  # a mask naming only CPUs the phone does not have
             return b"", b"taskset: sched_setaffinity: Invalid argument\n", 1
-        return self._program(args[1], args[2:], cpus=cpus)
+        return self._program(args[1], args[2:], cpus={self.phone.host_cpu(c) for c in cpus})
 
     def _wait(self, deadline: float) -> bool:
         """Sleep until deadline; False if the host hung up or the phone stops first."""
@@ -346,7 +369,8 @@ class Shell:
             return b"", f"/system/bin/sh: {path}: not found\n".encode(), 127
         if not os.access(p, os.X_OK):
             return b"", f"/system/bin/sh: {path}: can't execute: Permission denied\n".encode(), 126
-        if STANDIN_MARKER not in p.read_bytes()[:4096]:
+        header = standin_header(p.read_bytes()[:4096])
+        if header is None:
             return (
                 b"",
                 (
@@ -359,11 +383,12 @@ class Shell:
         hang = ph.faults.take("hang_benchmark") or ph.runs_started == ph.faults.hang_after_runs + 1
         argv = []
         for a in args:  # device paths in flags -> sandbox paths
-            if a.startswith("--graph="):
-                try:
-                    a = "--graph=" + str(ph.host_path(a.split("=", 1)[1]))
-                except PermissionError:
-                    pass
+            for flag in ("--graph=", "--result_file_path=", "--delegate_serialize_dir="):
+                if a.startswith(flag):
+                    try:
+                        a = flag + str(ph.host_path(a.split("=", 1)[1]))
+                    except PermissionError:
+                        pass
             argv.append(a)
         ph.reap()
         with ph.lock:
@@ -378,23 +403,28 @@ class Shell:
                 LATBENCH_EMU_READY=str(ph.sandbox / ".standin"),
                 LATBENCH_EMU_REFUSES=",".join(ph.faults.delegate_refuses),
                 LATBENCH_EMU_NO_DELEGATE="1" if ph.faults.gpu_unavailable else "",
+                LATBENCH_EMU_GPU_API=ph.faults.gpu_api,
             )
             cmd = [
                 sys.executable,
                 "-m",
                 "latbench.devices.emulated",
                 "--benchmark-model",
+                f"--standin-kind={header['kind']}",
+                f"--standin-result-file={header['result_file']}",
                 *(["--hang"] if hang else []),
                 *argv,
             ]
-            proc = popen_tied(  # the phone's processes end with the phone (this process)
-                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ph.sandbox
+            # stdout and stderr apart, as on a phone: the tool logs on stderr; the phone's
+            # processes end with the phone (this process)
+            proc = popen_tied(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ph.sandbox
             )
             ph.children[proc] = " ".join([path, *args])
-        out = b""
+        out = err = b""
         while True:
             try:
-                out, _ = proc.communicate(timeout=0.1)
+                out, err = proc.communicate(timeout=0.1)
                 break
             except subprocess.TimeoutExpired:
                 if ph.stopped.is_set() or _peer_gone(self.conn):
@@ -405,8 +435,8 @@ class Shell:
             if ph.children.pop(proc, None) is not None:
                 ph.ended(proc)
         if ph.faults.take("garbage_benchmark"):
-            out = b"\x1b[0m\xff\xfe<<<garbled>>> c0unt=?? avg=NaN\nSegmentation fault\n"
-        return out, b"", proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+            out, err = b"", b"\x1b[0m\xff\xfe<<<garbled>>> c0unt=?? avg=NaN\nSegmentation fault\n"
+        return out, err, proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
 
 
 def _pattern_in(pattern: str, text: str) -> bool:

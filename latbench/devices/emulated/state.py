@@ -52,6 +52,7 @@ class Faults:
     gpu_unavailable: bool = False  # the GPU / NNAPI delegate cannot be created at all
     # op types gpu/nnapi leave on the CPU
     delegate_refuses: tuple[str, ...] = ("MEAN", "HARD_SWISH", "MUL")
+    gpu_api: str = "OpenCL"  # what the GPU delegate initialises; "OpenGL" where OpenCL is missing
 
     def take(self, name: str) -> bool:
         left = getattr(self, name)
@@ -174,6 +175,34 @@ PROPS = {
 
 WRITABLE_ROOT = "/data/local/tmp"
 
+# Core layouts: cpuinfo_max_freq (kHz) of cpu0, cpu1, ... as on the phone (little cores first,
+# as Android numbers them). From public spec sheets of the SoCs, not read off a phone:
+# Tensor G3 (Pixel 8): 4x A510 1.70 GHz, 4x A715 2.37 GHz, 1x X3 2.91 GHz (9 cores, big = cpu8);
+# Tensor G4 (Pixel 9): 4x A520 1.95 GHz, 3x A720 2.60 GHz, 1x X4 3.10 GHz (8 cores, big = cpu7);
+# Tensor G5 (Pixel 10): 2x A520 2.25 GHz, 5x A725 3.05 GHz, 1x X4 3.78 GHz (8 cores, big = cpu7).
+LAYOUTS: dict[str, tuple[int, ...]] = {
+    "tensor_g3": (1704000,) * 4 + (2367000,) * 4 + (2910000,),
+    "tensor_g4": (1950000,) * 4 + (2600000,) * 3 + (3105000,),
+    "tensor_g5": (2253000,) * 2 + (3050000,) * 5 + (3780000,),
+}
+LAYOUT_PROPS: dict[str, dict[str, str]] = {
+    "tensor_g3": {
+        "ro.product.model": "Pixel 8",
+        "ro.product.device": "shiba",
+        "ro.soc.model": "Tensor G3",
+    },
+    "tensor_g4": {
+        "ro.product.model": "Pixel 9",
+        "ro.product.device": "tokay",
+        "ro.soc.model": "Tensor G4",
+    },
+    "tensor_g5": {
+        "ro.product.model": "Pixel 10",
+        "ro.product.device": "frankel",
+        "ro.soc.model": "Tensor G5",
+    },
+}
+
 
 class PhoneState:
     """What the phone holds between connections: files, settings, processes, clocks."""
@@ -185,8 +214,14 @@ class PhoneState:
         auto_accept: bool = True,
         serial: str = "emulated-0001",
         clocks: Clocks | None = None,
+        layout: str | None = None,
     ):
         self.sandbox = Path(sandbox).resolve()
+        if layout is not None and layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {sorted(LAYOUTS)}, got {layout!r}")
+        # per phone CPU: its cpuinfo_max_freq (None: this host's CPUs, all alike)
+        self.layout = LAYOUTS.get(layout or "")
+        self._host_cpus = sorted(os.sched_getaffinity(0))
         self.faults = faults or Faults()
         self.clocks = _ClockState(clocks or Clocks())
         self.runs_started = 0  # benchmark_model invocations
@@ -194,6 +229,7 @@ class PhoneState:
         self.stay_on_while_plugged_in = 0  # the global setting behind it (a bitmask)
         self.auto_accept = auto_accept
         self.props = dict(PROPS, **{"ro.serialno": serial, "ro.soc.model": _host_cpu_model()})
+        self.props.update(LAYOUT_PROPS.get(layout or "", {}))
         self.serial = serial
         self.keys_file = self.sandbox / "data" / "misc" / "adb" / "adb_keys"
         self.stopped = threading.Event()
@@ -203,6 +239,16 @@ class PhoneState:
         self.pushes: list[str] = []  # device paths of completed pushes
         self.virtual_files: dict[str, Callable[[], str]] = {}
         self._make_sysfs()
+
+    def phone_cpus(self) -> list[int]:
+        """The phone's CPU numbers (what `taskset` and sysfs see)."""
+        return list(range(len(self.layout))) if self.layout else list(self._host_cpus)
+
+    def host_cpu(self, phone_cpu: int) -> int:
+        """The host CPU a phone CPU runs on (a 9-core phone on a 2-core host shares them)."""
+        if not self.layout:
+            return phone_cpu
+        return self._host_cpus[phone_cpu % len(self._host_cpus)]
 
     def stale_processes(self) -> list[str]:
         """Device command lines of benchmark processes still running.
@@ -249,15 +295,16 @@ class PhoneState:
             (d / "temp").write_text("0\n")
             self.virtual_files[f"{base}/temp"] = lambda f=fn: f"{int(f())}\n"
         ck = self.clocks
-        for c in sorted(os.sched_getaffinity(0)):
+        for c in self.phone_cpus():
             base = f"/sys/devices/system/cpu/cpu{c}/cpufreq"
             d = self.sandbox / base.lstrip("/")
             d.mkdir(parents=True, exist_ok=True)
+            mx = self.layout[c] if self.layout else None
             files = {
                 "scaling_governor": lambda: "schedutil\n",
-                "cpuinfo_max_freq": lambda: f"{ck.c.max_khz}\n",
-                "scaling_max_freq": lambda: f"{int(ck.c.max_khz * ck.now()[1])}\n",
-                "scaling_cur_freq": lambda: f"{int(ck.c.max_khz * ck.now()[0])}\n",
+                "cpuinfo_max_freq": lambda mx=mx: f"{mx or ck.c.max_khz}\n",
+                "scaling_max_freq": lambda mx=mx: f"{int((mx or ck.c.max_khz) * ck.now()[1])}\n",
+                "scaling_cur_freq": lambda mx=mx: f"{int((mx or ck.c.max_khz) * ck.now()[0])}\n",
             }
             for name, fn in files.items():
                 (d / name).write_text("0\n")
