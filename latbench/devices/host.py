@@ -22,7 +22,7 @@ from typing import Any
 
 from latbench.devices.base import Device, DeviceLost, DeviceProfile, ModelRunError
 from latbench.devices.host_worker import resolve_clock
-from latbench.devices.hostload import CpuWatch, least_busy_cpus
+from latbench.devices.hostload import CpuWatch, LoadWindow, least_busy_cpus, loaded
 from latbench.devices.litert import interpreter_class
 from latbench.devices.measure import Measurement
 
@@ -87,6 +87,7 @@ class HostDevice(Device):
             fast = _fastest(set(usable))  # a hybrid CPU: never an efficiency core
             self._cpus = least_busy_cpus(fast, profile.threads)
         self.retime_wait_s = float(profile.options.get("retime_wait_s", 3.0))
+        self._window: LoadWindow | None = None  # other processes' load, over recent seconds
 
     @property
     def pinned_cpus(self) -> tuple[int, ...]:
@@ -158,6 +159,8 @@ class HostDevice(Device):
                     Path(model).name,
                     "; ".join(cond["contended"]),
                 )
+        if loaded(cond):  # not re-timed: a job beside us outlasts any pause; said, not hidden
+            flags.append("loaded")
         state = {**cond, "retimed": retimed, "flags": flags}
         extra = dict(m.extra, state=state, flags=flags)
         return Measurement(
@@ -166,7 +169,10 @@ class HostDevice(Device):
 
     def _watched(self, model: Path) -> tuple[Measurement, dict]:
         """One timing and the conditions around it (on the timing CPU, or CPU 0's view)."""
-        watch = CpuWatch(self._cpus)
+        worker = self._worker()
+        if self._window is None or self._window.exclude != {worker.pid}:  # a new worker
+            self._window = LoadWindow(self._cpus, frozenset({worker.pid}))
+        watch = CpuWatch(self._cpus, self._window)
         m = self._time(model)
         one = self.profile.threads == 1
         return m, watch.stop(

@@ -74,8 +74,9 @@ def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
 @pytest.mark.phone
 def test_kill_9_mid_profile_loses_nothing_and_resumes(tmp_path, tiny_arch_dict):
     """Killed while a row is being timed, at a point fixed by the test, not by the machine's speed:
-    the emulated phone (a separate process) hangs the 4th benchmark_model run, so exactly 3 rows
-    are written when the kill comes, however fast the machine."""
+    the emulated phone (a separate process) hangs the 6th timing run of benchmark_model (after
+    the pre-flight run, the sentinel layer and 3 rows), so exactly 3 rows are written when the
+    kill comes, however fast the machine."""
     import socket
 
     af = tmp_path / "a.json"
@@ -94,7 +95,7 @@ def test_kill_9_mid_profile_loses_nothing_and_resumes(tmp_path, tiny_arch_dict):
             "--sandbox",
             tmp_path / "phone",
             "--hang-after-runs",
-            "3",
+            "5",
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,

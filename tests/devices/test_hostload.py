@@ -130,3 +130,47 @@ def test_measure_prints_one_warning_when_the_timing_cpu_was_shared(
     assert r.returncode == 0, r.stderr
     warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
     assert len(warnings) == 1 and "contention" in warnings[0] and "wall_cpu" in warnings[0]
+
+
+def _times(busy1: int, total: int) -> dict:
+    return {0: CpuTimes(total, total, 0), 1: CpuTimes(busy1, total, 0)}
+
+
+def test_other_processes_work_elsewhere_is_counted_and_latbench_own_is_not():
+    from latbench.devices.hostload import LoadWindow
+
+    t = iter([0.0, 1.0, 2.5, 3.0, 4.0])
+    snaps = iter([_times(0, 0), _times(50, 100), _times(250, 250), _times(250, 300),
+                  _times(400, 400)])  # fmt: skip
+    own = iter([{7: 0}, {7: 0}, {7: 0}, {7: 50}, {}])  # pid 7: a converter of ours; then gone
+    w = LoadWindow((0,), read=lambda: next(snaps), own=lambda ex: next(own), clock=lambda: next(t),
+                   min_s=2.0)  # fmt: skip
+    assert w.update() is None  # 1 s: the window is not 2 s long yet
+    assert w.update() == 1.0  # 0 -> 2.5 s: CPU 1 busy all along, none of it ours
+    assert w.update() == pytest.approx(0.75)  # 1.0 -> 3.0 s: 250 busy ticks, 50 of them ours
+    assert w.update() is None  # a process of ours ended: its last ticks are unknown
+
+
+@pytest.mark.slow
+def test_a_busy_process_on_another_cpu_flags_the_row_loaded(model_path):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs a second CPU")
+    import signal
+    import time
+
+    other = sorted(os.sched_getaffinity(0))[1]
+    code = f"import os\nos.sched_setaffinity(0, {{{other}}})\nwhile True:\n    pass\n"
+    # started through a shell that exits at once, so the hog is nobody's child here: not
+    # latbench's own work (this test process is the one that owns the device)
+    pid = int(subprocess.run(["sh", "-c", f'"{sys.executable}" -c "{code}" >/dev/null 2>&1 & '
+                              "echo $!"], capture_output=True, text=True).stdout)  # fmt: skip
+    try:
+        with open_device(_profile(retime_wait_s=0.1)) as dev:
+            t0, rows = time.monotonic(), []
+            while time.monotonic() - t0 < 3 or len(rows) < 2:  # the window spans >= 2 s
+                rows.append(dev.measure(model_path))
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    last = rows[-1]
+    assert last.extra["state"]["foreign_busy"] > 0.5
+    assert "loaded" in last.extra["flags"]

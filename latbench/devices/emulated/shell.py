@@ -379,8 +379,11 @@ class Shell:
                 ).encode(),
                 126,
             )
-        ph.runs_started += 1
-        hang = ph.faults.take("hang_benchmark") or ph.runs_started == ph.faults.hang_after_runs + 1
+        timing = any(a.startswith("--graph=") for a in args)  # not `--help`
+        ph.runs_started += timing
+        hang = ph.faults.take("hang_benchmark") or (
+            timing and ph.runs_started == ph.faults.hang_after_runs + 1
+        )
         argv = []
         for a in args:  # device paths in flags -> sandbox paths
             for flag in ("--graph=", "--result_file_path=", "--delegate_serialize_dir="):

@@ -41,7 +41,7 @@ class Faults:
     drop_push: int = 0  # how many pushes to cut mid-way
     hang_benchmark: int = 0  # how many benchmark_model runs never finish
     garbage_benchmark: int = 0  # how many benchmark_model runs print garbage
-    hang_after_runs: int = -1  # the benchmark_model run after this many started ones hangs (once)
+    hang_after_runs: int = -1  # the timing run after this many started ones hangs (once)
     hot_until: float = 0.0  # time.monotonic() until which the battery reads hot
     hot_temp_c: float = 48.0
     blackhole_until: float = 0.0  # time.monotonic() until which a new link gets no answer at all
@@ -224,7 +224,7 @@ class PhoneState:
         self._host_cpus = sorted(os.sched_getaffinity(0))
         self.faults = faults or Faults()
         self.clocks = _ClockState(clocks or Clocks())
-        self.runs_started = 0  # benchmark_model invocations
+        self.runs_started = 0  # benchmark_model invocations that time a model (not --help)
         self.stayon = "false"  # svc power stayon
         self.stay_on_while_plugged_in = 0  # the global setting behind it (a bitmask)
         self.auto_accept = auto_accept
