@@ -339,6 +339,7 @@ def measure_pending(
                     Path(lut.path).parent,
                     str(lut.meta.get("precision", s.precision)),
                     f"profile {Path(lut.path).name}",
+                    network=True,  # the whole-network reference calibrate compares against
                 ).start()
             else:
                 sentinel.check()

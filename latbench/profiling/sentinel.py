@@ -89,13 +89,13 @@ def read(path: Path) -> list[Reading]:
     return out
 
 
-def reference_ms(lut_dir: Path, device: str, precision: str) -> float | None:
-    """The sentinel layer's median over the readings `profile` took: the conditions the
-    LUT was timed under (None: no LUT of this device was profiled with a sentinel)."""
+def reference_ms(lut_dir: Path, device: str, precision: str, what: str = "layer") -> float | None:
+    """The sentinel layer's (or network's) median over the readings `profile` took: the
+    conditions the LUT was timed under (None: no LUT of this device was profiled with one)."""
     got = [
         r.median_ms
         for r in read(sentinel_path(lut_dir, device, precision))
-        if r.what == "layer" and r.context.startswith("profile")
+        if r.what == what and r.context.startswith("profile")
     ]
     return float(median(got)) if got else None
 
@@ -190,10 +190,14 @@ class Sentinel:
         self._last = -math.inf
         self.off = ""  # why the sentinel is off ("" = on)
         self._reference: float | None = None
+        self._net_reference: float | None = None
 
     def start(self) -> "Sentinel":
         """Convert (cached), open the file and take the first reading."""
         self._reference = reference_ms(self.lut_dir, self.device.profile.name, self.precision)
+        self._net_reference = reference_ms(
+            self.lut_dir, self.device.profile.name, self.precision, "network"
+        )
         try:
             self._models = _convert(self.precision, self.network)
         except ModelRunError as exc:
@@ -283,6 +287,10 @@ class Sentinel:
             out["reference_ms"] = self._reference
             out["speed_min"] = min(lay) / self._reference
             out["speed_max"] = max(lay) / self._reference
+        net = [r.median_ms for r in self.readings if r.what == "network"]
+        if self._net_reference and net:
+            out["network_reference_ms"] = self._net_reference
+            out["network_speed_max"] = max(net) / self._net_reference
         return out
 
     def line(self) -> str:
@@ -299,6 +307,11 @@ class Sentinel:
             text += (
                 f"; vs the LUT's {s['reference_ms']:.3f} ms: "
                 f"{100 * (s['speed_min'] - 1):+.1f}..{100 * (s['speed_max'] - 1):+.1f} %"
+            )
+        if "network_speed_max" in s:
+            text += (
+                f"; sentinel network up to {100 * (s['network_speed_max'] - 1):+.1f} % vs the "
+                f"LUT's time ({s['network_reference_ms']:.3f} ms)"
             )
         return text
 

@@ -74,13 +74,28 @@ def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
 @pytest.mark.phone
 def test_kill_9_mid_profile_loses_nothing_and_resumes(tmp_path, tiny_arch_dict):
     """Killed while a row is being timed, at a point fixed by the test, not by the machine's speed:
-    the emulated phone (a separate process) hangs the 6th timing run of benchmark_model (after
-    the pre-flight run, the sentinel layer and 3 rows), so exactly 3 rows are written when the
-    kill comes, however fast the machine."""
+    the emulated phone (a separate process) hangs the run of the 4th layer's model file (the
+    pre-flight run and the sentinel's come first, whatever their number), so exactly 3 rows
+    are written when the kill comes, however fast the machine."""
     import socket
+
+    from latbench.build.cache import spec_path
+    from latbench.nets.arch import unique_specs
+    from latbench.nets.load import arch_from_dict
 
     af = tmp_path / "a.json"
     af.write_text(json.dumps({**tiny_arch_dict, "resolution": 96}))
+    import hashlib
+
+    from latbench.build.convert import convert_layers
+
+    specs = unique_specs([arch_from_dict({**tiny_arch_dict, "resolution": 96})])
+    # all converted now, so the profile below finds them in the same cache and times them
+    # in this order (a cached layer is timed before those still converting)
+    list(convert_layers([s for s in specs if not spec_path(s).exists()]))
+    spec = specs[3]
+    # pushed as models/SHA256[:24].tflite (devices/adb.py)
+    fourth = hashlib.sha256(spec_path(spec).read_bytes()).hexdigest()[:24] + ".tflite"
     lut = tmp_path / "lut"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -94,8 +109,8 @@ def test_kill_9_mid_profile_loses_nothing_and_resumes(tmp_path, tiny_arch_dict):
             str(port),
             "--sandbox",
             tmp_path / "phone",
-            "--hang-after-runs",
-            "5",
+            "--hang-graph",
+            fourth,
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,

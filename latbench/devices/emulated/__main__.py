@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the benchmark_model run after N started ones hangs, once (fault test)",
     )
     ap.add_argument(
+        "--hang-graph",
+        default="",
+        metavar="NAME",
+        help="the first benchmark_model run whose --graph file is named NAME hangs (fault test)",
+    )
+    ap.add_argument(
         "--throttle-after-s",
         type=float,
         default=Clocks.throttle_after_s,
@@ -50,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         a.sandbox,
         port=a.port,
         serial=a.serial,
-        faults=Faults(refuse_auth=a.refuse_auth, hang_after_runs=a.hang_after_runs),
+        faults=Faults(
+            refuse_auth=a.refuse_auth, hang_after_runs=a.hang_after_runs, hang_graph=a.hang_graph
+        ),
         clocks=Clocks(throttle_after_s=a.throttle_after_s),
     )
     phone.start()

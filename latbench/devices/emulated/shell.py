@@ -379,11 +379,17 @@ class Shell:
                 ).encode(),
                 126,
             )
-        timing = any(a.startswith("--graph=") for a in args)  # not `--help`
-        ph.runs_started += timing
+        graph = next((a.split("=", 1)[1] for a in args if a.startswith("--graph=")), None)
+        ph.runs_started += graph is not None  # a timing run, not `--help`
         hang = ph.faults.take("hang_benchmark") or (
-            timing and ph.runs_started == ph.faults.hang_after_runs + 1
+            graph is not None and ph.runs_started == ph.faults.hang_after_runs + 1
         )
+        if (
+            graph is not None
+            and ph.faults.hang_graph
+            and graph.endswith("/" + ph.faults.hang_graph)
+        ):
+            ph.faults.hang_graph, hang = "", True  # once
         argv = []
         for a in args:  # device paths in flags -> sandbox paths
             for flag in ("--graph=", "--result_file_path=", "--delegate_serialize_dir="):

@@ -42,6 +42,7 @@ class Faults:
     hang_benchmark: int = 0  # how many benchmark_model runs never finish
     garbage_benchmark: int = 0  # how many benchmark_model runs print garbage
     hang_after_runs: int = -1  # the timing run after this many started ones hangs (once)
+    hang_graph: str = ""  # the first run of the model file of this name hangs (once)
     hot_until: float = 0.0  # time.monotonic() until which the battery reads hot
     hot_temp_c: float = 48.0
     blackhole_until: float = 0.0  # time.monotonic() until which a new link gets no answer at all
