@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from typing import Iterator
@@ -28,16 +29,27 @@ while time.time() < end:
 
 
 @contextlib.contextmanager
-def hog(cpus: set[int], limit_s: float = 1800) -> Iterator[subprocess.Popen]:
+def hog(cpus: set[int], limit_s: float = 1800) -> Iterator[int]:
+    """The hog's pid. It is started through a shell that exits at once, so it is nobody's
+    child: latbench counts its own process tree's work as its own, and a benchmark that
+    times in-process (repeatability.py) must not own the hog."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _LOOP.format(cpus=sorted(cpus), limit=limit_s)], env=env
+    script = _LOOP.format(cpus=sorted(cpus), limit=limit_s)
+    out = subprocess.run(
+        ["sh", "-c", '"$0" -c "$1" >/dev/null 2>&1 & echo $!', sys.executable, script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
+    pid = int(out.stdout)
     try:
-        yield proc
+        yield pid
     finally:
-        proc.kill()
-        proc.wait()
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def other_cpu() -> set[int]:

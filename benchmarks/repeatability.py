@@ -45,5 +45,5 @@ print(
     f"{n} entries on {device}{' under the hog' if loaded else ''}: "
     f"median |diff| {np.median(rel) * 100:.2f} %, "
     f"p90 {np.percentile(rel, 90) * 100:.2f} %, max {rel.max() * 100:.2f} %; "
-    f"{flagged} rows flagged contended"
+    f"{flagged} row flags (contended or loaded) in the two runs"
 )
