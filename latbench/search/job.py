@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from latbench.errors import InputError
-from latbench.fileio import load_json, write_atomic
+from latbench.fileio import append_line, load_json, write_atomic
 from latbench.proxy.recipe import ProxyRecipe
 
 Log = Callable[[str], None]
@@ -155,8 +155,7 @@ def check_latency_model(out_dir: Path, identity: dict, log: Log) -> None:
             f"samples before and after are not on the same latency scale"
         )
         log(msg)
-        with open(out_dir / "events.log", "a") as f:
-            f.write(msg + "\n")
+        append_line(out_dir / "events.log", msg + "\n")  # a symlinked log is refused
 
 
 def make_evaluator(cfg, cache_dir: Path | None = None, dataset=None):
