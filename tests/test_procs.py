@@ -122,27 +122,31 @@ def test_kill_9_of_profile_takes_its_conversion_workers_and_timing_worker_with_i
     tmp_path, tiny_arch_dict
 ):
     """The issue's case: after `kill -9` of `latbench profile`, no worker may stay alive."""
-    import json
 
-    arch = tmp_path / "a.json"
-    # wide enough that conversion takes a while: the kill lands while workers are busy
-    arch.write_text(json.dumps({**tiny_arch_dict, "resolution": 96}))
+    # the tiny space's 213 layers convert in 5 batches: timing (after the first batch and the
+    # sentinel) overlaps the conversion of the rest, so the kill lands while both are busy
     env = dict(os.environ, LATBENCH_CACHE=str(tmp_path / "cache"))
     prof = subprocess.Popen(
-        [sys.executable, "-m", "latbench.commands.main", "profile", "--arch", str(arch),
+        [sys.executable, "-m", "latbench.commands.main", "profile", "--space", "tiny",
          "--lut-dir", str(tmp_path / "lut"), "--no-progress", "--workers", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )  # fmt: skip
     seen: set[int] = set()
+    cmd: dict[int, str] = {}  # each child's command line, read when first seen
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and prof.poll() is None:
-            seen |= _children(prof.pid)
-            if any("host_worker" in _cmdline(p) for p in seen):
-                break  # converted, now timing: conversion workers, tracker and timer all up
+            for p in _children(prof.pid) - seen:
+                seen.add(p)
+                cmd[p] = _cmdline(p)
+            alive = {p for p in seen if _cmdline(p)}
+            if any("host_worker" in cmd[p] for p in alive) and any(
+                "spawn_main" in cmd[p] for p in alive
+            ):
+                break  # timing and converting at once: conversion workers and timer both up
             time.sleep(0.05)
-        assert prof.poll() is None, "profile ended before its timing worker could be seen"
-        kinds = " ".join(_cmdline(p) for p in seen)
+        assert prof.poll() is None, "profile ended before its workers could be seen"
+        kinds = " ".join(cmd.values())
         assert "spawn_main" in kinds and "host_worker" in kinds, kinds
         prof.kill()
         prof.wait()
