@@ -25,6 +25,7 @@ from latbench.commands.options import (
     json_option,
     lut_dir_option,
     measurement_line,
+    model_input_options,
     no_progress_option,
     precision_option,
     space_option,
@@ -201,12 +202,7 @@ def _summary_doc(s) -> dict:
     "several) into the device's operator LUT, LUTDIR/DEVICE_PRECISION.ops.csv; an operator "
     "shared by several models is measured once.",
 )
-@click.option(
-    "--input-shape",
-    metavar="DIMS",
-    help="With --model: fix a Keras or SavedModel input's dynamic dimensions, e.g. 1,224,224,3.",
-)
-@click.option("--signature", metavar="NAME", help="With --model: the signature to decompose.")
+@model_input_options
 @precision_option
 @lut_dir_option
 @converter_workers_option
@@ -354,12 +350,7 @@ def profile(
     help="Time the network in this many bursts a second apart; the confidence interval "
     "covers the spread between them (1: one burst, whose interval says nothing of drift).",
 )
-@click.option(
-    "--input-shape",
-    metavar="DIMS",
-    help="Fix a Keras or SavedModel input's dynamic dimensions, e.g. 1,224,224,3.",
-)
-@click.option("--signature", metavar="NAME", help="The SavedModel / .tflite signature to time.")
+@model_input_options
 @lut_dir_option
 @json_option
 @no_progress_option

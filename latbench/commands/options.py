@@ -95,6 +95,34 @@ def predictor_method_option(f: Callable) -> Callable:
     )(f)
 
 
+def model_input_options(f: Callable) -> Callable:
+    """--input-shape and --signature: how to read a model a user brings (build/models.py)."""
+    f = click.option(
+        "--signature",
+        metavar="NAME",
+        help="A SavedModel / .tflite MODEL: the signature to use (default serving_default).",
+    )(f)
+    return click.option(
+        "--input-shape",
+        metavar="DIMS",
+        help="A Keras or SavedModel MODEL: fix its input's dynamic dimensions, e.g. 1,224,224,3.",
+    )(f)
+
+
+def compare_lines(predicted: float, name: str, measured, lut_sum: float | None = None) -> None:
+    """What `predict --compare` prints under the prediction: the measurement, its conditions
+    warning, and the prediction's error (and the LUT sum's, for a layer-level prediction)."""
+    med = measured.median_ms
+    click.echo(f"measured end to end: {measurement_line(measured)}")
+    if warning := conditions_warning(measured):
+        click.echo(warning, err=True)
+    tail = "" if lut_sum is None else f"   (LUT sum {100 * (lut_sum - med) / med:+.1f} %)"
+    click.echo(
+        f"predicted [{name}] {predicted:.3f} ms vs measured {med:.3f} ms: "
+        f"{100 * (predicted - med) / med:+.1f} %{tail}"
+    )
+
+
 def json_option(f: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help=JSON_HELP)(f)
 

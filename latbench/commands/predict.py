@@ -14,13 +14,14 @@ import click
 from latbench.commands.console import note, progress_wanted
 from latbench.commands.options import (
     PRECISIONS,
+    compare_lines,
     conditions_warning,
     converter_workers_option,
     device_option,
     echo_json,
     json_option,
     lut_dir_option,
-    measurement_line,
+    model_input_options,
     no_progress_option,
     precision_option,
     predictor_method_option,
@@ -77,12 +78,7 @@ _predictor_file_option = click.option(
     help="Also draw the per-layer breakdown and the totals (predicted, measured with "
     "--compare) into this PNG.",
 )
-@click.option(
-    "--input-shape",
-    metavar="DIMS",
-    help="A Keras or SavedModel MODEL: fix its input's dynamic dimensions, e.g. 1,224,224,3.",
-)
-@click.option("--signature", metavar="NAME", help="A SavedModel / .tflite MODEL: its signature.")
+@model_input_options
 @predictor_method_option
 @_predictor_file_option
 @no_progress_option
@@ -241,14 +237,7 @@ def predict_command(
     for s, ms in rows:
         click.echo(f"  {ms:8.3f} ms  {100 * ms / lut_sum:5.1f} %  {s.key}")
     if measured is not None:
-        med = measured.median_ms
-        click.echo(f"measured end to end: {measurement_line(measured)}")
-        if warning := conditions_warning(measured):
-            click.echo(warning, err=True)
-        click.echo(
-            f"predicted [{model.name}] {total:.3f} ms vs measured {med:.3f} ms: "
-            f"{100 * (total - med) / med:+.1f} %   (LUT sum {100 * (lut_sum - med) / med:+.1f} %)"
-        )
+        compare_lines(total, model.name, measured, lut_sum)
 
 
 def _predict_model(
@@ -302,14 +291,7 @@ def _predict_model(
         pct = 100 * ms / total if total else 0.0
         note(f"  {ms:8.4f} ms  {pct:5.1f} %  {s.op} {s.inputs.split(';')[0]} -> {s.outputs}")
     if measured is not None:
-        med = measured.median_ms
-        click.echo(f"measured end to end: {measurement_line(measured)}")
-        if warning := conditions_warning(measured):
-            click.echo(warning, err=True)
-        click.echo(
-            f"predicted [op-sum] {total:.3f} ms vs measured {med:.3f} ms: "
-            f"{100 * (total - med) / med:+.1f} %"
-        )
+        compare_lines(total, "op-sum", measured)
 
 
 def _report_fit(
