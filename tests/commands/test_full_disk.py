@@ -71,7 +71,12 @@ def _variant(path: Path, resolution: int) -> Path:
 def _one_line(r, *words):
     """exit 1, a single line on stderr naming what was refused, no traceback."""
     assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
-    lines = r.stderr.strip().splitlines()
+    # the host's notes on its timing conditions (a busy or stolen CPU) come and go with the
+    # machine's load; the error itself is one line
+    lines = [
+        ln for ln in r.stderr.strip().splitlines()
+        if not (ln.startswith("host: ") and "contend" in ln)
+    ]  # fmt: skip
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
     for w in words:
         assert w.lower() in lines[0].lower(), lines[0]
