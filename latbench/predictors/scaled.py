@@ -75,7 +75,11 @@ def global_fit(X: np.ndarray, y: np.ndarray, lo_b: float, overhead: bool = True)
 class CalibrationRange:
     """The calibration range and the ratio guard, shared by the LUT-scaling predictors.
 
-    Needs `ratio_range_` and `range_` (set by `remember_range` in fit) and `_check()`."""
+    Needs `ratio_range_` and `range_` (set by `remember_range` in fit) and `coef_`."""
+
+    def _check(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise NotFitted(self.kind)
 
     def remember_range(self, X: np.ndarray, y: np.ndarray) -> None:
         ratio = y / _cols(X, ["lut_ms"])[:, 0]
@@ -248,9 +252,6 @@ class ScaledLutPredictor(CalibrationRange, Predictor):
         return self
 
     # -- prediction -----------------------------------------------------------
-    def _check(self) -> None:
-        if not hasattr(self, "coef_"):
-            raise NotFitted(self.kind)
 
     @property
     def scales_(self) -> np.ndarray:

@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from latbench.errors import InputError
-from latbench.predictors.base import NotFitted, Predictor
+from latbench.predictors.base import Predictor
 from latbench.predictors.features import FEATURES, HW_FEATURES, KIND_FEATURES
 from latbench.predictors.scaled import MAX_COEF, CalibrationRange, global_fit, overhead_floor
 
@@ -165,9 +165,6 @@ class StagewisePredictor(CalibrationRange, Predictor):
         return self
 
     # -- prediction -----------------------------------------------------------
-    def _check(self) -> None:
-        if not hasattr(self, "coef_"):
-            raise NotFitted(self.kind)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The fitted sum, its ratio to the LUT sum kept within the calibration's ratios."""
