@@ -30,6 +30,7 @@ from latbench.devices.adb_transport import (
 )
 from latbench.devices.base import DeviceProfile
 from latbench.devices.kinds import device_kind
+from latbench.devices.probe import parse_getprop
 from latbench.devices.profiles import known_profiles, load_profile
 
 
@@ -51,7 +52,7 @@ def _query(t: Transport, info: PhoneInfo) -> PhoneInfo:
     try:
         t.connect()
         out = t.shell(sh_join(["getprop"]), 15).output
-        props = dict(re.findall(r"^\[([^\]]+)\]: \[(.*)\]\s*$", out, flags=re.M))
+        props = parse_getprop(out)
         bat = t.shell(sh_join(["dumpsys", "battery"]), 15).output
     except PairingNeeded as exc:
         info.state, info.note = "pairing", str(exc)
@@ -181,6 +182,27 @@ def discover(
     help="ADB private key (default ~/.android/adbkey)",
 )
 @click.option(
+    "--probe",
+    metavar="SERIAL",
+    default=None,
+    help="read this phone's core clusters and getprop and write a device profile for it "
+    "(SERIAL as `adb devices` shows it, or HOST:PORT)",
+)
+@click.option(
+    "--name",
+    "probe_name",
+    default=None,
+    help="--probe: the profile's name (default: the phone's codename, ro.product.device)",
+)
+@click.option(
+    "--out",
+    "probe_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="--probe: where to write it (default ./device_profiles/NAME.toml)",
+)
+@click.option("--force", is_flag=True, help="--probe: overwrite an existing profile file")
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -193,9 +215,18 @@ def devices_command(
     no_server: bool,
     no_usb: bool,
     adbkey: str | None,
+    probe: str | None,
+    probe_name: str | None,
+    probe_out: str | None,
+    force: bool,
     as_json: bool,
 ) -> None:
-    """List connected phones: serial, model, SoC, Android, battery temperature, matching profile."""
+    """List connected phones: serial, model, SoC, Android, battery temperature, matching profile.
+
+    With --probe SERIAL: write a device profile for that phone from what it reports."""
+    if probe:
+        _probe(probe, probe_name, probe_out, force, adbkey, not no_server, as_json)
+        return
     phone = None
     if with_emulated:
         import tempfile
@@ -268,3 +299,79 @@ def devices_command(
             "pixelN.toml and set options.model / options.product",
             err=True,
         )
+
+
+def _probe_transport(serial: str, adbkey: str | None, use_server: bool) -> Transport:
+    """HOST:PORT over TCP; else through a running adb server; else USB through adb-shell."""
+    host, _, port = serial.rpartition(":")
+    if host and port.isdigit():
+        return AdbShellTransport(
+            host=host, port=int(port), key_path=adbkey, connect_timeout_s=5, auth_timeout_s=30
+        )
+    if use_server and adb_binary() is not None and adb_server_running():
+        return AdbServerTransport(serial=serial)
+    return AdbShellTransport(serial=serial, key_path=adbkey, connect_timeout_s=5, auth_timeout_s=30)
+
+
+def _probe(
+    serial: str,
+    name: str | None,
+    out: str | None,
+    force: bool,
+    adbkey: str | None,
+    use_server: bool,
+    as_json: bool,
+) -> None:
+    """`devices --probe`: read the phone, write its profile (refusing to overwrite), check it loads."""
+    from pathlib import Path
+
+    from latbench.devices.probe import default_name, profile_toml, read_layout
+    from latbench.devices.profiles import parse_profile
+    from latbench.errors import InputError, LatbenchError
+    from latbench.fileio import load_toml, safe_name, write_atomic
+
+    if name is not None:
+        safe_name(name, "--name")
+    t = _probe_transport(serial, adbkey, use_server)
+    try:
+        t.connect()
+        layout = read_layout(t)
+    except TransportError as exc:
+        raise LatbenchError(f"--probe {serial}: cannot read the phone: {exc}") from None
+    finally:
+        t.close()
+    if not layout.max_khz:
+        raise LatbenchError(
+            f"--probe {serial}: the phone shows no /sys/devices/system/cpu/cpu*/cpufreq/"
+            "cpuinfo_max_freq; write the profile by hand (docs/phones.md)"
+        )
+    name = name or default_name(layout)
+    path = Path(out) if out else Path.cwd() / "device_profiles" / f"{name}.toml"
+    if path.exists() and not force:
+        raise InputError(f"{path} exists; pass --force to overwrite it", "--probe")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, profile_toml(layout, name, serial).encode())
+    prof = parse_profile(load_toml(path), str(path))  # what was written loads as a profile
+    doc = {
+        "serial": serial,
+        "profile": str(path),
+        "name": prof.name,
+        "model": layout.model,
+        "device": layout.device,
+        "soc": layout.soc,
+        "clusters": [{"cpus": list(c.cpus), "max_khz": c.max_khz} for c in layout.clusters()],
+        "big_core": layout.big_core,
+        "cpu_mask": prof.cpu_mask,
+        "threads": prof.threads,
+    }
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(
+        f"{serial}: {layout.model or '?'} ({layout.device or '?'}), {layout.soc or 'SoC unknown'}; "
+        f"clusters {layout.summary()}"
+    )
+    click.echo(
+        f"wrote {path}: 1 thread on cpu{layout.big_core} (taskset {prof.cpu_mask}); "
+        f"use it with --device {prof.name}" + ("" if out is None else f" (or --device {path})")
+    )

@@ -102,6 +102,7 @@ from latbench.devices.benchmark_output import (
 )
 from latbench.devices.benchmark_tools import TOOLS, identify, kind_of_output
 from latbench.devices.measure import Measurement, median_ci
+from latbench.devices.probe import CPUFREQ_LINE, parse_cpufreq, parse_getprop
 from latbench.devices.result_proto import ResultProtoError, parse_result_proto
 from latbench.errors import InputError
 
@@ -364,9 +365,8 @@ class AdbDevice(Device):
 
     def clusters(self) -> dict[int, int]:
         """cpu number -> cpuinfo_max_freq (kHz), from sysfs ({} where unreadable)."""
-        out, _ = self._sh("grep -H . /sys/devices/system/cpu/cpu*/cpufreq/cpuinfo_max_freq 2>&1")
-        found = re.findall(r"/cpu(\d+)/cpufreq/cpuinfo_max_freq:(\d+)", out)
-        return {int(c): int(f) for c, f in found}
+        out, _ = self._sh(CPUFREQ_LINE)
+        return parse_cpufreq(out)[0]
 
     def check_cores(self) -> None:
         """The profile's cores exist and belong to the cluster it claims; else one-line InputError."""
@@ -463,7 +463,7 @@ class AdbDevice(Device):
     def props(self) -> dict[str, str]:
         if self._props is None:
             out, _ = self._sh(["getprop"])
-            self._props = dict(re.findall(r"^\[([^\]]+)\]: \[(.*)\]\s*$", out, flags=re.M))
+            self._props = parse_getprop(out)
         return self._props
 
     def fingerprint(self) -> dict[str, str]:

@@ -12,7 +12,7 @@ import time
 
 from latbench.devices.emulated.benchmark import benchmark_main
 from latbench.devices.emulated.server import EmulatedPhone
-from latbench.devices.emulated.state import Clocks, Faults
+from latbench.devices.emulated.state import LAYOUTS, Clocks, Faults
 
 # -- entry point --------------------------------------------------------------
 
@@ -51,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         default=Clocks.throttle_after_s,
         help="busy seconds before the modelled core throttles",
     )
+    ap.add_argument(
+        "--layout",
+        choices=sorted(LAYOUTS),
+        default=None,
+        help="core layout and getprop of a Pixel's SoC (default: this host's CPUs)",
+    )
     a = ap.parse_args(argv)
     phone = EmulatedPhone(
         a.sandbox,
@@ -60,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             refuse_auth=a.refuse_auth, hang_after_runs=a.hang_after_runs, hang_graph=a.hang_graph
         ),
         clocks=Clocks(throttle_after_s=a.throttle_after_s),
+        layout=a.layout,
     )
     phone.start()
     print(

@@ -177,32 +177,67 @@ PROPS = {
 WRITABLE_ROOT = "/data/local/tmp"
 
 # Core layouts: cpuinfo_max_freq (kHz) of cpu0, cpu1, ... as on the phone (little cores first,
-# as Android numbers them). From public spec sheets of the SoCs, not read off a phone:
+# as Android numbers them); CPUs of equal maximum share one cpufreq policy (`related_cpus`).
+# From public spec sheets of the SoCs (the profiles' comments name them), not read off a phone:
+# Snapdragon 821 (Pixel): 2x 1.59 GHz, 2x 2.15 GHz;  835 (Pixel 2): 4x 1.9, 4x 2.35;
+# 845 (Pixel 3): 4x 1.6, 4x 2.5;  855 (Pixel 4): 4x 1.78, 3x 2.42, 1x 2.84;
+# 765G (Pixel 5): 6x 1.8, 1x 2.2, 1x 2.4;  Tensor (Pixel 6): 4x 1.8, 2x 2.25, 2x 2.8;
+# Tensor G2 (Pixel 7): 4x 1.8, 2x 2.35, 2x 2.85;
 # Tensor G3 (Pixel 8): 4x A510 1.70 GHz, 4x A715 2.37 GHz, 1x X3 2.91 GHz (9 cores, big = cpu8);
 # Tensor G4 (Pixel 9): 4x A520 1.95 GHz, 3x A720 2.60 GHz, 1x X4 3.10 GHz (8 cores, big = cpu7);
 # Tensor G5 (Pixel 10): 2x A520 2.25 GHz, 5x A725 3.05 GHz, 1x X4 3.78 GHz (8 cores, big = cpu7).
 LAYOUTS: dict[str, tuple[int, ...]] = {
+    "msm8996": (1593600,) * 2 + (2150400,) * 2,
+    "msm8998": (1900800,) * 4 + (2352000,) * 4,
+    "sdm845": (1766400,) * 4 + (2500000,) * 4,
+    "sm8150": (1785600,) * 4 + (2419200,) * 3 + (2841600,),
+    "sm7250": (1804800,) * 6 + (2208000,) + (2400000,),
+    "tensor": (1803000,) * 4 + (2253000,) * 2 + (2802000,) * 2,
+    "tensor_g2": (1803000,) * 4 + (2348000,) * 2 + (2850000,) * 2,
     "tensor_g3": (1704000,) * 4 + (2367000,) * 4 + (2910000,),
     "tensor_g4": (1950000,) * 4 + (2600000,) * 3 + (3105000,),
     "tensor_g5": (2253000,) * 2 + (3050000,) * 5 + (3780000,),
 }
-LAYOUT_PROPS: dict[str, dict[str, str]] = {
-    "tensor_g3": {
-        "ro.product.model": "Pixel 8",
-        "ro.product.device": "shiba",
-        "ro.soc.model": "Tensor G3",
-    },
-    "tensor_g4": {
-        "ro.product.model": "Pixel 9",
-        "ro.product.device": "tokay",
-        "ro.soc.model": "Tensor G4",
-    },
-    "tensor_g5": {
-        "ro.product.model": "Pixel 10",
-        "ro.product.device": "frankel",
-        "ro.soc.model": "Tensor G5",
-    },
+
+
+def _phone(
+    model: str, device: str, platform: str, sdk: int, soc: str | None = None
+) -> dict[str, str | None]:
+    """getprop of a phone with this layout. ro.soc.model exists from Android 12 (SDK 31) on;
+    older phones name their SoC only through ro.board.platform / ro.hardware."""
+    release = {29: "10", 30: "11", 31: "12", 33: "13", 34: "14", 35: "15", 36: "16"}[sdk]
+    props = {
+        "ro.product.model": model,
+        "ro.product.device": device,
+        "ro.product.manufacturer": "Google",
+        "ro.board.platform": platform,
+        "ro.hardware": device,  # Pixels report their codename here
+        "ro.build.version.sdk": str(sdk),
+        "ro.build.version.release": release,
+    }
+    props["ro.soc.model"] = soc  # None: the property does not exist on this phone
+    return props
+
+
+# Model names, codenames and last Android versions from public device lists; the ro.soc.model
+# values are what such phones are reported to show, not read off one.
+LAYOUT_PROPS: dict[str, dict[str, str | None]] = {
+    "msm8996": _phone("Pixel", "sailfish", "msm8996", 29),
+    "msm8998": _phone("Pixel 2", "walleye", "msm8998", 30),
+    "sdm845": _phone("Pixel 3", "blueline", "sdm845", 31, "SDM845"),
+    "sm8150": _phone("Pixel 4", "flame", "msmnile", 33, "SM8150"),
+    "sm7250": _phone("Pixel 5", "redfin", "lito", 34, "SM7250"),
+    "tensor": _phone("Pixel 6", "oriole", "gs101", 35, "GS101"),
+    "tensor_g2": _phone("Pixel 7", "panther", "gs201", 35, "GS201"),
+    "tensor_g3": _phone("Pixel 8", "shiba", "zuma", 35, "Tensor G3"),
+    "tensor_g4": _phone("Pixel 9", "tokay", "zumapro", 35, "Tensor G4"),
+    "tensor_g5": _phone("Pixel 10", "frankel", "laguna", 36, "Tensor G5"),
 }
+
+
+def related_cpus(layout: tuple[int, ...], cpu: int) -> list[int]:
+    """The CPUs sharing `cpu`'s cpufreq policy: here, those with the same maximum."""
+    return [c for c, f in enumerate(layout) if f == layout[cpu]]
 
 
 class PhoneState:
@@ -230,7 +265,11 @@ class PhoneState:
         self.stay_on_while_plugged_in = 0  # the global setting behind it (a bitmask)
         self.auto_accept = auto_accept
         self.props = dict(PROPS, **{"ro.serialno": serial, "ro.soc.model": _host_cpu_model()})
-        self.props.update(LAYOUT_PROPS.get(layout or "", {}))
+        for k, v in LAYOUT_PROPS.get(layout or "", {}).items():
+            if v is None:
+                self.props.pop(k, None)
+            else:
+                self.props[k] = v
         self.serial = serial
         self.keys_file = self.sandbox / "data" / "misc" / "adb" / "adb_keys"
         self.stopped = threading.Event()
@@ -307,6 +346,9 @@ class PhoneState:
                 "scaling_max_freq": lambda mx=mx: f"{int((mx or ck.c.max_khz) * ck.now()[1])}\n",
                 "scaling_cur_freq": lambda mx=mx: f"{int((mx or ck.c.max_khz) * ck.now()[0])}\n",
             }
+            if self.layout:  # this host's CPUs (no layout) are not grouped into policies
+                rel = " ".join(map(str, related_cpus(self.layout, c)))
+                files["related_cpus"] = lambda rel=rel: rel + "\n"
             for name, fn in files.items():
                 (d / name).write_text("0\n")
                 self.virtual_files[f"{base}/{name}"] = fn
