@@ -56,6 +56,13 @@ Profile [options] (all optional unless said):
                  before anything is measured: "big" (default) | "mid" | "little" | "any"
   preflight      run the pre-flight (cores, one run on a tiny model) before the first
                  row (default true)
+  wake_screen    wake the screen (`input keyevent KEYCODE_WAKEUP`) when the session starts and
+                 when a row finds it off, then time that row once more (default false: rows
+                 timed with the screen off are flagged "screen_off")
+  task_profile   `settaskprofile $$ PROFILE` before each row, so the shell and the
+                 benchmark_model it starts get that task profile where Android offers the
+                 command; whether it applied is recorded with the row (default
+                 "MaxPerformance"; "" for none)
 Kind "emulated" only:
   connect        "127.0.0.1:PORT" of an already running emulated phone; else one
                  is started in-process on a free port
@@ -133,6 +140,7 @@ NNAPI_DEPRECATED_SDK = 35  # Android 15 deprecates NNAPI
 UNAVAILABLE = "unavailable"
 _FATAL_LINK = (AuthRefused, UsbBusy, PairingNeeded)
 _MARK = "@@latbench"
+WAKE_LINE = ["input", "keyevent", "KEYCODE_WAKEUP"]
 
 
 def _sha256(path: Path) -> str:
@@ -172,6 +180,15 @@ class AdbDevice(Device):
         self.warmup_s = float(o.get("warmup_s", 1.0))
         self.keep_models = bool(o.get("keep_models", False))
         self.stay_awake = bool(o.get("stay_awake", True))
+        self.wake_screen = bool(o.get("wake_screen", False))
+        self.task_profile = str(o.get("task_profile", "MaxPerformance"))
+        if self.task_profile and not re.fullmatch(r"[A-Za-z0-9_]+", self.task_profile):
+            raise InputError(
+                f"task_profile must be a task profile name (letters, digits, _), got "
+                f"{self.task_profile!r}",
+                f"{profile.name}: options.task_profile",
+            )
+        self._screen_warned = False
         self._stay_on_before: str | None = None  # the phone's setting before we kept it awake
         if self.repeats < 1 or self.warmup_s < 0:
             raise InputError("repeats must be >= 1 and warmup_s >= 0", f"{profile.name}: options")
@@ -206,6 +223,8 @@ class AdbDevice(Device):
             out, rc = self._sh(["settings", "get", "global", "stay_on_while_plugged_in"])
             self._stay_on_before = out.strip() if rc == 0 and out.strip().isdigit() else None
             self._sh(["svc", "power", "stayon", "true"])
+        if self.wake_screen:  # stayon keeps a screen on, it does not turn one on
+            self._sh(WAKE_LINE)
 
     # ---- link handling
     def _call(self, fn, *args, **kw):
@@ -546,6 +565,8 @@ class AdbDevice(Device):
                 sh_join(["dumpsys", "battery"]) + " 2>&1",
                 mark("saver"),
                 sh_join(["settings", "get", "global", "low_power"]) + " 2>&1",
+                mark("power"),
+                sh_join(["dumpsys", "power"]) + " 2>&1",
                 mark("end"),
             ]
         )
@@ -576,6 +597,11 @@ class AdbDevice(Device):
         if isinstance(bt, (int, float)) and bt > self.max_temp_c:
             why.append(f"battery {bt:.1f} C > {self.max_temp_c:g} C")
         return why
+
+    @staticmethod
+    def screen_off(st: dict[str, Any]) -> bool:
+        """The state says the screen was off (unavailable never counts)."""
+        return st.get("screen_on") is False
 
     def battery_temp_c(self) -> float | None:
         t = self.state().get("battery_temp_c")
@@ -659,7 +685,14 @@ class AdbDevice(Device):
         pr = self.profile.protocol
         n = max(3, math.ceil(max(pr.min_runs, 1) / self.repeats))
         max_s = max(pr.max_seconds / self.repeats, 0.05)
-        parts = [self._state_line("before")]
+        parts = []
+        if self.task_profile:
+            # `$$` (this shell) must reach the phone unquoted; the name was checked in __init__
+            parts += [
+                f"settaskprofile $$ {self.task_profile} 2>&1",
+                f"echo {_MARK} taskprofile $?",
+            ]
+        parts.append(self._state_line("before"))
         for i in range(repeats):
             warm = first_warmup_s if i == 0 else self.warmup_s / 5
             parts.append(self._run_line(remote_model, i, n, warm, max_s, pr.warmup_runs))
@@ -667,7 +700,8 @@ class AdbDevice(Device):
         return "; ".join(parts)
 
     def _time_row(self, remote: str, name: str) -> tuple[list[BenchmarkResult], dict, dict]:
-        """Time one row: (per-invocation results, state before, state after)."""
+        """Time one row: (per-invocation results, state before, state after); the state
+        before carries whether the task profile applied (`task_profile`)."""
         results: list[BenchmarkResult] = []
         before = after = {}
         first_warm = self.warmup_s
@@ -681,6 +715,13 @@ class AdbDevice(Device):
             sec = _sections(out)
             if round_ == 0:
                 before = parse_state(sec, "before")
+                if self.task_profile:
+                    m = re.search(rf"^{_MARK} taskprofile (\d+)\s*$", out, flags=re.M)
+                    before["task_profile"] = {
+                        "name": self.task_profile,
+                        "applied": bool(m) and m[1] == "0",
+                        "rc": int(m[1]) if m else UNAVAILABLE,  # 127: no such command
+                    }
             after = parse_state(sec, "after")
             for i in range(self.repeats):
                 text = sec.get(f"run {i}", "")
@@ -753,6 +794,26 @@ class AdbDevice(Device):
                     model.name,
                     "; ".join(why),
                 )
+        if self.screen_off(before) or self.screen_off(after):
+            if self.wake_screen:
+                log.warning(
+                    "%s: the screen went off while %s was timed; waking it and timing it again",
+                    self.profile.name,
+                    model.name,
+                )
+                self._sh(WAKE_LINE)
+                results, before, after = self._time_row(remote, model.name)
+            if self.screen_off(before) or self.screen_off(after):
+                flags.append("screen_off")
+                if not self._screen_warned:
+                    self._screen_warned = True
+                    log.warning(
+                        "%s: %s was timed with the screen off (a phone schedules shell "
+                        "processes differently then): row flagged%s",
+                        self.profile.name,
+                        model.name,
+                        "" if self.wake_screen else "; set options.wake_screen = true to wake it",
+                    )
         m = _combine(results, self.warmup_s)
         deleg = _delegation(results, self.profile.delegate)
         if self.profile.delegate in ("gpu", "nnapi"):
@@ -875,6 +936,21 @@ def parse_state(sec: dict[str, str], tag: str) -> dict[str, Any]:
         (",".join(k.lower() for k, v in powered if v == "true") or "no") if powered else UNAVAILABLE
     )
     st["power_saver"] = {"0": False, "1": True}.get(part("saver").strip(), UNAVAILABLE)
+    # PowerManagerService's dump: `mWakefulness=Awake|Asleep|Dreaming|Dozing` and
+    # `Display Power: state=ON|OFF|DOZE|...` (Display.stateToString)
+    power = part("power")
+    m = re.search(r"^\s*mWakefulness=(\w+)", power, flags=re.M)
+    st["wakefulness"] = m[1] if m else UNAVAILABLE
+    m = re.search(r"^Display Power: state=(\w+)", power, flags=re.M)
+    st["display"] = m[1] if m else UNAVAILABLE
+    if m or st["wakefulness"] != UNAVAILABLE:
+        st["screen_on"] = st["wakefulness"] in ("Awake", UNAVAILABLE) and st["display"] in (
+            "ON",
+            "VR",
+            UNAVAILABLE,
+        )
+    else:
+        st["screen_on"] = UNAVAILABLE
     return st
 
 

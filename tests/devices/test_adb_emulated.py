@@ -829,3 +829,45 @@ def test_shipped_pixel_profiles_pass_the_core_check_on_their_layout(
             else:
                 with pytest.raises(InputError, match="no cpu8"):
                     dev.check_cores()
+
+
+def test_a_row_timed_with_the_screen_off_is_flagged_or_woken_and_timed_again(
+    phone, adbkey, tmp_path, tflite
+):
+    """`svc power stayon` does not turn a screen on: a row whose state says the screen went
+    off is flagged, or, with wake_screen, woken with KEYCODE_WAKEUP and timed once more."""
+    with open_device(profile(phone, adbkey, tmp_path, repeats=1)) as dev:
+        dev.preflight()
+        phone.faults.screen_off_after_runs = phone.runs_started  # off as the row runs
+        m = dev.measure(tflite)
+    st = m.extra["state"]
+    assert "screen_off" in m.extra["flags"]
+    assert st["before"]["wakefulness"] == "Awake" and st["after"]["wakefulness"] == "Asleep"
+    assert st["after"]["display"] == "OFF" and st["after"]["screen_on"] is False
+    assert not any("KEYCODE_WAKEUP" in c for c in phone.log)
+    with open_device(profile(phone, adbkey, tmp_path, repeats=1, wake_screen=True)) as dev:
+        assert phone.screen_on, "the session starts by waking the screen"
+        dev.preflight()
+        phone.faults.screen_off_after_runs = phone.runs_started
+        m = dev.measure(tflite)
+    st = m.extra["state"]
+    assert "screen_off" not in m.extra["flags"] and st["after"]["wakefulness"] == "Awake"
+    assert sum("input keyevent KEYCODE_WAKEUP" in c for c in phone.log) == 2
+
+
+def test_the_task_profile_is_set_for_the_row_and_whether_it_applied_is_recorded(
+    phone, adbkey, tmp_path, tflite
+):
+    with open_device(profile(phone, adbkey, tmp_path, repeats=1)) as dev:
+        m = dev.measure(tflite)
+    assert m.extra["state"]["before"]["task_profile"] == {
+        "name": "MaxPerformance",
+        "applied": True,
+        "rc": 0,
+    }
+    assert "MaxPerformance" in phone.task_profiles.values()
+    phone.faults.no_settaskprofile = True  # an Android whose shell has no settaskprofile
+    with open_device(profile(phone, adbkey, tmp_path, repeats=1)) as dev:
+        m = dev.measure(tflite)
+    tp = m.extra["state"]["before"]["task_profile"]
+    assert tp["applied"] is False and tp["rc"] == 127 and m.runs >= 3

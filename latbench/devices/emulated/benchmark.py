@@ -191,6 +191,7 @@ def benchmark_main(argv: list[str]) -> int:
         interp.set_tensor(d["index"], x)
 
     clock_env = os.environ.get("LATBENCH_EMU_CLOCK", "")
+    screen = float(os.environ.get("LATBENCH_EMU_SCREEN", "1") or 1)
     share = int(os.environ.get("LATBENCH_EMU_SHARE", "1") or 1)
     t_ready = ready()
 
@@ -208,6 +209,7 @@ def benchmark_main(argv: list[str]) -> int:
             interp.invoke()
             cpu_us = (time.thread_time_ns() - t) / 1000
             clock = clock_at(clock_env, time.monotonic() - t_ready) if clock_env else 1.0
+            clock *= screen  # a screen-off phone schedules a shell process on a slower clock
             us.append(int(cpu_us * share / clock))
         out.info(_stats_line(us) + "\n")
         return us

@@ -30,6 +30,8 @@ from latbench.procs import popen_tied
 # `svc power stayon X` writes Settings.Global.STAY_ON_WHILE_PLUGGED_IN as a bitmask of the
 # plug types that keep the screen on (BatteryManager: AC 1, USB 2, wireless 4).
 STAYON_BITS = {"false": 0, "ac": 1, "usb": 2, "wireless": 4, "true": 7}
+# task profiles the stand-in's `settaskprofile` knows (names as in AOSP's task_profiles.json)
+TASK_PROFILES = ("MaxPerformance", "HighPerformance", "ProcessCapacityMax", "CPUSET_SP_TOP_APP")
 
 
 # -- the shell ----------------------------------------------------------------
@@ -43,6 +45,8 @@ class Shell:
         self.rc = 0
         self.line = ""
         self.killed = False  # a pkill -f matched this shell's own command line
+        phone.shells_started += 1
+        self.pid = 20000 + phone.shells_started  # what `$$` expands to
 
     def run(self, line: str) -> list[tuple[int, bytes]]:
         """Run a line; its output as (fd, bytes) chunks in order (fd 1 stdout, 2 stderr)."""
@@ -97,7 +101,7 @@ class Shell:
                         b"emulated shell\n",
                     )
                 ]
-            clean.append(argv[i].replace("$?", str(self.rc)))
+            clean.append(argv[i].replace("$?", str(self.rc)).replace("$$", str(self.pid)))
             i += 1
         if not clean:
             return []
@@ -225,6 +229,22 @@ class Shell:
             return base64.encodebytes(data), b"", 0
         if name == "taskset":
             return self._taskset(args)
+        if name == "input":  # input keyevent KEYCODE_WAKEUP | 224 | KEYCODE_POWER | 26
+            if args[:1] == ["keyevent"] and len(args) == 2:
+                if args[1] in ("KEYCODE_WAKEUP", "224"):
+                    ph.screen_on = True
+                elif args[1] in ("KEYCODE_POWER", "26"):
+                    ph.screen_on = not ph.screen_on
+                return b"", b"", 0
+            return b"", b"usage: input [<source>] keyevent <key code number or name>\n", 1
+        if name == "settaskprofile" and not ph.faults.no_settaskprofile:
+            # settaskprofile PID PROFILE...: the task profiles of libprocessgroup
+            if len(args) < 2 or not args[0].isdigit():
+                return b"", b"usage: settaskprofile <tid> <profile>...\n", 1
+            if any(a not in TASK_PROFILES for a in args[1:]):
+                return b"", f"settaskprofile: unknown profile {args[1]}\n".encode(), 1
+            ph.task_profiles[int(args[0])] = args[-1]
+            return b"", b"", 0
         if "/" in name:
             return self._program(name, args, cpus=None)
         return b"", f"/system/bin/sh: {name}: inaccessible or not found\n".encode(), 127
@@ -238,6 +258,20 @@ class Shell:
                 "  Wireless powered: false\n  Max charging current: 500000\n  status: 2\n"
                 "  health: 2\n  present: true\n  level: 87\n  scale: 100\n  voltage: 4215\n"
                 f"  temperature: {t}\n  technology: Li-ion\n"
+            )
+            return text.encode(), b"", 0
+        if args[:1] == ["power"]:
+            # PowerManagerService.dumpInternal's lines latbench reads, among others it prints
+            on = ph.screen_on
+            text = (
+                "POWER MANAGER (dumpsys power)\n\nPower Manager State:\n  mDirty=0x0\n"
+                f"  mWakefulness={'Awake' if on else 'Asleep'}\n  mWakefulnessChanging=false\n"
+                f"  mIsPowered=true\n  mPlugType=2\n  mStayOn={str(ph.stayon != 'false').lower()}\n"
+                f"  mProximityPositive=false\n  mBootCompleted=true\n  mSystemReady=true\n"
+                f"  mHalAutoSuspendModeEnabled={str(not on).lower()}\n"
+                f"  mHalInteractiveModeEnabled={str(on).lower()}\n"
+                f"  mWakeLockSummary=0x{'23' if on else '0'}\n"
+                f"\nDisplay Power: state={'ON' if on else 'OFF'}\n"
             )
             return text.encode(), b"", 0
         if args[:1] == ["thermalservice"] and not ph.faults.no_thermalservice:
@@ -381,6 +415,8 @@ class Shell:
             )
         graph = next((a.split("=", 1)[1] for a in args if a.startswith("--graph=")), None)
         ph.runs_started += graph is not None  # a timing run, not `--help`
+        if graph is not None and ph.runs_started == ph.faults.screen_off_after_runs + 1:
+            ph.screen_on = False  # the episode starts with this run
         hang = ph.faults.take("hang_benchmark") or (
             graph is not None and ph.runs_started == ph.faults.hang_after_runs + 1
         )
@@ -413,6 +449,7 @@ class Shell:
                 LATBENCH_EMU_REFUSES=",".join(ph.faults.delegate_refuses),
                 LATBENCH_EMU_NO_DELEGATE="1" if ph.faults.gpu_unavailable else "",
                 LATBENCH_EMU_GPU_API=ph.faults.gpu_api,
+                LATBENCH_EMU_SCREEN="1" if ph.screen_on else repr(ph.faults.screen_off_clock),
             )
             cmd = [
                 sys.executable,

@@ -54,6 +54,12 @@ class Faults:
     # op types gpu/nnapi leave on the CPU
     delegate_refuses: tuple[str, ...] = ("MEAN", "HARD_SWISH", "MUL")
     gpu_api: str = "OpenCL"  # what the GPU delegate initialises; "OpenGL" where OpenCL is missing
+    # a screen-off episode: the screen goes off as this many timing runs have started (the
+    # user pressed power, or the phone was unplugged so `svc power stayon` stopped holding);
+    # `svc power stayon` does not bring it back, `input keyevent KEYCODE_WAKEUP` does
+    screen_off_after_runs: int = -1
+    screen_off_clock: float = 0.7  # clock fraction a benchmark started while the screen is off gets
+    no_settaskprofile: bool = False  # the shell has no `settaskprofile`
 
     def take(self, name: str) -> bool:
         left = getattr(self, name)
@@ -261,7 +267,10 @@ class PhoneState:
         self.faults = faults or Faults()
         self.clocks = _ClockState(clocks or Clocks())
         self.runs_started = 0  # benchmark_model invocations that time a model (not --help)
+        self.shells_started = 0  # shell lines run (each a `sh -c` with its own pid)
         self.stayon = "false"  # svc power stayon
+        self.screen_on = True
+        self.task_profiles: dict[int, str] = {}  # shell pid -> task profile set with settaskprofile
         self.stay_on_while_plugged_in = 0  # the global setting behind it (a bitmask)
         self.auto_accept = auto_accept
         self.props = dict(PROPS, **{"ro.serialno": serial, "ro.soc.model": _host_cpu_model()})
