@@ -69,12 +69,17 @@ NET_COLUMNS = [
     "pass",
     "speed",
     "device_state",
+    "peak_mem_mb",
+    "mem_delta_mb",
 ]
 # Added later (older files read them as ""): pass (files from before --passes: one row per
 # network); speed (the sentinel layer then over its LUT-time reference, profiling/sentinel.py:
 # 1.08 = the machine timed 8 % slower than when the LUT was timed; "" = not known);
-# device_state (JSON: the device's conditions around the row and its flags, as in a LUT).
-NET_OPTIONAL = {"pass", "speed", "device_state"}
+# device_state (JSON: the device's conditions around the row and its flags, as in a LUT);
+# peak_mem_mb, mem_delta_mb (a phone's benchmark_model: the periodic peak with
+# --report_peak_memory_footprint, and the max-RSS delta from the tool's start, both in MB and
+# approximate, as the tool says; "" on the host, which does not measure memory).
+NET_OPTIONAL = {"pass", "speed", "device_state", "peak_mem_mb", "mem_delta_mb"}
 
 
 def nets_path(lut_dir: Path, device: str, space: str, precision: str, kind: str) -> Path:
@@ -297,6 +302,7 @@ def measure_sets(
             speed = sentinel.speed() if sentinel is not None else None
             state = (m.extra.get("state") or {}) if m is not None else {}
             flags = list(m.extra.get("flags") or ()) if m is not None else []
+            mem = (m.extra.get("memory") or {}) if m is not None else {}
             stats = (
                 ["", "", "", "", "", ""]
                 if m is None
@@ -326,6 +332,7 @@ def measure_sets(
                     json.dumps({**state, "flags": flags}, sort_keys=True, separators=(",", ":"))
                     if state or flags
                     else "",
+                    *(f"{mem[k]:.6g}" if k in mem else "" for k in ("peak_mb", "delta_mb")),
                 ],
             )
             if sentinel is not None:

@@ -294,8 +294,14 @@ def measurement_line(m) -> str:
     basis = (
         f"over {n} bursts in {m.extra.get('span_s', 0):.0f} s" if n > 1 else "within one burst only"
     )
+    mem = m.extra.get("memory") or {}
+    tail = "".join(
+        f"; {label} {mem[k]:.1f} MB"
+        for k, label in (("peak_mb", "peak memory"), ("delta_mb", "memory delta"))
+        if k in mem
+    )
     return (
         f"median {m.median_ms:.3f} ms  (p10 {m.p10_ms:.3f}, p90 {m.p90_ms:.3f}, "
         f"std {m.std_ms:.3f})  {m.runs} runs, 95 % CI of the median ±{100 * m.ci_rel:.1f} % "
-        f"({basis})"
+        f"({basis}){tail}"
     )

@@ -189,6 +189,7 @@ class AdbDevice(Device):
                 f"{profile.name}: options.task_profile",
             )
         self._screen_warned = False
+        self._network = False
         self._stay_on_before: str | None = None  # the phone's setting before we kept it awake
         if self.repeats < 1 or self.warmup_s < 0:
             raise InputError("repeats must be >= 1 and warmup_s >= 0", f"{profile.name}: options")
@@ -640,6 +641,8 @@ class AdbDevice(Device):
         extra = []
         if self.result_file:
             extra.append(f"--result_file_path={self._result_path}")
+        if self._network:
+            extra.append("--report_peak_memory_footprint=true")
         if self.profile.delegate == "gpu" and tool.gpu_cache_flags:
             # compiled GPU kernels are cached on the phone, not rebuilt at every invocation
             token = remote_model.rsplit("/", 1)[-1].split(".")[0]
@@ -763,9 +766,10 @@ class AdbDevice(Device):
             return r
         return r.with_proto(proto)
 
-    def measure(self, model: Path) -> Measurement:
+    def measure(self, model: Path, network: bool = False) -> Measurement:
         model = Path(model)
         self.preflight()
+        self._network = network  # whole networks also report their memory footprint
         cooled = 0.0
         if time.monotonic() - self._last_temp_check >= self.temp_check_s:
             cooled = self.wait_cool()
@@ -834,8 +838,10 @@ class AdbDevice(Device):
             "cooled_s": round(cooled, 2),
             **deleg,
         }
+        memory = _memory(results) if network else {}
         extra = dict(
             m.extra,
+            **({"memory": memory} if memory else {}),
             model_sha256=remote.rsplit("/", 1)[1][:24],
             cooled_s=round(cooled, 2),
             state=state,
@@ -1011,6 +1017,26 @@ def _combine(results: list[BenchmarkResult], warmup_s: float) -> Measurement:
         ci_rel=max(med - lo, hi - med) / med if med > 0 else math.inf,
         extra=extra,
     )
+
+
+def _memory(results: list[BenchmarkResult]) -> dict[str, Any]:
+    """A whole network's memory from its invocations: the highest periodic peak
+    (--report_peak_memory_footprint) and the median max-RSS delta of the tool's process, in MB.
+    The tool says both are approximate: its own allocations count too."""
+    peaks = [r.memory["peak_mem_mb"] for r in results if r.memory.get("peak_mem_mb")]
+    deltas = [
+        r.memory["overall_footprint_kb"] / 1024
+        for r in results
+        if r.memory.get("overall_footprint_kb") is not None
+    ]
+    out: dict[str, Any] = {}
+    if peaks:
+        out["peak_mb"] = round(max(peaks), 3)
+    if deltas:
+        out["delta_mb"] = round(float(np.median(deltas)), 3)
+    if out:
+        out["source"] = "benchmark_model"
+    return out
 
 
 def _delegation(results: list[BenchmarkResult], requested: str) -> dict[str, Any]:

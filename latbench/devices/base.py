@@ -63,9 +63,11 @@ class Device(abc.ABC):
         """Identity and settings that must match for measurements to be comparable."""
 
     @abc.abstractmethod
-    def measure(self, model: Path) -> Measurement:
+    def measure(self, model: Path, network: bool = False) -> Measurement:
         """Time one model under the profile's protocol.
 
+        network=True: a whole network (measure, calibrate, validate), whose memory footprint
+        is recorded too where the device reports one (`extra["memory"]`, phones only).
         Raises ModelRunError when the model fails, DeviceLost when the device does.
         """
 

@@ -67,6 +67,15 @@ _REPLACING = re.compile(
     r"(?: node)?, yielding (?P<p>\d+) partitions(?: for subgraph (?P<sg>\d+))?"
 )
 _GPU_API = re.compile(r"Initialized (?P<api>OpenCL|OpenGL|Vulkan|Metal|WebGPU)[- ]based API", re.I)
+# BenchmarkLoggingListener::OnBenchmarkEnd (tflite/tools/benchmark/benchmark_model.cc): always
+# the max-RSS delta; the periodic peak only with --report_peak_memory_footprint
+_MEM_DELTA = re.compile(
+    r"Memory footprint delta from the start of the tool \(MB\): "
+    r"init=(?P<init>[-+0-9.eE]+) overall=(?P<overall>[-+0-9.eE]+)"
+)
+_MEM_PEAK = re.compile(
+    r"Overall peak memory footprint \(MB\) via periodic monitoring: (?P<peak>[-+0-9.eE]+)"
+)
 _CM_BANNER = re.compile(r"=+\s*BENCHMARK RESULTS\s*=+")
 _CM_FIELD = re.compile(
     rf"(?P<k>Model initialization|Warmup \(first\)|Warmup \(avg\)|Inference \((?:avg|min|max|std)\))"
@@ -208,7 +217,7 @@ class BenchmarkResult:
             inference_avg_us=avg,
             init_us=lat.get("init_ms", self.init_us / 1e3) * 1e3,
             source="result_proto",
-            memory=dict(proto.get("memory", {})),
+            memory={**self.memory, **proto.get("memory", {})},
         )
 
     def table(self, title: str, section: str | None = None) -> OpTable | None:
@@ -334,6 +343,7 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
     delegations: list[Delegation] = []
     not_delegated = False
     gpu_backend = None
+    memory: dict[str, float] = {}  # the same keys as the result proto's MemoryMetrics
     block: dict[str, tuple[float, int | None]] = {}
     in_block = False
     for ln in lines:
@@ -392,6 +402,19 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
             continue
         if s.startswith("The input model file size (MB):"):
             model_size = _to_float(s.split(":", 1)[1])
+            continue
+        m = _MEM_DELTA.search(s)
+        if m:
+            init, overall = _to_float(m["init"]), _to_float(m["overall"])
+            if all(math.isfinite(x) and 0 <= x < 1e7 for x in (init, overall)):
+                memory["init_footprint_kb"] = init * 1024
+                memory["overall_footprint_kb"] = overall * 1024
+            continue
+        m = _MEM_PEAK.search(s)
+        if m:
+            peak = _to_float(m["peak"])
+            if math.isfinite(peak) and 0 < peak < 1e7:
+                memory["peak_mem_mb"] = peak
     if summary is None and "Inference (avg)" in block and "Model initialization" in block:
         summary = {
             "init": block["Model initialization"][0] * 1e3,
@@ -437,4 +460,5 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
         delegations=tuple(delegations),
         not_delegated=not_delegated,
         gpu_backend=gpu_backend,
+        memory=memory,
     )

@@ -136,8 +136,11 @@ class HostDevice(Device):
             )
         return self._proc
 
-    def measure(self, model: Path) -> Measurement:
-        """Time one model; again after a pause if it was contended, then flag it if still so."""
+    def measure(self, model: Path, network: bool = False) -> Measurement:
+        """Time one model; again after a pause if it was contended, then flag it if still so.
+
+        No memory footprint here (network is ignored): the worker process is reused across
+        models, so its peak RSS is a high-water mark of everything it ran, not this model's."""
         m, cond = self._watched(model)
         retimed, flags = False, []
         if cond["contended"]:

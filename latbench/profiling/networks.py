@@ -74,7 +74,7 @@ def measure_arch(device: Device, arch: Arch, precision: str = "fp32") -> Measure
 
             raise LatbenchError(f"cannot convert {arch.name}: {err}")
         p = Path(path)
-    return device.measure(p)
+    return device.measure(p, network=True)
 
 
 def measure_archs(
@@ -100,7 +100,7 @@ def measure_archs(
             yield i, None, f"convert: {err}"
             continue
         try:
-            yield i, device.measure(path), None
+            yield i, device.measure(path, network=True), None
         except ModelRunError as exc:
             yield i, None, f"run: {exc}"
 
@@ -157,7 +157,7 @@ def measure_file(
         if b:
             time.sleep(gap_s)
         try:
-            taken.append(device.measure(path))
+            taken.append(device.measure(path, network=True))
         except ModelRunError as exc:
             raise ModelRunError(f"{name} failed on {device.profile.name}: {exc}") from None
     if len(taken) == 1:

@@ -212,3 +212,24 @@ def test_calibrate_out_and_predictor_files_for_a_device_named_with_an_underscore
                      "--out", tmp_path / "report", "--json")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["predictor_file"] == str(out)
+
+
+def test_a_network_file_from_before_the_memory_columns_still_loads_and_is_upgraded(tmp_path):
+    from latbench import records
+    from latbench.calibration.calibrate import NET_COLUMNS, NET_OPTIONAL, load_results
+
+    old = [c for c in NET_COLUMNS if c not in ("peak_mem_mb", "mem_delta_mb")]
+    path = tmp_path / "host_mnasnet_fp32.calib.csv"
+    meta = {"device": "host"}
+    records.open_for_append(path, meta, old, {"pass", "speed", "device_state"})
+    from latbench.nets.zoo import all_archs
+
+    a = all_archs()[0]
+    row = dict.fromkeys(old, "")
+    row.update(digest=a.digest(), name=a.name, arch=json.dumps(a.to_dict()), status="ok")
+    row.update(median_ms="1.5", runs="5", ci_rel="0.01")
+    records.append(path, [row[c] for c in old])
+    assert load_results(path)[a.digest()].median_ms == 1.5
+    records.open_for_append(path, meta, NET_COLUMNS, NET_OPTIONAL)  # rewritten with them, empty
+    _, rows = records.read(path, NET_COLUMNS, NET_OPTIONAL)
+    assert rows[0]["peak_mem_mb"] == "" and load_results(path)[a.digest()].median_ms == 1.5

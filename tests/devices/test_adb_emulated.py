@@ -871,3 +871,17 @@ def test_the_task_profile_is_set_for_the_row_and_whether_it_applied_is_recorded(
         m = dev.measure(tflite)
     tp = m.extra["state"]["before"]["task_profile"]
     assert tp["applied"] is False and tp["rc"] == 127 and m.runs >= 3
+
+
+def test_whole_networks_record_their_peak_memory_and_layers_do_not(phone, adbkey, tmp_path, tflite):
+    """measure/calibrate/validate time whole networks with --report_peak_memory_footprint
+    and keep the tool's peak and max-RSS delta; layer rows pass neither."""
+    with open_device(profile(phone, adbkey, tmp_path, repeats=1)) as dev:
+        layer = dev.measure(tflite)
+        net = dev.measure(tflite, network=True)
+    assert "memory" not in layer.extra
+    mem = net.extra["memory"]
+    assert mem["peak_mb"] > 1 and mem["delta_mb"] >= 0 and mem["source"] == "benchmark_model"
+    runs = [c for c in phone.log if "--graph=" in c and "preflight" not in c]
+    assert "--report_peak_memory_footprint=true" not in runs[0]
+    assert "--report_peak_memory_footprint=true" in runs[-1]

@@ -224,3 +224,28 @@ def test_the_result_proto_replaces_the_texts_statistics():
     stale = parse_result_proto(encode_result_proto({"avg_ms": 9.0}))
     with pytest.raises(BenchmarkOutputError, match="stale or foreign"):
         r.with_proto(stale)
+
+
+def test_memory_lines_are_read_as_the_result_protos_memory_fields():
+    """benchmark_model.cc's OnBenchmarkEnd: the max-RSS delta always, the periodic peak with
+    --report_peak_memory_footprint."""
+    text = "\n".join(
+        [
+            "INFO: count=50 first=120 curr=100 min=98 max=130 avg=101.5 std=4",
+            "INFO: Inference timings in us: Init: 5000, First inference: 120, "
+            "Warmup (avg): 110, Inference (avg): 101.5",
+            "INFO: Note: as the benchmark tool itself affects memory footprint, the following is "
+            "only APPROXIMATE to the actual memory footprint of the model at runtime.",
+            "INFO: Memory footprint delta from the start of the tool (MB): init=6.14844 "
+            "overall=9.5",
+            "INFO: Overall peak memory footprint (MB) via periodic monitoring: 13.1797",
+        ]
+    )
+    r = parse_benchmark_output(text)
+    assert r.memory == {
+        "init_footprint_kb": pytest.approx(6.14844 * 1024),
+        "overall_footprint_kb": pytest.approx(9.5 * 1024),
+        "peak_mem_mb": pytest.approx(13.1797),
+    }
+    bad = text.replace("overall=9.5", "overall=nan")
+    assert "overall_footprint_kb" not in parse_benchmark_output(bad).memory

@@ -91,8 +91,11 @@ def _usage(kind: str, result_file: bool) -> str:
 
 def benchmark_main(argv: list[str]) -> int:
     """Time --graph with LiteRT like benchmark_model does, printing its log lines on stderr."""
+    import resource
+
     from latbench.devices.emulated.benchmark_log import StandinLog
 
+    rss0_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # "the start of the tool"
     kind, result_file = "classic", False
     while argv and argv[0].startswith("--standin-"):
         k, _, v = argv.pop(0).partition("=")
@@ -176,6 +179,7 @@ def benchmark_main(argv: list[str]) -> int:
         out.error(f"Failed to construct interpreter: {exc}")
         return 1
     init_us = (time.perf_counter_ns() - t0) // 1000
+    rss_init_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if delegate and kind == "classic":
         _announce_delegate(delegate, [o["op_name"] for o in interp._get_ops_details()], out)
     out.info(f"Loaded model {graph}")
@@ -217,12 +221,23 @@ def benchmark_main(argv: list[str]) -> int:
     warm = phase(warm_n, warm_s)
     runs = phase(num_n, min_s)
     out.summary(init_us, warm, runs)
+    # this process's max RSS (Python and LiteRT: the stand-in's, not a phone's footprint)
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    mem = {
+        "init_footprint_kb": rss_init_kb - rss0_kb,
+        "overall_footprint_kb": rss_kb - rss0_kb,
+    }
+    if on("report_peak_memory_footprint"):
+        mem["peak_mem_mb"] = rss_kb / 1024
+    out.memory(mem)
     if flags.get("result_file_path"):
-        _write_result(Path(flags["result_file_path"]), init_us, warm, runs, out)
+        _write_result(Path(flags["result_file_path"]), init_us, warm, runs, out, mem)
     return 0
 
 
-def _write_result(path: Path, init_us: int, warm: list[int], runs: list[int], out) -> None:
+def _write_result(
+    path: Path, init_us: int, warm: list[int], runs: list[int], out, mem: dict
+) -> None:
     """The BenchmarkResult proto both tools write to --result_file_path (times in ms)."""
     from latbench.devices.result_proto import encode_result_proto
 
@@ -243,7 +258,7 @@ def _write_result(path: Path, init_us: int, warm: list[int], runs: list[int], ou
     }
     misc = {"num_runs": n, "num_warmup_runs": len(warm)}
     try:
-        path.write_bytes(encode_result_proto(lat, misc=misc))
+        path.write_bytes(encode_result_proto(lat, memory=mem, misc=misc))
         out.info(f"Saved benchmark result to: {path}")
     except OSError:
         out.error(f"Failed to save benchmark result to: {path}")

@@ -58,3 +58,20 @@ class StandinLog:
             "======================================",
         ):
             self.info(f"{where} {s}")
+
+    def memory(self, mem: dict) -> None:
+        """BenchmarkLoggingListener::OnBenchmarkEnd's memory lines (the CompiledModel tool is
+        assumed to print the same: it runs BenchmarkModel's listeners)."""
+        self.info(
+            "Note: as the benchmark tool itself affects memory footprint, the following is only "
+            "APPROXIMATE to the actual memory footprint of the model at runtime. Take the "
+            "information at your discretion."
+        )
+        self.info(
+            "Memory footprint delta from the start of the tool (MB): "
+            f"init={mem['init_footprint_kb'] / 1024:g} overall={mem['overall_footprint_kb'] / 1024:g}"
+        )
+        if mem.get("peak_mem_mb"):
+            self.info(
+                f"Overall peak memory footprint (MB) via periodic monitoring: {mem['peak_mem_mb']:g}"
+            )
