@@ -885,3 +885,16 @@ def test_whole_networks_record_their_peak_memory_and_layers_do_not(phone, adbkey
     runs = [c for c in phone.log if "--graph=" in c and "preflight" not in c]
     assert "--report_peak_memory_footprint=true" not in runs[0]
     assert "--report_peak_memory_footprint=true" in runs[-1]
+
+
+def test_the_phone_streams_a_runs_log_while_it_runs(phone, adbkey, tmp_path, tflite):
+    """adbd forwards a process's output as it is written: a run that hangs after its first
+    log line has already sent that line (the stand-in once sent everything at the end)."""
+    with open_device(profile(phone, adbkey, tmp_path, keep_models=True, repeats=1)) as dev:
+        dev.measure(tflite)
+        remote = next(p for p in phone.pushes if "/models/" in p and "preflight" not in p)
+        phone.faults.hang_benchmark = 1
+        line = sh_join([dev.remote_bin, f"--graph={remote}"]) + " 2>&1"
+        chunks = dev.t._dev.streaming_shell(line, transport_timeout_s=60, read_timeout_s=60)
+        assert "STARTING!" in next(chunks)
+        assert phone.stale_processes(), "the run has not ended: the line came while it ran"

@@ -251,14 +251,15 @@ class _Session:
         opts = head.split(",")
         if opts[0] == "shell" and _ and not ("pty" in opts and not command):
             self.send(A_OKAY, st.local_id, st.remote_id)
-            sh = Shell(self.phone, self.conn)
-            chunks = sh.run(command)
-            if "v2" in opts:  # shell protocol v2: framed stdout / stderr, then the exit code
-                data = b"".join(struct.pack("<BI", fd, len(b)) + b for fd, b in chunks if b)
-                data += struct.pack("<BI", V2_EXIT, 1) + bytes([sh.rc & 0xFF])
-            else:
-                data = b"".join(b for _, b in chunks)
-            self.write(st, data)
+            v2 = "v2" in opts  # shell protocol v2: framed stdout / stderr, then the exit code
+
+            def emit(fd: int, b: bytes) -> None:  # as produced, as adbd forwards a pipe
+                self.write(st, struct.pack("<BI", fd, len(b)) + b if v2 else b)
+
+            sh = Shell(self.phone, self.conn, emit)
+            sh.run(command)
+            if v2:
+                self.write(st, struct.pack("<BI", V2_EXIT, 1) + bytes([sh.rc & 0xFF]))
             self.send(A_CLSE, st.local_id, st.remote_id)
         elif service == "sync:":
             self.send(A_OKAY, st.local_id, st.remote_id)

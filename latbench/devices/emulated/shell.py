@@ -17,11 +17,13 @@ import hashlib
 import os
 import posixpath
 import re
+import selectors
 import shlex
 import socket
 import subprocess
 import sys
 import time
+from typing import Callable
 
 from latbench.devices.emulated.benchmark import standin_header
 from latbench.devices.emulated.state import WRITABLE_ROOT, PhoneState
@@ -40,8 +42,16 @@ TASK_PROFILES = ("MaxPerformance", "HighPerformance", "ProcessCapacityMax", "CPU
 class Shell:
     """An allow-list interpreter for `sh -c`: `;`, `&&`, `||`, `2>/dev/null`, `2>&1`, globs."""
 
-    def __init__(self, phone: PhoneState, conn: socket.socket):
+    def __init__(
+        self,
+        phone: PhoneState,
+        conn: socket.socket,
+        emit: Callable[[int, bytes], None] | None = None,
+    ):
         self.phone, self.conn = phone, conn
+        # where output goes as it is produced (fd, bytes); None: collected and returned by run()
+        self.emit = emit
+        self.err_fd = 2  # where the command being run sends stderr (1: 2>&1, 0: 2>/dev/null)
         self.rc = 0
         self.line = ""
         self.killed = False  # a pkill -f matched this shell's own command line
@@ -49,7 +59,10 @@ class Shell:
         self.pid = 20000 + phone.shells_started  # what `$$` expands to
 
     def run(self, line: str) -> list[tuple[int, bytes]]:
-        """Run a line; its output as (fd, bytes) chunks in order (fd 1 stdout, 2 stderr)."""
+        """Run a line; its output as (fd, bytes) chunks in order (fd 1 stdout, 2 stderr).
+
+        With `emit`, each chunk goes there as soon as it exists (a benchmark's log line by
+        line, as adbd streams it) and the list returned is empty."""
         self.phone.log.append(line)
         self.line = line  # `sh -c LINE`: what pkill -f sees as this shell's command line
         self.killed = False
@@ -63,6 +76,8 @@ class Shell:
             self.rc = 2
             return [(2, f"/system/bin/sh: syntax error: {exc}\n".encode())]
         out: list[tuple[int, bytes]] = []
+        if self.emit is None:
+            self.emit = lambda fd, b: out.append((fd, b))
         cmd: list[str] = []
         op = ";"
         for tok in tokens + [";"]:
@@ -73,7 +88,9 @@ class Shell:
                     if _peer_gone(self.conn):
                         # the host hung up: the shell gets SIGHUP (what it started may live on)
                         break
-                    out += self._simple(cmd)
+                    for fd, b in self._simple(cmd):
+                        if fd and b:
+                            self.emit(fd, b)
                     if self.killed:  # SIGTERM: nothing after it runs, no exit-code marker
                         self.rc = 143
                         break
@@ -105,6 +122,7 @@ class Shell:
             i += 1
         if not clean:
             return []
+        self.err_fd = err_fd
         out, err, self.rc = self._exec(clean)
         return [(1, out)] + ([(err_fd, err)] if err_fd else [])
 
@@ -467,20 +485,33 @@ class Shell:
                 cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ph.sandbox
             )
             ph.children[proc] = " ".join([path, *args])
-        out = err = b""
-        while True:
-            try:
-                out, err = proc.communicate(timeout=0.1)
-                break
-            except subprocess.TimeoutExpired:
-                if ph.stopped.is_set() or _peer_gone(self.conn):
-                    # The host hung up: like a real phone, the process runs on (and keeps the
-                    # core busy)
-                    return b"", b"", 129
+        garbage = ph.faults.take("garbage_benchmark")
+        # stream both pipes as the tool writes them (stderr routed as the line said)
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ, 1)
+        sel.register(proc.stderr, selectors.EVENT_READ, self.err_fd)
+        while sel.get_map():
+            if ph.stopped.is_set() or _peer_gone(self.conn):
+                # The host hung up: like a real phone, the process runs on (and keeps the
+                # core busy)
+                sel.close()
+                return b"", b"", 129
+            for key, _ in sel.select(timeout=0.1):
+                chunk = os.read(key.fileobj.fileno(), 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                elif key.data and not garbage:
+                    self.emit(key.data, chunk)
+        sel.close()
+        while proc.poll() is None:
+            if ph.stopped.is_set() or _peer_gone(self.conn):
+                return b"", b"", 129
+            time.sleep(0.02)
         with ph.lock:
             if ph.children.pop(proc, None) is not None:
                 ph.ended(proc)
-        if ph.faults.take("garbage_benchmark"):
+        out = err = b""
+        if garbage:
             out, err = b"", b"\x1b[0m\xff\xfe<<<garbled>>> c0unt=?? avg=NaN\nSegmentation fault\n"
         return out, err, proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
 
