@@ -27,6 +27,7 @@ from latbench.devices.adb_transport import (
     adb_server_running,
     list_server_devices,
     sh_join,
+    transport_for_serial,
 )
 from latbench.devices.base import DeviceProfile
 from latbench.devices.kinds import device_kind
@@ -301,18 +302,6 @@ def devices_command(
         )
 
 
-def _probe_transport(serial: str, adbkey: str | None, use_server: bool) -> Transport:
-    """HOST:PORT over TCP; else through a running adb server; else USB through adb-shell."""
-    host, _, port = serial.rpartition(":")
-    if host and port.isdigit():
-        return AdbShellTransport(
-            host=host, port=int(port), key_path=adbkey, connect_timeout_s=5, auth_timeout_s=30
-        )
-    if use_server and adb_binary() is not None and adb_server_running():
-        return AdbServerTransport(serial=serial)
-    return AdbShellTransport(serial=serial, key_path=adbkey, connect_timeout_s=5, auth_timeout_s=30)
-
-
 def _probe(
     serial: str,
     name: str | None,
@@ -332,7 +321,7 @@ def _probe(
 
     if name is not None:
         safe_name(name, "--name")
-    t = _probe_transport(serial, adbkey, use_server)
+    t = transport_for_serial(serial, adbkey, use_server)
     try:
         t.connect()
         layout = read_layout(t)

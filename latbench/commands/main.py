@@ -214,6 +214,14 @@ def _summary_doc(s) -> dict:
     help="Identical phones share the work and one LUT (named after the first).",
 )
 @click.option(
+    "--ray-address",
+    default=None,
+    metavar="ADDR",
+    help="A phone farm: the Ray cluster whose nodes advertise their phones as resources "
+    "phone:SERIAL; each phone is timed by an actor on its node, phones matching one --device "
+    "share its LUT (docs/phones.md).",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Only report how many layers are missing and which file they would go to.",
@@ -234,12 +242,17 @@ def profile(
     limit,
     retry_failed,
     split,
+    ray_address,
     dry_run,
     no_progress,
     as_json,
 ) -> None:
     """Time every layer of a space / the zoo / arch files into a LUT per device, or every
     operator of any model (--model) into the device's operator LUT."""
+    if ray_address and split:
+        raise click.UsageError(
+            "--split and --ray-address: a farm already shares one LUT per --device"
+        )
     from latbench.devices import load_profile, open_device
     from latbench.profiling.layers import LAYERS, count_missing
     from latbench.profiling.layers import profile as run_profile
@@ -292,7 +305,18 @@ def profile(
                 f"already measured, {d['missing']} to measure -> {d['lut']}"
             )
         return
-    devices = [open_device(p) for p in profiles]
+    groups = None
+    if ray_address:
+        from latbench.devices.farm import open_farm
+
+        groups = open_farm(profiles, ray_address)
+        devices = [d for g in groups for d in g]
+        for p, g in zip(profiles, groups):
+            note(
+                f"{p.name}: {len(g)} phone(s) on the farm: {', '.join(d.remote.serial for d in g)}"
+            )
+    else:
+        devices = [open_device(p) for p in profiles]
     summaries = []
     try:
         summaries = run_profile(
@@ -307,6 +331,7 @@ def profile(
             split=split,
             reuse=reuse,
             table=table,
+            groups=groups,
         )
     except KeyboardInterrupt:
         raise Interrupted(

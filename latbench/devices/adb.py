@@ -832,6 +832,7 @@ class AdbDevice(Device):
                     model.name,
                 )
         state = {
+            "serial": self.props().get("ro.serialno", ""),  # which phone (a farm merges several)
             "before": before,
             "after": after,
             "flags": flags,

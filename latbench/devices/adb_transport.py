@@ -439,3 +439,18 @@ def list_server_devices(timeout_s: float = 15.0) -> list[tuple[str, str]]:
         if len(parts) >= 2:
             out.append((parts[0], parts[1]))
     return out
+
+
+def transport_for_serial(
+    serial: str, adbkey: str | None = None, use_server: bool = True
+) -> Transport:
+    """A phone named the way `adb devices` names it: HOST:PORT over TCP; else through a running
+    adb server (it owns USB phones); else USB through adb-shell."""
+    host, _, port = serial.rpartition(":")
+    if host and port.isdigit():
+        return AdbShellTransport(
+            host=host, port=int(port), key_path=adbkey, connect_timeout_s=5, auth_timeout_s=30
+        )
+    if use_server and adb_binary() is not None and adb_server_running():
+        return AdbServerTransport(serial=serial)
+    return AdbShellTransport(serial=serial, key_path=adbkey, connect_timeout_s=5, auth_timeout_s=30)

@@ -416,6 +416,7 @@ def profile(
     split: bool = False,
     reuse: bool = False,
     table: Table = LAYERS,
+    groups: Sequence[Sequence[Device]] | None = None,
 ) -> list[Summary]:
     """Profile `specs` on every device, each into its own LUT file.
 
@@ -428,19 +429,25 @@ def profile(
     Every LUT written is locked for the whole run (`fileio.hold_lock`): a second writer of
     the same LUT is refused with the holder's pid, command and start time. `table` says what
     a row is (default: layers; `profiling/oplut.OPS`: operators of any model).
+    `groups` (a phone farm, devices/farm.py) generalises split: each group's phones share
+    one LUT named after the group's first, and one queue; `devices` is then ignored.
     """
+    if groups is None:
+        split = split and len(devices) > 1
+        groups = [list(devices)] if split else [[d] for d in devices]
+    groups = [list(g) for g in groups if g]
     with contextlib.ExitStack() as locks:
-        for d in devices[:1] if split and len(devices) > 1 else devices:
-            path = table.lut_file(lut_dir, d.profile.name, space, precision)
+        for g in groups:
+            path = table.lut_file(lut_dir, g[0].profile.name, space, precision)
             locks.enter_context(hold_lock(path, f"LUT {path}"))
         return _profile(
-            devices, specs, space, precision, lut_dir, workers, retry_failed, progress, split,
-            reuse, table,
+            groups, specs, space, precision, lut_dir, workers, retry_failed, progress, reuse,
+            table,
         )  # fmt: skip
 
 
 def _profile(
-    devices: Sequence[Device],
+    groups: list[list[Device]],
     specs: Sequence[Any],
     space: str,
     precision: str,
@@ -448,17 +455,18 @@ def _profile(
     workers: int,
     retry_failed: bool,
     progress: bool,
-    split: bool,
     reuse: bool,
     table: Table,
 ) -> list[Summary]:
     t0 = time.monotonic()
-    split = split and len(devices) > 1
-    if split:
-        split_fingerprint(devices)
+    for g in groups:
+        if len(g) > 1:
+            split_fingerprint(g)
+    devices = [d for g in groups for d in g]
     plans = []  # (device that owns the LUT, LUT, pending specs, feed of specs ready to time)
     reused: dict[Path, int] = {}
-    for d in devices[:1] if split else devices:
+    for g in groups:
+        d = g[0]
         path = table.lut_file(lut_dir, d.profile.name, space, precision)
         lut = table.lut_cls.open(path, lut_meta(d, precision, space, table.name))
         done = lut.ok() if retry_failed else lut.rows
@@ -490,11 +498,7 @@ def _profile(
         for feed in waiting.pop(s.key, []):
             feed.add(s)
 
-    if split:
-        _, lut, pending, feed = plans[0]
-        jobs = [(d, lut, feed) for d in devices]
-    else:
-        jobs = [(d, lut, feed) for d, lut, _, feed in plans]
+    jobs = [(d, lut, feed) for g, (_, lut, _, feed) in zip(groups, plans) for d in g]
     skipped = {
         lut.path: len(specs) - len(pending) - reused[lut.path] for _, lut, pending, _ in plans
     }

@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="core layout and getprop of a Pixel's SoC (default: this host's CPUs)",
     )
+    ap.add_argument(
+        "--host-cpus",
+        default="",
+        metavar="0,1",
+        help="host CPUs the phone's cores run on (default: all of this process's)",
+    )
     a = ap.parse_args(argv)
     phone = EmulatedPhone(
         a.sandbox,
@@ -67,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         clocks=Clocks(throttle_after_s=a.throttle_after_s),
         layout=a.layout,
+        host_cpus=[int(c) for c in a.host_cpus.split(",") if c.strip()] or None,
     )
     phone.start()
     print(

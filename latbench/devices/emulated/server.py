@@ -70,6 +70,7 @@ class EmulatedPhone(PhoneState):
         serial: str = "emulated-0001",
         clocks: Clocks | None = None,
         layout: str | None = None,
+        host_cpus: list[int] | None = None,
     ):
         self.host, self.port = host, port
         self._srv: socket.socket | None = None
@@ -81,6 +82,7 @@ class EmulatedPhone(PhoneState):
             serial=serial,
             clocks=clocks,
             layout=layout,
+            host_cpus=host_cpus,
         )
 
     # ---- lifecycle

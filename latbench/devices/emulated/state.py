@@ -257,13 +257,16 @@ class PhoneState:
         serial: str = "emulated-0001",
         clocks: Clocks | None = None,
         layout: str | None = None,
+        host_cpus: list[int] | None = None,
     ):
         self.sandbox = Path(sandbox).resolve()
         if layout is not None and layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {sorted(LAYOUTS)}, got {layout!r}")
         # per phone CPU: its cpuinfo_max_freq (None: this host's CPUs, all alike)
         self.layout = LAYOUTS.get(layout or "")
-        self._host_cpus = sorted(os.sched_getaffinity(0))
+        # the host CPUs this phone's cores run on (default all; two stand-in phones of a farm
+        # on one machine get one each, as two phones have their own silicon)
+        self._host_cpus = sorted(host_cpus or os.sched_getaffinity(0))
         self.faults = faults or Faults()
         self.clocks = _ClockState(clocks or Clocks())
         self.runs_started = 0  # benchmark_model invocations that time a model (not --help)
