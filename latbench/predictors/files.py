@@ -141,10 +141,11 @@ def read_doc(path: Path) -> dict[str, Any]:
     return doc
 
 
-def check_against(doc: dict[str, Any], lut: LUT, path: Path) -> None:
-    """Refuse a predictor whose LUT changed since it was fitted, saying how."""
+def check_against(doc: dict[str, Any], lut: LUT, path: Path, fix: str = "") -> None:
+    """Refuse a predictor whose LUT changed since it was fitted, saying how (`fix`: the
+    command that refits it, when not calibrate's layer form)."""
     rec = doc["lut"]
-    fix = (
+    fix = fix or (
         f"refit it: latbench calibrate --device {doc['device']} --space {doc['space']} "
         f"--precision {doc['precision']} (measured networks are reused)"
     )
