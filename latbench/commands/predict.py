@@ -79,6 +79,13 @@ _predictor_file_option = click.option(
     "--compare) into this PNG.",
 )
 @click.option(
+    "--in-network",
+    "in_network",
+    is_flag=True,
+    help="A model on a phone: also time it once with benchmark_model --enable_op_profiling "
+    "and show each operator's in-network time beside its isolated (LUT) time.",
+)
+@click.option(
     "--ops",
     is_flag=True,
     help="An arch.json: also predict it operator by operator (its .tflite's operators from "
@@ -104,6 +111,7 @@ def predict_command(
     input_shape,
     signature,
     ops,
+    in_network,
 ) -> None:
     """Predict the latency of MODEL (total and per layer or operator): an arch.json, or any
     .tflite, .keras / .h5 or SavedModel folder.
@@ -134,8 +142,10 @@ def predict_command(
         return _predict_model(
             arch_file, device_name, precision, lut_dir, as_json, profile_missing, compare,
             input_shape, signature, progress_wanted(no_progress or as_json), predictor_file,
-            predictor_method, png_path,
+            predictor_method, png_path, in_network,
         )  # fmt: skip
+    if in_network:
+        raise click.UsageError("--in-network goes with a model file (.tflite, Keras, SavedModel)")
     if input_shape or signature:
         raise click.UsageError("--input-shape and --signature go with a model file")
     arch = load_arch(arch_file)
@@ -287,7 +297,7 @@ def _arch_ops(arch, device_name, precision, lut_dir, profile_missing, progress) 
 
 def _predict_model(
     path: Path, device_name, precision, lut_dir, as_json, profile_missing, compare, input_shape,
-    signature, progress, predictor_file=None, method=None, png_path=None,
+    signature, progress, predictor_file=None, method=None, png_path=None, in_network=False,
 ) -> None:  # fmt: skip
     """`predict MODEL` for any model: the operator predictor (calibrated when the device has
     an operator predictor file, or --predictor names one; else the plain operator sum), and
@@ -313,12 +323,16 @@ def _predict_model(
         model, device_name, precision, lut_dir, profile_missing, progress, predictor_file, method
     )
     outside = om.out_of_range([pred])[0]
-    measured = None
-    if compare:
+    measured = inn = None
+    if compare or in_network:
+        from latbench.profiling.innetwork import in_network as profile_in_network
         from latbench.profiling.sentinel import measure_watched
 
         with open_device(profile_) as dev:
-            measured = measure_watched(dev, model, precision, lut_dir, progress)
+            if in_network:
+                inn = profile_in_network(model, dev.op_profile(model.tflite))
+            if compare:
+                measured = measure_watched(dev, model, precision, lut_dir, progress)
     title = f"{model.name} on {device_name} ({precision})"
     if png_path:
         from latbench.predictors.breakdown import breakdown_png
@@ -336,9 +350,14 @@ def _predict_model(
             op_sum_ms=pred.total_ms, lut_device=om.lut_device,
             predictor_file=str(om.path) if om.path else None, outside_range=outside,
         )  # fmt: skip
-        for o, share in zip(doc["operators"], shares):
+        for j, (o, share) in enumerate(zip(doc["operators"], shares)):
             o["predicted_ms"] = share
             o["share"] = share / total if total else 0.0
+            if inn is not None:
+                o["in_network_ms"] = inn.ms[j]
+        if inn is not None:
+            doc["in_network"] = {"matched": inn.note, "whole_ms": inn.whole_ms,
+                                 "sum_ms": sum(v for v in inn.ms if v is not None)}  # fmt: skip
         if measured is not None:
             doc["measured"] = measured.to_dict()
             doc["error_pct"] = 100 * (total - measured.median_ms) / measured.median_ms
@@ -361,12 +380,15 @@ def _predict_model(
     for op, n, ms_pred, ms_iso in _by_op(pred, shares):
         pct = 100 * ms_pred / total if total else 0.0
         click.echo(f"  {ms_pred:7.4f} ms  {pct:5.1f}  {ms_iso:7.4f} ms  {n:3d} x {op}")
-    note("per operator, in graph order (predicted ms, share, isolated ms; --json: every key):")
-    for (s, ms), share in zip(pred.rows, shares):
+    if inn is not None:
+        _in_network_lines(pred, inn, device_name)
+    note("per operator, in graph order (predicted ms, share, isolated ms"
+         + (", in-network ms" if inn else "") + "; --json: every key):")  # fmt: skip
+    for j, ((s, ms), share) in enumerate(zip(pred.rows, shares)):
         pct = 100 * share / total if total else 0.0
-        note(
-            f"  {share:8.4f}  {pct:5.1f} %  {ms:8.4f}  {s.op} {s.inputs.split(';')[0]} -> {s.outputs}"
-        )
+        net = "" if inn is None else ("       -" if inn.ms[j] is None else f"{inn.ms[j]:8.4f}")
+        first = s.inputs.split(";")[0]
+        note(f"  {share:8.4f}  {pct:5.1f} %  {ms:8.4f}{net}  {s.op} {first} -> {s.outputs}")
     if measured is not None:
         compare_lines(total, om.name, measured)
         if om.name != "lut":
@@ -405,6 +427,26 @@ def _op_prediction(
     om = load_op_model(device_name, precision, lut_dir, predictor_file, method)
     pred = op_sum(model, om.lut, om.lut_device)
     return om, pred, float(om.predict([pred])[0]), om.breakdown(pred)
+
+
+def _in_network_lines(pred, inn, device_name: str) -> None:
+    """Isolated vs in-network time per operator type (`predict MODEL --in-network`)."""
+    click.echo(f"in network on {device_name} (benchmark_model --enable_op_profiling; {inn.note}):")
+    click.echo(f"  {'isolated':>10}  {'in network':>10}  {'ratio':>5}  operators")
+    agg: dict[str, list[float]] = {}
+    for (s, ms), net in zip(pred.rows, inn.ms):
+        if net is not None:
+            a = agg.setdefault(s.op, [0, 0.0, 0.0])
+            a[0], a[1], a[2] = a[0] + 1, a[1] + ms, a[2] + net
+    for op, (n, iso, net) in sorted(agg.items(), key=lambda kv: -kv[1][2]):
+        ratio = f"{net / iso:5.2f}" if iso > 0 else "    -"
+        click.echo(f"  {iso:7.4f} ms  {net:7.4f} ms  {ratio}  {int(n):3d} x {op}")
+    got = [v for v in inn.ms if v is not None]
+    click.echo(
+        f"  {len(got)} of {len(inn.ms)} operators matched; their in-network sum "
+        f"{sum(got):.4f} ms, the profiled run {inn.whole_ms:.4f} ms (profiler on), the isolated "
+        f"sum {pred.total_ms:.4f} ms"
+    )
 
 
 def _by_op(pred, shares) -> list[tuple[str, int, float, float]]:
@@ -549,6 +591,13 @@ def _report_fit(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the predictor file here [LUTDIR/DEVICE_SPACE_PRECISION.predictor.json]; "
     "predict and validate take it with --predictor.",
+)
+@click.option(
+    "--in-network",
+    "in_network",
+    is_flag=True,
+    help="A model on a phone: also time it once with benchmark_model --enable_op_profiling "
+    "and show each operator's in-network time beside its isolated (LUT) time.",
 )
 @click.option(
     "--ops",

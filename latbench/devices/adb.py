@@ -608,10 +608,16 @@ class AdbDevice(Device):
         return f"{self.remote_dir}/result.pb"
 
     def _run_args(
-        self, remote_model: str, num_runs: int, warmup_s: float, max_s: float, warmup_runs: int
+        self,
+        remote_model: str,
+        num_runs: int,
+        warmup_s: float,
+        max_s: float,
+        warmup_runs: int,
+        op_profiling: bool = False,
     ) -> list[str]:
         tool = TOOLS[self.tool_kind or "classic"]
-        extra = []
+        extra = ["--enable_op_profiling=true"] if op_profiling else []
         if self.result_file:
             extra.append(f"--result_file_path={self._result_path}")
         if self.profile.delegate == "gpu" and tool.gpu_cache_flags:
@@ -636,7 +642,14 @@ class AdbDevice(Device):
         ]
 
     def _run_line(
-        self, remote_model: str, i: int, n: int, warm: float, max_s: float, warmup_runs: int = 1
+        self,
+        remote_model: str,
+        i: int,
+        n: int,
+        warm: float,
+        max_s: float,
+        warmup_runs: int = 1,
+        op_profiling: bool = False,
     ) -> str:
         """One invocation between markers: its log (stdout and stderr), its exit code, and the
         result proto (base64) where the tool writes one; a stale proto is removed first."""
@@ -645,7 +658,8 @@ class AdbDevice(Device):
         if self.result_file:
             parts.append(sh_join(["rm", "-f", res]))
         parts += [
-            sh_join(self._run_args(remote_model, n, warm, max_s, warmup_runs)) + " 2>&1",
+            sh_join(self._run_args(remote_model, n, warm, max_s, warmup_runs, op_profiling))
+            + " 2>&1",
             f"echo {_MARK} rc {i} $?",
         ]
         if self.result_file:
@@ -783,6 +797,41 @@ class AdbDevice(Device):
         return Measurement(
             m.median_ms, m.p10_ms, m.p90_ms, m.std_ms, m.mean_ms, m.runs, m.ci_rel, extra
         )
+
+    def op_profile(self, model: Path) -> BenchmarkResult:
+        """One run with `--enable_op_profiling=true` (the classic tool only): its result, the
+        operator tables included; the profiler's own cost is in those times, so they rank
+        operators and compare with the LUT's, they do not replace `measure`."""
+        model = Path(model)
+        self.preflight()
+        if (self.tool_kind or "classic") != "classic":
+            raise InputError(
+                f"{self.profile.name}: the CompiledModel benchmark_model prints no per-operator "
+                f"table; push the classic one (options.benchmark_model) for --in-network",
+                "--in-network",
+            )
+        remote = f"{self.remote_dir}/models/{_sha256(model)[:24]}.tflite"
+        self._push(model, remote)
+        self._models.add(remote)
+        pr = self.profile.protocol
+        line = self._run_line(
+            remote, 0, max(pr.min_runs, 10), self.warmup_s, max(pr.max_seconds, 0.5),
+            pr.warmup_runs, op_profiling=True,
+        )  # fmt: skip
+        out, _ = self._sh(line, timeout_s=self.run_timeout_s, suffix=" 2>&1",
+                          hang_is_model_error=True)  # fmt: skip
+        text, rc = _sections(out).get("run 0", ""), _rc(out, 0)
+        try:
+            r = parse_benchmark_output(text)
+        except BenchmarkOutputError as exc:
+            raise ModelRunError(
+                f"benchmark_model failed on {model.name} (exit {rc}): {exc}"
+            ) from None
+        if rc not in (0, None):
+            raise ModelRunError(
+                f"benchmark_model exited {rc} on {model.name}: {text.strip()[-300:]}"
+            )
+        return r
 
     def close(self) -> None:
         try:

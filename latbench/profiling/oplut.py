@@ -105,7 +105,7 @@ def prepare_models(
         else:
             m = prepare_model(p, precision, input_shape, signature)
             prepared.append((m.name, m.source, m.path, dict(m.extra)))
-    return _decomposed(prepared, precision)
+    return decomposed_models(prepared, precision)
 
 
 def arch_models(
@@ -126,7 +126,9 @@ def arch_models(
     return out
 
 
-def _decomposed(prepared: Sequence[tuple[str, str, Path, dict]], precision: str) -> list[ModelOps]:
+def decomposed_models(
+    prepared: Sequence[tuple[str, str, Path, dict]], precision: str
+) -> list[ModelOps]:
     """Each prepared model's operators (decomposed in a worker), or the first refusal."""
     from latbench.build.tflite_ops import decompose_files
 
@@ -149,7 +151,7 @@ def models_of_archs(
     archs: Sequence, precision: str, workers: int = 2, progress: bool = True
 ) -> list[ModelOps]:
     """latbench networks as ModelOps: converted in `workers` processes, then decomposed."""
-    return _decomposed(arch_models(archs, precision, workers, progress), precision)
+    return decomposed_models(arch_models(archs, precision, workers, progress), precision)
 
 
 def unique_ops(models: Sequence[ModelOps]) -> list[OpSpec]:

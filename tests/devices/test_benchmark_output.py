@@ -224,3 +224,27 @@ def test_the_result_proto_replaces_the_texts_statistics():
     stale = parse_result_proto(encode_result_proto({"avg_ms": 9.0}))
     with pytest.raises(BenchmarkOutputError, match="stale or foreign"):
         r.with_proto(stale)
+
+
+def test_the_operator_profile_rows_carry_node_indices_and_delegate_rows_their_order():
+    from latbench.devices.benchmark_output import operator_profile
+    from latbench.profiling.innetwork import match_rows
+
+    r = parse_benchmark_output((FIX / "op_profiling.txt").read_text())
+    rows = operator_profile(r)
+    assert [(x.node_type, x.node, x.avg_ms) for x in rows] == [
+        ("CONV_2D", 0, 0.604), ("DEPTHWISE_CONV_2D", 1, 0.296), ("MEAN", 2, 0.09)
+    ]  # fmt: skip
+
+    class Op:
+        def __init__(self, i):
+            self.index = i
+
+    class Model:
+        ops = [Op(2), Op(0), Op(1)]
+
+    ms, how = match_rows(Model(), rows)  # type: ignore[arg-type]
+    assert ms == [0.09, 0.604, 0.296] and how == "interpreter nodes, by node index"
+    with pytest.raises(BenchmarkOutputError, match="no 'Operator-wise"):
+        operator_profile(parse_benchmark_output(
+            (FIX / "tf2_4_current_no_prefix.txt").read_text()))  # fmt: skip
