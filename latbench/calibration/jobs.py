@@ -520,6 +520,10 @@ def calibrate_ops(
     if measurements is None and not models:
         raise InputError("--ops needs the models to calibrate on: --model M (repeatable)",
                          "--model")  # fmt: skip
+    if measurements is None:  # a profile file's name names the files (as profile does)
+        from latbench.devices import load_profile
+
+        device = load_profile(device).name
     ppath = out or op_predictor_path(lut_dir, device, precision)
     mpath = models_path(lut_dir, device, precision)
     with contextlib.ExitStack() as stack:

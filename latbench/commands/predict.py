@@ -317,11 +317,14 @@ def _predict_model(
     else:
         lut_dev, lut_prec = device_name, precision
     profile_ = load_profile(device_name)  # an unknown device: refused before any work
+    if predictor_file is None:  # a profile file given by path: its name names the LUT
+        device_name = lut_dev = profile_.name
     (model,) = prepare_models([path], lut_prec, shape, signature)
     lut_file = op_lut_path(lut_dir, lut_dev, "", lut_prec)
     om, pred, total, shares = _op_prediction(
-        model, device_name, precision, lut_dir, profile_missing, progress, predictor_file, method
-    )
+        model, device_name, precision, lut_dir, profile_missing, progress, predictor_file, method,
+        profile_,
+    )  # fmt: skip
     outside = om.out_of_range([pred])[0]
     measured = inn = None
     if compare or in_network:
@@ -400,7 +403,7 @@ def _predict_model(
 
 def _op_prediction(
     model, device_name, precision, lut_dir, profile_missing, progress, predictor_file=None,
-    method=None,
+    method=None, dev_profile=None,
 ):  # fmt: skip
     """(OpModel, OpPrediction, total ms, per-operator predicted ms) of a decomposed model:
     the device's operator predictor (or the file given) on its operator LUT, the operators
@@ -421,7 +424,8 @@ def _op_prediction(
     if profile_missing and (not lut_file.exists() or missing_ops(model, OpLUT.load(lut_file))):
         from latbench.profiling.oplut import profile_ops
 
-        with open_device(load_profile(lut_dev)) as dev:
+        prof = dev_profile if getattr(dev_profile, "name", None) == lut_dev else None
+        with open_device(prof or load_profile(lut_dev)) as dev:
             (summ,) = profile_ops([dev], [model], lut_prec, lut_dir, progress=progress)
         note(summ.line())
     om = load_op_model(device_name, precision, lut_dir, predictor_file, method)
@@ -591,13 +595,6 @@ def _report_fit(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the predictor file here [LUTDIR/DEVICE_SPACE_PRECISION.predictor.json]; "
     "predict and validate take it with --predictor.",
-)
-@click.option(
-    "--in-network",
-    "in_network",
-    is_flag=True,
-    help="A model on a phone: also time it once with benchmark_model --enable_op_profiling "
-    "and show each operator's in-network time beside its isolated (LUT) time.",
 )
 @click.option(
     "--ops",
