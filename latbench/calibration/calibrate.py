@@ -614,7 +614,7 @@ class Fit:
     """Fitted predictors, why the default is the default, and what they were fitted on:
     everything a predictor file holds, in memory (`save` writes it)."""
 
-    table: LayerTable
+    table: LayerTable  # (or, for the operator predictors, anything with .lut and .device)
     fitted: dict[str, Predictor]
     selection: dict[str, Any]
     calibration: dict[str, Any]

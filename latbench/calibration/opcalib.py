@@ -23,15 +23,15 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
 
 from latbench import records
-from latbench.calibration.calibrate import judge_predictors, nets_path
+from latbench.calibration.calibrate import Fit, judge_predictors, nets_path
 from latbench.errors import InputError
 from latbench.fileio import MAX_TABLE_BYTES, parse_json, read_bytes, read_text
-from latbench.predictors.files import save_predictors
 from latbench.predictors.opmodel import (
     OP_DEFAULT,
     OP_SIMPLEST_FIRST,
@@ -148,29 +148,6 @@ def measure_models(
     return load_model_results(path)
 
 
-@dataclass
-class OpFit:
-    """Fitted operator predictors and what they were fitted on (`save` writes the file)."""
-
-    lut: OpLUT
-    lut_device: str
-    fitted: dict
-    selection: dict[str, Any]
-    calibration: dict[str, Any]
-    X: np.ndarray
-    y: np.ndarray
-    device: str
-    precision: str
-
-    def save(self, path: Path) -> Path:
-        save_predictors(
-            path, device=self.device, space=OP_SPACE, precision=self.precision, lut=self.lut,
-            lut_device=self.lut_device, fitted=self.fitted, calibration=self.calibration,
-            default=self.selection["default"], selection=self.selection,
-        )  # fmt: skip
-        return Path(path)
-
-
 def fit_models(
     lut: OpLUT,
     lut_device: str,
@@ -182,9 +159,10 @@ def fit_models(
     mode: str,
     source: str,
     source_sha: str,
-) -> OpFit:
+) -> Fit:
     """Fit and judge the operator predictors on models with measured latencies `y` (ms),
-    their features from `lut` (the device's own operator LUT, or a prior's: few-shot)."""
+    their features from `lut` (the device's own operator LUT, or a prior's: few-shot); the
+    same `Fit` as the layer predictors' (space "ops"), so `save` writes the same file format."""
     preds = [op_sum(m, lut, lut_device) for m in models]
     X, y_ = op_features(preds), np.asarray(y, float)
     fitted = {k: p.fit(X, y_) for k, p in make_op_predictors().items()}
@@ -197,7 +175,8 @@ def fit_models(
         "models": [m.name for m in models],
         "digests": sorted(model_digest(m) for m in models),
     }
-    return OpFit(lut, lut_device, fitted, selection, calibration, X, y_, device, precision)
+    table = SimpleNamespace(lut=lut, device=lut_device)  # what Fit.save reads of a table
+    return Fit(table, fitted, selection, calibration, X, y_, device, OP_SPACE, precision)
 
 
 def read_model_measurements(path: Path) -> list[tuple[Path, float]]:

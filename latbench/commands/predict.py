@@ -21,6 +21,7 @@ from latbench.commands.options import (
     echo_json,
     json_option,
     lut_dir_option,
+    model_files_option,
     model_input_options,
     no_progress_option,
     precision_option,
@@ -603,14 +604,9 @@ def _report_fit(
     "layer-level one: on the --model files timed end to end here, or few-shot on "
     "--measurements (model,latency_ms) with the --prior device's operator LUT.",
 )
-@click.option(
-    "--model",
-    "model_files",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    metavar="MODEL",
-    help="With --ops: a model to calibrate on (.tflite, .keras / .h5, SavedModel, arch.json; "
-    "repeat for several).",
+@model_files_option(
+    "With --ops: a model to calibrate on (.tflite, .keras / .h5, SavedModel, arch.json; "
+    "repeat for several)."
 )
 @model_input_options
 @converter_workers_option

@@ -697,20 +697,9 @@ class AdbDevice(Device):
                 before = parse_state(sec, "before")
             after = parse_state(sec, "after")
             for i in range(self.repeats):
-                text = sec.get(f"run {i}", "")
-                rc = _rc(out, i)
-                try:
-                    r = parse_benchmark_output(text)
-                    r = self._with_proto(r, sec.get(f"proto {i}"))
-                    r.to_measurement()
-                except BenchmarkOutputError as exc:
-                    raise ModelRunError(
-                        f"benchmark_model failed on {name} (exit {rc}): {exc}"
-                    ) from None
-                if rc not in (0, None):
-                    raise ModelRunError(
-                        f"benchmark_model exited {rc} on {name}: {text.strip()[-300:]}"
-                    )
+                r = _parsed_run(
+                    sec.get(f"run {i}", ""), _rc(out, i), name, self, sec.get(f"proto {i}")
+                )
                 results.append(r)
             means = _centres(results)
             lo, hi = median_ci(means)
@@ -820,18 +809,7 @@ class AdbDevice(Device):
         )  # fmt: skip
         out, _ = self._sh(line, timeout_s=self.run_timeout_s, suffix=" 2>&1",
                           hang_is_model_error=True)  # fmt: skip
-        text, rc = _sections(out).get("run 0", ""), _rc(out, 0)
-        try:
-            r = parse_benchmark_output(text)
-        except BenchmarkOutputError as exc:
-            raise ModelRunError(
-                f"benchmark_model failed on {model.name} (exit {rc}): {exc}"
-            ) from None
-        if rc not in (0, None):
-            raise ModelRunError(
-                f"benchmark_model exited {rc} on {model.name}: {text.strip()[-300:]}"
-            )
-        return r
+        return _parsed_run(_sections(out).get("run 0", ""), _rc(out, 0), model.name)
 
     def close(self) -> None:
         try:
@@ -1136,3 +1114,18 @@ def open_emulated_device(profile: DeviceProfile) -> AdbDevice:
         if stop:
             stop()
         raise
+
+
+def _parsed_run(text: str, rc, name: str, dev=None, proto: str | None = None) -> BenchmarkResult:
+    """One invocation's result (with its result proto, when `dev` reads one), or a
+    ModelRunError for output that is not a run or a non-zero exit."""
+    try:
+        r = parse_benchmark_output(text)
+        if dev is not None:
+            r = dev._with_proto(r, proto)
+            r.to_measurement()
+    except BenchmarkOutputError as exc:
+        raise ModelRunError(f"benchmark_model failed on {name} (exit {rc}): {exc}") from None
+    if rc not in (0, None):
+        raise ModelRunError(f"benchmark_model exited {rc} on {name}: {text.strip()[-300:]}")
+    return r

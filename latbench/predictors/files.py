@@ -171,6 +171,24 @@ def check_against(doc: dict[str, Any], lut: LUT, path: Path, fix: str = "") -> N
         )
 
 
+def method_in_use(
+    doc: dict[str, Any], fitted: dict[str, Predictor], path: Path, method: str | None
+) -> tuple[str, str]:
+    """(name, why) of the predictor to use: `method` when given (it must be in the file),
+    else the file's default, for the reason validate's verdict or calibrate's selection gave."""
+    if method is not None:
+        if method not in fitted:
+            raise InputError(
+                f"{path} holds no predictor {method!r}; it holds: {', '.join(fitted)}",
+                "--predictor-method",
+            )
+        return method, "asked for (--predictor-method)"
+    verdict, selection = doc.get("verdict") or {}, doc.get("selection") or {}
+    return doc["default"], (
+        verdict.get("reason") or selection.get("reason") or "the file's default"
+    )
+
+
 def load_predictors(doc: dict[str, Any], path: Path) -> dict[str, Predictor]:
     out: dict[str, Predictor] = {}
     for name, d in doc["predictors"].items():

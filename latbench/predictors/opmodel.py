@@ -27,7 +27,13 @@ import numpy as np
 from latbench.errors import InputError
 from latbench.predictors.base import Predictor
 from latbench.predictors.features import OP_FEATURES, OPS, hw_bucket, op_kind
-from latbench.predictors.files import check_against, load_predictors, predictor_path, read_doc
+from latbench.predictors.files import (
+    check_against,
+    load_predictors,
+    method_in_use,
+    predictor_path,
+    read_doc,
+)
 from latbench.predictors.linear import LutSumPredictor
 from latbench.predictors.opsum import OpPrediction
 from latbench.predictors.stagewise import StagewisePredictor
@@ -148,16 +154,7 @@ def load_op_model(
         f"{doc['precision']} (measured models are reused)",
     )  # fmt: skip
     fitted = load_predictors(doc, path)
-    if method is not None:
-        if method not in fitted:
-            raise InputError(
-                f"{path} holds no predictor {method!r}; it holds: {', '.join(fitted)}",
-                "--predictor-method",
-            )
-        name, reason = method, "asked for (--predictor-method)"
-    else:
-        name = doc["default"]
-        reason = (doc.get("selection") or {}).get("reason") or "the file's default"
+    name, reason = method_in_use(doc, fitted, path, method)
     return OpModel(
         lut, str(rec["device"]), doc["device"], doc["precision"], fitted[name], name, reason,
         path, doc,
