@@ -159,7 +159,7 @@ def random_stack(seed: int):
 
 
 def build(
-    precision: str, n_space: int, n_stacks: int, quiet: Quiet, log: dict
+    precision: str, n_space: int, n_stacks: int, quiet: Quiet, log: dict, extra: list[Path]
 ) -> tuple[list, list]:
     """(calibration models, Keras application models) as ModelOps, converted (cached)."""
     import keras
@@ -192,10 +192,17 @@ def build(
         apps.append((name, f"keras.applications.{ctor}", Path(r["path"]), {}))
         keras.backend.clear_session()
     log["keras_convert_s"] = t_conv
+    from latbench.build.models import prepare_model
+
+    for p in extra:  # models from elsewhere (a PyTorch export), judged like the applications
+        m = prepare_model(p, precision)
+        apps.append((m.name, str(p), m.path, {}))
     return calib, decomposed_models(apps, precision)
 
 
-def run(precision: str, out: Path, n_space: int, n_stacks: int, passes: int) -> dict:
+def run(
+    precision: str, out: Path, n_space: int, n_stacks: int, passes: int, extra: list[Path]
+) -> dict:
     import numpy as np
 
     from latbench.calibration.opcalib import fit_models, measure_models, model_digest, models_path
@@ -207,7 +214,7 @@ def run(precision: str, out: Path, n_space: int, n_stacks: int, passes: int) -> 
     log: dict = {"precision": precision, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     lut_dir = out / "lut"
     t0 = time.monotonic()
-    calib, apps = build(precision, n_space, n_stacks, quiet, log)
+    calib, apps = build(precision, n_space, n_stacks, quiet, log, extra)
     log["build_s"] = time.monotonic() - t0
     log["calibration_models"] = [m.name for m in calib]
     quiet.take()
@@ -286,6 +293,8 @@ def main() -> None:
     ap.add_argument("--stacks", type=int, default=16, help="random stacks of common ops")
     ap.add_argument("--passes", type=int, default=2)
     ap.add_argument("--apps", nargs="*", default=list(APPS), help="a subset of the applications")
+    ap.add_argument("--extra", nargs="*", type=Path, default=[],
+                    help="other .tflite files to judge (fp32 ones: a PyTorch export)")  # fmt: skip
     ap.add_argument("--table-only", action="store_true")
     a = ap.parse_args()
     for k in set(APPS) - set(a.apps):
@@ -298,7 +307,8 @@ def main() -> None:
         if a.table_only:
             log = json.loads((a.out / f"{prec}.json").read_text())
         else:
-            log = run(prec, a.out, a.space_nets, a.stacks, a.passes)
+            extra = [p for p in a.extra if prec == "fp32"]  # an exported .tflite is what it is
+            log = run(prec, a.out, a.space_nets, a.stacks, a.passes, extra)
         print(table(log))
         print(f"keras op LUT: {log['keras_lut_s']:.0f} s ({log['keras_lut']}); "
               f"selection: {log['selection']['reason']}")  # fmt: skip
