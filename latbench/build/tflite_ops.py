@@ -406,3 +406,33 @@ def decompose_files(paths: list[Path]) -> list[Decomposition | str]:
         if pool is not None:
             pool.shutdown()
     return out
+
+
+def prefix_model(model, k: int) -> bytes:
+    """Subgraph 0 cut after its first `k` operators (a schema ModelT; k = 0: no operator):
+    the model's inputs, those operators, and as outputs every tensor they produce that none of
+    them reads (plus the model outputs among them). Timing prefixes k and k+1 apart gives
+    operator k's marginal cost inside the network (the stand-in phone's operator profile)."""
+    import copy
+
+    import flatbuffers
+    import numpy as np
+
+    m = copy.copy(model)
+    sg = copy.copy(model.subgraphs[0])
+    ops = list(sg.operators or [])[:k]
+    produced, read = [], set()
+    for op in ops:
+        read |= {int(i) for i in (op.inputs if op.inputs is not None else []) if i >= 0}
+        produced += [int(i) for i in (op.outputs if op.outputs is not None else []) if i >= 0]
+    graph_out = {int(i) for i in (sg.outputs if sg.outputs is not None else [])}
+    outs = [t for t in produced if t not in read or t in graph_out]
+    if not outs:  # no operator: the inputs pass straight through
+        outs = [int(i) for i in sg.inputs]
+    sg.operators = ops
+    sg.outputs = np.array(outs, dtype=np.int32)
+    m.subgraphs = [sg]
+    m.signatureDefs = None
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())

@@ -502,8 +502,17 @@ MIN_JUDGED = 4  # fewer networks cannot judge a method: the default stays DEFAUL
 SIMPLEST_FIRST = ("lut", "flops", DEFAULT, "stagewise", "regression")
 
 
-def judge_predictors(X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+def judge_predictors(
+    X: np.ndarray,
+    y: np.ndarray,
+    make=make_predictors,
+    simplest_first: Sequence[str] = SIMPLEST_FIRST,
+    default: str = DEFAULT,
+) -> dict[str, Any]:
     """Every method's out-of-sample error on the calibration networks; the best is the default.
+
+    `make` gives the candidates, unfitted (the layer predictors by default; the operator
+    predictors pass theirs, `simplest_first` their order and `default` theirs).
 
     Each network is predicted by the methods fitted without it (leave-one-out up to LOO_MAX
     networks, else FOLDS folds assigned round-robin in the networks' order, so the judgement
@@ -517,22 +526,22 @@ def judge_predictors(X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
             "method": "none",
             "networks": n,
             "mape": {},
-            "default": DEFAULT,
-            "reason": f"{n} network(s) cannot judge the methods: {DEFAULT} by default",
+            "default": default,
+            "reason": f"{n} network(s) cannot judge the methods: {default} by default",
         }
     k = n if n <= LOO_MAX else FOLDS
     how = "leave-one-out" if k == n else f"{k}-fold cross-validation"
     fold = np.arange(n) % k
-    pred = {name: np.empty(n) for name in make_predictors()}
+    pred = {name: np.empty(n) for name in make()}
     for f in range(k):
         test = fold == f
-        for name, p in make_predictors().items():
+        for name, p in make().items():
             pred[name][test] = p.fit(X[~test], y[~test]).predict(X[test])
     err = {name: np.abs(v - y) / y * 100 for name, v in pred.items()}
     mape = {name: round(float(e.mean()), 4) for name, e in err.items()}
     lowest = min(mape, key=mape.get)
     se = float(err[lowest].std(ddof=1) / np.sqrt(n))
-    order = [m for m in SIMPLEST_FIRST if m in mape] + [m for m in mape if m not in SIMPLEST_FIRST]
+    order = [m for m in simplest_first if m in mape] + [m for m in mape if m not in simplest_first]
     best = next(m for m in order if mape[m] <= mape[lowest] + se)
     why = f"{how} on {n} networks: {best} MAPE {mape[best]:.2f} %"
     if best != lowest:
@@ -612,7 +621,7 @@ class Fit:
     """Fitted predictors, why the default is the default, and what they were fitted on:
     everything a predictor file holds, in memory (`save` writes it)."""
 
-    table: LayerTable
+    table: LayerTable  # (or, for the operator predictors, anything with .lut and .device)
     fitted: dict[str, Predictor]
     selection: dict[str, Any]
     calibration: dict[str, Any]

@@ -477,3 +477,94 @@ def _judge_default(model, summary: dict[str, dict], preds: dict, meas, source: s
     doc["default"], doc["verdict"] = "lut", verdict
     write_doc(model.path, doc)
     return verdict
+
+
+def calibrate_ops(
+    *,
+    device: str,
+    precision: str,
+    lut_dir: Path,
+    models: list[Path],
+    passes: int,
+    seed: int,
+    measurements: Path | None,
+    prior_device: str | None,
+    prior_precision: str | None,
+    input_shape: tuple[int, ...] | None,
+    signature: str | None,
+    progress: bool,
+    log: Log,
+    out: Path | None = None,
+) -> Calibration:
+    """The operator-level predictor of `device`: its models timed end to end here (their
+    missing operators profiled first), or few-shot from `measurements` on `prior_device`'s
+    operator LUT (calibration/opcalib.py); holds the device's operator calibration locks."""
+    import contextlib
+
+    from latbench.calibration.opcalib import (
+        fit_models,
+        measure_models,
+        model_digest,
+        models_path,
+        read_model_measurements,
+    )
+    from latbench.fileio import hold_lock
+    from latbench.predictors.files import file_sha256
+    from latbench.predictors.opmodel import op_predictor_path
+    from latbench.profiling.oplut import load_op_lut, prepare_models
+
+    if measurements is None and (prior_device or prior_precision):
+        raise InputError("--prior/--prior-precision go with --measurements", "--prior")
+    if measurements is not None and models:
+        raise InputError("give the models with --model or in --measurements, not both", "--model")
+    if measurements is None and not models:
+        raise InputError("--ops needs the models to calibrate on: --model M (repeatable)",
+                         "--model")  # fmt: skip
+    if measurements is None:  # a profile file's name names the files (as profile does)
+        from latbench.devices import load_profile
+
+        device = load_profile(device).name
+    ppath = out or op_predictor_path(lut_dir, device, precision)
+    mpath = models_path(lut_dir, device, precision)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(hold_lock(ppath, f"the {device} {precision} operator predictor"))
+        if measurements is None:
+            from latbench.devices import load_profile, open_device
+            from latbench.profiling.oplut import profile_ops
+
+            stack.enter_context(hold_lock(mpath))
+            prepared = prepare_models(models, precision, input_shape, signature)
+            with open_device(load_profile(device)) as dev:
+                (summ,) = profile_ops([dev], prepared, precision, lut_dir, progress=progress)
+                log(summ.line())
+                results = measure_models(dev, prepared, mpath, precision, passes, seed, progress)
+            ok = [(m, results[model_digest(m)]) for m in prepared]
+            failed = [m.name for m, r in ok if r.median_ms is None]
+            if failed:
+                log(f"leaving out {len(failed)} model(s) that failed to run: {', '.join(failed)}")
+            ok = [(m, r) for m, r in ok if r.median_ms is not None]
+            log(f"measured models -> {mpath}")
+            lut_device, lut_prec, mode, source = device, precision, "measured", mpath
+            fit_on, y = [m for m, _ in ok], [r.median_ms for _, r in ok]
+        else:
+            rows = read_model_measurements(measurements)
+            lut_device = prior_device or device
+            lut_prec = prior_precision or precision
+            fit_on = prepare_models([p for p, _ in rows], lut_prec, input_shape, signature)
+            y = [ms for _, ms in rows]
+            mode = (
+                "few-shot" if (lut_device, lut_prec) != (device, precision) else "measurements file"
+            )
+            source = measurements
+        if not fit_on:
+            raise InputError("no successfully measured models to fit on", "--model")
+        lut = load_op_lut(lut_dir, lut_device, lut_prec)
+        fit = fit_models(
+            lut, lut_device, fit_on, y, device=device, precision=precision, mode=mode,
+            source=Path(source).name, source_sha=file_sha256(source),
+        )  # fmt: skip
+        fit.save(ppath)
+    return Calibration(
+        fit.fitted, fit.X, fit.y, ppath, mode, Path(source), lut_device, lut_prec,
+        fit.selection, "ops",
+    )  # fmt: skip

@@ -25,6 +25,7 @@ from latbench.commands.options import (
     json_option,
     lut_dir_option,
     measurement_line,
+    model_files_option,
     model_input_options,
     no_progress_option,
     precision_option,
@@ -192,15 +193,10 @@ def _summary_doc(s) -> dict:
     help="Every layer of these arch.json files (rows already measured in the device's "
     "other LUT files are copied, not measured again).",
 )
-@click.option(
-    "--model",
-    "model_files",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    metavar="MODEL",
-    help="Every operator of this model (.tflite, .keras / .h5, SavedModel folder; repeat for "
+@model_files_option(
+    "Every operator of this model (.tflite, .keras / .h5, SavedModel folder; repeat for "
     "several) into the device's operator LUT, LUTDIR/DEVICE_PRECISION.ops.csv; an operator "
-    "shared by several models is measured once.",
+    "shared by several models is measured once."
 )
 @model_input_options
 @precision_option

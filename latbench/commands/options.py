@@ -95,6 +95,18 @@ def predictor_method_option(f: Callable) -> Callable:
     )(f)
 
 
+def model_files_option(help: str) -> Callable:
+    """--model MODEL (repeatable): models a user brings, as profile and calibrate --ops take them."""
+    return click.option(
+        "--model",
+        "model_files",
+        multiple=True,
+        type=click.Path(path_type=Path),
+        metavar="MODEL",
+        help=help,
+    )
+
+
 def model_input_options(f: Callable) -> Callable:
     """--input-shape and --signature: how to read a model a user brings (build/models.py)."""
     f = click.option(

@@ -21,6 +21,7 @@ from latbench.commands.options import (
     echo_json,
     json_option,
     lut_dir_option,
+    model_files_option,
     model_input_options,
     no_progress_option,
     precision_option,
@@ -78,6 +79,19 @@ _predictor_file_option = click.option(
     help="Also draw the per-layer breakdown and the totals (predicted, measured with "
     "--compare) into this PNG.",
 )
+@click.option(
+    "--in-network",
+    "in_network",
+    is_flag=True,
+    help="A model on a phone: also time it once with benchmark_model --enable_op_profiling "
+    "and show each operator's in-network time beside its isolated (LUT) time.",
+)
+@click.option(
+    "--ops",
+    is_flag=True,
+    help="An arch.json: also predict it operator by operator (its .tflite's operators from "
+    "the device's operator LUT and operator predictor) beside the layer-level prediction.",
+)
 @model_input_options
 @predictor_method_option
 @_predictor_file_option
@@ -97,6 +111,8 @@ def predict_command(
     no_progress,
     input_shape,
     signature,
+    ops,
+    in_network,
 ) -> None:
     """Predict the latency of MODEL (total and per layer or operator): an arch.json, or any
     .tflite, .keras / .h5 or SavedModel folder.
@@ -121,12 +137,16 @@ def predict_command(
     from latbench.profiling.lut import find_luts
 
     if model_kind(arch_file) != "arch":
-        if png_path:
-            raise click.UsageError("--png goes with an arch.json (not yet with any model)")
+        if ops:
+            raise click.UsageError("--ops goes with an arch.json (a model file is always "
+                                   "predicted operator by operator)")  # fmt: skip
         return _predict_model(
             arch_file, device_name, precision, lut_dir, as_json, profile_missing, compare,
-            input_shape, signature, progress_wanted(no_progress or as_json),
+            input_shape, signature, progress_wanted(no_progress or as_json), predictor_file,
+            predictor_method, png_path, in_network,
         )  # fmt: skip
+    if in_network:
+        raise click.UsageError("--in-network goes with a model file (.tflite, Keras, SavedModel)")
     if input_shape or signature:
         raise click.UsageError("--input-shape and --signature go with a model file")
     arch = load_arch(arch_file)
@@ -180,6 +200,9 @@ def predict_command(
     outside = model.out_of_range([arch])[0]
     rows = model.breakdown(arch)
     lut_sum = sum(ms for _, ms in rows)
+    op_level = (
+        _arch_ops(arch, device_name, precision, lut_dir, profile_missing, progress) if ops else None
+    )
     measured = None
     if compare:
         from latbench.profiling.sentinel import measure_watched
@@ -187,12 +210,12 @@ def predict_command(
         with open_device(load_profile(device_name)) as dev:
             measured = measure_watched(dev, arch, precision, lut_dir, progress)
     if png_path:
-        from latbench.predictors.breakdown import breakdown_png
+        from latbench.predictors.breakdown import breakdown_png, layer_label
 
         breakdown_png(
             png_path,
             f"{arch.name} on {device_name} ({precision})",
-            rows,
+            [(layer_label(s), ms) for s, ms in rows],
             total,
             model.name,
             measured.median_ms if measured else None,
@@ -215,6 +238,8 @@ def predict_command(
             "params": arch.params(trainable=True),
             "layers": [{"key": s.key, "ms": ms} for s, ms in rows],
         }
+        if op_level is not None:
+            doc["ops"] = op_level
         if measured is not None:
             doc["measured"] = measured.to_dict()
             doc["error_pct"] = 100 * (total - measured.median_ms) / measured.median_ms
@@ -236,62 +261,208 @@ def predict_command(
         )
     for s, ms in rows:
         click.echo(f"  {ms:8.3f} ms  {100 * ms / lut_sum:5.1f} %  {s.key}")
+    if op_level is not None:
+        o = op_level
+        click.echo(
+            f"operator level: {o['latency_ms']:.3f} ms [{o['predictor']}; {o['lut']}]   op sum "
+            f"{o['op_sum_ms']:.3f} ms, {o['operators']} operators; vs the layer level "
+            f"{100 * (o['latency_ms'] - total) / total:+.1f} % (sums: "
+            f"{100 * (o['op_sum_ms'] - lut_sum) / lut_sum:+.1f} %)"
+        )
     if measured is not None:
         compare_lines(total, model.name, measured, lut_sum)
+        if op_level is not None:
+            med = measured.median_ms
+            click.echo(f"  operator level [{op_level['predictor']}] "
+                       f"{100 * (op_level['latency_ms'] - med) / med:+.1f} %")  # fmt: skip
+
+
+def _arch_ops(arch, device_name, precision, lut_dir, profile_missing, progress) -> dict:
+    """`predict arch.json --ops`: the network's .tflite predicted operator by operator."""
+    from latbench.profiling.oplut import models_of_archs
+
+    (mo,) = models_of_archs([arch], precision, workers=1, progress=False)
+    om, pred, total, _ = _op_prediction(
+        mo, device_name, precision, lut_dir, profile_missing, progress
+    )
+    return {
+        "latency_ms": total,
+        "op_sum_ms": pred.total_ms,
+        "predictor": om.name,
+        "predictor_reason": om.reason,
+        "lut": f"{om.lut_device} operator LUT"
+        + (f", {om.path}" if om.path else ", no calibration"),
+        "operators": len(pred.rows),
+    }
 
 
 def _predict_model(
     path: Path, device_name, precision, lut_dir, as_json, profile_missing, compare, input_shape,
-    signature, progress,
+    signature, progress, predictor_file=None, method=None, png_path=None, in_network=False,
 ) -> None:  # fmt: skip
-    """`predict MODEL` for any model: the operator sum and its breakdown."""
+    """`predict MODEL` for any model: the operator predictor (calibrated when the device has
+    an operator predictor file, or --predictor names one; else the plain operator sum), and
+    each operator's share."""
     from latbench.build.models import parse_input_shape
     from latbench.devices import load_profile, open_device
-    from latbench.predictors.opsum import missing_ops, op_sum
-    from latbench.profiling.oplut import OpLUT, load_op_lut, op_lut_path, prepare_models
+    from latbench.profiling.oplut import op_lut_path, prepare_models
 
     shape = parse_input_shape(input_shape)
-    profile_ = load_profile(device_name)  # an unknown device: refused before any work
-    (model,) = prepare_models([path], precision, shape, signature)
-    lut_file = op_lut_path(lut_dir, device_name, "", precision)
-    lut = OpLUT.load(lut_file) if lut_file.exists() else None
-    if profile_missing and (lut is None or missing_ops(model, lut)):
-        from latbench.profiling.oplut import profile_ops
+    if predictor_file is not None:
+        from latbench.predictors.files import read_doc
 
-        with open_device(profile_) as dev:
-            (summ,) = profile_ops([dev], [model], precision, lut_dir, progress=progress)
-        note(summ.line())
-        lut = None
-    if lut is None:
-        lut = load_op_lut(lut_dir, device_name, precision)
-    pred = op_sum(model, lut, device_name)
-    total = pred.total_ms
-    measured = None
-    if compare:
+        doc = read_doc(predictor_file)
+        device_name, precision = doc["device"], doc["precision"]
+        lut_dev = str(doc["lut"]["device"])
+        lut_prec = str(doc["lut"].get("precision") or precision)
+    else:
+        lut_dev, lut_prec = device_name, precision
+    profile_ = load_profile(device_name)  # an unknown device: refused before any work
+    if predictor_file is None:  # a profile file given by path: its name names the LUT
+        device_name = lut_dev = profile_.name
+    (model,) = prepare_models([path], lut_prec, shape, signature)
+    lut_file = op_lut_path(lut_dir, lut_dev, "", lut_prec)
+    om, pred, total, shares = _op_prediction(
+        model, device_name, precision, lut_dir, profile_missing, progress, predictor_file, method,
+        profile_,
+    )  # fmt: skip
+    outside = om.out_of_range([pred])[0]
+    measured = inn = None
+    if compare or in_network:
+        from latbench.profiling.innetwork import in_network as profile_in_network
         from latbench.profiling.sentinel import measure_watched
 
         with open_device(profile_) as dev:
-            measured = measure_watched(dev, model, precision, lut_dir, progress)
+            if in_network:
+                inn = profile_in_network(model, dev.op_profile(model.tflite))
+            if compare:
+                measured = measure_watched(dev, model, precision, lut_dir, progress)
+    title = f"{model.name} on {device_name} ({precision})"
+    if png_path:
+        from latbench.predictors.breakdown import breakdown_png
+
+        breakdown_png(
+            png_path, title, [(f"{s.op} {s.outputs}", ms) for s, ms in pred.rows], total,
+            om.name, measured.median_ms if measured else None, unit="operator",
+            predicted=shares if om.name != "lut" else None,
+        )  # fmt: skip
+        note(f"figure -> {png_path}")
     if as_json:
         doc = {**pred.to_dict(), "source": str(path), "lut": str(lut_file)}
+        doc.update(
+            predictor=om.name, predictor_reason=om.reason, latency_ms=total,
+            op_sum_ms=pred.total_ms, lut_device=om.lut_device,
+            predictor_file=str(om.path) if om.path else None, outside_range=outside,
+        )  # fmt: skip
+        for j, (o, share) in enumerate(zip(doc["operators"], shares)):
+            o["predicted_ms"] = share
+            o["share"] = share / total if total else 0.0
+            if inn is not None:
+                o["in_network_ms"] = inn.ms[j]
+        if inn is not None:
+            doc["in_network"] = {"matched": inn.note, "whole_ms": inn.whole_ms,
+                                 "sum_ms": sum(v for v in inn.ms if v is not None)}  # fmt: skip
         if measured is not None:
             doc["measured"] = measured.to_dict()
             doc["error_pct"] = 100 * (total - measured.median_ms) / measured.median_ms
+            doc["op_sum_error_pct"] = (
+                100 * (pred.total_ms - measured.median_ms) / measured.median_ms
+            )
             doc["measured_warning"] = conditions_warning(measured)
         echo_json(doc)
         return
+    src = f"{om.lut_device} operator LUT" + (f", {om.path}" if om.path else ", no calibration")
     click.echo(
-        f"{model.name} on {device_name} ({precision}): {total:.4f} ms "
-        f"[op-sum; {lut_file}, no calibration]   {len(pred.rows)} operators"
+        f"{title}: {total:.4f} ms [{om.name}; {src}]   op sum {pred.total_ms:.4f} ms, "
+        f"{len(pred.rows)} operators"
     )
-    for op, n, ms in pred.by_op():
-        click.echo(f"  {ms:9.4f} ms  {100 * ms / total if total else 0:5.1f} %  {n:3d} x {op}")
-    note("per operator, in graph order (--json: every key):")
-    for s, ms in pred.rows:
-        pct = 100 * ms / total if total else 0.0
-        note(f"  {ms:8.4f} ms  {pct:5.1f} %  {s.op} {s.inputs.split(';')[0]} -> {s.outputs}")
+    note(f"predictor {om.name}: {om.reason}")
+    if outside:
+        note("warning: outside the range the predictor was calibrated on ("
+             + "; ".join(outside) + "): the prediction extrapolates")  # fmt: skip
+    click.echo(f"  {'predicted':>10}  {'share':>5}  {'isolated':>10}  operators")
+    for op, n, ms_pred, ms_iso in _by_op(pred, shares):
+        pct = 100 * ms_pred / total if total else 0.0
+        click.echo(f"  {ms_pred:7.4f} ms  {pct:5.1f}  {ms_iso:7.4f} ms  {n:3d} x {op}")
+    if inn is not None:
+        _in_network_lines(pred, inn, device_name)
+    note("per operator, in graph order (predicted ms, share, isolated ms"
+         + (", in-network ms" if inn else "") + "; --json: every key):")  # fmt: skip
+    for j, ((s, ms), share) in enumerate(zip(pred.rows, shares)):
+        pct = 100 * share / total if total else 0.0
+        net = "" if inn is None else ("       -" if inn.ms[j] is None else f"{inn.ms[j]:8.4f}")
+        first = s.inputs.split(";")[0]
+        note(f"  {share:8.4f}  {pct:5.1f} %  {ms:8.4f}{net}  {s.op} {first} -> {s.outputs}")
     if measured is not None:
-        compare_lines(total, "op-sum", measured)
+        compare_lines(total, om.name, measured)
+        if om.name != "lut":
+            med = measured.median_ms
+            click.echo(
+                f"  (op sum {pred.total_ms:.3f} ms: {100 * (pred.total_ms - med) / med:+.1f} %)"
+            )
+
+
+def _op_prediction(
+    model, device_name, precision, lut_dir, profile_missing, progress, predictor_file=None,
+    method=None, dev_profile=None,
+):  # fmt: skip
+    """(OpModel, OpPrediction, total ms, per-operator predicted ms) of a decomposed model:
+    the device's operator predictor (or the file given) on its operator LUT, the operators
+    it lacks measured first when asked (on the LUT's device: the prior, for a few-shot file)."""
+    from latbench.devices import load_profile, open_device
+    from latbench.predictors.opmodel import load_op_model
+    from latbench.predictors.opsum import missing_ops, op_sum
+    from latbench.profiling.oplut import OpLUT, op_lut_path
+
+    if predictor_file is not None:
+        from latbench.predictors.files import read_doc
+
+        rec = read_doc(predictor_file)["lut"]
+        lut_dev, lut_prec = str(rec["device"]), str(rec.get("precision") or precision)
+    else:
+        lut_dev, lut_prec = device_name, precision
+    lut_file = op_lut_path(lut_dir, lut_dev, "", lut_prec)
+    if profile_missing and (not lut_file.exists() or missing_ops(model, OpLUT.load(lut_file))):
+        from latbench.profiling.oplut import profile_ops
+
+        prof = dev_profile if getattr(dev_profile, "name", None) == lut_dev else None
+        with open_device(prof or load_profile(lut_dev)) as dev:
+            (summ,) = profile_ops([dev], [model], lut_prec, lut_dir, progress=progress)
+        note(summ.line())
+    om = load_op_model(device_name, precision, lut_dir, predictor_file, method)
+    pred = op_sum(model, om.lut, om.lut_device)
+    return om, pred, float(om.predict([pred])[0]), om.breakdown(pred)
+
+
+def _in_network_lines(pred, inn, device_name: str) -> None:
+    """Isolated vs in-network time per operator type (`predict MODEL --in-network`)."""
+    click.echo(f"in network on {device_name} (benchmark_model --enable_op_profiling; {inn.note}):")
+    click.echo(f"  {'isolated':>10}  {'in network':>10}  {'ratio':>5}  operators")
+    agg: dict[str, list[float]] = {}
+    for (s, ms), net in zip(pred.rows, inn.ms):
+        if net is not None:
+            a = agg.setdefault(s.op, [0, 0.0, 0.0])
+            a[0], a[1], a[2] = a[0] + 1, a[1] + ms, a[2] + net
+    for op, (n, iso, net) in sorted(agg.items(), key=lambda kv: -kv[1][2]):
+        ratio = f"{net / iso:5.2f}" if iso > 0 else "    -"
+        click.echo(f"  {iso:7.4f} ms  {net:7.4f} ms  {ratio}  {int(n):3d} x {op}")
+    got = [v for v in inn.ms if v is not None]
+    click.echo(
+        f"  {len(got)} of {len(inn.ms)} operators matched; their in-network sum "
+        f"{sum(got):.4f} ms, the profiled run {inn.whole_ms:.4f} ms (profiler on), the isolated "
+        f"sum {pred.total_ms:.4f} ms"
+    )
+
+
+def _by_op(pred, shares) -> list[tuple[str, int, float, float]]:
+    """(operator type, count, predicted ms, isolated ms) per type, most predicted time first."""
+    agg: dict[str, list[float]] = {}
+    for (s, ms), share in zip(pred.rows, shares):
+        a = agg.setdefault(s.op, [0, 0.0, 0.0])
+        a[0] += 1
+        a[1] += share
+        a[2] += ms
+    return sorted(((k, int(a[0]), a[1], a[2]) for k, a in agg.items()), key=lambda x: -x[2])
 
 
 def _report_fit(
@@ -303,6 +474,7 @@ def _report_fit(
     as_json: bool = False,
     extra: dict | None = None,
     selection: dict | None = None,
+    coefficients: str = "scaled",
 ) -> None:
     """Per method: its out-of-sample error on the measurements (the headline: what predicts
     unseen networks), then its training error; the default marked; a warning where a method
@@ -349,11 +521,11 @@ def _report_fit(
             f"networks per parameter): its training error says little; trust the held-out "
             f"column, and validate"
         )
-    d = fitted["scaled"].to_dict()
+    d = fitted[coefficients].to_dict()
     click.echo(
-        "  scaled coefficients: "
+        f"  {coefficients} coefficients: "
         + ", ".join(f"{k} {v:.4g}" for k, v in d["coef"].items())
-        + (f" (fell back to {d['fallback']})" if d["fallback"] else "")
+        + (f" (fell back to {d['fallback']})" if d.get("fallback") else "")
     )
     click.echo(f"predictor -> {path}")
 
@@ -425,6 +597,18 @@ def _report_fit(
     help="Write the predictor file here [LUTDIR/DEVICE_SPACE_PRECISION.predictor.json]; "
     "predict and validate take it with --predictor.",
 )
+@click.option(
+    "--ops",
+    is_flag=True,
+    help="Fit the operator-level predictor (for any model: predict MODEL) instead of the "
+    "layer-level one: on the --model files timed end to end here, or few-shot on "
+    "--measurements (model,latency_ms) with the --prior device's operator LUT.",
+)
+@model_files_option(
+    "With --ops: a model to calibrate on (.tflite, .keras / .h5, SavedModel, arch.json; "
+    "repeat for several)."
+)
+@model_input_options
 @converter_workers_option
 @no_progress_option
 @json_option
@@ -446,8 +630,24 @@ def calibrate_command(
     workers,
     no_progress,
     as_json,
+    ops,
+    model_files,
+    input_shape,
+    signature,
 ) -> None:
-    """Fit the device's predictor on whole networks measured end to end."""
+    """Fit the device's predictor on whole networks measured end to end.
+
+    With --ops, the operator-level predictor (LUTDIR/DEVICE_ops_PRECISION.predictor.json)
+    on whole models: `--model M` (repeat) are timed end to end on the device after their
+    missing operators are profiled; or few-shot, `--measurements FILE.csv --prior P`."""
+    if ops:
+        return _calibrate_ops(
+            device_name, precision, lut_dir, model_files, passes, seed, measurements,
+            prior_device, prior_precision, input_shape, signature, out_file,
+            progress_wanted(no_progress or as_json), as_json,
+        )  # fmt: skip
+    if model_files or input_shape or signature:
+        raise click.UsageError("--model, --input-shape and --signature go with --ops")
     from latbench.calibration.jobs import calibrate
 
     c = calibrate(
@@ -486,6 +686,33 @@ def calibrate_command(
         },
         c.selection,
     )
+
+
+def _calibrate_ops(
+    device_name, precision, lut_dir, model_files, passes, seed, measurements, prior_device,
+    prior_precision, input_shape, signature, out_file, progress, as_json,
+) -> None:  # fmt: skip
+    from latbench.build.models import parse_input_shape
+    from latbench.calibration.jobs import calibrate_ops
+
+    c = calibrate_ops(
+        device=device_name, precision=precision, lut_dir=lut_dir, models=list(model_files),
+        passes=passes, seed=seed, measurements=measurements, prior_device=prior_device,
+        prior_precision=prior_precision, input_shape=parse_input_shape(input_shape),
+        signature=signature, progress=progress, log=note, out=out_file,
+    )  # fmt: skip
+    _report_fit(
+        c.fitted,
+        c.X,
+        c.y,
+        f"models ({c.mode}; features from the {c.lut_device} {c.lut_precision} operator LUT)",
+        c.path,
+        as_json,
+        {"device": device_name, "precision": precision, "mode": c.mode, "ops": True,
+         "measurements": str(c.measurements), "lut_device": c.lut_device},
+        c.selection,
+        coefficients="opwise",
+    )  # fmt: skip
 
 
 def _fmt_ci(share: float, ci) -> str:

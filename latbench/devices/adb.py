@@ -635,10 +635,16 @@ class AdbDevice(Device):
         return f"{self.remote_dir}/result.pb"
 
     def _run_args(
-        self, remote_model: str, num_runs: int, warmup_s: float, max_s: float, warmup_runs: int
+        self,
+        remote_model: str,
+        num_runs: int,
+        warmup_s: float,
+        max_s: float,
+        warmup_runs: int,
+        op_profiling: bool = False,
     ) -> list[str]:
         tool = TOOLS[self.tool_kind or "classic"]
-        extra = []
+        extra = ["--enable_op_profiling=true"] if op_profiling else []
         if self.result_file:
             extra.append(f"--result_file_path={self._result_path}")
         if self._network:
@@ -665,7 +671,14 @@ class AdbDevice(Device):
         ]
 
     def _run_line(
-        self, remote_model: str, i: int, n: int, warm: float, max_s: float, warmup_runs: int = 1
+        self,
+        remote_model: str,
+        i: int,
+        n: int,
+        warm: float,
+        max_s: float,
+        warmup_runs: int = 1,
+        op_profiling: bool = False,
     ) -> str:
         """One invocation between markers: its log (stdout and stderr), its exit code, and the
         result proto (base64) where the tool writes one; a stale proto is removed first."""
@@ -674,7 +687,8 @@ class AdbDevice(Device):
         if self.result_file:
             parts.append(sh_join(["rm", "-f", res]))
         parts += [
-            sh_join(self._run_args(remote_model, n, warm, max_s, warmup_runs)) + " 2>&1",
+            sh_join(self._run_args(remote_model, n, warm, max_s, warmup_runs, op_profiling))
+            + " 2>&1",
             f"echo {_MARK} rc {i} $?",
         ]
         if self.result_file:
@@ -727,20 +741,9 @@ class AdbDevice(Device):
                     }
             after = parse_state(sec, "after")
             for i in range(self.repeats):
-                text = sec.get(f"run {i}", "")
-                rc = _rc(out, i)
-                try:
-                    r = parse_benchmark_output(text)
-                    r = self._with_proto(r, sec.get(f"proto {i}"))
-                    r.to_measurement()
-                except BenchmarkOutputError as exc:
-                    raise ModelRunError(
-                        f"benchmark_model failed on {name} (exit {rc}): {exc}"
-                    ) from None
-                if rc not in (0, None):
-                    raise ModelRunError(
-                        f"benchmark_model exited {rc} on {name}: {text.strip()[-300:]}"
-                    )
+                r = _parsed_run(
+                    sec.get(f"run {i}", ""), _rc(out, i), name, self, sec.get(f"proto {i}")
+                )
                 results.append(r)
             means = _centres(results)
             lo, hi = median_ci(means)
@@ -851,6 +854,30 @@ class AdbDevice(Device):
         return Measurement(
             m.median_ms, m.p10_ms, m.p90_ms, m.std_ms, m.mean_ms, m.runs, m.ci_rel, extra
         )
+
+    def op_profile(self, model: Path) -> BenchmarkResult:
+        """One run with `--enable_op_profiling=true` (the classic tool only): its result, the
+        operator tables included; the profiler's own cost is in those times, so they rank
+        operators and compare with the LUT's, they do not replace `measure`."""
+        model = Path(model)
+        self.preflight()
+        if (self.tool_kind or "classic") != "classic":
+            raise InputError(
+                f"{self.profile.name}: the CompiledModel benchmark_model prints no per-operator "
+                f"table; push the classic one (options.benchmark_model) for --in-network",
+                "--in-network",
+            )
+        remote = f"{self.remote_dir}/models/{_sha256(model)[:24]}.tflite"
+        self._push(model, remote)
+        self._models.add(remote)
+        pr = self.profile.protocol
+        line = self._run_line(
+            remote, 0, max(pr.min_runs, 10), self.warmup_s, max(pr.max_seconds, 0.5),
+            pr.warmup_runs, op_profiling=True,
+        )  # fmt: skip
+        out, _ = self._sh(line, timeout_s=self.run_timeout_s, suffix=" 2>&1",
+                          hang_is_model_error=True)  # fmt: skip
+        return _parsed_run(_sections(out).get("run 0", ""), _rc(out, 0), model.name)
 
     def close(self) -> None:
         try:
@@ -1190,3 +1217,18 @@ def open_emulated_device(profile: DeviceProfile) -> AdbDevice:
         if stop:
             stop()
         raise
+
+
+def _parsed_run(text: str, rc, name: str, dev=None, proto: str | None = None) -> BenchmarkResult:
+    """One invocation's result (with its result proto, when `dev` reads one), or a
+    ModelRunError for output that is not a run or a non-zero exit."""
+    try:
+        r = parse_benchmark_output(text)
+        if dev is not None:
+            r = dev._with_proto(r, proto)
+            r.to_measurement()
+    except BenchmarkOutputError as exc:
+        raise ModelRunError(f"benchmark_model failed on {name} (exit {rc}): {exc}") from None
+    if rc not in (0, None):
+        raise ModelRunError(f"benchmark_model exited {rc} on {name}: {text.strip()[-300:]}")
+    return r

@@ -71,6 +71,19 @@ class Device(abc.ABC):
         Raises ModelRunError when the model fails, DeviceLost when the device does.
         """
 
+    def op_profile(self, model: Path):
+        """One run of `model` with the device's operator profiler: a BenchmarkResult holding
+        the "Operator-wise Profiling Info" tables (devices/benchmark_output.operator_profile).
+        Phones (the classic benchmark_model) have one; other kinds say so."""
+        from latbench.errors import InputError
+
+        raise InputError(
+            f"{self.profile.name} ({self.profile.kind}) has no in-network operator profiler: "
+            f"it comes from a phone's classic benchmark_model (--enable_op_profiling); the "
+            f"host's LiteRT Python interpreter has none",
+            "--in-network",
+        )
+
     @property
     def pinned_cpus(self) -> tuple[int, ...]:
         """The CPUs this device times on, as resolved when it was opened (() = not pinned)."""

@@ -462,3 +462,51 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
         gpu_backend=gpu_backend,
         memory=memory,
     )
+
+
+@dataclass(frozen=True)
+class OpProfileRow:
+    """One row of the classic tool's "Operator-wise Profiling Info" Run Order table.
+
+    The interpreter's own nodes are named `[output tensors]:N` (N: the node index, which is
+    the operator's index in subgraph 0 for the model's own operators); a delegate's kernel is
+    one such node whose type names the delegate (`TfLiteXNNPackDelegate`), and the operators
+    the delegate ran inside it follow as `Delegate/NAME:i` rows (XNNPACK's own operator names,
+    in run order; their time is inside the kernel node's).
+    """
+
+    node_type: str
+    name: str
+    first_ms: float
+    avg_ms: float
+    node: int | None  # the interpreter's node index; None for a delegate's inner operator
+    delegated: bool  # an operator a delegate reported from inside its kernel
+    kernel: bool  # a delegate's kernel node (its time holds its operators')
+
+
+_NODE = re.compile(r":(\d+)$")
+
+
+def operator_profile(result: BenchmarkResult) -> list[OpProfileRow]:
+    """The per-operator rows of a run with `--enable_op_profiling=true`, in run order; a
+    BenchmarkOutputError when the run printed no such table or a number is not a time."""
+    t = result.table("Run Order", "Operator-wise")
+    if t is None:
+        raise BenchmarkOutputError(
+            "no 'Operator-wise Profiling Info' Run Order table (a classic benchmark_model run "
+            "with --enable_op_profiling=true prints one)"
+        )
+    out = []
+    for r in t.rows:
+        name, typ = r.get("Name", ""), r.get("node type", "")
+        first, avg = _to_float(r.get("first", "")), _to_float(r.get("avg ms", ""))
+        if not (math.isfinite(avg) and 0 <= avg < 1e6) or not name:
+            raise BenchmarkOutputError(f"operator row {name or typ!r}: avg ms {r.get('avg ms')!r}")
+        m = _NODE.search(name)
+        delegated = name.startswith("Delegate/")
+        out.append(OpProfileRow(
+            typ, name, first if math.isfinite(first) else avg, avg,
+            int(m.group(1)) if m and not delegated else None, delegated,
+            not delegated and "delegate" in typ.lower(),
+        ))  # fmt: skip
+    return out

@@ -49,6 +49,65 @@ BASE_FEATURES = ("lut_ms", *KIND_FEATURES, "macs_m", "params_m", "act_mb", "laye
 FEATURES = (*BASE_FEATURES, *HW_FEATURES)
 
 
+@dataclass(frozen=True)
+class Schema:
+    """The columns of a feature matrix, as the LUT-scaling predictors read them.
+
+    Two granularities share one predictor family (scaled.py, stagewise.py): latbench's layers
+    (LAYERS, the columns above) and TFLite operators (OPS, predictors/op_features.py). Each
+    has `lut_ms` (the plain sum), one `lut_ms_KIND` column per kind (they partition
+    lut_ms), size-bucket columns (they partition it too) and `layers`: how many units
+    (layers or operators) the network has. Predictor files name their schema (`features`).
+    """
+
+    name: str
+    features: tuple[str, ...]
+    kinds: tuple[str, ...]
+    buckets: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        need = {"lut_ms", "layers", *self.kind_features, *self.buckets}
+        if self.features[0] != "lut_ms" or not need <= set(self.features):
+            raise ValueError(f"schema {self.name}: lut_ms first, and {sorted(need)} present")
+
+    @property
+    def kind_features(self) -> tuple[str, ...]:
+        return tuple(f"lut_ms_{k}" for k in self.kinds)
+
+    def cols(self, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        return np.asarray(X, float)[:, [self.features.index(n) for n in names]]
+
+
+LAYERS = Schema("layers", FEATURES, KINDS, HW_FEATURES)
+
+# TFLite operators by the kernel family they run on (any builtin not named: "other"): their
+# in-network slowdown and their speed ratio across devices differ, as the layer kinds' do.
+OP_KINDS: dict[str, tuple[str, ...]] = {
+    "conv": ("CONV_2D", "TRANSPOSE_CONV", "CONV_3D"),
+    "dwconv": ("DEPTHWISE_CONV_2D",),
+    "fc": ("FULLY_CONNECTED", "BATCH_MATMUL"),
+    "pool": ("AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN"),
+    "elementwise": ("ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE",
+                    "HARD_SWISH", "LOGISTIC", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU",
+                    "TANH", "PRELU", "RSQRT", "SQRT", "EXP", "SOFTMAX", "GELU"),
+    "memory": ("RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CONCATENATION", "PAD", "PADV2",
+               "TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "GATHER", "PACK",
+               "UNPACK", "QUANTIZE", "DEQUANTIZE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR",
+               "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "BROADCAST_TO", "TILE"),
+}  # fmt: skip
+OP_KIND_NAMES = (*OP_KINDS, "other")
+OP_FEATURES = (
+    "lut_ms", *(f"lut_ms_{k}" for k in OP_KIND_NAMES), "layers", *HW_FEATURES
+)  # fmt: skip
+OPS = Schema("ops", OP_FEATURES, OP_KIND_NAMES, HW_FEATURES)
+SCHEMAS = {s.name: s for s in (LAYERS, OPS)}
+
+
+def op_kind(op: str) -> str:
+    """The OP_KINDS group of a builtin operator name ("other" when none names it)."""
+    return next((k for k, ops in OP_KINDS.items() if op in ops), "other")
+
+
 def layer_kind(spec: LayerSpec) -> str:
     """Which scale factor a layer's LUT time gets (see KINDS)."""
     if spec.op in ("pool", "fc"):

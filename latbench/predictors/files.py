@@ -141,10 +141,11 @@ def read_doc(path: Path) -> dict[str, Any]:
     return doc
 
 
-def check_against(doc: dict[str, Any], lut: LUT, path: Path) -> None:
-    """Refuse a predictor whose LUT changed since it was fitted, saying how."""
+def check_against(doc: dict[str, Any], lut: LUT, path: Path, fix: str = "") -> None:
+    """Refuse a predictor whose LUT changed since it was fitted, saying how (`fix`: the
+    command that refits it, when not calibrate's layer form)."""
     rec = doc["lut"]
-    fix = (
+    fix = fix or (
         f"refit it: latbench calibrate --device {doc['device']} --space {doc['space']} "
         f"--precision {doc['precision']} (measured networks are reused)"
     )
@@ -168,6 +169,24 @@ def check_against(doc: dict[str, Any], lut: LUT, path: Path) -> None:
             f"LUT rows it was fitted on changed since ({shown}"
             f"{'; ...' if len(changed) > 3 else ''}); {fix}"
         )
+
+
+def method_in_use(
+    doc: dict[str, Any], fitted: dict[str, Predictor], path: Path, method: str | None
+) -> tuple[str, str]:
+    """(name, why) of the predictor to use: `method` when given (it must be in the file),
+    else the file's default, for the reason validate's verdict or calibrate's selection gave."""
+    if method is not None:
+        if method not in fitted:
+            raise InputError(
+                f"{path} holds no predictor {method!r}; it holds: {', '.join(fitted)}",
+                "--predictor-method",
+            )
+        return method, "asked for (--predictor-method)"
+    verdict, selection = doc.get("verdict") or {}, doc.get("selection") or {}
+    return doc["default"], (
+        verdict.get("reason") or selection.get("reason") or "the file's default"
+    )
 
 
 def load_predictors(doc: dict[str, Any], path: Path) -> dict[str, Predictor]:

@@ -27,7 +27,8 @@ class LutSumPredictor(Predictor):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(X, float)[:, FEATURES.index("lut_ms")]
+        # lut_ms is the first column of every feature schema (features.Schema), layers or ops
+        return np.asarray(X, float)[:, 0]
 
     def to_dict(self) -> dict:
         return {"kind": self.kind}

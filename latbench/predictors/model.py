@@ -24,6 +24,7 @@ from latbench.predictors.files import (
     check_against,
     file_sha256,
     load_predictors,
+    method_in_use,
     predictor_path,
     read_doc,
 )
@@ -236,17 +237,7 @@ def load_predictor_file(
     table = load_table(rec["device"], rec.get("precision", doc["precision"]), lut_dir)
     check_against(doc, table.lut, path)
     fitted = load_predictors(doc, path)
-    if method is not None:
-        if method not in fitted:
-            raise InputError(
-                f"{path} holds no predictor {method!r}; it holds: {', '.join(fitted)}",
-                "--predictor-method",
-            )
-        name, reason = method, "asked for (--predictor-method)"
-    else:
-        name = doc["default"]
-        verdict, selection = doc.get("verdict") or {}, doc.get("selection") or {}
-        reason = verdict.get("reason") or selection.get("reason") or "the file's default"
+    name, reason = method_in_use(doc, fitted, path, method)
     return LatencyModel(table, fitted[name], name, doc["device"], path, doc, fitted, reason)
 
 

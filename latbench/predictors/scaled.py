@@ -36,15 +36,22 @@ import numpy as np
 
 from latbench.errors import InputError
 from latbench.predictors.base import NotFitted, Predictor
-from latbench.predictors.features import FEATURES, KINDS
+from latbench.predictors.features import KINDS, LAYERS, SCHEMAS, Schema
 
 RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 SCALE_BOUNDS = (0.5, 2.0)  # a kind's scale, relative to the network-wide one
 MIN_CV = 8  # fewer networks than this: no per-kind factors beyond the shrunk global one
 
 
-def _cols(X: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    return np.asarray(X, float)[:, [FEATURES.index(n) for n in names]]
+def _cols(X: np.ndarray, names: Sequence[str], schema: Schema = LAYERS) -> np.ndarray:
+    return schema.cols(X, names)
+
+
+def schema_named(name: str) -> Schema:
+    """The feature schema a predictor file names (features.SCHEMAS), or an InputError."""
+    if name not in SCHEMAS:
+        raise InputError(f"unknown features {name!r}; known: {', '.join(SCHEMAS)}", "predictor")
+    return SCHEMAS[name]
 
 
 # Bounds on what a predictor file may hold: a measured network is at most this many times
@@ -53,20 +60,23 @@ MAX_RATIO = 1e3
 MAX_COEF = 1e6
 
 
-def overhead_floor(X: np.ndarray) -> float:
-    """The lowest per-layer overhead allowed: minus half the cheapest network's average layer."""
-    per_layer = _cols(X, ["lut_ms"])[:, 0] / _cols(X, ["layers"])[:, 0]
+def overhead_floor(X: np.ndarray, schema: Schema = LAYERS) -> float:
+    """The lowest per-layer overhead allowed: minus half the cheapest network's average layer
+    (per operator, for the operator schema)."""
+    per_layer = _cols(X, ["lut_ms"], schema)[:, 0] / _cols(X, ["layers"], schema)[:, 0]
     return -0.5 * float(per_layer.min())
 
 
-def global_fit(X: np.ndarray, y: np.ndarray, lo_b: float, overhead: bool = True):
-    """(s, b): one scale on the LUT sum plus a per-layer overhead b >= lo_b, on relative
-    error; b = 0 with fewer than 3 networks (or overhead=False)."""
+def global_fit(
+    X: np.ndarray, y: np.ndarray, lo_b: float, overhead: bool = True, schema: Schema = LAYERS
+):
+    """(s, b): one scale on the LUT sum plus a per-layer (per-operator) overhead b >= lo_b,
+    on relative error; b = 0 with fewer than 3 networks (or overhead=False)."""
     from scipy.optimize import lsq_linear
 
-    lut = _cols(X, ["lut_ms"])[:, 0]
+    lut = _cols(X, ["lut_ms"], schema)[:, 0]
     if overhead and len(y) >= 3:
-        D = np.stack([lut, _cols(X, ["layers"])[:, 0]], axis=1)
+        D = np.stack([lut, _cols(X, ["layers"], schema)[:, 0]], axis=1)
         s, b = lsq_linear(D / y[:, None], np.ones(len(y)), bounds=([0, lo_b], [np.inf, np.inf])).x
         return float(s), float(b)
     return float(np.sum(lut / y) / np.sum((lut / y) ** 2)), 0.0
@@ -75,14 +85,17 @@ def global_fit(X: np.ndarray, y: np.ndarray, lo_b: float, overhead: bool = True)
 class CalibrationRange:
     """The calibration range and the ratio guard, shared by the LUT-scaling predictors.
 
-    Needs `ratio_range_` and `range_` (set by `remember_range` in fit) and `coef_`."""
+    Needs `ratio_range_` and `range_` (set by `remember_range` in fit) and `coef_`; reads
+    its feature matrices through `schema` (latbench's layers unless a subclass sets another)."""
+
+    schema: Schema = LAYERS
 
     def _check(self) -> None:
         if not hasattr(self, "coef_"):
             raise NotFitted(self.kind)
 
     def remember_range(self, X: np.ndarray, y: np.ndarray) -> None:
-        ratio = y / _cols(X, ["lut_ms"])[:, 0]
+        ratio = y / _cols(X, ["lut_ms"], self.schema)[:, 0]
         self.ratio_range_ = [float(ratio.min()), float(ratio.max())]
         self.range_ = self._range(X)
 
@@ -99,17 +112,18 @@ class CalibrationRange:
 
     def guard(self, raw: np.ndarray, X: np.ndarray) -> np.ndarray:
         """`raw`, its ratio to the LUT sum kept within the calibration networks' ratios."""
-        lut = _cols(X, ["lut_ms"])[:, 0]
+        lut = _cols(X, ["lut_ms"], self.schema)[:, 0]
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.clip(raw / lut, *self.ratio_range_)
         return np.where(lut > 0, lut * ratio, raw)
 
     def _summary(self, X: np.ndarray) -> dict[str, np.ndarray]:
         X = np.asarray(X, float)
-        lut = _cols(X, ["lut_ms"])[:, 0]
-        out = {"lut_ms": lut, "layers": _cols(X, ["layers"])[:, 0]}
-        for k in KINDS:
-            out[f"share_{k}"] = _cols(X, [f"lut_ms_{k}"])[:, 0] / np.where(lut > 0, lut, 1.0)
+        lut = _cols(X, ["lut_ms"], self.schema)[:, 0]
+        out = {"lut_ms": lut, "layers": _cols(X, ["layers"], self.schema)[:, 0]}
+        for k in self.schema.kinds:
+            share = _cols(X, [f"lut_ms_{k}"], self.schema)[:, 0]
+            out[f"share_{k}"] = share / np.where(lut > 0, lut, 1.0)
         return out
 
     def _range(self, X: np.ndarray) -> dict[str, list[float]]:

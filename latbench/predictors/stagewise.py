@@ -23,6 +23,11 @@ standard errors of the lowest error winning. With fewer than MIN_NETS networks b
 infinite: the prediction is the global fit, which is what `scaled` gives with so few
 networks. Predictions keep `scaled`'s guard: their ratio to the LUT sum stays within the
 calibration networks' ratios.
+
+The same estimator runs on TFLite operators (`schema=OPS`, features.py): kinds are then
+operator families (conv, depthwise, fully connected, pooling, elementwise, memory, other),
+the buckets the operator's input feature-map size, b a per-operator overhead; the file
+records `features: "ops"`. That is the operator-level predictor (predictors/opmodel.py).
 """
 
 from __future__ import annotations
@@ -34,8 +39,14 @@ import numpy as np
 
 from latbench.errors import InputError
 from latbench.predictors.base import Predictor
-from latbench.predictors.features import FEATURES, HW_FEATURES, KIND_FEATURES
-from latbench.predictors.scaled import MAX_COEF, CalibrationRange, global_fit, overhead_floor
+from latbench.predictors.features import LAYERS, Schema
+from latbench.predictors.scaled import (
+    MAX_COEF,
+    CalibrationRange,
+    global_fit,
+    overhead_floor,
+    schema_named,
+)
 
 GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, math.inf)  # penalty strengths tried (inf: held at prior)
 MIN_NETS = 5  # fewer networks: the global fit only
@@ -45,19 +56,20 @@ SE_FACTOR = 0.5  # prefer stiffer strengths within this many standard errors of 
 KIND_FLOOR = 0.5  # a_k >= KIND_FLOOR * s
 HW_FLOOR = -0.4  # d_h >= HW_FLOOR * s
 
-COLUMNS = (*KIND_FEATURES, *HW_FEATURES, "layers", "network")
-NK, NH = len(KIND_FEATURES), len(HW_FEATURES)
+
+def columns(schema: Schema = LAYERS) -> tuple[str, ...]:
+    """The design's columns: kind LUT ms, bucket LUT ms, the unit count, the network."""
+    return (*schema.kind_features, *schema.buckets, "layers", "network")
 
 
-def _design(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, float)
-    D = X[:, [FEATURES.index(c) for c in COLUMNS[:-1]]]
-    return np.hstack([D, np.ones((len(X), 1))])
+def _design(X: np.ndarray, schema: Schema = LAYERS) -> np.ndarray:
+    D = schema.cols(X, columns(schema)[:-1])
+    return np.hstack([D, np.ones((len(D), 1))])
 
 
-def _groups() -> np.ndarray:
+def _groups(schema: Schema = LAYERS) -> np.ndarray:
     """0: kind scales (the kinds' strength), 1: stage terms, per column."""
-    return np.array([0] * NK + [1] * (NH + 2))
+    return np.array([0] * len(schema.kinds) + [1] * (len(schema.buckets) + 2))
 
 
 class StagewisePredictor(CalibrationRange, Predictor):
@@ -65,7 +77,8 @@ class StagewisePredictor(CalibrationRange, Predictor):
 
     kind = "stagewise"
 
-    def __init__(self, ridge: str | Sequence[float] = "auto"):
+    def __init__(self, ridge: str | Sequence[float] = "auto", schema: Schema = LAYERS):
+        self.schema = schema
         self.ridge = ridge if isinstance(ridge, str) else tuple(float(r) for r in ridge)
         if self.ridge != "auto" and (
             not isinstance(self.ridge, tuple)
@@ -77,20 +90,29 @@ class StagewisePredictor(CalibrationRange, Predictor):
             )
 
     # -- fitting --------------------------------------------------------------
-    @staticmethod
-    def _prior(X: np.ndarray, y: np.ndarray, lo_b: float) -> np.ndarray:
-        s, b = global_fit(X, y, lo_b)
-        return np.array([s] * NK + [0.0] * NH + [b, 0.0])
+    @property
+    def _sizes(self) -> tuple[int, int]:
+        return len(self.schema.kinds), len(self.schema.buckets)
 
-    @staticmethod
+    def _prior(self, X: np.ndarray, y: np.ndarray, lo_b: float) -> np.ndarray:
+        s, b = global_fit(X, y, lo_b, schema=self.schema)
+        nk, nh = self._sizes
+        return np.array([s] * nk + [0.0] * nh + [b, 0.0])
+
     def _solve(
-        D: np.ndarray, y: np.ndarray, prior: np.ndarray, lam: tuple[float, float], lo_b: float
+        self,
+        D: np.ndarray,
+        y: np.ndarray,
+        prior: np.ndarray,
+        lam: tuple[float, float],
+        lo_b: float,
     ) -> np.ndarray:
         """The penalised relative-error fit; columns of an infinite strength stay at prior."""
         from scipy.optimize import nnls
 
         s = prior[0]
-        group = _groups()
+        NK, NH = self._sizes
+        group = _groups(self.schema)
         strength = np.array([lam[g] for g in group])
         free = np.isfinite(strength)
         if not free.any():
@@ -117,7 +139,7 @@ class StagewisePredictor(CalibrationRange, Predictor):
         n = len(y)
         k = n if n <= LOO_MAX else FOLDS
         fold = np.arange(n) % k
-        D = _design(X)
+        D = _design(X, self.schema)
         pairs = [(a, b) for a in GRID for b in GRID]
         err = np.empty((len(pairs), n))
         for f in range(k):
@@ -142,20 +164,20 @@ class StagewisePredictor(CalibrationRange, Predictor):
         X, y = np.asarray(X, float), np.asarray(y, float)
         if len(y) == 0 or np.any(~np.isfinite(y)) or np.any(y <= 0):
             raise InputError("calibration latencies must be positive numbers", "measurements")
-        lo_b = overhead_floor(X)
+        lo_b = overhead_floor(X, self.schema)
         if self.ridge != "auto":
             lam = tuple(self.ridge)
         elif len(y) < MIN_NETS:
             lam = (math.inf, math.inf)
         else:
             lam = self._choose(X, y, lo_b)
-        D = _design(X)
+        D = _design(X, self.schema)
         prior = self._prior(X, y, lo_b)
         self.coef_ = self._solve(D, y, prior, lam, lo_b)
         self.prior_ = prior
         self.ridge_ = [float(v) for v in lam]
         used = np.any(D != 0, axis=0)
-        free = np.array([math.isfinite(lam[g]) for g in _groups()]) & used
+        free = np.array([math.isfinite(lam[g]) for g in _groups(self.schema)]) & used
         # + the global fit's s and b0 where no free column takes their place
         self.free_ = (
             int(free.sum()) + int(not math.isfinite(lam[0])) + int(not math.isfinite(lam[1]))
@@ -169,7 +191,13 @@ class StagewisePredictor(CalibrationRange, Predictor):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The fitted sum, its ratio to the LUT sum kept within the calibration's ratios."""
         self._check()
-        return self.guard(_design(X) @ self.coef_, X)
+        return self.guard(_design(X, self.schema) @ self.coef_, X)
+
+    def unit_ms(self, rows: np.ndarray) -> np.ndarray:
+        """Each unit's (layer's or operator's) share of a prediction: its own feature row
+        through the fitted coefficients, the per-network constant left out."""
+        self._check()
+        return _design(rows, self.schema)[:, :-1] @ self.coef_[:-1]
 
     def free_parameters(self) -> int:
         self._check()
@@ -178,12 +206,16 @@ class StagewisePredictor(CalibrationRange, Predictor):
     # -- file -----------------------------------------------------------------
     def to_dict(self) -> dict:
         self._check()
+        cols = columns(self.schema)
         return {
             "kind": self.kind,
-            "ridge": self.ridge if self.ridge == "auto" else list(self.ridge),
+            **({"features": self.schema.name} if self.schema is not LAYERS else {}),
+            "ridge": self.ridge
+            if self.ridge == "auto"
+            else [v if math.isfinite(v) else "inf" for v in self.ridge],
             "ridge_chosen": [v if math.isfinite(v) else "inf" for v in self.ridge_],
-            "coef": dict(zip(COLUMNS, map(float, self.coef_))),
-            "prior": dict(zip(COLUMNS, map(float, self.prior_))),
+            "coef": dict(zip(cols, map(float, self.coef_))),
+            "prior": dict(zip(cols, map(float, self.prior_))),
             "free_parameters": self.free_,
             "ratio_range": self.ratio_range_,
             "n_train": self.n_train_,
@@ -193,9 +225,12 @@ class StagewisePredictor(CalibrationRange, Predictor):
     @classmethod
     def from_dict(cls, d: dict) -> "StagewisePredictor":
         try:
-            p = cls(d["ridge"])
-            p.coef_ = np.array([float(d["coef"][c]) for c in COLUMNS])
-            p.prior_ = np.array([float(d["prior"][c]) for c in COLUMNS])
+            schema = schema_named(str(d.get("features", "layers")))
+            ridge = d["ridge"] if isinstance(d["ridge"], str) else [float(v) for v in d["ridge"]]
+            p = cls(ridge, schema)
+            cols = columns(schema)
+            p.coef_ = np.array([float(d["coef"][c]) for c in cols])
+            p.prior_ = np.array([float(d["prior"][c]) for c in cols])
             p.ridge_ = [float(v) for v in d["ridge_chosen"]]
             p.free_ = int(d["free_parameters"])
             lo, hi = (float(v) for v in d["ratio_range"])

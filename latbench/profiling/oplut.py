@@ -95,23 +95,63 @@ def prepare_models(
 ) -> list[ModelOps]:
     """Every model ready and decomposed, or an InputError naming the first that is not
     (nothing is measured before every model given has been read)."""
-    from latbench.build.models import prepare_model
+    from latbench.build.models import model_kind, prepare_model
+    from latbench.nets.load import load_arch
+
+    prepared = []
+    for p in map(Path, paths):
+        if model_kind(p) == "arch":  # latbench's own network, built and converted as profile does
+            prepared.append(arch_models([load_arch(p)], precision, sources=[str(p)])[0])
+        else:
+            m = prepare_model(p, precision, input_shape, signature)
+            prepared.append((m.name, m.source, m.path, dict(m.extra)))
+    return decomposed_models(prepared, precision)
+
+
+def arch_models(
+    archs: Sequence, precision: str, workers: int = 1, progress: bool = False,
+    sources: Sequence[str] | None = None,
+) -> list[tuple[str, str, Path, dict]]:  # fmt: skip
+    """(name, source, .tflite, extra) of latbench networks, converted (cached) in workers."""
+    from latbench.profiling.networks import convert_archs
+
+    out = []
+    for i, (a, (tfl, err)) in enumerate(
+        zip(archs, convert_archs(archs, precision, workers, progress))
+    ):
+        src = sources[i] if sources else f"arch:{a.name}"
+        if tfl is None:
+            raise InputError(f"{src}: cannot convert {a.name}: {err}", "MODEL")
+        out.append((a.name, src, Path(tfl), {}))
+    return out
+
+
+def decomposed_models(
+    prepared: Sequence[tuple[str, str, Path, dict]], precision: str
+) -> list[ModelOps]:
+    """Each prepared model's operators (decomposed in a worker), or the first refusal."""
     from latbench.build.tflite_ops import decompose_files
 
-    prepared = [prepare_model(Path(p), precision, input_shape, signature) for p in paths]
-    found = decompose_files([m.path for m in prepared])
+    found = decompose_files([p for _, _, p, _ in prepared])
     out = []
-    for m, d in zip(prepared, found):
+    for (name, source, path, extra), d in zip(prepared, found):
         if isinstance(d, str):
-            raise InputError(f"{m.source}: {d}", "MODEL")
+            raise InputError(f"{source}: {d}", "MODEL")
         if d.precision != precision:
             raise InputError(
-                f"{m.source} holds {d.precision} operators; profile it with --precision "
+                f"{source} holds {d.precision} operators; profile it with --precision "
                 f"{d.precision} (an operator LUT holds one precision)",
                 "--precision",
             )
-        out.append(ModelOps(m.name, m.source, m.path, d, dict(m.extra), m.path))
+        out.append(ModelOps(name, source, path, d, extra, path))
     return out
+
+
+def models_of_archs(
+    archs: Sequence, precision: str, workers: int = 2, progress: bool = True
+) -> list[ModelOps]:
+    """latbench networks as ModelOps: converted in `workers` processes, then decomposed."""
+    return decomposed_models(arch_models(archs, precision, workers, progress), precision)
 
 
 def unique_ops(models: Sequence[ModelOps]) -> list[OpSpec]:

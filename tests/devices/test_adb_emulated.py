@@ -898,3 +898,24 @@ def test_the_phone_streams_a_runs_log_while_it_runs(phone, adbkey, tmp_path, tfl
         chunks = dev.t._dev.streaming_shell(line, transport_timeout_s=60, read_timeout_s=60)
         assert "STARTING!" in next(chunks)
         assert phone.stale_processes(), "the run has not ended: the line came while it ran"
+
+
+def test_in_network_operator_times_are_read_from_the_op_profile_and_matched(
+    phone, adbkey, tmp_path, medium_tflite
+):
+    from latbench.build.tflite_ops import decompose
+    from latbench.profiling.innetwork import in_network
+    from latbench.profiling.oplut import ModelOps
+
+    tfl = medium_tflite
+    model = ModelOps("layer", str(tfl), tfl, decompose(tfl.read_bytes()))
+    with open_device(profile(phone, adbkey, tmp_path)) as dev:
+        inn = in_network(model, dev.op_profile(tfl))
+    run = [c for c in phone.log if "--enable_op_profiling=true" in c]
+    assert run and "--use_xnnpack=true" in run[0]
+    # XNNPACK's kernel node, then one delegate operator per TFLite operator, in graph order
+    assert [r.kernel for r in inn.rows][:2] == [True, False] and inn.rows[0].node == len(model.ops)
+    assert inn.note == f"{len(model.ops)} delegate operators, in graph order"
+    assert all(v is not None and v >= 0 for v in inn.ms) and inn.whole_ms > 0
+    conv = [v for o, v in zip(model.ops, inn.ms) if o.op == "CONV_2D"]
+    assert conv and max(conv) > 0

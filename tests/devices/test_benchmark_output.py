@@ -249,3 +249,27 @@ def test_memory_lines_are_read_as_the_result_protos_memory_fields():
     }
     bad = text.replace("overall=9.5", "overall=nan")
     assert "overall_footprint_kb" not in parse_benchmark_output(bad).memory
+
+
+def test_the_operator_profile_rows_carry_node_indices_and_delegate_rows_their_order():
+    from latbench.devices.benchmark_output import operator_profile
+    from latbench.profiling.innetwork import match_rows
+
+    r = parse_benchmark_output((FIX / "op_profiling.txt").read_text())
+    rows = operator_profile(r)
+    assert [(x.node_type, x.node, x.avg_ms) for x in rows] == [
+        ("CONV_2D", 0, 0.604), ("DEPTHWISE_CONV_2D", 1, 0.296), ("MEAN", 2, 0.09)
+    ]  # fmt: skip
+
+    class Op:
+        def __init__(self, i):
+            self.index = i
+
+    class Model:
+        ops = [Op(2), Op(0), Op(1)]
+
+    ms, how = match_rows(Model(), rows)  # type: ignore[arg-type]
+    assert ms == [0.09, 0.604, 0.296] and how == "interpreter nodes, by node index"
+    with pytest.raises(BenchmarkOutputError, match="no 'Operator-wise"):
+        operator_profile(parse_benchmark_output(
+            (FIX / "tf2_4_current_no_prefix.txt").read_text()))  # fmt: skip

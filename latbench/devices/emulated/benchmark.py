@@ -164,8 +164,6 @@ def benchmark_main(argv: list[str]) -> int:
         out.error(f"{delegate.upper()} delegate is not available on the latbench emulated phone.")
         out.error(f"Failed to apply {delegate.upper()} delegate.")
         return 1
-    if on("enable_op_profiling"):
-        out.warn("the emulated stand-in cannot profile ops; no op tables will be printed.")
     if not graph or not Path(graph).is_file():
         out.error(f"Could not open '{graph}'.")
         out.error("Failed to load model")
@@ -230,6 +228,10 @@ def benchmark_main(argv: list[str]) -> int:
     if on("report_peak_memory_footprint"):
         mem["peak_mem_mb"] = rss_kb / 1024
     out.memory(mem)
+    if kind == "classic" and on("enable_op_profiling"):
+        from latbench.devices.emulated.op_profile import print_op_profile
+
+        print_op_profile(Path(graph), threads, delegate == "xnnpack", len(runs), out)
     if flags.get("result_file_path"):
         _write_result(Path(flags["result_file_path"]), init_us, warm, runs, out, mem)
     return 0

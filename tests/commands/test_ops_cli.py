@@ -1,0 +1,54 @@
+"""Bring your own model, end to end on the command line: the operator-level predictor calibrated
+on whole models (calibrate --ops, their operators profiled first), used by predict MODEL (its
+file found by name or given with --predictor), each operator's share as a table and a PNG."""
+
+import json
+
+import pytest
+
+from latbench.build.tflite_ops import load_model, prefix_model
+from tests.build.test_tflite_ops import FIXTURES
+from tests.conftest import latbench_cli
+
+FAST_HOST = """name = "host"
+kind = "host"
+threads = 1
+cpus = "auto"
+delegate = "cpu"
+[protocol]
+warmup_runs = 1
+min_runs = 5
+max_runs = 20
+max_seconds = 0.2
+target_ci = 1.0
+"""
+
+
+@pytest.mark.slow
+def test_calibrate_ops_then_predict_any_model_with_its_shares_and_picture(tmp_path):
+    host = tmp_path / "host.toml"
+    host.write_text(FAST_HOST)
+    model = load_model((FIXTURES / "net_fp32.tflite").read_bytes())
+    nets = []
+    for k in (2, 3, 4, 5):  # the fixture's graph cut after k operators: four real models
+        p = tmp_path / f"cut{k}.tflite"
+        p.write_bytes(prefix_model(model, k))
+        nets.append(p)
+    lut = tmp_path / "lut"
+    args = ["--device", host, "--lut-dir", lut, "--no-progress", "--json"]
+    cal = latbench_cli("calibrate", "--ops", *[a for p in nets for a in ("--model", p)], *args)
+    assert cal.returncode == 0, cal.stderr
+    doc = json.loads(cal.stdout)
+    assert doc["networks"] == 4 and doc["ops"] and doc["default"] in ("lut", "global", "opwise")
+    ppath = lut / "host_ops_fp32.predictor.json"
+    assert doc["predictor"] == str(ppath) and (lut / "host_ops_fp32.calib.csv").exists()
+    png = tmp_path / "ops.png"
+    pred = latbench_cli("predict", nets[-1], *args, "--png", png)
+    assert pred.returncode == 0, pred.stderr
+    p = json.loads(pred.stdout)
+    assert p["predictor"] == doc["default"] and p["predictor_file"] == str(ppath)
+    assert sum(o["predicted_ms"] for o in p["operators"]) == pytest.approx(p["latency_ms"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    plain = latbench_cli("predict", nets[-1], *args, "--predictor", ppath,
+                         "--predictor-method", "lut")  # fmt: skip
+    assert json.loads(plain.stdout)["latency_ms"] == pytest.approx(p["op_sum_ms"])
