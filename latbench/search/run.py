@@ -21,8 +21,6 @@ consumed in sample order, so results do not depend on how they were trained.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import time
@@ -91,6 +89,7 @@ class SearchConfig:
     baselines: tuple[str, ...] = ("mobilenet_v2_x1",)
     lut_dir: str = "lut"
     predictor_method: str | None = None  # lut mode: a method of the predictor file by name
+    evaluator: str | None = None  # a user's evaluator (MODULE:FUNCTION); None: the proxy trainer
 
     def __post_init__(self) -> None:
         if self.latency not in LATENCY_SOURCES:
@@ -347,12 +346,14 @@ class Search:
         rows: list[dict],
         arch: Arch,
         child: ChildResult,
+        fidelity: float | None = None,
     ) -> dict:
         """Latency, spot check and reward of one trained child (in sample order)."""
         t0 = time.monotonic()
         err = child.error
-        if child.result is not None:
-            acc, train_s, cached = child.result.accuracy, child.result.train_s, child.result.cached
+        res = child.result
+        if res is not None:
+            acc, train_s, cached = res.accuracy, res.train_s, res.cached
         else:
             acc, train_s, cached = float("nan"), 0.0, False
         pred_raw = meas = float("nan")
@@ -394,6 +395,8 @@ class Search:
             "wall_s": child.elapsed_s + time.monotonic() - t0,
             "cached": cached,
             "error": err,
+            "fidelity": getattr(self.accuracy, "fidelity", 1.0) if fidelity is None else fidelity,
+            "metrics": res.metrics if res is not None else {},
         }
 
     def _measure(self, arch: Arch) -> float:
@@ -538,19 +541,8 @@ class Search:
         lat = [r["lat_ms"] for r in rows]
         acc = [r["accuracy"] for r in rows]
         front = pareto_front(lat, acc)
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for i in front:
-            w.writerow(
-                {
-                    **rows[i],
-                    "tokens": "-".join(map(str, rows[i]["tokens"])),
-                    "cached": int(rows[i]["cached"]),
-                    "error": samples_file.one_line(rows[i]["error"]),
-                }
-            )
-        write_atomic(self.dir / "pareto.csv", buf.getvalue().encode())
+        text = ",".join(COLUMNS) + "\n" + "".join(samples_file.render(rows[i]) for i in front)
+        write_atomic(self.dir / "pareto.csv", text.encode())
         pdir = self.dir / "pareto"
         pdir.mkdir(exist_ok=True)
         for old in pdir.glob("*.json"):
