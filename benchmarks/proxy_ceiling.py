@@ -39,6 +39,7 @@ LOCK = Path("/tmp/latbench-quiet")
 BATCH = 8  # a PPO batch: the unit the CPU budget is counted in
 FIDELITY = {"f025_s0": 0.25, "f050_s0": 0.5}
 ORDER = ("proxy_s0", "long_s0", "long_s1", "f025_s0", "f050_s0", "proxy_s1", "img2x_s0")
+CORE = ORDER[:6]  # --core: without img2x_s0 (a loaded machine's reduced study)
 
 
 def recipe(name: str):
@@ -102,12 +103,12 @@ def _wait_lock() -> None:
         time.sleep(30)
 
 
-def run(out: Path, n: int, workers: int) -> None:
+def run(out: Path, n: int, workers: int, order=ORDER) -> None:
     out.mkdir(parents=True, exist_ok=True)
     res = out / "results.jsonl"
     done = {(d["net"], d["recipe_name"]) for d in _read(res)}
     jobs = [
-        (net, arch.to_dict(), r) for net, arch in networks(n) for r in ORDER if (net, r) not in done
+        (net, arch.to_dict(), r) for net, arch in networks(n) for r in order if (net, r) not in done
     ]
     print(f"{len(jobs)} trainings to go ({len(done)} done)", file=sys.stderr, flush=True)
     with ProcessPoolExecutor(workers, initializer=_init) as pool:
@@ -158,20 +159,20 @@ def tau_ci(a, b, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     return float(kendalltau(a, b).statistic), float(lo), float(hi)
 
 
-def halving(by: dict, nets: list[str], rungs=("f025_s0", "f050_s0", "proxy_s0")):
-    """Successive halving inside each batch of 8 (in draw order): every child at the first
-    rung, the better half (by accuracy) at the next, and so on. (final accuracy per network,
-    CPU s per network trained at each rung)."""
+def halving(by: dict, nets: list[str], group: int, rungs=("f025_s0", "f050_s0", "proxy_s0")):
+    """Successive halving inside each batch of `group` (in draw order): every child at the
+    first rung, the better half (by accuracy) at the next, and so on. (final accuracy per
+    network, CPU s per network trained, summed over rungs and averaged over networks)."""
     final, cpu = {}, []
-    for k in range(0, len(nets) - len(nets) % BATCH, BATCH):
-        alive = nets[k : k + BATCH]
+    for k in range(0, len(nets) - len(nets) % group, group):
+        alive = nets[k : k + group]
         for depth, r in enumerate(rungs):
             for n in alive:
                 final[n] = by[n][r]["accuracy"]
                 cpu.append(by[n][r]["cpu_s"])
             if depth < len(rungs) - 1:
                 alive = sorted(alive, key=lambda n: -final[n])[: max(1, len(alive) // 2)]
-    return final, sum(cpu) / (len(final) / BATCH)
+    return final, sum(cpu) / len(final)
 
 
 def report(out: Path) -> dict:
@@ -180,44 +181,59 @@ def report(out: Path) -> dict:
     by: dict = {}
     for d in _read(out / "results.jsonl"):
         by.setdefault(d["net"], {})[d["recipe_name"]] = d
-    nets = [n for n in sorted(by) if all(r in by[n] for r in ORDER)]
-    full = nets[: len(nets) - len(nets) % BATCH]  # halving needs whole batches
+    nets = [n for n in sorted(by) if all(r in by[n] for r in CORE)]
+    group = BATCH if len(nets) >= 2 * BATCH else 4  # a reduced study halves in batches of 4
+    nets = nets[: len(nets) - len(nets) % group]  # halving needs whole batches
 
-    def acc(r, ns=full):
+    def acc(r, ns=nets):
         return [by[n][r]["accuracy"] for n in ns]
 
-    def cpu_batch(r, ns=full):
-        return float(np.mean([by[n][r]["cpu_s"] for n in ns]) * BATCH)
+    def cpu(r, ns=nets):  # CPU s per network (one TensorFlow thread: CPU s = core s)
+        return float(np.mean([by[n][r]["cpu_s"] for n in ns]))
 
-    ref = acc("long_s0")
-    ref2 = list(np.mean([acc("long_s0"), acc("long_s1")], 0))
-    rows = {}
-    for name, a, c in [
-        ("today (3000 images, 2 epochs)", acc("proxy_s0"), cpu_batch("proxy_s0")),
-        ("more images (6000, 2 epochs)", acc("img2x_s0"), cpu_batch("img2x_s0")),
+    ref, ref1 = acc("long_s0"), acc("long_s1")
+    ref2 = list(np.mean([ref, ref1], 0))
+    fin, c_half = halving(by, nets, group)
+    recipes = [
+        ("today (3000 images, 2 epochs)", acc("proxy_s0"), cpu("proxy_s0"), nets),
         (
-            "two-seed average (today's x2)",
+            "two-seed average (today's, seeds 0 and 1)",
             list(np.mean([acc("proxy_s0"), acc("proxy_s1")], 0)),
-            cpu_batch("proxy_s0") + cpu_batch("proxy_s1"),
+            cpu("proxy_s0") + cpu("proxy_s1"),
+            nets,
         ),
-        ("1/4 of today's steps", acc("f025_s0"), cpu_batch("f025_s0")),
-        ("1/2 of today's steps", acc("f050_s0"), cpu_batch("f050_s0")),
-    ]:
-        rows[name] = {"tau_ref": tau_ci(a, ref), "tau_ref2": tau_ci(a, ref2), "cpu_s_batch": c}
-    fin, c = halving(by, full)
-    a = [fin[n] for n in full]
-    rows["successive halving (1/4, 1/2, 1 of today's)"] = {
-        "tau_ref": tau_ci(a, ref),
-        "tau_ref2": tau_ci(a, ref2),
-        "cpu_s_batch": c,
-    }
+        (
+            f"successive halving in batches of {group} (1/4, 1/2, 1 of today's steps)",
+            [fin[n] for n in nets],
+            c_half,
+            nets,
+        ),  # fmt: skip
+        ("1/4 of today's steps", acc("f025_s0"), cpu("f025_s0"), nets),
+        ("1/2 of today's steps", acc("f050_s0"), cpu("f050_s0"), nets),
+    ]
+    big = [n for n in nets if "img2x_s0" in by[n]]
+    if len(big) >= 4:
+        recipes.append(
+            ("more images (6000, 2 epochs)", acc("img2x_s0", big), cpu("img2x_s0", big), big)
+        )
+    rows = {}
+    for name, a, c, ns in recipes:
+        idx = [nets.index(n) for n in ns]
+        rows[name] = {
+            "networks": len(ns),
+            "tau_vs_long_s0": tau_ci(a, [ref[i] for i in idx]),
+            "tau_vs_mean_of_long_s0_s1": tau_ci(a, [ref2[i] for i in idx]),
+            "cpu_s_per_network": c,
+            "cpu_s_per_batch_of_8": c * BATCH,
+            "x_today": c / cpu("proxy_s0"),
+        }
     loads = [d["load1"] for v in by.values() for d in v.values()]
     rep = {
-        "networks": len(full),
-        "ceiling_long_s0_vs_long_s1": tau_ci(ref, acc("long_s1")),
+        "networks": len(nets),
+        "ceiling_long_s0_vs_long_s1": tau_ci(ref, ref1),
         "proxy_s0_vs_proxy_s1": tau_ci(acc("proxy_s0"), acc("proxy_s1")),
         "recipes": rows,
-        "reference_cpu_s_batch": cpu_batch("long_s0"),
+        "reference_cpu_s_per_network": cpu("long_s0"),
         "load1_min_median_max": [min(loads), float(np.median(loads)), max(loads)],
         "first": min(d["date"] for v in by.values() for d in v.values()),
         "last": max(d["date"] for v in by.values() for d in v.values()),
@@ -232,9 +248,10 @@ def main() -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--networks", type=int, default=40)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--core", action="store_true", help="leave img2x_s0 out (cheaper)")
     a = p.parse_args()
     if a.what == "run":
-        run(a.out, a.networks, a.workers)
+        run(a.out, a.networks, a.workers, CORE if a.core else ORDER)
     print(json.dumps(report(a.out), indent=2))
 
 
