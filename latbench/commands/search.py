@@ -24,6 +24,7 @@ from latbench.commands.options import (
 )
 from latbench.proxy.recipe import ProxyRecipe
 from latbench.search.controllers import CONTROLLERS
+from latbench.search.halving import SCHEDULES
 
 _RECIPE = ProxyRecipe()  # CLI defaults come from the recipe, never from a copy
 
@@ -117,6 +118,15 @@ _RECIPE = ProxyRecipe()  # CLI defaults come from the recipe, never from a copy
     is_flag=True,
     help="Scale predictions by the median measured/predicted ratio of the spot checks.",
 )
+@click.option(
+    "--fidelity",
+    type=click.Choice(list(SCHEDULES)),
+    default="full",
+    show_default=True,
+    help="full: every child trained with the whole recipe; halving: successive halving "
+    "inside each batch (every child at 1/4 of the recipe's steps, the better half at 1/2, "
+    "the better half of those in full; the reward uses each child's last fidelity).",
+)
 @dataset_options
 @click.option(
     "--baselines",
@@ -153,6 +163,7 @@ def search_command(
     spot_every,
     drift_threshold,
     recalibrate,
+    fidelity,
     dataset,
     data_dir,
     baselines,
@@ -232,6 +243,7 @@ def search_command(
             data_dir=data_dir,
             predictor_method=predictor_method,
             evaluator=evaluator,
+            fidelity=fidelity,
         )
         if evaluator is None:
             ds = load_dataset(dataset, data_dir, recipe.resolution, seed=0)  # a missing dir too

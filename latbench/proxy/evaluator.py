@@ -178,10 +178,18 @@ class CachedEvaluator:
         use_threads(threads)
 
     def at(self, fidelity: float) -> "CachedEvaluator":
-        """The same evaluator at another fidelity (its own cache entries)."""
-        out = object.__new__(type(self))
-        out.__dict__.update(self.__dict__, fidelity=fidelity, trained=0)
-        return out
+        """The same evaluator at another fidelity (its own cache entries; one object per
+        fidelity, so a Ray executor ships its data once)."""
+        if fidelity == self.fidelity:
+            return self
+        if not 0 < fidelity <= 1:
+            raise InputError(f"fidelity must be in (0, 1], got {fidelity}", "recipe")
+        known = self.__dict__.setdefault("_at", {})
+        if fidelity not in known:
+            out = object.__new__(type(self))
+            out.__dict__.update(self.__dict__, fidelity=fidelity, trained=0, _at={})
+            known[fidelity] = out
+        return known[fidelity]
 
     def key(self, arch: Arch) -> str:
         ev = self.evaluator

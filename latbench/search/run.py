@@ -6,6 +6,7 @@ State lives in the run directory and nowhere else:
                      what the controller saw (lat_ms = measured if measured, else
                      the prediction times the calibration scale at that time)
   updates.csv        one row per controller update (loss, entropy, clip fraction, ...)
+  rungs.csv          --fidelity halving: every rung's training of every child (halving.py)
   controller/        controller checkpoint after each completed batch (npz + json)
   baselines.json     zoo networks evaluated the same way (for the plot)
   pareto.csv, pareto/, best/arch.json, summary.json, *.png   rewritten each batch,
@@ -37,6 +38,7 @@ from latbench.nets.arch import Arch, save_arch
 from latbench.nets.spaces import SearchSpace, get_space
 from latbench.predictors import FailedLayers
 from latbench.proxy.accuracy import AccuracySource
+from latbench.search import halving
 from latbench.search import samples as samples_file
 from latbench.search.controllers import make_controller
 from latbench.search.executor import ChildResult, Executor, SerialExecutor
@@ -90,12 +92,17 @@ class SearchConfig:
     lut_dir: str = "lut"
     predictor_method: str | None = None  # lut mode: a method of the predictor file by name
     evaluator: str | None = None  # a user's evaluator (MODULE:FUNCTION); None: the proxy trainer
+    fidelity: str = "full"  # full | halving: successive halving inside each batch (halving.py)
 
     def __post_init__(self) -> None:
         if self.latency not in LATENCY_SOURCES:
             raise InputError(f"must be one of {LATENCY_SOURCES}, got {self.latency!r}", "--latency")
         if self.samples < 1 or self.batch < 1:
             raise InputError("--samples and --batch must be >= 1")
+        if self.fidelity not in halving.SCHEDULES:
+            raise InputError(
+                f"must be one of {sorted(halving.SCHEDULES)}, got {self.fidelity!r}", "--fidelity"
+            )
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -234,6 +241,9 @@ class Search:
         if config.latency == "device" and latency.measure is None:
             raise LatbenchError("--latency device needs a device")
         self.ctrl = make_controller(config.controller, self.space.vocab_sizes, config.seed)
+        self.schedule = halving.SCHEDULES[config.fidelity]
+        if self.schedule != (1.0,) and not hasattr(accuracy, "at"):
+            raise LatbenchError(f"--fidelity {config.fidelity} needs an evaluator with fidelities")
         self._feasible_checked = False
 
     # -- files ----------------------------------------------------------------
@@ -428,6 +438,21 @@ class Search:
                 f"{self.cfg.drift_threshold:.0%}; {fix}"
             )
 
+    def _rung_score(self, arch: Arch, child: ChildResult) -> float:
+        """How successive halving ranks a child after a rung: its reward with the predicted
+        latency (accuracy alone where latency is only measured); a failure ranks last."""
+        if child.result is None:
+            return -math.inf
+        acc = child.result.accuracy
+        if self.cfg.latency not in PREDICTED:
+            return acc
+        try:
+            lat = float(self.latency.predict([arch])[0]) * self.calib.scale
+        except FailedLayers:
+            return -math.inf
+        r = self.reward(acc, lat)
+        return r if math.isfinite(r) else -math.inf
+
     # -- the loop -------------------------------------------------------------
     def run(self, baselines: list[dict] | None = None) -> dict:
         """Run (or continue) until cfg.samples rows exist; returns the summary."""
@@ -438,6 +463,8 @@ class Search:
         if not cfg_path.exists():
             write_atomic(cfg_path, self.cfg.to_json().encode())
         rows = read_samples(self.samples_path, repair=True)  # the writer cuts a torn tail
+        if self.schedule != (1.0,):
+            self._rungs = halving.RungLog(self.dir / "rungs.csv")
         for r in rows:
             if math.isfinite(r["pred_ms"]) and math.isfinite(r["meas_ms"]):
                 self.calib.observe(r["pred_ms"], r["meas_ms"])
@@ -475,10 +502,25 @@ class Search:
                 first_new = max(0, len(rows) - start)
                 todo = [list(tk) for tk in tokens[first_new:]]
                 archs = [self.space.decode(t) for t in todo]
-                children = self.executor.accuracies(self.accuracy, archs)
+                if self.schedule == (1.0,):
+                    children = self.executor.accuracies(self.accuracy, archs)
+                    fids = [None] * len(archs)
+                else:  # successive halving: the whole batch's rungs first (halving.py)
+                    everyone = [self.space.decode(list(t)) for t in tokens]
+                    done = halving.run_batch(
+                        self.schedule,
+                        self.accuracy,
+                        self.executor,
+                        everyone,
+                        start,
+                        self._rungs,
+                        self._rung_score,
+                    )[first_new:]
+                    children = (c for c, _ in done)
+                    fids = [f for _, f in done]
                 try:
                     for j, (tk, arch, child) in enumerate(zip(todo, archs, children)):
-                        row = self._finish(tk, start + first_new + j, b, rows, arch, child)
+                        row = self._finish(tk, start + first_new + j, b, rows, arch, child, fids[j])
                         self._append(row)
                         rows.append(row)
                         bar.update(1)
