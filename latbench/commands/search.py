@@ -119,6 +119,13 @@ _RECIPE = ProxyRecipe()  # CLI defaults come from the recipe, never from a copy
     help="Scale predictions by the median measured/predicted ratio of the spot checks.",
 )
 @click.option(
+    "--measure-front/--no-measure-front",
+    default=True,
+    show_default=True,
+    help="--latency lut: end by measuring every Pareto network on the device (the outputs "
+    "then show measured latencies; front_measured.csv).",
+)
+@click.option(
     "--fidelity",
     type=click.Choice(list(SCHEDULES)),
     default="full",
@@ -163,6 +170,7 @@ def search_command(
     spot_every,
     drift_threshold,
     recalibrate,
+    measure_front,
     fidelity,
     dataset,
     data_dir,
@@ -244,6 +252,7 @@ def search_command(
             predictor_method=predictor_method,
             evaluator=evaluator,
             fidelity=fidelity,
+            measure_front=measure_front,
         )
         if evaluator is None:
             ds = load_dataset(dataset, data_dir, recipe.resolution, seed=0)  # a missing dir too

@@ -7,6 +7,8 @@ State lives in the run directory and nowhere else:
                      the prediction times the calibration scale at that time)
   updates.csv        one row per controller update (loss, entropy, clip fraction, ...)
   rungs.csv          --fidelity halving: every rung's training of every child (halving.py)
+  front_measured.csv the Pareto networks measured on the device when a call ends (lut mode):
+                     the outputs then show their measured latency
   controller/        controller checkpoint after each completed batch (npz + json)
   baselines.json     zoo networks evaluated the same way (for the plot)
   pareto.csv, pareto/, best/arch.json, summary.json, *.png   rewritten each batch,
@@ -62,6 +64,8 @@ UPDATE_COLUMNS = [
 ]
 
 
+FRONT_COLUMNS = ("sample", "digest", "pred_ms", "meas_ms")  # front_measured.csv
+
 # Where a sample's LAT comes from: the device's predictor (lut), the device itself (device),
 # or the network's multiply-accumulates in millions (flops: EfficientNet-B0's reward
 # ACC * (FLOPS/T)^w, T then in millions of MACs). lut and flops are predicted, not measured.
@@ -93,6 +97,7 @@ class SearchConfig:
     predictor_method: str | None = None  # lut mode: a method of the predictor file by name
     evaluator: str | None = None  # a user's evaluator (MODULE:FUNCTION); None: the proxy trainer
     fidelity: str = "full"  # full | halving: successive halving inside each batch (halving.py)
+    measure_front: bool = True  # lut mode: measure the Pareto networks on the device at the end
 
     def __post_init__(self) -> None:
         if self.latency not in LATENCY_SOURCES:
@@ -165,6 +170,28 @@ _CONFIG_DOC = {
     "dict": "an object",
     "tuple[str, ...]": "a list of strings",
 }
+
+
+def merge_front_measurements(run_dir: Path, rows: list[dict]) -> set[int]:
+    """Put the run's front_measured.csv latencies into `rows` (in place, where a row has no
+    measurement yet); the samples it names (measured, or tried and failed)."""
+    path = Path(run_dir) / "front_measured.csv"
+    if not path.exists():
+        return set()
+    _, recs = records.read(path, FRONT_COLUMNS)
+    tried = set()
+    for n, r in enumerate(recs, start=1):
+        try:
+            i, meas = int(r["sample"]), float(r["meas_ms"] or "nan")
+            if not (0 <= i < 10**9 and (math.isnan(meas) or 0 < meas < 1e9)):
+                raise ValueError("out of range")
+        except ValueError as exc:
+            raise InputError(f"{path}: row {n} is malformed ({exc})") from None
+        if i < len(rows) and rows[i]["digest"] == r["digest"]:
+            tried.add(i)
+            if math.isfinite(meas) and not math.isfinite(rows[i]["meas_ms"]):
+                rows[i] = {**rows[i], "meas_ms": meas, "lat_ms": meas}
+    return tried
 
 
 @dataclass
@@ -463,6 +490,8 @@ class Search:
         if not cfg_path.exists():
             write_atomic(cfg_path, self.cfg.to_json().encode())
         rows = read_samples(self.samples_path, repair=True)  # the writer cuts a torn tail
+        self._front_tried: set[int] = set()
+        self._merge_front_measurements(rows)
         if self.schedule != (1.0,):
             self._rungs = halving.RungLog(self.dir / "rungs.csv")
         for r in rows:
@@ -536,9 +565,66 @@ class Search:
                 start += n
         finally:
             bar.close()
+        self._measure_front(rows)
         summary = self._write_outputs(rows, {}, final=True)
         summary["elapsed_s_this_call"] = time.monotonic() - t_start
         return summary
+
+    # -- the front, measured ----------------------------------------------------
+    @property
+    def front_measured_path(self) -> Path:
+        return self.dir / "front_measured.csv"
+
+    def _merge_front_measurements(self, rows: list[dict]) -> None:
+        """Measurements of Pareto networks taken at the end of an earlier call (a resume)."""
+        self._front_tried |= merge_front_measurements(self.dir, rows)
+
+    def _measure_front(self, rows: list[dict]) -> None:
+        """Measure every Pareto network that has only a prediction on the device, until the
+        front (redrawn with each measurement) holds measured networks only. Appended to
+        front_measured.csv as each is measured; the outputs then show measured latencies."""
+        if not self.cfg.measure_front or self.cfg.latency not in PREDICTED:
+            return
+        if self.latency.measure is None:
+            return
+        if not self.front_measured_path.exists():
+            records.create(self.front_measured_path, {"kind": "front-measured"}, FRONT_COLUMNS)
+        n_new = 0
+        while True:
+            view = self.view(rows)
+            front = pareto_front([r["lat_ms"] for r in view], [r["accuracy"] for r in view])
+            todo = [
+                i
+                for i in front
+                if not math.isfinite(rows[i]["meas_ms"]) and i not in self._front_tried
+            ]
+            if not todo:
+                break
+            for i in todo:
+                meas = self._measure(self.space.decode(rows[i]["tokens"]))
+                self._front_tried.add(i)
+                records.append(
+                    self.front_measured_path,
+                    [
+                        i,
+                        rows[i]["digest"],
+                        repr(rows[i]["pred_ms"]),
+                        repr(meas) if math.isfinite(meas) else "",
+                    ],
+                )
+                if math.isfinite(meas):
+                    self.calib.observe(rows[i]["pred_ms"], meas)
+                    rows[i] = {**rows[i], "meas_ms": meas}
+                    n_new += 1
+        if n_new:
+            pairs = [
+                (r["pred_ms"] * self.calib.scale, r["meas_ms"]) for r in (rows[i] for i in front)
+            ]
+            err = float(np.median([abs(p / m - 1) for p, m in pairs if math.isfinite(p) and m > 0]))
+            self._event(
+                f"Pareto front re-measured on {self.cfg.device}: {n_new} network(s) measured, "
+                f"{len(front)} on the front; median |predicted/measured - 1| {err:.1%}"
+            )
 
     def view(self, rows: list[dict]) -> list[dict]:
         """Rows as the outputs show them: a measurement where there is one, else the
