@@ -185,6 +185,11 @@ def evaluator_options(f: Callable) -> Callable:
         show_default=True,
         help="CPUs each child's evaluation asks Ray for.",
     )(f)
+    return evaluator_option(f)
+
+
+def evaluator_option(f: Callable) -> Callable:
+    """--evaluator MODULE:FUNCTION (search, compare through the run, netadapt)."""
     return click.option(
         "--evaluator",
         default=None,

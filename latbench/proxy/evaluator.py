@@ -10,7 +10,10 @@ are used the same way, through `CachedEvaluator`:
     evaluator trains it: the evaluator's optional `network(arch) -> Arch` transform, e.g.
     the proxy's smaller input and width; the sampled network itself otherwise),
     `net.seed` the recipe seed and `net.fidelity` the share of its full training to spend
-    (successive halving asks for less; an evaluator may ignore it);
+    (successive halving asks for less; an evaluator may ignore it); `net.pretrained` says the
+    model already holds weights inherited from a larger network (NetAdapt's fine-tuning:
+    `latbench netadapt --evaluator`, where the evaluator trains `net.model` in place and
+    NetAdapt carries its weights on);
   - an accuracy is a finite number in [0, 1]; a dict's other entries are extra metrics
     (finite numbers), logged per sample. Anything else is the evaluator's bug: an
     `InputError` naming `--evaluator` (exit 2), never a silent NaN. An exception raised by
@@ -88,6 +91,7 @@ class Network:
     seed: int = 0
     fidelity: float = 1.0  # share of the full training to spend (successive halving)
     threads: int = 0  # TensorFlow intra-op threads of this process (0: TensorFlow's default)
+    pretrained: bool = False  # `model` holds inherited weights (NetAdapt): fine-tune it
 
 
 @runtime_checkable
