@@ -8,8 +8,8 @@
 #   (FIDELITY=halving in the environment: successive halving inside each batch)
 set -euo pipefail
 # Three lanes share this machine's cores: one TensorFlow thread per trainer (3 trainers on 2
-# cores: 1.2x the throughput of TensorFlow's default pools, BENCHMARKS.md). Set them to ''
-# to get the default pools.
+# cores: 1.2x the throughput of TensorFlow's default pools, BENCHMARKS.md), which is the
+# proxy recipe's default (--proxy-threads 1, part of the accuracy cache key) since issue 23.
 export TF_NUM_INTRAOP_THREADS=${TF_NUM_INTRAOP_THREADS-1} TF_NUM_INTEROP_THREADS=${TF_NUM_INTEROP_THREADS-1}
 out=$1 target=$2 samples=${3:-200} seeds=${4:-"0 1 2"} chunk=${5:-40}
 mkdir -p "$out"
