@@ -111,7 +111,11 @@ def run(out: Path, n: int, workers: int, order=ORDER) -> None:
         (net, arch.to_dict(), r) for net, arch in networks(n) for r in order if (net, r) not in done
     ]
     print(f"{len(jobs)} trainings to go ({len(done)} done)", file=sys.stderr, flush=True)
-    with ProcessPoolExecutor(workers, initializer=_init) as pool:
+    import multiprocessing
+
+    # spawned, not forked: a worker forked from a process with threads can inherit a held lock
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init) as pool:
         pending = set()
         while jobs or pending:
             while jobs and len(pending) < workers:
@@ -183,6 +187,11 @@ def report(out: Path) -> dict:
         by.setdefault(d["net"], {})[d["recipe_name"]] = d
     nets = [n for n in sorted(by) if all(r in by[n] for r in CORE)]
     group = BATCH if len(nets) >= 2 * BATCH else 4  # a reduced study halves in batches of 4
+    if len(nets) < group:  # too few for a rank correlation: the costs only
+        cpu = {r: [by[n][r]["cpu_s"] for n in nets] for r in CORE}
+        rep = {"networks": len(nets), "too_few_for_tau": True, "cpu_s_per_network": cpu}
+        (out / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
+        return rep
     nets = nets[: len(nets) - len(nets) % group]  # halving needs whole batches
 
     def acc(r, ns=nets):
