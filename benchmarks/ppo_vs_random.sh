@@ -5,10 +5,11 @@
 # resume: latbench search --resume). Then: latbench compare OUT/*/ --retrain-seeds 3.
 #
 #   benchmarks/ppo_vs_random.sh OUT TARGET_MS [SAMPLES] [SEEDS] [CHUNK]
+#   (FIDELITY=halving in the environment: successive halving inside each batch)
 set -euo pipefail
 # Three lanes share this machine's cores: one TensorFlow thread per trainer (3 trainers on 2
-# cores: 1.2x the throughput of TensorFlow's default pools, BENCHMARKS.md). Set them to ''
-# to get the default pools.
+# cores: 1.2x the throughput of TensorFlow's default pools, BENCHMARKS.md), which is the
+# proxy recipe's default (--proxy-threads 1, part of the accuracy cache key) since issue 23.
 export TF_NUM_INTRAOP_THREADS=${TF_NUM_INTRAOP_THREADS-1} TF_NUM_INTEROP_THREADS=${TF_NUM_INTEROP_THREADS-1}
 out=$1 target=$2 samples=${3:-200} seeds=${4:-"0 1 2"} chunk=${5:-40}
 mkdir -p "$out"
@@ -23,7 +24,7 @@ lane() {
       else
         latbench search --device host --latency lut --target-ms "$target" --constraint soft \
           --samples "$n" --batch 8 --spot-every 0 --controller "$ctrl" --seed "$seed" \
-          --out "$dir" --no-progress
+          --out "$dir" --no-progress ${FIDELITY:+--fidelity "$FIDELITY"}
       fi >>"$out/$ctrl-s$seed.log" 2>&1
     done
   done

@@ -4,6 +4,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The proxy recipe's TensorFlow thread count (ProxyRecipe.threads), set before any test starts
+# TensorFlow: one process cannot change it later, and every test that trains asks for it.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 
 @pytest.fixture(scope="session", autouse=True)

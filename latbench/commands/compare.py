@@ -32,8 +32,16 @@ from latbench.commands.options import echo_json, json_option
     type=click.IntRange(0),
     default=0,
     show_default=True,
-    help="Also train each run's best network (and --reference) with this many recipe "
-    "seeds, through the runs' own proxy recipe (0: skip).",
+    help="Also train each run's Pareto front (and --reference) with this many recipe "
+    "seeds at the reference fidelity (--reference-factor x the runs' training images; a "
+    "user's evaluator at its full fidelity), and draw front.png (0: skip).",
+)
+@click.option(
+    "--reference-factor",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="The reference fidelity of --retrain-seeds: this many times the runs' training images.",
 )
 @click.option(
     "--reference",
@@ -42,7 +50,9 @@ from latbench.commands.options import echo_json, json_option
     help="Zoo network retrained beside the runs' best ones.",
 )
 @json_option
-def compare_command(runs, out_dir, n_samples, retrain_seeds, reference, as_json) -> None:
+def compare_command(
+    runs, out_dir, n_samples, retrain_seeds, reference_factor, reference, as_json
+) -> None:
     """Best reward and Pareto hypervolume against samples for several search runs, grouped
     by controller (mean and min-max over seeds), at the budget every run has reached."""
     import pandas as pd
@@ -83,8 +93,11 @@ def compare_command(runs, out_dir, n_samples, retrain_seeds, reference, as_json)
     compare.curves_png(loaded, n, out_dir / "curves.png")
     retrained = []
     if retrain_seeds:
-        retrained = compare.retrain(loaded, n, list(range(retrain_seeds)), reference, note)
+        retrained = compare.retrain(
+            loaded, n, list(range(retrain_seeds)), reference, note, reference_factor
+        )
         write_atomic(out_dir / "retrain.csv", pd.DataFrame(retrained).to_csv(index=False).encode())
+        compare.front_png(retrained, reference_factor, out_dir / "front.png")
     final = [t for t in tab if t["samples"] == n]
     if as_json:
         echo_json(
@@ -112,6 +125,6 @@ def compare_command(runs, out_dir, n_samples, retrain_seeds, reference, as_json)
         )
     click.echo(
         f"-> {out_dir}/ (curves.png, table.csv, curves.csv"
-        + (", retrain.csv" if retrained else "")
+        + (", retrain.csv, front.png" if retrained else "")
         + ")"
     )

@@ -180,6 +180,39 @@ def ray_options(f: Callable) -> Callable:
     )(f)
 
 
+def evaluator_options(f: Callable) -> Callable:
+    """--evaluator SPEC, --cpus-per-child N, --gpus-per-child N: the user's own evaluator and
+    the resources each child's evaluation asks Ray for."""
+    f = click.option(
+        "--gpus-per-child",
+        type=click.FloatRange(0),
+        default=0,
+        show_default=True,
+        help="GPUs each child's evaluation asks Ray for (needs --ray-workers or --ray-address).",
+    )(f)
+    f = click.option(
+        "--cpus-per-child",
+        type=click.FloatRange(0, min_open=True),
+        default=1,
+        show_default=True,
+        help="CPUs each child's evaluation asks Ray for.",
+    )(f)
+    return evaluator_option(f)
+
+
+def evaluator_option(f: Callable) -> Callable:
+    """--evaluator MODULE:FUNCTION (search, compare through the run, netadapt)."""
+    return click.option(
+        "--evaluator",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="Your own accuracy evaluator instead of the proxy trainer: a function of the "
+        "sampled network (arch.json dict and a ready Keras model) returning an accuracy or "
+        "a dict with 'accuracy' and extra metrics (docs/search.md). MODULE may be a "
+        "FILE.py path.",
+    )(f)
+
+
 def dataset_options(f: Callable) -> Callable:
     """--dataset NAME and --data-dir DIR: the proxy task's images (search, netadapt, scale)."""
     f = click.option(
@@ -209,6 +242,12 @@ PROXY_OPTIONS: dict[str, tuple[str, object, str]] = {
     ),
     "train": ("train_images", click.IntRange(10), "Training images per proxy run."),
     "epochs": ("epochs", click.IntRange(1), "Epochs of proxy training per network."),
+    "threads": (
+        "threads",
+        click.IntRange(0),
+        "TensorFlow threads per trainer (0: TensorFlow's default pools). Part of the "
+        "accuracy cache key: serial and Ray runs train with the same count.",
+    ),
 }
 
 

@@ -11,6 +11,7 @@ import click
 from latbench.commands.options import (
     dataset_options,
     device_option,
+    evaluator_options,
     json_errors_option,
     lut_dir_option,
     no_progress_option,
@@ -23,6 +24,7 @@ from latbench.commands.options import (
 )
 from latbench.proxy.recipe import ProxyRecipe
 from latbench.search.controllers import CONTROLLERS
+from latbench.search.halving import SCHEDULES
 
 _RECIPE = ProxyRecipe()  # CLI defaults come from the recipe, never from a copy
 
@@ -116,6 +118,22 @@ _RECIPE = ProxyRecipe()  # CLI defaults come from the recipe, never from a copy
     is_flag=True,
     help="Scale predictions by the median measured/predicted ratio of the spot checks.",
 )
+@click.option(
+    "--measure-front/--no-measure-front",
+    default=True,
+    show_default=True,
+    help="--latency lut: end by measuring every Pareto network on the device (the outputs "
+    "then show measured latencies; front_measured.csv).",
+)
+@click.option(
+    "--fidelity",
+    type=click.Choice(list(SCHEDULES)),
+    default="full",
+    show_default=True,
+    help="full: every child trained with the whole recipe; halving: successive halving "
+    "inside each batch (every child at 1/4 of the recipe's steps, the better half at 1/2, "
+    "the better half of those in full; the reward uses each child's last fidelity).",
+)
 @dataset_options
 @click.option(
     "--baselines",
@@ -129,6 +147,7 @@ _RECIPE = ProxyRecipe()  # CLI defaults come from the recipe, never from a copy
 @proxy_options(_RECIPE)
 @predictor_method_option
 @ray_options
+@evaluator_options
 @no_progress_option
 @json_errors_option
 def search_command(
@@ -151,11 +170,16 @@ def search_command(
     spot_every,
     drift_threshold,
     recalibrate,
+    measure_front,
+    fidelity,
     dataset,
     data_dir,
     baselines,
     ray_workers,
     ray_address,
+    evaluator,
+    cpus_per_child,
+    gpus_per_child,
     predictor_method,
     no_progress,
     as_json,
@@ -168,7 +192,7 @@ def search_command(
     from latbench.proxy.data import load_dataset
     from latbench.search import job
 
-    ds = None
+    ds = user_evaluator = None
     ctx = click.get_current_context()
     given = {
         p.name
@@ -183,7 +207,16 @@ def search_command(
         )
         ignored = sorted(
             given
-            - {"resume_dir", "samples", "no_progress", "lut_dir", "ray_workers", "ray_address"}
+            - {
+                "resume_dir",
+                "samples",
+                "no_progress",
+                "lut_dir",
+                "ray_workers",
+                "ray_address",
+                "cpus_per_child",
+                "gpus_per_child",
+            }
         )
         if ignored:
             note(
@@ -217,8 +250,16 @@ def search_command(
             dataset=dataset,
             data_dir=data_dir,
             predictor_method=predictor_method,
+            evaluator=evaluator,
+            fidelity=fidelity,
+            measure_front=measure_front,
         )
-        ds = load_dataset(dataset, data_dir, recipe.resolution, seed=0)  # a missing data dir too
+        if evaluator is None:
+            ds = load_dataset(dataset, data_dir, recipe.resolution, seed=0)  # a missing dir too
+    if cfg.evaluator:  # import and check it now: a bad spec is exit 2 before anything runs
+        from latbench.proxy.evaluator import load_evaluator
+
+        user_evaluator = load_evaluator(cfg.evaluator)
     try:
         summary = job.run_job(
             out_dir,
@@ -228,6 +269,9 @@ def search_command(
             log=note,
             progress=progress_wanted(no_progress),
             dataset=ds,
+            evaluator=user_evaluator,
+            cpus_per_child=cpus_per_child,
+            gpus_per_child=gpus_per_child,
         )
     except KeyboardInterrupt:
         from latbench.errors import InputError, Interrupted

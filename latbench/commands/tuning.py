@@ -18,6 +18,7 @@ from latbench.commands.options import (
     dataset_options,
     device_option,
     echo_json,
+    evaluator_option,
     json_errors_option,
     lut_dir_option,
     no_progress_option,
@@ -121,6 +122,7 @@ _log = note
     help="Stop after this many steps even if the target is not met.",
 )
 @click.option("--no-measure", is_flag=True, help="Do not time the chosen networks end to end.")
+@evaluator_option
 def netadapt_command(
     arch_file,
     device,
@@ -141,6 +143,7 @@ def netadapt_command(
     long_epochs,
     max_steps,
     no_measure,
+    evaluator,
     **proxy,
 ):
     """NetAdapt: shrink channels of ARCH_FILE step by step until it meets a latency target."""
@@ -155,6 +158,10 @@ def netadapt_command(
     if target_ratio is not None and not 0 < target_ratio < 1:
         raise InputError(f"must be in (0, 1), got {target_ratio}", "--target-ratio")
     seed_arch = load_arch(arch_file)
+    if evaluator:  # a bad spec: exit 2 before any profiling
+        from latbench.proxy.evaluator import load_evaluator
+
+        load_evaluator(evaluator)
     with OnDemandLatency(
         device, precision, lut_dir, progress=progress_wanted(no_progress), log=_log
     ) as lat:
@@ -172,8 +179,9 @@ def netadapt_command(
             max_steps=max_steps,
             seed=seed,
             measure=not no_measure,
+            evaluator=evaluator,
         )
-        ds = load_dataset(dataset, data_dir, recipe.resolution, seed)
+        ds = None if evaluator else load_dataset(dataset, data_dir, recipe.resolution, seed)
         runner = NetAdaptRun(
             out_dir, cfg, seed_arch, lat, ds, log=_log, progress=progress_wanted(no_progress)
         )

@@ -16,30 +16,37 @@ dominates the cost on a small CPU). After training, batch-norm statistics are
 re-estimated over training images and the held-out split is scored in
 inference mode, so an image's score never depends on its batch.
 
-An accuracy source is used in three steps (`AccuracySource`): `lookup` in the
-cache, `train` (the expensive part, which may run in another process or on
-another machine), `record` in the cache. The cache is JSON keyed by the proxy
-network's digest, the recipe, the dataset's content, and the TensorFlow and
-Keras versions, so no network is ever trained twice under the same conditions.
+The trainer is an evaluator like a user's (`ProxyTrainer`, evaluator.py's
+interface), so the default path exercises that interface; `ProxyEvaluator` is it
+behind the cache. An accuracy source is used in three steps (`AccuracySource`):
+`lookup` in the cache, `train` (the expensive part, which may run in another
+process or on another machine), `record` in the cache. The cache is JSON keyed by
+the proxy network's digest, the recipe (its thread count included), the dataset's
+content, and the TensorFlow and Keras versions, so no network is ever trained twice
+under the same conditions.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import os
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from latbench.errors import InputError
-from latbench.fileio import load_json, write_atomic
 from latbench.nets.arch import Arch, make_divisible
 from latbench.proxy.data import Dataset
+from latbench.proxy.evaluator import (  # noqa: F401 - the accuracy interface, re-exported
+    AccuracyResult,
+    AccuracySource,
+    CachedEvaluator,
+    Network,
+    default_cache_dir,
+    evaluate,
+    use_threads,
+)
 from latbench.proxy.recipe import ProxyRecipe
 
 TRAINER_VERSION = 3  # bump when training or evaluation changes: old cache entries then miss
@@ -87,38 +94,6 @@ def proxy_arch(arch: Arch, recipe: ProxyRecipe, classes: int, channels: int) -> 
     )
 
 
-@dataclass(frozen=True)
-class AccuracyResult:
-    accuracy: float
-    train_s: float
-    params: int
-    cached: bool = False
-
-
-class AccuracySource(Protocol):
-    """What the search needs from an accuracy evaluator (see `evaluate`)."""
-
-    def key(self, arch: Arch) -> str: ...  # equal keys: the same result
-    def lookup(self, arch: Arch) -> AccuracyResult | None: ...  # the cache (driver side)
-    def train(self, arch: Arch) -> AccuracyResult: ...  # the work (anywhere; no side effects)
-    def record(self, arch: Arch, result: AccuracyResult) -> None: ...  # the cache (driver side)
-
-
-def evaluate(source: AccuracySource, arch: Arch) -> AccuracyResult:
-    """Cached result, or train and record."""
-    hit = source.lookup(arch)
-    if hit is not None:
-        return hit
-    res = source.train(arch)
-    source.record(arch, res)
-    return res
-
-
-def default_cache_dir() -> Path:
-    root = os.environ.get("LATBENCH_CACHE") or Path.home() / ".cache" / "latbench"
-    return Path(root) / "accuracy"
-
-
 def _framework_versions() -> str:
     import keras
     import tensorflow as tf
@@ -126,18 +101,22 @@ def _framework_versions() -> str:
     return f"tf-{tf.__version__}|keras-{keras.__version__}"
 
 
-class ProxyEvaluator:
-    """Trains proxy networks on one dataset with one recipe; caches by content."""
+class ProxyTrainer:
+    """latbench's proxy training as an `Evaluator`: the network at the proxy's input, strides
+    and width (`network`), trained from scratch on one dataset with one recipe (`__call__`).
 
-    def __init__(
-        self, dataset: Dataset, recipe: ProxyRecipe = ProxyRecipe(), cache_dir: Path | None = None
-    ):
+    Its version names everything the result depends on besides the network: the recipe
+    (thread count included), the dataset's content, TensorFlow's and Keras' versions and
+    TRAINER_VERSION."""
+
+    name = "latbench.proxy"
+
+    def __init__(self, dataset: Dataset, recipe: ProxyRecipe = ProxyRecipe()):
         self.recipe = recipe
+        self.seed = recipe.seed
         self.dataset_name = dataset.name
         self.classes = dataset.classes
         self.channels = dataset.shape[2]
-        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-        self.trained = 0  # networks actually trained by this evaluator (not cached)
         need = recipe.train_images + recipe.val_images
         if len(dataset.x_train) < need:
             if len(dataset.x_train) < 2 * self.classes:
@@ -161,6 +140,10 @@ class ProxyEvaluator:
             h.update(np.ascontiguousarray(a).tobytes())
         self.data_digest = h.hexdigest()[:20]
         self.frameworks = _framework_versions()
+        self.version = (
+            f"{recipe.key()}|{self.dataset_name}|data-{self.data_digest}|{self.frameworks}"
+            f"|trainer-{TRAINER_VERSION}"
+        )
         # held out from the training split, so the official test split stays untouched
         self.x_train, self.y_train = self._prep(dataset.x_train[train]), dataset.y_train[train]
         self.x_val, self.y_val = self._prep(dataset.x_train[val]), dataset.y_train[val]
@@ -174,81 +157,49 @@ class ProxyEvaluator:
             x = tf.image.resize(x, (r, r)).numpy()
         return x
 
-    def proxy(self, arch: Arch) -> Arch:
+    def network(self, arch: Arch) -> Arch:
         return proxy_arch(arch, self.recipe, self.classes, self.channels)
 
-    def key(self, arch: Arch) -> str:
-        text = (
-            f"{self.proxy(arch).digest()}|{self.recipe.key()}|{self.dataset_name}"
-            f"|data-{self.data_digest}|{self.frameworks}|trainer-{TRAINER_VERSION}"
-        )
-        return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-    cache_key = key
-
-    def lookup(self, arch: Arch) -> AccuracyResult | None:
-        path = self.cache_dir / f"{self.key(arch)}.json"
-        if not path.exists():
-            return None
-        try:
-            d = load_json(path, "cache file", allow_nan=True)
-            return AccuracyResult(float(d["accuracy"]), float(d["train_s"]), int(d["params"]), True)
-        except (InputError, ValueError, KeyError, TypeError):
-            return None  # a torn or damaged cache file: train again
-
-    cached = lookup
-
-    def train(self, arch: Arch) -> AccuracyResult:
-        """Train and score the proxy network (no cache access)."""
-        t0 = time.monotonic()
-        acc, params = self._train(self.proxy(arch))
-        return AccuracyResult(acc, time.monotonic() - t0, params)
-
-    def record(self, arch: Arch, res: AccuracyResult) -> None:
-        write_atomic(
-            self.cache_dir / f"{self.key(arch)}.json",
-            json.dumps(
-                {
-                    **asdict(res),
-                    "cached": False,
-                    "arch": arch.name,
-                    "recipe": asdict(self.recipe),
-                    "dataset": self.dataset_name,
-                    "data_digest": self.data_digest,
-                    "frameworks": self.frameworks,
-                    "trainer": TRAINER_VERSION,
-                }
-            ).encode(),
-        )
-        self.trained += 1
-
-    def evaluate(self, arch: Arch) -> AccuracyResult:
-        """Held-out accuracy of the proxy-trained network (cached)."""
-        return evaluate(self, arch)
-
-    def _train(self, arch: Arch) -> tuple[float, int]:
-        import keras
-
+    def __call__(self, net: Network) -> float:
+        """Train `net.model` for the recipe's epochs times `net.fidelity`; held-out accuracy."""
         from latbench.proxy import train
 
         rc = self.recipe
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(rc.seed)
-        model = train.build(arch)
+        model = net.model
         loss = train.fit(
             model,
             self.x_train,
             self.y_train,
             train.TrainSettings(
-                epochs=rc.epochs, batch=rc.batch, lr=rc.lr, bn_momentum=rc.bn_momentum, seed=rc.seed
+                epochs=rc.epochs * net.fidelity,
+                batch=rc.batch,
+                lr=rc.lr,
+                bn_momentum=rc.bn_momentum,
+                seed=net.seed,  # the recipe's (compare --retrain-seeds: each seed's)
             ),
         )
-        params = model.count_params()
         if not np.isfinite(loss):
-            return 0.0, params  # diverged: as bad as chance, never NaN
+            return 0.0  # diverged: as bad as chance, never NaN
         # batch-norm statistics re-estimated with the trained weights, then inference mode:
         # after ~100 steps the running averages are still far from settled
         train.recalibrate_bn(model, self.x_train)
-        acc = train.accuracy(model, self.x_val, self.y_val)
-        keras.backend.clear_session()
-        return acc, params
+        return train.accuracy(model, self.x_val, self.y_val)
+
+
+class ProxyEvaluator(CachedEvaluator):
+    """The proxy trainer behind the accuracy cache: the search's default accuracy source."""
+
+    def __init__(
+        self, dataset: Dataset, recipe: ProxyRecipe = ProxyRecipe(), cache_dir: Path | None = None
+    ):
+        use_threads(recipe.threads)  # before the first TensorFlow op (a resize, a build)
+        trainer = ProxyTrainer(dataset, recipe)
+        super().__init__(trainer, cache_dir, threads=recipe.threads)
+        self.recipe = recipe
+        for k in ("dataset_name", "classes", "channels", "data_digest", "frameworks"):
+            setattr(self, k, getattr(trainer, k))
+        self.x_train, self.y_train = trainer.x_train, trainer.y_train
+        self.x_val, self.y_val = trainer.x_val, trainer.y_val
+
+    def proxy(self, arch: Arch) -> Arch:
+        return self.evaluator.network(arch)

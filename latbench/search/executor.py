@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Sequence
 
 from latbench.errors import InputError, LatbenchError
 from latbench.nets.arch import Arch
-from latbench.proxy.accuracy import AccuracyResult, AccuracySource, evaluate
+from latbench.proxy.evaluator import AccuracyResult, AccuracySource, evaluate
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,12 @@ class RayExecutor(Executor):
     name = "ray"
 
     def __init__(
-        self, workers: int | None = None, address: str | None = None, max_retries: int = 2
+        self,
+        workers: int | None = None,
+        address: str | None = None,
+        max_retries: int = 2,
+        cpus_per_child: float = 1,
+        gpus_per_child: float = 0,
     ):
         try:
             import ray
@@ -118,10 +123,15 @@ class RayExecutor(Executor):
         self.ray = ray
         self.max_retries = max_retries
         self.worker_pids: set[int] = set()
+        if cpus_per_child <= 0 or gpus_per_child < 0:
+            raise InputError("--cpus-per-child must be > 0 and --gpus-per-child >= 0")
         env = {"TF_CPP_MIN_LOG_LEVEL": "3"}
         for k in ("PYTHONPATH", "LATBENCH_CACHE"):
             if os.environ.get(k):
                 env[k] = os.environ[k]
+        # a user's evaluator module is found from the driver's directory, as it was here
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), os.getcwd()) if p)
+        self.env = env
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             if address:
@@ -134,15 +144,34 @@ class RayExecutor(Executor):
                 # address="local": a new Ray of our own, even where `ray start` ran before
                 ray.init(
                     address="local",
-                    num_cpus=workers,
+                    num_cpus=workers * cpus_per_child,
                     include_dashboard=False,
                     log_to_driver=False,
                     runtime_env={"env_vars": env},
                     object_store_memory=200 * 2**20,
                     _system_config={"worker_niceness": 0},
                 )
-        self._task = ray.remote(num_cpus=1, max_retries=max_retries)(_train_child)
+        if gpus_per_child and ray.cluster_resources().get("GPU", 0) < gpus_per_child:
+            gpus = ray.cluster_resources().get("GPU", 0)
+            self.close()
+            raise InputError(
+                f"each child asks for {gpus_per_child:g} GPU(s) but the Ray cluster has {gpus:g}",
+                "--gpus-per-child",
+            )
+        self._task = ray.remote(
+            num_cpus=cpus_per_child, num_gpus=gpus_per_child, max_retries=max_retries
+        )(_train_child)
         self._source_refs: dict[int, object] = {}
+
+    def _submit(self, ref, source, arch):
+        """One child's task, in workers whose TensorFlow runs the source's thread count (a
+        worker pool of its own per count: a started TensorFlow cannot change it)."""
+        threads = getattr(source, "threads", 0)
+        if not threads:
+            return self._task.remote(ref, arch)
+        env = {**self.env, "TF_NUM_INTRAOP_THREADS": str(threads)}
+        env["TF_NUM_INTEROP_THREADS"] = str(threads)
+        return self._task.options(runtime_env={"env_vars": env}).remote(ref, arch)
 
     def _source_ref(self, source):
         if id(source) not in self._source_refs:  # ship the dataset arrays once
@@ -159,7 +188,7 @@ class RayExecutor(Executor):
         pending: dict[str, object] = {}
         for a, k, hit in zip(archs, keys, hits):
             if hit is None and k not in pending:
-                pending[k] = self._task.remote(ref, a)
+                pending[k] = self._submit(ref, source, a)
         done: set[str] = set()
         try:
             for a, k, hit in zip(archs, keys, hits):
@@ -233,8 +262,20 @@ class RayExecutor(Executor):
 EXECUTORS: dict[str, type[Executor]] = {"serial": SerialExecutor, "ray": RayExecutor}
 
 
-def make_executor(workers: int | None = None, address: str | None = None) -> Executor:
+def make_executor(
+    workers: int | None = None,
+    address: str | None = None,
+    cpus_per_child: float = 1,
+    gpus_per_child: float = 0,
+) -> Executor:
     """Serial unless Ray is asked for (--ray-workers N or --ray-address)."""
     if workers is None and not address:
+        if gpus_per_child:
+            raise InputError("needs Ray (--ray-workers N or --ray-address)", "--gpus-per-child")
         return SerialExecutor()
-    return RayExecutor(workers=workers, address=address)
+    return RayExecutor(
+        workers=workers,
+        address=address,
+        cpus_per_child=cpus_per_child,
+        gpus_per_child=gpus_per_child,
+    )

@@ -158,15 +158,21 @@ def check_latency_model(out_dir: Path, identity: dict, log: Log) -> None:
         append_line(out_dir / "events.log", msg + "\n")  # a symlinked log is refused
 
 
-def make_evaluator(cfg, cache_dir: Path | None = None, dataset=None):
-    """The proxy evaluator of a search config (`dataset`: the config's dataset, loaded already).
+def make_evaluator(cfg, cache_dir: Path | None = None, dataset=None, evaluator=None):
+    """The accuracy source of a search config: the user's evaluator (`cfg.evaluator`, or
+    `evaluator` already loaded) behind the cache, else the proxy trainer (`dataset`: the
+    config's dataset, loaded already). Both train with the recipe's seed and thread count.
 
     A folder dataset's train/test split has its own fixed seed: it is part of the
     dataset's identity, not of the search."""
     from latbench.proxy.accuracy import ProxyEvaluator
     from latbench.proxy.data import load_dataset
+    from latbench.proxy.evaluator import CachedEvaluator, load_evaluator
 
     recipe = ProxyRecipe(**cfg.recipe)
+    if evaluator is not None or cfg.evaluator:
+        ev = evaluator or load_evaluator(cfg.evaluator)
+        return CachedEvaluator(ev.with_seed(recipe.seed), cache_dir, threads=recipe.threads)
     ds = dataset or load_dataset(cfg.dataset, cfg.data_dir, recipe.resolution, seed=0)
     return ProxyEvaluator(ds, recipe, cache_dir)
 
@@ -208,6 +214,9 @@ def run_job(
     log: Log,
     progress: bool,
     dataset=None,
+    evaluator=None,
+    cpus_per_child: float = 1,
+    gpus_per_child: float = 0,
 ) -> dict:
     """Run (or resume) the search of `cfg` in `out_dir`; the run's summary.
 
@@ -218,18 +227,31 @@ def run_job(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with hold_lock(out_dir, f"search run {out_dir}"):
-        return _run_locked(out_dir, cfg, ray_workers, ray_address, log, progress, dataset)
+        return _run_locked(
+            out_dir,
+            cfg,
+            log,
+            progress,
+            dataset,
+            evaluator,
+            dict(
+                workers=ray_workers,
+                address=ray_address,
+                cpus_per_child=cpus_per_child,
+                gpus_per_child=gpus_per_child,
+            ),
+        )
 
 
-def _run_locked(out_dir: Path, cfg, ray_workers, ray_address, log: Log, progress: bool, dataset):
+def _run_locked(out_dir: Path, cfg, log: Log, progress: bool, dataset, evaluator, resources):
     from latbench.devices import known_profiles
     from latbench.nets.spaces import get_space
     from latbench.search.executor import make_executor
     from latbench.search.run import Search
 
     space = get_space(cfg.space)
-    evaluator = make_evaluator(cfg, dataset=dataset)
-    executor = make_executor(ray_workers, ray_address)
+    evaluator = make_evaluator(cfg, dataset=dataset, evaluator=evaluator)
+    executor = make_executor(**resources)
 
     def close_device() -> None:  # replaced by the device's own once one is opened
         pass

@@ -6,6 +6,9 @@ State lives in the run directory and nowhere else:
                      what the controller saw (lat_ms = measured if measured, else
                      the prediction times the calibration scale at that time)
   updates.csv        one row per controller update (loss, entropy, clip fraction, ...)
+  rungs.csv          --fidelity halving: every rung's training of every child (halving.py)
+  front_measured.csv the Pareto networks measured on the device when a call ends (lut mode):
+                     the outputs then show their measured latency
   controller/        controller checkpoint after each completed batch (npz + json)
   baselines.json     zoo networks evaluated the same way (for the plot)
   pareto.csv, pareto/, best/arch.json, summary.json, *.png   rewritten each batch,
@@ -21,8 +24,6 @@ consumed in sample order, so results do not depend on how they were trained.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import time
@@ -39,6 +40,7 @@ from latbench.nets.arch import Arch, save_arch
 from latbench.nets.spaces import SearchSpace, get_space
 from latbench.predictors import FailedLayers
 from latbench.proxy.accuracy import AccuracySource
+from latbench.search import halving
 from latbench.search import samples as samples_file
 from latbench.search.controllers import make_controller
 from latbench.search.executor import ChildResult, Executor, SerialExecutor
@@ -61,6 +63,8 @@ UPDATE_COLUMNS = [
     "advantage_mean",
 ]
 
+
+FRONT_COLUMNS = ("sample", "digest", "pred_ms", "meas_ms")  # front_measured.csv
 
 # Where a sample's LAT comes from: the device's predictor (lut), the device itself (device),
 # or the network's multiply-accumulates in millions (flops: EfficientNet-B0's reward
@@ -91,12 +95,19 @@ class SearchConfig:
     baselines: tuple[str, ...] = ("mobilenet_v2_x1",)
     lut_dir: str = "lut"
     predictor_method: str | None = None  # lut mode: a method of the predictor file by name
+    evaluator: str | None = None  # a user's evaluator (MODULE:FUNCTION); None: the proxy trainer
+    fidelity: str = "full"  # full | halving: successive halving inside each batch (halving.py)
+    measure_front: bool = True  # lut mode: measure the Pareto networks on the device at the end
 
     def __post_init__(self) -> None:
         if self.latency not in LATENCY_SOURCES:
             raise InputError(f"must be one of {LATENCY_SOURCES}, got {self.latency!r}", "--latency")
         if self.samples < 1 or self.batch < 1:
             raise InputError("--samples and --batch must be >= 1")
+        if self.fidelity not in halving.SCHEDULES:
+            raise InputError(
+                f"must be one of {sorted(halving.SCHEDULES)}, got {self.fidelity!r}", "--fidelity"
+            )
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -159,6 +170,28 @@ _CONFIG_DOC = {
     "dict": "an object",
     "tuple[str, ...]": "a list of strings",
 }
+
+
+def merge_front_measurements(run_dir: Path, rows: list[dict]) -> set[int]:
+    """Put the run's front_measured.csv latencies into `rows` (in place, where a row has no
+    measurement yet); the samples it names (measured, or tried and failed)."""
+    path = Path(run_dir) / "front_measured.csv"
+    if not path.exists():
+        return set()
+    _, recs = records.read(path, FRONT_COLUMNS)
+    tried = set()
+    for n, r in enumerate(recs, start=1):
+        try:
+            i, meas = int(r["sample"]), float(r["meas_ms"] or "nan")
+            if not (0 <= i < 10**9 and (math.isnan(meas) or 0 < meas < 1e9)):
+                raise ValueError("out of range")
+        except ValueError as exc:
+            raise InputError(f"{path}: row {n} is malformed ({exc})") from None
+        if i < len(rows) and rows[i]["digest"] == r["digest"]:
+            tried.add(i)
+            if math.isfinite(meas) and not math.isfinite(rows[i]["meas_ms"]):
+                rows[i] = {**rows[i], "meas_ms": meas, "lat_ms": meas}
+    return tried
 
 
 @dataclass
@@ -235,6 +268,9 @@ class Search:
         if config.latency == "device" and latency.measure is None:
             raise LatbenchError("--latency device needs a device")
         self.ctrl = make_controller(config.controller, self.space.vocab_sizes, config.seed)
+        self.schedule = halving.SCHEDULES[config.fidelity]
+        if self.schedule != (1.0,) and not hasattr(accuracy, "at"):
+            raise LatbenchError(f"--fidelity {config.fidelity} needs an evaluator with fidelities")
         self._feasible_checked = False
 
     # -- files ----------------------------------------------------------------
@@ -347,12 +383,14 @@ class Search:
         rows: list[dict],
         arch: Arch,
         child: ChildResult,
+        fidelity: float | None = None,
     ) -> dict:
         """Latency, spot check and reward of one trained child (in sample order)."""
         t0 = time.monotonic()
         err = child.error
-        if child.result is not None:
-            acc, train_s, cached = child.result.accuracy, child.result.train_s, child.result.cached
+        res = child.result
+        if res is not None:
+            acc, train_s, cached = res.accuracy, res.train_s, res.cached
         else:
             acc, train_s, cached = float("nan"), 0.0, False
         pred_raw = meas = float("nan")
@@ -394,6 +432,8 @@ class Search:
             "wall_s": child.elapsed_s + time.monotonic() - t0,
             "cached": cached,
             "error": err,
+            "fidelity": getattr(self.accuracy, "fidelity", 1.0) if fidelity is None else fidelity,
+            "metrics": res.metrics if res is not None else {},
         }
 
     def _measure(self, arch: Arch) -> float:
@@ -425,6 +465,21 @@ class Search:
                 f"{self.cfg.drift_threshold:.0%}; {fix}"
             )
 
+    def _rung_score(self, arch: Arch, child: ChildResult) -> float:
+        """How successive halving ranks a child after a rung: its reward with the predicted
+        latency (accuracy alone where latency is only measured); a failure ranks last."""
+        if child.result is None:
+            return -math.inf
+        acc = child.result.accuracy
+        if self.cfg.latency not in PREDICTED:
+            return acc
+        try:
+            lat = float(self.latency.predict([arch])[0]) * self.calib.scale
+        except FailedLayers:
+            return -math.inf
+        r = self.reward(acc, lat)
+        return r if math.isfinite(r) else -math.inf
+
     # -- the loop -------------------------------------------------------------
     def run(self, baselines: list[dict] | None = None) -> dict:
         """Run (or continue) until cfg.samples rows exist; returns the summary."""
@@ -435,6 +490,10 @@ class Search:
         if not cfg_path.exists():
             write_atomic(cfg_path, self.cfg.to_json().encode())
         rows = read_samples(self.samples_path, repair=True)  # the writer cuts a torn tail
+        self._front_tried: set[int] = set()
+        self._merge_front_measurements(rows)
+        if self.schedule != (1.0,):
+            self._rungs = halving.RungLog(self.dir / "rungs.csv")
         for r in rows:
             if math.isfinite(r["pred_ms"]) and math.isfinite(r["meas_ms"]):
                 self.calib.observe(r["pred_ms"], r["meas_ms"])
@@ -472,10 +531,25 @@ class Search:
                 first_new = max(0, len(rows) - start)
                 todo = [list(tk) for tk in tokens[first_new:]]
                 archs = [self.space.decode(t) for t in todo]
-                children = self.executor.accuracies(self.accuracy, archs)
+                if self.schedule == (1.0,):
+                    children = self.executor.accuracies(self.accuracy, archs)
+                    fids = [None] * len(archs)
+                else:  # successive halving: the whole batch's rungs first (halving.py)
+                    everyone = [self.space.decode(list(t)) for t in tokens]
+                    done = halving.run_batch(
+                        self.schedule,
+                        self.accuracy,
+                        self.executor,
+                        everyone,
+                        start,
+                        self._rungs,
+                        self._rung_score,
+                    )[first_new:]
+                    children = (c for c, _ in done)
+                    fids = [f for _, f in done]
                 try:
                     for j, (tk, arch, child) in enumerate(zip(todo, archs, children)):
-                        row = self._finish(tk, start + first_new + j, b, rows, arch, child)
+                        row = self._finish(tk, start + first_new + j, b, rows, arch, child, fids[j])
                         self._append(row)
                         rows.append(row)
                         bar.update(1)
@@ -491,9 +565,66 @@ class Search:
                 start += n
         finally:
             bar.close()
+        self._measure_front(rows)
         summary = self._write_outputs(rows, {}, final=True)
         summary["elapsed_s_this_call"] = time.monotonic() - t_start
         return summary
+
+    # -- the front, measured ----------------------------------------------------
+    @property
+    def front_measured_path(self) -> Path:
+        return self.dir / "front_measured.csv"
+
+    def _merge_front_measurements(self, rows: list[dict]) -> None:
+        """Measurements of Pareto networks taken at the end of an earlier call (a resume)."""
+        self._front_tried |= merge_front_measurements(self.dir, rows)
+
+    def _measure_front(self, rows: list[dict]) -> None:
+        """Measure every Pareto network that has only a prediction on the device, until the
+        front (redrawn with each measurement) holds measured networks only. Appended to
+        front_measured.csv as each is measured; the outputs then show measured latencies."""
+        if not self.cfg.measure_front or self.cfg.latency not in PREDICTED:
+            return
+        if self.latency.measure is None:
+            return
+        if not self.front_measured_path.exists():
+            records.create(self.front_measured_path, {"kind": "front-measured"}, FRONT_COLUMNS)
+        n_new = 0
+        while True:
+            view = self.view(rows)
+            front = pareto_front([r["lat_ms"] for r in view], [r["accuracy"] for r in view])
+            todo = [
+                i
+                for i in front
+                if not math.isfinite(rows[i]["meas_ms"]) and i not in self._front_tried
+            ]
+            if not todo:
+                break
+            for i in todo:
+                meas = self._measure(self.space.decode(rows[i]["tokens"]))
+                self._front_tried.add(i)
+                records.append(
+                    self.front_measured_path,
+                    [
+                        i,
+                        rows[i]["digest"],
+                        repr(rows[i]["pred_ms"]),
+                        repr(meas) if math.isfinite(meas) else "",
+                    ],
+                )
+                if math.isfinite(meas):
+                    self.calib.observe(rows[i]["pred_ms"], meas)
+                    rows[i] = {**rows[i], "meas_ms": meas}
+                    n_new += 1
+        if n_new:
+            pairs = [
+                (r["pred_ms"] * self.calib.scale, r["meas_ms"]) for r in (rows[i] for i in front)
+            ]
+            err = float(np.median([abs(p / m - 1) for p, m in pairs if math.isfinite(p) and m > 0]))
+            self._event(
+                f"Pareto front re-measured on {self.cfg.device}: {n_new} network(s) measured, "
+                f"{len(front)} on the front; median |predicted/measured - 1| {err:.1%}"
+            )
 
     def view(self, rows: list[dict]) -> list[dict]:
         """Rows as the outputs show them: a measurement where there is one, else the
@@ -538,19 +669,8 @@ class Search:
         lat = [r["lat_ms"] for r in rows]
         acc = [r["accuracy"] for r in rows]
         front = pareto_front(lat, acc)
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for i in front:
-            w.writerow(
-                {
-                    **rows[i],
-                    "tokens": "-".join(map(str, rows[i]["tokens"])),
-                    "cached": int(rows[i]["cached"]),
-                    "error": samples_file.one_line(rows[i]["error"]),
-                }
-            )
-        write_atomic(self.dir / "pareto.csv", buf.getvalue().encode())
+        text = ",".join(COLUMNS) + "\n" + "".join(samples_file.render(rows[i]) for i in front)
+        write_atomic(self.dir / "pareto.csv", text.encode())
         pdir = self.dir / "pareto"
         pdir.mkdir(exist_ok=True)
         for old in pdir.glob("*.json"):

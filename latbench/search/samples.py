@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 
@@ -36,12 +37,17 @@ COLUMNS = [
     "wall_s",
     "cached",
     "error",
+    "fidelity",
+    "metrics",
 ]
 FLOAT_COLUMNS = ("accuracy", "pred_ms", "meas_ms", "lat_ms", "reward", "train_s", "wall_s")
+# Columns added later, with the value a file written before them means: a resumed old run
+# keeps appending in its own header's columns.
+OPTIONAL = {"fidelity": "1.0", "metrics": "{}"}
 
 
 # What a number of a row may be (written from finite values only: a missing one is "").
-_RANGES = {"accuracy": (0.0, 1.0), "reward": (-1e9, 1e9)}
+_RANGES = {"accuracy": (0.0, 1.0), "reward": (-1e9, 1e9), "fidelity": (0.0, 1.0)}
 
 
 def one_line(text: str) -> str:
@@ -55,8 +61,8 @@ def _fmt(x: float) -> str:
     )  # exact: a resume must see the same rewards
 
 
-def render(row: dict) -> str:
-    """One row as one CSV line (newline-terminated)."""
+def render(row: dict, columns: list[str] = COLUMNS) -> str:
+    """One row as one CSV line (newline-terminated), in `columns` (a file's header)."""
     out = {k: row.get(k, "") for k in COLUMNS}
     out["tokens"] = "-".join(map(str, row["tokens"]))
     for k in FLOAT_COLUMNS:
@@ -64,8 +70,10 @@ def render(row: dict) -> str:
     out["cached"] = "1" if row["cached"] else "0"
     out["error"] = one_line(row.get("error", ""))
     out["arch"] = one_line(row.get("arch", ""))
+    out["fidelity"] = repr(float(row.get("fidelity", 1.0)))
+    out["metrics"] = json.dumps(row.get("metrics") or {}, sort_keys=True)
     buf = io.StringIO()
-    csv.DictWriter(buf, COLUMNS, lineterminator="\n").writerow(out)
+    csv.DictWriter(buf, columns, lineterminator="\n", extrasaction="ignore").writerow(out)
     return buf.getvalue()
 
 
@@ -75,8 +83,15 @@ def _header() -> str:
 
 def parse(rec: dict) -> dict:
     """A CSV record (strings) -> a row with typed fields; ValueError/KeyError when malformed."""
+    rec = {**rec, **{k: v for k, v in OPTIONAL.items() if rec.get(k, "") == ""}}
     if set(rec) != set(COLUMNS) or None in rec.values():
         raise ValueError("wrong number of fields")
+    metrics = json.loads(rec["metrics"])
+    if not isinstance(metrics, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        for v in metrics.values()
+    ):
+        raise ValueError(f"metrics must be a JSON object of finite numbers, got {rec['metrics']!r}")
 
     def f(k: str) -> float:  # "" is a sample without that number (a failure): NaN
         if rec[k] == "":
@@ -94,6 +109,8 @@ def parse(rec: dict) -> dict:
         "tokens": [int(t) for t in rec["tokens"].split("-")],
         **{k: f(k) for k in FLOAT_COLUMNS},
         "cached": rec["cached"] == "1",
+        "fidelity": f("fidelity"),
+        "metrics": metrics,
     }
 
 
@@ -131,7 +148,7 @@ def read(path: Path, repair: bool = False) -> list[dict]:
         for values in reader:
             if header is None:
                 header = values
-                if sorted(header) != sorted(COLUMNS):
+                if not set(COLUMNS) - set(OPTIONAL) <= set(header) <= set(COLUMNS):
                     raise InputError(
                         f"{path}: line 1 is not the samples.csv header; the file was not changed"
                     )
@@ -150,9 +167,19 @@ def read(path: Path, repair: bool = False) -> list[dict]:
     return rows
 
 
+def header(path: Path) -> list[str]:
+    """The columns of an existing file (its first line)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return next(csv.reader([fh.readline()]), COLUMNS)
+
+
 def append(path: Path, row: dict) -> None:
-    """Append one completed row (creating the file with its header)."""
+    """Append one completed row (creating the file with its header; an older file keeps its
+    own columns)."""
     path = Path(path)
     if not path.exists():
         write_atomic(path, _header().encode())
-    append_line(path, render(row))
+        columns = COLUMNS
+    else:
+        columns = header(path)
+    append_line(path, render(row, columns))

@@ -70,6 +70,7 @@ class NetAdaptConfig:
     finetune_lr: float = 5e-4  # from inherited weights: a fresh Adam at 3e-3 undoes them
     seed: int = 0
     measure: bool = True  # time the chosen network of each step end to end
+    evaluator: str | None = None  # a user's evaluator (MODULE:FUNCTION) fine-tunes instead
 
     def __post_init__(self) -> None:
         if self.target_ms <= 0:
@@ -261,6 +262,7 @@ class NetAdaptRun:
         progress: bool = True,
     ):
         from latbench.proxy.accuracy import ProxyEvaluator
+        from latbench.proxy.evaluator import load_evaluator, use_threads
 
         self.out = Path(out_dir)
         self.cfg = cfg
@@ -274,12 +276,17 @@ class NetAdaptRun:
             val_images=cfg.val_images,
             seed=cfg.seed,
         )
-        data = ProxyEvaluator(dataset, recipe)  # the search's split and preprocessing
         self.recipe = recipe
+        self.seed_arch = bake_width(seed_arch)
+        self.evaluator = None
+        if cfg.evaluator:  # the user's evaluator trains, on the user's data
+            use_threads(recipe.threads)
+            self.evaluator = load_evaluator(cfg.evaluator, cfg.seed)
+            return
+        data = ProxyEvaluator(dataset, recipe)  # the search's split and preprocessing
         self.classes, self.channels = data.classes, data.channels
         self.x_train, self.y_train = data.x_train, data.y_train
         self.x_val, self.y_val = data.x_val, data.y_val
-        self.seed_arch = bake_width(seed_arch)
 
     # -- proxy training -------------------------------------------------------
     def _proxy(self, arch: Arch) -> Arch:
@@ -296,9 +303,13 @@ class NetAdaptRun:
         t0 = time.monotonic()
         keras.backend.clear_session()
         keras.utils.set_random_seed(self.cfg.seed)
-        model = train.build(self._proxy(arch))
+        ev = self.evaluator
+        trained = ev.network(arch) if ev is not None else self._proxy(arch)
+        model = train.build(trained)
         if parent is not None:
             train.inherit(model, parent)
+        if ev is not None:
+            return self._user_train(ev, arch, trained, model, parent is not None, epochs, t0)
         lr = self.cfg.lr if parent is None else self.cfg.finetune_lr
         settings = train.TrainSettings(epochs=epochs, lr=lr, seed=self.cfg.seed)
         train.fit(model, self.x_train, self.y_train, settings)
@@ -306,6 +317,24 @@ class NetAdaptRun:
         acc = train.accuracy(model, self.x_val, self.y_val)
         weights = train.get_weights(model)
         return acc, weights, time.monotonic() - t0
+
+    def _user_train(self, ev, arch: Arch, trained: Arch, model, pretrained, epochs, t0):
+        """The user's evaluator trains `model` in place (from inherited weights when
+        `pretrained`: fine-tuning) for `epochs / long_epochs` of its full training."""
+        from latbench.proxy import train
+        from latbench.proxy.evaluator import Network, check_result
+
+        net = Network(
+            arch.to_dict(),
+            trained.to_dict(),
+            model,
+            seed=self.cfg.seed,
+            fidelity=epochs / self.cfg.long_epochs,
+            threads=self.recipe.threads,
+            pretrained=pretrained,
+        )
+        acc, _ = check_result(ev(net), f"evaluator {ev.name}")
+        return acc, train.get_weights(model), time.monotonic() - t0
 
     # -- state -----------------------------------------------------------------
     @property
@@ -325,6 +354,7 @@ class NetAdaptRun:
 
         state = load_json(self.state_path, "NetAdapt state")
         _check_state(state, self.state_path)
+        state["config"] = {"evaluator": None, **state["config"]}  # runs from before it
         if state["config"] != json.loads(json.dumps(asdict(self.cfg))):
             diffs = sorted(
                 k for k in state["config"] if state["config"][k] != asdict(self.cfg).get(k)

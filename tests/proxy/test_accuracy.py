@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from latbench.errors import InputError
 from latbench.nets import zoo
 from latbench.nets.spaces import get_space
 from latbench.nets.spaces.mnasnet import DECISIONS, TOKENS_PER_BLOCK
@@ -146,3 +147,15 @@ def test_a_score_does_not_depend_on_the_other_images_in_its_batch(tmp_path):
     b.x_val, b.y_val = b.x_val[::-1].copy(), b.y_val[::-1].copy()  # other batch compositions
     ra, rb = a.train(arch), b.train(arch)
     assert ra.accuracy == rb.accuracy and 0.1 < ra.accuracy <= 1.0
+
+
+def test_the_thread_count_is_part_of_the_recipe_and_of_the_cache_key(tmp_path):
+    recipe = replace(RECIPE, train_images=60, val_images=30)
+    arch = SPACE.decode(context())
+    one = ProxyEvaluator(fake_dataset(0), recipe, tmp_path)
+    assert one.threads == recipe.threads == 1  # the default: one TensorFlow thread per trainer
+    default_pools = ProxyEvaluator(fake_dataset(0), replace(recipe, threads=0), tmp_path)
+    assert default_pools.key(arch) != one.key(arch)
+    assert '"threads": 1' in recipe.key()
+    with pytest.raises(InputError, match="threads"):
+        replace(recipe, threads=-1)

@@ -3,6 +3,7 @@
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,3 +169,50 @@ def test_a_device_is_one_actor_that_measures_in_order(ray_executor):
     finally:
         close()
     assert all(0 < m < 1000 for m in ms)
+
+
+TINY_EVAL = f"{Path(__file__).resolve().parents[1] / 'fixtures' / 'evaluators' / 'tiny_eval.py'}"
+
+
+def users_evaluator(cache):
+    from latbench.proxy.evaluator import CachedEvaluator, load_evaluator
+
+    return CachedEvaluator(load_evaluator(f"{TINY_EVAL}:evaluate"), cache, threads=1)
+
+
+@pytest.mark.slow
+def test_a_users_evaluator_logs_its_metrics_and_failures_per_sample(tmp_path):
+    Search(
+        tmp_path,
+        cfg(samples=4),
+        users_evaluator(tmp_path / "acc"),
+        LatencySource(fake_pred),
+        progress=False,
+    ).run()
+    rows = read_samples(tmp_path / "samples.csv")
+    ok = [r for r in rows if not r["error"]]
+    assert len(rows) == 4 and ok
+    assert all(r["metrics"]["params_k"] > 0 and 0.5 <= r["accuracy"] < 1 for r in ok)
+    for r in rows:
+        if r["error"]:  # the evaluator raised: that sample failed, the search went on
+            assert "out of memory (simulated)" in r["error"] and np.isnan(r["accuracy"])
+
+
+@pytest.mark.slow
+def test_a_users_evaluator_on_ray_gives_the_serial_samples(tmp_path, ray_executor):
+    lat = LatencySource(predict=fake_pred)
+    c = cfg(samples=4)
+    Search(tmp_path / "serial", c, users_evaluator(tmp_path / "a"), lat, progress=False).run()
+    Search(
+        tmp_path / "ray",
+        c,
+        users_evaluator(tmp_path / "b"),
+        lat,
+        progress=False,
+        executor=ray_executor,
+    ).run()
+    assert outcome(tmp_path / "serial") == outcome(tmp_path / "ray")
+    rows = read_samples(tmp_path / "ray" / "samples.csv")
+    assert [r["metrics"] for r in rows] == [
+        r["metrics"] for r in read_samples(tmp_path / "serial" / "samples.csv")
+    ]

@@ -274,13 +274,26 @@ def test_spot_every_zero_never_measures(tmp_path):
     measure = CountingMeasure(1.0)
     Search(
         tmp_path,
-        tiny_cfg(spot_every=0),
+        tiny_cfg(spot_every=0, measure_front=False),
         FakeAccuracy(),
         LatencySource(predict=fake_pred, measure=measure),
         progress=False,
     ).run()
     rows = read_samples(tmp_path / "samples.csv")
     assert measure.calls == 0 and all(r["meas_ms"] != r["meas_ms"] for r in rows)  # NaN
+
+
+def test_the_search_ends_with_its_pareto_front_measured_and_a_resume_keeps_it(tmp_path):
+    measure = CountingMeasure(1.0)
+    cfg, lat = tiny_cfg(spot_every=0), LatencySource(predict=fake_pred, measure=measure)
+    Search(tmp_path, cfg, FakeAccuracy(), lat, progress=False).run()
+    front = read_csv(tmp_path / "pareto.csv")
+    assert front and all(float(r["meas_ms"]) > 0 for r in front)  # every member measured
+    assert measure.calls >= len(front)
+    calls = measure.calls
+    Search(tmp_path, cfg, FakeAccuracy(), lat, progress=False).run()  # the same run again
+    assert measure.calls == calls  # nothing measured twice
+    assert read_csv(tmp_path / "pareto.csv") == front
 
 
 def test_a_measured_latency_replaces_the_prediction_in_reward_and_front(tmp_path):

@@ -130,3 +130,9 @@ def test_the_flops_source_is_the_networks_macs_and_needs_no_lut_or_device():
     assert src.predict([b0])[0] == pytest.approx(b0.macs() / 1e6)
     assert 380 < src.predict([b0])[0] < 420  # EfficientNet-B0: 0.39 B FLOPS (MACs) published
     assert src.measure is None and identity["latency"] == "flops"
+
+
+def test_a_bad_evaluator_is_refused_before_the_search_starts(tmp_path):
+    r = invoke("--target-ms", "8", "--out", str(tmp_path / "a"), "--evaluator", "no.such:fn")
+    assert isinstance(r.exception, InputError) and "--evaluator" in str(r.exception)
+    assert not (tmp_path / "a").exists()  # nothing started

@@ -81,3 +81,58 @@ def test_command_writes_the_figure_and_refuses_mixed_targets(tmp_path):
     assert r.returncode == 2 and "different targets" in r.stderr
     r = latbench_cli("compare", tmp_path, "--out", out)
     assert r.returncode == 2 and "not a search run" in r.stderr
+
+
+@pytest.mark.slow
+def test_retrain_trains_each_runs_front_at_the_reference_fidelity_and_draws_both_curves(tmp_path):
+    import math
+    from pathlib import Path
+
+    from latbench.proxy.evaluator import AccuracyResult
+    from latbench.search.compare import front_networks, front_png, retrain
+    from latbench.search.run import LatencySource, Search
+
+    class Fake:  # the search's proxy accuracy: a function of the network (no training)
+        def key(self, a):
+            return a.digest()
+
+        def lookup(self, a):
+            return None
+
+        def train(self, a):
+            return AccuracyResult(0.4 + int(a.digest()[:4], 16) / 2**17, 0.0, 1)
+
+        def record(self, a, r):
+            pass
+
+    spec = f"{Path(__file__).resolve().parents[1] / 'fixtures/evaluators/tiny_eval.py'}:steady"
+    cfg = SearchConfig(
+        target_ms=3.0, samples=6, batch=3, space="tiny", seed=1, controller="random",
+        spot_every=0, evaluator=spec, baselines=(),
+    )  # fmt: skip
+    lat = LatencySource(
+        predict=lambda archs: np.array([a.macs() / 1e6 for a in archs]),
+        measure=lambda a: a.macs() / 1e6 * 1.1,
+    )
+    Search(tmp_path / "r", cfg, Fake(), lat, progress=False).run()
+    run = load_run(tmp_path / "r")
+    front = front_networks(run, 6)
+    assert front and all(math.isfinite(r["meas_ms"]) for r in front)  # measured as the search ended
+    out = retrain([run], 6, [0, 1], reference="mobilenet_v2_x0.35")
+    nets = [r for r in out if r["run"] != "reference"]
+    assert [r["network"] for r in nets] == [f"front_{r['digest']}" for r in front]
+    assert sum(r["best"] for r in nets) == 1
+    assert all(r["acc_seed1"] == pytest.approx(r["acc_seed0"] + 0.001) for r in out)
+    front_png(out, 5, tmp_path / "front.png")
+    assert (tmp_path / "front.png").stat().st_size > 10_000
+
+
+def test_the_reference_fidelity_is_the_runs_recipe_with_five_times_the_images():
+    from latbench.proxy.data import FASHION_MNIST_DIR
+    from latbench.search.compare import reference_evaluator
+
+    if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("apt-get install dataset-fashion-mnist")
+    cfg = SearchConfig(target_ms=3.0, recipe={"train_images": 3000})
+    ev = reference_evaluator(cfg, 2, 5)
+    assert ev.recipe.train_images == 15000 and ev.recipe.seed == 2

@@ -23,6 +23,16 @@ from latbench.tuning.netadapt import (
     shrink_out,
 )
 
+ONE_BLOCK = {  # a one-block network: fast to build and train
+    "name": "t",
+    "resolution": 16,
+    "channels": 1,
+    "classes": 4,
+    "stem": {"filters": 16},
+    "blocks": ["r1_k3_s22_e4_i16_o24_se0.25"],
+    "head": {"filters": 32},
+}
+
 
 def macs_ms(archs):
     """A real, monotone cost (MACs) standing in for a latency predictor in the pure tests."""
@@ -100,17 +110,7 @@ def test_a_proposal_inherits_the_parents_weights_truncated(tmp_path):
 
     from latbench.proxy import train
 
-    a = arch_from_dict(
-        {
-            "name": "t",
-            "resolution": 16,
-            "channels": 1,
-            "classes": 4,
-            "stem": {"filters": 16},
-            "blocks": ["r1_k3_s22_e4_i16_o24_se0.25"],
-            "head": {"filters": 32},
-        }
-    )
+    a = arch_from_dict(ONE_BLOCK)
     parent = train.build(a)
     pw = train.get_weights(parent)
     b = shrink_out(shrink_mid(a, 0, 48), [0], 16)
@@ -259,3 +259,21 @@ def test_an_unreachable_target_stops_with_the_closest_network_and_says_so(tmp_pa
     assert r.returncode == 1, r.stderr
     assert "not met (unreachable)" in r.stderr and "final.json" in r.stderr
     assert (out / "final.json").exists()
+
+
+def test_a_users_evaluator_fine_tunes_the_inherited_weights_netadapt_carries_on(tmp_path):
+    from pathlib import Path
+
+    from latbench.tuning.netadapt import NetAdaptRun
+
+    spec = f"{Path(__file__).resolve().parents[1] / 'fixtures/evaluators/tiny_eval.py'}:finetune"
+    a = arch_from_dict(ONE_BLOCK)
+    cfg = NetAdaptConfig(target_ms=1.0, evaluator=spec, long_epochs=4.0)
+    run = NetAdaptRun(tmp_path, cfg, a, latency=None, dataset=None)  # no dataset: the user's
+    acc, weights, _ = run._train(a, None, 2.0)  # from scratch, half the full training
+    assert acc == pytest.approx(0.05)
+    child = shrink_mid(a, 0, 32)
+    acc, cw, _ = run._train(child, weights, 0.4)  # fine-tuned from inherited weights
+    assert acc == pytest.approx(0.5 + 0.01)
+    first = next(iter(cw.values()))[0]
+    assert np.all(first == pytest.approx(0.1))  # the weights NetAdapt keeps are the trained ones
