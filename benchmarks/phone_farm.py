@@ -72,7 +72,9 @@ def main() -> None:
 
     # one phone, no Ray
     cpus = sorted(os.sched_getaffinity(0))
-    with EmulatedPhone(root / "phone", serial="solo-0", layout="tensor_g4", host_cpus=cpus[:1]) as ph:
+    with EmulatedPhone(
+        root / "phone", serial="solo-0", layout="tensor_g4", host_cpus=cpus[:1]
+    ) as ph:
         prof = PROFILE + f'connect = "{ph.address}"\n'
         (root / "solo").mkdir()
         (root / "solo" / "standin9.toml").write_text(prof)
@@ -100,9 +102,7 @@ def main() -> None:
     a = LUT.load(root / "lut1" / "standin9_mnasnet_fp32.csv")
     b = LUT.load(root / "lut2" / "standin9_mnasnet_fp32.csv")
     both = [k for k in a.rows if k in b.rows and a.rows[k].status == b.rows[k].status == "ok"]
-    rel = [
-        abs(b.rows[k].measurement.median_ms / a.rows[k].measurement.median_ms - 1) for k in both
-    ]
+    rel = [abs(b.rows[k].measurement.median_ms / a.rows[k].measurement.median_ms - 1) for k in both]
     serials = [b.rows[k].measurement.extra["state"]["serial"] for k in b.rows]
     out.update(
         one_phone_s=round(one_s, 1),

@@ -27,9 +27,9 @@ def test_sets_are_timed_interleaved_and_each_row_lands_in_its_own_file(tmp_path)
     with open_device(load_profile("host")) as dev:
         real = dev.measure
 
-        def measure(model: Path):  # the real host measurement, with the order noted
+        def measure(model: Path, network: bool = False):  # the real one, the order noted
             order.append(Path(model).name)
-            return real(model)
+            return real(model, network=network)
 
         dev.measure = measure
         cp, hp = tmp_path / "c.csv", tmp_path / "h.csv"
