@@ -517,10 +517,10 @@ def judge_predictors(X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     how = "leave-one-out" if k == n else f"{k}-fold cross-validation"
     fold = np.arange(n) % k
     pred = {name: np.empty(n) for name in make_predictors()}
-    for f in range(k):
-        test = fold == f
-        for name, p in make_predictors().items():
-            pred[name][test] = p.fit(X[~test], y[~test]).predict(X[test])
+    train = np.stack([fold != f for f in range(k)])
+    for name, p in make_predictors().items():
+        for m, fitted in zip(train, p.fit_many(X, y, train)):  # all folds at once
+            pred[name][~m] = fitted.predict(X[~m])
     err = {name: np.abs(v - y) / y * 100 for name, v in pred.items()}
     mape = {name: round(float(e.mean()), 4) for name, e in err.items()}
     lowest = min(mape, key=mape.get)

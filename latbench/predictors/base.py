@@ -32,6 +32,14 @@ class Predictor(ABC):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted latency (ms) per row; NaN where the features are NaN."""
 
+    def fit_many(self, X: np.ndarray, y: np.ndarray, masks: np.ndarray) -> list["Predictor"]:
+        """One fitted copy per row of `masks` (F, N), each fitted on the networks that row
+        selects, as fit(X[mask], y[mask]) would; cross-validation asks for all at once, which
+        a predictor may answer faster than fold by fold (scaled, stagewise)."""
+        import copy
+
+        return [copy.deepcopy(self).fit(X[m], y[m]) for m in np.asarray(masks, bool)]
+
     def free_parameters(self) -> int:
         """How many numbers the fit chose freely (those held at a prior by shrinkage do not
         count): calibrate warns when the measurements are too few for them."""
