@@ -99,7 +99,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)
 
     def todo(passes: int) -> tuple[list, list]:
-        done = [load_results(p) for p in paths]
+        done = [load_results(p) if p.exists() else {} for p in paths]
         left = []
         for k, (group, want) in enumerate(((pool, 1), (held, passes))):
             left.append(
