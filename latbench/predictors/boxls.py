@@ -108,23 +108,26 @@ def _active_set(
     ok = np.ones(B, bool)
     at_lo, at_hi = pinned.copy(), np.zeros_like(pinned)
     live = np.ones(B, bool)
+    # the unsettled problems' arrays, compacted as problems settle (views at first: no copy)
+    idx = np.arange(B)
+    Hs, gs, los, his, tols, pins = H, g, lo, hi, tol[:, None], pinned
+    al, ah = at_lo, at_hi
     try:
         for _ in range(PDAS_ITER):
-            idx = np.flatnonzero(live)
             if not len(idx):
                 break
-            Hs, gs, los, his = H[idx], g[idx], lo[idx], hi[idx]
-            al, ah = at_lo[idx], at_hi[idx]
             free = ~(al | ah)
             z = _face(Hs, gs, np.where(al, los, his), free, eye)
             w = gs - np.einsum("bij,bj->bi", Hs, z)  # minus the gradient
-            new_lo = pinned[idx] | (free & (z < los)) | (al & (w <= tol[idx, None]))
-            new_hi = ~new_lo & ((free & (z > his)) | (ah & (w >= -tol[idx, None])))
+            new_lo = pins | (free & (z < los)) | (al & (w <= tols))
+            new_hi = ~new_lo & ((free & (z > his)) | (ah & (w >= -tols)))
             same = np.all(new_lo == al, axis=1) & np.all(new_hi == ah, axis=1)
             same &= np.all(np.isfinite(z), axis=1)
             x[idx[same]] = z[same]
             live[idx[same]] = False
-            at_lo[idx], at_hi[idx] = new_lo, new_hi
+            keep = ~same
+            idx, Hs, gs, los, his = idx[keep], Hs[keep], gs[keep], los[keep], his[keep]
+            tols, pins, al, ah = tols[keep], pins[keep], new_lo[keep], new_hi[keep]
     except np.linalg.LinAlgError:
         pass  # a singular system somewhere: Lawson-Hanson, then scipy, for what is left
     rest = np.flatnonzero(live)

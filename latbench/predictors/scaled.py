@@ -87,6 +87,42 @@ def global_fits(
     return out
 
 
+def fold_masks(mask: np.ndarray, k_max: int) -> list[np.ndarray]:
+    """The training networks of each fold of a cross-validation within `mask`: min(n, k_max)
+    folds assigned round-robin in the networks' order (leave-one-out when n <= k_max)."""
+    idx = np.flatnonzero(mask)
+    fold = np.arange(len(idx)) % min(len(idx), k_max)
+    out = []
+    for f in range(fold.max() + 1):
+        m = mask.copy()
+        m[idx[fold == f]] = False
+        out.append(m)
+    return out
+
+
+def shared_folds(
+    masks: np.ndarray, lo_b: np.ndarray, todo: Sequence[int], folds
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, list[int]]]]:
+    """The cross-validation folds of the masks in `todo` (`folds(mask)`: their training
+    networks), each distinct (networks, floor) once, as nested leave-one-out repeats them:
+    (their masks, their floors, per mask in todo its folds' rows)."""
+    index: dict[tuple[bytes, float], int] = {}
+    inner: list[np.ndarray] = []
+    floors: list[float] = []
+    plan = []
+    for i in todo:
+        rows = []
+        for m in folds(masks[i]):
+            key = (m.tobytes(), float(lo_b[i]))
+            if key not in index:
+                index[key] = len(inner)
+                inner.append(m)
+                floors.append(float(lo_b[i]))
+            rows.append(index[key])
+        plan.append((i, rows))
+    return np.array(inner), np.array(floors), plan
+
+
 class CalibrationRange:
     """The calibration range and the ratio guard, shared by the LUT-scaling predictors.
 
@@ -95,6 +131,12 @@ class CalibrationRange:
     def _check(self) -> None:
         if not hasattr(self, "coef_"):
             raise NotFitted(self.kind)
+
+    def fit(self, X: np.ndarray, y: np.ndarray):
+        """fit_many on every network, its learned state taken over."""
+        (fitted,) = self.fit_many(X, y, np.ones((1, len(np.atleast_1d(y))), bool))
+        self.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
+        return self
 
     def remember_range(self, X: np.ndarray, y: np.ndarray) -> None:
         ratio = y / _cols(X, ["lut_ms"])[:, 0]
@@ -236,46 +278,22 @@ class ScaledLutPredictor(CalibrationRange, Predictor):
         sb = global_fits(X, y, masks, lo_b, self.overhead)
         return np.stack([self._vector(s, b) for s, b in sb])
 
-    @staticmethod
-    def _inner_masks(mask: np.ndarray) -> list[np.ndarray]:
-        """The training networks of each of the ridge choice's folds within `mask`: 10 folds
-        round-robin in the networks' order (one per network up to 10)."""
-        idx = np.flatnonzero(mask)
-        fold = np.arange(len(idx)) % min(len(idx), 10)
-        out = []
-        for f in np.unique(fold):
-            m = mask.copy()
-            m[idx[fold == f]] = False
-            out.append(m)
-        return out
-
     def _ridges(self, X, y, D, masks, lo_b) -> list[float]:
         """Each mask's ridge strength: given, fixed strong below MIN_CV networks (too few for
         per-kind factors: effectively the global fit), else the RIDGE_GRID strength of the
         lowest cross-validated error; every fold of every mask solved at once, folds that
         recur (the same networks and floor, as in nested leave-one-out) solved once."""
         lams: list = [None] * len(masks)
-        index: dict[tuple[bytes, float], int] = {}
-        inner: list[np.ndarray] = []
-        inner_lo: list[float] = []
-        plan = []
+        todo = []
         for i, m in enumerate(masks):
             if self.ridge != "auto":
                 lams[i] = float(self.ridge)
             elif m.sum() < MIN_CV:
                 lams[i] = 1e3
             else:
-                keys = []
-                for im in self._inner_masks(m):
-                    key = (im.tobytes(), float(lo_b[i]))
-                    if key not in index:
-                        index[key] = len(inner)
-                        inner.append(im)
-                        inner_lo.append(lo_b[i])
-                    keys.append(index[key])
-                plan.append((i, keys))
+                todo.append(i)
+        IM, ilo, plan = shared_folds(masks, lo_b, todo, lambda m: fold_masks(m, 10))
         if plan:
-            IM, ilo = np.stack(inner), np.array(inner_lo)
             G = np.broadcast_to(np.array(RIDGE_GRID), (len(IM), len(RIDGE_GRID)))
             priors = self._priors(X, y, IM, ilo)
             W = box_qp(*self._normal(D, y, IM, priors, G, ilo)).reshape(len(IM), len(G[0]), -1)
@@ -321,11 +339,6 @@ class ScaledLutPredictor(CalibrationRange, Predictor):
             p.n_train_ = int(m.sum())
             out.append(p)
         return out
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "ScaledLutPredictor":
-        (fitted,) = self.fit_many(X, y, np.ones((1, len(np.atleast_1d(y))), bool))
-        self.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
-        return self
 
     # -- prediction -----------------------------------------------------------
 

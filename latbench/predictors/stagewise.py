@@ -36,7 +36,14 @@ from latbench.errors import InputError
 from latbench.predictors.base import Predictor
 from latbench.predictors.boxls import box_qp
 from latbench.predictors.features import FEATURES, HW_FEATURES, KIND_FEATURES
-from latbench.predictors.scaled import MAX_COEF, CalibrationRange, global_fits, overhead_floor
+from latbench.predictors.scaled import (
+    MAX_COEF,
+    CalibrationRange,
+    fold_masks,
+    global_fits,
+    overhead_floor,
+    shared_folds,
+)
 
 GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, math.inf)  # penalty strengths tried (inf: held at prior)
 MIN_NETS = 5  # fewer networks: the global fit only
@@ -136,20 +143,6 @@ class StagewisePredictor(CalibrationRange, Predictor):
         return H.reshape(-1, p, p), g.reshape(-1, p), lo.reshape(-1, p), hi.reshape(-1, p)
 
     @staticmethod
-    def _inner_masks(mask: np.ndarray) -> list[np.ndarray]:
-        """The training networks of each fold of the choice's cross-validation within `mask`
-        (leave-one-out up to LOO_MAX networks, else FOLDS folds round-robin in their order)."""
-        idx = np.flatnonzero(mask)
-        n = len(idx)
-        fold = np.arange(n) % (n if n <= LOO_MAX else FOLDS)
-        out = []
-        for f in range(fold.max() + 1):
-            m = mask.copy()
-            m[idx[fold == f]] = False
-            out.append(m)
-        return out
-
-    @staticmethod
     def _pick(err: np.ndarray, pairs: list[tuple[float, float]]) -> tuple[float, float]:
         """The strengths with the lowest out-of-sample error `err` (pairs, networks), the
         stiffest within SE_FACTOR standard errors winning."""
@@ -171,27 +164,17 @@ class StagewisePredictor(CalibrationRange, Predictor):
         and floor, as in nested leave-one-out) solved once."""
         pairs = [(a, b) for a in GRID for b in GRID]
         lams: list = [None] * len(masks)
-        index: dict[tuple[bytes, float], int] = {}
-        inner: list[np.ndarray] = []
-        inner_lo: list[float] = []
-        plan = []
+        todo = []
         for i, m in enumerate(masks):
             if self.ridge != "auto":
                 lams[i] = tuple(self.ridge)
             elif m.sum() < MIN_NETS:
                 lams[i] = (math.inf, math.inf)
             else:
-                keys = []
-                for im in self._inner_masks(m):
-                    key = (im.tobytes(), float(lo_b[i]))
-                    if key not in index:
-                        index[key] = len(inner)
-                        inner.append(im)
-                        inner_lo.append(lo_b[i])
-                    keys.append(index[key])
-                plan.append((i, keys))
+                todo.append(i)
+        folds = lambda m: fold_masks(m, m.sum() if m.sum() <= LOO_MAX else FOLDS)  # noqa: E731
+        IM, ilo, plan = shared_folds(masks, lo_b, todo, folds)
         if plan:
-            IM, ilo = np.stack(inner), np.array(inner_lo)
             priors = self._priors(X, y, IM, ilo)
             L = np.broadcast_to(np.array(pairs), (len(IM), len(pairs), 2))
             W = box_qp(*self._normal(D, y, IM, priors, L, ilo)).reshape(len(IM), len(pairs), -1)
@@ -234,11 +217,6 @@ class StagewisePredictor(CalibrationRange, Predictor):
             p.n_train_ = int(m.sum())
             out.append(p)
         return out
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "StagewisePredictor":
-        (fitted,) = self.fit_many(X, y, np.ones((1, len(np.atleast_1d(y))), bool))
-        self.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
-        return self
 
     # -- prediction -----------------------------------------------------------
 
