@@ -23,6 +23,10 @@ class Predictor(ABC):
     """fit(X, y) / predict(X) on (N, len(FEATURES)) feature matrices, latencies in ms."""
 
     kind: str = ""
+    # True when the fit's own cross-validation shrinks it toward a prior with few parameters:
+    # free_parameters() then counts what may move, not what the data pinned down, so it does
+    # not bar the method from being the default (calibration.calibrate.judge_predictors)
+    shrunk: bool = False
 
     @abstractmethod
     def fit(self, X: np.ndarray, y: np.ndarray) -> "Predictor":

@@ -128,6 +128,8 @@ class CalibrationRange:
 
     Needs `ratio_range_` and `range_` (set by `remember_range` in fit) and `coef_`."""
 
+    shrunk = True  # toward the global fit, by cross-validation (base.Predictor)
+
     def _check(self) -> None:
         if not hasattr(self, "coef_"):
             raise NotFitted(self.kind)
