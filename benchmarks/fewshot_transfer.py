@@ -87,10 +87,15 @@ def transfer(label, prior, precision, pool_path, held_path, lut_dir) -> list[str
     Xp, yp, _ = training_set(table, pool)
     Xh, yh, _ = training_set(table, held)
     zero = metrics(Xh[:, 0], yh)
+
+    def flagged(rs):
+        return sum(1 for r in rs if r.flags)
+
     lines = [
         f"### {label}",
         "",
-        f"prior {prior} {precision} LUT; pool {len(yp)} networks, held-out {len(yh)}; "
+        f"prior {prior} {precision} LUT; pool {len(yp)} networks, held-out {len(yh)} "
+        f"(timings flagged contended/loaded: {flagged(pool)} and {flagged(held)}); "
         f"LUT sum without adaptation: MAPE {zero.mape:.2f} %, Spearman {zero.spearman_rho:.3f}",
     ]
     for path in (pool_path, held_path):

@@ -479,6 +479,7 @@ def _report_fit(
     """Per method: its out-of-sample error on the measurements (the headline: what predicts
     unseen networks), then its training error; the default marked; a warning where a method
     has more free parameters than the measurements support (fewer than two per parameter)."""
+    from latbench.calibration.calibrate import too_many_parameters
     from latbench.calibration.validate import metrics
 
     selection = selection or {}
@@ -486,7 +487,7 @@ def _report_fit(
     default = selection.get("default")
     n = len(y)
     free = {k: p.free_parameters() for k, p in fitted.items()}
-    crowded = [k for k, f in free.items() if 2 * f > n]
+    crowded = [k for k, f in free.items() if too_many_parameters(f, n)]
     if as_json:
         echo_json(
             {

@@ -87,6 +87,16 @@ class HostDevice(Device):
             fast = _fastest(set(usable))  # a hybrid CPU: never an efficiency core
             self._cpus = least_busy_cpus(fast, profile.threads)
         self.retime_wait_s = float(profile.options.get("retime_wait_s", 3.0))
+        from latbench.devices.litert import OP_RESOLVERS
+
+        self.op_resolver = profile.options.get("op_resolver", "auto")
+        if self.op_resolver not in OP_RESOLVERS:
+            from latbench.errors import InputError
+
+            raise InputError(
+                f"must be one of {', '.join(OP_RESOLVERS)}, got {self.op_resolver!r}",
+                f"{profile.source or profile.name}: options.op_resolver",
+            )
         self._window: LoadWindow | None = None  # other processes' load, over recent seconds
 
     @property
@@ -95,7 +105,7 @@ class HostDevice(Device):
 
     def fingerprint(self) -> dict[str, str]:
         _, runtime, version = interpreter_class()
-        return {
+        fp = {
             "device": self.profile.name,
             "kind": "host",
             "cpu": _cpu_model(),
@@ -109,6 +119,10 @@ class HostDevice(Device):
             "delegate": self.profile.delegate,
             "clock": resolve_clock(self.profile.protocol.clock, self.profile.threads),
         }
+
+        if self.op_resolver != "auto":  # absent by default: existing LUTs keep their identity
+            fp["op_resolver"] = self.op_resolver
+        return fp
 
     def health(self) -> dict[str, Any]:
         c = self._cpus[0] if self._cpus else 0
@@ -188,6 +202,7 @@ class HostDevice(Device):
             "model": str(Path(model).resolve()),
             "threads": self.profile.threads,
             "protocol": asdict(self.profile.protocol),
+            "op_resolver": self.op_resolver,
         }
         try:
             proc.stdin.write(json.dumps(req) + "\n")

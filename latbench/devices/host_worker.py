@@ -4,7 +4,7 @@ latbench talks to it over stdin/stdout, one JSON object per line, so a crash
 in the runtime (a bad model, a segfault in a kernel) kills only this process.
 It pins itself to the profile's CPU set before loading anything.
 
-request:  {"model": "/path/x.tflite", "threads": 1, "protocol": {...}}
+request:  {"model": "/path/x.tflite", "threads": 1, "protocol": {...}, "op_resolver": "auto"}
 response: {"ok": true, "measurement": {...}} | {"ok": false, "error": "..."}
 """
 
@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from latbench.devices.litert import interpreter_class
+from latbench.devices.litert import interpreter_class, op_resolver_type
 from latbench.devices.measure import Protocol, run_protocol
 
 
@@ -45,10 +45,15 @@ def resolve_clock(clock: str, threads: int) -> str:
     return clock
 
 
-def time_model(path: str, threads: int, protocol: Protocol) -> dict:
+def time_model(path: str, threads: int, protocol: Protocol, op_resolver: str = "auto") -> dict:
     Interpreter, _, _ = interpreter_class()
     t0 = time.perf_counter()
-    interp = Interpreter(model_path=path, num_threads=threads)
+    kw = (
+        {}
+        if op_resolver == "auto"
+        else {"experimental_op_resolver_type": op_resolver_type(op_resolver)}
+    )
+    interp = Interpreter(model_path=path, num_threads=threads, **kw)
     interp.allocate_tensors()
     init_ms = (time.perf_counter() - t0) * 1e3
     _fill_inputs(interp, np.random.default_rng(0))
@@ -102,7 +107,10 @@ def main() -> None:
             res = {
                 "ok": True,
                 "measurement": time_model(
-                    req["model"], int(req["threads"]), Protocol(**req["protocol"])
+                    req["model"],
+                    int(req["threads"]),
+                    Protocol(**req["protocol"]),
+                    str(req.get("op_resolver", "auto")),
                 ),
             }
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which records it as failed

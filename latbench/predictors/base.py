@@ -23,6 +23,10 @@ class Predictor(ABC):
     """fit(X, y) / predict(X) on (N, len(FEATURES)) feature matrices, latencies in ms."""
 
     kind: str = ""
+    # True when the fit's own cross-validation shrinks it toward a prior with few parameters:
+    # free_parameters() then counts what may move, not what the data pinned down, so it does
+    # not bar the method from being the default (calibration.calibrate.judge_predictors)
+    shrunk: bool = False
 
     @abstractmethod
     def fit(self, X: np.ndarray, y: np.ndarray) -> "Predictor":
@@ -31,6 +35,14 @@ class Predictor(ABC):
     @abstractmethod
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted latency (ms) per row; NaN where the features are NaN."""
+
+    def fit_many(self, X: np.ndarray, y: np.ndarray, masks: np.ndarray) -> list["Predictor"]:
+        """One fitted copy per row of `masks` (F, N), each fitted on the networks that row
+        selects, as fit(X[mask], y[mask]) would; cross-validation asks for all at once, which
+        a predictor may answer faster than fold by fold (scaled, stagewise)."""
+        import copy
+
+        return [copy.deepcopy(self).fit(X[m], y[m]) for m in np.asarray(masks, bool)]
 
     def free_parameters(self) -> int:
         """How many numbers the fit chose freely (those held at a prior by shrinkage do not

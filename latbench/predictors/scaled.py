@@ -36,6 +36,7 @@ import numpy as np
 
 from latbench.errors import InputError
 from latbench.predictors.base import NotFitted, Predictor
+from latbench.predictors.boxls import box_lstsq, box_qp
 from latbench.predictors.features import KINDS, LAYERS, SCHEMAS, Schema
 
 RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
@@ -72,14 +73,69 @@ def global_fit(
 ):
     """(s, b): one scale on the LUT sum plus a per-layer (per-operator) overhead b >= lo_b,
     on relative error; b = 0 with fewer than 3 networks (or overhead=False)."""
-    from scipy.optimize import lsq_linear
+    s, b = global_fits(X, y, np.ones((1, len(y)), bool), lo_b, overhead, schema)[0]
+    return float(s), float(b)
 
-    lut = _cols(X, ["lut_ms"], schema)[:, 0]
-    if overhead and len(y) >= 3:
-        D = np.stack([lut, _cols(X, ["layers"], schema)[:, 0]], axis=1)
-        s, b = lsq_linear(D / y[:, None], np.ones(len(y)), bounds=([0, lo_b], [np.inf, np.inf])).x
-        return float(s), float(b)
-    return float(np.sum(lut / y) / np.sum((lut / y) ** 2)), 0.0
+
+def global_fits(
+    X: np.ndarray,
+    y: np.ndarray,
+    masks: np.ndarray,
+    lo_b,
+    overhead: bool = True,
+    schema: Schema = LAYERS,
+) -> np.ndarray:
+    """global_fit on the networks of each row of `masks` (F, n), with its floor of `lo_b` (one
+    for all, or one per row): an (F, 2) array of (s, b)."""
+    masks = np.asarray(masks, bool)
+    lut = _cols(X, ["lut_ms"], schema)[:, 0] / y
+    out = np.zeros((len(masks), 2))
+    m = masks.astype(float)
+    out[:, 0] = (m @ lut) / (m @ lut**2)
+    big = masks.sum(axis=1) >= 3
+    if overhead and big.any():
+        A = np.stack([lut, _cols(X, ["layers"], schema)[:, 0] / y], axis=1)
+        As = np.where(masks[big][:, :, None], A[None], 0.0)
+        lo = np.zeros((len(masks), 2))
+        lo[:, 1] = lo_b
+        out[big] = box_lstsq(As, m[big], lo[big], np.array([np.inf, np.inf]))
+    return out
+
+
+def fold_masks(mask: np.ndarray, k_max: int) -> list[np.ndarray]:
+    """The training networks of each fold of a cross-validation within `mask`: min(n, k_max)
+    folds assigned round-robin in the networks' order (leave-one-out when n <= k_max)."""
+    idx = np.flatnonzero(mask)
+    fold = np.arange(len(idx)) % min(len(idx), k_max)
+    out = []
+    for f in range(fold.max() + 1):
+        m = mask.copy()
+        m[idx[fold == f]] = False
+        out.append(m)
+    return out
+
+
+def shared_folds(
+    masks: np.ndarray, lo_b: np.ndarray, todo: Sequence[int], folds
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, list[int]]]]:
+    """The cross-validation folds of the masks in `todo` (`folds(mask)`: their training
+    networks), each distinct (networks, floor) once, as nested leave-one-out repeats them:
+    (their masks, their floors, per mask in todo its folds' rows)."""
+    index: dict[tuple[bytes, float], int] = {}
+    inner: list[np.ndarray] = []
+    floors: list[float] = []
+    plan = []
+    for i in todo:
+        rows = []
+        for m in folds(masks[i]):
+            key = (m.tobytes(), float(lo_b[i]))
+            if key not in index:
+                index[key] = len(inner)
+                inner.append(m)
+                floors.append(float(lo_b[i]))
+            rows.append(index[key])
+        plan.append((i, rows))
+    return np.array(inner), np.array(floors), plan
 
 
 class CalibrationRange:
@@ -90,9 +146,17 @@ class CalibrationRange:
 
     schema: Schema = LAYERS
 
+    shrunk = True  # toward the global fit, by cross-validation (base.Predictor)
+
     def _check(self) -> None:
         if not hasattr(self, "coef_"):
             raise NotFitted(self.kind)
+
+    def fit(self, X: np.ndarray, y: np.ndarray):
+        """fit_many on every network, its learned state taken over."""
+        (fitted,) = self.fit_many(X, y, np.ones((1, len(np.atleast_1d(y))), bool))
+        self.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
+        return self
 
     def remember_range(self, X: np.ndarray, y: np.ndarray) -> None:
         ratio = y / _cols(X, ["lut_ms"], self.schema)[:, 0]
@@ -189,81 +253,113 @@ class ScaledLutPredictor(CalibrationRange, Predictor):
             + ([overhead] if self.overhead else [])
         )
 
-    def _bounds(self, prior: np.ndarray, lo_b: float) -> tuple[np.ndarray, np.ndarray]:
-        """Kind scales within SCALE_BOUNDS times the global scale; memory terms >= 0."""
-        s = float(prior[0])
-        lo = self._vector(SCALE_BOUNDS[0] * s, lo_b)
-        hi = np.full(len(lo), np.inf)
-        hi[: len(self.kinds)] = SCALE_BOUNDS[1] * s
-        return lo, hi
-
-    def _solve(
+    def _normal(
         self,
         D: np.ndarray,
         y: np.ndarray,
-        prior: np.ndarray,
-        lam: float,
-        bounds: tuple[np.ndarray, np.ndarray],
-    ) -> np.ndarray:
-        from scipy.optimize import lsq_linear
-
+        masks: np.ndarray,
+        priors: np.ndarray,
+        lams: np.ndarray,
+        lo_b: np.ndarray,
+    ) -> tuple[np.ndarray, ...]:
+        """(H, g, lo, hi) of the penalised relative-error fits on the networks of each row of
+        `masks` (F, n), toward its row of `priors` (F, p), for each of its strengths `lams`
+        (F, L): stacked fold-major, the normal equations of rows D / y = 1 plus ridge rows
+        sqrt(lam) * scale_j * (c_j - prior_j) that penalise each coefficient's relative
+        effect on a prediction (predictors/boxls.py solves them). Bounds: kind scales within
+        SCALE_BOUNDS times the global scale, memory terms >= 0, the overhead >= its floor."""
+        nk, p = len(self.kinds), D.shape[1]
         A = D / y[:, None]
-        rhs = np.ones(len(y))
-        if lam > 0:
-            # penalise each coefficient's relative effect on a prediction
-            lut = D[:, : len(self.kinds)].sum(axis=1).mean()
-            scale = np.ones(D.shape[1])
-            scale[len(self.kinds) :] = D[:, len(self.kinds) :].mean(axis=0) / lut
-            P = np.diag(scale) * np.sqrt(lam)
-            A = np.vstack([A, P])
-            rhs = np.concatenate([rhs, P @ prior])
-        return lsq_linear(A, rhs, bounds=bounds).x
+        m = np.asarray(masks, float)
+        cnt = m.sum(axis=1)
+        Hd = np.einsum("fn,ni,nj->fij", m, A, A)
+        gd = m @ A
+        lut = (m @ D[:, :nk].sum(axis=1)) / cnt
+        scale = np.ones((len(m), p))
+        scale[:, nk:] = (m @ D[:, nk:]) / cnt[:, None] / lut[:, None]
+        lams = np.asarray(lams, float)
+        pen = scale[:, None, :] ** 2 * lams[:, :, None]
+        H = Hd[:, None] + pen[..., None] * np.eye(p)
+        g = gd[:, None] + pen * priors[:, None]
+        s = priors[:, :1]
+        lo = np.where(np.arange(p) < nk, SCALE_BOUNDS[0] * s, 0.0)
+        if self.overhead:
+            lo[:, -1] = lo_b
+        hi = np.where(np.arange(p) < nk, SCALE_BOUNDS[1] * s, np.inf)
+        L = lams.shape[1]
+        return (
+            H.reshape(-1, p, p),
+            g.reshape(-1, p),
+            np.repeat(lo, L, axis=0),
+            np.repeat(hi, L, axis=0),
+        )
 
-    def _global(self, X: np.ndarray, y: np.ndarray, lo_b: float) -> np.ndarray:
-        """One scale for all kinds (+ overhead): the prior the full fit shrinks to."""
-        return self._vector(*global_fit(X, y, lo_b, self.overhead))
+    def _priors(self, X, y, masks, lo_b) -> np.ndarray:
+        """One scale for all kinds (+ overhead) on each mask's networks: what the fit shrinks to."""
+        sb = global_fits(X, y, masks, lo_b, self.overhead)
+        return np.stack([self._vector(s, b) for s, b in sb])
 
-    def _cv_error(self, X, y, lam, lo_b) -> float:
-        n = len(y)
-        folds = np.arange(n) % min(n, 10)
-        D = self._design(X)
-        err = []
-        for f in np.unique(folds):
-            tr, te = folds != f, folds == f
-            prior = self._global(X[tr], y[tr], lo_b)
-            w = self._solve(D[tr], y[tr], prior, lam, self._bounds(prior, lo_b))
-            err.extend(np.abs(D[te] @ w - y[te]) / y[te])
-        return float(np.mean(err))
+    def _ridges(self, X, y, D, masks, lo_b) -> list[float]:
+        """Each mask's ridge strength: given, fixed strong below MIN_CV networks (too few for
+        per-kind factors: effectively the global fit), else the RIDGE_GRID strength of the
+        lowest cross-validated error; every fold of every mask solved at once, folds that
+        recur (the same networks and floor, as in nested leave-one-out) solved once."""
+        lams: list = [None] * len(masks)
+        todo = []
+        for i, m in enumerate(masks):
+            if self.ridge != "auto":
+                lams[i] = float(self.ridge)
+            elif m.sum() < MIN_CV:
+                lams[i] = 1e3
+            else:
+                todo.append(i)
+        IM, ilo, plan = shared_folds(masks, lo_b, todo, lambda m: fold_masks(m, 10))
+        if plan:
+            G = np.broadcast_to(np.array(RIDGE_GRID), (len(IM), len(RIDGE_GRID)))
+            priors = self._priors(X, y, IM, ilo)
+            W = box_qp(*self._normal(D, y, IM, priors, G, ilo)).reshape(len(IM), len(G[0]), -1)
+            for i, keys in plan:
+                err = np.zeros(len(RIDGE_GRID))
+                for k in keys:
+                    te = masks[i] & ~IM[k]
+                    err += (np.abs(W[k] @ D[te].T - y[te]) / y[te]).sum(axis=1)
+                lams[i] = RIDGE_GRID[int(np.argmin(err))]
+        return lams
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "ScaledLutPredictor":
+    def fit_many(
+        self, X: np.ndarray, y: np.ndarray, masks: np.ndarray
+    ) -> list["ScaledLutPredictor"]:
+        """fit() on the networks of each row of `masks`, all solved together (base.Predictor)."""
         X, y = np.asarray(X, float), np.asarray(y, float)
-        if len(y) == 0 or np.any(~np.isfinite(y)) or np.any(y <= 0):
+        masks = np.asarray(masks, bool)
+        if len(y) == 0 or np.any(~np.isfinite(y)) or np.any(y <= 0) or not masks.any(axis=1).all():
             raise InputError("calibration latencies must be positive numbers", "measurements")
         D = self._design(X)
-        lo_b = overhead_floor(X)
-        prior = self._global(X, y, lo_b)
-        if self.ridge != "auto":
-            lam = float(self.ridge)
-        elif len(y) < MIN_CV:
-            lam = 1e3  # too few networks for per-kind factors: effectively the global fit
-        else:
-            lam = min(RIDGE_GRID, key=lambda g: self._cv_error(X, y, g, lo_b))
-        w = self._solve(D, y, prior, lam, self._bounds(prior, lo_b))
-        self.ridge_ = lam
+        lo_b = np.array([overhead_floor(X[m]) for m in masks])
+        lams = self._ridges(X, y, D, masks, lo_b)
+        priors = self._priors(X, y, masks, lo_b)
+        C = box_qp(*self._normal(D, y, masks, priors, np.array(lams)[:, None], lo_b))
         lut_only = self._vector(1.0, 0.0)
+        out = []
+        for i, m in enumerate(masks):
+            Dm, ym = D[m], y[m]
 
-        def sq(v):
-            return float(np.mean(((D @ v - y) / y) ** 2))
+            def sq(v, Dm=Dm, ym=ym):
+                return float(np.mean(((Dm @ v - ym) / ym) ** 2))
 
-        self.fallback_ = ""
-        if sq(w) > min(sq(lut_only), sq(prior)):
-            w, self.fallback_ = (
-                (lut_only, "lut sum") if sq(lut_only) <= sq(prior) else (prior, "global scale")
-            )
-        self.coef_ = w
-        self.remember_range(X, y)
-        self.n_train_ = int(len(y))
-        return self
+            p = ScaledLutPredictor(self.kinds, self.overhead, self.ridge, self.memory)
+            w, p.fallback_ = C[i], ""
+            if sq(w) > min(sq(lut_only), sq(priors[i])):
+                w, p.fallback_ = (
+                    (lut_only, "lut sum")
+                    if sq(lut_only) <= sq(priors[i])
+                    else (priors[i], "global scale")
+                )
+            p.coef_, p.ridge_ = w, lams[i]
+            p.remember_range(X[m], ym)
+            p.n_train_ = int(m.sum())
+            out.append(p)
+        return out
 
     # -- prediction -----------------------------------------------------------
 

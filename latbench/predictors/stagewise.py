@@ -39,13 +39,16 @@ import numpy as np
 
 from latbench.errors import InputError
 from latbench.predictors.base import Predictor
+from latbench.predictors.boxls import box_qp
 from latbench.predictors.features import LAYERS, Schema
 from latbench.predictors.scaled import (
     MAX_COEF,
     CalibrationRange,
-    global_fit,
+    fold_masks,
+    global_fits,
     overhead_floor,
     schema_named,
+    shared_folds,
 )
 
 GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, math.inf)  # penalty strengths tried (inf: held at prior)
@@ -94,61 +97,71 @@ class StagewisePredictor(CalibrationRange, Predictor):
     def _sizes(self) -> tuple[int, int]:
         return len(self.schema.kinds), len(self.schema.buckets)
 
-    def _prior(self, X: np.ndarray, y: np.ndarray, lo_b: float) -> np.ndarray:
-        s, b = global_fit(X, y, lo_b, schema=self.schema)
-        nk, nh = self._sizes
-        return np.array([s] * nk + [0.0] * nh + [b, 0.0])
+    def _priors(
+        self, X: np.ndarray, y: np.ndarray, masks: np.ndarray, lo_b: np.ndarray
+    ) -> np.ndarray:
+        """The global fit on the networks of each row of `masks`, as coefficient vectors."""
+        sb = global_fits(X, y, masks, lo_b, schema=self.schema)
+        NK, NH = self._sizes
+        out = np.zeros((len(masks), len(columns(self.schema))))
+        out[:, :NK] = sb[:, :1]
+        out[:, NK + NH] = sb[:, 1]
+        return out
 
-    def _solve(
+    def _normal(
         self,
         D: np.ndarray,
         y: np.ndarray,
-        prior: np.ndarray,
-        lam: tuple[float, float],
-        lo_b: float,
-    ) -> np.ndarray:
-        """The penalised relative-error fit; columns of an infinite strength stay at prior."""
-        from scipy.optimize import nnls
-
-        s = prior[0]
+        masks: np.ndarray,
+        priors: np.ndarray,
+        lams: np.ndarray,
+        lo_b: np.ndarray,
+    ) -> tuple[np.ndarray, ...]:
+        """(H, g, lo, hi) of the penalised relative-error fits on the networks of each row of
+        `masks` (F, n), toward its row of `priors`, for each of its L pairs of strengths
+        `lams` (F, L, 2), stacked fold-major (predictors/boxls.py solves them). A column of an
+        infinite strength is held at the prior (lo = hi), and so is one no network of the
+        fold uses (its penalty alone decides it: the prior, which lies within its bounds)."""
+        p = len(columns(self.schema))
         NK, NH = self._sizes
-        group = _groups(self.schema)
-        strength = np.array([lam[g] for g in group])
-        free = np.isfinite(strength)
-        if not free.any():
-            return prior.copy()
         A = D / y[:, None]
-        rhs = 1.0 - A[:, ~free] @ prior[~free]
-        A = A[:, free]
+        m = np.asarray(masks, float)
+        cnt = m.sum(axis=1)
+        Hd = np.einsum("fn,ni,nj->fij", m, A, A)
+        gd = m @ A
+        s = priors[:, 0]
         # penalty weights: a scale's relative deviation, an overhead's share of a prediction
-        w = np.concatenate([np.full(NK + NH, 1.0 / s), [np.mean(D[:, -2] / y), np.mean(1.0 / y)]])[
-            free
-        ]
-        P = np.diag(np.sqrt(strength[free]) * w)
-        A = np.vstack([A, P])
-        rhs = np.concatenate([rhs, P @ prior[free]])
-        lo = np.concatenate([np.full(NK, KIND_FLOOR * s), np.full(NH, HW_FLOOR * s), [lo_b, 0.0]])
-        lo = lo[free]
-        phi, _ = nnls(A, rhs - A @ lo, maxiter=50 * A.shape[1])
-        out = prior.copy()
-        out[free] = lo + phi
-        return out
+        w = np.empty((len(m), p))
+        with np.errstate(divide="ignore"):
+            w[:, : NK + NH] = 1.0 / s[:, None]  # s = 0 (LUT time explains nothing): held
+        w[:, -2] = (m @ (D[:, -2] / y)) / cnt
+        w[:, -1] = (m @ (1.0 / y)) / cnt
+        strength = np.asarray(lams, float)[..., _groups(self.schema)]  # (F, L, p)
+        free = np.isfinite(strength) & np.isfinite(w)[:, None, :]
+        w2 = np.where(np.isfinite(w), w, 0.0) ** 2
+        pen = np.where(free, strength, 0.0) * w2[:, None, :]
+        H = Hd[:, None] + pen[..., None] * np.eye(p)
+        g = gd[:, None] + pen * priors[:, None]
+        base = np.concatenate(
+            [
+                np.repeat(KIND_FLOOR * s[:, None], NK, axis=1),
+                np.repeat(HW_FLOOR * s[:, None], NH, axis=1),
+                np.asarray(lo_b, float)[:, None],
+                np.zeros((len(m), 1)),
+            ],
+            axis=1,
+        )
+        unused = (np.einsum("fii->fi", Hd) == 0)[:, None, :] & (pen > 0)
+        held = ~free | unused
+        lo = np.where(held, priors[:, None], base[:, None])
+        hi = np.where(held, priors[:, None], np.inf)
+        return H.reshape(-1, p, p), g.reshape(-1, p), lo.reshape(-1, p), hi.reshape(-1, p)
 
-    def _choose(self, X: np.ndarray, y: np.ndarray, lo_b: float) -> tuple[float, float]:
-        """The strengths with the lowest out-of-sample error (stiffest within SE_FACTOR SE)."""
-        n = len(y)
-        k = n if n <= LOO_MAX else FOLDS
-        fold = np.arange(n) % k
-        D = _design(X, self.schema)
-        pairs = [(a, b) for a in GRID for b in GRID]
-        err = np.empty((len(pairs), n))
-        for f in range(k):
-            te = fold == f
-            tr = ~te
-            prior = self._prior(X[tr], y[tr], lo_b)
-            for i, lam in enumerate(pairs):
-                w = self._solve(D[tr], y[tr], prior, lam, lo_b)
-                err[i, te] = np.abs(D[te] @ w - y[te]) / y[te]
+    @staticmethod
+    def _pick(err: np.ndarray, pairs: list[tuple[float, float]]) -> tuple[float, float]:
+        """The strengths with the lowest out-of-sample error `err` (pairs, networks), the
+        stiffest within SE_FACTOR standard errors winning."""
+        n = err.shape[1]
         mean = err.mean(axis=1)
         best = int(np.argmin(mean))
         se = float(err[best].std(ddof=1) / np.sqrt(n))
@@ -160,31 +173,65 @@ class StagewisePredictor(CalibrationRange, Predictor):
         pick = max(within, key=lambda i: (stiffness(pairs[i]), -mean[i]))
         return pairs[pick]
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "StagewisePredictor":
+    def _strengths(self, X, y, D, masks, lo_b) -> list[tuple[float, float]]:
+        """Each mask's strengths: given, infinite below MIN_NETS networks, else chosen out of
+        sample; every fold of every mask solved at once, folds that recur (the same networks
+        and floor, as in nested leave-one-out) solved once."""
+        pairs = [(a, b) for a in GRID for b in GRID]
+        lams: list = [None] * len(masks)
+        todo = []
+        for i, m in enumerate(masks):
+            if self.ridge != "auto":
+                lams[i] = tuple(self.ridge)
+            elif m.sum() < MIN_NETS:
+                lams[i] = (math.inf, math.inf)
+            else:
+                todo.append(i)
+        folds = lambda m: fold_masks(m, m.sum() if m.sum() <= LOO_MAX else FOLDS)  # noqa: E731
+        IM, ilo, plan = shared_folds(masks, lo_b, todo, folds)
+        if plan:
+            priors = self._priors(X, y, IM, ilo)
+            L = np.broadcast_to(np.array(pairs), (len(IM), len(pairs), 2))
+            W = box_qp(*self._normal(D, y, IM, priors, L, ilo)).reshape(len(IM), len(pairs), -1)
+            for i, keys in plan:
+                err = [
+                    np.abs(W[k] @ D[te].T - y[te]) / y[te]
+                    for k in keys
+                    for te in [masks[i] & ~IM[k]]
+                ]
+                lams[i] = self._pick(np.concatenate(err, axis=1), pairs)
+        return lams
+
+    def fit_many(
+        self, X: np.ndarray, y: np.ndarray, masks: np.ndarray
+    ) -> list["StagewisePredictor"]:
+        """fit() on the networks of each row of `masks`, all solved together (base.Predictor)."""
         X, y = np.asarray(X, float), np.asarray(y, float)
-        if len(y) == 0 or np.any(~np.isfinite(y)) or np.any(y <= 0):
+        masks = np.asarray(masks, bool)
+        if len(y) == 0 or np.any(~np.isfinite(y)) or np.any(y <= 0) or not masks.any(axis=1).all():
             raise InputError("calibration latencies must be positive numbers", "measurements")
-        lo_b = overhead_floor(X, self.schema)
-        if self.ridge != "auto":
-            lam = tuple(self.ridge)
-        elif len(y) < MIN_NETS:
-            lam = (math.inf, math.inf)
-        else:
-            lam = self._choose(X, y, lo_b)
         D = _design(X, self.schema)
-        prior = self._prior(X, y, lo_b)
-        self.coef_ = self._solve(D, y, prior, lam, lo_b)
-        self.prior_ = prior
-        self.ridge_ = [float(v) for v in lam]
-        used = np.any(D != 0, axis=0)
-        free = np.array([math.isfinite(lam[g]) for g in _groups(self.schema)]) & used
-        # + the global fit's s and b0 where no free column takes their place
-        self.free_ = (
-            int(free.sum()) + int(not math.isfinite(lam[0])) + int(not math.isfinite(lam[1]))
-        )
-        self.remember_range(X, y)
-        self.n_train_ = int(len(y))
-        return self
+        lo_b = np.array([overhead_floor(X[m], self.schema) for m in masks])
+        lams = self._strengths(X, y, D, masks, lo_b)
+        priors = self._priors(X, y, masks, lo_b)
+        C = box_qp(*self._normal(D, y, masks, priors, np.array(lams)[:, None, :], lo_b))
+        out = []
+        for i, m in enumerate(masks):
+            p = StagewisePredictor(self.ridge, self.schema)
+            p.coef_, p.prior_ = C[i], priors[i]
+            p.ridge_ = [float(v) for v in lams[i]]
+            used = np.any(D[m] != 0, axis=0)
+            free = np.array([math.isfinite(lams[i][g]) for g in _groups(self.schema)]) & used
+            # + the global fit's s and b0 where no free column takes their place
+            p.free_ = (
+                int(free.sum())
+                + int(not math.isfinite(lams[i][0]))
+                + int(not math.isfinite(lams[i][1]))
+            )
+            p.remember_range(X[m], y[m])
+            p.n_train_ = int(m.sum())
+            out.append(p)
+        return out
 
     # -- prediction -----------------------------------------------------------
 

@@ -93,6 +93,19 @@ def test_few_networks_are_judged_by_leave_one_out_and_too_few_not_at_all():
     )
 
 
+def test_a_free_fit_with_fewer_than_two_networks_per_parameter_is_never_the_default():
+    # latency exactly linear in the regression's features: it is the best out of sample, but
+    # on 12 networks its 15 free parameters make it ineligible; on 40 it is chosen
+    rng = np.random.default_rng(2)
+    X = np.abs(rng.normal(1, 0.3, (40, len(FEATURES)))) + 0.1
+    y = 0.5 * _lut_ms(X) + 0.4 * X[:, FEATURES.index("macs_m")] + 1.0
+    few = judge_predictors(X[:12], y[:12])
+    assert few["not_eligible"] == ["regression"] and few["default"] != "regression"
+    assert "not eligible" in few["reason"]
+    many = judge_predictors(X, y)
+    assert many["not_eligible"] == [] and many["default"] == "regression"
+
+
 def test_recalibrating_unchanged_data_leaves_the_file_byte_for_byte(synthetic_tiny):
     sp, table, tmp = synthetic_tiny
     *_, path = _fit(sp, table, tmp, lambda X: 1.1 * _lut_ms(X))

@@ -41,6 +41,23 @@ def test_host_measures_a_real_model(model_path):
     assert fp["threads"] == "1" and fp["cpus"] == "0"
 
 
+def test_the_op_resolver_option_runs_other_kernels_and_names_itself_in_the_fingerprint(
+    model_path,
+):
+    from dataclasses import replace
+
+    ref = replace(_fast_profile(), options={"op_resolver": "builtin_without_default_delegates"})
+    with open_device(ref) as dev:
+        m = dev.measure(model_path)
+        assert dev.fingerprint()["op_resolver"] == "builtin_without_default_delegates"
+    assert m.median_ms > 0
+    with open_device(_fast_profile()) as dev:  # the default leaves existing LUTs' identity
+        assert "op_resolver" not in dev.fingerprint()
+    assert load_profile("host-ref").options["op_resolver"] == "builtin_without_default_delegates"
+    with pytest.raises(InputError, match="options.op_resolver"):
+        open_device(replace(_fast_profile(), options={"op_resolver": "fastest"}))
+
+
 def test_runtime_crash_costs_one_entry_not_the_profiler(model_path, tmp_path):
     bad = tmp_path / "garbage.tflite"
     bad.write_bytes(b"\x00" * 64)
