@@ -71,7 +71,7 @@ class OpPrediction:
             "model": self.model,
             "device": self.device,
             "precision": self.precision,
-            "predictor": "op-sum",
+            "predictor": "lut",  # the plain operator sum
             "latency_ms": total,
             "operators": [
                 {
