@@ -98,6 +98,9 @@ class Decomposition:
     refused: dict[str, str]  # operator name -> why it cannot be timed alone
     precision: str
     subgraphs: int
+    fused: frozenset[int] = (
+        frozenset()
+    )  # operator indexes the delegate folds into the next (FUSED_PAD)
 
 
 def op_path(spec: OpSpec) -> Path:
@@ -267,7 +270,38 @@ def decompose(data: bytes, source: str = "") -> Decomposition:
         ) from None
     precision = "int8" if int_acts else "fp32"
     ops = [OpSpec(n, v, o, i, out, q, precision, source, idx) for n, v, o, i, out, q, idx in raw]
-    return Decomposition(ops, refused, precision, len(model.subgraphs))
+    return Decomposition(ops, refused, precision, len(model.subgraphs), fused_pads(model, types))
+
+
+# XNNPACK folds a zero PAD of the two spatial dimensions into the [depthwise] convolution that
+# alone reads its output (its subgraph fusion: "fuse Constant Pad node downstream into
+# [Depthwise] Convolution 2D"): in the network the PAD is no kernel of its own.
+FUSED_PAD = ("PAD", frozenset({"CONV_2D", "DEPTHWISE_CONV_2D"}))
+
+
+def fused_pads(model, types: dict[int, str]) -> frozenset[int]:
+    """Indexes of subgraph 0's PAD operators that XNNPACK folds into the next convolution."""
+    sg = model.subgraphs[0]
+    ops = list(sg.operators or [])
+    readers: dict[int, list[str]] = {}
+    for op in ops:
+        name = op_name(model, op)[0]
+        for i in op.inputs if op.inputs is not None else []:
+            if i >= 0:
+                readers.setdefault(int(i), []).append(name)
+    outputs = {int(i) for i in (sg.outputs if sg.outputs is not None else [])}
+    out = set()
+    for idx, op in enumerate(ops):
+        if op_name(model, op)[0] != FUSED_PAD[0] or op.outputs is None or len(op.outputs) != 1:
+            continue
+        src, dst = _tensor(sg, int(op.inputs[0])), _tensor(sg, int(op.outputs[0]))
+        a = [] if src.shape is None else [int(x) for x in src.shape]
+        b = [] if dst.shape is None else [int(x) for x in dst.shape]
+        spatial = len(a) == len(b) == 4 and a[0] == b[0] and a[3] == b[3]
+        r = readers.get(int(op.outputs[0]), [])
+        if spatial and len(r) == 1 and r[0] in FUSED_PAD[1] and int(op.outputs[0]) not in outputs:
+            out.add(idx)
+    return frozenset(out)
 
 
 def extract_op(model, index: int) -> bytes:

@@ -1,5 +1,9 @@
 """Any model's latency as the sum of its operators' rows in the device's operator LUT.
 
+One fusion is the runtime's, not the converter's: XNNPACK folds a zero PAD of the spatial
+dimensions into the convolution that alone reads it (build/tflite_ops.FUSED_PAD), so such a
+PAD counts 0 in the sum (it is listed, marked fused; its isolated row is still measured).
+
 The first, uncalibrated operator-level predictor (issue 22, section 3): every operator of
 subgraph 0 (`build/tflite_ops.decompose`) looked up by key in LUTDIR/DEVICE_PRECISION.ops.csv
 (`profiling/oplut.py`), each occurrence counted, and the per-operator breakdown that shows
@@ -47,7 +51,8 @@ class OpPrediction:
     model: str
     device: str
     precision: str
-    rows: list[tuple[OpSpec, float]]
+    rows: list[tuple[OpSpec, float]]  # a fused operator's time is 0 (its kernel is the next's)
+    fused: frozenset[int] = frozenset()  # positions in `rows` the delegate folds into the next
 
     @property
     def total_ms(self) -> float:
@@ -66,11 +71,17 @@ class OpPrediction:
             "model": self.model,
             "device": self.device,
             "precision": self.precision,
-            "predictor": "op-sum",
+            "predictor": "lut",  # the plain operator sum
             "latency_ms": total,
             "operators": [
-                {"op": s.op, "key": s.key, "ms": ms, "share": ms / total if total else 0.0}
-                for s, ms in self.rows
+                {
+                    "op": s.op,
+                    "key": s.key,
+                    "ms": ms,
+                    "share": ms / total if total else 0.0,
+                    **({"fused": True} if j in self.fused else {}),
+                }
+                for j, (s, ms) in enumerate(self.rows)
             ],
             "by_op": [{"op": k, "count": n, "ms": ms} for k, n, ms in self.by_op()],
         }
@@ -96,4 +107,6 @@ def op_sum(model: ModelOps, lut: OpLUT, device: str) -> OpPrediction:
     failed = list(dict.fromkeys(o.key for o in model.ops if lut.rows[o.key].status != "ok"))
     if failed:
         raise FailedOps(failed, device)
-    return OpPrediction(model.name, device, precision, [(o, lut.median(o.key)) for o in model.ops])
+    fused = frozenset(j for j, o in enumerate(model.ops) if o.index in model.decomposition.fused)
+    rows = [(o, 0.0 if j in fused else lut.median(o.key)) for j, o in enumerate(model.ops)]
+    return OpPrediction(model.name, device, precision, rows, fused)

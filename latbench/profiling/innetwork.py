@@ -37,7 +37,10 @@ def match_rows(model: ModelOps, rows: list[OpProfileRow]) -> tuple[list[float | 
         if r.node is not None and not r.kernel and r.node in at:
             ms[at[r.node]] = r.avg_ms
     inner = [r for r in rows if r.delegated]
-    left = [j for j, v in enumerate(ms) if v is None]
+    fused = getattr(getattr(model, "decomposition", None), "fused", frozenset())
+    left = [j for j, v in enumerate(ms) if v is None and model.ops[j].index not in fused]
+    if inner:  # a PAD XNNPACK folded into the next convolution has no row: its time is there
+        ms = [0.0 if v is None and model.ops[j].index in fused else v for j, v in enumerate(ms)]
     if not inner:
         note = "interpreter nodes, by node index"
     elif len(inner) == len(left):

@@ -171,3 +171,19 @@ def test_decomposition_in_the_worker_returns_one_line_per_refused_model(tmp_path
     out = decompose_files(paths)
     assert [o.op for o in out[0].ops][0] == "CONV_2D"
     assert all(isinstance(o, str) and "\n" not in o for o in out[1:])
+
+
+def test_a_pad_read_only_by_a_convolution_is_marked_fused_and_counts_nothing():
+    from latbench.predictors.opsum import op_sum
+    from latbench.profiling.oplut import ModelOps
+    from tests.predictors.test_opsum import _lut
+
+    d = decompose((FIXTURES / "pad.tflite").read_bytes())
+    names = [o.op for o in d.ops]
+    assert names.count("PAD") == 2 and {names[i] for i in d.fused} == {"PAD"}
+    (fused,) = d.fused
+    assert names[fused + 1] == "CONV_2D" and "MAX_POOL_2D" in names  # the second PAD feeds the pool
+    model = ModelOps("pad", "pad.tflite", FIXTURES / "pad.tflite", d)
+    pred = op_sum(model, _lut(model.ops), "host")
+    assert pred.rows[fused][1] == 0.0 and pred.to_dict()["operators"][fused]["fused"]
+    assert pred.total_ms == sum(1.0 + i for i in range(len(d.ops)) if i != fused)

@@ -76,7 +76,7 @@ def test_profile_model_resumes_refuses_by_name_and_damaged_files_are_one_line(tm
     assert pred.returncode == 0, pred.stderr
     p = json.loads(pred.stdout)
     rows = OpLUT.load(op_lut_path(lut, "host", "", "fp32")).ok()
-    assert p["predictor"] == "op-sum" and len(p["operators"]) == 5
+    assert p["predictor"] == "lut" and len(p["operators"]) == 5  # the plain operator sum
     assert p["latency_ms"] == pytest.approx(sum(r.measurement.median_ms for r in rows.values()))
     r = latbench_cli("profile", "--model", FIXTURES / "net_int8.tflite", "--lut-dir", lut)
     assert r.returncode == 2 and "--precision int8" in r.stderr

@@ -90,9 +90,15 @@ def print_op_profile(graph: Path, threads: int, xnnpack: bool, runs: int, out) -
     total = sum(per_op) or 1.0
     rows = []  # (type, ms, name)
     if xnnpack:
+        from latbench.build.tflite_ops import _names, fused_pads, tflite_schema
+
         outs = ", ".join(tname(int(i)) for i in sg.outputs)
         rows.append(("TfLiteXNNPackDelegate", sum(per_op), f"[{outs}]:{len(ops)}"))
-        for i, (n, ms) in enumerate(zip(names, per_op)):
+        fused = fused_pads(model, _names(tflite_schema().TensorType))
+        for i in sorted(fused):  # XNNPACK folds these PADs into the next convolution
+            per_op[i + 1] += per_op[i]
+        kept = [(n, ms) for i, (n, ms) in enumerate(zip(names, per_op)) if i not in fused]
+        for i, (n, ms) in enumerate(kept):
             xnn = _XNN.get(n, n.replace("_", " ").title() + " (ND, {t})").format(
                 t="QS8" if int8 else "F32"
             )
