@@ -117,7 +117,10 @@ def test_ray_gives_the_serial_samples_and_rewards(tmp_path, ray_executor):
         tmp_path / "ray", cfg(), FakeAccuracy(), lat, progress=False, executor=ray_executor
     ).run()
     assert outcome(tmp_path / "serial") == outcome(tmp_path / "ray")
-    assert len(ray_executor.worker_pids) == 2 and os.getpid() not in ray_executor.worker_pids
+    # the children ran in Ray's workers, never in the driver; how many of the two took tasks
+    # depends on how fast each started (a loaded machine may give every task to one)
+    assert 1 <= len(ray_executor.worker_pids) <= 2
+    assert os.getpid() not in ray_executor.worker_pids
 
 
 @pytest.mark.slow
