@@ -427,7 +427,10 @@ def test_ctrl_c_under_json_is_one_json_object_and_exit_130(tmp_path):
 
     ready = tmp_path / "waiting"
     code = (
-        "import pathlib, sys, time\n"
+        "import pathlib, signal, sys, time\n"
+        # a terminal's Ctrl-C, even when the suite was started in the background (a shell
+        # then leaves SIGINT ignored, and that is inherited)
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import latbench.nets.load as load\n"
         "def stuck(path):\n"
         f"    pathlib.Path({str(ready)!r}).write_text('x')\n"
@@ -449,8 +452,11 @@ def test_ctrl_c_under_json_is_one_json_object_and_exit_130(tmp_path):
     deadline = time.monotonic() + 300
     while not ready.exists() and p.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=60)
+    try:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()  # never left behind, whatever happened
     assert p.returncode == 130, err
     doc = json.loads(out)
     assert doc["exit_code"] == 130 and "interrupted" in doc["error"]
