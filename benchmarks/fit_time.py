@@ -5,7 +5,7 @@ usage: python benchmarks/fit_time.py [--against REV]
 A synthetic MnasNet-space LUT (layer times from MACs, +-30 % per layer) in a temporary folder,
 and 10 sampled networks whose "measured" latency is their LUT sum times 1.2 with 3 % noise: the
 fit's cost depends on the number of networks and methods, hardly on the values. Prints the
-whole fit (7 repeats, the LUT loaded once; wall and this process's CPU time) and its parts:
+whole fit (21 repeats, the LUT loaded once; wall and this process's CPU time) and its parts:
 fitting every method, judging them out of sample (leave-one-out, which picks the default),
 and `scaled` and `stagewise` alone.
 
@@ -61,7 +61,7 @@ def measure() -> dict:
     latbench.Predictor.fit(pairs, lut_dir=d)  # imports scipy and the rest once
     m.load_table = P.load_table = lambda *a, **k: t  # the LUT loaded once
     wall, cpu = [], []
-    for _ in range(7):
+    for _ in range(21):
         t0, c0 = time.perf_counter(), time.process_time()
         p = latbench.Predictor.fit(pairs, lut_dir=d)
         wall.append(time.perf_counter() - t0)

@@ -39,7 +39,7 @@ import numpy as np
 
 from latbench.errors import InputError
 from latbench.predictors.base import Predictor
-from latbench.predictors.boxls import box_qp
+from latbench.predictors.boxls import box_ridge
 from latbench.predictors.features import LAYERS, Schema
 from latbench.predictors.scaled import (
     MAX_COEF,
@@ -108,7 +108,7 @@ class StagewisePredictor(CalibrationRange, Predictor):
         out[:, NK + NH] = sb[:, 1]
         return out
 
-    def _normal(
+    def _problems(
         self,
         D: np.ndarray,
         y: np.ndarray,
@@ -117,21 +117,18 @@ class StagewisePredictor(CalibrationRange, Predictor):
         lams: np.ndarray,
         lo_b: np.ndarray,
     ) -> tuple[np.ndarray, ...]:
-        """(H, g, lo, hi) of the penalised relative-error fits on the networks of each row of
-        `masks` (F, n), toward its row of `priors`, for each of its L pairs of strengths
-        `lams` (F, L, 2), stacked fold-major (predictors/boxls.py solves them). A column of an
-        infinite strength is held at the prior (lo = hi), and so is one no network of the
-        fold uses (its penalty alone decides it: the prior, which lies within its bounds)."""
-        p = len(columns(self.schema))
+        """The penalised relative-error fits on the networks of each row of `masks` (F, n),
+        toward its row of `priors`, for each of its L pairs of strengths `lams` (F, L, 2):
+        box_ridge's (A, b, pen, prior, lo, hi) (predictors/boxls.py). A column of an infinite strength
+        is held at the prior (lo = hi), and so is one no network of the fold uses (its
+        penalty alone decides it: the prior, which lies within its bounds)."""
         NK, NH = self._sizes
-        A = D / y[:, None]
         m = np.asarray(masks, float)
+        A = m[:, :, None] * (D / y[:, None])  # a fold's rows; the others zero
         cnt = m.sum(axis=1)
-        Hd = np.einsum("fn,ni,nj->fij", m, A, A)
-        gd = m @ A
         s = priors[:, 0]
         # penalty weights: a scale's relative deviation, an overhead's share of a prediction
-        w = np.empty((len(m), p))
+        w = np.empty((len(m), D.shape[1]))
         with np.errstate(divide="ignore"):
             w[:, : NK + NH] = 1.0 / s[:, None]  # s = 0 (LUT time explains nothing): held
         w[:, -2] = (m @ (D[:, -2] / y)) / cnt
@@ -140,8 +137,6 @@ class StagewisePredictor(CalibrationRange, Predictor):
         free = np.isfinite(strength) & np.isfinite(w)[:, None, :]
         w2 = np.where(np.isfinite(w), w, 0.0) ** 2
         pen = np.where(free, strength, 0.0) * w2[:, None, :]
-        H = Hd[:, None] + pen[..., None] * np.eye(p)
-        g = gd[:, None] + pen * priors[:, None]
         base = np.concatenate(
             [
                 np.repeat(KIND_FLOOR * s[:, None], NK, axis=1),
@@ -151,11 +146,11 @@ class StagewisePredictor(CalibrationRange, Predictor):
             ],
             axis=1,
         )
-        unused = (np.einsum("fii->fi", Hd) == 0)[:, None, :] & (pen > 0)
+        unused = ~np.any(A != 0, axis=1)[:, None, :] & (pen > 0)
         held = ~free | unused
         lo = np.where(held, priors[:, None], base[:, None])
         hi = np.where(held, priors[:, None], np.inf)
-        return H.reshape(-1, p, p), g.reshape(-1, p), lo.reshape(-1, p), hi.reshape(-1, p)
+        return A, m, pen, priors, lo, hi
 
     @staticmethod
     def _pick(err: np.ndarray, pairs: list[tuple[float, float]]) -> tuple[float, float]:
@@ -192,7 +187,12 @@ class StagewisePredictor(CalibrationRange, Predictor):
         if plan:
             priors = self._priors(X, y, IM, ilo)
             L = np.broadcast_to(np.array(pairs), (len(IM), len(pairs), 2))
-            W = box_qp(*self._normal(D, y, IM, priors, L, ilo)).reshape(len(IM), len(pairs), -1)
+            A, b, pen, pr, lo, hi = self._problems(D, y, IM, priors, L, ilo)
+            # one kinds' strength at a time, each started from the last one's solutions
+            W, prev, step = np.empty(pen.shape), None, len(GRID)
+            for j in range(0, len(pairs), step):
+                s = slice(j, j + step)
+                W[:, s] = prev = box_ridge(A, b, pen[:, s], pr, lo[:, s], hi[:, s], prev)
             for i, keys in plan:
                 err = [
                     np.abs(W[k] @ D[te].T - y[te]) / y[te]
@@ -214,7 +214,7 @@ class StagewisePredictor(CalibrationRange, Predictor):
         lo_b = np.array([overhead_floor(X[m], self.schema) for m in masks])
         lams = self._strengths(X, y, D, masks, lo_b)
         priors = self._priors(X, y, masks, lo_b)
-        C = box_qp(*self._normal(D, y, masks, priors, np.array(lams)[:, None, :], lo_b))
+        C = box_ridge(*self._problems(D, y, masks, priors, np.array(lams)[:, None, :], lo_b))[:, 0]
         out = []
         for i, m in enumerate(masks):
             p = StagewisePredictor(self.ridge, self.schema)

@@ -16,7 +16,7 @@ import latbench.predictors.scaled as scaled_mod
 import latbench.predictors.stagewise as stagewise_mod
 from latbench.calibration.calibrate import judge_predictors, make_predictors
 from latbench.predictors import FEATURES, HW_BUCKETS, LayerTable, SpaceTable
-from latbench.predictors.boxls import _scipy_one, box_lstsq, box_qp
+from latbench.predictors.boxls import _scipy_one, box_lstsq, box_qp, box_ridge
 
 
 def _scipy(A, b, lo, hi):
@@ -44,6 +44,21 @@ def _scipy_qp(H, g, lo, hi):
         b = np.divide(V.T @ gi, root, out=np.zeros_like(gi), where=root > 0)
         out.append(_scipy(A, b, li.copy(), hi_.copy()))
     return np.array(out)
+
+
+def _ridge_qp(A, b, pen, prior, lo, hi, start=None, solve=box_qp):
+    """box_ridge's problems through their normal equations, solved by `solve`."""
+    F, L, p = pen.shape
+    H = np.repeat(np.einsum("fni,fnj->fij", A, A), L, axis=0)
+    H[:, np.eye(p, dtype=bool)] += pen.reshape(-1, p)
+    g = np.repeat(A.transpose(0, 2, 1) @ b[:, :, None], L, axis=0)[:, :, 0]
+    g = g + (pen * prior[:, None]).reshape(-1, p)
+    lo, hi = (np.broadcast_to(v, pen.shape).reshape(-1, p) for v in (lo, hi))
+    return solve(H, g, lo, hi).reshape(F, L, p)
+
+
+def _scipy_ridge(*args):
+    return _ridge_qp(*args, solve=_scipy_qp)
 
 
 def _scipy_lstsq(A, b, lo, hi):
@@ -89,6 +104,35 @@ def test_a_singular_stack_falls_back_to_scipy_and_all_held_is_the_bound():
     )
 
 
+def test_row_space_ridge_fits_equal_the_normal_equations_warm_or_cold():
+    """box_ridge (the stagewise fits: n x n systems, a guess to start from) against box_qp on
+    the same problems: held unknowns, unused columns, zero rows, an unpenalised unknown (the
+    normal-equation path) and more rows than unknowns."""
+    rng = np.random.default_rng(1)
+    for F, n, p in ((6, 7, 12), (3, 15, 6)):
+        L = 9
+        A = rng.standard_normal((F, n, p))
+        A[:, -2:] = 0.0  # rows outside the fold
+        A[0, :, 3] = 0.0  # a column no row uses (penalised: the prior decides it)
+        b = np.where(np.arange(n) < n - 2, 1.0, 0.0) * np.ones((F, 1))
+        prior = rng.uniform(0.5, 1.5, (F, p))
+        pen = 10.0 ** rng.uniform(-5, 1, (F, L, p))
+        lo = np.broadcast_to(prior[:, None] - rng.uniform(0.0, 0.3, p), (F, L, p)).copy()
+        hi = np.full((F, L, p), np.inf)
+        hi[:, :, 1] = prior[:, None, 1] + 0.05
+        lo[:, 2, :4] = hi[:, 2, :4] = prior[:, :4]  # held at the prior
+        lo[:, 3] = hi[:, 3] = prior  # all held
+        pen[1, 4, 5] = 0.0  # free and unpenalised
+        ref = _ridge_qp(A, b, pen, prior, lo, hi)
+        cold = box_ridge(A, b, pen, prior, lo, hi)
+        scale = np.abs(ref).max()
+        assert np.allclose(cold, ref, rtol=0, atol=1e-9 * scale)
+        for start in (ref, np.roll(ref, 1, axis=1), rng.uniform(-2, 3, ref.shape)):
+            warm = box_ridge(A, b, pen, prior, lo, hi, start)
+            assert np.allclose(warm, ref, rtol=0, atol=1e-9 * scale)
+        assert np.all((cold >= lo) & (cold <= hi))
+
+
 @pytest.fixture(scope="module")
 def nets():
     """Features of 60 fbnet-cifar100 networks on a LUT with 15 % per-layer scatter, and a
@@ -119,7 +163,7 @@ def test_fitted_parameters_equal_the_per_problem_scipy_solver(nets, n, monkeypat
     judged = judge_predictors(X, y)
     monkeypatch.setattr(scaled_mod, "box_qp", _scipy_qp)
     monkeypatch.setattr(scaled_mod, "box_lstsq", _scipy_lstsq)
-    monkeypatch.setattr(stagewise_mod, "box_qp", _scipy_qp)
+    monkeypatch.setattr(stagewise_mod, "box_ridge", _scipy_ridge)
     old = {k: p.fit(X, y) for k, p in make_predictors().items()}
     for k in ("scaled", "stagewise"):
         assert new[k].ridge_ == old[k].ridge_, k
