@@ -15,6 +15,8 @@ from latbench.devices import load_profile, open_device
 from latbench.nets.spaces import get_space
 
 pytestmark = pytest.mark.slow
+# the host in a few runs per network (the order and the files are checked, not the latency)
+HOST_FAST = Path(__file__).resolve().parents[1] / "fixtures" / "fast_profiles" / "host.toml"
 
 
 def test_sets_are_timed_interleaved_and_each_row_lands_in_its_own_file(tmp_path):
@@ -24,7 +26,7 @@ def test_sets_are_timed_interleaved_and_each_row_lands_in_its_own_file(tmp_path)
     assert held and not zoo
     assert not {n.arch.digest() for n in held} & {n.arch.digest() for n in calib}
     order: list[str] = []
-    with open_device(load_profile("host")) as dev:
+    with open_device(load_profile(str(HOST_FAST))) as dev:
         real = dev.measure
 
         def measure(model: Path, network: bool = False):  # the real one, the order noted
@@ -65,7 +67,7 @@ def test_passes_time_every_network_again_and_resume(tmp_path):
     sp = get_space("tiny")
     nets = sample_networks(sp, 3, 1)
     path = tmp_path / "n.csv"
-    with open_device(load_profile("host")) as dev:
+    with open_device(load_profile(str(HOST_FAST))) as dev:
         res = measure_sets(dev, [(path, nets)], "fp32", workers=1, progress=False, passes=2)[0]
         _, rows = records.read(path, NET_COLUMNS)
         assert sorted(r["pass"] for r in rows) == ["1", "1", "1", "2", "2", "2"]

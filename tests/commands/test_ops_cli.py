@@ -10,24 +10,11 @@ from latbench.build.tflite_ops import load_model, prefix_model
 from tests.build.test_tflite_ops import FIXTURES
 from tests.conftest import latbench_cli
 
-FAST_HOST = """name = "host"
-kind = "host"
-threads = 1
-cpus = "auto"
-delegate = "cpu"
-[protocol]
-warmup_runs = 1
-min_runs = 5
-max_runs = 20
-max_seconds = 0.2
-target_ci = 1.0
-"""
+HOST_FAST = FIXTURES.parents[0] / "fast_profiles" / "host.toml"  # a few runs per model
 
 
 @pytest.mark.slow
 def test_calibrate_ops_then_predict_any_model_with_its_shares_and_picture(tmp_path):
-    host = tmp_path / "host.toml"
-    host.write_text(FAST_HOST)
     model = load_model((FIXTURES / "net_fp32.tflite").read_bytes())
     nets = []
     for k in (2, 3, 4, 5):  # the fixture's graph cut after k operators: four real models
@@ -35,7 +22,7 @@ def test_calibrate_ops_then_predict_any_model_with_its_shares_and_picture(tmp_pa
         p.write_bytes(prefix_model(model, k))
         nets.append(p)
     lut = tmp_path / "lut"
-    args = ["--device", host, "--lut-dir", lut, "--no-progress", "--json"]
+    args = ["--device", HOST_FAST, "--lut-dir", lut, "--no-progress", "--json"]
     cal = latbench_cli("calibrate", "--ops", *[a for p in nets for a in ("--model", p)], *args)
     assert cal.returncode == 0, cal.stderr
     doc = json.loads(cal.stdout)

@@ -16,7 +16,10 @@ from latbench.profiling.oplut import ModelOps, OpLUT, op_lut_path, profile_ops, 
 from tests.build.test_tflite_ops import FIXTURES, FP32, _damaged, edited
 from tests.conftest import latbench_cli
 
-FAST = Protocol(warmup_runs=1, min_runs=5, max_runs=20, batch_runs=5, max_seconds=0.5)
+FAST = Protocol(
+    warmup_runs=1, min_runs=5, max_runs=20, batch_runs=5, max_seconds=0.2, target_ci=1.0
+)
+HOST_FAST = FIXTURES.parent / "fast_profiles" / "host.toml"  # the same, for the command line
 
 
 def _model(path: Path) -> ModelOps:
@@ -37,7 +40,9 @@ def test_profile_ops_measures_each_key_once_and_resumes(tmp_path):
     other.write_bytes(edited(FP32, "MyAdd"))
     models = [_model(FIXTURES / "net_fp32.tflite"), _model(other)]
     lut_dir = tmp_path / "lut"
-    with open_device(DeviceProfile("host", "host", cpus=(0,), protocol=FAST)) as dev:
+    with open_device(
+        DeviceProfile("host", "host", cpus=(0,), protocol=FAST, options={"retime_wait_s": 0.1})
+    ) as dev:
         timed = []
         measure = dev.measure
         dev.measure = lambda p: timed.append(Path(p)) or measure(p)
@@ -61,7 +66,7 @@ def test_profile_model_resumes_refuses_by_name_and_damaged_files_are_one_line(tm
     custom = tmp_path / "custom_add.tflite"
     custom.write_bytes(edited(FP32, "MyAdd"))
     args = ("profile", "--model", FIXTURES / "net_fp32.tflite", "--model", custom,
-            "--lut-dir", lut, "--no-progress", "--json")  # fmt: skip
+            "--device", HOST_FAST, "--lut-dir", lut, "--no-progress", "--json")  # fmt: skip
     first = latbench_cli(*args)
     assert first.returncode == 0, first.stderr
     (doc,) = json.loads(first.stdout)
