@@ -116,6 +116,11 @@ def prepare_model(
             head = f.read(8)
         if len(head) < 8 or head[4:8] != b"TFL3":
             raise InputError(f"{path} is not a TFLite flatbuffer (no TFL3 identifier)", "MODEL")
+    if kind == "keras" and path.suffix.lower() == ".keras":
+        import zipfile
+
+        if not zipfile.is_zipfile(path):  # refused before a worker imports TensorFlow
+            raise InputError(f"{path} is not a .keras archive (not a zip file)", "MODEL")
     if kind == "tflite" and input_shape:
         raise InputError(
             "a .tflite is timed with the shapes it was exported with; export it with the shape "
