@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import latbench_cli
+from tests.conftest import REPO, latbench_cli
+
+# the host in a few runs per model (what is timed is checked, not how fast)
+FAST = ("--device", REPO / "tests" / "fixtures" / "fast_profiles" / "host.toml")
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def _json(r):
 @pytest.mark.slow
 def test_a_tflite_keras_file_and_savedmodel_are_measured_like_an_arch(models, tmp_path):
     lut = tmp_path / "lut"
-    d = _json(latbench_cli("measure", models / "net.tflite", "--json", "--lut-dir", lut))
+    d = _json(latbench_cli("measure", models / "net.tflite", *FAST, "--json", "--lut-dir", lut))
     assert d["kind"] == "tflite" and d["precision"] == "as-is" and d["median_ms"] > 0
     assert d["inputs"] == [{"name": d["inputs"][0]["name"], "shape": [1, 32, 32, 3],
                             "dtype": "float32"}]  # fmt: skip
@@ -46,18 +49,18 @@ def test_a_tflite_keras_file_and_savedmodel_are_measured_like_an_arch(models, tm
         d["extra"]["bursts"] == 3
         and Path(d["tflite"]).read_bytes() == (models / "net.tflite").read_bytes()
     )  # the file timed is the file given, copied into the cache
-    k = _json(latbench_cli("measure", models / "net.keras", "--json", "--precision", "int8",
+    k = _json(latbench_cli("measure", models / "net.keras", *FAST, "--json", "--precision", "int8",
                            "--bursts", "1", "--lut-dir", lut))  # fmt: skip
     assert k["kind"] == "keras" and k["precision"] == "int8" and k["median_ms"] > 0
     assert k["ops"].get("QUANTIZE", 0) + k["ops"].get("CONV_2D", 0) >= 1
-    s = _json(latbench_cli("measure", models / "saved", "--json", "--bursts", "1",
+    s = _json(latbench_cli("measure", models / "saved", *FAST, "--json", "--bursts", "1",
                            "--lut-dir", lut))  # fmt: skip
     assert s["kind"] == "savedmodel" and s["inputs"][0]["shape"] == [1, 32, 32, 3]
     # a dynamic spatial dimension: refused naming the tensor, then fixed by --input-shape
     r = latbench_cli("measure", models / "dyn.keras", "--lut-dir", lut)
     assert r.returncode == 2 and "dynamic dimension" in r.stderr and "--input-shape" in r.stderr
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
-    f = _json(latbench_cli("measure", models / "dyn.keras", "--input-shape", "1,20,24,3",
+    f = _json(latbench_cli("measure", models / "dyn.keras", *FAST, "--input-shape", "1,20,24,3",
                            "--json", "--bursts", "1", "--lut-dir", lut))  # fmt: skip
     assert f["inputs"][0]["shape"] == [1, 20, 24, 3]
 
@@ -69,9 +72,11 @@ def test_the_python_api_measures_an_in_memory_keras_model_and_tflite_bytes(model
     import latbench
 
     net = keras.models.load_model(models / "net.keras")
-    m = latbench.measure(net, lut_dir=tmp_path, bursts=2)
+    m = latbench.measure(net, device=str(FAST[1]), lut_dir=tmp_path, bursts=2)
     assert m.median_ms > 0 and m.extra["bursts"] == 2
-    b = latbench.measure((models / "net.tflite").read_bytes(), lut_dir=tmp_path, bursts=1)
+    b = latbench.measure(
+        (models / "net.tflite").read_bytes(), device=str(FAST[1]), lut_dir=tmp_path, bursts=1
+    )
     assert b.median_ms > 0
 
 

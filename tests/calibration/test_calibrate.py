@@ -2,6 +2,7 @@
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -154,10 +155,8 @@ def test_few_shot_calibration_makes_a_predictor_predict_uses(synthetic_tiny, tmp
         "2",
         "--batch",
         "2",
-        "--proxy-train",
-        "64",
-        "--proxy-epochs",
-        "1",
+        "--evaluator",  # a user's evaluator, no training: the latency model is the point
+        f"{Path(__file__).resolve().parents[1] / 'fixtures/evaluators/tiny_eval.py'}:steady",
         "--baselines",
         "",
         "--spot-every",
