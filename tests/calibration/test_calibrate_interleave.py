@@ -21,8 +21,8 @@ HOST_FAST = Path(__file__).resolve().parents[1] / "fixtures" / "fast_profiles" /
 
 def test_sets_are_timed_interleaved_and_each_row_lands_in_its_own_file(tmp_path):
     sp = get_space("tiny")
-    calib = sample_networks(sp, 6, 0)
-    held, zoo = heldout_networks(sp, 6, 7, {n.arch.digest() for n in calib}, zoo=False)
+    calib = sample_networks(sp, 4, 0)
+    held, zoo = heldout_networks(sp, 4, 7, {n.arch.digest() for n in calib}, zoo=False)
     assert held and not zoo
     assert not {n.arch.digest() for n in held} & {n.arch.digest() for n in calib}
     order: list[str] = []
