@@ -66,6 +66,14 @@ def _locks(lut_dir: Path, device: str, space: str, precision: str):
     return stack
 
 
+def measured_device(device: str) -> str:
+    """The name that names a measured device's files: a profile given by its .toml path is
+    named by the profile's `name` (as profile and measure name it), a known name as given."""
+    from latbench.devices import load_profile
+
+    return load_profile(device).name
+
+
 def calibrate(
     *,
     device: str,
@@ -89,6 +97,8 @@ def calibrate(
     """Measure (or read) whole networks and fit the device's predictor file on them (holding
     the device's calibration locks); the file goes to `out` if given. With no `space_name`
     the space is the one the LUT names (and the measurements' tokens fit)."""
+    if measurements is None:
+        device = measured_device(device)
     if space_name is None:
         from latbench.calibration.calibrate import _token_lengths
         from latbench.predictors.model import resolve_space
@@ -262,6 +272,8 @@ def validate(
     device's calibration locks)."""
     from latbench.predictors.model import space_for
 
+    if measurements is None and predictor_file is None:
+        device = measured_device(device)
     if predictor_file is not None:
         from latbench.predictors.files import read_doc
 
@@ -520,10 +532,8 @@ def calibrate_ops(
     if measurements is None and not models:
         raise InputError("--ops needs the models to calibrate on: --model M (repeatable)",
                          "--model")  # fmt: skip
-    if measurements is None:  # a profile file's name names the files (as profile does)
-        from latbench.devices import load_profile
-
-        device = load_profile(device).name
+    if measurements is None:
+        device = measured_device(device)
     ppath = out or op_predictor_path(lut_dir, device, precision)
     mpath = models_path(lut_dir, device, precision)
     with contextlib.ExitStack() as stack:

@@ -60,10 +60,11 @@ def test_profile_takes_sentinel_readings_and_names_them_in_its_summary(tmp_path,
     assert kinds["host_fp32.sentinel.csv"] == "sentinel"
 
     # a machine 3x faster at LUT time than now: calibrate refuses before timing anything
+    # (the profile given by its path: its files are named after its name, host, as profile's)
     _doctor_reference(lut, sen.reference_ms(lut, "host", "fp32") / 3)
     r = latbench_cli(
         "calibrate", "--space", "tiny", "--archs", "1", "--no-zoo", "--lut-dir", lut,
-        "--no-progress",
+        "--no-progress", "--device", FAST_PROFILES / "host.toml",
     )  # fmt: skip
     assert r.returncode == 1, r.stderr
     assert "slower than when its LUT was timed" in r.stderr and "nothing was measured" in r.stderr
