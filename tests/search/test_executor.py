@@ -146,7 +146,7 @@ def test_a_dead_worker_costs_only_its_sample_which_is_retried(tmp_path, ray_exec
 def test_real_proxy_training_on_ray_matches_serial(tmp_path, ray_executor):
     ds = load_fashion_mnist()
     lat = LatencySource(predict=fake_pred)
-    c = cfg(samples=4, batch=4)
+    c = cfg(samples=2, batch=2)  # one child per worker
     Search(
         tmp_path / "serial",
         c,
