@@ -101,7 +101,9 @@ def profile(phone: EmulatedPhone, adbkey: Path, tmp_path: Path, cpus_=(0,), **op
         "retries": 2,
         "temp_check_s": 0,
         "warmup_s": 0.3,
-        "repeats": 3,
+        # one benchmark_model invocation per row (each is a Python process here): the tests of
+        # the row protocol itself (back-to-back invocations, warm-up, heat) ask for 3
+        "repeats": 1,
         "reconnect_wait_s": 0.2,
         **opts,
     }
@@ -118,7 +120,7 @@ def profile(phone: EmulatedPhone, adbkey: Path, tmp_path: Path, cpus_=(0,), **op
 
 
 def test_end_to_end_measure(phone, adbkey, tmp_path, tflite):
-    with open_device(profile(phone, adbkey, tmp_path)) as dev:
+    with open_device(profile(phone, adbkey, tmp_path, repeats=3)) as dev:
         fp = dev.fingerprint()
         assert fp["model"] == "latbench emulated phone" and fp["android"] == "14"
         assert fp["cpu_mask"] == "1" and fp["runtime"] == "benchmark_model"
@@ -308,7 +310,7 @@ def test_a_cold_core_is_warmed_up_before_a_row_is_timed(tmp_path, adbkey, medium
     rows = {}
     for name, clocks in (("steady", Clocks(idle=1.0)), ("ramping", Clocks())):
         with EmulatedPhone(tmp_path / name, clocks=clocks) as ph:
-            with open_device(profile(ph, adbkey, tmp_path / name, warmup_s=0.6)) as dev:
+            with open_device(profile(ph, adbkey, tmp_path / name, warmup_s=0.6, repeats=3)) as dev:
                 rows[name] = dev.measure(medium_tflite).median_ms
             if name == "ramping":  # what latbench did before: no time-based warm-up, one invocation
                 time.sleep(0.5)
@@ -325,7 +327,7 @@ def test_a_hot_phone_is_cooled_down_before_rows_are_timed(tmp_path, adbkey, tfli
     # loaded machine: size the thermal limit from one row timed here (a few rows heat the
     # phone; one row after a cool-down, which ends below half the limit, cannot tip it over).
     with EmulatedPhone(tmp_path / "p0", clocks=Clocks(idle=1.0)) as ph:
-        with open_device(profile(ph, adbkey, tmp_path / "p0")) as dev:
+        with open_device(profile(ph, adbkey, tmp_path / "p0", repeats=3)) as dev:
             t0 = time.monotonic()
             dev.measure(tflite)
             row_s = time.monotonic() - t0
@@ -333,7 +335,9 @@ def test_a_hot_phone_is_cooled_down_before_rows_are_timed(tmp_path, adbkey, tfli
     clocks = Clocks(idle=1.0, throttle_after_s=limit, cool_rate=0.5)
     with EmulatedPhone(tmp_path / "p", clocks=clocks) as ph:
         with open_device(
-            profile(ph, adbkey, tmp_path, cool_poll_s=0.2, cool_wait_s=max(30.0, 4 * limit))
+            profile(
+                ph, adbkey, tmp_path, cool_poll_s=0.2, cool_wait_s=max(30.0, 4 * limit), repeats=3
+            )
         ) as dev:
             rows = []
             while not any(m.extra["cooled_s"] > 0 for m in rows) and len(rows) < 20:
@@ -345,7 +349,9 @@ def test_a_hot_phone_is_cooled_down_before_rows_are_timed(tmp_path, adbkey, tfli
 def test_a_row_that_stays_throttled_is_flagged(tmp_path, adbkey, medium_tflite):
     clocks = Clocks(idle=1.0, throttle_after_s=0.2, cool_rate=0.01)
     with EmulatedPhone(tmp_path / "p", clocks=clocks) as ph:
-        with open_device(profile(ph, adbkey, tmp_path, cool_poll_s=0.2, cool_wait_s=0.5)) as dev:
+        with open_device(
+            profile(ph, adbkey, tmp_path, cool_poll_s=0.2, cool_wait_s=0.5, repeats=3)
+        ) as dev:
             dev.measure(medium_tflite)
             m = dev.measure(medium_tflite)
             st = m.extra["state"]["after"]
