@@ -188,7 +188,9 @@ def describe_tflite(data: bytes) -> dict[str, Any]:
     a structure pointing outside the buffer is an InputError, never a crash."""
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise InputError("not a TFLite flatbuffer (no TFL3 identifier)")
-    from tensorflow.lite.python import schema_py_generated as schema
+    from latbench.build.tflite_ops import tflite_schema
+
+    schema = tflite_schema()  # the schema alone: a .tflite is read without importing TensorFlow
 
     try:
         m = schema.Model.GetRootAsModel(data, 0)
@@ -255,7 +257,9 @@ def _take_tflite(path: Path, signature: str | None) -> dict[str, Any]:
     out = model_cache_path(data, "tflite-as-is")
     if not out.exists():
         write_atomic(out, data)
-    from tensorflow.lite.python import schema_py_generated as schema
+    from latbench.build.tflite_ops import tflite_schema
+
+    schema = tflite_schema()
 
     types = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     inputs = [

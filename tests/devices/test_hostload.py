@@ -115,7 +115,12 @@ def test_a_busy_process_on_the_timing_cpu_is_seen_retimed_and_flagged(model_path
 def test_measure_prints_one_warning_when_the_timing_cpu_was_shared(
     tmp_path, model_path, hog_on_cpu0
 ):
-    # the layer above, as a .tflite (timed as it is: no TensorFlow, no conversion in the command)
+    # the layer above, as a .tflite (timed as it is), and the sentinel layer the command times
+    # around it converted here into the session's cache (this process has TensorFlow loaded
+    # already; the command would start a conversion worker for it)
+    from latbench.profiling.sentinel import sentinel_layer
+
+    assert all(c.path for c in convert.convert_layers([sentinel_layer("fp32")]))
     (tmp_path / "h.toml").write_text(
         'name = "h"\nkind = "host"\ncpus = [0]\n[options]\nretime_wait_s = 0.1\n'
         "[protocol]\nwarmup_runs = 2\nmin_runs = 30\nmax_runs = 30\nbatch_runs = 30\n"
