@@ -101,7 +101,9 @@ def profile(phone: EmulatedPhone, adbkey: Path, tmp_path: Path, cpus_=(0,), **op
         "retries": 2,
         "temp_check_s": 0,
         "warmup_s": 0.3,
-        "repeats": 3,
+        # one benchmark_model invocation per row (each is a Python process here): the tests of
+        # the row protocol itself (back-to-back invocations, warm-up, heat) ask for 3
+        "repeats": 1,
         "reconnect_wait_s": 0.2,
         **opts,
     }
@@ -118,7 +120,7 @@ def profile(phone: EmulatedPhone, adbkey: Path, tmp_path: Path, cpus_=(0,), **op
 
 
 def test_end_to_end_measure(phone, adbkey, tmp_path, tflite):
-    with open_device(profile(phone, adbkey, tmp_path)) as dev:
+    with open_device(profile(phone, adbkey, tmp_path, repeats=3)) as dev:
         fp = dev.fingerprint()
         assert fp["model"] == "latbench emulated phone" and fp["android"] == "14"
         assert fp["cpu_mask"] == "1" and fp["runtime"] == "benchmark_model"
@@ -308,7 +310,7 @@ def test_a_cold_core_is_warmed_up_before_a_row_is_timed(tmp_path, adbkey, medium
     rows = {}
     for name, clocks in (("steady", Clocks(idle=1.0)), ("ramping", Clocks())):
         with EmulatedPhone(tmp_path / name, clocks=clocks) as ph:
-            with open_device(profile(ph, adbkey, tmp_path / name, warmup_s=0.6)) as dev:
+            with open_device(profile(ph, adbkey, tmp_path / name, warmup_s=0.6, repeats=3)) as dev:
                 rows[name] = dev.measure(medium_tflite).median_ms
             if name == "ramping":  # what latbench did before: no time-based warm-up, one invocation
                 time.sleep(0.5)
@@ -325,7 +327,7 @@ def test_a_hot_phone_is_cooled_down_before_rows_are_timed(tmp_path, adbkey, tfli
     # loaded machine: size the thermal limit from one row timed here (a few rows heat the
     # phone; one row after a cool-down, which ends below half the limit, cannot tip it over).
     with EmulatedPhone(tmp_path / "p0", clocks=Clocks(idle=1.0)) as ph:
-        with open_device(profile(ph, adbkey, tmp_path / "p0")) as dev:
+        with open_device(profile(ph, adbkey, tmp_path / "p0", repeats=3)) as dev:
             t0 = time.monotonic()
             dev.measure(tflite)
             row_s = time.monotonic() - t0
@@ -333,7 +335,9 @@ def test_a_hot_phone_is_cooled_down_before_rows_are_timed(tmp_path, adbkey, tfli
     clocks = Clocks(idle=1.0, throttle_after_s=limit, cool_rate=0.5)
     with EmulatedPhone(tmp_path / "p", clocks=clocks) as ph:
         with open_device(
-            profile(ph, adbkey, tmp_path, cool_poll_s=0.2, cool_wait_s=max(30.0, 4 * limit))
+            profile(
+                ph, adbkey, tmp_path, cool_poll_s=0.2, cool_wait_s=max(30.0, 4 * limit), repeats=3
+            )
         ) as dev:
             rows = []
             while not any(m.extra["cooled_s"] > 0 for m in rows) and len(rows) < 20:
@@ -345,7 +349,9 @@ def test_a_hot_phone_is_cooled_down_before_rows_are_timed(tmp_path, adbkey, tfli
 def test_a_row_that_stays_throttled_is_flagged(tmp_path, adbkey, medium_tflite):
     clocks = Clocks(idle=1.0, throttle_after_s=0.2, cool_rate=0.01)
     with EmulatedPhone(tmp_path / "p", clocks=clocks) as ph:
-        with open_device(profile(ph, adbkey, tmp_path, cool_poll_s=0.2, cool_wait_s=0.5)) as dev:
+        with open_device(
+            profile(ph, adbkey, tmp_path, cool_poll_s=0.2, cool_wait_s=0.5, repeats=3)
+        ) as dev:
             dev.measure(medium_tflite)
             m = dev.measure(medium_tflite)
             st = m.extra["state"]["after"]
@@ -440,14 +446,16 @@ def test_link_that_keeps_dropping_is_device_lost_then_resumes(phone, adbkey, tmp
 
 
 def test_hung_benchmark_is_a_model_error_and_the_phone_recovers(phone, adbkey, tmp_path, tflite):
-    with open_device(profile(phone, adbkey, tmp_path, run_timeout_s=20, repeats=1)) as dev:
+    with open_device(profile(phone, adbkey, tmp_path, run_timeout_s=60, repeats=1)) as dev:
         dev.preflight()
         phone.faults.hang_benchmark = 1
+        dev.run_timeout_s = 3  # the hung row's limit (the pre-flight and the next row get 60 s)
         t = time.monotonic()
-        with pytest.raises(ModelRunError, match="did not finish within 20 s"):
+        with pytest.raises(ModelRunError, match="did not finish within 3 s"):
             dev.measure(tflite)
         assert time.monotonic() - t < 60
         assert not phone.stale_processes(), "the hung process was killed"
+        dev.run_timeout_s = 60
         assert dev.measure(tflite).runs >= 10
 
 
@@ -804,7 +812,10 @@ def test_the_tool_logs_on_stderr_and_rows_keep_it(phone, adbkey, tmp_path, tflit
     with open_device(profile(phone, adbkey, tmp_path, keep_models=True)) as dev:
         assert dev.measure(tflite).runs >= 10
         remote = next(p for p in phone.pushes if "/models/" in p and "preflight" not in p)
-        run = sh_join([dev.remote_bin, f"--graph={remote}", "--num_runs=2", "--warmup_runs=1"])
+        run = sh_join(
+            [dev.remote_bin, f"--graph={remote}", "--num_runs=2", "--warmup_runs=1"]
+            + ["--min_secs=0", "--warmup_min_secs=0"]  # the tool's defaults run 1.5 s
+        )
         assert "Inference timings in us" not in dev.t.shell(run + " 2>/dev/null", 60).output
         assert "Inference timings in us" in dev.t.shell(run + " 2>&1", 60).output
 
@@ -898,6 +909,9 @@ def test_the_phone_streams_a_runs_log_while_it_runs(phone, adbkey, tmp_path, tfl
         chunks = dev.t._dev.streaming_shell(line, transport_timeout_s=60, read_timeout_s=60)
         assert "STARTING!" in next(chunks)
         assert phone.stale_processes(), "the run has not ended: the line came while it ran"
+        # hang up, as a host gives up on a hung run: the phone's one session is still busy with
+        # it, so close() would otherwise wait out command_timeout_s to tidy up
+        dev.t.close()
 
 
 def test_in_network_operator_times_are_read_from_the_op_profile_and_matched(

@@ -83,7 +83,7 @@ def test_a_two_node_ray_farm_shards_one_lut_across_its_phones(tmp_path):
     with farm:
         r = subprocess.run(
             [sys.executable, "-m", "latbench.commands.main", "profile", "--device", "standin9",
-             "--space", "tiny", "--limit", "4", "--ray-address", farm.address,
+             "--space", "tiny", "--limit", "4", "--workers", "1", "--ray-address", farm.address,
              "--lut-dir", str(tmp_path / "lut"), "--no-progress", "--json"],
             env={**farm.env, "LATBENCH_PROFILES": str(tmp_path / "profiles")},
             capture_output=True, text=True, timeout=300,

@@ -2,7 +2,6 @@
 sysfs read right, the least busy CPU chosen, and a real busy process on the timing CPU seen,
 the row timed again and flagged, and `latbench measure` saying so."""
 
-import json
 import os
 import subprocess
 import sys
@@ -114,16 +113,21 @@ def test_a_busy_process_on_the_timing_cpu_is_seen_retimed_and_flagged(model_path
 
 @pytest.mark.slow
 def test_measure_prints_one_warning_when_the_timing_cpu_was_shared(
-    tmp_path, tiny_arch_dict, hog_on_cpu0
+    tmp_path, model_path, hog_on_cpu0
 ):
-    (tmp_path / "a.json").write_text(json.dumps({**tiny_arch_dict, "resolution": 160}))
+    # the layer above, as a .tflite (timed as it is), and the sentinel layer the command times
+    # around it converted here into the session's cache (this process has TensorFlow loaded
+    # already; the command would start a conversion worker for it)
+    from latbench.profiling.sentinel import sentinel_layer
+
+    assert all(c.path for c in convert.convert_layers([sentinel_layer("fp32")]))
     (tmp_path / "h.toml").write_text(
         'name = "h"\nkind = "host"\ncpus = [0]\n[options]\nretime_wait_s = 0.1\n'
         "[protocol]\nwarmup_runs = 2\nmin_runs = 30\nmax_runs = 30\nbatch_runs = 30\n"
         "max_seconds = 60\n"
     )
     r = subprocess.run(
-        [sys.executable, "-m", "latbench.commands.main", "measure", str(tmp_path / "a.json"),
+        [sys.executable, "-m", "latbench.commands.main", "measure", str(model_path),
          "--device", str(tmp_path / "h.toml"), "--no-progress"],
         cwd=REPO, capture_output=True, text=True, timeout=600, env=dict(os.environ),
     )  # fmt: skip

@@ -84,7 +84,8 @@ class Interrupting:
 @needs_fmnist
 @pytest.mark.slow
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, memo_latency):
-    cfg = SearchConfig(target_ms=0.2, samples=9, batch=3, latency="device", space="tiny", seed=5)
+    # two batches of two: the least that has a batch to resume after and one to cut mid-way
+    cfg = SearchConfig(target_ms=0.2, samples=4, batch=2, latency="device", space="tiny", seed=5)
     ds = load_fashion_mnist()
     acc_dir = tmp_path / "acc"  # shared accuracy cache: same network, same number
     lat = LatencySource(measure=memo_latency)
@@ -96,11 +97,11 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, memo_laten
         Search(
             tmp_path / "cut",
             cfg,
-            Interrupting(ProxyEvaluator(ds, TINY_RECIPE, acc_dir), 4),
+            Interrupting(ProxyEvaluator(ds, TINY_RECIPE, acc_dir), 3),
             lat,
             progress=False,
         ).run()
-    assert len(read_samples(tmp_path / "cut" / "samples.csv")) == 4  # only the one in flight lost
+    assert len(read_samples(tmp_path / "cut" / "samples.csv")) == 3  # only the one in flight lost
     resumed = Search(
         tmp_path / "cut", cfg, ProxyEvaluator(ds, TINY_RECIPE, acc_dir), lat, progress=False
     ).run()
