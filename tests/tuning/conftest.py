@@ -79,17 +79,20 @@ def netadapt_shrinks(arch, steps: int = 2):
 @pytest.fixture(scope="session")
 def netadapt_lut(tmp_path_factory, fast_host):
     """A LUT folder (host_netadapt_fp32.csv, the fast host protocol) holding the layers of
-    the networks two NetAdapt steps from SMALL and STUCK, timed in one batch - but not the
-    seeds' own layers: a run on it still profiles those on demand. Copy it before use."""
+    STUCK and of the networks two NetAdapt steps from SMALL or STUCK, timed in one batch -
+    but not SMALL's own layers (those STUCK lacks): a run from SMALL profiles them on
+    demand. Copy it before use."""
     from latbench.devices import load_profile, open_device
     from latbench.nets.arch import unique_specs
     from latbench.nets.load import arch_from_dict
     from latbench.predictors.ondemand import measure_layers
 
-    seeds = [arch_from_dict(SMALL), arch_from_dict(STUCK)]
-    near = [b for s in seeds for a in netadapt_shrinks(s) for b in [a, *netadapt_shrinks(a)]]
-    seed_keys = {s.key for s in unique_specs(seeds, "fp32")}
-    specs = [s for s in unique_specs(near, "fp32") if s.key not in seed_keys]
+    small, stuck = arch_from_dict(SMALL), arch_from_dict(STUCK)
+    near = [
+        b for s in (small, stuck) for a in netadapt_shrinks(s) for b in [a, *netadapt_shrinks(a)]
+    ]
+    left_out = {s.key for s in small.layers()} - {s.key for s in stuck.layers()}
+    specs = [s for s in unique_specs([stuck, *near], "fp32") if s.key not in left_out]
     lut_dir = tmp_path_factory.mktemp("netadapt") / "lut"
     with open_device(load_profile(str(fast_host))) as dev:
         measure_layers(dev, specs, "netadapt", "fp32", lut_dir, progress=False)
