@@ -62,13 +62,14 @@ class OnDemandLatency:
     ):
         from latbench.devices import load_profile
 
-        self.device_name = device
+        self.profile_ = load_profile(device)  # unknown device: InputError listing the known ones
+        # a profile given by its path (`--device dev.toml`): its name names the LUT files
+        self.device_name = self.profile_.name
         self.precision = precision
         self.lut_dir = Path(lut_dir)
         self.progress = progress
         self.log = log
         self.space = space  # whose calibrated predictor file applies (if any)
-        self.profile_ = load_profile(device)  # unknown device: InputError listing the known ones
         self._device = None
         self._model = None
         self.profiled = 0  # layers measured on demand by this object

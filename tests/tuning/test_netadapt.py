@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import latbench_cli
 
 from latbench.errors import InputError
 from latbench.nets import zoo
@@ -22,6 +22,8 @@ from latbench.tuning.netadapt import (
     shrink_mid,
     shrink_out,
 )
+from tests.conftest import latbench_cli
+from tests.tuning.conftest import SMALL, STUCK
 
 ONE_BLOCK = {  # a one-block network: fast to build and train
     "name": "t",
@@ -144,15 +146,6 @@ def test_a_checkpoint_holding_pickled_objects_is_refused(tmp_path):
         train.load_weights(tmp_path / "bad.npz")
 
 
-SMALL = {
-    "name": "small",
-    "resolution": 32,
-    "act": "relu",
-    "stem": {"filters": 16},
-    "blocks": ["r1_k3_s11_e1_i16_o16_noskip", "r2_k3_s22_e4_i16_o32", "r1_k3_s22_e4_i32_o48"],
-    "head": {"filters": 96},
-    "classes": 10,
-}
 FAST = (
     "--proxy-resolution",
     "16",
@@ -168,30 +161,29 @@ FAST = (
 )
 
 
+def _netadapt(arch, lut, out, device, *args):
+    return latbench_cli(
+        "netadapt", arch, "--device", device, "--lut-dir", lut, "--out", out, *args, *FAST
+    )
+
+
 @pytest.mark.slow
-def test_netadapt_meets_the_target_profiles_new_layers_on_demand_and_resumes(tmp_path):
+def test_netadapt_meets_the_target_profiles_new_layers_on_demand_and_resumes(
+    tmp_path, netadapt_lut, fast_host
+):
     arch = tmp_path / "small.json"
     arch.write_text(json.dumps(SMALL))
     lut, out = tmp_path / "lut", tmp_path / "run"
-    r = latbench_cli(
-        "netadapt",
-        arch,
-        "--target-ratio",
-        "0.9",
-        "--lut-dir",
-        lut,
-        "--out",
-        out,
-        "--delta",
-        "0.03",
-        *FAST,
-    )
+    shutil.copytree(netadapt_lut, lut)  # the layers a step away; the seed's are not there
+    # each step cuts >= 6 %: the target (90 %) takes one or two steps
+    target = ("--target-ratio", "0.9", "--delta", "0.06")
+    r = _netadapt(arch, lut, out, fast_host, *target)
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["status"] == "target met"
     assert summary["result"]["predicted_ms"] <= summary["target_ms"]
-    assert summary["layers_profiled_on_demand"] > 0  # no LUT at all: every layer measured here
-    assert (lut / "host_ondemand_fp32.csv").exists()
+    assert summary["layers_profiled_on_demand"] > 0  # at least the seed's layers, measured here
+    assert (lut / "host_ondemand_fp32.csv").exists()  # named after the profile given by path
     final = json.loads((out / "final.json").read_text())
     from latbench.nets.load import arch_from_dict as decode
 
@@ -205,56 +197,24 @@ def test_netadapt_meets_the_target_profiles_new_layers_on_demand_and_resumes(tmp
     assert len(chosen) >= 2 and all(b < a for a, b in zip(chosen, chosen[1:]))
     assert all(x["measured_ms"] for x in rows if x["chosen"] == "1")  # each chosen one timed
     # a second run finds the finished run and trains nothing more
-    r2 = latbench_cli(
-        "netadapt",
-        arch,
-        "--target-ratio",
-        "0.9",
-        "--lut-dir",
-        lut,
-        "--out",
-        out,
-        "--delta",
-        "0.03",
-        *FAST,
-    )
+    r2 = _netadapt(arch, lut, out, fast_host, *target)
     assert r2.returncode == 0 and "resuming" in r2.stderr
     assert json.loads(r2.stdout)["layers_profiled_on_demand"] == 0
     # other settings on the same directory are refused, naming what differs
-    r3 = latbench_cli(
-        "netadapt",
-        arch,
-        "--target-ratio",
-        "0.9",
-        "--lut-dir",
-        lut,
-        "--out",
-        out,
-        "--delta",
-        "0.05",
-        *FAST,
-    )
+    r3 = _netadapt(arch, lut, out, fast_host, "--target-ratio", "0.9", "--delta", "0.08")
     assert r3.returncode == 2 and "delta" in r3.stderr
 
 
 @pytest.mark.slow
-def test_an_unreachable_target_stops_with_the_closest_network_and_says_so(tmp_path):
-    arch = tmp_path / "small.json"
-    arch.write_text(json.dumps(SMALL))
-    out = tmp_path / "run"
-    r = latbench_cli(
-        "netadapt",
-        arch,
-        "--target-ms",
-        "0.0001",
-        "--lut-dir",
-        tmp_path / "lut",
-        "--out",
-        out,
-        "--delta",
-        "0.2",
-        "--no-measure",
-        *FAST,
+def test_an_unreachable_target_stops_with_the_closest_network_and_says_so(
+    tmp_path, netadapt_lut, fast_host
+):
+    arch = tmp_path / "stuck.json"
+    arch.write_text(json.dumps(STUCK))  # one shrink (16 -> 8 outputs) at most, then none
+    lut, out = tmp_path / "lut", tmp_path / "run"
+    shutil.copytree(netadapt_lut, lut)
+    r = _netadapt(
+        arch, lut, out, fast_host, "--target-ms", "0.0001", "--delta", "0.2", "--no-measure"
     )
     assert r.returncode == 1, r.stderr
     assert "not met (unreachable)" in r.stderr and "final.json" in r.stderr

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import latbench_cli
 
 from latbench.errors import InputError
 from latbench.nets import zoo
@@ -17,6 +16,7 @@ from latbench.tuning.scaling import (
     phi_for_budget,
     scale_arch,
 )
+from tests.conftest import latbench_cli
 
 
 def macs_ms(archs):
@@ -100,40 +100,42 @@ def test_coefficients_below_one_are_refused():
 
 
 @pytest.mark.slow
-def test_scale_writes_a_family_with_predicted_and_measured_latency(tmp_path):
+def test_scale_writes_a_family_with_predicted_and_measured_latency(tmp_path, fast_host):
+    import itertools
+
+    from latbench.nets.load import arch_from_dict
+    from latbench.predictors.ondemand import OnDemandLatency
+
+    small = {
+        "name": "small",
+        "resolution": 32,
+        "act": "relu",
+        "stem": {"filters": 16},
+        "blocks": ["r1_k3_s11_e1_i16_o16_noskip", "r2_k3_s22_e4_i16_o24"],
+        "head": {"filters": 64},
+        "classes": 10,
+    }
     arch = tmp_path / "small.json"
-    arch.write_text(
-        json.dumps(
-            {
-                "name": "small",
-                "resolution": 32,
-                "act": "relu",
-                "stem": {"filters": 16},
-                "blocks": ["r1_k3_s11_e1_i16_o16_noskip", "r2_k3_s22_e4_i16_o24"],
-                "head": {"filters": 64},
-                "classes": 10,
-            }
-        )
-    )
+    arch.write_text(json.dumps(small))
     lut, out = tmp_path / "lut", tmp_path / "run"
-    prof = latbench_cli("profile", "--arch", arch, "--lut-dir", lut, "--no-progress")
-    assert prof.returncode == 0, prof.stderr
-    base = latbench_cli("predict", arch, "--lut-dir", lut, "--json")
-    assert base.returncode == 0, base.stderr
-    base_ms = json.loads(base.stdout)["latency_ms"]
+    grid = {"--alphas": (1, 2), "--betas": (1, 1.3), "--gammas": (1, 1.3)}
+    # the base network's latency, and the grid's layers, measured here in one batch (the
+    # budget search's layers are left to the command to profile on demand)
+    base = arch_from_dict(small)
+    points = [scale_arch(base, a, b, g, 8) for a, b, g in itertools.product(*grid.values())]
+    with OnDemandLatency(str(fast_host), lut_dir=lut, progress=False, log=lambda m: None) as lat:
+        assert lat.ensure([base, *points]) > 0
+        base_ms = float(lat.predict([base])[0])
     r = latbench_cli(
         "scale",
         arch,
+        "--device",
+        fast_host,
         "--lut-dir",
         lut,
         "--out",
         out,
-        "--alphas",
-        "1,2",
-        "--betas",
-        "1,1.3",
-        "--gammas",
-        "1,1.3",
+        *[x for k, v in grid.items() for x in (k, ",".join(map(str, v)))],
         "--tolerance",
         "0.35",
         "--max-candidates",
@@ -148,6 +150,7 @@ def test_scale_writes_a_family_with_predicted_and_measured_latency(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
+    assert s["base"]["predicted_ms"] == pytest.approx(base_ms, abs=1e-4)
     assert s["chosen"]["accuracy"] is not None
     (fam,) = s["family"]
     assert fam["predicted_ms"] <= 1.6 * base_ms and fam["measured_ms"] > 0
