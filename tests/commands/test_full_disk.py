@@ -62,9 +62,18 @@ TINY = {
 }
 
 
-def _variant(path: Path, resolution: int) -> Path:
+# Five more blocks, each a new layer: with them a variant has a dozen new rows of ~460 bytes,
+# more than the free end of a LUT file's last page can hold.
+DEEPER = [
+    "r1_k3_s11_e6_i16_o24", "r1_k5_s11_e3_i24_o24", "r1_k3_s22_e6_i24_o32",
+    "r1_k5_s11_e6_i32_o32_se0.25", "r1_k3_s11_e3_i32_o40",
+]  # fmt: skip
+
+
+def _variant(path: Path, resolution: int, deeper: bool = False) -> Path:
     """The tiny network at another resolution: new keys to append to the same LUT file."""
-    path.write_text(json.dumps({**TINY, "resolution": resolution}))
+    blocks = TINY["blocks"] + (DEEPER if deeper else [])
+    path.write_text(json.dumps({**TINY, "resolution": resolution, "blocks": blocks}))
     return path
 
 
@@ -148,20 +157,21 @@ def test_profile_into_a_full_disk_keeps_every_row_and_resumes(small_fs, tiny_lut
     old = path.read_bytes()
     small_fs.fill()
 
-    def profile(*archs):
-        cmd = [a for arch in archs for a in ("--arch", arch)]
-        return latbench_cli("profile", *cmd, "--lut-dir", lut, "--no-progress", env=fast_host_env)
+    def profile(arch):
+        return latbench_cli(
+            "profile", "--arch", arch, "--lut-dir", lut, "--no-progress", env=fast_host_env
+        )
 
-    # two variants: more new rows (~460 bytes each) than the free end of the LUT file's last
-    # page holds, so the disk is full before the last of them, whatever that file's length
-    wider = (_variant(lut0.parent / "w48.json", 48), _variant(lut0.parent / "w40.json", 40))
-    line = _one_line(profile(*wider), "no space left on device")
+    # more new rows than the free end of the LUT file's last page holds: the disk is full
+    # before the last of them is written, whatever that file's length
+    wider = _variant(lut0.parent / "w48.json", 48, deeper=True)
+    line = _one_line(profile(wider), "no space left on device")
     assert str(path) in line and "every row before it is kept" in line, line
     data = path.read_bytes()
     assert data.startswith(old) and data.endswith(b"\n")
     LUT.load(path)  # every row whole: it loads
     small_fs.free()
-    r = profile(*wider)
+    r = profile(wider)
     assert r.returncode == 0, r.stderr
     keys = [ln.split(",")[0] for ln in path.read_text().splitlines()[1:] if ln[:1] != "#"][1:]
     assert len(keys) == len(set(keys)) > len(LUT.load(lut0 / path.name).rows)
