@@ -45,7 +45,7 @@ def tiny_arch_dict():
     }
 
 
-def latbench_cli(*args, timeout: int = 1200):
+def latbench_cli(*args, timeout: int = 1200, env: dict[str, str] | None = None):
     """Run the real command line (as a user would) from the repository root."""
     import subprocess
     import sys
@@ -56,15 +56,53 @@ def latbench_cli(*args, timeout: int = 1200):
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
 
 
+# The host device with a short timing protocol and a short pause before a contended row is
+# timed again. Named "host", so its rows land in host_*_fp32.csv as the default host's do:
+# the end-to-end tests check the profiling / calibrating / measuring path and its files, not
+# the precision of a reading (that is tests/devices/ and tests/profiling/).
+FAST_HOST = """name = "host"
+kind = "host"
+threads = 1
+cpus = "auto"
+delegate = "cpu"
+[protocol]
+warmup_runs = 1
+min_runs = 5
+max_runs = 20
+max_seconds = 0.2
+target_ci = 1.0
+[options]
+retime_wait_s = 0.1
+"""
+
+
 @pytest.fixture(scope="session")
-def tiny_pipeline(tmp_path_factory):
-    """profile -> calibrate -> validate on the tiny space, once per test session.
+def fast_host_profiles(tmp_path_factory):
+    """A folder for $LATBENCH_PROFILES whose host.toml is FAST_HOST: every command run with
+    it (`--device host`, the default) times with the short protocol."""
+    d = tmp_path_factory.mktemp("profiles")
+    (d / "host.toml").write_text(FAST_HOST)
+    return d
+
+
+@pytest.fixture(scope="session")
+def fast_host_env(fast_host_profiles):
+    """os.environ for a command-line subprocess, with the fast host profile in front."""
+    return dict(os.environ, LATBENCH_PROFILES=str(fast_host_profiles))
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory, fast_host_env):
+    """profile -> calibrate -> validate on the tiny space, once per test session, on the host
+    with the fast protocol (FAST_HOST; run commands on its files with `env`).
 
     Shared by the end-to-end CLI tests and the notebook tests (it takes minutes).
-    Returns the paths and each command's CompletedProcess.
+    Returns the paths and each command's CompletedProcess. Read-only: a test that writes
+    into its folders copies them first.
     """
     root = tmp_path_factory.mktemp("tiny")
     lut_dir, val_dir = root / "lut", root / "validate"
@@ -103,7 +141,7 @@ def tiny_pipeline(tmp_path_factory):
             ),
         ),
     ):
-        steps[name] = r = latbench_cli(*args)
+        steps[name] = r = latbench_cli(*args, env=fast_host_env)
         assert r.returncode == 0, f"latbench {name} failed:\n{r.stdout}\n{r.stderr}"
         if name == "calibrate":  # --heldout measured validate's networks already
             steps["validate_rows_after_calibrate"] = (
@@ -116,6 +154,7 @@ def tiny_pipeline(tmp_path_factory):
         "nets": lut_dir / "host_tiny_fp32.validate.csv",
         "validate": val_dir,
         "steps": steps,
+        "env": fast_host_env,
     }
 
 

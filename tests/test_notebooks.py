@@ -61,13 +61,14 @@ def test_committed_notebook_is_stripped_and_parametrised(name):
 # ---- executing them on generated data (slow) -------------------------------------------
 
 
-def _cli(*args: str, timeout: int = 1200) -> str:
+def _cli(*args: str, timeout: int = 1200, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "latbench.commands.main", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
     assert proc.returncode == 0, f"latbench {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
@@ -84,7 +85,7 @@ def _read_records(path: Path):
 @pytest.fixture(scope="module")
 def generated(tiny_pipeline):
     """A tiny LUT, calibration and validate report, made by the CLI (shared with test_e2e_cli)."""
-    return {k: tiny_pipeline[k] for k in ("root", "lut", "nets", "validate")}
+    return {k: tiny_pipeline[k] for k in ("root", "lut", "nets", "validate", "env")}
 
 
 # A short search on the tiny space: one batch of four samples, two of them spot-checked on
@@ -122,7 +123,8 @@ def search_run(generated):
     if "search" not in cli.commands:
         pytest.skip("this checkout has no `latbench search` command")
     run_dir = generated["root"] / "search"
-    _cli(*SEARCH_ARGS, "--lut-dir", str(generated["lut"].parent), "--out", str(run_dir))
+    lut_dir = str(generated["lut"].parent)  # its spot checks time on the pipeline's host
+    _cli(*SEARCH_ARGS, "--lut-dir", lut_dir, "--out", str(run_dir), env=generated["env"])
     return run_dir
 
 

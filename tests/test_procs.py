@@ -119,13 +119,20 @@ def test_a_child_started_without_a_tie_is_left_alone():
 
 @pytest.mark.slow
 def test_kill_9_of_profile_takes_its_conversion_workers_and_timing_worker_with_it(
-    tmp_path, tiny_arch_dict
+    tmp_path, monkeypatch
 ):
     """The issue's case: after `kill -9` of `latbench profile`, no worker may stay alive."""
 
-    # the tiny space's 213 layers convert in 5 batches: timing (after the first batch and the
-    # sentinel) overlaps the conversion of the rest, so the kill lands while both are busy
+    # Timing overlaps the conversion of the tiny space's 213 layers: a layer already in the
+    # cache is timed (after the sentinel) while the others convert, so the kill lands while
+    # both are busy. Two layers are converted here first, so that timing need not wait for
+    # the first batch of conversions.
+    from latbench.build.convert import convert_layers
+    from latbench.nets.spaces import get_space
+
     env = dict(os.environ, LATBENCH_CACHE=str(tmp_path / "cache"))
+    monkeypatch.setenv("LATBENCH_CACHE", env["LATBENCH_CACHE"])
+    list(convert_layers(sorted(get_space("tiny").enumerate_specs(), key=lambda s: s.key)[:2]))
     prof = subprocess.Popen(
         [sys.executable, "-m", "latbench.commands.main", "profile", "--space", "tiny",
          "--lut-dir", str(tmp_path / "lut"), "--no-progress", "--workers", "2"],

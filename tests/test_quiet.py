@@ -38,6 +38,32 @@ def test_known_banner_lines_are_dropped_and_the_rest_is_replayed(capfd):
     ]
 
 
+def _run_both(*runs):
+    """Run the Python programs (args, env) at once (each starts TensorFlow, seconds of CPU
+    apiece: side by side on a machine with two cores); their CompletedProcesses, in order."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", *args],
+            cwd=REPO,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for args, env in runs
+    ]
+    out = []
+    try:
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=300)
+            out.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    return out
+
+
 @pytest.mark.slow
 def test_stderr_works_as_before_after_the_import():
     code = (
@@ -46,15 +72,9 @@ def test_stderr_works_as_before_after_the_import():
         "print(int(tf.constant(2) + 1))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
-    r = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
+    r, verbose = _run_both(([code], env), ([code], {**env, "LATBENCH_TF_VERBOSE": "1"}))
     assert r.returncode == 0 and r.stdout == "3\n" and r.stderr == "after\n"
-    env["LATBENCH_TF_VERBOSE"] = "1"
-    r = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert "oneDNN" in r.stderr  # the filter is what removes it (a test that can fail)
+    assert "oneDNN" in verbose.stderr  # the filter is what removes it (a test that can fail)
 
 
 _RETRACE = """
@@ -75,16 +95,7 @@ tf.get_logger().warning("a warning latbench does not cause")
 @pytest.mark.slow
 def test_tf_function_retracing_warnings_are_dropped_and_other_tf_warnings_kept():
     """Issue 19 item 9: `search` printed `WARNING:tensorflow: ... retracing` lines."""
-    import subprocess
-    import sys
-
-    def stderr(mode):
-        r = subprocess.run(
-            [sys.executable, "-c", _RETRACE, mode], capture_output=True, text=True, timeout=300
-        )
-        assert r.returncode == 0, r.stderr
-        return r.stderr
-
-    assert "retracing" in stderr("loud")  # the warning is real without the filter
-    quiet = stderr("quiet")
-    assert "retracing" not in quiet and "a warning latbench does not cause" in quiet
+    loud, quiet = _run_both(([_RETRACE, "loud"], None), ([_RETRACE, "quiet"], None))
+    assert loud.returncode == 0 and quiet.returncode == 0, loud.stderr + quiet.stderr
+    assert "retracing" in loud.stderr  # the warning is real without the filter
+    assert "retracing" not in quiet.stderr and "a warning latbench does not cause" in quiet.stderr

@@ -28,13 +28,13 @@ def run(*args, **kw):
 
 
 def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
-    lut = tiny_pipeline["lut_dir"]
+    lut, env = tiny_pipeline["lut_dir"], tiny_pipeline["env"]
     table = LUT.load(lut / "host_tiny_fp32.csv")
     assert len(table.ok()) == 213 and not table.failed()
     assert all(row.measurement.median_ms > 0 for row in table.ok().values())
     assert "213 measured, 0 failed" in tiny_pipeline["steps"]["profile"].stdout
     # a second run measures nothing new
-    r = run("profile", "--space", "tiny", "--lut-dir", lut, "--no-progress")
+    r = run("profile", "--space", "tiny", "--lut-dir", lut, "--no-progress", env=env)
     assert "0 measured, 0 failed, 213 already" in r.stdout
 
     assert (lut / "host_tiny_fp32.predictor.json").exists()
@@ -60,7 +60,7 @@ def test_tiny_space_end_to_end(tmp_path, tiny_pipeline):
     arch = get_space("tiny").decode([2, 0, 0, 0, 1, 1] * 2, name="t")
     af = tmp_path / "t.json"
     af.write_text(arch.to_json())
-    r = run("predict", af, "--space", "tiny", "--lut-dir", lut, "--json")
+    r = run("predict", af, "--space", "tiny", "--lut-dir", lut, "--json", env=env)
     assert r.returncode == 0, r.stderr
     p = json.loads(r.stdout)
     # the method in use is calibrate's judgement, or the LUT sum if validate found it worse

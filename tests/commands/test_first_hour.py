@@ -26,10 +26,12 @@ TF_LOG = re.compile(
 
 
 @pytest.fixture
-def user_env(tmp_path):
-    """A user's environment: no TF_* variables, umask 022, an empty model cache."""
+def user_env(tmp_path, fast_host_profiles):
+    """A user's environment: no TF_* variables, umask 022, an empty model cache; the host
+    profile is the fast one (tests/conftest.py FAST_HOST: the same path, a shorter protocol)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "ABSL", "GLOG"))}
     env["LATBENCH_CACHE"] = str(tmp_path / "cache")
+    env["LATBENCH_PROFILES"] = str(fast_host_profiles)
     old = os.umask(0o022)
     yield env
     os.umask(old)
@@ -50,7 +52,7 @@ def cli(env, *args):
 
 
 def test_first_hour_predict_measure_compare_with_no_lut_and_no_tf_noise(
-    tmp_path, user_env, tiny_arch_dict
+    tmp_path, user_env, tiny_arch_dict, fast_host_profiles
 ):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(tiny_arch_dict))
@@ -82,7 +84,11 @@ def test_first_hour_predict_measure_compare_with_no_lut_and_no_tf_noise(
     r = cli(user_env, "measure", a, "--json")
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
-    assert m["arch"] == "tiny" and m["median_ms"] > 0 and m["runs"] >= 15
+    import tomllib
+
+    host = tomllib.loads((fast_host_profiles / "host.toml").read_text())
+    assert m["arch"] == "tiny" and m["median_ms"] > 0
+    assert m["runs"] >= host["protocol"]["min_runs"]  # the profile's protocol was followed
     assert m["p10_ms"] <= m["median_ms"] <= m["p90_ms"]
 
     r = cli(
@@ -115,8 +121,11 @@ def test_first_hour_predict_measure_compare_with_no_lut_and_no_tf_noise(
 
 def test_calibrate_and_validate_speak_json(tiny_pipeline, tmp_path):
     """Re-running them on the networks already measured only refits and reports."""
-    lut_dir = tiny_pipeline["lut_dir"]
-    env = dict(os.environ)
+    import shutil
+
+    lut_dir = tmp_path / "lut"  # a copy: the session's pipeline is shared
+    shutil.copytree(tiny_pipeline["lut_dir"], lut_dir)
+    env = tiny_pipeline["env"]
     r = cli(
         env,
         "calibrate",

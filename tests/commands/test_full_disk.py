@@ -62,9 +62,18 @@ TINY = {
 }
 
 
-def _variant(path: Path, resolution: int) -> Path:
+# Five more blocks, each a new layer: with them a variant has a dozen new rows of ~460 bytes,
+# more than the free end of a LUT file's last page can hold.
+DEEPER = [
+    "r1_k3_s11_e6_i16_o24", "r1_k5_s11_e3_i24_o24", "r1_k3_s22_e6_i24_o32",
+    "r1_k5_s11_e6_i32_o32_se0.25", "r1_k3_s11_e3_i32_o40",
+]  # fmt: skip
+
+
+def _variant(path: Path, resolution: int, deeper: bool = False) -> Path:
     """The tiny network at another resolution: new keys to append to the same LUT file."""
-    path.write_text(json.dumps({**TINY, "resolution": resolution}))
+    blocks = TINY["blocks"] + (DEEPER if deeper else [])
+    path.write_text(json.dumps({**TINY, "resolution": resolution, "blocks": blocks}))
     return path
 
 
@@ -105,33 +114,36 @@ def test_zoo_write_on_a_full_disk_and_a_read_only_one(small_fs):
 
 
 @pytest.fixture(scope="module")
-def tiny_lut(tmp_path_factory):
-    """A real LUT of the tiny test network (profiled once for this module)."""
+def tiny_lut(tmp_path_factory, fast_host_env):
+    """A real LUT of the tiny test network (profiled once for this module, on the host with
+    the fast protocol: run commands on it with `fast_host_env`)."""
     root = tmp_path_factory.mktemp("lut")
     arch = root / "tiny.json"
     arch.write_text(json.dumps(TINY))
-    r = latbench_cli("profile", "--arch", arch, "--lut-dir", root / "lut", "--no-progress")
+    r = latbench_cli(
+        "profile", "--arch", arch, "--lut-dir", root / "lut", "--no-progress", env=fast_host_env
+    )
     assert r.returncode == 0, r.stderr
     return arch, root / "lut"
 
 
 @pytest.mark.slow
-def test_predict_png_on_a_full_disk_and_a_read_only_one(small_fs, tiny_lut):
+def test_predict_png_on_a_full_disk_and_a_read_only_one(small_fs, tiny_lut, fast_host_env):
     arch, lut = tiny_lut
     png = small_fs.path / "b.png"
     args = ("predict", arch, "--device", "host", "--lut-dir", lut, "--png", png)
-    assert latbench_cli(*args).returncode == 0
+    assert latbench_cli(*args, env=fast_host_env).returncode == 0
     old = png.read_bytes()
     small_fs.fill()
-    line = _one_line(latbench_cli(*args), "no space left on device", str(png))
+    line = _one_line(latbench_cli(*args, env=fast_host_env), "no space left on device", str(png))
     assert png.read_bytes() == old and not list(small_fs.path.glob(".tmp-*"))
     small_fs.ro()
-    _one_line(latbench_cli(*args), "read-only file system", str(png))
+    _one_line(latbench_cli(*args, env=fast_host_env), "read-only file system", str(png))
     assert png.read_bytes() == old and "b.png" in line
 
 
 @pytest.mark.slow
-def test_profile_into_a_full_disk_keeps_every_row_and_resumes(small_fs, tiny_lut):
+def test_profile_into_a_full_disk_keeps_every_row_and_resumes(small_fs, tiny_lut, fast_host_env):
     """A LUT on a disk that fills while profiling: one line, every row before kept whole, and
     after freeing space the same command finishes the LUT with each key once."""
     import shutil
@@ -144,22 +156,28 @@ def test_profile_into_a_full_disk_keeps_every_row_and_resumes(small_fs, tiny_lut
     (path,) = lut.glob("host_*_fp32.csv")
     old = path.read_bytes()
     small_fs.fill()
-    args = ("--lut-dir", lut, "--no-progress")
-    wider = _variant(lut0.parent / "w48.json", 48)
-    line = _one_line(latbench_cli("profile", "--arch", wider, *args), "no space left on device")
+
+    def profile(arch):
+        return latbench_cli(
+            "profile", "--arch", arch, "--lut-dir", lut, "--no-progress", env=fast_host_env
+        )
+
+    # more new rows than the free end of the LUT file's last page holds: the disk is full
+    # before the last of them is written, whatever that file's length
+    wider = _variant(lut0.parent / "w48.json", 48, deeper=True)
+    line = _one_line(profile(wider), "no space left on device")
     assert str(path) in line and "every row before it is kept" in line, line
     data = path.read_bytes()
     assert data.startswith(old) and data.endswith(b"\n")
     LUT.load(path)  # every row whole: it loads
     small_fs.free()
-    r = latbench_cli("profile", "--arch", wider, *args)
+    r = profile(wider)
     assert r.returncode == 0, r.stderr
     keys = [ln.split(",")[0] for ln in path.read_text().splitlines()[1:] if ln[:1] != "#"][1:]
     assert len(keys) == len(set(keys)) > len(LUT.load(lut0 / path.name).rows)
     before = path.read_bytes()
     small_fs.ro()
-    w64 = _variant(lut0.parent / "w64.json", 64)
-    _one_line(latbench_cli("profile", "--arch", w64, *args), "read-only file system")
+    _one_line(profile(_variant(lut0.parent / "w64.json", 64)), "read-only file system")
     assert path.read_bytes() == before
 
 
