@@ -61,32 +61,25 @@ def latbench_cli(*args, timeout: int = 1200, env: dict[str, str] | None = None):
 
 
 # The host device with a short timing protocol and a short pause before a contended row is
-# timed again. Named "host", so its rows land in host_*_fp32.csv as the default host's do:
-# the end-to-end tests check the profiling / calibrating / measuring path and its files, not
-# the precision of a reading (that is tests/devices/ and tests/profiling/).
-FAST_HOST = """name = "host"
-kind = "host"
-threads = 1
-cpus = "auto"
-delegate = "cpu"
-[protocol]
-warmup_runs = 1
-min_runs = 5
-max_runs = 20
-max_seconds = 0.2
-target_ci = 1.0
-[options]
-retime_wait_s = 0.1
-"""
+# timed again (the one copy: tests/fixtures/fast_profiles/host.toml). Named "host", so its rows
+# land in host_*_fp32.csv as the default host's do: the end-to-end tests check the profiling /
+# calibrating / measuring path and its files, not the precision of a reading (that is
+# tests/devices/ and tests/profiling/).
+FAST_PROFILES = Path(__file__).resolve().parent / "fixtures" / "fast_profiles"
+FAST_HOST_TOML = FAST_PROFILES / "host.toml"
 
 
 @pytest.fixture(scope="session")
-def fast_host_profiles(tmp_path_factory):
-    """A folder for $LATBENCH_PROFILES whose host.toml is FAST_HOST: every command run with
-    it (`--device host`, the default) times with the short protocol."""
-    d = tmp_path_factory.mktemp("profiles")
-    (d / "host.toml").write_text(FAST_HOST)
-    return d
+def fast_host_profiles():
+    """A folder for $LATBENCH_PROFILES whose host.toml is the fast host: every command run
+    with it (`--device host`, the default) times with the short protocol."""
+    return FAST_PROFILES
+
+
+@pytest.fixture(scope="session")
+def fast_host():
+    """Path of the fast host profile (.toml), for `--device`."""
+    return FAST_HOST_TOML
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +91,7 @@ def fast_host_env(fast_host_profiles):
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory, fast_host_env):
     """profile -> calibrate -> validate on the tiny space, once per test session, on the host
-    with the fast protocol (FAST_HOST; run commands on its files with `env`).
+    with the fast protocol (FAST_HOST_TOML; run commands on its files with `env`).
 
     Shared by the end-to-end CLI tests and the notebook tests (it takes minutes).
     Returns the paths and each command's CompletedProcess. Read-only: a test that writes

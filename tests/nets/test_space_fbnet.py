@@ -334,12 +334,8 @@ def test_profile_predict_and_export_an_fbnet_given_by_its_tokens(tmp_path):
     af = tmp_path / "fb.json"
     af.write_text(json.dumps({"name": "example", "space": "fbnet-cifar100", "tokens": EXAMPLE}))
     lut = tmp_path / "lut"
-    host = tmp_path / "host.toml"  # the host with a short protocol: its rows go to host_*.csv
-    host.write_text(
-        'name = "host"\nkind = "host"\ncpus = "auto"\n[protocol]\nwarmup_runs = 1\n'
-        "min_runs = 5\nmax_runs = 20\nmax_seconds = 0.2\ntarget_ci = 1.0\n"
-        "[options]\nretime_wait_s = 0.1\n"
-    )
+    from tests.conftest import FAST_HOST_TOML as host  # short protocol; rows go to host_*.csv
+
     r = latbench_cli("profile", "--arch", af, "--device", host, "--lut-dir", lut, "--no-progress")
     assert r.returncode == 0, r.stderr
     sp = get_space("fbnet-cifar100")

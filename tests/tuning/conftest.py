@@ -9,33 +9,6 @@ import pytest
 # file was loaded gets this module, so it offers the same helper.
 from tests.conftest import latbench_cli  # noqa: F401
 
-# The host device with a short timing protocol and a short pause before a contended row is
-# timed again: the commands' end-to-end tests check the on-demand profiling and measuring
-# path, not the precision of a reading. Named "host", so its rows land in host_*_fp32.csv.
-FAST_HOST = """name = "host"
-kind = "host"
-threads = 1
-cpus = "auto"
-delegate = "cpu"
-[protocol]
-warmup_runs = 1
-min_runs = 5
-max_runs = 20
-max_seconds = 0.2
-target_ci = 1.0
-[options]
-retime_wait_s = 0.1
-"""
-
-
-@pytest.fixture(scope="session")
-def fast_host(tmp_path_factory):
-    """Path of a host profile (.toml) with the short protocol, for `--device`."""
-    p = tmp_path_factory.mktemp("profiles") / "host.toml"
-    p.write_text(FAST_HOST)
-    return p
-
-
 # NetAdapt's seed networks (width 1.0). SMALL has a residual group (its second block's
 # repeat) and three things to shrink: block 1's expansion and both blocks' outputs.
 SMALL = {
