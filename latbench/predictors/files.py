@@ -21,7 +21,7 @@ from latbench._version import __version__
 from latbench.errors import InputError
 from latbench.fileio import load_json, read_bytes, write_atomic
 from latbench.predictors.base import Predictor
-from latbench.predictors.linear import LinearPredictor, LutSumPredictor
+from latbench.predictors.linear import LinearPredictor, LutSumPredictor, RatioPredictor
 from latbench.predictors.scaled import ScaledLutPredictor
 from latbench.predictors.stagewise import StagewisePredictor
 from latbench.profiling.lut import LUT, content_hash
@@ -32,6 +32,7 @@ FORMAT = "latbench-predictor/2"
 PREDICTORS: dict[str, type[Predictor]] = {
     "lut": LutSumPredictor,
     "linear": LinearPredictor,
+    "ratio": RatioPredictor,
     "scaled": ScaledLutPredictor,
     "stagewise": StagewisePredictor,
 }

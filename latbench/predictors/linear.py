@@ -57,6 +57,46 @@ class LutSumPredictor(Predictor):
         return cls()
 
 
+class RatioPredictor(Predictor):
+    """One scale on the LUT sum, s >= 0, fitted on relative error: in-network time as a fixed
+    multiple of the isolated sum. The least a calibration can learn (one number), so it is the
+    candidate after the plain sum when few measurements or a calibration set unlike the
+    models predicted cannot support an overhead term."""
+
+    kind = "ratio"
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "RatioPredictor":
+        r = np.asarray(X, float)[:, 0] / np.asarray(y, float)  # minimise sum((s r - 1)^2)
+        denom = float(r @ r)
+        self.scale_ = max(0.0, float(r.sum()) / denom) if denom > 0 else 1.0
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "scale_"):
+            raise NotFitted(self.kind)
+        return self.scale_ * np.asarray(X, float)[:, 0]
+
+    def free_parameters(self) -> int:
+        return 1
+
+    def to_dict(self) -> dict:
+        if not hasattr(self, "scale_"):
+            raise NotFitted(self.kind)
+        return {"kind": self.kind, "scale": self.scale_}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RatioPredictor":
+        try:
+            scale = float(d["scale"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed ratio predictor: {exc}", "predictor.scale") from None
+        if not (np.isfinite(scale) and 0 <= scale <= 1e6):
+            raise InputError(f"scale must be finite, 0..1e6, got {scale}", "predictor.scale")
+        p = cls()
+        p.scale_ = scale
+        return p
+
+
 class LinearPredictor(Predictor):
     """Ridge regression on standardised chosen features (FLOPs baseline: ("macs_m",))."""
 

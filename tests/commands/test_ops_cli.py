@@ -26,7 +26,11 @@ def test_calibrate_ops_then_predict_any_model_with_its_shares_and_picture(tmp_pa
     cal = latbench_cli("calibrate", "--ops", *[a for p in nets for a in ("--model", p)], *args)
     assert cal.returncode == 0, cal.stderr
     doc = json.loads(cal.stdout)
-    assert doc["networks"] == 4 and doc["ops"] and doc["default"] in ("lut", "global", "opwise")
+    assert (
+        doc["networks"] == 4
+        and doc["ops"]
+        and doc["default"] in ("lut", "ratio", "global", "opwise")
+    )
     ppath = lut / "host_ops_fp32.predictor.json"
     assert doc["predictor"] == str(ppath) and (lut / "host_ops_fp32.calib.csv").exists()
     png = tmp_path / "ops.png"

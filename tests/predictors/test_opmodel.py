@@ -95,6 +95,32 @@ def test_the_operator_predictor_beats_the_plain_sum_and_its_file_loads_back(tmp_
         load_op_model("host", "fp32", tmp_path)
 
 
+def test_a_fixed_multiple_of_the_sum_is_judged_one_scale_and_round_trips(tmp_path, models):
+    """Models whose in-network time is 1.15x their operator sum (2 % noise), whatever their
+    operator count: the one-scale candidate (`ratio`) is within one standard error of every
+    richer fit, so it is the default, and it predicts from the file as fitted."""
+    lut, ms, _ = models
+    lut.save(op_lut_path(tmp_path, "host", "", "fp32"))
+    rng = np.random.default_rng(3)
+    y = np.array([1.15 * op_sum(m, lut, "host").total_ms for m in ms]) * rng.normal(1, 0.02, 20)
+    fit = fit_models(lut, "host", ms, y, device="host", precision="fp32", mode="measured",
+                     source="m.csv", source_sha="0")  # fmt: skip
+    assert fit.selection["default"] == "ratio", fit.selection
+    assert fit.fitted["ratio"].scale_ == pytest.approx(1.15, rel=0.02)
+    fit.save(tmp_path / "host_ops_fp32.predictor.json")
+    om = load_op_model("host", "fp32", tmp_path)
+    pred = op_sum(ms[0], om.lut, "host")
+    assert om.name == "ratio"
+    assert om.predict([pred])[0] == pytest.approx(fit.fitted["ratio"].scale_ * pred.total_ms)
+    assert sum(om.breakdown(pred)) == pytest.approx(om.predict([pred])[0])
+    doc = json.loads((tmp_path / "host_ops_fp32.predictor.json").read_text())
+    doc["predictors"]["ratio"]["scale"] = "nan"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="scale"):
+        load_op_model("host", "fp32", tmp_path, predictor_file=bad)
+
+
 def test_a_layer_predictor_file_and_a_damaged_one_are_refused_in_one_line(tmp_path, models):
     lut, ms, y = models
     lut.save(op_lut_path(tmp_path, "host", "", "fp32"))
