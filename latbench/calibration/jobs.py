@@ -66,14 +66,6 @@ def _locks(lut_dir: Path, device: str, space: str, precision: str):
     return stack
 
 
-def measured_device(device: str) -> str:
-    """The name that names a measured device's files: a profile given by its .toml path is
-    named by the profile's `name` (as profile and measure name it), a known name as given."""
-    from latbench.devices import load_profile
-
-    return load_profile(device).name
-
-
 def calibrate(
     *,
     device: str,
@@ -97,8 +89,12 @@ def calibrate(
     """Measure (or read) whole networks and fit the device's predictor file on them (holding
     the device's calibration locks); the file goes to `out` if given. With no `space_name`
     the space is the one the LUT names (and the measurements' tokens fit)."""
-    if measurements is None:
-        device = measured_device(device)
+    profile = None
+    if measurements is None:  # the device timed here: a profile given by its .toml path is
+        from latbench.devices import load_profile  # loaded once, and its name names the files
+
+        profile = load_profile(device)
+        device = profile.name
     if space_name is None:
         from latbench.calibration.calibrate import _token_lengths
         from latbench.predictors.model import resolve_space
@@ -134,9 +130,8 @@ def calibrate(
         if measurements is None:
             if prior_device or prior_precision:
                 raise InputError("--prior/--prior-precision go with --measurements", "--prior")
-            from latbench.devices import load_profile, open_device
+            from latbench.devices import open_device
 
-            profile = load_profile(device)
             table = load_table(device, precision, lut_dir)
             if with_zoo is None:
                 with_zoo = space.calibrate_with_zoo
@@ -272,8 +267,12 @@ def validate(
     device's calibration locks)."""
     from latbench.predictors.model import space_for
 
-    if measurements is None and predictor_file is None:
-        device = measured_device(device)
+    profile = None
+    if measurements is None and predictor_file is None:  # as in calibrate
+        from latbench.devices import load_profile
+
+        profile = load_profile(device)
+        device = profile.name
     if predictor_file is not None:
         from latbench.predictors.files import read_doc
 
@@ -350,7 +349,7 @@ def validate(
         else:
             from latbench.devices import load_profile, open_device
 
-            profile = load_profile(device)
+            profile = profile or load_profile(device)  # the predictor file's device
             nets, _ = heldout_networks(get_space(space_name), n_archs, seed, calibrated_on, False)
             nets = runnable(nets + zoo_held, model.table, log)
             path = nets_path(lut_dir, device, space_name, precision, "validate")
@@ -532,19 +531,23 @@ def calibrate_ops(
     if measurements is None and not models:
         raise InputError("--ops needs the models to calibrate on: --model M (repeatable)",
                          "--model")  # fmt: skip
-    if measurements is None:
-        device = measured_device(device)
+    profile = None
+    if measurements is None:  # as in calibrate
+        from latbench.devices import load_profile
+
+        profile = load_profile(device)
+        device = profile.name
     ppath = out or op_predictor_path(lut_dir, device, precision)
     mpath = models_path(lut_dir, device, precision)
     with contextlib.ExitStack() as stack:
         stack.enter_context(hold_lock(ppath, f"the {device} {precision} operator predictor"))
         if measurements is None:
-            from latbench.devices import load_profile, open_device
+            from latbench.devices import open_device
             from latbench.profiling.oplut import profile_ops
 
             stack.enter_context(hold_lock(mpath))
             prepared = prepare_models(models, precision, input_shape, signature)
-            with open_device(load_profile(device)) as dev:
+            with open_device(profile) as dev:
                 (summ,) = profile_ops([dev], prepared, precision, lut_dir, progress=progress)
                 log(summ.line())
                 results = measure_models(dev, prepared, mpath, precision, passes, seed, progress)

@@ -308,6 +308,9 @@ def _predict_model(
     from latbench.profiling.oplut import op_lut_path, prepare_models
 
     shape = parse_input_shape(input_shape)
+    # an unknown device: refused before any work; a profile file given by path is loaded
+    # here, once, and its name names the files
+    profile_ = load_profile(device_name)
     if predictor_file is not None:
         from latbench.predictors.files import read_doc
 
@@ -315,11 +318,11 @@ def _predict_model(
         device_name, precision = doc["device"], doc["precision"]
         lut_dev = str(doc["lut"]["device"])
         lut_prec = str(doc["lut"].get("precision") or precision)
+        if profile_.name != device_name:  # the file's device, not the one --device named
+            profile_ = load_profile(device_name)
     else:
-        lut_dev, lut_prec = device_name, precision
-    profile_ = load_profile(device_name)  # an unknown device: refused before any work
-    if predictor_file is None:  # a profile file given by path: its name names the LUT
         device_name = lut_dev = profile_.name
+        lut_prec = precision
     (model,) = prepare_models([path], lut_prec, shape, signature)
     lut_file = op_lut_path(lut_dir, lut_dev, "", lut_prec)
     om, pred, total, shares = _op_prediction(

@@ -22,7 +22,11 @@ def test_calibrate_ops_then_predict_any_model_with_its_shares_and_picture(tmp_pa
         p.write_bytes(prefix_model(model, k))
         nets.append(p)
     lut = tmp_path / "lut"
-    args = ["--device", HOST_FAST, "--lut-dir", lut, "--no-progress", "--json"]
+    # the device as a user's own profile file, outside the profile folders: its name names
+    # the files, and it is the profile timed (not one looked up again by that name)
+    mine = tmp_path / "mine.toml"
+    mine.write_text(HOST_FAST.read_text().replace('name = "host"', 'name = "mybench"'))
+    args = ["--device", mine, "--lut-dir", lut, "--no-progress", "--json"]
     cal = latbench_cli("calibrate", "--ops", *[a for p in nets for a in ("--model", p)], *args)
     assert cal.returncode == 0, cal.stderr
     doc = json.loads(cal.stdout)
@@ -31,8 +35,8 @@ def test_calibrate_ops_then_predict_any_model_with_its_shares_and_picture(tmp_pa
         and doc["ops"]
         and doc["default"] in ("lut", "ratio", "global", "opwise")
     )
-    ppath = lut / "host_ops_fp32.predictor.json"
-    assert doc["predictor"] == str(ppath) and (lut / "host_ops_fp32.calib.csv").exists()
+    ppath = lut / "mybench_ops_fp32.predictor.json"
+    assert doc["predictor"] == str(ppath) and (lut / "mybench_ops_fp32.calib.csv").exists()
     png = tmp_path / "ops.png"
     pred = latbench_cli("predict", nets[-1], *args, "--png", png)
     assert pred.returncode == 0, pred.stderr
