@@ -151,6 +151,14 @@ def predict_command(
         raise click.UsageError("--input-shape and --signature go with a model file")
     arch = load_arch(arch_file)
     progress = progress_wanted(no_progress or as_json)
+    given, device_arg = None, device_name  # a profile file given by path: loaded once,
+    if predictor_file is None and device_name.endswith(".toml"):  # its name names the files
+        given = load_profile(device_name)
+        device_name = given.name
+
+    def profile_of(name: str):
+        return given if given is not None and given.name == name else load_profile(name)
+
     if predictor_file is not None:
         model = load_predictor_file(predictor_file, lut_dir, predictor_method)
         doc = model.doc or {}
@@ -165,6 +173,10 @@ def predict_command(
     else:
         space_name = space_for(space_name, lut_dir, device_name, precision, fallback="mnasnet")
         have_lut = bool(find_luts(lut_dir, device_name, precision))
+        if given is not None and not have_lut and not profile_missing:
+            from latbench.predictors.model import no_lut_error
+
+            raise no_lut_error(device_name, precision, lut_dir, str(device_arg))
         model = (
             load_predictor(device_name, precision, lut_dir, space_name, method=predictor_method)
             if have_lut or not profile_missing
@@ -179,7 +191,7 @@ def predict_command(
         specs = [s for s in unique_specs([arch], lut_prec) if s.key in set(missing)]
         # the device first: a phone with no benchmark_model binary or no link says so before
         # anything is promised
-        with open_device(load_profile(lut_dev)) as dev:
+        with open_device(profile_of(lut_dev)) as dev:
             note(f"measuring {len(specs)} missing layer(s) of {arch.name} on {lut_dev}")
             measure_layers(dev, specs, arch.name, lut_prec, lut_dir, progress)
         model = (
@@ -201,13 +213,15 @@ def predict_command(
     rows = model.breakdown(arch)
     lut_sum = sum(ms for _, ms in rows)
     op_level = (
-        _arch_ops(arch, device_name, precision, lut_dir, profile_missing, progress) if ops else None
+        _arch_ops(arch, device_name, precision, lut_dir, profile_missing, progress, given)
+        if ops
+        else None
     )
     measured = None
     if compare:
         from latbench.profiling.sentinel import measure_watched
 
-        with open_device(load_profile(device_name)) as dev:
+        with open_device(profile_of(device_name)) as dev:
             measured = measure_watched(dev, arch, precision, lut_dir, progress)
     if png_path:
         from latbench.predictors.breakdown import breakdown_png, layer_label
@@ -277,13 +291,13 @@ def predict_command(
                        f"{100 * (op_level['latency_ms'] - med) / med:+.1f} %")  # fmt: skip
 
 
-def _arch_ops(arch, device_name, precision, lut_dir, profile_missing, progress) -> dict:
+def _arch_ops(arch, device_name, precision, lut_dir, profile_missing, progress, given) -> dict:
     """`predict arch.json --ops`: the network's .tflite predicted operator by operator."""
     from latbench.profiling.oplut import models_of_archs
 
     (mo,) = models_of_archs([arch], precision, workers=1, progress=False)
     om, pred, total, _ = _op_prediction(
-        mo, device_name, precision, lut_dir, profile_missing, progress
+        mo, device_name, precision, lut_dir, profile_missing, progress, dev_profile=given
     )
     return {
         "latency_ms": total,

@@ -198,6 +198,22 @@ def space_for(
         return fallback
 
 
+def no_lut_error(
+    device: str, precision: str, lut_dir: Path, device_arg: str | None = None
+) -> InputError:
+    """The error for a device with no LUT in lut_dir, with the commands that make one;
+    device_arg: what --device takes for it (a profile file's path, where it was given so)."""
+    arg = device_arg or device
+    return InputError(
+        f"no {precision} LUT for device {device!r} in {lut_dir}/; measure the "
+        f"layers of your networks with: latbench profile --device {arg} "
+        f"--arch ARCH.json --lut-dir {lut_dir} --precision {precision} (or "
+        f"latbench predict ARCH.json --device {arg} --profile-missing --lut-dir {lut_dir}), "
+        f"or a whole space: latbench profile --device {arg} --space mnasnet "
+        f"--lut-dir {lut_dir} --precision {precision}"
+    )
+
+
 def load_table(device: str, precision: str = "fp32", lut_dir: Path = Path("lut")) -> LayerTable:
     paths = find_luts(lut_dir, device, precision)
     if not paths:
@@ -207,14 +223,7 @@ def load_table(device: str, precision: str = "fp32", lut_dir: Path = Path("lut")
         named = SAFE_NAME.fullmatch(device) and any(Path(lut_dir).glob(f"{device}_*"))
         if device not in known_profiles() and not named:
             load_profile(device)  # a typo: "unknown device 'hots'; known profiles: ..."
-        raise InputError(
-            f"no {precision} LUT for device {device!r} in {lut_dir}/; measure the "
-            f"layers of your networks with: latbench profile --device {device} "
-            f"--arch ARCH.json --lut-dir {lut_dir} --precision {precision} (or "
-            f"latbench predict ARCH.json --profile-missing --lut-dir {lut_dir}), or "
-            f"a whole space: latbench profile --device {device} --space mnasnet "
-            f"--lut-dir {lut_dir} --precision {precision}"
-        )
+        raise no_lut_error(device, precision, lut_dir)
     lut = load_luts(paths)
     if lut.meta.get("precision") != precision:
         raise InputError(

@@ -384,6 +384,37 @@ def test_missing_layers_hint_names_the_one_step_fix(tmp_path, monkeypatch, capsy
     assert f"latbench predict {af}" in err and f"--lut-dir {tmp_path} --profile-missing" in err
 
 
+def test_predict_takes_a_profile_file_outside_the_profile_folders(tmp_path, monkeypatch, capsys):
+    """--device path/to/mine.toml: the profile's name names the LUT; with none yet, the hint
+    gives the path back (`--device mybench` alone would be an unknown device)."""
+    from latbench.devices.measure import summarize
+    from latbench.nets.load import arch_from_dict
+    from latbench.profiling.lut import LUT, Row
+
+    mine = tmp_path / "mine.toml"
+    mine.write_text((REPO / "device_profiles/host.toml").read_text().replace(
+        'name = "host"', 'name = "mybench"'))  # fmt: skip
+    af = tmp_path / "a.json"
+    af.write_text(json.dumps(TINY))
+    lut_dir = tmp_path / "lut"
+    code, _, err = _main(monkeypatch, capsys, "predict", af, "--device", mine, "--lut-dir", lut_dir)
+    assert code == 2 and "no fp32 LUT for device 'mybench'" in err and "unknown" not in err
+    assert f"latbench profile --device {mine} --arch ARCH.json" in err
+    lut_dir.mkdir()
+    lut = LUT.create(
+        lut_dir / "mybench_t_fp32.csv",
+        {"fingerprint": {"device": "mybench"}, "converter": "c", "precision": "fp32"},
+    )
+    for spec in arch_from_dict(TINY).layers():
+        lut.append(Row(spec, "ok", summarize([0.5, 0.5])))
+    code, out, err = _main(monkeypatch, capsys, "predict", af, "--device", mine, "--lut-dir",
+                           lut_dir, "--json")  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["device"] == doc["lut_device"] == "mybench"
+    assert doc["latency_ms"] == pytest.approx(0.5 * len(doc["layers"]))
+
+
 @pytest.mark.parametrize(
     "args", [("zoo",), ("space", "--list", "--space", "tiny"), ("zoo", "--json")]
 )
