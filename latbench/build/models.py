@@ -299,14 +299,54 @@ def _fixed_shape(name: str, shape: Sequence[int | None], override) -> tuple[int,
     return tuple(int(d) for d in dims)
 
 
+def _recipe_path(recipe: str, precision: str) -> Path:
+    return model_cache_path(recipe.encode().hex().encode(), f"{recipe}|{precision}")
+
+
+def _cached(recipe: str, precision: str) -> dict[str, Any] | None:
+    """A conversion made before under this recipe: its .tflite and what it was made from
+    (the sidecar .json), or None when either is missing or does not read as written."""
+    import json
+
+    out = _recipe_path(recipe, precision)
+    try:
+        meta = json.loads(out.with_suffix(".json").read_text())
+        info = describe_tflite(out.read_bytes())
+        name, inputs = meta["name"], meta["inputs"]
+        ok = (
+            isinstance(name, str)
+            and isinstance(inputs, list)
+            and all(
+                isinstance(t, dict)
+                and isinstance(t.get("name"), str)
+                and isinstance(t.get("dtype"), str)
+                and isinstance(t.get("shape"), list)
+                and all(
+                    isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in t["shape"]
+                )
+                for t in inputs
+            )
+        )
+    except (OSError, ValueError, KeyError, TypeError, InputError):
+        return None  # converted again, and both files rewritten
+    if not ok:
+        return None
+    extra = {"ops": info["ops"], "subgraphs": info["subgraphs"]}
+    return {"path": str(out), "name": name, "precision": precision, "inputs": inputs,
+            "extra": extra}  # fmt: skip
+
+
 def _convert_fn(fn, precision: str, shapes, recipe: str, name: str, inputs) -> dict[str, Any]:
+    import json
+
     from latbench.build.convert import _convert
     from latbench.fileio import write_atomic
 
     data = _convert(fn, precision, shapes)
-    out = model_cache_path(recipe.encode().hex().encode(), f"{recipe}|{precision}")
-    if not out.exists():
-        write_atomic(out, data)
+    out = _recipe_path(recipe, precision)
+    write_atomic(out, data)
+    # the sidecar last: a cache entry counts only once both are whole
+    write_atomic(out.with_suffix(".json"), json.dumps({"name": name, "inputs": inputs}).encode())
     info = describe_tflite(data)
     return {
         "path": str(out),
@@ -317,39 +357,68 @@ def _convert_fn(fn, precision: str, shapes, recipe: str, name: str, inputs) -> d
     }
 
 
-def keras_tflite(model, precision: str, input_shape=None, digest: str = "") -> dict[str, Any]:
-    """An in-memory Keras model -> cached .tflite (one input; batch 1)."""
+def keras_tflite(
+    model, precision: str, input_shape=None, digest: str = "", recipe: str = ""
+) -> dict[str, Any]:
+    """An in-memory Keras model -> cached .tflite (one input; batch 1). `recipe` keys the
+    cache (default: the digest given, else the model's JSON, and the input shape): a model
+    converted before under the same key is not converted again."""
     import tensorflow as tf
 
     if len(model.inputs) != 1:
         raise InputError(f"the model has {len(model.inputs)} inputs; latbench takes one", "MODEL")
     t = model.inputs[0]
     shape = _fixed_shape(t.name, tuple(t.shape), input_shape)
+    if not digest:  # the architecture and the weights (int8 scales come from the weights)
+        h = hashlib.sha256(model.to_json().encode())
+        for w in model.weights:
+            h.update(w.numpy().tobytes())
+        digest = h.hexdigest()
+    recipe = recipe or f"keras|{digest}|{shape}"
+    hit = _cached(recipe, precision)
+    if hit is not None:
+        return hit
     fn = tf.function(lambda x: model(x, training=False), autograph=False).get_concrete_function(
         tf.TensorSpec(shape, tf.float32, name="x")
     )
-    digest = digest or hashlib.sha256(model.to_json().encode()).hexdigest()
     return _convert_fn(
         fn,
         precision,
         [shape],
-        f"keras|{digest}|{shape}",
+        recipe,
         model.name,
         [{"name": t.name, "shape": list(shape), "dtype": "float32"}],
     )
 
 
 def _convert_keras_file(path: Path, precision: str, input_shape) -> dict[str, Any]:
-    import keras
-
+    """A .keras / .h5 file, looked up in the cache by its bytes before Keras loads it."""
     data = path.read_bytes()
-    model = keras.models.load_model(path, compile=False, safe_mode=True)
-    out = keras_tflite(model, precision, input_shape, hashlib.sha256(data).hexdigest())
+    digest = hashlib.sha256(data).hexdigest()
+    shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+    recipe = f"keras-file|{digest}|{shape}"
+    out = _cached(recipe, precision)
+    if out is None:
+        import keras
+
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+        out = keras_tflite(model, precision, input_shape, digest, recipe)
     out["name"] = path.stem
     return out
 
 
 def _convert_savedmodel(path: Path, precision: str, input_shape, signature) -> dict[str, Any]:
+    h = hashlib.sha256()
+    for f in sorted(path.rglob("*")):
+        if f.is_file():
+            h.update(f.relative_to(path).as_posix().encode())
+            h.update(f.read_bytes())
+    shape_arg = None if input_shape is None else tuple(int(d) for d in input_shape)
+    recipe = f"savedmodel|{h.hexdigest()}|{signature}|{shape_arg}"
+    hit = _cached(recipe, precision)
+    if hit is not None:
+        hit["name"] = path.name
+        return hit
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(path))
@@ -366,16 +435,11 @@ def _convert_savedmodel(path: Path, precision: str, input_shape, signature) -> d
     conc = tf.function(lambda x: fn(x), autograph=False).get_concrete_function(
         tf.TensorSpec(shape, spec.dtype, name="x")
     )
-    h = hashlib.sha256()
-    for f in sorted(path.rglob("*")):
-        if f.is_file():
-            h.update(f.relative_to(path).as_posix().encode())
-            h.update(f.read_bytes())
     return _convert_fn(
         conc,
         precision,
         [shape],
-        f"savedmodel|{h.hexdigest()}|{key}|{shape}",
+        recipe,
         path.name,
         [{"name": spec.name, "shape": list(shape), "dtype": spec.dtype.name}],
     )

@@ -80,6 +80,39 @@ def test_the_python_api_measures_an_in_memory_keras_model_and_tflite_bytes(model
     assert b.median_ms > 0
 
 
+@pytest.mark.slow
+def test_a_keras_file_or_savedmodel_converted_before_comes_from_the_cache(
+    models, tmp_path, monkeypatch
+):
+    """The second time, no conversion (nor Keras load); a damaged cache entry is converted
+    again; other bytes or another --input-shape are another entry."""
+    import latbench.build.convert as convert
+    from latbench.build.models import _prepare_worker
+
+    monkeypatch.setenv("LATBENCH_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = convert._convert
+    monkeypatch.setattr(convert, "_convert", lambda *a: calls.append(1) or real(*a))
+    first = _prepare_worker(str(models / "net.keras"), "keras", "fp32", None, None)
+    again = _prepare_worker(str(models / "net.keras"), "keras", "fp32", None, None)
+    assert len(calls) == 1 and again == first and first["name"] == "net"
+    assert first["inputs"][0]["shape"] == [1, 32, 32, 3] and first["extra"]["ops"]["CONV_2D"] == 1
+    sidecar = Path(first["path"]).with_suffix(".json")
+    for damage in (b"{not json", b'{"name": "net", "inputs": [{"shape": [-1]}]}'):
+        sidecar.write_bytes(damage)
+        assert _prepare_worker(str(models / "net.keras"), "keras", "fp32", None, None) == first
+    assert len(calls) == 3
+    Path(first["path"]).write_bytes(b"TFL3")  # a truncated .tflite in the cache
+    assert _prepare_worker(str(models / "net.keras"), "keras", "fp32", None, None) == first
+    assert len(calls) == 4
+    dyn = [_prepare_worker(str(models / "dyn.keras"), "keras", "fp32", s, None)
+           for s in ((1, 20, 24, 3), (1, 16, 16, 3), (1, 20, 24, 3))]  # fmt: skip
+    assert len(calls) == 6 and dyn[0] == dyn[2] and dyn[1]["inputs"][0]["shape"] == [1, 16, 16, 3]
+    saved = [_prepare_worker(str(models / "saved"), "savedmodel", "fp32", None, None)
+             for _ in range(2)]  # fmt: skip
+    assert len(calls) == 7 and saved[0] == saved[1] and saved[0]["name"] == "saved"
+
+
 def _damaged(models: Path, tmp: Path) -> dict[str, Path]:
     good = (models / "net.tflite").read_bytes()
     out = {}
