@@ -28,6 +28,15 @@ from latbench.commands.options import echo_json, json_option
     help="Budget to compare at [the smallest sample count among the runs].",
 )
 @click.option(
+    "--budget",
+    "by",
+    type=click.Choice(["samples", "cpu"]),
+    default="samples",
+    show_default=True,
+    help="What equal budget means: samples, or training CPU seconds (the smallest total "
+    "among the runs; a controller that samples networks quicker to train gets more of them).",
+)
+@click.option(
     "--retrain-seeds",
     type=click.IntRange(0),
     default=0,
@@ -51,10 +60,11 @@ from latbench.commands.options import echo_json, json_option
 )
 @json_option
 def compare_command(
-    runs, out_dir, n_samples, retrain_seeds, reference_factor, reference, as_json
+    runs, out_dir, n_samples, by, retrain_seeds, reference_factor, reference, as_json
 ) -> None:
-    """Best reward and Pareto hypervolume against samples for several search runs, grouped
-    by controller (mean and min-max over seeds), at the budget every run has reached."""
+    """Best reward and Pareto hypervolume against samples (or training CPU seconds) for
+    several search runs, grouped by controller (mean and min-max over seeds), at the budget
+    every run has reached."""
     import pandas as pd
 
     from latbench.commands.console import note
@@ -66,13 +76,22 @@ def compare_command(
     compare.check_comparable(loaded)
     n = compare.budget(loaded)
     if n_samples is not None:
+        if by != "samples":
+            raise click.UsageError("--samples goes with --budget samples")
         if n_samples > n:
             raise InputError(
                 f"only {n} samples are in every run; compare at most that many", "--samples"
             )
         n = n_samples
+    if by == "cpu":
+        total = compare.cpu_budget(loaded)
+        marks = compare.cpu_checkpoints(loaded, total)
+        within = {r.path: compare.samples_within(r, total) for r in loaded}
+        n = max(within.values())  # the per-run curves below go as far as any run got
+    else:
+        total, marks, within = n, compare.checkpoints(n), n
     out_dir.mkdir(parents=True, exist_ok=True)
-    tab = compare.table(loaded, compare.checkpoints(n))
+    tab = compare.table(loaded, marks, by)
     write_atomic(out_dir / "table.csv", pd.DataFrame(tab).to_csv(index=False).encode())
     per_run = pd.DataFrame(
         [
@@ -84,25 +103,28 @@ def compare_command(
                 "best_reward": r.best_reward[k],
                 "hypervolume": r.hypervolume[k],
                 "recent_reward": r.recent_reward[k],
+                "cpu_s": r.cpu_s[k],
             }
             for r in loaded
-            for k in range(n)
+            for k in range(n if by == "samples" else within[r.path])
         ]
     )
     write_atomic(out_dir / "curves.csv", per_run.to_csv(index=False).encode())
-    compare.curves_png(loaded, n, out_dir / "curves.png")
+    compare.curves_png(loaded, total, out_dir / "curves.png", by)
     retrained = []
     if retrain_seeds:
         retrained = compare.retrain(
-            loaded, n, list(range(retrain_seeds)), reference, note, reference_factor
+            loaded, within, list(range(retrain_seeds)), reference, note, reference_factor
         )
         write_atomic(out_dir / "retrain.csv", pd.DataFrame(retrained).to_csv(index=False).encode())
         compare.front_png(retrained, reference_factor, out_dir / "front.png")
-    final = [t for t in tab if t["samples"] == n]
+    key = "samples" if by == "samples" else "cpu_s"
+    final = [t for t in tab if t[key] == total]
     if as_json:
         echo_json(
             {
-                "budget": n,
+                "budget": total,
+                "budget_kind": by,
                 "runs": [str(r.path) for r in loaded],
                 "at_budget": final,
                 "table": tab,
@@ -111,7 +133,18 @@ def compare_command(
             }
         )
         return
-    click.echo(f"{len(loaded)} runs compared at {n} samples each (mean [min, max] over seeds):")
+    if by == "samples":
+        click.echo(f"{len(loaded)} runs compared at {n} samples each (mean [min, max] over seeds):")
+    else:
+        counts = "; ".join(
+            f"{c} {min(v)}-{max(v)}"
+            for c in sorted({r.controller for r in loaded})
+            for v in [[within[r.path] for r in loaded if r.controller == c]]
+        )
+        click.echo(
+            f"{len(loaded)} runs compared at {total:.0f} training CPU seconds each (samples "
+            f"within it: {counts}; mean [min, max] over seeds):"
+        )
     for t in final:
         click.echo(
             f"  {t['controller']:7} {t['metric']:12} {t['mean']:.4f} "

@@ -60,6 +60,9 @@ class AccuracyResult:
     cached: bool = False
     metrics: dict = field(default_factory=dict)  # an evaluator's extra numbers
     fidelity: float = 1.0  # share of the evaluator's full training this result had
+    # CPU seconds of the process that trained it (TensorFlow's threads included): the budget
+    # `latbench compare --budget cpu` spends; NaN for results cached before it was recorded
+    cpu_s: float = math.nan
 
 
 class AccuracySource(Protocol):
@@ -129,6 +132,13 @@ def use_threads(n: int) -> None:
             f"threads, and the recipe asks for {n}: start a new process (or give "
             f"--proxy-threads {cur or 0})"
         ) from None
+
+
+def _cpu_seconds(v: Any) -> float:
+    """A cache file's cpu_s: absent (written before it was recorded) or NaN reads as NaN."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return math.nan
+    return _check_number(v, "cpu_s", 0.0)
 
 
 def _check_number(v: Any, what: str, lo: float = -math.inf, hi: float = math.inf) -> float:
@@ -223,6 +233,7 @@ class CachedEvaluator:
                 True,
                 {str(k): _check_number(v, k) for k, v in metrics.items()},
                 self.fidelity,
+                _cpu_seconds(d.get("cpu_s")),
             )
         except (InputError, ValueError, KeyError, TypeError):
             return None  # a torn or damaged cache file: train again
@@ -237,7 +248,7 @@ class CachedEvaluator:
 
         use_threads(self.threads)
         ev = self.evaluator
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), time.process_time()
         trained = ev.network(arch)
         keras.backend.clear_session()
         keras.utils.set_random_seed(ev.seed)
@@ -253,7 +264,8 @@ class CachedEvaluator:
         acc, metrics = check_result(ev(net), f"evaluator {ev.name}")
         params = model.count_params()
         keras.backend.clear_session()
-        return AccuracyResult(acc, time.monotonic() - t0, params, False, metrics, self.fidelity)
+        wall, cpu = time.monotonic() - t0, time.process_time() - c0
+        return AccuracyResult(acc, wall, params, False, metrics, self.fidelity, cpu)
 
     def record(self, arch: Arch, res: AccuracyResult) -> None:
         ev = self.evaluator

@@ -49,6 +49,7 @@ class RunCurves:
     hypervolume: np.ndarray  # after k+1 samples
     recent_reward: np.ndarray  # mean reward of the last WINDOW samples up to k+1: what the
     rows: list[dict]  # controller samples now (a learning policy's rises)
+    cpu_s: np.ndarray  # training CPU seconds spent after k+1 samples (NaN where not recorded)
 
 
 def load_run(path: Path) -> RunCurves:
@@ -74,7 +75,27 @@ def load_run(path: Path) -> RunCurves:
     k = np.arange(1, len(rows) + 1)
     lo = np.maximum(0, k - WINDOW)
     recent = (cum[k] - cum[lo]) / (k - lo)
-    return RunCurves(path, cfg.controller, cfg.seed, cfg.target_ms, best, hv, recent, rows)
+    return RunCurves(
+        path, cfg.controller, cfg.seed, cfg.target_ms, best, hv, recent, rows, spent(rows)
+    )
+
+
+def spent(rows: Sequence[dict]) -> np.ndarray:
+    """Training CPU seconds after each sample. A network the run trained before costs nothing
+    again; one from an earlier run's accuracy cache costs what it cost when trained (a run
+    must not get a head start from a warm cache); a failed training costs 0 (unknown); a
+    sample trained before CPU seconds were recorded (no cpu_s) makes the rest NaN."""
+    seen: set[str] = set()
+    cost = []
+    for r in rows:
+        c = r.get("cpu_s", math.nan)
+        if r["digest"] in seen:
+            c = 0.0
+        elif not math.isfinite(r["accuracy"]):
+            c = 0.0 if not math.isfinite(c) else c
+        seen.add(r["digest"])
+        cost.append(c)
+    return np.cumsum(cost)
 
 
 @dataclass(frozen=True)
@@ -89,6 +110,38 @@ class GroupCurve:
 def budget(runs: Sequence[RunCurves]) -> int:
     """The equal budget: the smallest sample count among the runs."""
     return min(len(r.rows) for r in runs)
+
+
+BUDGETS = {  # --budget NAME -> what "equal" means, and the x axis of curves.png
+    "samples": "samples",
+    "cpu": "training CPU seconds",
+}
+
+
+def cpu_budget(runs: Sequence[RunCurves]) -> float:
+    """The equal CPU budget: the smallest training CPU seconds among the runs; InputError
+    when a run's samples lack them (trained before latbench recorded CPU seconds)."""
+    for r in runs:
+        bad = [row["sample"] for row, c in zip(r.rows, r.cpu_s) if not math.isfinite(c)]
+        if bad:
+            raise InputError(
+                f"{r.path}/samples.csv: sample {bad[0]} has no training CPU seconds (trained "
+                f"before latbench recorded them); compare these runs with --budget samples",
+                "--budget",
+            )
+    return float(min(r.cpu_s[-1] for r in runs))
+
+
+def samples_within(run: RunCurves, cpu_s: float) -> int:
+    """How many of the run's samples were done within `cpu_s` training CPU seconds."""
+    return int(np.searchsorted(run.cpu_s, cpu_s * (1 + 1e-12), side="right"))
+
+
+def at_budget(run: RunCurves, metric: str, x: float, by: str = "samples") -> float:
+    """A run's `metric` once it has spent budget x (samples, or CPU seconds); NaN before its
+    first sample is done."""
+    n = int(x) if by == "samples" else samples_within(run, x)
+    return float(getattr(run, metric)[n - 1]) if n >= 1 else math.nan
 
 
 def group(runs: Sequence[RunCurves], metric: str, n: int) -> list[GroupCurve]:
@@ -112,21 +165,28 @@ def check_comparable(runs: Sequence[RunCurves]) -> None:
         )
 
 
-def table(runs: Sequence[RunCurves], checkpoints: Sequence[int]) -> list[dict]:
-    """Rows of (samples, controller, metric mean/min/max) at the given sample counts."""
+def table(runs: Sequence[RunCurves], checkpoints: Sequence[float], by: str = "samples") -> list:
+    """Rows of (budget, controller, metric mean/min/max) at the given budgets (sample counts,
+    or CPU seconds with `by="cpu"`, where each row also gives the runs' sample counts)."""
     rows = []
-    for n in checkpoints:
+    for x in checkpoints:
         for metric in METRICS:
-            for g in group(runs, metric, n):
+            for ctrl in sorted({r.controller for r in runs}):
+                mine = [r for r in runs if r.controller == ctrl]
+                v = np.array([at_budget(r, metric, x, by) for r in mine])
+                row = {"samples": int(x)} if by == "samples" else {"cpu_s": float(x)}
+                if by != "samples":
+                    n = [samples_within(r, x) for r in mine]
+                    row |= {"samples_min": min(n), "samples_max": max(n)}
                 rows.append(
-                    {
-                        "samples": n,
-                        "controller": g.controller,
-                        "runs": g.runs,
+                    row
+                    | {
+                        "controller": ctrl,
+                        "runs": len(mine),
                         "metric": metric,
-                        "mean": float(g.mean[-1]),
-                        "min": float(g.lo[-1]),
-                        "max": float(g.hi[-1]),
+                        "mean": float(np.mean(v)),
+                        "min": float(np.min(v)),
+                        "max": float(np.max(v)),
                     }
                 )
     return rows
@@ -136,27 +196,37 @@ def checkpoints(n: int, step: int = 25) -> list[int]:
     return sorted({*range(step, n + 1, step), n})
 
 
-def curves_png(runs: Sequence[RunCurves], n: int, path: Path) -> None:
-    """Best reward, hypervolume and recent mean reward against samples, mean and min-max band
-    per controller."""
+def cpu_checkpoints(runs: Sequence[RunCurves], total: float, parts: int = 4) -> list[float]:
+    """Quarters of the CPU budget, from where every run has at least one sample."""
+    first = max(float(r.cpu_s[0]) for r in runs)
+    return [x for x in (total * (i + 1) / parts for i in range(parts)) if x >= first] or [total]
+
+
+def curves_png(runs: Sequence[RunCurves], n: float, path: Path, by: str = "samples") -> None:
+    """Best reward, hypervolume and recent mean reward against the budget (samples, or
+    training CPU seconds), mean and min-max band per controller."""
     from latbench.plotting import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 3.8))
-    x = np.arange(1, n + 1)
+    if by == "samples":
+        x = np.arange(1, int(n) + 1)
+    else:
+        x = np.linspace(max(float(r.cpu_s[0]) for r in runs), n, 200)
     colors = {"ppo": "tab:red", "random": "tab:blue"}
     for ax, (metric, label) in zip(axes, METRICS.items()):
-        for g in group(runs, metric, n):
-            c = colors.get(g.controller)
-            ax.plot(x, g.mean, color=c, label=f"{g.controller} (mean of {g.runs})")
-            ax.fill_between(x, g.lo, g.hi, color=c, alpha=0.2, lw=0)
-        ax.set_xlabel("samples")
+        for ctrl in sorted({r.controller for r in runs}):
+            m = np.array([[at_budget(r, metric, v, by) for v in x]
+                          for r in runs if r.controller == ctrl])  # fmt: skip
+            c = colors.get(ctrl)
+            ax.plot(x, m.mean(0), color=c, label=f"{ctrl} (mean of {len(m)})")
+            ax.fill_between(x, m.min(0), m.max(0), color=c, alpha=0.2, lw=0)
+        ax.set_xlabel(BUDGETS[by])
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle(
-        f"{len(runs)} runs at equal budget ({n} samples each); band: min-max over seeds", fontsize=9
-    )
+    each = f"{int(n)} samples each" if by == "samples" else f"{n:.0f} training CPU s each"
+    fig.suptitle(f"{len(runs)} runs at equal budget ({each}); band: min-max over seeds", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
 
@@ -196,7 +266,7 @@ def reference_evaluator(cfg, seed: int, factor: int):
 
 def retrain(
     runs: Sequence[RunCurves],
-    n: int,
+    n: int | dict,
     seeds: Sequence[int],
     reference: str = "mobilenet_v2_x1",
     log=lambda msg: None,
@@ -214,7 +284,7 @@ def retrain(
     jobs = []
     for run in runs:
         cfg = SearchConfig.load(run.path / "config.json")
-        for row in front_networks(run, n):
+        for row in front_networks(run, n[run.path] if isinstance(n, dict) else n):
             arch = get_space(cfg.space).decode(row["tokens"], name=f"front_{row['digest']}")
             jobs.append((cfg, f"{run.controller} seed {run.seed}", str(run.path), arch, row))
     ref_cfg = jobs[0][0]

@@ -40,7 +40,9 @@ COLUMNS = (
     "cached",
     "metrics",
     "error",
+    "cpu_s",
 )
+OPTIONAL = ("cpu_s",)  # added later: a rungs.csv written before it reads it as missing
 
 
 def _num(text: str, what: str, lo: float, hi: float) -> float:
@@ -55,8 +57,8 @@ class RungLog:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        records.open_for_append(self.path, {"kind": "halving-rungs"}, COLUMNS)
-        _, rows = records.read(self.path, COLUMNS)
+        records.open_for_append(self.path, {"kind": "halving-rungs"}, COLUMNS, OPTIONAL)
+        _, rows = records.read(self.path, COLUMNS, OPTIONAL)
         self.done: dict[tuple[int, int], tuple[str, ChildResult]] = {}
         for n, r in enumerate(rows, start=1):
             try:
@@ -74,6 +76,7 @@ class RungLog:
                         r["cached"] == "1",
                         {str(k): _num(str(v), k, -1e300, 1e300) for k, v in metrics.items()},
                         fid,
+                        _num(r["cpu_s"], "cpu_s", 0.0, 1e9) if r.get("cpu_s") else math.nan,
                     )
                 wall = _num(r["wall_s"], "wall_s", 0.0, 1e9)
             except (ValueError, KeyError) as exc:
@@ -107,9 +110,20 @@ class RungLog:
                 "" if res is None else int(res.cached),
                 "" if res is None else json.dumps(res.metrics, sort_keys=True),
                 " | ".join(child.error.splitlines()),
+                "" if res is None or not math.isfinite(res.cpu_s) else repr(res.cpu_s),
             ],
         )
         self.done[(sample, rung)] = (digest, child)
+
+    def cpu_s(self, sample: int) -> float:
+        """Training CPU seconds of every rung of one child (NaN where one is unknown; a
+        rung served from the accuracy cache counts what it cost when it was trained)."""
+        costs = [
+            child.result.cpu_s if child.result is not None else 0.0
+            for (s, _), (_, child) in self.done.items()
+            if s == sample
+        ]
+        return float(sum(costs))
 
 
 def run_batch(

@@ -390,9 +390,11 @@ class Search:
         err = child.error
         res = child.result
         if res is not None:
-            acc, train_s, cached = res.accuracy, res.train_s, res.cached
+            acc, train_s, cached, cpu_s = res.accuracy, res.train_s, res.cached, res.cpu_s
         else:
-            acc, train_s, cached = float("nan"), 0.0, False
+            acc, train_s, cached, cpu_s = float("nan"), 0.0, False, 0.0
+        if fidelity is not None:  # successive halving: what every rung of this child cost
+            cpu_s = self._rungs.cpu_s(index)
         pred_raw = meas = float("nan")
         if self.cfg.latency in PREDICTED:
             try:
@@ -429,6 +431,7 @@ class Search:
             "lat_ms": lat,
             "reward": self.reward(acc, lat),
             "train_s": train_s,
+            "cpu_s": cpu_s,
             "wall_s": child.elapsed_s + time.monotonic() - t0,
             "cached": cached,
             "error": err,

@@ -39,11 +39,14 @@ COLUMNS = [
     "error",
     "fidelity",
     "metrics",
+    "cpu_s",
 ]
-FLOAT_COLUMNS = ("accuracy", "pred_ms", "meas_ms", "lat_ms", "reward", "train_s", "wall_s")
+FLOAT_COLUMNS = (
+    "accuracy", "pred_ms", "meas_ms", "lat_ms", "reward", "train_s", "wall_s", "cpu_s",
+)  # fmt: skip
 # Columns added later, with the value a file written before them means: a resumed old run
 # keeps appending in its own header's columns.
-OPTIONAL = {"fidelity": "1.0", "metrics": "{}"}
+OPTIONAL = {"fidelity": "1.0", "metrics": "{}", "cpu_s": ""}
 
 
 # What a number of a row may be (written from finite values only: a missing one is "").
@@ -65,8 +68,8 @@ def render(row: dict, columns: list[str] = COLUMNS) -> str:
     """One row as one CSV line (newline-terminated), in `columns` (a file's header)."""
     out = {k: row.get(k, "") for k in COLUMNS}
     out["tokens"] = "-".join(map(str, row["tokens"]))
-    for k in FLOAT_COLUMNS:
-        out[k] = _fmt(row[k])
+    for k in FLOAT_COLUMNS:  # an optional number a caller left out is written as missing
+        out[k] = _fmt(row[k] if k not in OPTIONAL else row.get(k, math.nan))
     out["cached"] = "1" if row["cached"] else "0"
     out["error"] = one_line(row.get("error", ""))
     out["arch"] = one_line(row.get("arch", ""))

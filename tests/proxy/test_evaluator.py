@@ -1,6 +1,7 @@
 """A user's evaluator: found by its spec or refused in one line, its results checked, cached
 under a key that names the evaluator, its version, the seed and the thread count."""
 
+import json
 import math
 from pathlib import Path
 
@@ -49,6 +50,14 @@ def test_the_evaluator_receives_a_ready_model_and_its_results_are_cached(tmp_pat
     ev.record(ARCH, res)
     hit = ev.lookup(ARCH)
     assert hit.cached and hit.accuracy == res.accuracy and hit.metrics == res.metrics
+    assert res.cpu_s > 0 and hit.cpu_s == res.cpu_s  # the budget `compare --budget cpu` counts
+    path = tmp_path / f"{ev.key(ARCH)}.json"
+    doc = json.loads(path.read_text())
+    del doc["cpu_s"]  # a cache file written before CPU seconds were recorded
+    path.write_text(json.dumps(doc))
+    assert math.isnan(ev.lookup(ARCH).cpu_s) and ev.lookup(ARCH).accuracy == res.accuracy
+    path.write_text(json.dumps({**doc, "cpu_s": -1}))  # a damaged one: trained again
+    assert ev.lookup(ARCH) is None
 
 
 def test_the_cache_key_names_evaluator_version_seed_threads_and_fidelity(tmp_path):

@@ -35,7 +35,7 @@ class Fidelities:
             raise KeyboardInterrupt
         self.trained.append(self.key(arch))
         acc = (0.4 + int(arch.digest()[:4], 16) / 2**17) * (0.6 + 0.4 * self.fidelity)
-        return AccuracyResult(acc, 0.01, 1, fidelity=self.fidelity)
+        return AccuracyResult(acc, 0.01, 1, fidelity=self.fidelity, cpu_s=10 * self.fidelity)
 
     def record(self, arch, res):
         self.cache[self.key(arch)] = replace(res, cached=True)
@@ -72,6 +72,8 @@ def test_every_sample_records_its_last_fidelity_and_the_better_half_goes_on(tmp_
         last = max(k[1] for k in rungs if k[0] == r["sample"])
         assert float(rungs[(r["sample"], last)]["accuracy"]) == r["accuracy"]
         assert halving.SCHEDULES["halving"][last] == r["fidelity"]
+        # what the child cost: every rung it trained (CPU seconds 10 x the rung's fidelity)
+        assert r["cpu_s"] == pytest.approx({0: 2.5, 1: 7.5, 2: 17.5}[last])
     # the ones promoted from rung 0 were the better half by reward
     rung0 = sorted((r for k, r in rungs.items() if k[1] == 0), key=lambda r: int(r["sample"]))
     promoted = {k[0] for k in rungs if k[1] == 1}
@@ -106,6 +108,8 @@ def test_a_resume_in_the_middle_of_a_round_trains_nothing_twice(tmp_path, stop_a
         ]
 
     assert outcome("cut") == outcome("whole")
+    cost = [r["cpu_s"] for r in read_samples(tmp_path / "cut" / "samples.csv")]
+    assert cost == [r["cpu_s"] for r in read_samples(tmp_path / "whole" / "samples.csv")]
 
 
 def test_an_unknown_fidelity_schedule_names_the_option():

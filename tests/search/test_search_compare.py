@@ -1,6 +1,7 @@
 """latbench compare: equal-budget curves of several search runs (search/compare.py)."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -10,8 +11,9 @@ from latbench.search.compare import budget, group, load_run, table
 from latbench.search.run import SearchConfig
 
 
-def _run(root, name, controller, seed, points, target=2.0):
-    """A run directory as `latbench search` leaves it: config.json and samples.csv."""
+def _run(root, name, controller, seed, points, target=2.0, cpu=None, digests=None):
+    """A run directory as `latbench search` leaves it: config.json and samples.csv (with
+    each sample's training CPU seconds when `cpu` gives them)."""
     d = root / name
     d.mkdir()
     (d / "config.json").write_text(
@@ -23,7 +25,7 @@ def _run(root, name, controller, seed, points, target=2.0):
             {
                 "sample": i,
                 "batch": i // 8,
-                "digest": f"d{i}",
+                "digest": digests[i] if digests else f"d{i}",
                 "tokens": [0, 1],
                 "arch": "",
                 "accuracy": acc,
@@ -35,6 +37,7 @@ def _run(root, name, controller, seed, points, target=2.0):
                 "wall_s": 1.0,
                 "cached": False,
                 "error": "",
+                **({"cpu_s": cpu[i]} if cpu else {}),
             },
         )
     return d
@@ -60,6 +63,44 @@ def test_curves_group_and_budget(tmp_path):
     assert {(r["controller"], r["metric"]) for r in rows} == {
         (c, m) for c in ("ppo", "random") for m in ("best_reward", "hypervolume", "recent_reward")
     }
+
+
+def test_an_equal_cpu_budget_counts_each_runs_training_seconds(tmp_path):
+    """A controller whose networks train quicker gets more samples for the same CPU; a
+    network the run trained before costs nothing again; runs without CPU seconds are refused
+    with the way out."""
+    from latbench.errors import InputError
+    from latbench.search.compare import at_budget, cpu_budget, cpu_checkpoints, samples_within
+
+    pts = [(1.0, 0.5, 0.1 * (i + 1)) for i in range(6)]
+    fast = _run(tmp_path, "ppo-s0", "ppo", 0, pts, cpu=[1, 1, 1, 1, 1, 1],
+                digests=["a", "b", "a", "c", "d", "e"])  # fmt: skip
+    slow = _run(tmp_path, "random-s0", "random", 0, pts, cpu=[3, 3, 3, 3, 3, 3])
+    runs = [load_run(p) for p in (fast, slow)]
+    np.testing.assert_allclose(runs[0].cpu_s, [1, 2, 2, 3, 4, 5])  # "a" again: free
+    total = cpu_budget(runs)
+    assert total == 5.0  # the smaller of 5 and 18
+    assert [samples_within(r, total) for r in runs] == [6, 1]
+    assert at_budget(runs[0], "best_reward", total, "cpu") == pytest.approx(0.6)
+    assert at_budget(runs[1], "best_reward", total, "cpu") == pytest.approx(0.1)
+    assert math.isnan(at_budget(runs[1], "best_reward", 2.9, "cpu"))  # nothing done yet
+    assert cpu_checkpoints(runs, total) == [3.75, 5.0]  # from where both have a sample
+    rows = table(runs, [5.0], "cpu")
+    best = {r["controller"]: r for r in rows if r["metric"] == "best_reward"}
+    assert best["ppo"]["mean"] == pytest.approx(0.6) and best["random"]["samples_max"] == 1
+    old = _run(tmp_path, "random-s1", "random", 1, pts)  # written before cpu_s existed
+    with pytest.raises(InputError, match="sample 0 has no training CPU seconds.*--budget samples"):
+        cpu_budget([*runs, load_run(old)])
+    from conftest import latbench_cli
+
+    out = tmp_path / "cmp"
+    r = latbench_cli("compare", fast, slow, "--budget", "cpu", "--out", out, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["budget"] == 5.0 and doc["budget_kind"] == "cpu"
+    assert (out / "curves.png").stat().st_size > 10_000
+    r = latbench_cli("compare", fast, old, "--budget", "cpu", "--out", out)
+    assert r.returncode == 2 and "--budget samples" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_command_writes_the_figure_and_refuses_mixed_targets(tmp_path):
