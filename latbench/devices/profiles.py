@@ -74,6 +74,10 @@ def parse_profile(data: dict, source: str = "") -> DeviceProfile:
             raise InputError(f"must be a table, got {data[k]!r}", f"{where}: {k}")
     if not isinstance(data.get("description", ""), str):
         raise InputError("must be a string", f"{where}: description")
+    try:
+        protocol = Protocol.from_dict(data.get("protocol", {}))
+    except InputError as exc:  # "protocol.max_seconds: ...": say which file it is in
+        raise InputError(str(exc), where) from None
     return DeviceProfile(
         name=data["name"],
         kind=data["kind"],
@@ -82,7 +86,7 @@ def parse_profile(data: dict, source: str = "") -> DeviceProfile:
         cpus=tuple(cpus),
         pick_cpu=pick_cpu,
         delegate=delegate,
-        protocol=Protocol.from_dict(data.get("protocol", {})),
+        protocol=protocol,
         options=dict(data.get("options", {})),
         source=source,
     )
