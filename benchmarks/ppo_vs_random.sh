@@ -5,7 +5,10 @@
 # resume: latbench search --resume). Then: latbench compare OUT/*/ --retrain-seeds 3.
 #
 #   benchmarks/ppo_vs_random.sh OUT TARGET_MS [SAMPLES] [SEEDS] [CHUNK]
-#   (FIDELITY=halving in the environment: successive halving inside each batch)
+#   (FIDELITY=halving in the environment: successive halving inside each batch;
+#    SEARCH_ARGS="..." : more options for every new run, e.g. "--lut-dir L --no-measure-front")
+#   Every training records its CPU seconds: compare at equal CPU with
+#   latbench compare OUT/*/ --budget cpu.
 set -euo pipefail
 # Three lanes share this machine's cores: one TensorFlow thread per trainer (3 trainers on 2
 # cores: 1.2x the throughput of TensorFlow's default pools, BENCHMARKS.md), which is the
@@ -24,7 +27,7 @@ lane() {
       else
         latbench search --device host --latency lut --target-ms "$target" --constraint soft \
           --samples "$n" --batch 8 --spot-every 0 --controller "$ctrl" --seed "$seed" \
-          --out "$dir" --no-progress ${FIDELITY:+--fidelity "$FIDELITY"}
+          --out "$dir" --no-progress ${FIDELITY:+--fidelity "$FIDELITY"} ${SEARCH_ARGS:-}
       fi >>"$out/$ctrl-s$seed.log" 2>&1
     done
   done
