@@ -28,6 +28,8 @@ def agreement(rows: list[dict], estimate) -> tuple[float, float, int]:
         by.setdefault(r["digest"], {})[r["pass"]] = r
     err = [abs(estimate(v[2]) / estimate(v[1]) - 1) for v in by.values() if 1 in v and 2 in v]
     n = len(err)
+    if not n:
+        return float("nan"), float("nan"), 0
     return 100 * sum(err) / n, 100 * sum(e < 0.05 for e in err) / n, n
 
 

@@ -152,8 +152,8 @@ def predict_command(
     arch = load_arch(arch_file)
     progress = progress_wanted(no_progress or as_json)
     given, device_arg = None, device_name  # a profile file given by path: loaded once,
-    if predictor_file is None and device_name.endswith(".toml"):  # its name names the files
-        given = load_profile(device_name)
+    if device_name.endswith(".toml"):  # its name names the files; with --predictor, it is
+        given = load_profile(device_name)  # the profile timed when the file's device has its name
         device_name = given.name
 
     def profile_of(name: str):
@@ -202,9 +202,13 @@ def predict_command(
             )
         )
     elif missing:
-        exc = MissingKeys(missing, lut_dev, lut_prec)
+
+        def arg(name: str) -> str:  # what --device takes for it: the path, where given so
+            return device_arg if given is not None and given.name == name else name
+
+        exc = MissingKeys(missing, lut_dev, lut_prec, arg(lut_dev))
         exc.hint = (
-            f"or in one step: latbench predict {arch_file} --device {device_name} "
+            f"or in one step: latbench predict {arch_file} --device {arg(device_name)} "
             f"--precision {precision} --lut-dir {lut_dir} --profile-missing"
         )
         raise exc

@@ -149,14 +149,17 @@ def layer_features(spec: LayerSpec, lut_ms: float) -> np.ndarray:
 class MissingKeys(InputError):
     """Layers never measured on the device: `latbench profile` can fill them in."""
 
-    def __init__(self, keys: list[str], device: str, precision: str):
+    def __init__(self, keys: list[str], device: str, precision: str, device_arg: str = ""):
+        """device_arg: what --device takes for the device (a profile file's path, where the
+        user gave one), else its name."""
         self.keys = keys
         shown = "\n  ".join(keys[:20]) + (
             f"\n  ... and {len(keys) - 20} more" if len(keys) > 20 else ""
         )
         super().__init__(
             f"{len(keys)} layer(s) missing from the {device} {precision} LUT:\n  {shown}\n"
-            f"measure them with: latbench profile --device {device} --precision {precision} "
+            f"measure them with: latbench profile --device {device_arg or device} "
+            f"--precision {precision} "
             f"--arch ARCH.json   (or add --profile-missing to predict)"
         )
 

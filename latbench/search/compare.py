@@ -81,20 +81,23 @@ def load_run(path: Path) -> RunCurves:
 
 
 def spent(rows: Sequence[dict]) -> np.ndarray:
-    """Training CPU seconds after each sample. A network the run trained before costs nothing
-    again; one from an earlier run's accuracy cache costs what it cost when trained (a run
-    must not get a head start from a warm cache); a failed training costs 0 (unknown); a
-    sample trained before CPU seconds were recorded (no cpu_s) makes the rest NaN."""
-    seen: set[str] = set()
+    """Training CPU seconds after each sample. A sample's recorded cost is what its result(s)
+    cost when trained (a halving child: all its rungs, cached ones included); the run pays
+    only what it has not paid for that network already, so a network trained before in the
+    run costs nothing again, a halving child drawn again pays only its new rungs, and one from
+    an earlier run's accuracy cache costs what it cost (no head start from a warm cache). A
+    failed training costs 0 (unknown); a sample trained before CPU seconds were recorded (no
+    cpu_s) makes the rest NaN."""
+    paid: dict[str, float] = {}
     cost = []
     for r in rows:
         c = r.get("cpu_s", math.nan)
-        if r["digest"] in seen:
+        if not math.isfinite(r["accuracy"]) and not math.isfinite(c):
             c = 0.0
-        elif not math.isfinite(r["accuracy"]):
-            c = 0.0 if not math.isfinite(c) else c
-        seen.add(r["digest"])
-        cost.append(c)
+        before = paid.get(r["digest"], 0.0)
+        cost.append(max(0.0, c - before) if math.isfinite(c) else c)
+        if math.isfinite(c):
+            paid[r["digest"]] = max(before, c)
     return np.cumsum(cost)
 
 
@@ -129,7 +132,16 @@ def cpu_budget(runs: Sequence[RunCurves]) -> float:
                 f"before latbench recorded them); compare these runs with --budget samples",
                 "--budget",
             )
-    return float(min(r.cpu_s[-1] for r in runs))
+    total = float(min(r.cpu_s[-1] for r in runs))
+    for r in runs:
+        if r.cpu_s[0] > total:
+            raise InputError(
+                f"{r.path}: its first sample alone took {r.cpu_s[0]:.0f} training CPU seconds, "
+                f"more than another run's whole {total:.0f} s: no equal CPU budget holds a "
+                f"sample of every run; run that one further, or compare with --budget samples",
+                "--budget",
+            )
+    return total
 
 
 def samples_within(run: RunCurves, cpu_s: float) -> int:
@@ -199,7 +211,8 @@ def checkpoints(n: int, step: int = 25) -> list[int]:
 def cpu_checkpoints(runs: Sequence[RunCurves], total: float, parts: int = 4) -> list[float]:
     """Quarters of the CPU budget, from where every run has at least one sample."""
     first = max(float(r.cpu_s[0]) for r in runs)
-    return [x for x in (total * (i + 1) / parts for i in range(parts)) if x >= first] or [total]
+    marks = sorted({total * (i + 1) / parts for i in range(parts)})
+    return [x for x in marks if x >= first] or [total]
 
 
 def curves_png(runs: Sequence[RunCurves], n: float, path: Path, by: str = "samples") -> None:

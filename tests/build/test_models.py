@@ -94,7 +94,11 @@ def test_a_keras_file_or_savedmodel_converted_before_comes_from_the_cache(
     real = convert._convert
     monkeypatch.setattr(convert, "_convert", lambda *a: calls.append(1) or real(*a))
     first = _prepare_worker(str(models / "net.keras"), "keras", "fp32", None, None)
-    again = _prepare_worker(str(models / "net.keras"), "keras", "fp32", None, None)
+    import keras
+
+    with monkeypatch.context() as m:  # a hit neither loads the model nor converts it
+        m.setattr(keras.models, "load_model", lambda *a, **k: pytest.fail("loaded again"))
+        again = _prepare_worker(str(models / "net.keras"), "keras", "fp32", None, None)
     assert len(calls) == 1 and again == first and first["name"] == "net"
     assert first["inputs"][0]["shape"] == [1, 32, 32, 3] and first["extra"]["ops"]["CONV_2D"] == 1
     sidecar = Path(first["path"]).with_suffix(".json")

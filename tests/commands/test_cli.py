@@ -405,7 +405,12 @@ def test_predict_takes_a_profile_file_outside_the_profile_folders(tmp_path, monk
         lut_dir / "mybench_t_fp32.csv",
         {"fingerprint": {"device": "mybench"}, "converter": "c", "precision": "fp32"},
     )
-    for spec in arch_from_dict(TINY).layers():
+    first, *rest = arch_from_dict(TINY).layers()
+    lut.append(Row(first, "ok", summarize([0.5, 0.5])))
+    code, _, err = _main(monkeypatch, capsys, "predict", af, "--device", mine, "--lut-dir", lut_dir)
+    assert code == 2 and "missing from the mybench fp32 LUT" in err  # both hints give the path
+    assert f"latbench profile --device {mine} " in err and f"{af} --device {mine} " in err
+    for spec in rest:
         lut.append(Row(spec, "ok", summarize([0.5, 0.5])))
     code, out, err = _main(monkeypatch, capsys, "predict", af, "--device", mine, "--lut-dir",
                            lut_dir, "--json")  # fmt: skip

@@ -88,7 +88,29 @@ def test_an_equal_cpu_budget_counts_each_runs_training_seconds(tmp_path):
     rows = table(runs, [5.0], "cpu")
     best = {r["controller"]: r for r in rows if r["metric"] == "best_reward"}
     assert best["ppo"]["mean"] == pytest.approx(0.6) and best["random"]["samples_max"] == 1
-    old = _run(tmp_path, "random-s1", "random", 1, pts)  # written before cpu_s existed
+    # a halving child drawn again and promoted pays only its new rungs (2.5 -> 7.5 in all);
+    # a failed training costs 0, and the same network trained later pays in full
+    nan = float("nan")
+    h = _run(tmp_path, "ppo-s9", "ppo", 9, [pts[0], pts[1], pts[2], (1.0, nan, nan), pts[3]],
+             cpu=[2.5, 7.5, 1.0, 0.0, 3.0], digests=["h", "h", "x", "f", "f"])  # fmt: skip
+    np.testing.assert_allclose(load_run(h).cpu_s, [2.5, 7.5, 8.5, 8.5, 11.5])
+    # an equal budget must hold a sample of every run
+    big = _run(tmp_path, "random-s8", "random", 8, pts[:2], cpu=[9.0, 1.0])
+    with pytest.raises(InputError, match="first sample alone took 9 training CPU seconds"):
+        cpu_budget([runs[0], load_run(big)])
+    # a run written before cpu_s existed: its own header, resumed in it, refused by cpu
+    old = _run(tmp_path, "random-s1", "random", 1, pts)
+    lines = (old / "samples.csv").read_text().splitlines()
+    cols = lines[0].split(",")
+    k = cols.index("cpu_s")
+    (old / "samples.csv").write_text(
+        "\n".join(",".join(c for i, c in enumerate(ln.split(",")) if i != k) for ln in lines) + "\n"
+    )  # (no field of these rows holds a comma)
+    samples_file.append(old / "samples.csv", {**samples_file.read(old / "samples.csv")[-1],
+                                               "sample": 6, "cpu_s": 4.0})  # fmt: skip
+    assert "cpu_s" not in (old / "samples.csv").read_text().splitlines()[0]
+    assert len(samples_file.read(old / "samples.csv")) == 7
+    assert math.isnan(load_run(old).cpu_s[-1])
     with pytest.raises(InputError, match="sample 0 has no training CPU seconds.*--budget samples"):
         cpu_budget([*runs, load_run(old)])
     from conftest import latbench_cli
