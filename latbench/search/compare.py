@@ -101,15 +101,6 @@ def spent(rows: Sequence[dict]) -> np.ndarray:
     return np.cumsum(cost)
 
 
-@dataclass(frozen=True)
-class GroupCurve:
-    controller: str
-    runs: int
-    mean: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-
-
 def budget(runs: Sequence[RunCurves]) -> int:
     """The equal budget: the smallest sample count among the runs."""
     return min(len(r.rows) for r in runs)
@@ -154,16 +145,6 @@ def at_budget(run: RunCurves, metric: str, x: float, by: str = "samples") -> flo
     first sample is done."""
     n = int(x) if by == "samples" else samples_within(run, x)
     return float(getattr(run, metric)[n - 1]) if n >= 1 else math.nan
-
-
-def group(runs: Sequence[RunCurves], metric: str, n: int) -> list[GroupCurve]:
-    """Per controller: mean, min and max of `metric` ('best_reward' or 'hypervolume') over
-    its runs, for the first n samples."""
-    out = []
-    for ctrl in sorted({r.controller for r in runs}):
-        m = np.stack([getattr(r, metric)[:n] for r in runs if r.controller == ctrl])
-        out.append(GroupCurve(ctrl, len(m), m.mean(0), m.min(0), m.max(0)))
-    return out
 
 
 def check_comparable(runs: Sequence[RunCurves]) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from latbench.search import samples as samples_file
-from latbench.search.compare import budget, group, load_run, table
+from latbench.search.compare import budget, load_run, table
 from latbench.search.run import SearchConfig
 
 
@@ -54,11 +54,12 @@ def test_curves_group_and_budget(tmp_path):
     np.testing.assert_allclose(runs[0].hypervolume, [1.0 * 0.5, 3 * 0.6, 1.5 * 0.6 + 1.5 * 0.9])
     np.testing.assert_allclose(runs[0].recent_reward, [0.4, 0.55, (0.4 + 0.7 + 0.6) / 3])
     assert budget(runs) == 2
-    g = {x.controller: x for x in group(runs, "best_reward", 2)}
-    assert g["ppo"].runs == 2 and g["random"].runs == 1
-    np.testing.assert_allclose(g["ppo"].mean, [0.45, 0.8])
-    np.testing.assert_allclose(g["ppo"].lo, [0.4, 0.7])
-    np.testing.assert_allclose(g["ppo"].hi, [0.5, 0.9])
+    g = {(r["samples"], r["controller"]): r for r in table(runs, [1, 2])
+         if r["metric"] == "best_reward"}  # fmt: skip
+    assert g[2, "ppo"]["runs"] == 2 and g[2, "random"]["runs"] == 1
+    assert [g[n, "ppo"]["mean"] for n in (1, 2)] == pytest.approx([0.45, 0.8])
+    assert [g[n, "ppo"]["min"] for n in (1, 2)] == pytest.approx([0.4, 0.7])
+    assert [g[n, "ppo"]["max"] for n in (1, 2)] == pytest.approx([0.5, 0.9])
     rows = table(runs, [2])
     assert {(r["controller"], r["metric"]) for r in rows} == {
         (c, m) for c in ("ppo", "random") for m in ("best_reward", "hypervolume", "recent_reward")
