@@ -86,10 +86,10 @@ def compare_command(
     if by == "cpu":
         total = compare.cpu_budget(loaded)
         marks = compare.cpu_checkpoints(loaded, total)
-        within = {r.path: compare.samples_within(r, total) for r in loaded}
-        n = max(within.values())  # the per-run curves below go as far as any run got
     else:
-        total, marks, within = n, compare.checkpoints(n), n
+        total, marks = n, compare.checkpoints(n)
+    # each run's samples within the budget: the rows of curves.csv, the front retrained
+    within = {r.path: n if by == "samples" else compare.samples_within(r, total) for r in loaded}
     out_dir.mkdir(parents=True, exist_ok=True)
     tab = compare.table(loaded, marks, by)
     write_atomic(out_dir / "table.csv", pd.DataFrame(tab).to_csv(index=False).encode())
@@ -106,7 +106,7 @@ def compare_command(
                 "cpu_s": r.cpu_s[k],
             }
             for r in loaded
-            for k in range(n if by == "samples" else within[r.path])
+            for k in range(within[r.path])
         ]
     )
     write_atomic(out_dir / "curves.csv", per_run.to_csv(index=False).encode())
