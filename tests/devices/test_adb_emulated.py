@@ -310,8 +310,13 @@ def test_a_cold_core_is_warmed_up_before_a_row_is_timed(tmp_path, adbkey, medium
     rows = {}
     for name, clocks in (("steady", Clocks(idle=1.0)), ("ramping", Clocks())):
         with EmulatedPhone(tmp_path / name, clocks=clocks) as ph:
-            with open_device(profile(ph, adbkey, tmp_path / name, warmup_s=0.6, repeats=3)) as dev:
-                rows[name] = dev.measure(medium_tflite).median_ms
+            got = []  # the faster of two rows, each from an idle core: this host's own speed
+            for _ in range(2):  # jumps 1.2-1.4x within seconds (BENCHMARKS, few-shot)
+                time.sleep(0.5)  # the core idles down again (as before "cold" below)
+                prof = profile(ph, adbkey, tmp_path / name, warmup_s=0.6, repeats=3)
+                with open_device(prof) as dev:
+                    got.append(dev.measure(medium_tflite).median_ms)
+            rows[name] = min(got)
             if name == "ramping":  # what latbench did before: no time-based warm-up, one invocation
                 time.sleep(0.5)
                 with open_device(
