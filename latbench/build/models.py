@@ -299,6 +299,17 @@ def _fixed_shape(name: str, shape: Sequence[int | None], override) -> tuple[int,
     return tuple(int(d) for d in dims)
 
 
+def _keras_version() -> str:
+    """Keras' own version: it rebuilds a model from its config, so it is part of a Keras recipe
+    (TensorFlow's, the converter's, is in every cache key already: model_cache_path)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("keras")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def _recipe_path(recipe: str, precision: str) -> Path:
     return model_cache_path(recipe.encode().hex().encode(), f"{recipe}|{precision}")
 
@@ -374,7 +385,7 @@ def keras_tflite(
         for w in model.weights:
             h.update(w.numpy().tobytes())
         digest = h.hexdigest()
-    recipe = recipe or f"keras|{digest}|{shape}"
+    recipe = recipe or f"keras-{_keras_version()}|{digest}|{shape}"
     hit = _cached(recipe, precision)
     if hit is not None:
         return hit
@@ -392,16 +403,23 @@ def keras_tflite(
 
 
 def _convert_keras_file(path: Path, precision: str, input_shape) -> dict[str, Any]:
-    """A .keras / .h5 file, looked up in the cache by its bytes before Keras loads it."""
+    """A .keras / .h5 file, looked up in the cache by its bytes before Keras loads it. Keras
+    loads those very bytes (a private copy), so a file rewritten meanwhile cannot put another
+    model's conversion under this key."""
+    import tempfile
+
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     shape = None if input_shape is None else tuple(int(d) for d in input_shape)
-    recipe = f"keras-file|{digest}|{shape}"
+    recipe = f"keras-file-{_keras_version()}|{digest}|{shape}"
     out = _cached(recipe, precision)
     if out is None:
         import keras
 
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
+        with tempfile.TemporaryDirectory(prefix="latbench-keras-") as tmp:
+            copy = Path(tmp) / f"model{path.suffix.lower()}"
+            copy.write_bytes(data)
+            model = keras.models.load_model(copy, compile=False, safe_mode=True)
         out = keras_tflite(model, precision, input_shape, digest, recipe)
     out["name"] = path.stem
     return out
@@ -410,9 +428,10 @@ def _convert_keras_file(path: Path, precision: str, input_shape) -> dict[str, An
 def _convert_savedmodel(path: Path, precision: str, input_shape, signature) -> dict[str, Any]:
     h = hashlib.sha256()
     for f in sorted(path.rglob("*")):
-        if f.is_file():
-            h.update(f.relative_to(path).as_posix().encode())
-            h.update(f.read_bytes())
+        if f.is_file():  # each name and content length-prefixed: no two folders hash alike
+            for part in (f.relative_to(path).as_posix().encode(), f.read_bytes()):
+                h.update(len(part).to_bytes(8, "little"))
+                h.update(part)
     shape_arg = None if input_shape is None else tuple(int(d) for d in input_shape)
     recipe = f"savedmodel|{h.hexdigest()}|{signature}|{shape_arg}"
     hit = _cached(recipe, precision)

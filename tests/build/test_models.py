@@ -115,6 +115,36 @@ def test_a_keras_file_or_savedmodel_converted_before_comes_from_the_cache(
     saved = [_prepare_worker(str(models / "saved"), "savedmodel", "fp32", None, None)
              for _ in range(2)]  # fmt: skip
     assert len(calls) == 7 and saved[0] == saved[1] and saved[0]["name"] == "saved"
+    import latbench.build.models as bm
+
+    with monkeypatch.context() as m:  # another Keras rebuilds the model: another entry
+        m.setattr(bm, "_keras_version", lambda: "0.0-other")
+        other = _prepare_worker(str(models / "net.keras"), "keras", "fp32", None, None)
+    assert len(calls) == 8 and other["path"] != first["path"]
+
+
+@pytest.mark.slow
+def test_keras_loads_the_bytes_that_were_hashed_not_the_file_again(models, tmp_path, monkeypatch):
+    """A .keras file rewritten between the cache lookup and Keras' load: the conversion
+    stored under the first bytes' key is of the first bytes' model."""
+    import shutil
+
+    import keras
+
+    from latbench.build.models import _prepare_worker
+
+    monkeypatch.setenv("LATBENCH_CACHE", str(tmp_path / "cache"))
+    user = tmp_path / "user.keras"
+    shutil.copy(models / "net.keras", user)
+    real = keras.models.load_model
+
+    def swap_then_load(path, **kw):  # the user's file changes under latbench's feet
+        shutil.copy(models / "dyn.keras", user)
+        return real(path, **kw)
+
+    monkeypatch.setattr(keras.models, "load_model", swap_then_load)
+    first = _prepare_worker(str(user), "keras", "fp32", None, None)
+    assert first["inputs"][0]["shape"] == [1, 32, 32, 3]  # net.keras', not dyn.keras'
 
 
 def _damaged(models: Path, tmp: Path) -> dict[str, Path]:
