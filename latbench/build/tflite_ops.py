@@ -98,9 +98,8 @@ class Decomposition:
     refused: dict[str, str]  # operator name -> why it cannot be timed alone
     precision: str
     subgraphs: int
-    fused: frozenset[int] = (
-        frozenset()
-    )  # operator indexes the delegate folds into the next (FUSED_PAD)
+    # operator indexes whose kernel the runtime folds into a neighbour's (RUNTIME_FUSIONS)
+    fused: frozenset[int] = frozenset()
 
 
 def op_path(spec: OpSpec) -> Path:
@@ -270,37 +269,73 @@ def decompose(data: bytes, source: str = "") -> Decomposition:
         ) from None
     precision = "int8" if int_acts else "fp32"
     ops = [OpSpec(n, v, o, i, out, q, precision, source, idx) for n, v, o, i, out, q, idx in raw]
-    return Decomposition(ops, refused, precision, len(model.subgraphs), fused_pads(model, types))
+    fused = fused_ops(model, types, precision)
+    return Decomposition(ops, refused, precision, len(model.subgraphs), fused)
 
 
-# XNNPACK folds a zero PAD of the two spatial dimensions into the [depthwise] convolution that
-# alone reads its output (its subgraph fusion: "fuse Constant Pad node downstream into
-# [Depthwise] Convolution 2D"): in the network the PAD is no kernel of its own.
+# Operators whose kernel the runtime folds into a neighbour's, so that in the network they
+# are no kernel of their own: their isolated rows are still measured, but a model's operator
+# sum counts them 0. Each rule was found by timing blocks with and without the pattern on
+# the host's XNNPACK (ai-edge-litert 2.3; benchmarks/runtime_fusions.py, BENCHMARKS.md):
+#   pad-into-conv: a zero PAD of the two spatial dimensions read only by a [depthwise]
+#     convolution (XNNPACK's "fuse Constant Pad node downstream into Convolution 2D"); any
+#     precision.
+#   swish-mul (int8): MUL(x, LOGISTIC(x)) with the LOGISTIC read only by that MUL, in a
+#     quantized model: the block with the pair times the same as with the LOGISTIC alone,
+#     while the same MUL of x and the sigmoid of another tensor costs its isolated row
+#     (fp32 keeps both kernels: the MUL costs its row there).
+# Other runtimes (a phone's GPU delegate, the reference kernels) may fold differently: phone
+# op profiles (profiling/innetwork.py) show it operator by operator.
+RUNTIME_FUSIONS = ("pad-into-conv", "swish-mul")
 FUSED_PAD = ("PAD", frozenset({"CONV_2D", "DEPTHWISE_CONV_2D"}))
 
 
-def fused_pads(model, types: dict[int, str]) -> frozenset[int]:
-    """Indexes of subgraph 0's PAD operators that XNNPACK folds into the next convolution."""
+def fused_ops(
+    model, types: dict[int, str], precision: str, rules: tuple[str, ...] = RUNTIME_FUSIONS
+) -> frozenset[int]:
+    """Indexes of subgraph 0's operators that one of `rules` (RUNTIME_FUSIONS) folds away."""
     sg = model.subgraphs[0]
     ops = list(sg.operators or [])
-    readers: dict[int, list[str]] = {}
-    for op in ops:
-        name = op_name(model, op)[0]
+    names = [op_name(model, op)[0] for op in ops]
+    readers: dict[int, list[int]] = {}  # tensor -> the operators reading it
+    made_by: dict[int, int] = {}  # tensor -> the operator writing it
+    for j, op in enumerate(ops):
         for i in op.inputs if op.inputs is not None else []:
             if i >= 0:
-                readers.setdefault(int(i), []).append(name)
+                readers.setdefault(int(i), []).append(j)
+        for i in op.outputs if op.outputs is not None else []:
+            made_by[int(i)] = j
     outputs = {int(i) for i in (sg.outputs if sg.outputs is not None else [])}
+
+    def only_reader(tensor: int) -> int | None:
+        r = readers.get(tensor, [])
+        return r[0] if len(r) == 1 and tensor not in outputs else None
+
     out = set()
     for idx, op in enumerate(ops):
-        if op_name(model, op)[0] != FUSED_PAD[0] or op.outputs is None or len(op.outputs) != 1:
-            continue
-        src, dst = _tensor(sg, int(op.inputs[0])), _tensor(sg, int(op.outputs[0]))
-        a = [] if src.shape is None else [int(x) for x in src.shape]
-        b = [] if dst.shape is None else [int(x) for x in dst.shape]
-        spatial = len(a) == len(b) == 4 and a[0] == b[0] and a[3] == b[3]
-        r = readers.get(int(op.outputs[0]), [])
-        if spatial and len(r) == 1 and r[0] in FUSED_PAD[1] and int(op.outputs[0]) not in outputs:
-            out.add(idx)
+        ins = [int(x) for x in (op.inputs if op.inputs is not None else [])]
+        outs = [int(x) for x in (op.outputs if op.outputs is not None else [])]
+        if "pad-into-conv" in rules and names[idx] == FUSED_PAD[0] and len(outs) == 1 and ins:
+            src, dst = _tensor(sg, ins[0]), _tensor(sg, outs[0])
+            a = [] if src.shape is None else [int(x) for x in src.shape]
+            b = [] if dst.shape is None else [int(x) for x in dst.shape]
+            spatial = len(a) == len(b) == 4 and a[0] == b[0] and a[3] == b[3]
+            reader = only_reader(outs[0])
+            if spatial and reader is not None and names[reader] in FUSED_PAD[1]:
+                out.add(idx)
+        elif (
+            "swish-mul" in rules and names[idx] == "MUL" and precision == "int8"
+            and len(ins) == 2 and -1 not in ins
+        ):  # fmt: skip
+            act = getattr(op.builtinOptions, "fusedActivationFunction", 0)
+            for x, gate in (ins, ins[::-1]):
+                j = made_by.get(gate)
+                if (
+                    j is not None and names[j] == "LOGISTIC" and not act
+                    and [int(t) for t in ops[j].inputs] == [x] and only_reader(gate) == idx
+                ):  # fmt: skip
+                    out.add(idx)
+                    break
     return frozenset(out)
 
 

@@ -1,8 +1,9 @@
 """Any model's latency as the sum of its operators' rows in the device's operator LUT.
 
-One fusion is the runtime's, not the converter's: XNNPACK folds a zero PAD of the spatial
-dimensions into the convolution that alone reads it (build/tflite_ops.FUSED_PAD), so such a
-PAD counts 0 in the sum (it is listed, marked fused; its isolated row is still measured).
+Some fusions are the runtime's, not the converter's (build/tflite_ops.RUNTIME_FUSIONS):
+XNNPACK folds a zero PAD of the spatial dimensions into the convolution that alone reads it,
+and in an int8 model the MUL of a swish, x * sigmoid(x), into its LOGISTIC. Such an operator
+counts 0 in the sum (it is listed, marked fused; its isolated row is still measured).
 
 The first, uncalibrated operator-level predictor (issue 22, section 3): every operator of
 subgraph 0 (`build/tflite_ops.decompose`) looked up by key in LUTDIR/DEVICE_PRECISION.ops.csv

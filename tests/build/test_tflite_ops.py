@@ -187,3 +187,25 @@ def test_a_pad_read_only_by_a_convolution_is_marked_fused_and_counts_nothing():
     pred = op_sum(model, _lut(model.ops), "host")
     assert pred.rows[fused][1] == 0.0 and pred.to_dict()["operators"][fused]["fused"]
     assert pred.total_ms == sum(1.0 + i for i in range(len(d.ops)) if i != fused)
+
+
+def test_an_int8_swish_mul_is_marked_fused_and_a_gate_or_an_fp32_swish_is_not():
+    from latbench.predictors.opsum import op_sum
+    from latbench.profiling.oplut import ModelOps
+    from tests.predictors.test_opsum import _lut
+
+    d8 = decompose((FIXTURES / "swish_int8.tflite").read_bytes())
+    names = [o.op for o in d8.ops]
+    muls = [j for j, n in enumerate(names) if n == "MUL"]
+    assert d8.precision == "int8" and len(muls) == 2 and names.count("LOGISTIC") == 2
+    swish, gate = sorted(muls, key=lambda j: d8.ops[j].index)
+    (fused,) = d8.fused  # the swish's MUL, whose other input is its LOGISTIC's input
+    assert d8.ops[swish].index == fused and d8.ops[gate].index not in d8.fused
+    model = ModelOps("swish", "swish_int8.tflite", FIXTURES / "swish_int8.tflite", d8)
+    pred = op_sum(model, _lut(model.ops), "host")
+    assert pred.rows[swish][1] == 0.0 and pred.to_dict()["operators"][swish]["fused"]
+    assert pred.rows[gate][1] > 0 and "fused" not in pred.to_dict()["operators"][gate]
+
+    d32 = decompose((FIXTURES / "swish_fp32.tflite").read_bytes())
+    assert d32.precision == "fp32" and [o.op for o in d32.ops].count("MUL") == 2
+    assert d32.fused == frozenset()  # fp32 keeps both kernels (BENCHMARKS, runtime fusions)
