@@ -156,8 +156,11 @@ def predict_command(
         given = load_profile(device_name)  # the profile timed when the file's device has its name
         device_name = given.name
 
+    def is_given(name: str) -> bool:  # the device of the profile file given by path
+        return given is not None and given.name == name
+
     def profile_of(name: str):
-        return given if given is not None and given.name == name else load_profile(name)
+        return given if is_given(name) else load_profile(name)
 
     if predictor_file is not None:
         model = load_predictor_file(predictor_file, lut_dir, predictor_method)
@@ -204,7 +207,7 @@ def predict_command(
     elif missing:
 
         def arg(name: str) -> str:  # what --device takes for it: the path, where given so
-            return device_arg if given is not None and given.name == name else name
+            return device_arg if is_given(name) else name
 
         exc = MissingKeys(missing, lut_dev, lut_prec, arg(lut_dev))
         exc.hint = (
