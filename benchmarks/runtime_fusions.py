@@ -9,7 +9,12 @@ Each variant is 4 inverted-residual blocks at 56x56 (1x1 conv to 144 channels, d
   sig    a sigmoid (LOGISTIC);          swish x * sigmoid(x) (LOGISTIC + MUL);
   gate   y * sigmoid(conv(x)): the same LOGISTIC + MUL, but the MUL's other input is not the
          LOGISTIC's input (no swish);   gate0 y * relu(conv(x)) (a MUL without LOGISTIC);
-  se     swish and a squeeze-excite (MEAN, two 1x1 convs, sigmoid, broadcast MUL).
+  se     swish and a squeeze-excite (MEAN, two 1x1 convs, sigmoid, broadcast MUL);
+  avgpool / maxpool  a 3x3 stride-1 pool after the depthwise conv (NASNet's);
+  prerelu a standalone RELU before the expansion conv, on the block input that the residual
+         add also reads (NASNet's pattern: the converter cannot fuse it);
+  fused / fused_swish  EfficientNetV2's fused-MBConv instead: 3x3 conv to 144 channels
+         [swish], 1x1 conv back, residual add.
 The operators are measured alone into a fresh operator LUT (OUT/lut_PRECISION), then every
 variant is timed whole REPEATS times (default 3; each the fastest of 5 measurements,
 variants interleaved). Printed per variant: whole ms, the plain operator sum (ms) without
@@ -31,7 +36,13 @@ def block(variant: str, hw: int = 56, c: int = 144):
 
     x = inp = keras.Input((hw, hw, 24), batch_size=1)
     for _ in range(4):
-        y = L.Conv2D(c, 1)(x)
+        if variant.startswith("fused"):  # EfficientNetV2's fused-MBConv: 3x3 conv, swish, 1x1
+            y = L.Conv2D(c, 3, padding="same")(x)
+            y = L.Activation("swish")(y) if variant == "fused_swish" else y
+            x = L.Add()([x, L.Conv2D(24, 1)(y)])
+            continue
+        # prerelu: NASNet's ReLU on a tensor that is also read raw (no conv to fuse it into)
+        y = L.Conv2D(c, 1)(L.Activation("relu")(x) if variant == "prerelu" else x)
         if variant in ("swish", "se"):
             y = L.Activation("swish")(y)
         elif variant == "relu":
@@ -39,6 +50,10 @@ def block(variant: str, hw: int = 56, c: int = 144):
         elif variant == "sig":
             y = L.Activation("sigmoid")(y)
         y = L.DepthwiseConv2D(3, padding="same")(y)
+        if variant == "avgpool":  # NASNet's 3x3 average pool, stride 1
+            y = L.AveragePooling2D(3, 1, padding="same")(y)
+        elif variant == "maxpool":
+            y = L.MaxPooling2D(3, 1, padding="same")(y)
         if variant == "gate":
             y = L.Multiply()([y, L.Activation("sigmoid")(L.Conv2D(c, 1)(x))])
         elif variant == "gate0":
