@@ -189,7 +189,6 @@ def build(
         quiet.wait_free()
         t0 = time.monotonic()
         keras.utils.set_random_seed(zlib.crc32(name.encode()))  # the same weights each run
-
         m = getattr(keras.applications, ctor)(weights=None, input_shape=(size, size, 3))
         r = keras_tflite(m, precision)
         t_conv[name] = time.monotonic() - t0
