@@ -154,3 +154,17 @@ def test_the_tests_mirror_the_stage_folders():
     folders = {p.name for p in tests.iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
     stages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
     assert folders <= stages, f"test folders without a stage: {sorted(folders - stages)}"
+
+
+def test_every_test_folder_is_collected(pytestconfig):
+    """A test folder whose name pytest skips by default (tests/build/ matched "build") would
+    drop its tests from every run without a word: none of them may match norecursedirs."""
+    from fnmatch import fnmatch
+
+    root = Path(__file__).resolve().parent
+    skip = pytestconfig.getini("norecursedirs")
+    folders = {p.parent for p in root.rglob("test_*.py")}
+    assert root / "build" in folders
+    for folder in folders:
+        for part in folder.relative_to(root).parts:
+            assert not any(fnmatch(part, pat) for pat in skip), (folder, part)
