@@ -38,14 +38,21 @@ def match_rows(model: ModelOps, rows: list[OpProfileRow]) -> tuple[list[float | 
             ms[at[r.node]] = r.avg_ms
     inner = [r for r in rows if r.delegated]
     fused = getattr(getattr(model, "decomposition", None), "fused", frozenset())
-    left = [j for j, v in enumerate(ms) if v is None and model.ops[j].index not in fused]
-    if inner:  # a PAD XNNPACK folded into the next convolution has no row: its time is there
-        ms = [0.0 if v is None and model.ops[j].index in fused else v for j, v in enumerate(ms)]
+    # Which folded operators have no row of their own: all of them (the delegate removed each
+    # node), only the PADs (XNNPACK's "fuse Constant Pad" is a graph rewrite; a swish MUL
+    # folded at int8 may still print a row), or none; the first that matches one to one.
+    pads = frozenset(o.index for o in model.ops if o.index in fused and o.op == "PAD")
+    for absent in dict.fromkeys((frozenset(fused), pads, frozenset())):
+        left = [j for j, v in enumerate(ms) if v is None and model.ops[j].index not in absent]
+        if len(left) == len(inner):
+            break
     if not inner:
         note = "interpreter nodes, by node index"
     elif len(inner) == len(left):
         for j, r in zip(left, inner):
             ms[j] = r.avg_ms
+        # a folded operator without a row: its time is in the operator it was folded into
+        ms = [0.0 if v is None and model.ops[j].index in absent else v for j, v in enumerate(ms)]
         note = f"{len(inner)} delegate operators, in graph order"
     else:
         note = (f"{len(inner)} delegate operators for {len(left)} TFLite operators (the delegate "

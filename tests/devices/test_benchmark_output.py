@@ -273,3 +273,38 @@ def test_the_operator_profile_rows_carry_node_indices_and_delegate_rows_their_or
     with pytest.raises(BenchmarkOutputError, match="no 'Operator-wise"):
         operator_profile(parse_benchmark_output(
             (FIX / "tf2_4_current_no_prefix.txt").read_text()))  # fmt: skip
+
+
+@pytest.mark.parametrize("mul_row", [False, True])
+def test_delegate_rows_match_with_a_folded_operator_with_or_without_its_own_row(mul_row):
+    """XNNPACK's rows follow the model's operators in graph order. A PAD it folds into the
+    convolution has no row; an int8 swish MUL latbench counts as folded may or may not print
+    one: both match one to one, the folded operator's time 0 where it has no row."""
+    from latbench.devices.benchmark_output import OpProfileRow
+    from latbench.profiling.innetwork import match_rows
+
+    class Op:
+        def __init__(self, i, op):
+            self.index, self.op = i, op
+
+    class Decomposition:
+        fused = frozenset({0, 3})  # the PAD and the swish's MUL
+
+    class Model:
+        ops = [Op(0, "PAD"), Op(1, "CONV_2D"), Op(2, "LOGISTIC"), Op(3, "MUL"), Op(4, "MEAN")]
+        decomposition = Decomposition()
+
+    names = ["CONV_2D", "LOGISTIC", *(["MUL"] if mul_row else []), "MEAN"]
+    rows = [OpProfileRow("TfLiteXNNPackDelegate", "[out]:5", 1.0, 1.0, 5, False, True)] + [
+        OpProfileRow(n, f"Delegate/{n}:{i}", 0.1 * (i + 1), 0.1 * (i + 1), None, True, False)
+        for i, n in enumerate(names)
+    ]
+    ms, how = match_rows(Model(), rows)  # type: ignore[arg-type]
+    assert how == f"{len(names)} delegate operators, in graph order"
+    if mul_row:
+        assert ms == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    else:
+        assert ms == pytest.approx([0.0, 0.1, 0.2, 0.0, 0.3])
+    extra = rows + [OpProfileRow("X", "Delegate/X:9", 1.0, 1.0, None, True, False)] * 3
+    ms, how = match_rows(Model(), extra)  # type: ignore[arg-type]
+    assert "not matched one to one" in how and ms == [None] * 5
