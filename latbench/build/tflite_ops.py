@@ -269,7 +269,7 @@ def decompose(data: bytes, source: str = "") -> Decomposition:
         ) from None
     precision = "int8" if int_acts else "fp32"
     ops = [OpSpec(n, v, o, i, out, q, precision, source, idx) for n, v, o, i, out, q, idx in raw]
-    fused = fused_ops(model, types, precision)
+    fused = fused_ops(model, precision)
     return Decomposition(ops, refused, precision, len(model.subgraphs), fused)
 
 
@@ -290,9 +290,7 @@ RUNTIME_FUSIONS = ("pad-into-conv", "swish-mul")
 FUSED_PAD = ("PAD", frozenset({"CONV_2D", "DEPTHWISE_CONV_2D"}))
 
 
-def fused_ops(
-    model, types: dict[int, str], precision: str, rules: tuple[str, ...] = RUNTIME_FUSIONS
-) -> frozenset[int]:
+def fused_ops(model, precision: str, rules: tuple[str, ...] = RUNTIME_FUSIONS) -> frozenset[int]:
     """Indexes of subgraph 0's operators that one of `rules` (RUNTIME_FUSIONS) folds away."""
     sg = model.subgraphs[0]
     ops = list(sg.operators or [])
@@ -332,7 +330,8 @@ def fused_ops(
                 j = made_by.get(gate)
                 if (
                     j is not None and names[j] == "LOGISTIC" and not act
-                    and [int(t) for t in ops[j].inputs] == [x] and only_reader(gate) == idx
+                    and [int(t) for t in (ops[j].inputs if ops[j].inputs is not None else [])]
+                    == [x] and only_reader(gate) == idx
                 ):  # fmt: skip
                     out.add(idx)
                     break

@@ -90,12 +90,11 @@ def print_op_profile(graph: Path, threads: int, xnnpack: bool, runs: int, out) -
     total = sum(per_op) or 1.0
     rows = []  # (type, ms, name)
     if xnnpack:
-        from latbench.build.tflite_ops import _names, fused_ops, tflite_schema
+        from latbench.build.tflite_ops import fused_ops
 
         outs = ", ".join(tname(int(i)) for i in sg.outputs)
         rows.append(("TfLiteXNNPackDelegate", sum(per_op), f"[{outs}]:{len(ops)}"))
-        types = _names(tflite_schema().TensorType)
-        fused = fused_ops(model, types, "int8" if int8 else "fp32", rules=("pad-into-conv",))
+        fused = fused_ops(model, "int8" if int8 else "fp32", rules=("pad-into-conv",))
         for i in sorted(fused):  # XNNPACK folds these PADs into the next convolution
             per_op[i + 1] += per_op[i]
         kept = [(n, ms) for i, (n, ms) in enumerate(zip(names, per_op)) if i not in fused]
