@@ -324,12 +324,12 @@ def fused_ops(model, precision: str, rules: tuple[str, ...] = RUNTIME_FUSIONS) -
         elif (
             "swish-mul" in rules and names[idx] == "MUL" and precision == "int8"
             and len(ins) == 2 and -1 not in ins
+            and not getattr(op.builtinOptions, "fusedActivationFunction", 0)
         ):  # fmt: skip
-            act = getattr(op.builtinOptions, "fusedActivationFunction", 0)
             for x, gate in (ins, ins[::-1]):
                 j = made_by.get(gate)
                 if (
-                    j is not None and names[j] == "LOGISTIC" and not act
+                    j is not None and names[j] == "LOGISTIC"
                     and [int(t) for t in (ops[j].inputs if ops[j].inputs is not None else [])]
                     == [x] and only_reader(gate) == idx
                 ):  # fmt: skip
