@@ -249,8 +249,13 @@ def _time(quiet, log, apps, calib, precision, lut_dir, passes):
             (s2,) = profile_ops([dev], calib, precision, lut_dir, progress=True)
             log["calib_lut"] = s2.line()
             quiet.checkpoint()
+            sentinels: list = []
             res = measure_models(dev, calib + apps, models_path(lut_dir, "host", precision),
-                                 precision, passes=passes, seed=5, progress=True)  # fmt: skip
+                                 precision, passes=passes, seed=5, progress=True,
+                                 sentinels=sentinels)  # fmt: skip
+            if sentinels:  # how the machine's speed moved against the operator rows' time
+                log["sentinel"] = sentinels[0].summary()
+                print(sentinels[0].line(), file=sys.stderr)
         log["load_after"] = os.getloadavg()
     finally:
         quiet.release()
@@ -282,6 +287,7 @@ def _fit(log, res, apps, calib, precision, lut_dir, out):
         p = {k: float(f.predict(X)[0]) for k, f in fit.fitted.items()}
         rows.append({
             "model": m.name, "ops": len(m.ops), "measured_ms": r.median_ms, "flags": r.flags,
+            "passes": r.passes, "corrected": r.corrected, "disturbed": r.disturbed,
             **{f"{k}_ms": v for k, v in p.items()},
             **({f"{k}_err_pct": 100 * (v - r.median_ms) / r.median_ms for k, v in p.items()}
                if r.median_ms else {}),

@@ -134,7 +134,7 @@ def load_results(path: Path) -> dict[str, NetResult]:
     timed (its `speed`) is scaled back by that speed beyond DRIFT_LIMIT, and left out
     beyond REFUSE_LIMIT (the next pass or run times that network again).
     """
-    from latbench.profiling.sentinel import DRIFT_LIMIT, REFUSE_LIMIT
+    from latbench.profiling.sentinel import corrected_ms
 
     _, rows = records.read(path, NET_COLUMNS, NET_OPTIONAL)
     by: dict[str, dict] = {}
@@ -159,13 +159,12 @@ def load_results(path: Path) -> dict[str, NetResult]:
             e["flags"] |= {str(f) for f in state.get("flags", [])}
         if med is None:
             e["err"] = r["error"] or "failed"
-        elif speed is not None and speed > 1 + REFUSE_LIMIT:
-            e["dis"] += 1
-        elif speed is not None and speed > 1 + DRIFT_LIMIT:
-            e["meds"].append(med / speed)
-            e["cor"] += 1
         else:
-            e["meds"].append(med)
+            ms, how = corrected_ms(med, speed)
+            e["dis"] += how == "disturbed"
+            e["cor"] += how == "corrected"
+            if ms is not None:
+                e["meds"].append(ms)
     return {
         d: NetResult(
             e["net"],
@@ -292,7 +291,7 @@ def measure_sets(
         if shuffle_seed is not None or passes > 1:
             random.Random((shuffle_seed or 0) + 1000 * p).shuffle(order)
         if order and sentinel is None:
-            sentinel = _start_sentinel(device, Path(sets[0][0]).parent, precision, context)
+            sentinel = start_sentinel(device, Path(sets[0][0]).parent, precision, context)
             if sentinels is not None:
                 sentinels.append(sentinel)
         for i, m, err in measure_archs(
@@ -342,16 +341,21 @@ def measure_sets(
     return [load_results(path) for path, _ in sets]
 
 
-def _start_sentinel(device: Device, lut_dir: Path, precision: str, context: str):
+def start_sentinel(
+    device: Device, lut_dir: Path, precision: str, context: str, reference: str = "profile"
+):
     """The job's sentinel, first reading taken; refuses to start on a machine that already
     times the sentinel more than REFUSE_LIMIT slower than when the LUT was timed (once more
-    after a pause first: a burst of load passes)."""
+    after a pause first: a burst of load passes). `reference`: whose readings say how fast
+    the machine was then (Sentinel)."""
     import time
 
     from latbench.errors import LatbenchError
     from latbench.profiling.sentinel import REFUSE_LIMIT, Sentinel
 
-    sentinel = Sentinel(device, lut_dir, precision, context, network=True).start()
+    sentinel = Sentinel(
+        device, lut_dir, precision, context, network=True, reference=reference
+    ).start()
     for attempt in range(2):
         speed = sentinel.speed()
         if speed is None or speed <= 1 + REFUSE_LIMIT:

@@ -512,6 +512,7 @@ def calibrate_ops(
     operator LUT (calibration/opcalib.py); holds the device's operator calibration locks."""
     import contextlib
 
+    from latbench.calibration.calibrate import conditions, conditions_warning
     from latbench.calibration.opcalib import (
         fit_models,
         measure_models,
@@ -550,8 +551,16 @@ def calibrate_ops(
             with open_device(profile) as dev:
                 (summ,) = profile_ops([dev], prepared, precision, lut_dir, progress=progress)
                 log(summ.line())
-                results = measure_models(dev, prepared, mpath, precision, passes, seed, progress)
+                sentinels: list = []
+                results = measure_models(
+                    dev, prepared, mpath, precision, passes, seed, progress, sentinels
+                )
             ok = [(m, results[model_digest(m)]) for m in prepared]
+            measured_under = conditions([r for _, r in ok], sentinels[0] if sentinels else None)
+            if sentinels:
+                log(sentinels[0].line())
+            if warning := conditions_warning(measured_under, "models"):
+                log(warning)
             failed = [m.name for m, r in ok if r.median_ms is None]
             if failed:
                 log(f"leaving out {len(failed)} model(s) that failed to run: {', '.join(failed)}")
@@ -569,12 +578,14 @@ def calibrate_ops(
                 "few-shot" if (lut_device, lut_prec) != (device, precision) else "measurements file"
             )
             source = measurements
+            measured_under = None
         if not fit_on:
             raise InputError("no successfully measured models to fit on", "--model")
         lut = load_op_lut(lut_dir, lut_device, lut_prec)
         fit = fit_models(
             lut, lut_device, fit_on, y, device=device, precision=precision, mode=mode,
             source=Path(source).name, source_sha=file_sha256(source),
+            measured_under=measured_under,
         )  # fmt: skip
         fit.save(ppath)
     return Calibration(

@@ -46,8 +46,12 @@ from latbench.records import parse_csv
 
 MODEL_COLUMNS = [
     "digest", "name", "source", "status", "median_ms", "p10_ms", "p90_ms", "std_ms", "runs",
-    "ci_rel", "error", "measured_at", "pass", "device_state",
+    "ci_rel", "error", "measured_at", "pass", "speed", "device_state",
 ]  # fmt: skip
+# Added later (older files read it as ""): speed, the sentinel layer when the row was timed
+# over its reading while the device's operator LUT was profiled (1.08 = the machine timed
+# 8 % slower than when the operator rows were timed; "" = not known), as calibrate.py's.
+MODEL_OPTIONAL = {"speed"}
 
 
 def models_path(lut_dir: Path, device: str, precision: str) -> Path:
@@ -65,29 +69,53 @@ class ModelResult:
     name: str
     source: str
     median_ms: float | None  # the median of its passes' medians; None: it failed
-    passes: int
+    passes: int  # measurements behind median_ms
     error: str = ""
     flags: tuple[str, ...] = ()
+    corrected: int = 0  # of them, timed on a slower machine and scaled back (sentinel speed)
+    disturbed: int = 0  # measurements left out: timed more than REFUSE_LIMIT slower
+
+
+def _speed(text: str) -> float | None:
+    """A row's sentinel speed ("": not known); a ValueError naming the field otherwise."""
+    if not text:
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and 0 < v < 1e6):
+        raise ValueError(f"speed {text!r} is not a positive number")
+    return v
 
 
 def load_model_results(path: Path) -> dict[str, ModelResult]:
-    """digest -> result for the rows of a measured-models file (every number checked)."""
-    _, rows = records.read(path, MODEL_COLUMNS)
+    """digest -> result for the rows of a measured-models file (every number checked). A row
+    timed while the sentinel said the machine was slower than when the operator LUT was
+    timed is scaled back or left out (sentinel.corrected_ms), as a network's is."""
+    from latbench.profiling.sentinel import corrected_ms
+
+    _, rows = records.read(path, MODEL_COLUMNS, MODEL_OPTIONAL)
     by: dict[str, dict[str, Any]] = {}
     for n, r in enumerate(rows):
         try:
             med = checked_ms(r["median_ms"], "median_ms") if r["status"] == "ok" else None
+            speed = _speed(r.get("speed") or "")
             state = parse_json(r["device_state"], "device_state") if r["device_state"] else {}
         except (ValueError, TypeError, InputError) as exc:
             raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None
         e = by.setdefault(r["digest"], {"name": r["name"], "source": r["source"], "meds": [],
-                                        "err": "", "flags": set()})  # fmt: skip
+                                        "err": "", "flags": set(), "cor": 0, "dis": 0})  # fmt: skip
         if isinstance(state, dict):
             e["flags"] |= {str(f) for f in state.get("flags", [])}
         if med is None:
             e["err"] = r["error"] or "failed"
         else:
-            e["meds"].append(med)
+            ms, how = corrected_ms(med, speed)
+            e["cor"] += how == "corrected"
+            e["dis"] += how == "disturbed"
+            if ms is not None:
+                e["meds"].append(ms)
     return {
         d: ModelResult(
             e["name"],
@@ -96,6 +124,8 @@ def load_model_results(path: Path) -> dict[str, ModelResult]:
             len(e["meds"]),
             e["err"],
             tuple(sorted(e["flags"])),
+            e["cor"],
+            e["dis"],
         )  # fmt: skip
         for d, e in by.items()
     }
@@ -109,16 +139,29 @@ def measure_models(
     passes: int = 1,
     seed: int = 0,
     progress: bool = True,
+    sentinels: list | None = None,
 ) -> dict[str, ModelResult]:
     """Time each model whole on the device, `passes` times in shuffled orders (minutes apart),
-    one row appended per model and pass; rows already in `path` count (a run resumes)."""
+    one row appended per model and pass; rows already in `path` count (a run resumes).
+
+    The sentinel is re-timed at intervals, as calibrate's networks are: each row records its
+    speed against the readings taken while the device's operator LUT (in `path`'s folder)
+    was profiled, and `load_model_results` scales back a model timed on a slower machine.
+    A machine already more than REFUSE_LIMIT slower stops the job before anything is timed.
+    The Sentinel used is appended to `sentinels` when given."""
     from tqdm import tqdm
 
+    from latbench.calibration.calibrate import start_sentinel
     from latbench.devices import ModelRunError
     from latbench.profiling.layers import lut_meta
+    from latbench.profiling.oplut import op_lut_path
 
-    records.open_for_append(path, lut_meta(device, precision, space="models"), MODEL_COLUMNS)
+    records.open_for_append(
+        path, lut_meta(device, precision, space="models"), MODEL_COLUMNS, MODEL_OPTIONAL
+    )
     digests = [model_digest(m) for m in models]
+    lut_name = op_lut_path(Path(path).parent, device.profile.name, "", precision).name
+    sentinel = None
     for p in range(passes):
         done = load_model_results(path)
         todo = [
@@ -126,12 +169,19 @@ def measure_models(
             if d not in done or (not done[d].error and done[d].passes <= p)
         ]  # fmt: skip
         random.Random(seed + 1000 * p).shuffle(todo)
+        if todo and sentinel is None:
+            sentinel = start_sentinel(
+                device, Path(path).parent, precision, "calibrate ops", f"profile {lut_name}"
+            )
+            if sentinels is not None:
+                sentinels.append(sentinel)
         for d, m in tqdm(todo, desc=f"time models on {device.profile.name} (pass {p + 1})",
                          unit="model", disable=not progress or not todo, dynamic_ncols=True):  # fmt: skip
             try:
                 meas, err = device.measure(m.tflite), ""
             except ModelRunError as exc:
                 meas, err = None, f"run: {str(exc)[:300]}"
+            speed = sentinel.speed()
             state = (meas.extra.get("state") or {}) if meas else {}
             flags = list(meas.extra.get("flags") or ()) if meas else []
             stats = (
@@ -142,9 +192,13 @@ def measure_models(
             records.append(path, [
                 d, m.name, m.source, "ok" if meas else "failed", *stats, err,
                 datetime.now(timezone.utc).isoformat(timespec="seconds"), str(p + 1),
+                "" if speed is None else f"{speed:.4f}",
                 json.dumps({**state, "flags": flags}, sort_keys=True, separators=(",", ":"))
                 if state or flags else "",
             ])  # fmt: skip
+            sentinel.check()
+    if sentinel is not None:
+        sentinel.check(force=True)
     return load_model_results(path)
 
 
@@ -159,6 +213,7 @@ def fit_models(
     mode: str,
     source: str,
     source_sha: str,
+    measured_under: dict[str, Any] | None = None,
 ) -> Fit:
     """Fit and judge the operator predictors on models with measured latencies `y` (ms),
     their features from `lut` (the device's own operator LUT, or a prior's: few-shot); the
@@ -175,6 +230,8 @@ def fit_models(
         "models": [m.name for m in models],
         "digests": sorted(model_digest(m) for m in models),
     }
+    if measured_under is not None:  # calibrate.conditions, when this job measured them
+        calibration["conditions"] = measured_under
     table = SimpleNamespace(lut=lut, device=lut_device)  # what Fit.save reads of a table
     return Fit(table, fitted, selection, calibration, X, y_, device, OP_SPACE, precision)
 

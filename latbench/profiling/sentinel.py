@@ -89,15 +89,30 @@ def read(path: Path) -> list[Reading]:
     return out
 
 
-def reference_ms(lut_dir: Path, device: str, precision: str, what: str = "layer") -> float | None:
-    """The sentinel layer's (or network's) median over the readings `profile` took: the
-    conditions the LUT was timed under (None: no LUT of this device was profiled with one)."""
+def reference_ms(
+    lut_dir: Path, device: str, precision: str, what: str = "layer", context: str = "profile"
+) -> float | None:
+    """The sentinel layer's (or network's) median over the readings `profile` took (those
+    whose context starts with `context`: one LUT file's, with "profile FILE"): the conditions
+    the LUT was timed under (None: no LUT of this device was profiled with one)."""
     got = [
         r.median_ms
         for r in read(sentinel_path(lut_dir, device, precision))
-        if r.what == what and r.context.startswith("profile")
+        if r.what == what and r.context.startswith(context)
     ]
     return float(median(got)) if got else None
+
+
+def corrected_ms(median_ms: float, speed: float | None) -> tuple[float | None, str]:
+    """A whole network or model timed while the sentinel read `speed` (over its LUT-time
+    reference): (the time to use, "kept" | "corrected" | "disturbed"). Slower than the LUT's
+    conditions by more than DRIFT_LIMIT: scaled back by the speed; by more than REFUSE_LIMIT:
+    None, left out (timed again by the next pass or run)."""
+    if speed is not None and speed > 1 + REFUSE_LIMIT:
+        return None, "disturbed"
+    if speed is not None and speed > 1 + DRIFT_LIMIT:
+        return median_ms / speed, "corrected"
+    return median_ms, "kept"
 
 
 def _convert(precision: str, network: bool) -> dict[str, Path]:
@@ -174,6 +189,7 @@ class Sentinel:
         context: str,
         network: bool = False,
         every_s: float | None = None,
+        reference: str = "profile",
     ):
         self.device = device
         self.path = sentinel_path(lut_dir, device.profile.name, precision)
@@ -181,6 +197,7 @@ class Sentinel:
         self.precision = precision
         self.context = context
         self.network = network
+        self.reference_context = reference  # whose readings are the LUT-time reference
         opt = device.profile.options.get("sentinel_every_s")
         self.every_s = float(
             every_s if every_s is not None else opt if opt is not None else EVERY_S
@@ -194,10 +211,9 @@ class Sentinel:
 
     def start(self) -> "Sentinel":
         """Convert (cached), open the file and take the first reading."""
-        self._reference = reference_ms(self.lut_dir, self.device.profile.name, self.precision)
-        self._net_reference = reference_ms(
-            self.lut_dir, self.device.profile.name, self.precision, "network"
-        )
+        name, ctx = self.device.profile.name, self.reference_context
+        self._reference = reference_ms(self.lut_dir, name, self.precision, "layer", ctx)
+        self._net_reference = reference_ms(self.lut_dir, name, self.precision, "network", ctx)
         try:
             self._models = _convert(self.precision, self.network)
         except ModelRunError as exc:

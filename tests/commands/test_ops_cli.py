@@ -6,7 +6,10 @@ import json
 
 import pytest
 
+from latbench import records
 from latbench.build.tflite_ops import load_model, prefix_model
+from latbench.calibration.opcalib import MODEL_COLUMNS, MODEL_OPTIONAL
+from latbench.profiling import sentinel as sen
 from tests.build.test_tflite_ops import FIXTURES
 from tests.conftest import latbench_cli
 
@@ -37,6 +40,14 @@ def test_calibrate_ops_then_predict_any_model_with_its_shares_and_picture(tmp_pa
     )
     ppath = lut / "mybench_ops_fp32.predictor.json"
     assert doc["predictor"] == str(ppath) and (lut / "mybench_ops_fp32.calib.csv").exists()
+    # the sentinel: read while the operators were profiled (the reference) and while the
+    # models were timed; each model's row has its speed against that reference
+    got = sen.read(sen.sentinel_path(lut, "mybench", "fp32"))
+    assert {x.context for x in got} == {"profile mybench_fp32.ops.csv", "calibrate ops"}
+    _, rows = records.read(lut / "mybench_ops_fp32.calib.csv", MODEL_COLUMNS, MODEL_OPTIONAL)
+    assert len(rows) == 4 and all(0 < float(r["speed"]) < 100 for r in rows)
+    under = json.loads(ppath.read_text())["calibration"]["conditions"]
+    assert under["networks"] == 4 and under["sentinel"]["layer"]["n"] >= 2
     png = tmp_path / "ops.png"
     pred = latbench_cli("predict", nets[-1], *args, "--png", png)
     assert pred.returncode == 0, pred.stderr
@@ -47,3 +58,22 @@ def test_calibrate_ops_then_predict_any_model_with_its_shares_and_picture(tmp_pa
     plain = latbench_cli("predict", nets[-1], *args, "--predictor", ppath,
                          "--predictor-method", "lut")  # fmt: skip
     assert json.loads(plain.stdout)["latency_ms"] == pytest.approx(p["op_sum_ms"])
+
+    # a machine 3x faster when the operators were timed than now: a further pass is refused
+    # before a model is timed (the layer LUTs' readings in the same file are not its reference)
+    path = sen.sentinel_path(lut, "mybench", "fp32")
+    meta, rows = records.read(path, sen.COLUMNS)
+    ref = sen.reference_ms(lut, "mybench", "fp32", context="profile mybench_fp32.ops.csv")
+    for r in rows:
+        if r["context"].startswith("profile"):
+            r["median_ms"] = f"{ref / 3:.6g}"
+    rows.append({**rows[0], "context": "profile mybench_mnasnet_fp32.csv", "median_ms": "1e5"})
+    records.create(path, meta, sen.COLUMNS, [[r[c] for c in sen.COLUMNS] for r in rows])
+    again = latbench_cli(
+        "calibrate", "--ops", *[a for p in nets for a in ("--model", p)], *args, "--passes", "2"
+    )
+    assert again.returncode == 1, again.stderr + again.stdout
+    err = json.loads(again.stdout)  # --json: the error as JSON
+    assert "slower than when its LUT was timed" in err["error"] and err["exit_code"] == 1
+    assert "Traceback" not in again.stderr
+    assert len(records.read(lut / "mybench_ops_fp32.calib.csv", MODEL_COLUMNS)[1]) == 4
