@@ -356,7 +356,7 @@ def extract_op(model, index: int) -> bytes:
     t_map = {old: new for new, old in enumerate(used)}
     buffers = [schema.BufferT()]  # buffer 0: the empty one, by convention
     buf_map: dict[int, int] = {}
-    tensors, model_inputs = [], []
+    tensors = []
     for old in used:
         src = _tensor(sg, old)
         t = schema.TensorT()
@@ -370,9 +370,8 @@ def extract_op(model, index: int) -> bytes:
             t.buffer = buf_map[src.buffer]
         else:
             t.buffer = 0
-            if old in ins and not src.isVariable:
-                model_inputs.append(t_map[old])
         tensors.append(t)
+    model_inputs = [t_map[i] for i in op_inputs(model, index)]
 
     def remap(idx: list[int]):
         return np.array([t_map[i] if i >= 0 else -1 for i in idx], dtype=np.int32)
@@ -409,19 +408,83 @@ def _tmap(name: str, index: int):
     return t
 
 
+def op_inputs(model, index: int) -> list[int]:
+    """The tensors of subgraph 0 that become operator `index`'s model inputs in
+    `extract_op`, in their order: its non-constant, non-variable inputs, each once."""
+    sg = model.subgraphs[0]
+    op = sg.operators[index]
+    out: list[int] = []
+    for i in [int(x) for x in (op.inputs if op.inputs is not None else [])]:
+        if i >= 0 and i not in out:
+            t = _tensor(sg, i)
+            if not is_const(model, t) and not t.isVariable:
+                out.append(i)
+    return out
+
+
+def activations(data: bytes) -> dict[int, Any] | None:
+    """Every tensor of subgraph 0 after one run of the model on the inputs it is timed on
+    (devices/litert.random_inputs), by the built-in kernels with all tensors kept (XNNPACK
+    would keep its own); None when the model does not run here."""
+    from latbench.devices.litert import interpreter_class, op_resolver_type, random_inputs
+
+    Interpreter, _, _ = interpreter_class()
+    try:
+        it = Interpreter(
+            model_content=data,
+            num_threads=1,
+            experimental_preserve_all_tensors=True,
+            experimental_op_resolver_type=op_resolver_type("builtin_without_default_delegates"),
+        )
+        it.allocate_tensors()
+        for i, x in random_inputs(it):
+            it.set_tensor(i, x)
+        it.invoke()
+        return {int(d["index"]): it.get_tensor(int(d["index"])) for d in it.get_tensor_details()}
+    except Exception:  # noqa: BLE001 - a model the built-in kernels cannot run: random inputs
+        return None
+
+
+def inputs_path(op_model: Path) -> Path:
+    """Where a single-operator model's network inputs live (devices/litert.INPUTS_SUFFIX)."""
+    from latbench.devices.litert import INPUTS_SUFFIX
+
+    return Path(op_model).with_suffix(INPUTS_SUFFIX)
+
+
 def extract_to_cache(specs: list[OpSpec]) -> list[tuple[str, str | None, str | None]]:
-    """(key, cached path, error) for each spec, each source model read once."""
+    """(key, cached path, error) for each spec, each source model read (and run) once.
+
+    Beside each single-operator model go its inputs as the source model computed them
+    (`inputs_path`), so the operator is timed on its network's activations; an operator
+    whose model the built-in kernels cannot run is timed on random inputs."""
+    import io
+
+    import numpy as np
+
     from latbench.fileio import write_atomic
 
     out = []
     models: dict[str, Any] = {}
+    acts: dict[str, dict[int, Any] | None] = {}
     for s in specs:
         try:
             path = op_path(s)
+            if path.exists() and inputs_path(path).exists():
+                out.append((s.key, str(path), None))
+                continue
+            if s.source not in models:
+                data = Path(s.source).read_bytes()
+                models[s.source] = load_model(data)
+                acts[s.source] = activations(data)
             if not path.exists():
-                if s.source not in models:
-                    models[s.source] = load_model(Path(s.source).read_bytes())
                 write_atomic(path, extract_op(models[s.source], s.index))
+            got = acts[s.source]
+            ins = op_inputs(models[s.source], s.index)
+            if got is not None and all(i in got for i in ins):
+                buf = io.BytesIO()
+                np.savez(buf, **{f"in{n}": got[i] for n, i in enumerate(ins)})
+                write_atomic(inputs_path(path), buf.getvalue())
             out.append((s.key, str(path), None))
         except Exception as exc:  # noqa: BLE001 - this operator fails, the others go on
             out.append((s.key, None, f"extract: {type(exc).__name__}: {str(exc)[:200]}"))

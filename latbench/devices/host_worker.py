@@ -14,22 +14,18 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from latbench.devices.litert import interpreter_class, op_resolver_type
+from latbench.devices.litert import (
+    INPUTS_SUFFIX,
+    interpreter_class,
+    op_resolver_type,
+    random_inputs,
+    saved_inputs,
+)
 from latbench.devices.measure import Protocol, run_protocol
-
-
-def _fill_inputs(interp, rng: np.random.Generator) -> None:
-    for d in interp.get_input_details():
-        shape, dtype = d["shape"], d["dtype"]
-        if np.issubdtype(dtype, np.integer):
-            info = np.iinfo(dtype)
-            x = rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
-        else:
-            x = rng.standard_normal(shape).astype(dtype)
-        interp.set_tensor(d["index"], x)
 
 
 def resolve_clock(clock: str, threads: int) -> str:
@@ -56,7 +52,10 @@ def time_model(path: str, threads: int, protocol: Protocol, op_resolver: str = "
     interp = Interpreter(model_path=path, num_threads=threads, **kw)
     interp.allocate_tensors()
     init_ms = (time.perf_counter() - t0) * 1e3
-    _fill_inputs(interp, np.random.default_rng(0))
+    saved = Path(path).with_suffix(INPUTS_SUFFIX)  # an operator's network activations
+    inputs = saved_inputs(saved, interp) if saved.exists() else random_inputs(interp)
+    for i, x in inputs:
+        interp.set_tensor(i, x)
     invoke = interp.invoke
     wall, cpu = time.perf_counter_ns, time.thread_time_ns
     walls: list[float] = []
@@ -80,6 +79,7 @@ def time_model(path: str, threads: int, protocol: Protocol, op_resolver: str = "
         **d["extra"],
         "init_ms": round(init_ms, 3),
         "clock": clock,
+        "inputs": "network" if saved.exists() else "random",
         "wall_median_ms": round(float(np.median(timed)), 6),
         # all the timed runs' wall time over their CPU time: > 1 when the thread waited for
         # its CPU (another process ran there) - a median would hide short preemptions

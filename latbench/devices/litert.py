@@ -50,3 +50,67 @@ def op_resolver_type(name: str) -> Any:
 
         enum = importlib.import_module(Interpreter.__module__).OpResolverType
     return enum[name.upper()]
+
+
+# ---- the inputs a model is timed on ----------------------------------------------------
+
+# An operator's inputs as the network gave them (build/tflite_ops.py writes them beside a
+# single-operator model): `X.tflite` -> `X.inputs.npz`, arrays in0, in1, ... in the order of
+# the model's inputs. Some kernels' time depends on the data (the int8 RELU's scalar loop
+# branches on each value's sign: on uniform random bytes it takes 2-3x its time on the
+# network's activations), so an operator is timed on what it sees in its network.
+INPUTS_SUFFIX = ".inputs.npz"
+
+
+def random_inputs(interp, seed: int = 0) -> list[tuple[int, Any]]:
+    """(tensor index, array) per model input: uniform over an integer type's range, standard
+    normal for floats, from `seed`; what a whole model is timed on and what the operators'
+    network activations are computed from."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in interp.get_input_details():
+        shape, dtype = d["shape"], d["dtype"]
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            x = rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
+        else:
+            x = rng.standard_normal(shape).astype(dtype)
+        out.append((d["index"], x))
+    return out
+
+
+def saved_inputs(path, interp) -> list[tuple[int, Any]]:
+    """The arrays of an `.inputs.npz` file for the model in `interp`, every one checked
+    against the model's inputs (names, shape, type, finite values); a ValueError naming the
+    file and the input otherwise. No pickled objects are loaded."""
+    import zipfile
+
+    import numpy as np
+
+    details = interp.get_input_details()
+    want = sum(int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize for d in details)
+    size = path.stat().st_size
+    if size > 2 * want + 65536:  # the arrays and the zip's own records, no more
+        raise ValueError(f"{path}: {size} bytes for {want} bytes of inputs")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = sorted(z.files)
+            if names != sorted(f"in{i}" for i in range(len(details))):
+                raise ValueError(f"holds {names}, the model takes {len(details)} input(s)")
+            out = []
+            for i, d in enumerate(details):
+                x = z[f"in{i}"]
+                shape = [int(v) for v in d["shape"]]
+                if list(x.shape) != shape or x.dtype != np.dtype(d["dtype"]):
+                    raise ValueError(
+                        f"in{i} is {x.dtype}{list(x.shape)}, the model takes "
+                        f"{np.dtype(d['dtype'])}{shape}"
+                    )
+                if x.dtype.kind == "f" and not np.isfinite(x).all():
+                    raise ValueError(f"in{i} holds values that are not finite")
+                out.append((d["index"], x))
+            return out
+    except (OSError, zipfile.BadZipFile, ValueError, KeyError, EOFError) as exc:
+        raise ValueError(f"{path}: {exc}") from None

@@ -209,3 +209,51 @@ def test_an_int8_swish_mul_is_marked_fused_and_a_gate_or_an_fp32_swish_is_not():
     d32 = decompose((FIXTURES / "swish_fp32.tflite").read_bytes())
     assert d32.precision == "fp32" and [o.op for o in d32.ops].count("MUL") == 2
     assert d32.fused == frozenset()  # fp32 keeps both kernels (BENCHMARKS, runtime fusions)
+
+
+@pytest.mark.parametrize("name", ["net_int8.tflite", "swish_int8.tflite", "net_fp32.tflite"])
+def test_each_operator_is_given_its_network_inputs_and_they_chain(tmp_path, monkeypatch, name):
+    """Beside each single-operator model: its inputs as the network computed them from the
+    inputs a whole model is timed on. The first operator's is that model input; each later
+    one's is what its producer's own model outputs on its own saved inputs (an operator whose
+    key came before, in this model or another, keeps the first one's model and inputs)."""
+    monkeypatch.setenv("LATBENCH_CACHE", str(tmp_path / "cache"))
+    from latbench.build.tflite_ops import extract_to_cache, inputs_path, op_inputs
+    from latbench.devices.litert import random_inputs, saved_inputs
+
+    src = tmp_path / name
+    src.write_bytes((FIXTURES / name).read_bytes())
+    data = src.read_bytes()
+    d = decompose(data, str(src))
+    model = load_model(data)
+    sg = model.subgraphs[0]
+    got = extract_to_cache(d.ops)
+    assert all(err is None for _, _, err in got)
+    made_by = {int(t): k for k, o in enumerate(sg.operators) for t in o.outputs}
+    outputs = {}  # tensor -> what its producer's model computes on the producer's saved inputs
+    seen, chained = set(), 0
+    for spec, (_, path, _) in zip(d.ops, got):
+        if spec.key in seen:  # a repeated key: the first operator's model and inputs
+            break  # (what follows is computed from other values)
+        seen.add(spec.key)
+        one = _interpreter(model_path=path, experimental_op_resolver_type=_builtin())
+        ins = saved_inputs(inputs_path(Path(path)), one)  # checked against the model's inputs
+        for (i, x), t in zip(ins, op_inputs(model, spec.index)):
+            if t in made_by:
+                np.testing.assert_array_equal(x, outputs[t])
+                chained += 1
+            else:  # a model input: what the whole model is timed on
+                whole = _interpreter(model_content=data)
+                (want,) = [v for j, v in random_inputs(whole) if j == t]
+                np.testing.assert_array_equal(x, want)
+            one.set_tensor(i, x)
+        one.invoke()
+        for o, t in zip(one.get_output_details(), sg.operators[spec.index].outputs):
+            outputs[int(t)] = one.get_tensor(o["index"])
+    assert chained >= 2
+
+
+def _builtin():
+    from latbench.devices.litert import op_resolver_type
+
+    return op_resolver_type("builtin_without_default_delegates")

@@ -84,3 +84,44 @@ def test_unknown_device_lists_known_profiles():
     with pytest.raises(InputError) as e:
         load_profile("pixel99")
     assert "host" in str(e.value) and "pixel99" in str(e.value)
+
+
+def test_an_operator_is_timed_on_its_saved_inputs_and_a_damaged_file_fails_its_row(tmp_path):
+    """A model with an `.inputs.npz` beside it is timed on those arrays (the network's
+    activations, build/tflite_ops.extract_to_cache); a file that does not fit the model
+    (names, shape, type, values, size, a pickled object, not a zip) fails that row, naming
+    the file, and the device goes on."""
+    import numpy as np
+
+    from tests.build.test_tflite_ops import FIXTURES
+
+    op = tmp_path / "op.tflite"  # the int8 network's first operator, a QUANTIZE of 1x16x16x3 fp32
+    from latbench.build.tflite_ops import extract_op, load_model
+
+    op.write_bytes(extract_op(load_model((FIXTURES / "net_int8.tflite").read_bytes()), 0))
+    side = tmp_path / "op.inputs.npz"
+    good = np.zeros((1, 16, 16, 3), np.float32)
+    bad = {
+        "a wrong name": {"x": good},
+        "a wrong shape": {"in0": good[:, :4]},
+        "a wrong type": {"in0": good.astype(np.float64)},
+        "a value that is not finite": {"in0": np.full_like(good, np.nan)},
+        "a pickled object": {"in0": np.array([{"a": 1}], dtype=object)},
+    }
+    with open_device(_fast_profile()) as dev:
+        assert dev.measure(op).extra["inputs"] == "random"
+        np.savez(side, in0=good)
+        assert dev.measure(op).extra["inputs"] == "network"
+        for why, arrays in bad.items():
+            np.savez(side, **arrays)
+            with pytest.raises(ModelRunError, match="op.inputs.npz") as e:
+                dev.measure(op)
+            assert "Traceback" not in str(e.value), why
+        side.write_bytes(b"PK\x03\x04 not a zip")
+        with pytest.raises(ModelRunError, match="op.inputs.npz"):
+            dev.measure(op)
+        side.write_bytes(b"\0" * (1 << 20))  # far more bytes than the model's inputs
+        with pytest.raises(ModelRunError, match="op.inputs.npz: .* bytes"):
+            dev.measure(op)
+        side.unlink()
+        assert dev.measure(op).median_ms > 0  # the same device, still up
