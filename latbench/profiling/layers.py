@@ -235,6 +235,8 @@ class Table:
     tflite: Callable[[Any], Path]
     worker: Callable[[list, int], list]
     name: str = ""  # the header's `table` ("" for layer LUTs)
+    # whether an item's cached .tflite is all it needs (else the worker makes it again)
+    complete: Callable[[Path], bool] = Path.exists
 
 
 LAYERS = Table(LUT, lut_path, spec_path, _convert_worker)
@@ -484,7 +486,7 @@ def _profile(
     for _, _, pending, feed in plans:
         for s in pending:
             p = table.tflite(s)
-            if p.exists():
+            if table.complete(p):
                 converted[s.key] = (p, None)
                 feed.add(s)
             else:

@@ -52,7 +52,16 @@ def _extract_worker(specs: list[OpSpec], batch_size: int) -> list:
     return extract_to_cache(specs)
 
 
-OPS = Table(OpLUT, op_lut_path, op_path, _extract_worker, "ops")
+def _extracted(path: Path) -> bool:
+    """A single-operator model is ready when its network inputs are beside it (an operator
+    cached before they were saved is extracted again; one whose source model the built-in
+    kernels cannot run is extracted again and timed on random inputs)."""
+    from latbench.build.tflite_ops import inputs_path
+
+    return path.exists() and inputs_path(path).exists()
+
+
+OPS = Table(OpLUT, op_lut_path, op_path, _extract_worker, "ops", _extracted)
 
 
 @dataclass

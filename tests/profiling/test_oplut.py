@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from latbench.build.tflite_ops import decompose
+from latbench.build.tflite_ops import decompose, inputs_path
 from latbench.devices import open_device
 from latbench.devices.base import DeviceProfile
 from latbench.devices.measure import Protocol
@@ -50,6 +50,13 @@ def test_profile_ops_measures_each_key_once_and_resumes(tmp_path):
         assert (s.measured, s.failed) == (5, 0), s.errors
         ops = [p for p in timed if p.parent.name == "ops"]  # the rest: the sentinel
         assert len(ops) == len(set(ops)) == 5
+        # each timed on its network's activations, saved beside it (one taken away: the
+        # operator is extracted again, not timed on random bytes)
+        assert all(measure(p).extra["inputs"] == "network" for p in ops)
+        inputs_path(ops[0]).unlink()
+        (fresh,) = profile_ops([dev], models, "fp32", tmp_path / "lut2", workers=1,
+                               progress=False)  # fmt: skip
+        assert fresh.measured == 5 and inputs_path(ops[0]).exists()
         (again,) = profile_ops([dev], models, "fp32", lut_dir, workers=1, progress=False)
         assert (again.measured, again.skipped) == (0, 5)
     path = op_lut_path(lut_dir, "host", "", "fp32")
