@@ -351,18 +351,19 @@ def start_sentinel(
     import time
 
     from latbench.errors import LatbenchError
-    from latbench.profiling.sentinel import REFUSE_LIMIT, Sentinel
+    from latbench.profiling.sentinel import REFUSE_LIMIT, SPEED_READINGS, Sentinel
 
     sentinel = Sentinel(
         device, lut_dir, precision, context, network=True, reference=reference
-    ).start()
+    ).start(readings=SPEED_READINGS)
     for attempt in range(2):
         speed = sentinel.speed()
         if speed is None or speed <= 1 + REFUSE_LIMIT:
             return sentinel
         if attempt == 0:
             time.sleep(float(device.profile.options.get("retime_wait_s", 3.0)) * 5)
-            sentinel.check(force=True)
+            for _ in range(SPEED_READINGS):  # the speed after the pause, not before it
+                sentinel.check(force=True)
     exc = LatbenchError(
         f"{device.profile.name} times the sentinel layer {100 * (speed - 1):.0f} % slower than "
         f"when its LUT was timed ({speed * sentinel.reference:.3f} ms now, "

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 EVERY_S = 90.0  # re-time the sentinel at most this often while a job measures
 DRIFT_LIMIT = 0.05  # slower than the LUT's conditions by more: networks are corrected
 REFUSE_LIMIT = 0.25  # slower by more: not used (and calibrate does not start)
+SPEED_READINGS = 3  # the machine's speed now: the median of the last readings (calibrate
+# takes this many when it starts)
 NETWORK = "mobilenet_v2_x0.35"
 COLUMNS = ["measured_at", "t", "context", "what", "key", "median_ms", "ci_rel", "runs", "state"]
 
@@ -209,8 +211,8 @@ class Sentinel:
         self._reference: float | None = None
         self._net_reference: float | None = None
 
-    def start(self) -> "Sentinel":
-        """Convert (cached), open the file and take the first reading."""
+    def start(self, readings: int = 1) -> "Sentinel":
+        """Convert (cached), open the file and take the first `readings` readings."""
         name, ctx = self.device.profile.name, self.reference_context
         self._reference = reference_ms(self.lut_dir, name, self.precision, "layer", ctx)
         self._net_reference = reference_ms(self.lut_dir, name, self.precision, "network", ctx)
@@ -221,7 +223,8 @@ class Sentinel:
             return self
         if self.path.parent.is_dir():
             records.open_for_append(self.path, _meta(self.device, self.precision), COLUMNS)
-        self.check(force=True)
+        for _ in range(readings):
+            self.check(force=True)
         return self
 
     def _turn_off(self, why: str) -> None:
@@ -274,12 +277,15 @@ class Sentinel:
         return self._reference
 
     def speed(self) -> float | None:
-        """The latest layer reading over the LUT-time reference: 1.10 = the machine times
-        10 % slower than when the LUT was timed (None: no reference or no reading)."""
-        last = [r for r in self.readings if r.what == "layer"]
+        """The latest layer readings (the median of the last SPEED_READINGS) over the LUT-time
+        reference: 1.10 = the machine times 10 % slower than when the LUT was timed (None: no
+        reference or no reading). One reading alone can land on a burst of the machine's
+        own jitter (seen: 17 % high, the next one on time), and it would scale every model
+        timed until the next."""
+        last = [r.median_ms for r in self.readings if r.what == "layer"][-SPEED_READINGS:]
         if not last or not self._reference:
             return None
-        return last[-1].median_ms / self._reference
+        return median(last) / self._reference
 
     def summary(self) -> dict[str, Any]:
         """Per model: readings, first/last/min/max ms and the spread (max - min) / min, plus
