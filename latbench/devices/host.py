@@ -179,6 +179,8 @@ class HostDevice(Device):
         if loaded(cond):  # not re-timed: a job beside us outlasts any pause; said, not hidden
             flags.append("loaded")
         state = {**cond, "retimed": retimed, "flags": flags}
+        if "inputs" in m.extra:  # what it was timed on (network activations or random)
+            state["inputs"] = m.extra["inputs"]
         extra = dict(m.extra, state=state, flags=flags)
         return Measurement(
             m.median_ms, m.p10_ms, m.p90_ms, m.std_ms, m.mean_ms, m.runs, m.ci_rel, extra

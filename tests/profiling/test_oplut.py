@@ -62,6 +62,7 @@ def test_profile_ops_measures_each_key_once_and_resumes(tmp_path):
     path = op_lut_path(lut_dir, "host", "", "fp32")
     lut = OpLUT.load(path)
     assert set(lut.ok()) == {o.key for o in unique_ops(models)}
+    assert {r.measurement.extra["state"]["inputs"] for r in lut.rows.values()} == {"network"}
     assert lut.rows[models[0].ops[0].key].spec.op == "CONV_2D"
     assert [e.kind for e in inventory(lut_dir) if e.file == path.name] == ["oplut"]
     assert find_luts(lut_dir, "host", "fp32") == []  # never mistaken for a layer LUT
