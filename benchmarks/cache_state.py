@@ -26,13 +26,12 @@ import argparse
 import json
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from keras_apps_ops import APPS, Quiet  # noqa: E402
+from keras_apps_ops import Quiet, app_tflite  # noqa: E402
 
 
 def cache_bytes(level: str) -> int:
@@ -90,9 +89,6 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
-    import keras
-
-    from latbench.build.models import keras_tflite
     from latbench.build.tflite_ops import decompose, extract_op, load_model
 
     l2, l3 = cache_bytes("2"), cache_bytes("3")
@@ -101,13 +97,7 @@ def main() -> None:
         "l2": np.zeros(2 * l2, np.uint8),
         "llc": np.zeros(2 * l3, np.uint8),
     }
-    paths = {}
-    for name in args.apps:
-        ctor, size = APPS[name]
-        keras.utils.set_random_seed(zlib.crc32(name.encode()))  # as keras_apps_ops builds it
-        m = getattr(keras.applications, ctor)(weights=None, input_shape=(size, size, 3))
-        paths[name] = Path(keras_tflite(m, args.precision)["path"])
-        keras.backend.clear_session()
+    paths = {name: app_tflite(name, args.precision) for name in args.apps}
 
     quiet = Quiet()
     quiet.take()

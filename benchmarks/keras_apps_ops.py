@@ -82,6 +82,21 @@ class Quiet:
             self.take()
 
 
+def app_tflite(name: str, precision: str) -> Path:
+    """The .tflite of Keras application `name` (APPS), weights seeded by its name, so every
+    run and every benchmark builds the same bytes (converted once, cached)."""
+    import keras
+
+    from latbench.build.models import keras_tflite
+
+    ctor, size = APPS[name]
+    keras.utils.set_random_seed(zlib.crc32(name.encode()))
+    m = getattr(keras.applications, ctor)(weights=None, input_shape=(size, size, 3))
+    path = Path(keras_tflite(m, precision)["path"])
+    keras.backend.clear_session()
+    return path
+
+
 def random_stack(seed: int):
     """A random Keras network of common mobile and server ops."""
     import keras
@@ -185,15 +200,12 @@ def build(
     calib = decomposed_models(prepared, precision)
     apps = []
     t_conv = {}
-    for name, (ctor, size) in APPS.items():
+    for name, (ctor, _) in APPS.items():
         quiet.wait_free()
         t0 = time.monotonic()
-        keras.utils.set_random_seed(zlib.crc32(name.encode()))  # the same weights each run
-        m = getattr(keras.applications, ctor)(weights=None, input_shape=(size, size, 3))
-        r = keras_tflite(m, precision)
+        path = app_tflite(name, precision)
         t_conv[name] = time.monotonic() - t0
-        apps.append((name, f"keras.applications.{ctor}", Path(r["path"]), {}))
-        keras.backend.clear_session()
+        apps.append((name, f"keras.applications.{ctor}", path, {}))
     log["keras_convert_s"] = t_conv
     from latbench.build.models import prepare_model
 

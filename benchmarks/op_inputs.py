@@ -18,13 +18,12 @@ import argparse
 import json
 import sys
 import time
-import zlib
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cache_state import Timed, time_states  # noqa: E402
-from keras_apps_ops import APPS, Quiet  # noqa: E402
+from keras_apps_ops import Quiet, app_tflite  # noqa: E402
 
 
 def main() -> None:
@@ -35,18 +34,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
-    import keras
-
-    from latbench.build.models import keras_tflite
     from latbench.build.tflite_ops import activations, decompose, extract_op, load_model, op_inputs
 
-    paths = {}
-    for name in args.apps:
-        ctor, size = APPS[name]
-        keras.utils.set_random_seed(zlib.crc32(name.encode()))  # as keras_apps_ops builds it
-        m = getattr(keras.applications, ctor)(weights=None, input_shape=(size, size, 3))
-        paths[name] = Path(keras_tflite(m, args.precision)["path"])
-        keras.backend.clear_session()
+    paths = {name: app_tflite(name, args.precision) for name in args.apps}
 
     quiet = Quiet()
     quiet.take()
