@@ -53,7 +53,8 @@ def time_model(path: str, threads: int, protocol: Protocol, op_resolver: str = "
     interp.allocate_tensors()
     init_ms = (time.perf_counter() - t0) * 1e3
     saved = Path(path).with_suffix(INPUTS_SUFFIX)  # an operator's network activations
-    inputs = saved_inputs(saved, interp) if saved.exists() else random_inputs(interp)
+    on_saved = saved.exists()
+    inputs = saved_inputs(saved, interp) if on_saved else random_inputs(interp)
     for i, x in inputs:
         interp.set_tensor(i, x)
     invoke = interp.invoke
@@ -79,7 +80,7 @@ def time_model(path: str, threads: int, protocol: Protocol, op_resolver: str = "
         **d["extra"],
         "init_ms": round(init_ms, 3),
         "clock": clock,
-        "inputs": "network" if saved.exists() else "random",
+        "inputs": "network" if on_saved else "random",
         "wall_median_ms": round(float(np.median(timed)), 6),
         # all the timed runs' wall time over their CPU time: > 1 when the thread waited for
         # its CPU (another process ran there) - a median would hide short preemptions

@@ -95,6 +95,10 @@ def saved_inputs(path, interp) -> list[tuple[int, Any]]:
     if size > 2 * want + 65536:  # the arrays and the zip's own records, no more
         raise ValueError(f"{path}: {size} bytes for {want} bytes of inputs")
     try:
+        with zipfile.ZipFile(path) as zf:  # stored members no bigger than the inputs: numpy
+            for m in zf.infolist():  # would allocate a member's declared shape first
+                if m.compress_type != zipfile.ZIP_STORED or m.file_size > want + 4096:
+                    raise ValueError(f"member {m.filename!r} is compressed or too big")
         with np.load(path, allow_pickle=False) as z:
             names = sorted(z.files)
             if names != sorted(f"in{i}" for i in range(len(details))):
@@ -112,5 +116,5 @@ def saved_inputs(path, interp) -> list[tuple[int, Any]]:
                     raise ValueError(f"in{i} holds values that are not finite")
                 out.append((d["index"], x))
             return out
-    except (OSError, zipfile.BadZipFile, ValueError, KeyError, EOFError) as exc:
+    except (OSError, zipfile.BadZipFile, ValueError, KeyError, EOFError, TypeError) as exc:
         raise ValueError(f"{path}: {exc}") from None

@@ -117,6 +117,13 @@ def test_an_operator_is_timed_on_its_saved_inputs_and_a_damaged_file_fails_its_r
             with pytest.raises(ModelRunError, match="op.inputs.npz") as e:
                 dev.measure(op)
             assert "Traceback" not in str(e.value), why
+        np.savez_compressed(side, in0=good)  # numpy would allocate what a header declares
+        with pytest.raises(ModelRunError, match="op.inputs.npz: member .* compressed"):
+            dev.measure(op)
+        np.save(tmp_path / "plain.npy", good)  # an .npy, not an .npz
+        (tmp_path / "plain.npy").replace(side)
+        with pytest.raises(ModelRunError, match="op.inputs.npz"):
+            dev.measure(op)
         side.write_bytes(b"PK\x03\x04 not a zip")
         with pytest.raises(ModelRunError, match="op.inputs.npz"):
             dev.measure(op)

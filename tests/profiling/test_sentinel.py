@@ -143,3 +143,21 @@ def test_the_speed_is_the_median_of_the_last_readings_so_one_jittery_reading_sca
     for ms in (0.130, 0.131):  # a lasting slowdown shows from its second reading
         s.readings.append(sen.Reading(0.0, "calibrate", "layer", ms))
     assert s.speed() == pytest.approx(1.30)
+
+
+def test_each_lut_kind_is_its_own_reference(tmp_path):
+    """The layer LUTs' reference leaves out the readings taken while an operator LUT was
+    profiled, and an operator LUT's is its own file's readings only."""
+    path = sen.sentinel_path(tmp_path, "host", "fp32")
+    rows = [
+        [f"2026-12-02T10:00:0{k}+00:00", "1.0", ctx, "layer", "k", ms, "0.01", "10", ""]
+        for k, (ctx, ms) in enumerate([
+            ("profile host_mnasnet_fp32.csv", "0.2"), ("profile host_fbnet_fp32.csv", "0.2"),
+            ("profile host_fp32.ops.csv", "0.5"), ("calibrate", "0.9"),
+        ])
+    ]  # fmt: skip
+    records.create(path, {"space": "sentinel"}, sen.COLUMNS, rows)
+    assert sen.reference_ms(tmp_path, "host", "fp32") == pytest.approx(0.2)
+    assert sen.reference_ms(
+        tmp_path, "host", "fp32", context="profile host_fp32.ops.csv"
+    ) == pytest.approx(0.5)
