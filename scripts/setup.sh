@@ -16,7 +16,8 @@ if ! .venv/bin/python -c "import latbench, tensorflow, ai_edge_litert, pytest" 2
    || ! .venv/bin/latbench --version >/dev/null 2>&1 || ! [ -x .venv/bin/ruff ]; then
   # a full disk fails deep inside pip with a traceback: say it first, in one line
   free_mb=$(df -Pm . | awk 'NR==2 {print $4}')
-  need_mb=$(( 2560 - $(du -sm .venv | cut -f1) ))  # a full virtualenv is 2.4 GiB
+  venv_mb=$(du -sm .venv 2>/dev/null | cut -f1) || venv_mb=0
+  need_mb=$(( 2560 - ${venv_mb:-0} ))  # a full virtualenv is 2.4 GiB
   if [ "${free_mb:-0}" -lt "$need_mb" ]; then
     echo "setup: the virtualenv needs about $need_mb MiB more on the disk of $(pwd); $free_mb MiB free" >&2
     exit 2
