@@ -561,9 +561,13 @@ def calibrate_ops(
                 log(sentinels[0].line())
             if warning := conditions_warning(measured_under, "models"):
                 log(warning)
-            failed = [m.name for m, r in ok if r.median_ms is None]
+            failed = [m.name for m, r in ok if r.median_ms is None and r.error]
             if failed:
                 log(f"leaving out {len(failed)} model(s) that failed to run: {', '.join(failed)}")
+            slow = [m.name for m, r in ok if r.median_ms is None and not r.error]
+            if slow:  # every pass timed on a machine far slower than the operator LUT's
+                log(f"leaving out {len(slow)} model(s) timed only on a machine too slow "
+                    f"(the same command times them again): {', '.join(slow)}")  # fmt: skip
             ok = [(m, r) for m, r in ok if r.median_ms is not None]
             log(f"measured models -> {mpath}")
             lut_device, lut_prec, mode, source = device, precision, "measured", mpath
