@@ -3,7 +3,7 @@
 For each Keras application given, every operator is timed alone twice, interleaved: on the
 random inputs a model used to be timed on (devices/litert.random_inputs: uniform over int8's
 range, standard normal floats) and on the activations its network computes from the whole
-model's input (build/tflite_ops.activations, what `profile --model` saves beside each
+model's input (profiling/opinputs.activations, what `profile --model` saves beside each
 operator since 2026-12-02). Prints, per operator type, both sums, and the whole model.
 
     .venv/bin/python benchmarks/op_inputs.py --precision int8 --apps NASNetMobile MobileNetV2
@@ -34,7 +34,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
-    from latbench.build.tflite_ops import activations, decompose, extract_op, load_model, op_inputs
+    from latbench.build.tflite_ops import decompose, extract_op, load_model, op_inputs
+    from latbench.profiling.opinputs import activations
 
     paths = {name: app_tflite(name, args.precision) for name in args.apps}
 
@@ -45,7 +46,8 @@ def main() -> None:
     try:
         for name, path in paths.items():
             data = path.read_bytes()
-            dec, model, acts = decompose(data), load_model(data), activations(data)
+            dec, model = decompose(data), load_model(data)
+            acts = activations(data, {i for s in dec.ops for i in op_inputs(model, s.index)})
             whole = Timed(data)
             before = time_states(whole, warm, 3 * args.runs)["warm"]
             rnd, net, n = defaultdict(float), defaultdict(float), defaultdict(int)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from latbench.build.tflite_ops import inputs_path
 from latbench.devices.litert import (
-    INPUTS_SUFFIX,
     interpreter_class,
     op_resolver_type,
     random_inputs,
@@ -52,7 +52,7 @@ def time_model(path: str, threads: int, protocol: Protocol, op_resolver: str = "
     interp = Interpreter(model_path=path, num_threads=threads, **kw)
     interp.allocate_tensors()
     init_ms = (time.perf_counter() - t0) * 1e3
-    saved = Path(path).with_suffix(INPUTS_SUFFIX)  # an operator's network activations
+    saved = inputs_path(Path(path))  # an operator's network activations
     on_saved = saved.exists()
     inputs = saved_inputs(saved, interp) if on_saved else random_inputs(interp)
     for i, x in inputs:

@@ -54,12 +54,8 @@ def op_resolver_type(name: str) -> Any:
 
 # ---- the inputs a model is timed on ----------------------------------------------------
 
-# An operator's inputs as the network gave them (build/tflite_ops.py writes them beside a
-# single-operator model): `X.tflite` -> `X.inputs.npz`, arrays in0, in1, ... in the order of
-# the model's inputs. Some kernels' time depends on the data (the int8 RELU's scalar loop
-# branches on each value's sign: on uniform random bytes it takes 2-3x its time on the
-# network's activations), so an operator is timed on what it sees in its network.
-INPUTS_SUFFIX = ".inputs.npz"
+# A single-operator model is timed on its network's activations when they lie beside it
+# (build/tflite_ops.inputs_path, written by profiling/opinputs.py; `saved_inputs` reads them).
 
 
 def random_inputs(interp, seed: int = 0) -> list[tuple[int, Any]]:

@@ -47,7 +47,7 @@ def op_lut_path(lut_dir: Path, device: str, _label: str, precision: str) -> Path
 
 
 def _extract_worker(specs: list[OpSpec], batch_size: int) -> list:
-    from latbench.build.tflite_ops import extract_to_cache
+    from latbench.profiling.opinputs import extract_to_cache
 
     return extract_to_cache(specs)
 

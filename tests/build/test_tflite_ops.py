@@ -218,8 +218,9 @@ def test_each_operator_is_given_its_network_inputs_and_they_chain(tmp_path, monk
     one's is what its producer's own model outputs on its own saved inputs (an operator whose
     key came before, in this model or another, keeps the first one's model and inputs)."""
     monkeypatch.setenv("LATBENCH_CACHE", str(tmp_path / "cache"))
-    from latbench.build.tflite_ops import extract_to_cache, inputs_path, op_inputs
+    from latbench.build.tflite_ops import inputs_path, op_inputs
     from latbench.devices.litert import random_inputs, saved_inputs
+    from latbench.profiling.opinputs import extract_to_cache
 
     src = tmp_path / name
     src.write_bytes((FIXTURES / name).read_bytes())

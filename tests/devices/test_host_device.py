@@ -88,7 +88,7 @@ def test_unknown_device_lists_known_profiles():
 
 def test_an_operator_is_timed_on_its_saved_inputs_and_a_damaged_file_fails_its_row(tmp_path):
     """A model with an `.inputs.npz` beside it is timed on those arrays (the network's
-    activations, build/tflite_ops.extract_to_cache); a file that does not fit the model
+    activations, profiling/opinputs.extract_to_cache); a file that does not fit the model
     (names, shape, type, values, size, a pickled object, not a zip) fails that row, naming
     the file, and the device goes on."""
     import numpy as np
