@@ -47,7 +47,7 @@ def main() -> None:
         for name, path in paths.items():
             data = path.read_bytes()
             dec, model = decompose(data), load_model(data)
-            acts = activations(data, {i for s in dec.ops for i in op_inputs(model, s.index)})
+            acts = activations(data, model, {i for s in dec.ops for i in op_inputs(model, s.index)})
             whole = Timed(data)
             before = time_states(whole, warm, 3 * args.runs)["warm"]
             rnd, net, n = defaultdict(float), defaultdict(float), defaultdict(int)

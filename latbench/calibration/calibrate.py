@@ -134,7 +134,7 @@ def load_results(path: Path) -> dict[str, NetResult]:
     timed (its `speed`) is scaled back by that speed beyond DRIFT_LIMIT, and left out
     beyond REFUSE_LIMIT (the next pass or run times that network again).
     """
-    from latbench.profiling.sentinel import corrected_ms
+    from latbench.profiling.sentinel import corrected_ms, parse_speed
 
     _, rows = records.read(path, NET_COLUMNS, NET_OPTIONAL)
     by: dict[str, dict] = {}
@@ -143,13 +143,10 @@ def load_results(path: Path) -> dict[str, NetResult]:
             arch = arch_from_dict(parse_json(r["arch"], "arch"))
             tokens = tuple(parse_json(r["tokens"], "tokens")) if r["tokens"] else ()
             med = checked_ms(r["median_ms"], "median_ms") if r["status"] == "ok" else None
-            speed = float(r["speed"]) if r.get("speed") else None
+            speed = parse_speed(r.get("speed") or "")
             state = parse_json(r["device_state"], "device_state") if r.get("device_state") else {}
         except (ValueError, TypeError, InputError) as exc:
             raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None
-        for what, v in (("median_ms", med), ("speed", speed)):
-            if v is not None and not (math.isfinite(v) and 0 < v < 1e6):
-                raise InputError(f"{path}: row {n + 1}: {what} {v!r} is out of range")
         e = by.setdefault(
             r["digest"],
             {"net": Network(arch, r["source"], tokens), "meds": [], "err": "", "cor": 0, "dis": 0,

@@ -76,31 +76,18 @@ class ModelResult:
     disturbed: int = 0  # measurements left out: timed more than REFUSE_LIMIT slower
 
 
-def _speed(text: str) -> float | None:
-    """A row's sentinel speed ("": not known); a ValueError naming the field otherwise."""
-    if not text:
-        return None
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not (math.isfinite(v) and 0 < v < 1e6):
-        raise ValueError(f"speed {text!r} is not a positive number")
-    return v
-
-
 def load_model_results(path: Path) -> dict[str, ModelResult]:
     """digest -> result for the rows of a measured-models file (every number checked). A row
     timed while the sentinel said the machine was slower than when the operator LUT was
     timed is scaled back or left out (sentinel.corrected_ms), as a network's is."""
-    from latbench.profiling.sentinel import corrected_ms
+    from latbench.profiling.sentinel import corrected_ms, parse_speed
 
     _, rows = records.read(path, MODEL_COLUMNS, MODEL_OPTIONAL)
     by: dict[str, dict[str, Any]] = {}
     for n, r in enumerate(rows):
         try:
             med = checked_ms(r["median_ms"], "median_ms") if r["status"] == "ok" else None
-            speed = _speed(r.get("speed") or "")
+            speed = parse_speed(r.get("speed") or "")
             state = parse_json(r["device_state"], "device_state") if r["device_state"] else {}
         except (ValueError, TypeError, InputError) as exc:
             raise InputError(f"{path}: row {n + 1} is malformed: {exc}") from None

@@ -77,6 +77,18 @@ def random_inputs(interp, seed: int = 0) -> list[tuple[int, Any]]:
     return out
 
 
+def input_problem(x, shape: list[int], dtype=None) -> str | None:
+    """Why an array cannot be a model input of `shape` (and `dtype`, when given): another
+    shape or type, values that are not finite; None when it can."""
+    import numpy as np
+
+    if list(x.shape) != list(shape) or (dtype is not None and x.dtype != np.dtype(dtype)):
+        return f"is {x.dtype}{list(x.shape)}, the model takes {np.dtype(dtype or x.dtype)}{shape}"
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        return "holds values that are not finite"
+    return None
+
+
 def saved_inputs(path, interp) -> list[tuple[int, Any]]:
     """The arrays of an `.inputs.npz` file for the model in `interp`, every one checked
     against the model's inputs (names, shape, type, finite values); a ValueError naming the
@@ -102,14 +114,9 @@ def saved_inputs(path, interp) -> list[tuple[int, Any]]:
             out = []
             for i, d in enumerate(details):
                 x = z[f"in{i}"]
-                shape = [int(v) for v in d["shape"]]
-                if list(x.shape) != shape or x.dtype != np.dtype(d["dtype"]):
-                    raise ValueError(
-                        f"in{i} is {x.dtype}{list(x.shape)}, the model takes "
-                        f"{np.dtype(d['dtype'])}{shape}"
-                    )
-                if x.dtype.kind == "f" and not np.isfinite(x).all():
-                    raise ValueError(f"in{i} holds values that are not finite")
+                why = input_problem(x, [int(v) for v in d["shape"]], d["dtype"])
+                if why:
+                    raise ValueError(f"in{i} {why}")
                 out.append((d["index"], x))
             return out
     except (OSError, zipfile.BadZipFile, ValueError, KeyError, EOFError, TypeError) as exc:

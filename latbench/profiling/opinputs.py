@@ -46,14 +46,15 @@ def activation_bytes(model) -> int:
     return total
 
 
-def activations(data: bytes, wanted: set[int]) -> dict[int, Any]:
-    """The `wanted` tensors of subgraph 0 after one run of the model on the inputs it is timed
+def activations(data: bytes, model, wanted: set[int]) -> dict[int, Any]:
+    """The `wanted` tensors of subgraph 0 after one run of the model (`data`, and `model` its
+    parsed flatbuffer, build/tflite_ops.load_model) on the inputs it is timed
     on (devices/litert.random_inputs), by the built-in kernels with all tensors kept (XNNPACK
     would keep its own); {} when the model does not run here or is over ACTIVATIONS_CAP, and a
     tensor that cannot be read is left out."""
     from latbench.devices.litert import interpreter_class, op_resolver_type, random_inputs
 
-    if not wanted or activation_bytes(load_model(data)) > ACTIVATIONS_CAP:
+    if not wanted or activation_bytes(model) > ACTIVATIONS_CAP:
         return {}
     Interpreter, _, _ = interpreter_class()
     try:
@@ -82,7 +83,7 @@ def _network_inputs(model, index: int, got: dict[int, Any]) -> dict[str, Any] | 
     """Operator `index`'s inputs from the captured tensors, as its model takes them (in0,
     in1, ...), or None when one is missing or would be refused when read (devices/litert.
     saved_inputs: another shape than its tensor's, values that are not finite)."""
-    import numpy as np
+    from latbench.devices.litert import input_problem
 
     sg = model.subgraphs[0]
     arrays = {}
@@ -90,9 +91,7 @@ def _network_inputs(model, index: int, got: dict[int, Any]) -> dict[str, Any] | 
         x = got.get(i)
         t = sg.tensors[i]  # op_inputs checked the index
         shape = [int(d) for d in (t.shape if t.shape is not None else [])]
-        if x is None or list(x.shape) != shape:
-            return None
-        if x.dtype.kind == "f" and not np.isfinite(x).all():
+        if x is None or input_problem(x, shape):
             return None
         arrays[f"in{n}"] = x
     return arrays
@@ -126,7 +125,8 @@ def extract_to_cache(specs: list[OpSpec]) -> list[tuple[str, str | None, str | N
         try:
             data = Path(source).read_bytes()
             model = load_model(data)
-            got = activations(data, {i for _, s in todo for i in op_inputs(model, s.index)})
+            wanted = {i for _, s in todo for i in op_inputs(model, s.index)}
+            got = activations(data, model, wanted)
         except Exception as exc:  # noqa: BLE001 - this model's operators fail, others go on
             for k, s in todo:
                 done[k] = (s.key, None, f"extract: {type(exc).__name__}: {str(exc)[:200]}")

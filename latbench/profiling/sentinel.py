@@ -108,6 +108,20 @@ def reference_ms(
     return float(median(got)) if got else None
 
 
+def parse_speed(text: str) -> float | None:
+    """A row's sentinel speed as a file holds it ("": not known); a ValueError naming the
+    field when it is not a positive number."""
+    if not text:
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and 0 < v < 1e6):
+        raise ValueError(f"speed {text!r} is not a positive number")
+    return v
+
+
 def corrected_ms(median_ms: float, speed: float | None) -> tuple[float | None, str]:
     """A whole network or model timed while the sentinel read `speed` (over its LUT-time
     reference): (the time to use, "kept" | "corrected" | "disturbed"). Slower than the LUT's
