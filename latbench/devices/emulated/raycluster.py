@@ -41,6 +41,20 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+WORKER_PORTS = 41  # each node's worker port range: --min-worker-port .. +40
+
+
+def _worker_base(taken: list[int]) -> int:
+    """The first of WORKER_PORTS ports for a node's workers, none of them one of `taken`
+    (the cluster's other ports): a range after a random free port can hold one of them (seen:
+    Ray refused to start, its dashboard agent's port inside the worker range)."""
+    for _ in range(100):
+        (base,) = _free_ports(1)
+        if base + WORKER_PORTS <= 65536 and not any(base <= t < base + WORKER_PORTS for t in taken):
+            return base
+    raise RuntimeError(f"no {WORKER_PORTS} ports free of the cluster's other ports")
+
+
 def _ray() -> str:
     exe = Path(sys.executable).with_name("ray")
     return str(exe) if exe.exists() else shutil.which("ray") or "ray"
@@ -58,6 +72,7 @@ class LocalRayFarm:
         self.address = ""
         self.env = {**os.environ, **ENV}
         self._ports: list[int] = []
+        self._ranges: list[int] = []  # each node's first worker port (WORKER_PORTS of them)
 
     def __enter__(self) -> "LocalRayFarm":
         try:
@@ -84,8 +99,12 @@ class LocalRayFarm:
         self._ports.append(head_port)
         self.address = f"127.0.0.1:{head_port}"
         for i, ph in enumerate(self.phones):
-            p = _free_ports(9)
+            p = [q for q in _free_ports(30) if not self._in_worker_range(q)][:9]
+            if len(p) < 9:
+                raise RuntimeError("too few free ports outside the worker port ranges")
+            p[6] = _worker_base(self._ports + p)  # the range clear of every single port
             self._ports += p
+            self._ranges.append(p[6])
             common = [
                 "--num-cpus=1",
                 f"--resources={json.dumps({f'phone:{ph.address}': 1})}",
@@ -97,7 +116,7 @@ class LocalRayFarm:
                 f"--metrics-export-port={p[4]}",
                 f"--runtime-env-agent-port={p[5]}",
                 f"--min-worker-port={p[6]}",
-                f"--max-worker-port={p[6] + 40}",
+                f"--max-worker-port={p[6] + WORKER_PORTS - 1}",
                 "--disable-usage-stats",
             ]
             if i == 0:
@@ -114,6 +133,9 @@ class LocalRayFarm:
             r = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=180)
             if r.returncode != 0:
                 raise RuntimeError(f"ray start failed ({r.returncode}): {r.stderr[-2000:]}")
+
+    def _in_worker_range(self, port: int) -> bool:
+        return any(b <= port < b + WORKER_PORTS for b in self._ranges)
 
     def _pids(self) -> list[int]:
         """This cluster's processes: named by its directory or ports, and their descendants."""
